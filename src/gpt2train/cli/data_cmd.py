@@ -1,0 +1,12 @@
+"""`gpt2train data` (not written yet)."""
+
+from gpt2train.errors import UserError
+
+
+def register(sub) -> None:
+    p = sub.add_parser("data", help="(not available yet)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    raise UserError("gpt2train data is not available yet")

@@ -1,0 +1,181 @@
+"""Model shapes (presets as llm.c names them) and the training configuration with its defaults.
+
+The defaults of ``TrainConfig`` are llm.c's (train_gpt2.cu) unless a comment says otherwise;
+they are documented here once and ``--help`` prints them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+
+from gpt2train.errors import UserError
+
+GPT2_VOCAB_SIZE = 50257
+EOT_TOKEN = 50256
+
+# llm.c's gpt2_build_from_random: depth -> (channels, heads)
+GPT2_DEPTHS = {
+    6: (384, 6),
+    12: (768, 12),
+    24: (1024, 16),
+    36: (1280, 20),
+    48: (1600, 25),
+    60: (1920, 30),
+    72: (2880, 30),
+    84: (3072, 32),
+}
+# llm.c's gpt3_set_hyperparameters: channels -> (depth, head size); GPT-3 uses T=2048
+GPT3_CHANNELS = {
+    384: (6, 64),
+    768: (12, 64),
+    1024: (24, 64),
+    1536: (24, 96),
+    2048: (24, 128),
+    2560: (32, 80),
+    4096: (32, 128),
+    5140: (40, 128),
+    12288: (96, 128),
+}
+
+
+def pad_vocab(vocab_size: int, multiple: int = 128) -> int:
+    """Vocabulary rounded up to a multiple of 128, as llm.c pads 50257 to 50304."""
+    return ((vocab_size + multiple - 1) // multiple) * multiple
+
+
+@dataclass
+class ModelConfig:
+    """Shape of a GPT-2 model. ``padded_vocab_size`` rows of wte exist; only ``vocab_size`` are predicted."""
+
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+    vocab_size: int = GPT2_VOCAB_SIZE
+    max_seq_len: int = 1024
+    padded_vocab_size: int = 0  # 0: derived from vocab_size
+
+    def __post_init__(self):
+        if self.padded_vocab_size == 0:
+            self.padded_vocab_size = pad_vocab(self.vocab_size)
+        if self.n_embd % self.n_head != 0:
+            raise UserError(f"--n-embd {self.n_embd} is not divisible by --n-head {self.n_head}")
+        if self.padded_vocab_size < self.vocab_size:
+            raise UserError(f"padded vocab {self.padded_vocab_size} is smaller than vocab {self.vocab_size}")
+
+    def num_parameters(self) -> int:
+        """All parameters, padded vocabulary rows included (llm.c's count)."""
+        C, L = self.n_embd, self.n_layer
+        per_layer = 2 * C + 3 * C * C + 3 * C + C * C + C + 2 * C + 4 * C * C + 4 * C + 4 * C * C + C
+        return self.padded_vocab_size * C + self.max_seq_len * C + L * per_layer + 2 * C
+
+    def flops_per_token(self, seq_len: int) -> int:
+        """llm.c's MFU numerator: 6N + 6*L*C*T flops per token (forward and backward)."""
+        return 6 * self.num_parameters() + 6 * self.n_layer * self.n_embd * seq_len
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+_DEPTH_RE = re.compile(r"^(?:gpt2:)?d(\d+)$")
+_GPT3_RE = re.compile(r"^gpt3:c(\d+)$")
+
+
+def preset(descriptor: str) -> ModelConfig | None:
+    """``dN`` / ``gpt2:dN`` / ``gpt3:cN`` -> ModelConfig; None if ``descriptor`` is not a preset name."""
+    m = _DEPTH_RE.match(descriptor)
+    if m:
+        depth = int(m.group(1))
+        if depth not in GPT2_DEPTHS:
+            raise UserError(
+                f"-e {descriptor}: unknown GPT-2 depth {depth}; use one of "
+                + ", ".join(f"d{d}" for d in GPT2_DEPTHS)
+            )
+        channels, heads = GPT2_DEPTHS[depth]
+        return ModelConfig(n_layer=depth, n_head=heads, n_embd=channels, max_seq_len=1024)
+    m = _GPT3_RE.match(descriptor)
+    if m:
+        channels = int(m.group(1))
+        if channels not in GPT3_CHANNELS:
+            raise UserError(
+                f"-e {descriptor}: unknown GPT-3 width {channels}; use one of "
+                + ", ".join(f"gpt3:c{c}" for c in GPT3_CHANNELS)
+            )
+        depth, head_size = GPT3_CHANNELS[channels]
+        return ModelConfig(n_layer=depth, n_head=channels // head_size, n_embd=channels, max_seq_len=2048)
+    return None
+
+
+def looks_like_preset(descriptor: str) -> bool:
+    return bool(_DEPTH_RE.match(descriptor) or _GPT3_RE.match(descriptor) or descriptor.startswith("gpt3:"))
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of ``gpt2train train``. Short flags are llm.c's; defaults are llm.c's unless noted."""
+
+    # data and files
+    train_data: str = "dev/data/tinyshakespeare/tiny_shakespeare_train.bin"  # -i
+    val_data: str = "dev/data/tinyshakespeare/tiny_shakespeare_val.bin"  # -j
+    model: str = "d12"  # -e; llm.c's default is gpt2_124M_bf16.bin, ours builds a fresh d12
+    output_dir: str | None = None  # -o; None: no main.log, no checkpoints
+    # model shape overrides (for tests and experiments)
+    n_layer: int | None = None
+    n_head: int | None = None
+    n_embd: int | None = None
+    vocab_size: int | None = None
+    max_seq_len: int | None = None
+    # batch layout
+    batch_size: int = 4  # -b, per process micro-batch B
+    seq_len: int = 1024  # -t
+    total_batch_size: int = -1  # -d, tokens per step; -1: B*T*world (no accumulation)
+    # workload
+    max_steps: int = -1  # -x; -1: one epoch of the train split
+    # optimisation
+    lr_schedule: str = "cosine"  # -k: cosine | linear | constant | wsd
+    lr: float = 3e-4  # -l
+    warmup_steps: int = 0  # -u
+    final_lr_frac: float = 1.0  # -q
+    weight_decay: float = 0.0  # -c
+    beta1: float = 0.9
+    beta2: float = 0.95
+    eps: float = 1e-8
+    grad_clip: float = 1.0
+    wsd_decay_frac: float = 0.2  # fraction of steps spent decaying in the wsd schedule
+    skip_loss_z: float = 0.0  # -sl
+    skip_grad_z: float = 0.0  # -sg
+    seed: int = 42
+    shuffle: bool = True  # the train loader permutes shards and samples per epoch
+    # evaluation and sampling
+    val_every: int = 20  # -v
+    val_max_steps: int = 20  # -m; -1: the whole val split
+    sample_every: int = 20  # -s
+    gen_tokens: int = 64  # -g
+    hellaswag: int = 0  # -h
+    hellaswag_file: str | None = None
+    # checkpoints
+    checkpoint_every: int = 0  # -n
+    checkpoints_keep: int = 0  # -nk
+    major_checkpoint_every: int = 0  # -nm
+    resume: int = 0  # -y
+    model_file_dtype: str = "fp32"  # dtype of model_%08d.bin: fp32 (version 3) or bf16 (version 5)
+    # debugging and numerics
+    overfit_single_batch: int = 0  # -a
+    tf32: int = 1  # -f
+    master_weights: int = 1  # -w
+    gelu_fusion: int = -1  # -ge; -1: on where the fast path is on
+    zero_stage: int = 0  # -z
+    recompute: int = 1  # -r: 0 none, 1 GELU, 2 GELU and LayerNorm
+    log_gpu_every: int = -1  # -lg
+    # our own switches
+    device: str = "auto"  # auto | cpu | cuda
+    dtype: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp32
+    compile: int = -1  # torch.compile; -1: on for CUDA
+    fused_classifier: int = -1  # chunked output layer + cross-entropy; -1: on for CUDA
+    plain: bool = False  # switch every fast path off
+    progress: bool = True  # status line with ETA on a terminal
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)

@@ -1,0 +1,1 @@
+"""Tokenizer, shard loaders, dataset preparation and HellaSwag."""

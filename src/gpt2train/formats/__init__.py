@@ -1,0 +1,1 @@
+"""File formats: llm.c token shards and model files, HuggingFace conversion."""

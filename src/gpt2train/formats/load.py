@@ -1,0 +1,43 @@
+"""Load a model from whatever a user points at: an llm.c .bin, a run directory, a HuggingFace dir."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import torch
+
+from gpt2train.config import ModelConfig
+from gpt2train.errors import UserError
+
+_MODEL_RE = re.compile(r"^model_(\d{8})\.bin$")
+
+
+def newest_model_in_dir(run_dir: str) -> str | None:
+    """The model_%08d.bin of the newest complete checkpoint (one with a DONE marker) in a run dir."""
+    best = None
+    for name in os.listdir(run_dir):
+        m = _MODEL_RE.match(name)
+        if m and os.path.exists(os.path.join(run_dir, f"DONE_{m.group(1)}")):
+            step = int(m.group(1))
+            if best is None or step > best[0]:
+                best = (step, os.path.join(run_dir, name))
+    return best[1] if best else None
+
+
+def load_pretrained(source: str) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
+    """(config, fp32 state dict) from an llm.c model .bin, a run dir, or a HuggingFace GPT-2 dir."""
+    if os.path.isdir(source):
+        if os.path.exists(os.path.join(source, "config.json")):
+            from gpt2train.formats.hf import read_hf_dir
+
+            return read_hf_dir(source)
+        newest = newest_model_in_dir(source)
+        if newest is None:
+            raise UserError(f"{source} holds neither a HuggingFace config.json nor a complete model_*.bin checkpoint")
+        source = newest
+    if not os.path.exists(source):
+        raise UserError(f"model {source!r} not found: give a preset (d12, gpt3:c768), an llm.c .bin, or a directory")
+    from gpt2train.formats.llmc_model import read_llmc_model
+
+    return read_llmc_model(source)

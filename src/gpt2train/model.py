@@ -1,0 +1,157 @@
+"""GPT-2 as llm.c trains it, in plain PyTorch, readable top to bottom.
+
+Pre-LayerNorm transformer with learned position embeddings, GELU (tanh), biases everywhere,
+the token embedding tied to the output layer, and the vocabulary padded (50257 -> 50304) so that
+matrix shapes are friendly; padded rows are never predicted (the loss and the logits see only
+``vocab_size`` columns). Initialisation is llm.c's: N(0, 0.02), residual projections scaled by
+1/sqrt(2L), biases zero, LayerNorm weights one.
+
+Fast paths (a fused output layer + cross-entropy, activation recomputation) are switched on by
+the trainer through ``GPT.configure_fast_paths``; with them off, this file is the whole model.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+from gpt2train.config import ModelConfig
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.n_head = cfg.n_head
+        self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd)  # llm.c's qkvw / qkvb
+        self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd)  # attprojw / attprojb
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.c_fc = nn.Linear(cfg.n_embd, 4 * cfg.n_embd)  # fcw / fcb
+        self.c_proj = nn.Linear(4 * cfg.n_embd, cfg.n_embd)  # fcprojw / fcprojb
+        self.recompute_gelu = False
+
+    def _gelu_proj(self, h: torch.Tensor) -> torch.Tensor:
+        return self.c_proj(F.gelu(h, approximate="tanh"))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.c_fc(x)
+        if self.recompute_gelu and torch.is_grad_enabled():
+            # keep only the pre-GELU activation; GELU is recomputed in backward (llm.c's -r 1)
+            return checkpoint(self._gelu_proj, h, use_reentrant=False)
+        return self._gelu_proj(h)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(cfg.n_embd)
+        self.attn = CausalSelfAttention(cfg)
+        self.ln_2 = nn.LayerNorm(cfg.n_embd)
+        self.mlp = MLP(cfg)
+        self.recompute_ln = False
+
+    def _ln_attn(self, x):
+        return self.attn(self.ln_1(x))
+
+    def _ln_mlp(self, x):
+        return self.mlp(self.ln_2(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.recompute_ln and torch.is_grad_enabled():
+            # llm.c's -r 2: LayerNorm outputs are recomputed in backward, not stored
+            x = x + checkpoint(self._ln_attn, x, use_reentrant=False)
+            return x + checkpoint(self._ln_mlp, x, use_reentrant=False)
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+def plain_classifier_loss(
+    x: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, vocab_size: int
+) -> torch.Tensor:
+    """Reference output layer + mean cross-entropy over the unpadded vocabulary, in fp32."""
+    logits = F.linear(x, weight)[..., :vocab_size]
+    return F.cross_entropy(logits.float().reshape(-1, vocab_size), targets.reshape(-1), ignore_index=-1)
+
+
+class GPT(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.config = cfg
+        self.transformer = nn.ModuleDict(
+            dict(
+                wte=nn.Embedding(cfg.padded_vocab_size, cfg.n_embd),
+                wpe=nn.Embedding(cfg.max_seq_len, cfg.n_embd),
+                h=nn.ModuleList([Block(cfg) for _ in range(cfg.n_layer)]),
+                ln_f=nn.LayerNorm(cfg.n_embd),
+            )
+        )
+        self.classifier_loss: Callable = plain_classifier_loss
+
+    # -- construction -------------------------------------------------------------------------
+    @torch.no_grad()
+    def init_weights(self, seed: int = 42) -> GPT:
+        """llm.c's initialisation, drawn from a generator seeded with ``seed``."""
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+        residual_std = 0.02 / math.sqrt(2 * self.config.n_layer)
+        for name, p in self.named_parameters():
+            if name.endswith(".bias"):
+                p.zero_()
+            elif "ln_" in name:
+                p.fill_(1.0)
+            else:
+                std = residual_std if name.endswith("c_proj.weight") else 0.02
+                p.copy_(torch.randn(p.shape, generator=gen) * std)
+        return self
+
+    def configure_fast_paths(self, recompute: int = 0, classifier_loss: Callable | None = None) -> None:
+        """Switch activation recomputation (0/1/2 as llm.c's -r) and the classifier implementation."""
+        for block in self.transformer.h:
+            block.mlp.recompute_gelu = recompute >= 1
+            block.recompute_ln = recompute >= 2
+        self.classifier_loss = classifier_loss or plain_classifier_loss
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    # -- forward ------------------------------------------------------------------------------
+    def hidden_states(self, idx: torch.Tensor, pos_offset: int = 0) -> torch.Tensor:
+        """Final LayerNorm output (B, T, C) for token ids (B, T)."""
+        T = idx.shape[1]
+        if pos_offset + T > self.config.max_seq_len:
+            raise ValueError(f"sequence of {pos_offset + T} tokens exceeds max_seq_len {self.config.max_seq_len}")
+        pos = torch.arange(pos_offset, pos_offset + T, device=idx.device)
+        x = self.transformer.wte(idx) + self.transformer.wpe(pos)
+        for block in self.transformer.h:
+            x = block(x)
+        return self.transformer.ln_f(x)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits over the real (unpadded) vocabulary; the output layer is tied to wte."""
+        return F.linear(x, self.transformer.wte.weight)[..., : self.config.vocab_size]
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+        """Without targets: logits (B, T, V). With targets: the mean cross-entropy loss (a scalar)."""
+        x = self.hidden_states(idx)
+        if targets is None:
+            return self.logits(x)
+        return self.classifier_loss(x, self.transformer.wte.weight, targets, self.config.vocab_size)
+
+
+def build_model(cfg: ModelConfig, seed: int = 42) -> GPT:
+    """A freshly initialised GPT-2 of shape ``cfg`` (fp32, on the CPU)."""
+    return GPT(cfg).init_weights(seed)
