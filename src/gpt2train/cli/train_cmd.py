@@ -1,0 +1,155 @@
+"""`gpt2train train`: llm.c's flags (same letters, same defaults) beside readable long options."""
+
+from __future__ import annotations
+
+import argparse
+
+from gpt2train.config import TrainConfig
+
+# (llm.c flag, long option, TrainConfig field, type, help)
+_FLAGS = [
+    ("-i", "--train-data", "train_data", str, "train shards, a glob pattern"),
+    ("-j", "--val-data", "val_data", str, "val shards, a glob pattern"),
+    (
+        "-e",
+        "--model",
+        "model",
+        str,
+        "preset (d12, gpt2:d48, gpt3:c768), llm.c .bin, run dir or HuggingFace dir",
+    ),
+    ("-o", "--output-dir", "output_dir", str, "run dir for main.log and checkpoints (none: no logging)"),
+    (
+        "-lg",
+        "--log-gpu-every",
+        "log_gpu_every",
+        int,
+        "GPU utilisation/memory/power line every N steps (-1 off)",
+    ),
+    ("-n", "--checkpoint-every", "checkpoint_every", int, "write a checkpoint every N steps (0: only never)"),
+    ("-nk", "--checkpoints-keep", "checkpoints_keep", int, "keep the newest N checkpoints (0: keep all)"),
+    (
+        "-nm",
+        "--major-checkpoint-every",
+        "major_checkpoint_every",
+        int,
+        "checkpoints at multiples of N are never deleted",
+    ),
+    ("-y", "--resume", "resume", int, "1: resume from the newest complete checkpoint in -o (fresh if none)"),
+    ("-b", "--batch-size", "batch_size", int, "micro-batch size B per process"),
+    ("-t", "--seq-len", "seq_len", int, "sequence length T"),
+    (
+        "-d",
+        "--total-batch-size",
+        "total_batch_size",
+        int,
+        "tokens per step (-1: B*T*processes, no accumulation)",
+    ),
+    ("-x", "--max-steps", "max_steps", int, "optimisation steps (-1: one epoch of the train data)"),
+    ("-k", "--lr-schedule", "lr_schedule", str, "cosine | linear | constant | wsd"),
+    ("-l", "--lr", "lr", float, "peak learning rate"),
+    ("-u", "--warmup-steps", "warmup_steps", int, "linear warmup steps"),
+    ("-q", "--final-lr-frac", "final_lr_frac", float, "final learning rate as a fraction of -l"),
+    ("-c", "--weight-decay", "weight_decay", float, "AdamW weight decay (2-D weights only)"),
+    (
+        "-sl",
+        "--skip-loss-z",
+        "skip_loss_z",
+        float,
+        "skip the update when the loss z-score exceeds this (0: off)",
+    ),
+    (
+        "-sg",
+        "--skip-grad-z",
+        "skip_grad_z",
+        float,
+        "skip the update when the grad-norm z-score exceeds this (0: off)",
+    ),
+    ("-v", "--val-every", "val_every", int, "val loss every N steps (and at 0 and the end)"),
+    ("-m", "--val-max-steps", "val_max_steps", int, "val batches of B*T tokens (-1: the whole split)"),
+    ("-s", "--sample-every", "sample_every", int, "print a sample every N steps (0: never)"),
+    ("-g", "--gen-tokens", "gen_tokens", int, "tokens per sample"),
+    ("-h", "--hellaswag", "hellaswag", int, "1: HellaSwag accuracy with every val loss"),
+    (
+        "-a",
+        "--overfit-single-batch",
+        "overfit_single_batch",
+        int,
+        "1: train on the first val batch only (debugging)",
+    ),
+    ("-f", "--tf32", "tf32", int, "1: TF32 matmuls for fp32 work on CUDA"),
+    (
+        "-w",
+        "--master-weights",
+        "master_weights",
+        int,
+        "1: fp32 master weights; 0: bf16 weights, stochastic rounding",
+    ),
+    ("-ge", "--gelu-fusion", "gelu_fusion", int, "GELU fusion: 0 none, 1/2 fused (-1: with the fast path)"),
+    ("-z", "--zero-stage", "zero_stage", int, "0: replicated optimizer; 1: ZeRO-1, optimizer state sharded"),
+    ("-r", "--recompute", "recompute", int, "activation recomputation: 0 none, 1 GELU, 2 GELU and LayerNorm"),
+]
+_EXTRA = [
+    ("--n-layer", "n_layer", int, "override the preset's layers"),
+    ("--n-head", "n_head", int, "override the preset's heads"),
+    ("--n-embd", "n_embd", int, "override the preset's channels"),
+    ("--vocab-size", "vocab_size", int, "override the vocabulary size (padded to a multiple of 128)"),
+    ("--max-seq-len", "max_seq_len", int, "override the maximum sequence length"),
+    ("--seed", "seed", int, "seed of the initialisation and the data order"),
+    ("--beta1", "beta1", float, "AdamW beta1"),
+    ("--beta2", "beta2", float, "AdamW beta2"),
+    ("--eps", "eps", float, "AdamW epsilon"),
+    ("--grad-clip", "grad_clip", float, "clip the global gradient norm to this"),
+    ("--wsd-decay-frac", "wsd_decay_frac", float, "wsd schedule: fraction of steps spent decaying"),
+    (
+        "--hellaswag-file",
+        "hellaswag_file",
+        str,
+        "HellaSwag jsonl (default: where `prepare hellaswag` puts it)",
+    ),
+    ("--model-file-dtype", "model_file_dtype", str, "model_%%08d.bin precision: fp32 or bf16"),
+    ("--device", "device", str, "auto | cpu | cuda"),
+    ("--dtype", "dtype", str, "auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp32"),
+    ("--compile", "compile", int, "torch.compile: 1 on, 0 off (-1: on with the fast path)"),
+    (
+        "--fused-classifier",
+        "fused_classifier",
+        int,
+        "chunked output layer + loss: 1/0 (-1: with the fast path)",
+    ),
+]
+
+
+def register(sub) -> None:
+    d = TrainConfig()
+    p = sub.add_parser(
+        "train",
+        help="train a GPT-2 (llm.c's flags)",
+        add_help=False,  # -h is HellaSwag, as in llm.c
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Train a GPT-2 from scratch or from a checkpoint. Flags and defaults follow llm.c's "
+        "train_gpt2cu; every flag also has a long option.",
+    )
+    p.add_argument("--help", action="help", help="show this help and exit")
+    for short, long, field, typ, text in _FLAGS:
+        p.add_argument(short, long, dest=field, type=typ, default=getattr(d, field), help=text)
+    for long, field, typ, text in _EXTRA:
+        p.add_argument(long, dest=field, type=typ, default=getattr(d, field), help=text)
+    p.add_argument("--no-shuffle", dest="shuffle", action="store_false", help="read train data in order")
+    p.add_argument("--plain", action="store_true", help="switch every fast path off (plain PyTorch)")
+    # llm.c's multi-node flags: accepted so pasted commands work; torchrun's environment is what counts
+    for flag in ("-pn", "-pr", "-pg", "-pi", "-ps", "-pf", "-pm", "-pp"):
+        p.add_argument(flag, dest="llmc_" + flag[1:], default=None, help=argparse.SUPPRESS)
+    p.set_defaults(func=run)
+
+
+def config_from_args(args) -> TrainConfig:
+    fields = TrainConfig.__dataclass_fields__
+    return TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
+
+
+def run(args) -> int:
+    from gpt2train.train.launch import apply_llmc_process_flags
+    from gpt2train.train.trainer import train
+
+    apply_llmc_process_flags(args)
+    return train(config_from_args(args))

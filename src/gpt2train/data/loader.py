@@ -1,0 +1,206 @@
+"""Batches of token sequences from llm.c shards, for training and for validation.
+
+Training order is a function of the seed and the total batch size only, never of the world size:
+every step's global batch is a fixed list of sequences, and each rank takes its own slice of it.
+So 1 GPU and 8 GPUs see the same tokens at the same step, and a run can resume on another GPU
+count. Shards are memory-mapped and opened lazily; with ``shuffle`` the shard order and the order
+of sequences inside each shard are permuted per epoch by generators seeded from (seed, epoch[, shard]).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from gpt2train.errors import UserError
+from gpt2train.formats.shards import ShardInfo, expand_pattern, open_shard, read_shard_header
+
+
+class ShardSet:
+    """A sorted list of shards, headers checked up front, token arrays memory-mapped on first use."""
+
+    def __init__(self, pattern: str, flag: str):
+        self.pattern = pattern
+        self.infos: list[ShardInfo] = [read_shard_header(p) for p in expand_pattern(pattern, flag)]
+        self._maps: dict[int, np.memmap] = {}
+
+    def __len__(self) -> int:
+        return len(self.infos)
+
+    @property
+    def num_tokens(self) -> int:
+        return sum(i.num_tokens for i in self.infos)
+
+    def tokens(self, shard: int) -> np.memmap:
+        if shard not in self._maps:
+            try:
+                self._maps[shard] = open_shard(self.infos[shard].path, self.infos[shard])
+            except (OSError, ValueError) as e:
+                raise UserError(f"token shard {self.infos[shard].path} became unreadable: {e}") from None
+        return self._maps[shard]
+
+
+@dataclass
+class LoaderPosition:
+    """Where the next global step starts: epoch, index into the epoch's shard order, sequence index."""
+
+    epoch: int = 0
+    shard_pos: int = 0
+    seq_pos: int = 0
+
+
+class TrainLoader:
+    """Serves each step's micro-batches for one rank: ``next_step()`` -> list of (inputs, targets)."""
+
+    def __init__(
+        self,
+        pattern: str,
+        batch_size: int,
+        seq_len: int,
+        total_batch_size: int,
+        rank: int = 0,
+        world_size: int = 1,
+        seed: int = 42,
+        shuffle: bool = True,
+        flag: str = "-i",
+        on_epoch_end: Callable[[int], None] | None = None,
+    ):
+        B, T = batch_size, seq_len
+        if total_batch_size % (B * T * world_size) != 0:
+            raise UserError(
+                f"-d {total_batch_size} is not divisible by B*T*world = {B}*{T}*{world_size} = {B * T * world_size}; "
+                "choose -d as a multiple of it"
+            )
+        self.shards = ShardSet(pattern, flag)
+        self.B, self.T, self.rank, self.world = B, T, rank, world_size
+        self.seqs_per_step = total_batch_size // T
+        self.grad_accum = total_batch_size // (B * T * world_size)
+        self.seed, self.shuffle = seed, shuffle
+        self.on_epoch_end = on_epoch_end
+        self.seqs_in_shard = [(i.num_tokens - 1) // T for i in self.shards.infos]
+        total_seqs = sum(self.seqs_in_shard)
+        if total_seqs < self.seqs_per_step:
+            raise UserError(
+                f"{flag} {pattern!r} holds {self.shards.num_tokens} tokens, fewer than one step needs "
+                f"({total_batch_size + 1}); use more data or a smaller -d / -b / -t"
+            )
+        self.pos = LoaderPosition()
+        self._perm_cache: tuple[tuple[int, int], np.ndarray] | None = None
+
+    @property
+    def num_tokens(self) -> int:
+        return self.shards.num_tokens
+
+    # -- order ----------------------------------------------------------------------------------
+    def _shard_order(self, epoch: int) -> np.ndarray:
+        n = len(self.shards)
+        if not self.shuffle:
+            return np.arange(n)
+        return np.random.default_rng([self.seed, epoch]).permutation(n)
+
+    def _seq_order(self, epoch: int, shard: int) -> np.ndarray:
+        key = (epoch, shard)
+        if self._perm_cache is None or self._perm_cache[0] != key:
+            n = self.seqs_in_shard[shard]
+            order = np.random.default_rng([self.seed, epoch, shard]).permutation(n) if self.shuffle else np.arange(n)
+            self._perm_cache = (key, order)
+        return self._perm_cache[1]
+
+    def _take_global(self, count: int) -> list[tuple[int, int]]:
+        """The next ``count`` sequences of the global stream as (shard, start token), advancing the position."""
+        out = []
+        order = self._shard_order(self.pos.epoch)
+        while len(out) < count:
+            shard = int(order[self.pos.shard_pos])
+            n = self.seqs_in_shard[shard]
+            take = min(count - len(out), n - self.pos.seq_pos)
+            if take > 0:
+                seq_ids = self._seq_order(self.pos.epoch, shard)[self.pos.seq_pos : self.pos.seq_pos + take]
+                out.extend((shard, int(s) * self.T) for s in seq_ids)
+                self.pos.seq_pos += take
+            if self.pos.seq_pos >= n:
+                self.pos.shard_pos += 1
+                self.pos.seq_pos = 0
+                if self.pos.shard_pos >= len(order):
+                    if self.on_epoch_end:
+                        self.on_epoch_end(self.pos.epoch)
+                    self.pos = LoaderPosition(epoch=self.pos.epoch + 1)
+                    order = self._shard_order(self.pos.epoch)
+        return out
+
+    # -- batches --------------------------------------------------------------------------------
+    def next_step(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """This rank's ``grad_accum`` micro-batches of the next global step, each (B, T) int64 pair."""
+        seqs = self._take_global(self.seqs_per_step)
+        per_rank = self.seqs_per_step // self.world
+        mine = seqs[self.rank * per_rank : (self.rank + 1) * per_rank]
+        batches = []
+        for m in range(self.grad_accum):
+            buf = np.empty((self.B, self.T + 1), dtype=np.int64)
+            for row, (shard, start) in enumerate(mine[m * self.B : (m + 1) * self.B]):
+                buf[row] = self.shards.tokens(shard)[start : start + self.T + 1]
+            t = torch.from_numpy(buf)
+            batches.append((t[:, :-1], t[:, 1:]))
+        return batches
+
+    def state_dict(self) -> dict:
+        return {"position": asdict(self.pos), "seed": self.seed, "shuffle": self.shuffle,
+                "seqs_per_step": self.seqs_per_step, "seq_len": self.T,
+                "shards": [[i.path, i.num_tokens] for i in self.shards.infos]}  # fmt: skip
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore the exact position; the data must be the same shards, order settings and step size."""
+        mine = self.state_dict()
+        for key in ("seed", "shuffle", "seqs_per_step", "seq_len"):
+            if state[key] != mine[key]:
+                raise UserError(
+                    f"cannot resume: the checkpoint's data loader had {key}={state[key]} but this run has "
+                    f"{key}={mine[key]}; resume with the same -t/-d/seed or start fresh (-y 0)"
+                )
+        if [n for _, n in state["shards"]] != [n for _, n in mine["shards"]]:
+            raise UserError("cannot resume: the train shards (-i) differ from the checkpoint's (count or sizes)")
+        self.pos = LoaderPosition(**state["position"])
+
+
+class ValLoader:
+    """llm.c's validation batches: batch k is tokens [k*B*T, k*B*T + B*T + 1) of a shard, in order.
+
+    Batches never cross a shard boundary. With several ranks, rank r evaluates batches r, r+world, ...
+    and the caller sums and divides by the batch count, so the val loss does not depend on the world size.
+    """
+
+    def __init__(self, pattern: str, batch_size: int, seq_len: int, max_batches: int, flag: str = "-j",
+                 warn: Callable[[str], None] | None = None):  # fmt: skip
+        self.shards = ShardSet(pattern, flag)
+        self.B, self.T = batch_size, seq_len
+        starts = []
+        for s, info in enumerate(self.shards.infos):
+            n = (info.num_tokens - 1) // (batch_size * seq_len)
+            starts.extend((s, k * batch_size * seq_len) for k in range(n))
+        if not starts:
+            raise UserError(
+                f"{flag} {pattern!r} holds fewer tokens than one val batch of B*T+1 = {batch_size * seq_len + 1}; "
+                "use a smaller -b/-t or more val data"
+            )
+        if max_batches < 0:
+            max_batches = len(starts)
+        elif max_batches > len(starts):
+            if warn:
+                warn(
+                    f"-m {max_batches} is more than the {len(starts)} val batches the split holds; using {len(starts)}"
+                )
+            max_batches = len(starts)
+        self.batch_starts = starts[:max_batches]
+
+    def __len__(self) -> int:
+        return len(self.batch_starts)
+
+    def batches(self, rank: int = 0, world_size: int = 1):
+        """Yield this rank's (inputs, targets) val batches."""
+        for shard, start in self.batch_starts[rank::world_size]:
+            chunk = np.asarray(self.shards.tokens(shard)[start : start + self.B * self.T + 1], dtype=np.int64)
+            t = torch.from_numpy(chunk)
+            yield t[:-1].view(self.B, self.T), t[1:].view(self.B, self.T)

@@ -1,0 +1,222 @@
+"""Checkpoints in the output dir, readable by llm.c where llm.c has a format.
+
+A checkpoint after N updates is:
+- ``model_%08d.bin``: the model in llm.c's format (rank 0);
+- ``state_%08d_%05d.safetensors``: one per rank: optimizer moments (this rank's shard under ZeRO-1),
+  parameters when the model file cannot hold them exactly, RNG states as tensors, and a JSON
+  ``meta`` entry (step, data loader position, outlier detectors, world size, config);
+- ``DONE_%08d``: written last, by rank 0, holding the sizes of the files above; resume takes the
+  newest step whose DONE exists and whose files match it.
+Every file is written to a temp name, fsynced and renamed, so a crash at any moment leaves the
+previous checkpoint usable. Loading executes no code from the files (safetensors, raw arrays, JSON).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from gpt2train.errors import UserError
+
+_DONE_RE = re.compile(r"^DONE_(\d{8})$")
+
+
+def model_path(out_dir: str, step: int) -> str:
+    return os.path.join(out_dir, f"model_{step:08d}.bin")
+
+
+def state_path(out_dir: str, step: int, rank: int) -> str:
+    return os.path.join(out_dir, f"state_{step:08d}_{rank:05d}.safetensors")
+
+
+def done_path(out_dir: str, step: int) -> str:
+    return os.path.join(out_dir, f"DONE_{step:08d}")
+
+
+def _fsync_dir(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomic_bytes(path: str, data: bytes) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def local_optimizer(optimizer):
+    """The optimizer whose state this rank holds (ZeroRedundancyOptimizer keeps its shard in ``.optim``)."""
+    return getattr(optimizer, "optim", optimizer)
+
+
+def _flatten_optimizer(optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    sd = local_optimizer(optimizer).state_dict()
+    tensors, state_meta = {}, {}
+    for idx, pstate in sd["state"].items():
+        for key, value in pstate.items():
+            if torch.is_tensor(value):
+                tensors[f"optim/{idx}/{key}"] = value.detach().to("cpu").contiguous()
+            else:
+                state_meta.setdefault(str(idx), {})[key] = value
+    groups = [{k: v for k, v in g.items()} for g in sd["param_groups"]]
+    return tensors, {"param_groups": groups, "scalars": state_meta}
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
+    state: dict[int, dict] = {}
+    for name, t in tensors.items():
+        if name.startswith("optim/"):
+            _, idx, key = name.split("/", 2)
+            state.setdefault(int(idx), {})[key] = t
+    for idx, scalars in meta["scalars"].items():
+        state.setdefault(int(idx), {}).update(scalars)
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def save_state(path: str, optimizer, meta: dict, params: dict[str, torch.Tensor] | None = None) -> None:
+    """One rank's resumable state as a safetensors file (atomic)."""
+    tensors, opt_meta = _flatten_optimizer(optimizer)
+    tensors["rng/cpu"] = torch.get_rng_state()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        tensors["rng/cuda"] = torch.cuda.get_rng_state()
+    for name, p in (params or {}).items():
+        tensors[f"param/{name}"] = p.detach().to("cpu").contiguous()
+    full_meta = {**meta, "optimizer": opt_meta}
+    tmp = path + ".tmp"
+    save_file(tensors, tmp, metadata={"meta": json.dumps(full_meta)})
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_state(path: str) -> tuple[dict, dict[str, torch.Tensor]]:
+    """(meta, tensors) of a state file; a damaged file is a UserError naming it."""
+    try:
+        tensors = load_file(path)
+        from safetensors import safe_open
+
+        with safe_open(path, framework="pt") as f:
+            meta = json.loads(f.metadata()["meta"])
+    except (SafetensorError, OSError, KeyError, ValueError) as e:
+        raise UserError(f"checkpoint state {path} is unreadable or corrupt ({e}); delete that step's DONE file "
+                        "to resume from the one before") from None  # fmt: skip
+    return meta, tensors
+
+
+def restore_optimizer(optimizer, meta: dict, tensors: dict[str, torch.Tensor]) -> None:
+    local_optimizer(optimizer).load_state_dict(_unflatten_optimizer(tensors, meta["optimizer"]))
+
+
+def restore_rng(tensors: dict[str, torch.Tensor]) -> None:
+    torch.set_rng_state(tensors["rng/cpu"])
+    if "rng/cuda" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors["rng/cuda"])
+
+
+def write_done(out_dir: str, step: int, world_size: int, zero_stage: int, state_ranks: int) -> None:
+    """Mark the checkpoint complete: the DONE file records every file's size, checked on resume."""
+    files = [model_path(out_dir, step)] + [state_path(out_dir, step, r) for r in range(state_ranks)]
+    record = {
+        "step": step,
+        "world_size": world_size,
+        "zero_stage": zero_stage,
+        "files": {os.path.basename(p): os.path.getsize(p) for p in files},
+    }
+    _write_atomic_bytes(done_path(out_dir, step), json.dumps(record).encode())
+    _fsync_dir(out_dir)
+
+
+def checkpoint_problem(out_dir: str, step: int) -> str | None:
+    """Why the checkpoint at ``step`` is unusable, or None if its DONE record matches the files."""
+    try:
+        with open(done_path(out_dir, step), encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        return f"cannot read {done_path(out_dir, step)}: {e}"
+    if not text.strip():  # an llm.c DONE file is empty: only the model file can be checked
+        return None if os.path.exists(model_path(out_dir, step)) else "model file missing"
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return f"{done_path(out_dir, step)} is corrupt"
+    for name, size in record.get("files", {}).items():
+        path = os.path.join(out_dir, name)
+        if not os.path.exists(path):
+            return f"{path} is missing"
+        if os.path.getsize(path) != size:
+            return f"{path} is {os.path.getsize(path)} bytes, the DONE record says {size}"
+    return None
+
+
+def complete_steps(out_dir: str) -> list[int]:
+    """Steps with a DONE marker, newest first."""
+    if not out_dir or not os.path.isdir(out_dir):
+        return []
+    steps = [int(m.group(1)) for n in os.listdir(out_dir) if (m := _DONE_RE.match(n))]
+    return sorted(steps, reverse=True)
+
+
+def latest_usable_step(out_dir: str, warn=print) -> int | None:
+    """The newest checkpoint whose files match its DONE record; damaged ones are reported and passed over."""
+    for step in complete_steps(out_dir):
+        problem = checkpoint_problem(out_dir, step)
+        if problem is None:
+            return step
+        warn(f"warning: checkpoint at step {step} is unusable ({problem}); trying an older one")
+    return None
+
+
+def delete_checkpoint(out_dir: str, step: int) -> None:
+    """DONE first, so a half-deleted checkpoint never looks complete."""
+    paths = [done_path(out_dir, step), model_path(out_dir, step)]
+    paths += [os.path.join(out_dir, n) for n in os.listdir(out_dir) if n.startswith(f"state_{step:08d}_")]
+    for p in paths:
+        try:
+            os.remove(p)
+        except FileNotFoundError:
+            pass
+
+
+def prune(out_dir: str, keep: int, major_every: int) -> list[int]:
+    """-nk/-nm retention: keep the newest ``keep`` checkpoints, and every major one; return what was deleted."""
+    if keep <= 0:
+        return []
+    deleted = []
+    minors = [s for s in complete_steps(out_dir) if not (major_every > 0 and s % major_every == 0)]
+    for step in minors[keep:]:
+        delete_checkpoint(out_dir, step)
+        deleted.append(step)
+    return deleted
+
+
+def state_file_for(out_dir: str, step: int, rank: int, world_size: int, zero_stage: int) -> str:
+    """The state file this rank resumes from. Replicated state (-z 0) lives in rank 0's file alone, so
+    any world size can resume it; sharded state (-z 1) needs the world size that wrote it."""
+    with open(done_path(out_dir, step), encoding="utf-8") as f:
+        text = f.read()
+    record = json.loads(text) if text.strip() else {}
+    saved_world = record.get("world_size", 1)
+    saved_sharded = record.get("zero_stage", 0) >= 1 and saved_world > 1
+    if saved_sharded or (zero_stage >= 1 and world_size > 1):
+        if saved_world != world_size or saved_sharded != (zero_stage >= 1 and world_size > 1):
+            raise UserError(
+                f"cannot resume step {step}: it was written by {saved_world} processes with -z "
+                f"{record.get('zero_stage', 0)}, and this run has {world_size} processes with -z {zero_stage}; "
+                f"resume with {saved_world} processes and the same -z"
+            )
+        return state_path(out_dir, step, rank)
+    return state_path(out_dir, step, 0)

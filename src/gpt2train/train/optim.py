@@ -1,0 +1,40 @@
+"""AdamW as llm.c uses it (weight decay on 2-D weights only), optionally sharded (ZeRO-1)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Two groups: 2-D tensors (wte, wpe and every matmul weight) decay; biases and LayerNorms do not."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def build_optimizer(model: nn.Module, lr: float, weight_decay: float, betas: tuple[float, float], eps: float,
+                    device_type: str, zero_stage: int = 0) -> torch.optim.Optimizer:  # fmt: skip
+    """AdamW (fused on CUDA); with ``zero_stage`` 1 under torch.distributed, its state is sharded over ranks."""
+    groups = param_groups(model, weight_decay)
+    kwargs = dict(lr=lr, betas=betas, eps=eps)
+    if device_type == "cuda":
+        kwargs["fused"] = True
+    else:
+        kwargs["foreach"] = False  # the single-tensor path: bit-reproducible on CPU
+    if zero_stage >= 1 and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+        from torch.distributed.optim import ZeroRedundancyOptimizer
+
+        opt = ZeroRedundancyOptimizer(groups[0]["params"], optimizer_class=torch.optim.AdamW,
+                                      weight_decay=weight_decay, **kwargs)  # fmt: skip
+        opt.add_param_group(groups[1])
+        return opt
+    return torch.optim.AdamW(groups, **kwargs)
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr

@@ -1,0 +1,492 @@
+"""The training loop, in the order llm.c's train_gpt2.cu runs it.
+
+for step in 0..max_steps:
+    val loss every -v steps (and at 0 and the end); HellaSwag with it when -h 1
+    a sample every -s steps (and at the end); a checkpoint every -n steps (and at the end)
+    if last step: stop
+    forward/backward over grad_accum micro-batches (the gradient all-reduce only on the last)
+    clip to grad_clip, skip the update on NaN/Inf or on a loss/grad z-score above -sl/-sg
+    AdamW step at the scheduled lr; log `s:N trl:...` to main.log
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import signal
+import sys
+import time
+
+import torch
+
+from gpt2train.config import ModelConfig, TrainConfig, looks_like_preset, preset
+from gpt2train.data.loader import TrainLoader, ValLoader
+from gpt2train.errors import UserError
+from gpt2train.hardware import peak_flops
+from gpt2train.model import GPT, build_model
+from gpt2train.train import checkpoint as ckpt
+from gpt2train.train import distributed
+from gpt2train.train.guards import OutlierDetector
+from gpt2train.train.optim import build_optimizer, set_lr
+from gpt2train.train.runlog import RunLog, format_duration
+from gpt2train.train.schedule import learning_rate
+
+# settings that change the numbers of a resumed run (so it would no longer equal an uninterrupted one)
+_EXACTNESS_KEYS = ("lr", "warmup_steps", "final_lr_frac", "weight_decay", "lr_schedule", "max_steps",
+                   "total_batch_size", "seq_len", "batch_size", "seed", "beta1", "beta2", "eps", "grad_clip",
+                   "master_weights", "dtype", "shuffle")  # fmt: skip
+
+
+class Console:
+    """Rank 0 prints; everyone else stays quiet."""
+
+    def __init__(self, active: bool):
+        self.active = active
+
+    def __call__(self, *args, **kwargs) -> None:
+        if self.active:
+            print(*args, **kwargs, flush=True)
+
+
+def resolve_model(cfg: TrainConfig, resume_step: int | None) -> tuple[ModelConfig, dict | None, str]:
+    """(shape, weights or None for a fresh init, a word on where they come from)."""
+    if resume_step is not None:
+        from gpt2train.formats.llmc_model import read_llmc_model
+
+        mcfg, sd = read_llmc_model(ckpt.model_path(cfg.output_dir, resume_step))
+        return mcfg, sd, f"checkpoint at step {resume_step}"
+    mcfg = preset(cfg.model)
+    if mcfg is None:
+        if looks_like_preset(cfg.model) or not os.path.exists(cfg.model):
+            raise UserError(
+                f"-e {cfg.model!r}: not a model preset (d6..d84, gpt2:dN, gpt3:cN) nor an existing model file or directory"
+            )
+        from gpt2train.formats.load import load_pretrained
+
+        mcfg, sd = load_pretrained(cfg.model)
+        return _apply_overrides(mcfg, cfg, pretrained=True), sd, f"pretrained {cfg.model}"
+    return _apply_overrides(mcfg, cfg, pretrained=False), None, "random"
+
+
+def _apply_overrides(mcfg: ModelConfig, cfg: TrainConfig, pretrained: bool) -> ModelConfig:
+    overrides = {k: getattr(cfg, k) for k in ("n_layer", "n_head", "n_embd", "vocab_size", "max_seq_len")}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if not overrides:
+        return mcfg
+    if pretrained:
+        raise UserError(
+            "--n-layer/--n-head/--n-embd/--vocab-size/--max-seq-len cannot change a pretrained model's shape"
+        )
+    fields = mcfg.to_dict()
+    fields.update(overrides)
+    if "vocab_size" in overrides:
+        fields["padded_vocab_size"] = 0
+    return ModelConfig(**fields)
+
+
+def _check_output_dir(path: str) -> None:
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, ".write_test")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        raise UserError(f"-o {path}: output directory is not writable ({e.strerror or e})") from None
+
+
+class _StopRequest:
+    """SIGTERM/SIGINT (preemption, Ctrl-C): finish the step, write a checkpoint, exit 0."""
+
+    def __init__(self):
+        self.signal_name: str | None = None
+        self.when = 0.0
+        self._previous = {}
+
+    def install(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread
+                pass
+
+    def _handle(self, signum, frame) -> None:
+        if self.signal_name is not None:  # a second signal: stop now
+            raise KeyboardInterrupt
+        self.signal_name = signal.Signals(signum).name
+        self.when = time.perf_counter()
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def train(cfg: TrainConfig) -> int:
+    """Run ``gpt2train train``; returns the process exit code."""
+    info = distributed.setup(cfg.device)
+    try:
+        return Trainer(cfg, info).run()
+    finally:
+        distributed.teardown()
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, info: distributed.DistInfo):
+        self.cfg, self.info = cfg, info
+        self.print = Console(info.is_main)
+        self.device = info.device
+        self.fast = self.device.type == "cuda" and not cfg.plain
+
+    # -- set-up -----------------------------------------------------------------------------------
+    def setup(self) -> None:
+        cfg, info = self.cfg, self.info
+        if cfg.batch_size <= 0 or cfg.seq_len <= 0:
+            raise UserError(f"-b {cfg.batch_size} -t {cfg.seq_len}: batch size and sequence length must be positive")
+        if cfg.zero_stage not in (0, 1):
+            raise UserError(f"-z {cfg.zero_stage}: supported ZeRO stages are 0 and 1")
+        if cfg.recompute not in (0, 1, 2):
+            raise UserError(f"-r {cfg.recompute}: use 0 (none), 1 (GELU) or 2 (GELU and LayerNorm)")
+        if cfg.output_dir:
+            _check_output_dir(cfg.output_dir)
+        elif cfg.resume or cfg.checkpoint_every:
+            raise UserError("-y/-n need an output directory: add -o DIR")
+
+        self.resume_step = None
+        if cfg.resume == 1 and cfg.output_dir:
+            self.resume_step = ckpt.latest_usable_step(cfg.output_dir, warn=self.print)
+
+        self.model_cfg, weights, self.init_source = resolve_model(cfg, self.resume_step)
+        if cfg.seq_len > self.model_cfg.max_seq_len:
+            raise UserError(f"-t {cfg.seq_len} exceeds the model's max sequence length {self.model_cfg.max_seq_len}")
+
+        self.B, self.T = cfg.batch_size, cfg.seq_len
+        tokens_per_fwdbwd = self.B * self.T * info.world_size
+        self.total_batch = cfg.total_batch_size if cfg.total_batch_size > 0 else tokens_per_fwdbwd
+        train_pattern = cfg.val_data if cfg.overfit_single_batch else cfg.train_data
+        self.train_loader = TrainLoader(
+            train_pattern, self.B, self.T, self.total_batch, info.rank, info.world_size, cfg.seed,
+            shuffle=cfg.shuffle and not cfg.overfit_single_batch,
+            flag="-j" if cfg.overfit_single_batch else "-i", on_epoch_end=self._epoch_end,
+        )  # fmt: skip
+        self.grad_accum = self.train_loader.grad_accum
+        self.val_loader = ValLoader(cfg.val_data, self.B, self.T, cfg.val_max_steps, warn=self.print)
+        self.max_steps = cfg.max_steps if cfg.max_steps > 0 else self.train_loader.num_tokens // self.total_batch
+        if self.max_steps <= 0:
+            raise UserError(f"-i {cfg.train_data!r} holds less than one step of {self.total_batch} tokens")
+
+        # model, precision, fast paths
+        model = build_model(self.model_cfg, cfg.seed) if weights is None else self._from_weights(weights)
+        self.autocast_dtype = self._compute_dtype()
+        if self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = bool(cfg.tf32)
+            torch.backends.cudnn.allow_tf32 = bool(cfg.tf32)
+        self.raw_model: GPT = model.to(self.device)
+        self._configure_fast_paths()
+        self.model = self.raw_model
+        if self._use_compile():
+            self.model = torch.compile(self.raw_model)
+        if info.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            self.model = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.optimizer = build_optimizer(self.raw_model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2), cfg.eps,
+                                         self.device.type, cfg.zero_stage if info.enabled else 0)  # fmt: skip
+        self.loss_detector, self.grad_detector = OutlierDetector(), OutlierDetector()
+        self.step = 0
+        self.runlog = RunLog(cfg.output_dir, active=info.is_main)
+        if self.resume_step is not None:
+            self._restore(self.resume_step)
+            self.runlog.trim_after(self.resume_step)
+        else:
+            self.runlog.start_fresh()
+        self.hellaswag = self._load_hellaswag()
+        self.peak = peak_flops(torch.cuda.get_device_name(self.device)) if self.device.type == "cuda" else None
+
+    def _from_weights(self, sd: dict) -> GPT:
+        model = GPT(self.model_cfg)
+        try:
+            model.load_state_dict(sd)
+        except RuntimeError as e:
+            raise UserError(f"model weights do not fit the model shape: {str(e).splitlines()[0]}") from None
+        return model
+
+    def _compute_dtype(self) -> torch.dtype | None:
+        dtype = self.cfg.dtype
+        if dtype == "auto":
+            dtype = "bf16" if self.device.type == "cuda" else "fp32"
+        if dtype not in ("bf16", "fp32"):
+            raise UserError(f"--dtype {dtype!r}: use auto, bf16 or fp32")
+        return torch.bfloat16 if dtype == "bf16" else None
+
+    def _use_compile(self) -> bool:
+        return self.cfg.compile == 1 or (self.cfg.compile == -1 and self.fast)
+
+    def _configure_fast_paths(self) -> None:
+        classifier = None
+        use_fused = self.cfg.fused_classifier == 1 or (self.cfg.fused_classifier == -1 and self.fast)
+        if use_fused:
+            try:
+                from gpt2train.kernels import select_classifier_loss
+
+                classifier = select_classifier_loss(True)
+            except ImportError:
+                classifier = None
+        self.raw_model.configure_fast_paths(recompute=self.cfg.recompute, classifier_loss=classifier)
+
+    def _load_hellaswag(self):
+        if not self.cfg.hellaswag:
+            return None
+        from gpt2train.paths import default_hellaswag_path
+
+        path = self.cfg.hellaswag_file or str(default_hellaswag_path())
+        if not os.path.exists(path):
+            self.print(f"HellaSwag eval not found at {path}, skipping its evaluation")
+            self.print("Run `gpt2train prepare hellaswag` (or pass --hellaswag-file FILE) to use it with -h 1.")
+            return None
+        from gpt2train.data.hellaswag import load_examples
+
+        return load_examples(path)
+
+    def _epoch_end(self, epoch: int) -> None:
+        self.print(f"train data: epoch {epoch} finished, starting epoch {epoch + 1}")
+        self.runlog.event(getattr(self, "step", 0), "epoch_end", epoch=epoch)
+
+    # -- resume -----------------------------------------------------------------------------------
+    def _restore(self, step: int) -> None:
+        cfg, info = self.cfg, self.info
+        path = ckpt.state_file_for(cfg.output_dir, step, info.rank, info.world_size, cfg.zero_stage)
+        meta, tensors = ckpt.load_state(path)
+        params = {k[len("param/") :]: v for k, v in tensors.items() if k.startswith("param/")}
+        if params:
+            with torch.no_grad():
+                for name, p in self.raw_model.named_parameters():
+                    p.copy_(params[name].to(p.dtype))
+        ckpt.restore_optimizer(self.optimizer, meta, tensors)
+        ckpt.restore_rng(tensors)
+        self.train_loader.load_state_dict(meta["loader"])
+        self.loss_detector.load_state_dict(meta["detectors"]["loss"])
+        self.grad_detector.load_state_dict(meta["detectors"]["grad"])
+        self.step = meta["step"]
+        changed = [k for k in _EXACTNESS_KEYS if meta["config"].get(k) != getattr(cfg, k)]
+        if meta.get("world_size") != info.world_size:
+            changed.append(f"world size {meta.get('world_size')} -> {info.world_size}")
+        if changed:
+            self.print(f"warning: resuming with changed settings ({', '.join(changed)}): "
+                       "losses will not equal an uninterrupted run's")  # fmt: skip
+        self.print(f"resumed from checkpoint at step {step} ({path})")
+
+    def _write_checkpoint(self, step: int) -> None:
+        from gpt2train.formats.llmc_model import write_llmc_model
+
+        cfg, info = self.cfg, self.info
+        out = cfg.output_dir
+        t0 = time.perf_counter()
+        sharded = cfg.zero_stage >= 1 and info.enabled
+        if info.is_main:
+            write_llmc_model(ckpt.model_path(out, step), self.raw_model.state_dict(), self.model_cfg,
+                             cfg.model_file_dtype)  # fmt: skip
+        if info.is_main or sharded:
+            exact_in_model_file = cfg.model_file_dtype == "fp32" and all(
+                p.dtype == torch.float32 for p in self.raw_model.parameters()
+            )
+            params = None if exact_in_model_file or not info.is_main else dict(self.raw_model.named_parameters())
+            meta = {
+                "step": step,
+                "loader": self.train_loader.state_dict(),
+                "detectors": {
+                    "loss": self.loss_detector.state_dict(),
+                    "grad": self.grad_detector.state_dict(),
+                },
+                "world_size": info.world_size,
+                "zero_stage": cfg.zero_stage if info.enabled else 0,
+                "config": cfg.to_dict(),
+                "model_config": self.model_cfg.to_dict(),
+            }
+            ckpt.save_state(ckpt.state_path(out, step, info.rank), self.optimizer, meta, params)
+        distributed.barrier()
+        if info.is_main:
+            ckpt.write_done(out, step, info.world_size, cfg.zero_stage if info.enabled else 0,
+                            info.world_size if sharded else 1)  # fmt: skip
+            deleted = ckpt.prune(out, cfg.checkpoints_keep, cfg.major_checkpoint_every)
+            self.runlog.event(step, "checkpoint", seconds=round(time.perf_counter() - t0, 3), deleted=deleted)
+        self.print(f"wrote checkpoint at step {step} in {time.perf_counter() - t0:.2f} s")
+
+    # -- evaluation -------------------------------------------------------------------------------
+    def _autocast(self):
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
+
+    @torch.no_grad()
+    def val_loss(self) -> float:
+        total = torch.zeros((), device=self.device, dtype=torch.float64)
+        for x, y in self.val_loader.batches(self.info.rank, self.info.world_size):
+            x, y = x.to(self.device), y.to(self.device)
+            with self._autocast():
+                total += self.model(x, y).double()
+        distributed.all_reduce_sum(total)
+        return float(total) / len(self.val_loader)
+
+    def run_hellaswag(self, step: int) -> None:
+        from gpt2train.evaluate import hellaswag_eval
+
+        t0 = time.perf_counter()
+        res = hellaswag_eval(self.raw_model, self.hellaswag, self.device, autocast_dtype=self.autocast_dtype)
+        self.print(f"HellaSwag: {res['correct_norm']}/{res['examples']} = {res['acc_norm']:.6f} "
+                   f"({time.perf_counter() - t0:.1f} s)")  # fmt: skip
+        self.runlog.eval(step, res["acc_norm"], {"hellaswag_acc": res["acc"]})
+
+    def sample(self) -> None:
+        from gpt2train.data.tokenizer import EOT_TOKEN, decode
+        from gpt2train.sample import generate
+
+        gen = torch.Generator().manual_seed(1337)
+        tokens = generate(self.raw_model, [EOT_TOKEN], self.cfg.gen_tokens - 1, generator=gen)
+        self.print("generating:\n---")
+        self.print(decode(tokens))
+        self.print("---")
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def train_step(self, step: int) -> dict:
+        cfg = self.cfg
+        batches = self.train_loader.next_step()
+        loss_sum = torch.zeros((), device=self.device)
+        for micro, (x, y) in enumerate(batches):
+            x = x.to(self.device, non_blocking=True)
+            y = y.to(self.device, non_blocking=True)
+            last = micro == len(batches) - 1
+            sync = contextlib.nullcontext() if last or not self.info.enabled else self.model.no_sync()
+            with sync:
+                with self._autocast():
+                    loss = self.model(x, y)
+                loss_sum += loss.detach()
+                (loss / self.grad_accum).backward()
+        loss_sum /= self.grad_accum
+        distributed.all_reduce_sum(loss_sum)
+        loss = float(loss_sum) / self.info.world_size
+        norm = float(torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), cfg.grad_clip))
+        lr = learning_rate(step, cfg.lr, cfg.warmup_steps, self.max_steps, cfg.final_lr_frac, cfg.lr_schedule,
+                           cfg.wsd_decay_frac)  # fmt: skip
+        zloss = self.loss_detector.update(loss, cfg.skip_loss_z)
+        zgrad = self.grad_detector.update(norm, cfg.skip_grad_z)
+        skip = None
+        if not (math.isfinite(loss) and math.isfinite(norm)):
+            skip = f"non-finite loss {loss} or grad norm {norm}"
+        elif cfg.skip_loss_z and math.isfinite(zloss) and zloss > cfg.skip_loss_z:
+            skip = f"loss z-score {zloss:.2f} > {cfg.skip_loss_z}"
+        elif cfg.skip_grad_z and math.isfinite(zgrad) and zgrad > cfg.skip_grad_z:
+            skip = f"grad z-score {zgrad:.2f} > {cfg.skip_grad_z}"
+        if skip is None:
+            set_lr(self.optimizer, lr)
+            self.optimizer.step()
+        else:
+            self.print(f"skipping update of step {step}: {skip}")
+            self.runlog.event(step, "skip", reason=skip, loss=loss, norm=norm, zloss=zloss, zgrad=zgrad)
+        self.optimizer.zero_grad(set_to_none=True)
+        return {
+            "loss": loss,
+            "norm": norm,
+            "lr": lr,
+            "zloss": zloss,
+            "zgrad": zgrad,
+            "skipped": skip is not None,
+        }
+
+    def run(self) -> int:
+        self.setup()
+        self._print_header()
+        cfg = self.cfg
+        stop = _StopRequest()
+        stop.install()
+        tokens_per_step = self.total_batch
+        flops_per_step = self.model_cfg.flops_per_token(self.T) * tokens_per_step
+        resuming = self.resume_step is not None
+        ema_step_s, t_start, first_step = None, time.perf_counter(), self.step
+        try:
+            for step in range(self.step, self.max_steps + 1):
+                self.step = step
+                last = step == self.max_steps
+                val_due = (step % cfg.val_every == 0 or last) if cfg.val_every > 0 else last
+                if val_due and not resuming:
+                    vl = self.val_loss()
+                    self.print(f"val loss {vl:.6f}")
+                    self.runlog.val(step, vl)
+                    if self.hellaswag is not None:
+                        self.run_hellaswag(step)
+                if self.info.is_main and cfg.sample_every > 0 and ((step > 0 and step % cfg.sample_every == 0) or last):
+                    self.sample()
+                if (cfg.checkpoint_every > 0 and cfg.output_dir and not resuming
+                        and ((step > 0 and step % cfg.checkpoint_every == 0) or last)):  # fmt: skip
+                    self._write_checkpoint(step)
+                resuming = False
+                if last:
+                    break
+                if stop.signal_name:
+                    return self._stop_for_signal(stop, step)
+                t0 = time.perf_counter()
+                out = self.train_step(step)
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize(self.device)
+                dt = time.perf_counter() - t0
+                if step > first_step:  # the first step (compilation, allocation) is a warm-up
+                    ema_step_s = dt if ema_step_s is None else 0.95 * ema_step_s + 0.05 * dt
+                eta = (ema_step_s or dt) * (self.max_steps - step - 1)
+                tok_s = tokens_per_step / dt
+                mfu = flops_per_step / dt / self.peak * 100 if self.peak else None
+                mfu_txt = f"{mfu:.1f}% bf16 MFU" if mfu is not None else "MFU n/a"
+                self.print(
+                    f"step {step + 1:4d}/{self.max_steps} | loss {out['loss']:7.6f} ({out['zloss']:+.2f}z)| "
+                    f"norm {out['norm']:6.4f} ({out['zgrad']:+.2f}z)| lr {out['lr']:.2e} | {dt * 1000:.2f} ms | "
+                    f"{mfu_txt} | {tok_s:.0f} tok/s | ETA {format_duration(eta)}"
+                )
+                self.runlog.train(step, out["loss"], out["lr"], out["norm"],
+                                  {"max_steps": self.max_steps, "ms": dt * 1000, "tok_s": tok_s, "mfu": mfu,
+                                   "elapsed": time.perf_counter() - t_start, "eta": eta})  # fmt: skip
+                if stop.signal_name and step + 1 < self.max_steps:
+                    return self._stop_for_signal(stop, step + 1)
+            self.print(f"done: {self.max_steps} steps in {format_duration(time.perf_counter() - t_start)}")
+            return 0
+        finally:
+            stop.restore()
+
+    def _stop_for_signal(self, stop: _StopRequest, step: int) -> int:
+        if self.cfg.output_dir:
+            self._write_checkpoint(step)
+            where = f"checkpoint at step {step} in {self.cfg.output_dir}; resume with -y 1"
+        else:
+            where = "no -o given, so no checkpoint was written"
+        self.print(f"stopped on {stop.signal_name} after {time.perf_counter() - stop.when:.2f} s: {where}")
+        return 0
+
+    def _print_header(self) -> None:
+        cfg, m = self.cfg, self.model_cfg
+        rows = [
+            ("train data pattern", cfg.train_data), ("val data pattern", cfg.val_data),
+            ("output log dir", cfg.output_dir or "NULL"), ("micro batch size B", self.B),
+            ("sequence length T", self.T), ("total batch size", self.total_batch),
+            ("grad accumulation", self.grad_accum), ("LR scheduler", cfg.lr_schedule),
+            ("learning rate (LR)", f"{cfg.lr:e}"), ("warmup iterations", cfg.warmup_steps),
+            ("final LR fraction", f"{cfg.final_lr_frac:e}"), ("weight decay", f"{cfg.weight_decay:e}"),
+            ("max_steps", self.max_steps), ("val_loss_every", cfg.val_every),
+            ("val batches", len(self.val_loader)), ("weight init method", self.init_source),
+            ("num_layers L", m.n_layer), ("num_heads NH", m.n_head), ("channels C", m.n_embd),
+            ("max_sequence_length T", m.max_seq_len), ("vocab_size V", m.vocab_size),
+            ("padded_vocab_size Vp", m.padded_vocab_size), ("num_parameters", f"{m.num_parameters():,}"),
+            ("device", torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"),
+            ("precision", "bf16" if self.autocast_dtype else "fp32"), ("num_processes", self.info.world_size),
+            ("zero_stage", cfg.zero_stage), ("recompute", cfg.recompute),
+            ("fast path", "on" if self.fast else "off (plain PyTorch)"),
+        ]  # fmt: skip
+        bar = "+-----------------------+----------------------------------------------------+"
+        self.print(bar)
+        for k, v in rows:
+            self.print(f"| {k:<21} | {str(v):<50} |")
+        self.print(bar)
+        self.print(f"num_parameters: {m.num_parameters()}")
+        if self.info.is_main and cfg.output_dir:
+            with open(os.path.join(cfg.output_dir, "config.json"), "w") as f:
+                json.dump({"train": cfg.to_dict(), "model": m.to_dict(), "world_size": self.info.world_size,
+                           "grad_accum": self.grad_accum, "max_steps": self.max_steps,
+                           "total_batch_size": self.total_batch, "argv": sys.argv}, f, indent=2)  # fmt: skip
