@@ -173,6 +173,7 @@ def test_plan_text_cli(cli_main, capsys):
         (["plan", "-e", "d12"], "--tokens"),
         (["plan", "-e", "d12", "--tokens", "1B", "--mfu", "2"], "--mfu"),
         (["plan", "-e", "d12", "--tokens", "1B", "--gpus", "0"], "--gpus"),
+        (["plan", "-e", "d12", "--tokens", "1B", "-t", "2048"], "-t 2048"),
     ],
 )
 def test_plan_cli_errors(cli_main, capsys, argv, needle):

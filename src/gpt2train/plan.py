@@ -254,6 +254,8 @@ def make_plan(
         raise UserError(f"--price {price}: must not be negative")
     if tokens <= 0:
         raise UserError(f"--tokens {tokens}: must be positive")
+    if not 0 < seq_len <= cfg.max_seq_len:
+        raise UserError(f"-t {seq_len}: must be in 1..{cfg.max_seq_len} (the model's max sequence length)")
     fpt = cfg.flops_per_token(seq_len)
     flops = fpt * tokens
     flop_s = gpus * card.peak_tflops * 1e12 * mfu
