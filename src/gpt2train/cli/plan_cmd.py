@@ -1,12 +1,75 @@
-"""`gpt2train plan` (not written yet)."""
+"""`gpt2train plan`: time, cost and per-GPU memory of a training run, before renting the GPUs."""
 
-from gpt2train.errors import UserError
+from __future__ import annotations
+
+import json
+
+from gpt2train import plan
 
 
 def register(sub) -> None:
-    p = sub.add_parser("plan", help="(not available yet)")
+    p = sub.add_parser(
+        "plan",
+        help="predict time, cost and GPU memory of a run",
+        description=(
+            "Predict parameters, FLOPs (6N + 6LCT per token, llm.c's count), hours, dollars and "
+            "per-GPU memory of a training run. Example (the seed run, GPT-2 1558M): "
+            "gpt2train plan -e d48 --tokens 33.6B --gpus 8 --gpu h100 -z 1 -r 0"
+        ),
+    )
+    p.add_argument("-e", "--model", required=True, help="preset: d12, d24, d36, d48, ..., gpt3:c768")
+    p.add_argument(
+        "--tokens", default=None, help="training tokens: 33.6B, 10e9, 33554432000, 10M (or use -x and -d)"
+    )
+    p.add_argument(
+        "-x", "--steps", type=int, default=None, help="optimizer steps (with -d) instead of --tokens"
+    )
+    p.add_argument("-d", "--total-batch-size", type=int, default=None, help="tokens per step (with -x)")
+    p.add_argument("--gpus", type=int, default=1, help="number of GPUs (default 1)")
+    p.add_argument("--gpu", default="h100", choices=sorted(plan.GPUS), help="card (default h100)")
+    p.add_argument(
+        "--mfu",
+        type=float,
+        default=plan.DEFAULT_MFU,
+        help=(
+            f"model FLOPs utilization (default {plan.DEFAULT_MFU}: llm.c measured 47%% on the seed run; "
+            "48.2%% reproduces its announced 24.0 h exactly)"
+        ),
+    )
+    p.add_argument(
+        "--price",
+        type=float,
+        default=plan.DEFAULT_PRICE,
+        help=f"dollars per GPU-hour (default {plan.DEFAULT_PRICE}: the seed's $672 / (8 GPUs x 24 h))",
+    )
+    p.add_argument("-b", "--batch-size", type=int, default=16, help="micro-batch per GPU (default 16)")
+    p.add_argument("-t", "--seq-len", type=int, default=plan.DEFAULT_SEQ_LEN, help="sequence length (1024)")
+    p.add_argument("-z", "--zero-stage", type=int, default=0, choices=[0, 1, 2, 3], help="ZeRO stage (0)")
+    p.add_argument(
+        "-r", "--recompute", type=int, default=1, choices=[0, 1, 2], help="0 none, 1 GELU, 2 +LayerNorm (1)"
+    )
+    p.add_argument("-w", "--master-weights", type=int, default=1, choices=[0, 1], help="fp32 master (1)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    raise UserError("gpt2train plan is not available yet")
+    tokens = plan.resolve_tokens(args.tokens, args.steps, args.total_batch_size)
+    result = plan.make_plan(
+        args.model,
+        tokens,
+        args.gpus,
+        args.gpu,
+        mfu=args.mfu,
+        price=args.price,
+        batch_size=args.batch_size,
+        seq_len=args.seq_len,
+        zero_stage=args.zero_stage,
+        recompute=args.recompute,
+        master_weights=args.master_weights,
+    )
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(plan.format_plan(result))
+    return 0

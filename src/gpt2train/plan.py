@@ -1,0 +1,325 @@
+"""Back-of-the-envelope planning: parameters, FLOPs, hours, dollars and GPU memory of a training run.
+
+The compute side uses llm.c's own accounting so that our plans and llm.c's MFU figures agree:
+flops per token = 6N + 6*L*C*T (``ModelConfig.flops_per_token``) and the peak is llm.c's dense bf16
+figure for the card (llmc/mfu.h: Hopper's 756 TFLOP/s at 456 tensor cores and 1620 MHz, scaled to
+the H100 SXM's 528 cores and 1830 MHz = 988.8 TFLOP/s; A100 312).
+
+The default MFU, 47%, is what llm.c measured on the seed run (GPT-2 1558M, d48, 32,000 steps of
+1,048,576 tokens on 8 H100s, 2.75 s/step = 47.3% MFU). It predicts 24.6 h and $689 at $3.5/GPU-h
+for the seed; the seed's announced "24 h, $672" is rounded down (exactly 24.0 h would take 48.2% MFU).
+
+The memory side (``estimate_memory``) counts the bytes a pre-LayerNorm GPT-2 keeps alive on one GPU:
+weights, gradients, AdamW moments, fp32 master weights, saved activations, the logits buffer and a
+fixed overhead for the CUDA context and library workspaces. It is a starting point for
+``train -b auto``, which should still probe; against llm.c's measured d48 figures it is within a few
+percent (see tests/test_plan.py).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from gpt2train.config import ModelConfig, preset
+from gpt2train.errors import UserError
+
+MIB = 1024**2
+GIB = 1024**3
+
+DEFAULT_MFU = 0.47  # llm.c's measured MFU on the seed run (8xH100, d48, B=16, ZeRO-1)
+DEFAULT_PRICE = 3.5  # $/GPU-hour: the seed's $672 / (8 GPUs * 24 h)
+DEFAULT_SEQ_LEN = 1024
+
+
+@dataclass(frozen=True)
+class GPU:
+    """One accelerator: llm.c's dense bf16 peak and the memory that nvidia-smi reports as total."""
+
+    name: str
+    peak_tflops: float
+    memory_mib: int
+
+
+# Peaks from llmc/mfu.h (bf16 with fp32 accumulate, dense). Memory: nvidia-smi's total for the card.
+GPUS = {
+    "h100": GPU("NVIDIA H100 80GB HBM3 (SXM)", 756.0 * (528 / 456) * (1830 / 1620), 81559),
+    "h100-pcie": GPU("NVIDIA H100 PCIe", 756.0, 81559),
+    # H200 is the same GH100 chip and clocks as the H100 SXM, with 141 GB of HBM3e
+    "h200": GPU("NVIDIA H200", 756.0 * (528 / 456) * (1830 / 1620), 143771),
+    "a100": GPU("NVIDIA A100-SXM4-80GB", 312.0, 81920),
+    "a100-40": GPU("NVIDIA A100 40GB", 312.0, 40960),
+}
+
+_SUFFIX = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9, "T": 10**12}
+_COUNT_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([KMBGT]?)\s*$", re.IGNORECASE)
+
+
+def parse_count(text: str, flag: str = "--tokens") -> int:
+    """``33.6B`` / ``10e9`` / ``33554432000`` / ``10M`` / ``500K`` / ``1.2T`` -> an integer count."""
+    m = _COUNT_RE.match(str(text))
+    if not m:
+        raise UserError(f"{flag} {text!r}: expected a number like 33.6B, 10e9, 33554432000 or 10M")
+    value = float(m.group(1)) * _SUFFIX[m.group(2).upper()]
+    if value <= 0 or not math.isfinite(value):
+        raise UserError(f"{flag} {text!r}: must be positive")
+    return int(round(value))
+
+
+def resolve_model(descriptor: str) -> ModelConfig:
+    """``d48`` / ``gpt2:d12`` / ``gpt3:c768`` -> ModelConfig, or a UserError naming -e."""
+    cfg = preset(descriptor)
+    if cfg is None:
+        raise UserError(f"-e {descriptor}: plan takes a preset name (d12, d24, d36, d48, ..., gpt3:c768)")
+    return cfg
+
+
+def get_gpu(name: str) -> GPU:
+    """Card by short name (h100, h200, a100, ...), or a UserError naming --gpu."""
+    key = name.lower()
+    if key not in GPUS:
+        raise UserError(f"--gpu {name}: unknown card; use one of {', '.join(GPUS)}")
+    return GPUS[key]
+
+
+# ---------------------------------------------------------------------------------------------
+# memory
+
+
+def activation_bytes_per_token(cfg: ModelConfig, recompute: int = 1, act_bytes: int = 2) -> dict:
+    """Bytes of saved activations per token, by part, for a pre-LN GPT-2 with flash attention.
+
+    Per block the backward pass needs (C = channels, in the compute dtype):
+      block input x (for LN1)              C
+      LN1 output (input of the qkv matmul) C   -- recomputed with -r 2
+      q, k, v (flash attention inputs)     3C
+      attention output (attproj input)     C
+      residual after attention (for LN2)   C
+      LN2 output (input of the fc matmul)  C   -- recomputed with -r 2
+      fc output (GELU input)               4C
+      GELU output (fcproj input)           4C  -- recomputed with -r 1 and -r 2
+    = 16C, plus fp32 LayerNorm mean/rstd (4 floats) and the attention log-sum-exp (1 float per head).
+    Recomputing keeps one layer's worth of the dropped tensors as a shared buffer.
+    """
+    if recompute not in (0, 1, 2):
+        raise UserError(f"-r {recompute}: recompute must be 0, 1 or 2")
+    C, L, H = cfg.n_embd, cfg.n_layer, cfg.n_head
+    kept = 16 * C
+    dropped = 0
+    if recompute >= 1:
+        dropped += 4 * C  # GELU output
+    if recompute >= 2:
+        dropped += 2 * C  # LN1 and LN2 outputs
+    per_layer = (kept - dropped) * act_bytes + 4 * 4 + H * 4
+    layers = L * per_layer + dropped * act_bytes  # one shared buffer for what is recomputed
+    # outside the blocks: embedding output, final LN in/out, its stats, and the backward scratch
+    # (the widest transient gradient, 4C for the fc output, plus a C-wide one)
+    outer = 3 * C * act_bytes + 2 * 4 + 5 * C * act_bytes
+    return {"layers": layers, "outer": outer}
+
+
+def estimate_memory(
+    cfg: ModelConfig,
+    batch_size: int,
+    seq_len: int = DEFAULT_SEQ_LEN,
+    *,
+    world_size: int = 1,
+    zero_stage: int = 0,
+    recompute: int = 1,
+    master_weights: int = 1,
+    dtype: str = "bf16",
+    overhead_mib: float | None = None,
+) -> dict:
+    """Estimated peak bytes on one GPU, by part; ``total`` is the sum of the other entries.
+
+    - ``params``: weights in the compute dtype (bf16: 2 bytes; fp32: 4), sharded only with ZeRO-3.
+    - ``grads``: gradients in the compute dtype, sharded with ZeRO-2 and up.
+    - ``optimizer``: AdamW's two fp32 moments, sharded over ``world_size`` with ZeRO-1 and up.
+    - ``master_weights``: the fp32 copy (``-w 1`` with bf16), sharded like the optimizer state.
+    - ``activations``: what the backward pass keeps, see ``activation_bytes_per_token``.
+    - ``logits``: the B*T*padded-vocab logits buffer in the compute dtype (its gradient reuses it).
+    - ``overhead``: CUDA context, cuBLAS/attention workspaces, allocator slack, NCCL buffers when
+      ``world_size > 1``. Default 2 GiB (+0.5 GiB with several GPUs).
+    """
+    if batch_size < 0 or seq_len <= 0:
+        raise UserError(f"-b {batch_size} -t {seq_len}: batch size and sequence length must be positive")
+    if zero_stage not in (0, 1, 2, 3):
+        raise UserError(f"-z {zero_stage}: zero stage must be 0, 1, 2 or 3")
+    if dtype not in ("bf16", "fp32"):
+        raise UserError(f"dtype {dtype!r}: must be bf16 or fp32")
+    if world_size < 1:
+        raise UserError(f"--gpus {world_size}: must be at least 1")
+    n = cfg.num_parameters()
+    wb = 2 if dtype == "bf16" else 4
+    shard = lambda stage: world_size if zero_stage >= stage else 1  # noqa: E731
+    tokens = batch_size * seq_len
+    act = activation_bytes_per_token(cfg, recompute, act_bytes=wb)
+    if overhead_mib is None:
+        overhead_mib = 2048 + (512 if world_size > 1 else 0)
+    parts = {
+        "params": n * wb / shard(3),
+        # fp32 training has no separate master copy: the weights are already fp32
+        "master_weights": (n * 4 / shard(1)) if (master_weights and dtype == "bf16") else 0.0,
+        "grads": n * wb / shard(2),
+        "optimizer": n * 8 / shard(1),
+        "activations": tokens * act["layers"] + tokens * act["outer"],
+        "logits": tokens * cfg.padded_vocab_size * wb,
+        "overhead": overhead_mib * MIB,
+    }
+    parts = {k: int(math.ceil(v)) for k, v in parts.items()}
+    parts["total"] = sum(parts.values())
+    return parts
+
+
+def max_batch_size(
+    cfg: ModelConfig,
+    memory_bytes: float,
+    seq_len: int = DEFAULT_SEQ_LEN,
+    *,
+    headroom: float = 0.01,
+    limit: int = 1 << 16,
+    **kwargs,
+) -> int:
+    """Largest micro-batch B whose ``estimate_memory`` total fits ``memory_bytes`` (0 if none fits).
+
+    ``headroom`` keeps that fraction of the card free for allocator fragmentation: with 1%, the
+    answer agrees with every d48 run of llm.c measured on an 80 GB H100 (BENCHMARK_TARGETS.md).
+    ``kwargs`` go to ``estimate_memory``. The estimate is affine in B, so we solve for B and then
+    check the neighbours exactly.
+    """
+    memory_bytes = memory_bytes * (1.0 - headroom)
+    fixed = estimate_memory(cfg, 0, seq_len, **kwargs)["total"]
+    per_b = estimate_memory(cfg, 1, seq_len, **kwargs)["total"] - fixed
+    if fixed + per_b > memory_bytes:
+        return 0
+    b = min(limit, int((memory_bytes - fixed) // per_b))
+    while b < limit and estimate_memory(cfg, b + 1, seq_len, **kwargs)["total"] <= memory_bytes:
+        b += 1
+    while b > 0 and estimate_memory(cfg, b, seq_len, **kwargs)["total"] > memory_bytes:
+        b -= 1
+    return b
+
+
+# ---------------------------------------------------------------------------------------------
+# the whole plan
+
+
+def resolve_tokens(tokens: str | int | None, steps: int | None = None, total_batch: int | None = None) -> int:
+    """Training tokens from ``--tokens``, or from ``-x`` steps times ``-d`` tokens per step.
+
+    This is the one place that decides the token budget: a future ``--recipe modern --tokens-ratio R``
+    (tokens = R * params) belongs here.
+    """
+    if tokens is not None:
+        if steps is not None:
+            raise UserError("--tokens and -x/--steps: give one of them")
+        return tokens if isinstance(tokens, int) else parse_count(tokens)
+    if steps is not None:
+        if total_batch is None or total_batch <= 0:
+            raise UserError("-x/--steps needs -d/--total-batch-size (tokens per step)")
+        if steps <= 0:
+            raise UserError(f"-x {steps}: must be positive")
+        return steps * total_batch
+    raise UserError("give --tokens N (e.g. 33.6B) or -x STEPS with -d TOKENS_PER_STEP")
+
+
+def make_plan(
+    model: str,
+    tokens: int,
+    gpus: int = 1,
+    gpu: str = "h100",
+    *,
+    mfu: float = DEFAULT_MFU,
+    price: float = DEFAULT_PRICE,
+    batch_size: int = 16,
+    seq_len: int = DEFAULT_SEQ_LEN,
+    zero_stage: int = 0,
+    recompute: int = 1,
+    master_weights: int = 1,
+) -> dict:
+    """Everything ``gpt2train plan`` prints, as one JSON-ready dict.
+
+    Keys: model, params, flops_per_token, tokens, flops, gpu, gpus, peak_tflops, mfu, tok_s, hours,
+    gpu_hours, price, cost_usd, batch_size, seq_len, zero_stage, recompute, master_weights,
+    memory (bytes by part), memory_gib, gpu_memory_gib, fits, max_batch.
+    """
+    cfg = resolve_model(model)
+    card = get_gpu(gpu)
+    if gpus < 1:
+        raise UserError(f"--gpus {gpus}: must be at least 1")
+    if not 0 < mfu <= 1:
+        raise UserError(f"--mfu {mfu}: must be in (0, 1], e.g. 0.47")
+    if price < 0:
+        raise UserError(f"--price {price}: must not be negative")
+    if tokens <= 0:
+        raise UserError(f"--tokens {tokens}: must be positive")
+    if not 0 < seq_len <= cfg.max_seq_len:
+        raise UserError(f"-t {seq_len}: must be in 1..{cfg.max_seq_len} (the model's max sequence length)")
+    fpt = cfg.flops_per_token(seq_len)
+    flops = fpt * tokens
+    flop_s = gpus * card.peak_tflops * 1e12 * mfu
+    seconds = flops / flop_s
+    hours = seconds / 3600
+    mem_kwargs = dict(
+        world_size=gpus, zero_stage=zero_stage, recompute=recompute, master_weights=master_weights
+    )
+    mem = estimate_memory(cfg, batch_size, seq_len, **mem_kwargs)
+    card_bytes = card.memory_mib * MIB
+    return {
+        "model": model,
+        "n_layer": cfg.n_layer,
+        "n_embd": cfg.n_embd,
+        "params": cfg.num_parameters(),
+        "flops_per_token": fpt,
+        "tokens": tokens,
+        "flops": flops,
+        "gpu": gpu.lower(),
+        "gpu_name": card.name,
+        "gpus": gpus,
+        "peak_tflops": round(card.peak_tflops, 1),
+        "mfu": mfu,
+        "tok_s": tokens / seconds,
+        "hours": hours,
+        "gpu_hours": hours * gpus,
+        "price": price,
+        "cost_usd": hours * gpus * price,
+        "batch_size": batch_size,
+        "seq_len": seq_len,
+        "zero_stage": zero_stage,
+        "recompute": recompute,
+        "master_weights": master_weights,
+        "memory": mem,
+        "memory_gib": mem["total"] / GIB,
+        "gpu_memory_gib": card_bytes / GIB,
+        "fits": mem["total"] <= card_bytes,
+        "max_batch": max_batch_size(cfg, card_bytes, seq_len, **mem_kwargs),
+    }
+
+
+def _si(x: float) -> str:
+    for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if x >= scale:
+            return f"{x / scale:.2f}{unit}"
+    return f"{x:.0f}"
+
+
+def format_plan(p: dict) -> str:
+    """The human-readable report of ``make_plan``'s result."""
+    mem = p["memory"]
+    lines = [
+        f"model        {p['model']} (L={p['n_layer']}, C={p['n_embd']}): {p['params']:,} parameters",
+        f"tokens       {p['tokens']:,} ({_si(p['tokens'])}), T={p['seq_len']}",
+        f"compute      {p['flops']:.3e} FLOPs ({p['flops_per_token']:,} per token = 6N + 6LCT)",
+        f"hardware     {p['gpus']} x {p['gpu']} ({p['gpu_name']}, {p['peak_tflops']} TFLOP/s bf16 peak)",
+        f"throughput   {p['tok_s']:,.0f} tok/s at {p['mfu'] * 100:.1f}% MFU",
+        f"time         {p['hours']:.1f} h ({p['gpu_hours']:,.0f} GPU-hours)",
+        f"cost         ${p['cost_usd']:,.0f} at ${p['price']:.2f}/GPU-hour",
+        f"memory/GPU   {p['memory_gib']:.1f} GiB of {p['gpu_memory_gib']:.1f} GiB at B={p['batch_size']}"
+        f" -z {p['zero_stage']} -r {p['recompute']} -w {p['master_weights']}"
+        + ("" if p["fits"] else "  (does NOT fit)"),
+    ]
+    for k in ("params", "master_weights", "grads", "optimizer", "activations", "logits", "overhead"):
+        lines.append(f"  {k:<14} {mem[k] / GIB:7.2f} GiB")
+    lines.append(f"max batch    B={p['max_batch']} fits (estimate; -b auto probes from here)")
+    return "\n".join(lines)

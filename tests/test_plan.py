@@ -1,0 +1,182 @@
+"""gpt2train plan: the seed run's time and cost, the memory model, max_batch, the CLI."""
+
+from __future__ import annotations
+
+import importlib
+import json
+
+import pytest
+
+import gpt2train.cli as cli
+from gpt2train.config import preset
+from gpt2train.errors import UserError
+from gpt2train.plan import (
+    GPUS,
+    MIB,
+    estimate_memory,
+    make_plan,
+    max_batch_size,
+    parse_count,
+    resolve_tokens,
+)
+
+SEED_TOKENS = 32_000 * 1_048_576
+
+
+@pytest.fixture
+def cli_main(monkeypatch):
+    """``gpt2train.cli.main`` with only the subcommands that exist in this checkout."""
+    present = []
+    for name in cli._COMMANDS:
+        try:
+            importlib.import_module(f"gpt2train.cli.{name}_cmd")
+            present.append(name)
+        except ModuleNotFoundError:
+            pass
+    monkeypatch.setattr(cli, "_COMMANDS", present)
+    return cli.main
+
+
+@pytest.mark.parametrize(
+    "text,value",
+    [
+        ("33.6B", 33_600_000_000),
+        ("10e9", 10**10),
+        ("33554432000", 33_554_432_000),
+        ("10M", 10**7),
+        ("500k", 500_000),
+        ("1.5T", 1_500_000_000_000),
+    ],
+)
+def test_parse_count(text, value):
+    assert parse_count(text) == value
+
+
+@pytest.mark.parametrize("text", ["", "abc", "3x", "-5", "0", "1e999"])
+def test_parse_count_rejects(text):
+    with pytest.raises(UserError, match="--tokens"):
+        parse_count(text)
+
+
+def test_seed_run_time_and_cost():
+    # GPT-2 1558M: 32,000 steps x 1,048,576 tokens on 8 H100s took 24 h and cost $672
+    p = make_plan("d48", SEED_TOKENS, 8, "h100")
+    assert p["params"] == 1_557_686_400
+    assert p["flops"] == preset("d48").flops_per_token(1024) * SEED_TOKENS
+    assert p["peak_tflops"] == pytest.approx(988.8, abs=0.05)
+    assert p["hours"] == pytest.approx(24.0, rel=0.05)
+    assert p["cost_usd"] == pytest.approx(672.0, rel=0.05)
+    # the 33.6B spelling is the same run to 0.2%
+    assert make_plan("d48", parse_count("33.6B"), 8, "h100")["hours"] == pytest.approx(p["hours"], rel=0.002)
+
+
+def test_hours_scale():
+    base = make_plan("d12", 10**10, 1, "h100")
+    assert make_plan("d12", 10**10, 2, "h100")["hours"] == pytest.approx(base["hours"] / 2)
+    assert make_plan("d12", 10**10, 1, "h200")["hours"] == pytest.approx(base["hours"])
+    assert make_plan("d12", 10**10, 1, "a100")["hours"] == pytest.approx(
+        base["hours"] * 988.8 / 312, rel=1e-3
+    )
+    assert make_plan("d12", 10**10, 1, "h100", mfu=0.235)["hours"] == pytest.approx(base["hours"] * 2)
+
+
+def test_resolve_tokens():
+    assert resolve_tokens(None, 32000, 1_048_576) == SEED_TOKENS
+    assert resolve_tokens("10M") == 10**7
+    with pytest.raises(UserError, match="-d"):
+        resolve_tokens(None, 100, None)
+    with pytest.raises(UserError):
+        resolve_tokens(None)
+
+
+@pytest.mark.parametrize("z", [0, 1, 2, 3])
+@pytest.mark.parametrize("r", [0, 1, 2])
+@pytest.mark.parametrize("w", [0, 1])
+def test_memory_parts_add_up(z, r, w):
+    m = estimate_memory(preset("d24"), 8, 1024, world_size=4, zero_stage=z, recompute=r, master_weights=w)
+    total = m.pop("total")
+    assert total == sum(m.values())
+    assert all(v >= 0 for v in m.values())
+
+
+def test_memory_switches_move_the_right_parts():
+    cfg = preset("d48")
+    base = estimate_memory(cfg, 16, 1024, world_size=8)
+    z1 = estimate_memory(cfg, 16, 1024, world_size=8, zero_stage=1)
+    assert z1["optimizer"] == pytest.approx(base["optimizer"] / 8, abs=1)
+    assert z1["master_weights"] == pytest.approx(base["master_weights"] / 8, abs=1)
+    assert z1["grads"] == base["grads"]
+    assert estimate_memory(cfg, 16, 1024, master_weights=0)["master_weights"] == 0
+    acts = [estimate_memory(cfg, 16, 1024, recompute=r)["activations"] for r in (0, 1, 2)]
+    assert acts[0] > acts[1] > acts[2]
+
+
+# llm.c d48 on one 80 GB H100 (BENCHMARK_TARGETS.md): (B, -r, -w, peak MiB or None = out of memory)
+LLMC_D48 = [
+    (16, 0, 1, 65651),
+    (22, 0, 1, None),
+    (24, 1, 1, 72157),
+    (32, 1, 1, None),
+    (32, 2, 1, 78463),
+    (16, 0, 0, 59707),
+    (24, 0, 0, 80313),
+    (32, 1, 0, None),
+    (40, 2, 0, None),
+]
+
+
+def test_memory_matches_llmc_measurements():
+    cfg = preset("d48")
+    for b, r, w, mib in LLMC_D48:
+        est = estimate_memory(cfg, b, 1024, recompute=r, master_weights=w)["total"] / MIB
+        if mib is not None:
+            assert est == pytest.approx(mib, rel=0.05), (b, r, w)
+        fits = b <= max_batch_size(cfg, GPUS["h100"].memory_mib * MIB, 1024, recompute=r, master_weights=w)
+        assert fits == (mib is not None), (b, r, w)
+    d12 = estimate_memory(preset("d12"), 64, 1024, recompute=0)["total"] / MIB
+    assert d12 == pytest.approx(29549, rel=0.05)
+
+
+def test_max_batch_monotone_in_memory():
+    cfg = preset("d24")
+    prev = -1
+    for gib in range(4, 160, 3):
+        b = max_batch_size(cfg, gib * 1024**3, 1024)
+        assert b >= prev
+        prev = b
+    assert max_batch_size(cfg, 1024**3, 1024) == 0
+    b = max_batch_size(cfg, 80 * 1024**3, 1024, headroom=0.0)
+    assert estimate_memory(cfg, b, 1024)["total"] <= 80 * 1024**3 < estimate_memory(cfg, b + 1, 1024)["total"]
+
+
+def test_plan_json_cli(cli_main, capsys):
+    rc = cli_main(["plan", "-e", "d48", "--tokens", "33554432000", "--gpus", "8", "--gpu", "h100", "--json"])
+    assert rc == 0
+    p = json.loads(capsys.readouterr().out)
+    for key in ("params", "flops", "hours", "cost_usd", "memory_gib", "max_batch", "memory"):
+        assert key in p
+    assert p["hours"] == pytest.approx(24.0, rel=0.05)
+    assert p["memory"]["total"] == sum(v for k, v in p["memory"].items() if k != "total")
+
+
+def test_plan_text_cli(cli_main, capsys):
+    assert cli_main(["plan", "-e", "d12", "--tokens", "10B", "-b", "64", "-r", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "124,475,904 parameters" in out and "max batch" in out
+
+
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["plan", "-e", "d48", "--tokens", "lots"], "--tokens"),
+        (["plan", "-e", "foo", "--tokens", "1B"], "-e foo"),
+        (["plan", "-e", "d12"], "--tokens"),
+        (["plan", "-e", "d12", "--tokens", "1B", "--mfu", "2"], "--mfu"),
+        (["plan", "-e", "d12", "--tokens", "1B", "--gpus", "0"], "--gpus"),
+        (["plan", "-e", "d12", "--tokens", "1B", "-t", "2048"], "-t 2048"),
+    ],
+)
+def test_plan_cli_errors(cli_main, capsys, argv, needle):
+    assert cli_main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and needle in err and err.count("\n") == 1
