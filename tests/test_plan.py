@@ -74,9 +74,7 @@ def test_hours_scale():
     base = make_plan("d12", 10**10, 1, "h100")
     assert make_plan("d12", 10**10, 2, "h100")["hours"] == pytest.approx(base["hours"] / 2)
     assert make_plan("d12", 10**10, 1, "h200")["hours"] == pytest.approx(base["hours"])
-    assert make_plan("d12", 10**10, 1, "a100")["hours"] == pytest.approx(
-        base["hours"] * 988.8 / 312, rel=1e-3
-    )
+    assert make_plan("d12", 10**10, 1, "a100")["hours"] == pytest.approx(base["hours"] * 988.8 / 312, rel=1e-3)
     assert make_plan("d12", 10**10, 1, "h100", mfu=0.235)["hours"] == pytest.approx(base["hours"] * 2)
 
 

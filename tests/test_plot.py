@@ -38,9 +38,7 @@ def llmc_log(path, steps=40, val_every=10, extras=False):
             lines.append(f"s:{s} tel:{4.0 - s / 50:.4f}")
             lines.append(f"s:{s} eval:{0.25 + s / 2000:.4f}")
         loss = 4.5 - s / 40 + 0.05 * math.sin(s)
-        lines.append(
-            f"s:{s} trl:{loss:.4f}" + (f" lr:{6e-4 * min(1, (s + 1) / 5):.6f} norm:1.23" if extras else "")
-        )
+        lines.append(f"s:{s} trl:{loss:.4f}" + (f" lr:{6e-4 * min(1, (s + 1) / 5):.6f} norm:1.23" if extras else ""))
     lines.append(f"s:{steps} tel:{4.0 - steps / 50:.4f}")
     path.write_text("\n".join(lines) + "\n")
     return path

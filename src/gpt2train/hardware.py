@@ -1,26 +1,48 @@
-"""Facts about accelerators: the dense bf16 peak that MFU is measured against (llm.c's figures)."""
+"""Facts about accelerators: the dense bf16 peak that MFU is measured against, and memory.
+
+Peaks are llm.c's (llmc/mfu.h, bf16 with fp32 accumulate, dense): Hopper's 756 TFLOP/s at 456
+tensor cores and 1620 MHz, scaled to the H100 SXM's 528 cores and 1830 MHz = 988.8 TFLOP/s; A100 312.
+"""
 
 from __future__ import annotations
 
-# TFLOP/s, dense bf16, as llm.c's mfu.h lists them per card
-PEAK_BF16_TFLOPS = {
-    "h100": 988.8,  # H100 SXM
-    "h200": 988.8,  # same GH100 chip as the H100 SXM, more memory
-    "a100": 312.0,
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class GPU:
+    """One accelerator: llm.c's dense bf16 peak and the memory that nvidia-smi reports as total."""
+
+    name: str
+    peak_tflops: float
+    memory_mib: int
+
+
+_H100_SXM_TFLOPS = 756.0 * (528 / 456) * (1830 / 1620)
+
+GPUS = {
+    "h100": GPU("NVIDIA H100 80GB HBM3 (SXM)", _H100_SXM_TFLOPS, 81559),
+    "h100-pcie": GPU("NVIDIA H100 PCIe", 756.0, 81559),
+    # H200 is the same GH100 chip and clocks as the H100 SXM, with 141 GB of HBM3e
+    "h200": GPU("NVIDIA H200", _H100_SXM_TFLOPS, 143771),
+    "a100": GPU("NVIDIA A100-SXM4-80GB", 312.0, 81920),
+    "a100-40": GPU("NVIDIA A100 40GB", 312.0, 40960),
 }
-GPU_MEMORY_GIB = {"h100": 80.0, "h200": 141.0, "a100": 80.0}
 
 
 def gpu_kind(device_name: str) -> str | None:
-    """'h100' / 'h200' / 'a100' from a CUDA device name, None if unknown."""
+    """Key of ``GPUS`` for a CUDA device name ('NVIDIA H100 80GB HBM3' -> 'h100'), None if unknown."""
     name = device_name.lower()
-    for kind in ("h200", "h100", "a100"):
-        if kind in name:
-            return kind
+    if "h200" in name:
+        return "h200"
+    if "h100" in name:
+        return "h100-pcie" if "pcie" in name else "h100"
+    if "a100" in name:
+        return "a100-40" if "40gb" in name else "a100"
     return None
 
 
 def peak_flops(device_name: str) -> float | None:
     """Peak dense bf16 FLOP/s of a CUDA device by name, None if unknown (then MFU is not shown)."""
     kind = gpu_kind(device_name)
-    return PEAK_BF16_TFLOPS[kind] * 1e12 if kind else None
+    return GPUS[kind].peak_tflops * 1e12 if kind else None

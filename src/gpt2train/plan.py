@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 
 from gpt2train.config import ModelConfig, preset
 from gpt2train.errors import UserError
+from gpt2train.hardware import GPU, GPUS
 
 MIB = 1024**2
 GIB = 1024**3
@@ -32,25 +32,6 @@ DEFAULT_MFU = 0.47  # llm.c's measured MFU on the seed run (8xH100, d48, B=16, Z
 DEFAULT_PRICE = 3.5  # $/GPU-hour: the seed's $672 / (8 GPUs * 24 h)
 DEFAULT_SEQ_LEN = 1024
 
-
-@dataclass(frozen=True)
-class GPU:
-    """One accelerator: llm.c's dense bf16 peak and the memory that nvidia-smi reports as total."""
-
-    name: str
-    peak_tflops: float
-    memory_mib: int
-
-
-# Peaks from llmc/mfu.h (bf16 with fp32 accumulate, dense). Memory: nvidia-smi's total for the card.
-GPUS = {
-    "h100": GPU("NVIDIA H100 80GB HBM3 (SXM)", 756.0 * (528 / 456) * (1830 / 1620), 81559),
-    "h100-pcie": GPU("NVIDIA H100 PCIe", 756.0, 81559),
-    # H200 is the same GH100 chip and clocks as the H100 SXM, with 141 GB of HBM3e
-    "h200": GPU("NVIDIA H200", 756.0 * (528 / 456) * (1830 / 1620), 143771),
-    "a100": GPU("NVIDIA A100-SXM4-80GB", 312.0, 81920),
-    "a100-40": GPU("NVIDIA A100 40GB", 312.0, 40960),
-}
 
 _SUFFIX = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9, "T": 10**12}
 _COUNT_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([KMBGT]?)\s*$", re.IGNORECASE)
@@ -261,9 +242,7 @@ def make_plan(
     flop_s = gpus * card.peak_tflops * 1e12 * mfu
     seconds = flops / flop_s
     hours = seconds / 3600
-    mem_kwargs = dict(
-        world_size=gpus, zero_stage=zero_stage, recompute=recompute, master_weights=master_weights
-    )
+    mem_kwargs = dict(world_size=gpus, zero_stage=zero_stage, recompute=recompute, master_weights=master_weights)
     mem = estimate_memory(cfg, batch_size, seq_len, **mem_kwargs)
     card_bytes = card.memory_mib * MIB
     return {

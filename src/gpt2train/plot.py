@@ -201,9 +201,5 @@ def _draw_baselines(ax, panel: str, baselines) -> None:
         if panel == "val":
             ax.axhline(b.val_loss, color="r", linestyle="--", linewidth=1, label=f"OpenAI GPT-2 ({b.label})")
         elif panel == "hellaswag":
-            ax.axhline(
-                b.hellaswag_gpt2, color="r", linestyle="--", linewidth=1, label=f"OpenAI GPT-2 ({b.label})"
-            )
-            ax.axhline(
-                b.hellaswag_gpt3, color="g", linestyle="--", linewidth=1, label=f"OpenAI GPT-3 ({b.label})"
-            )
+            ax.axhline(b.hellaswag_gpt2, color="r", linestyle="--", linewidth=1, label=f"OpenAI GPT-2 ({b.label})")
+            ax.axhline(b.hellaswag_gpt3, color="g", linestyle="--", linewidth=1, label=f"OpenAI GPT-3 ({b.label})")

@@ -231,9 +231,7 @@ def list_checkpoints(directory: Path) -> list[dict]:
         for rx, kind in patterns:
             m = rx.match(name)
             if m:
-                entry = steps.setdefault(
-                    int(m.group(1)), {"model": False, "states": 0, "done": False, "bytes": 0}
-                )
+                entry = steps.setdefault(int(m.group(1)), {"model": False, "states": 0, "done": False, "bytes": 0})
                 if kind == "model":
                     entry["model"] = True
                 elif kind == "state":

@@ -18,12 +18,8 @@ def register(sub) -> None:
         ),
     )
     p.add_argument("-e", "--model", required=True, help="preset: d12, d24, d36, d48, ..., gpt3:c768")
-    p.add_argument(
-        "--tokens", default=None, help="training tokens: 33.6B, 10e9, 33554432000, 10M (or use -x and -d)"
-    )
-    p.add_argument(
-        "-x", "--steps", type=int, default=None, help="optimizer steps (with -d) instead of --tokens"
-    )
+    p.add_argument("--tokens", default=None, help="training tokens: 33.6B, 10e9, 33554432000, 10M (or use -x and -d)")
+    p.add_argument("-x", "--steps", type=int, default=None, help="optimizer steps (with -d) instead of --tokens")
     p.add_argument("-d", "--total-batch-size", type=int, default=None, help="tokens per step (with -x)")
     p.add_argument("--gpus", type=int, default=1, help="number of GPUs (default 1)")
     p.add_argument("--gpu", default="h100", choices=sorted(plan.GPUS), help="card (default h100)")
@@ -45,9 +41,7 @@ def register(sub) -> None:
     p.add_argument("-b", "--batch-size", type=int, default=16, help="micro-batch per GPU (default 16)")
     p.add_argument("-t", "--seq-len", type=int, default=plan.DEFAULT_SEQ_LEN, help="sequence length (1024)")
     p.add_argument("-z", "--zero-stage", type=int, default=0, choices=[0, 1, 2, 3], help="ZeRO stage (0)")
-    p.add_argument(
-        "-r", "--recompute", type=int, default=1, choices=[0, 1, 2], help="0 none, 1 GELU, 2 +LayerNorm (1)"
-    )
+    p.add_argument("-r", "--recompute", type=int, default=1, choices=[0, 1, 2], help="0 none, 1 GELU, 2 +LayerNorm (1)")
     p.add_argument("-w", "--master-weights", type=int, default=1, choices=[0, 1], help="fp32 master (1)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     p.set_defaults(func=run)

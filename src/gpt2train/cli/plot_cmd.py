@@ -24,9 +24,7 @@ def register(sub) -> None:
         default=",".join(plot.DEFAULT_PANELS),
         help=f"comma-separated, from {','.join(plot.PANELS)} (default {','.join(plot.DEFAULT_PANELS)})",
     )
-    p.add_argument(
-        "--model", default=None, help="size for the baselines when config.json is missing: d12..d48"
-    )
+    p.add_argument("--model", default=None, help="size for the baselines when config.json is missing: d12..d48")
     p.add_argument(
         "-d",
         "--total-batch-size",
