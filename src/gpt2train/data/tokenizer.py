@@ -7,6 +7,7 @@ same two files (same sha256), so tokenizing never needs the network.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import os
 
