@@ -138,6 +138,7 @@ class Trainer:
         self.print = Console(info.is_main)
         self.device = info.device
         self.fast = self.device.type == "cuda" and not cfg.plain
+        self.t_launch = time.perf_counter()
 
     # -- set-up -----------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -430,6 +431,8 @@ class Trainer:
                 if self.device.type == "cuda":
                     torch.cuda.synchronize(self.device)
                 dt = time.perf_counter() - t0
+                if step == first_step:
+                    self.print(f"time to first step: {time.perf_counter() - self.t_launch:.1f} s")
                 if step > first_step:  # the first step (compilation, allocation) is a warm-up
                     ema_step_s = dt if ema_step_s is None else 0.95 * ema_step_s + 0.05 * dt
                 eta = (ema_step_s or dt) * (self.max_steps - step - 1)
@@ -447,6 +450,9 @@ class Trainer:
                 if stop.signal_name and step + 1 < self.max_steps:
                     return self._stop_for_signal(stop, step + 1)
             self.print(f"done: {self.max_steps} steps in {format_duration(time.perf_counter() - t_start)}")
+            if self.device.type == "cuda":
+                self.print(f"peak GPU memory: {torch.cuda.max_memory_allocated(self.device) / 2**20:.0f} MiB allocated, "
+                           f"{torch.cuda.max_memory_reserved(self.device) / 2**20:.0f} MiB reserved")  # fmt: skip
             return 0
         finally:
             stop.restore()
