@@ -5,9 +5,9 @@ set -uo pipefail
 name=$1; shift
 out=${OUT:-/tmp/out}/$name
 mkdir -p "$out"
-start=$(date +%s.%N)
-PYTHONPATH=src python3 -m gpt2train train -i ".carry/corpus/corpus_train_*.bin" -j ".carry/corpus/corpus_val_*.bin" \
+SECONDS=0
+PYTHONPATH=src:${PYTHONPATH:-} python3 -m gpt2train train -i ".carry/corpus/corpus_train_*.bin" -j ".carry/corpus/corpus_val_*.bin" \
     -o "$out/run" "$@" 2>&1 | tee "$out/stdout.txt" | grep -E "^(step +[0-9]+/|val loss|error|Traceback|num_param|done|time to first|peak GPU)" | \
-    awk -v s="$start" 'NR==1 || /val loss|error|done|time to|peak/ || /step +(1|2|5|10|20|30|50|100|200|300)\// {print}'
-echo "$name: wall $(echo "$(date +%s.%N) - $start" | bc) s"
+    awk 'NR==1 || /val loss|error|done|time to|peak/ || /step +(1|2|5|10|20|30|50|100|200|300)\// {print}'
+echo "$name: wall ${SECONDS} s"
 nvidia-smi --query-gpu=memory.used --format=csv,noheader >> "$out/stdout.txt" 2>/dev/null || true
