@@ -144,6 +144,8 @@ class TrainConfig:
     wsd_decay_frac: float = 0.2  # fraction of steps spent decaying in the wsd schedule
     skip_loss_z: float = 0.0  # -sl
     skip_grad_z: float = 0.0  # -sg
+    outlier_window: int = 64  # steps in the -sl/-sg z-score window (llm.c: 64)
+    max_skips: int = 0  # stop after this many skipped updates in a row (0: never)
     seed: int = 42
     shuffle: bool = True  # the train loader permutes shards and samples per epoch
     # evaluation and sampling

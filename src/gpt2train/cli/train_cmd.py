@@ -95,6 +95,8 @@ _EXTRA = [
     ("--vocab-size", "vocab_size", int, "override the vocabulary size (padded to a multiple of 128)"),
     ("--max-seq-len", "max_seq_len", int, "override the maximum sequence length"),
     ("--seed", "seed", int, "seed of the initialisation and the data order"),
+    ("--outlier-window", "outlier_window", int, "steps in the -sl/-sg z-score window"),
+    ("--max-skips", "max_skips", int, "stop after this many skipped updates in a row (0: never)"),
     ("--beta1", "beta1", float, "AdamW beta1"),
     ("--beta2", "beta2", float, "AdamW beta2"),
     ("--eps", "eps", float, "AdamW epsilon"),

@@ -19,6 +19,8 @@ class OutlierDetector:
         self.skipped_in_a_row = 0
 
     def update(self, value: float, threshold: float = 0.0) -> float:
+        if not math.isfinite(value):  # never let a NaN/Inf into the window: it would poison every later z
+            return float("nan")
         if len(self.values) < self.window:
             self.values.append(value)
             self.skipped_in_a_row = 0

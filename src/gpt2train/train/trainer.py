@@ -28,6 +28,7 @@ from gpt2train.hardware import peak_flops
 from gpt2train.model import GPT, build_model
 from gpt2train.train import checkpoint as ckpt
 from gpt2train.train import distributed
+from gpt2train.train.faults import Faults
 from gpt2train.train.guards import OutlierDetector
 from gpt2train.train.optim import build_optimizer, set_lr
 from gpt2train.train.runlog import RunLog, format_duration
@@ -89,7 +90,7 @@ def _apply_overrides(mcfg: ModelConfig, cfg: TrainConfig, pretrained: bool) -> M
 def _check_output_dir(path: str) -> None:
     try:
         os.makedirs(path, exist_ok=True)
-        probe = os.path.join(path, ".write_test")
+        probe = os.path.join(path, f".write_test.{os.getpid()}")
         with open(probe, "w") as f:
             f.write("ok")
         os.remove(probe)
@@ -194,7 +195,10 @@ class Trainer:
             self.model = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.optimizer = build_optimizer(self.raw_model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2), cfg.eps,
                                          self.device.type, cfg.zero_stage if info.enabled else 0)  # fmt: skip
-        self.loss_detector, self.grad_detector = OutlierDetector(), OutlierDetector()
+        self.loss_detector = OutlierDetector(cfg.outlier_window)
+        self.grad_detector = OutlierDetector(cfg.outlier_window)
+        self.faults = Faults(info.rank)
+        self.skips_in_a_row = 0
         self.step = 0
         self.runlog = RunLog(cfg.output_dir, active=info.is_main)
         if self.resume_step is not None:
@@ -353,6 +357,7 @@ class Trainer:
     def train_step(self, step: int) -> dict:
         cfg = self.cfg
         batches = self.train_loader.next_step()
+        self.faults.maybe_crash(step, self.info.rank)
         loss_sum = torch.zeros((), device=self.device)
         for micro, (x, y) in enumerate(batches):
             x = x.to(self.device, non_blocking=True)
@@ -362,9 +367,14 @@ class Trainer:
             with sync:
                 with self._autocast():
                     loss = self.model(x, y)
+                if self.faults("nan_loss", step):
+                    loss = loss * float("nan")
                 loss_sum += loss.detach()
                 (loss / self.grad_accum).backward()
         loss_sum /= self.grad_accum
+        if self.faults("grad_spike", step):
+            for p in self.raw_model.parameters():
+                p.grad.mul_(1e4)
         distributed.all_reduce_sum(loss_sum)
         loss = float(loss_sum) / self.info.world_size
         norm = float(torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), cfg.grad_clip))
@@ -382,9 +392,16 @@ class Trainer:
         if skip is None:
             set_lr(self.optimizer, lr)
             self.optimizer.step()
+            self.skips_in_a_row = 0
         else:
-            self.print(f"skipping update of step {step}: {skip}")
+            self.skips_in_a_row += 1
+            self.print(f"skipping update of step {step}: {skip} (loss z {zloss:+.2f}, grad z {zgrad:+.2f})")
             self.runlog.event(step, "skip", reason=skip, loss=loss, norm=norm, zloss=zloss, zgrad=zgrad)
+            if cfg.max_skips and self.skips_in_a_row >= cfg.max_skips:
+                raise UserError(
+                    f"{self.skips_in_a_row} updates in a row were skipped (last at step {step}: {skip}); stopping. "
+                    "Resume with -y 1 from the last checkpoint, perhaps with a lower -l or --max-skips 0"
+                )
         self.optimizer.zero_grad(set_to_none=True)
         return {
             "loss": loss,
