@@ -23,6 +23,7 @@ Pieces:
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 from collections.abc import Iterable
 from itertools import chain
@@ -127,12 +128,9 @@ def adamw_bf16_stochastic_reference(
 
 
 def triton_available() -> bool:
-    """True if Triton imports (the kernel then runs on CUDA, or on CPU with TRITON_INTERPRET=1)."""
-    try:
-        import triton  # noqa: F401
-    except Exception:
-        return False
-    return True
+    """True if Triton is installed (the kernel then runs on CUDA, or on CPU with
+    TRITON_INTERPRET=1). Does not import it: Triton reads TRITON_INTERPRET at import time."""
+    return importlib.util.find_spec("triton") is not None
 
 
 @functools.lru_cache(maxsize=2)
