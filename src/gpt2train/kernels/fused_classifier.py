@@ -51,15 +51,18 @@ def _chunk_loss_and_dlogits(
         lf[:, vocab_size:] = float("-inf")  # padded columns: probability 0, gradient 0
     valid = targets != -1
     safe_t = torch.where(valid, targets, torch.zeros_like(targets)).unsqueeze(1)
-    lse = torch.logsumexp(lf, dim=1)
     target_logit = lf.gather(1, safe_t).squeeze(1)
+    # log-sum-exp by hand, in place: torch.logsumexp would allocate another (n, Vp) fp32 temp
+    row_max = lf.amax(dim=1)
+    lf.sub_(row_max.unsqueeze(1)).exp_()
+    row_sum = lf.sum(dim=1)
+    lse = row_max + row_sum.log()
     loss_sum = torch.where(valid, lse - target_logit, torch.zeros_like(lse)).sum()
     if row_scale is None:
         return loss_sum, None
     # softmax - onehot, scaled per row by 1/N (0 for ignored rows)
-    probs = lf.sub_(lse.unsqueeze(1)).exp_()
-    probs.scatter_add_(1, safe_t, -valid.to(probs.dtype).unsqueeze(1))
-    probs.mul_(row_scale.unsqueeze(1))
+    probs = lf.mul_((row_scale / row_sum).unsqueeze(1))
+    probs.scatter_add_(1, safe_t, -(valid.to(probs.dtype) * row_scale).unsqueeze(1))
     if probs is not logits:
         logits.copy_(probs)
     return loss_sum, logits
