@@ -171,6 +171,10 @@ def classifier_case(args, dev, case, rows, c, vp, v, dtype_name):
         variants[f"chunked rows={cr}"] = lambda a, b, c_, d, cr=cr: chunked_classifier_loss(
             a, b, c_, d, chunk_rows=cr
         )
+    # impl="auto" is the Triton per-chunk kernel on CUDA; the plain-ops version for comparison
+    variants[f"chunked rows={args.chunk_rows} impl=torch"] = lambda a, b, c_, d: chunked_classifier_loss(
+        a, b, c_, d, chunk_rows=args.chunk_rows, impl="torch"
+    )
     for name, fn in variants.items():
         out = classifier_step(fn, x, w, t, v, dtype_name, dev)
         errs = dict(

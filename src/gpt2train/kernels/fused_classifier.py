@@ -23,8 +23,12 @@ number of rows); ``bench/kernels_gpu_check.py`` checks that on the GPU.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
+
+from gpt2train.kernels._triton import interpreting, triton_available
 
 DEFAULT_CHUNK_ROWS = 8192  # 8192 x 50304 fp32 logits = 1.6 GB; big enough to keep the GPU busy
 
@@ -68,12 +72,104 @@ def _chunk_loss_and_dlogits(
     return loss_sum, logits
 
 
+@functools.lru_cache(maxsize=2)
+def _ce_kernel(interpret: bool):
+    # built on first use: triton.jit picks the interpreter from TRITON_INTERPRET at decoration time
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def ce_grad_kernel(
+        logits_ptr,  # (n, Vp), bf16 or fp32; overwritten with d(loss)/d(logits) when HAS_GRAD
+        stride_row,
+        targets_ptr,  # (n,) int64, -1 = ignore
+        row_scale_ptr,  # (n,) fp32: 1/N, or 0 for ignored rows
+        loss_ptr,  # (n,) fp32 out: per-row cross-entropy (0 for ignored rows)
+        V,
+        Vp,
+        HAS_GRAD: tl.constexpr,
+        BLOCK: tl.constexpr,
+    ):
+        row = tl.program_id(0).to(tl.int64)
+        base = logits_ptr + row * stride_row
+        target = tl.load(targets_ptr + row)
+        valid = target != -1
+        # pass 1: per-lane online max and sum of exp over the real vocabulary, in fp32
+        m_vec = tl.full([BLOCK], float("-inf"), tl.float32)
+        s_vec = tl.zeros([BLOCK], tl.float32)
+        for start in range(0, V, BLOCK):
+            cols = start + tl.arange(0, BLOCK)
+            x = tl.load(base + cols, mask=cols < V, other=float("-inf")).to(tl.float32)
+            new_m = tl.maximum(m_vec, x)
+            # a lane that has seen only masked columns has max -inf: shift by 0 there (no inf - inf)
+            shift = tl.where(new_m == float("-inf"), 0.0, new_m)
+            s_vec = s_vec * tl.exp(m_vec - shift) + tl.exp(x - shift)
+            m_vec = new_m
+        m = tl.max(m_vec, axis=0)
+        lse = m + tl.log(tl.sum(s_vec * tl.exp(m_vec - m), axis=0))
+        x_t = tl.load(base + tl.maximum(target, 0)).to(tl.float32)
+        tl.store(loss_ptr + row, tl.where(valid, lse - x_t, 0.0))
+        if HAS_GRAD:
+            # pass 2: (softmax - onehot) * scale, written in place; padded columns get 0
+            scale = tl.load(row_scale_ptr + row)
+            for start in range(0, Vp, BLOCK):
+                cols = start + tl.arange(0, BLOCK)
+                x = tl.load(base + cols, mask=cols < Vp, other=0.0).to(tl.float32)
+                p = tl.where(cols < V, tl.exp(x - lse), 0.0)
+                g = (p - tl.where(cols == target, 1.0, 0.0)) * scale
+                tl.store(base + cols, g.to(logits_ptr.dtype.element_ty), mask=cols < Vp)
+
+    return ce_grad_kernel
+
+
+CE_BLOCK = 4096  # columns per tile: 13 tiles over 50304
+CE_WARPS = 8
+
+
+def _chunk_loss_and_dlogits_triton(
+    logits: torch.Tensor, targets: torch.Tensor, vocab_size: int, row_scale: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Same contract as :func:`_chunk_loss_and_dlogits`, as one Triton kernel: two passes over
+    the logits in their own dtype (fp32 math in registers), the gradient written in place."""
+    n, vp = logits.shape
+    if logits.stride(1) != 1:
+        raise ValueError("logits rows must be contiguous")
+    loss_rows = torch.empty(n, dtype=torch.float32, device=logits.device)
+    has_grad = row_scale is not None
+    kwargs = {} if interpreting() else {"num_warps": CE_WARPS}
+    _ce_kernel(interpreting())[(n,)](
+        logits,
+        logits.stride(0),
+        targets.contiguous(),
+        row_scale if has_grad else loss_rows,  # unused without HAS_GRAD
+        loss_rows,
+        vocab_size,
+        vp,
+        HAS_GRAD=has_grad,
+        BLOCK=min(CE_BLOCK, 1 << (vp - 1).bit_length()),
+        **kwargs,
+    )
+    return loss_rows.sum(), (logits if has_grad else None)
+
+
+def _use_triton(x: torch.Tensor, impl: str) -> bool:
+    if impl == "torch":
+        return False
+    if impl == "triton":
+        return True
+    if impl != "auto":
+        raise ValueError(f"impl must be 'auto', 'torch' or 'triton', got {impl!r}")
+    # under torch.compile, inductor fuses the torch version itself
+    return x.is_cuda and triton_available() and not torch.compiler.is_compiling()
+
+
 class ChunkedClassifierLoss(torch.autograd.Function):
     """autograd.Function behind :func:`chunked_classifier_loss` (forward does all the work)."""
 
     @staticmethod
-    def forward(ctx, x, weight, targets, vocab_size: int, chunk_rows: int):
+    def forward(ctx, x, weight, targets, vocab_size: int, chunk_rows: int, impl: str):
         cdt = _compute_dtype(x)
+        chunk_fn = _chunk_loss_and_dlogits_triton if _use_triton(x, impl) else _chunk_loss_and_dlogits
         x_shape = x.shape
         x2 = x.reshape(-1, x.shape[-1])
         t2 = targets.reshape(-1)
@@ -94,7 +190,7 @@ class ChunkedClassifierLoss(torch.autograd.Function):
                 xc = xc_all[start:end]
                 logits = F.linear(xc, w)  # full Vp width keeps the matmul shapes aligned
                 scale = row_scale_all[start:end]
-                chunk_sum, dlogits = _chunk_loss_and_dlogits(logits, t2[start:end], vocab_size, scale)
+                chunk_sum, dlogits = chunk_fn(logits, t2[start:end], vocab_size, scale)
                 loss_sum = loss_sum + chunk_sum
                 if need_dx:
                     if dx.dtype == cdt:
@@ -123,7 +219,7 @@ class ChunkedClassifierLoss(torch.autograd.Function):
             gx = (dx * grad_out.to(dx.dtype)).reshape(ctx.x_shape)
         if ctx.needs_input_grad[1]:
             gw = (dw * grad_out.float()).to(ctx.weight_dtype)
-        return gx, gw, None, None, None
+        return gx, gw, None, None, None, None
 
 
 def chunked_classifier_loss(
@@ -132,6 +228,7 @@ def chunked_classifier_loss(
     targets: torch.Tensor,
     vocab_size: int,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    impl: str = "auto",
 ) -> torch.Tensor:
     """Mean cross-entropy of ``x @ weight^T`` over the first ``vocab_size`` columns, chunked.
 
@@ -140,13 +237,18 @@ def chunked_classifier_loss(
     -1 for positions to ignore. Returns an fp32 scalar. Gradients for x and weight are computed
     during forward, one chunk of ``chunk_rows`` rows at a time, so the full logits never exist.
     Without autograd (no_grad, or neither input requiring grad) only the loss is computed.
+
+    ``impl`` picks the per-chunk softmax / cross-entropy / gradient step: ``"torch"`` (plain ops),
+    ``"triton"`` (one fused kernel; CUDA, or CPU under TRITON_INTERPRET=1) or ``"auto"`` (Triton
+    on CUDA when installed, except while torch.compile traces, where inductor fuses the ops).
     """
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be positive, got {chunk_rows}")
     if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
-        return ChunkedClassifierLoss.apply(x, weight, targets, vocab_size, chunk_rows)
+        return ChunkedClassifierLoss.apply(x, weight, targets, vocab_size, chunk_rows, impl)
     # inference: the same chunked loss, without the gradient work
     cdt = _compute_dtype(x)
+    chunk_fn = _chunk_loss_and_dlogits_triton if _use_triton(x, impl) else _chunk_loss_and_dlogits
     with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
         x2 = x.reshape(-1, x.shape[-1]).to(cdt)
         t2 = targets.reshape(-1)
@@ -154,6 +256,6 @@ def chunked_classifier_loss(
         total = torch.zeros((), dtype=torch.float32, device=x.device)
         for start in range(0, x2.shape[0], chunk_rows):
             end = min(start + chunk_rows, x2.shape[0])
-            s, _ = _chunk_loss_and_dlogits(F.linear(x2[start:end], w), t2[start:end], vocab_size, None)
+            s, _ = chunk_fn(F.linear(x2[start:end], w), t2[start:end], vocab_size, None)
             total = total + s
         return total / (t2 != -1).sum().to(torch.float32)

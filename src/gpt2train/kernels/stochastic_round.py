@@ -23,12 +23,12 @@ Pieces:
 from __future__ import annotations
 
 import functools
-import importlib.util
-import os
 from collections.abc import Iterable
 from itertools import chain
 
 import torch
+
+from gpt2train.kernels._triton import interpreting, triton_available
 
 _MASK64 = (1 << 64) - 1
 
@@ -127,12 +127,6 @@ def adamw_bf16_stochastic_reference(
 # -- Triton ---------------------------------------------------------------------------------------
 
 
-def triton_available() -> bool:
-    """True if Triton is installed (the kernel then runs on CUDA, or on CPU with
-    TRITON_INTERPRET=1). Does not import it: Triton reads TRITON_INTERPRET at import time."""
-    return importlib.util.find_spec("triton") is not None
-
-
 @functools.lru_cache(maxsize=2)
 def _kernel(interpret: bool):
     # built on first use: triton.jit picks the interpreter from TRITON_INTERPRET at decoration time
@@ -224,7 +218,7 @@ def adamw_bf16_stochastic_(
         return
     hp = _hyper(lr, beta1, beta2, step)
     grad_bf16 = grad.dtype == torch.bfloat16
-    kernel = _kernel(os.environ.get("TRITON_INTERPRET", "0") == "1")
+    kernel = _kernel(interpreting())
     kernel[((n + block - 1) // block,)](
         param.view(torch.int16),
         grad.view(torch.int16) if grad_bf16 else grad,
