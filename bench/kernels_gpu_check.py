@@ -187,9 +187,13 @@ def classifier_case(args, dev, case, rows, c, vp, v, dtype_name):
         del out
         step = lambda fn=fn: classifier_step(fn, x, w, t, v, dtype_name, dev)
         ms = time_ms(step, dev, args.reps)
+        x.grad = w.grad = None  # so the peak counts this step's gradients
         peak = peak_extra_mib(step, dev)
         record("classifier", case, name, ok=ok, ms=ms, peak_extra_mib=peak, tol=tol, **errs)
-    if dtype_name in args.compile_dtypes.split(",") and not args.no_compile:
+    compile_here = dtype_name in args.compile_dtypes.split(",") and (
+        args.small or case.split()[0] in args.compile_shapes.split(",")
+    )
+    if compile_here and not args.no_compile:
         compile_classifier(args, dev, case, x, w, t, v, dtype_name, ref)
 
 
@@ -217,6 +221,7 @@ def compile_classifier(args, dev, case, x, w, t, v, dtype_name, ref):
             del out
             step = lambda fn=fn: classifier_step(fn, x, w, t, v, dtype_name, dev)
             ms = time_ms(step, dev, args.reps)
+            x.grad = w.grad = None
             peak = peak_extra_mib(step, dev)
             ok = all(e <= tol for e in errs.values())
             record(
@@ -297,6 +302,7 @@ def gelu_linear_case(args, dev, case, rows, k, n, dtype_name, ckpt):
         with torch.autocast(**ac):
             sb = saved_bytes(lambda fn=fn: fn(h, w, b))
         ms = time_ms(lambda fn=fn: run(fn), dev, args.reps)
+        h.grad = w.grad = b.grad = None
         peak = peak_extra_mib(lambda fn=fn: run(fn), dev)
         record("gelu_linear", case, name, ok=ok, ms=ms, peak_extra_mib=peak, saved_mib=sb / 2**20, **errs)
 
@@ -455,6 +461,7 @@ def main(argv=None) -> int:
     ap.add_argument("--chunk-rows", type=int, default=8192, help="chunked classifier chunk size")
     ap.add_argument("--chunk-sweep", default="4096,16384", help="extra chunk sizes to time ('' for none)")
     ap.add_argument("--compile-dtypes", default="autocast", help="dtypes for which to try torch.compile")
+    ap.add_argument("--compile-shapes", default="d12", help="classifier shapes to try under torch.compile")
     ap.add_argument("--no-compile", action="store_true")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument(
