@@ -120,3 +120,19 @@ def test_compile_traces():
     ref = _run(plain_classifier_loss, x, w, t)
     for a, b in zip(got, ref):
         _assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_saves_only_dx_and_dw():
+    """Between forward and backward only dx (x's shape/dtype) and an fp32 dW are kept: no logits."""
+    x, w, t = _inputs((4, 16), torch.float32, seed=8)
+    saved = []
+
+    def pack(tensor):
+        saved.append(tuple(tensor.shape))
+        return tensor
+
+    x, w = x.detach().requires_grad_(), w.detach().requires_grad_()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        loss = chunked_classifier_loss(x, w, t, V, chunk_rows=16)
+    assert sorted(saved) == sorted([(4 * 16, C), (VP, C)])
+    loss.backward()
