@@ -1,0 +1,514 @@
+"""Check every fast path in gpt2train.kernels against its reference on the GPU, and time it.
+
+    python bench/kernels_gpu_check.py --out kernels_check.json            # on an H100
+    python bench/kernels_gpu_check.py --device cpu --small --out /tmp/k.json   # CPU smoke test
+
+For each piece, on random inputs:
+  classifier   chunked_classifier_loss vs plain_classifier_loss: loss / dx / dW relative error,
+               fwd+bwd ms (median), peak extra memory (torch.cuda.max_memory_allocated above the
+               inputs), then both under torch.compile (compile seconds, ms, peak).
+  gelu_linear  gelu_linear vs the plain path and vs torch.utils.checkpoint (model.py's -r 1):
+               error, fwd+bwd ms, bytes saved for backward.
+  adamw_bf16   the Triton stochastic-rounding AdamW step vs the plain reference (moments equal,
+               every parameter on a bf16 neighbour of the fp32 result), step ms vs the reference
+               and vs torch.optim.AdamW(fused=True) on fp32 parameters (the -w 1 path).
+Prints a table last; writes the rows and the environment as JSON to --out. Exit status 1 if any
+correctness check failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from gpt2train.kernels import stochastic_round as sr  # noqa: E402
+from gpt2train.kernels.fused_classifier import chunked_classifier_loss  # noqa: E402
+from gpt2train.kernels.gelu_linear import gelu_linear, gelu_linear_reference  # noqa: E402
+from gpt2train.model import plain_classifier_loss  # noqa: E402
+
+ROWS: list[dict] = []
+FAILURES: list[str] = []
+
+SHAPES = {  # name: (rows = B*T, C)
+    "d12": (65536, 768),  # B=64, T=1024
+    "d48": (65536, 1600),  # B=64 rows; d48 trains at B=16 (16384 rows) but the output layer is the same
+}
+SMALL_SHAPES = {"small": (512, 64)}
+V_REAL, V_PAD = 50257, 50304
+TOL = {"fp32": 1e-5, "bf16": 2e-2, "autocast": 2e-2}
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+
+def sync(dev):
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_ms(fn, dev, reps: int, warmup: int = 2) -> float:
+    """Median wall time of fn() in ms (CUDA events on the GPU, perf_counter on the CPU)."""
+    for _ in range(warmup):
+        fn()
+    sync(dev)
+    times = []
+    for _ in range(reps):
+        if dev.type == "cuda":
+            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            a.record()
+            fn()
+            b.record()
+            torch.cuda.synchronize()
+            times.append(a.elapsed_time(b))
+        else:
+            t0 = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def peak_extra_mib(fn, dev) -> float | None:
+    """Peak memory fn() allocates above what is allocated before it, in MiB (CUDA only)."""
+    if dev.type != "cuda":
+        return None
+    gc.collect()
+    torch.cuda.empty_cache()
+    torch.cuda.synchronize()
+    base = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    fn()
+    torch.cuda.synchronize()
+    return (torch.cuda.max_memory_allocated() - base) / 2**20
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    """||a - b|| / ||b|| in fp64."""
+    a, b = a.double(), b.double()
+    return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
+
+
+def record(check: str, case: str, variant: str, ok: bool | None = None, **fields):
+    row = dict(check=check, case=case, variant=variant, ok=ok, **fields)
+    ROWS.append(row)
+    if ok is False:
+        FAILURES.append(f"{check} {case} {variant}: {fields}")
+    print(json.dumps(row), flush=True)
+
+
+def guarded(check: str, case: str):
+    """Decorator-free try/except wrapper: one failing case must not stop the others."""
+
+    class _Guard:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, et, ev, tb):
+            if et is None:
+                return False
+            msg = "".join(traceback.format_exception_only(et, ev)).strip()
+            record(check, case, "ERROR", ok=False, error=msg[-500:])
+            traceback.print_exception(et, ev, tb)
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            return True  # swallow
+
+    return _Guard()
+
+
+# -- classifier -----------------------------------------------------------------------------------
+
+
+def classifier_inputs(rows, c, vp, v, dtype_name, dev, seed=0):
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    dt = torch.bfloat16 if dtype_name == "bf16" else torch.float32
+    x = torch.randn(rows, c, generator=g).to(dev, dt)
+    w = (torch.randn(vp, c, generator=g) * 0.02).to(dev, dt)
+    t = torch.randint(0, v, (rows,), generator=g).to(dev)
+    t[torch.rand(rows, generator=g).to(dev) < 0.01] = -1  # a few ignored positions
+    return x, w, t
+
+
+def classifier_step(fn, x, w, t, v, dtype_name, dev):
+    """One fwd+bwd; returns (loss, dx, dW)."""
+    x.grad = w.grad = None
+    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dtype_name == "autocast"):
+        loss = fn(x, w, t, v)
+    loss.backward()
+    return loss.detach(), x.grad, w.grad
+
+
+def check_classifier(args, dev):
+    shapes = SMALL_SHAPES if args.small else {k: SHAPES[k] for k in args.shapes.split(",")}
+    vp, v = (256, 250) if args.small else (V_PAD, V_REAL)
+    for shape_name, (rows, c) in shapes.items():
+        for dtype_name in args.dtypes.split(","):
+            case = f"{shape_name} N={rows} C={c} Vp={vp} {dtype_name}"
+            with guarded("classifier", case):
+                classifier_case(args, dev, case, rows, c, vp, v, dtype_name)
+
+
+def classifier_case(args, dev, case, rows, c, vp, v, dtype_name):
+    x, w, t = classifier_inputs(rows, c, vp, v, dtype_name, dev)
+    x.requires_grad_()
+    w.requires_grad_()
+    plain = plain_classifier_loss
+    ref = [r.clone() for r in classifier_step(plain, x, w, t, v, dtype_name, dev)]
+    variants = {"plain": plain}
+    for cr in [args.chunk_rows] + [int(s) for s in args.chunk_sweep.split(",") if s]:
+        variants[f"chunked rows={cr}"] = lambda a, b, c_, d, cr=cr: chunked_classifier_loss(
+            a, b, c_, d, chunk_rows=cr
+        )
+    # impl="auto" is the Triton per-chunk kernel on CUDA; the plain-ops version for comparison
+    variants[f"chunked rows={args.chunk_rows} impl=torch"] = lambda a, b, c_, d: chunked_classifier_loss(
+        a, b, c_, d, chunk_rows=args.chunk_rows, impl="torch"
+    )
+    for name, fn in variants.items():
+        out = classifier_step(fn, x, w, t, v, dtype_name, dev)
+        errs = dict(
+            err_loss=rel_err(out[0], ref[0]),
+            err_dx=rel_err(out[1], ref[1]),
+            err_dw=rel_err(out[2], ref[2]),
+        )
+        tol = TOL[dtype_name]
+        ok = all(e <= tol for e in errs.values()) if name != "plain" else None
+        del out
+        step = lambda fn=fn: classifier_step(fn, x, w, t, v, dtype_name, dev)
+        ms = time_ms(step, dev, args.reps)
+        x.grad = w.grad = None  # so the peak counts this step's gradients
+        peak = peak_extra_mib(step, dev)
+        record("classifier", case, name, ok=ok, ms=ms, peak_extra_mib=peak, tol=tol, **errs)
+    compile_here = dtype_name in args.compile_dtypes.split(",") and (
+        args.small or case.split()[0] in args.compile_shapes.split(",")
+    )
+    if compile_here and not args.no_compile:
+        compile_classifier(args, dev, case, x, w, t, v, dtype_name, ref)
+
+
+def compile_classifier(args, dev, case, x, w, t, v, dtype_name, ref):
+    backend = "inductor" if dev.type == "cuda" else "aot_eager"  # no C++ toolchain needed on CPU
+    for name, base in {
+        "plain compiled": plain_classifier_loss,
+        "chunked compiled": lambda a, b, c_, d: chunked_classifier_loss(
+            a, b, c_, d, chunk_rows=args.chunk_rows
+        ),
+    }.items():
+        with guarded("classifier", case + f" {name}"):
+            torch._dynamo.reset()
+            fn = torch.compile(base, backend=backend)
+            t0 = time.perf_counter()
+            out = classifier_step(fn, x, w, t, v, dtype_name, dev)
+            sync(dev)
+            compile_s = time.perf_counter() - t0
+            errs = dict(
+                err_loss=rel_err(out[0], ref[0]),
+                err_dx=rel_err(out[1], ref[1]),
+                err_dw=rel_err(out[2], ref[2]),
+            )
+            tol = TOL[dtype_name]
+            del out
+            step = lambda fn=fn: classifier_step(fn, x, w, t, v, dtype_name, dev)
+            ms = time_ms(step, dev, args.reps)
+            x.grad = w.grad = None
+            peak = peak_extra_mib(step, dev)
+            ok = all(e <= tol for e in errs.values())
+            record(
+                "classifier",
+                case,
+                name,
+                ok=ok,
+                ms=ms,
+                peak_extra_mib=peak,
+                compile_s=compile_s,
+                backend=backend,
+                **errs,
+            )
+
+
+# -- gelu_linear ----------------------------------------------------------------------------------
+
+
+def saved_bytes(fn) -> int:
+    total = 0
+
+    def pack(t):
+        nonlocal total
+        total += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    del out
+    return total
+
+
+def check_gelu_linear(args, dev):
+    shapes = (
+        {"small": (256, 128, 32)}
+        if args.small
+        else {"d12 B=64": (65536, 3072, 768), "d48 B=16": (16384, 6400, 1600)}  # rows, 4C, C
+    )
+    from torch.utils.checkpoint import checkpoint
+
+    def ckpt(h, w, b):
+        return checkpoint(gelu_linear_reference, h, w, b, use_reentrant=False)
+
+    for shape_name, (rows, k, n) in shapes.items():
+        for dtype_name in [d for d in args.dtypes.split(",") if d in ("bf16", "autocast", "fp32")]:
+            case = f"{shape_name} rows={rows} {k}->{n} {dtype_name}"
+            with guarded("gelu_linear", case):
+                gelu_linear_case(args, dev, case, rows, k, n, dtype_name, ckpt)
+
+
+def gelu_linear_case(args, dev, case, rows, k, n, dtype_name, ckpt):
+    g = torch.Generator().manual_seed(1)
+    dt = torch.bfloat16 if dtype_name == "bf16" else torch.float32
+    h = torch.randn(rows, k, generator=g).to(dev, dt).requires_grad_()
+    w = (torch.randn(n, k, generator=g) * 0.02).to(dev, dt).requires_grad_()
+    b = torch.zeros(n).to(dev, dt).requires_grad_()
+    dout = torch.randn(rows, n, generator=g).to(dev, torch.bfloat16 if dtype_name != "fp32" else dt)
+    ac = dict(device_type=dev.type, dtype=torch.bfloat16, enabled=dtype_name == "autocast")
+
+    def run(fn):
+        h.grad = w.grad = b.grad = None
+        with torch.autocast(**ac):
+            out = fn(h, w, b)
+        out.backward(dout.to(out.dtype))
+        return out.detach(), h.grad, w.grad, b.grad
+
+    ref = [r.clone() for r in run(gelu_linear_reference)]
+    for name, fn in {
+        "plain (saves gelu(h))": gelu_linear_reference,
+        "checkpoint (model.py -r 1)": ckpt,
+        "gelu_linear": gelu_linear,
+    }.items():
+        out = run(fn)
+        errs = {f"err_{nm}": rel_err(a, r) for nm, a, r in zip(("out", "dh", "dw", "db"), out, ref)}
+        tol = TOL[dtype_name] if dtype_name != "fp32" else 1e-5
+        ok = all(e <= tol for e in errs.values())
+        del out
+        with torch.autocast(**ac):
+            sb = saved_bytes(lambda fn=fn: fn(h, w, b))
+        ms = time_ms(lambda fn=fn: run(fn), dev, args.reps)
+        h.grad = w.grad = b.grad = None
+        peak = peak_extra_mib(lambda fn=fn: run(fn), dev)
+        record("gelu_linear", case, name, ok=ok, ms=ms, peak_extra_mib=peak, saved_mib=sb / 2**20, **errs)
+
+
+# -- bf16 AdamW -----------------------------------------------------------------------------------
+
+
+def d12_param_shapes(small: bool):
+    if small:
+        return [(256, 64), (64,), (64, 192), (192,)]
+    c, vp, L = 768, V_PAD, 12
+    shapes = [(vp, c), (1024, c)]
+    for _ in range(L):
+        shapes += [
+            (c,),
+            (c,),
+            (3 * c, c),
+            (3 * c,),
+            (c, c),
+            (c,),
+            (c,),
+            (c,),
+            (4 * c, c),
+            (4 * c,),
+            (c, 4 * c),
+            (c,),
+        ]
+    return shapes + [(c,), (c,)]
+
+
+def check_adamw(args, dev):
+    case = "small" if args.small else "d12 parameter shapes (124M)"
+    hp = dict(lr=6e-4, beta1=0.9, beta2=0.95, eps=1e-8, weight_decay=0.1)
+    use_kernel = sr.triton_available() and (dev.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1")
+    with guarded("adamw_bf16", case):
+        g = torch.Generator().manual_seed(2)
+        shapes = d12_param_shapes(args.small)
+        params = [torch.randn(s, generator=g).mul_(0.02).to(dev, torch.bfloat16) for s in shapes]
+        grads = [torch.randn(s, generator=g).mul_(1e-3).to(dev, torch.bfloat16) for s in shapes]
+        n_params = sum(p.numel() for p in params)
+        # correctness: one step on each tensor, kernel vs reference fp32 math
+        if use_kernel:
+            worst_m = worst_v = 0.0
+            off_neighbour = 0
+            up_frac, want_frac = [], []
+            for i, (p, gr) in enumerate(zip(params, grads)):
+                m = torch.randn(p.shape, device=dev).mul_(1e-4)
+                v = torch.rand(p.shape, device=dev).mul_(1e-7)
+                m_ref, v_ref = m.clone(), v.clone()
+                new32 = sr.adamw_fp32_math(p, gr, m_ref, v_ref, step=10, **hp)
+                pk = p.clone()
+                sr.adamw_bf16_stochastic_(pk, gr, m, v, step=10, seed=i, **hp)
+                worst_m = max(worst_m, rel_err(m, m_ref))
+                worst_v = max(worst_v, rel_err(v, v_ref))
+                bits = new32.view(torch.int32)
+                lo = (bits & -65536).view(torch.float32)
+                hi = ((bits & -65536) + 65536).view(torch.float32)
+                out = pk.float()
+                # allow a 1-ulp fp32 difference in the math (FMA contraction on the GPU)
+                near = (out - new32).abs() <= (hi - lo).abs() * (1 + 1e-3)
+                off_neighbour += int((~near).sum())
+                up_frac.append((out == hi).double().mean().item())
+                want_frac.append(((new32 - lo) / (hi - lo)).double().mean().item())
+            ok = worst_m < 1e-6 and worst_v < 1e-6 and off_neighbour == 0
+            record(
+                "adamw_bf16",
+                case,
+                "triton vs reference math",
+                ok=ok,
+                err_exp_avg=worst_m,
+                err_exp_avg_sq=worst_v,
+                off_neighbour=off_neighbour,
+                mean_up=statistics.fmean(up_frac),
+                mean_expected_up=statistics.fmean(want_frac),
+            )
+        else:
+            record(
+                "adamw_bf16", case, "triton kernel", ok=None, note="skipped: needs CUDA or TRITON_INTERPRET=1"
+            )
+
+        # timing: one optimizer step over all tensors
+        def make_opt(kind):
+            ps = [torch.nn.Parameter(p.clone()) for p in params]
+            for p, gr in zip(ps, grads):
+                p.grad = gr.clone()
+            if kind == "torch fused AdamW, fp32 params (-w 1)":
+                ps = [torch.nn.Parameter(p.detach().float()) for p in ps]
+                for p, gr in zip(ps, grads):
+                    p.grad = gr.float()
+                fused = dev.type == "cuda"
+                return torch.optim.AdamW(ps, lr=6e-4, betas=(0.9, 0.95), weight_decay=0.1, fused=fused), ps
+            return sr.BF16AdamW(ps, lr=6e-4, weight_decay=0.1, use_triton=(kind == "BF16AdamW triton")), ps
+
+        kinds = ["BF16AdamW reference", "torch fused AdamW, fp32 params (-w 1)"]
+        if use_kernel:
+            kinds.insert(0, "BF16AdamW triton")
+        for kind in kinds:
+            with guarded("adamw_bf16", case + " " + kind):
+                opt, ps = make_opt(kind)
+                opt.step()  # creates the state
+                ms = time_ms(opt.step, dev, args.reps, warmup=1)
+                state_bytes = sum(
+                    t.numel() * t.element_size()
+                    for s in opt.state.values()
+                    for t in s.values()
+                    if torch.is_tensor(t)
+                )
+                param_bytes = sum(p.numel() * p.element_size() for p in ps)
+                record(
+                    "adamw_bf16",
+                    case,
+                    kind,
+                    ms=ms,
+                    n_params=n_params,
+                    bytes_per_param=(state_bytes + param_bytes) / n_params,
+                )
+                del opt, ps
+
+
+# -- main -----------------------------------------------------------------------------------------
+
+
+def print_table():
+    cols = ["check", "case", "variant", "ok", "ms", "peak_extra_mib", "saved_mib", "compile_s", "max_err"]
+    lines = []
+    for r in ROWS:
+        errs = [v for k, v in r.items() if k.startswith("err_") and isinstance(v, float)]
+        r2 = dict(r, max_err=max(errs) if errs else None)
+        cells = []
+        for c in cols:
+            val = r2.get(c)
+            if isinstance(val, float):
+                val = f"{val:.3g}" if c in ("max_err",) else f"{val:.1f}"
+            elif val is None:
+                val = "-"
+            else:
+                val = str(val)
+            cells.append(val)
+        lines.append(cells)
+    widths = [max(len(c), *(len(line[i]) for line in lines)) if lines else len(c) for i, c in enumerate(cols)]
+    print()
+    print(" | ".join(c.ljust(wd) for c, wd in zip(cols, widths)))
+    print("-+-".join("-" * wd for wd in widths))
+    for line in lines:
+        print(" | ".join(v.ljust(wd) for v, wd in zip(line, widths)))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cuda", help="cuda (default) or cpu")
+    ap.add_argument("--small", action="store_true", help="tiny shapes (CPU smoke test)")
+    ap.add_argument("--out", default="kernels_gpu_check.json", help="JSON results file")
+    ap.add_argument("--checks", default="classifier,gelu_linear,adamw", help="comma list")
+    ap.add_argument("--shapes", default="d12,d48", help="classifier shapes: d12 (C=768), d48 (C=1600)")
+    ap.add_argument("--dtypes", default="fp32,bf16,autocast", help="fp32, bf16 (bf16 tensors), autocast")
+    ap.add_argument("--chunk-rows", type=int, default=8192, help="chunked classifier chunk size")
+    ap.add_argument("--chunk-sweep", default="4096,16384", help="extra chunk sizes to time ('' for none)")
+    ap.add_argument("--compile-dtypes", default="autocast", help="dtypes for which to try torch.compile")
+    ap.add_argument("--compile-shapes", default="d12", help="classifier shapes to try under torch.compile")
+    ap.add_argument("--no-compile", action="store_true")
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument(
+        "--allow-tf32", action="store_true", help="TF32 matmuls (off: fp32 checks are exact fp32)"
+    )
+    args = ap.parse_args(argv)
+
+    dev = torch.device(args.device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        print("CUDA is not available; use --device cpu --small", file=sys.stderr)
+        return 2
+    torch.backends.cuda.matmul.allow_tf32 = args.allow_tf32
+    torch.backends.cudnn.allow_tf32 = args.allow_tf32
+    if args.small:
+        args.chunk_rows = min(args.chunk_rows, 100)
+        args.chunk_sweep = "37"
+    env = dict(
+        torch=torch.__version__,
+        cuda=torch.version.cuda,
+        device=torch.cuda.get_device_name() if dev.type == "cuda" else platform.processor() or "cpu",
+        triton=None,
+        python=platform.python_version(),
+        date=time.strftime("%Y-%m-%d %H:%M:%S"),
+        argv=sys.argv,
+        allow_tf32=args.allow_tf32,
+    )
+    if sr.triton_available():
+        import triton
+
+        env["triton"] = triton.__version__
+    print(json.dumps(env), flush=True)
+    t0 = time.perf_counter()
+    checks = args.checks.split(",")
+    if "classifier" in checks:
+        check_classifier(args, dev)
+    if "gelu_linear" in checks:
+        check_gelu_linear(args, dev)
+    if "adamw" in checks:
+        check_adamw(args, dev)
+    env["total_s"] = time.perf_counter() - t0
+    Path(args.out).write_text(json.dumps(dict(env=env, rows=ROWS, failures=FAILURES), indent=1))
+    print_table()
+    print(f"\n{len(ROWS)} rows, {len(FAILURES)} failures, {env['total_s']:.0f} s; JSON in {args.out}")
+    for f in FAILURES:
+        print("FAIL", f)
+    return 1 if FAILURES else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

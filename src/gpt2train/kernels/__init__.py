@@ -1,0 +1,102 @@
+"""Fast paths, each beside (or pointing at) the plain-PyTorch reference it is tested against.
+
+``KERNELS`` lists what exists: for each fast path its callable, its reference, the switch that
+turns it on and the tests that hold it to the reference. Importing this package imports torch
+only; Triton is imported on first use of a Triton kernel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gpt2train.kernels.fused_classifier import DEFAULT_CHUNK_ROWS, chunked_classifier_loss
+from gpt2train.kernels.gelu_linear import GeluLinear, gelu_linear, gelu_linear_reference
+from gpt2train.kernels.stochastic_round import (
+    BF16AdamW,
+    adamw_bf16_stochastic_,
+    adamw_bf16_stochastic_reference,
+    stochastic_round_to_bf16,
+    triton_available,
+)
+
+
+@dataclass(frozen=True)
+class KernelInfo:
+    """One fast path: where it lives, what it must equal, how it is switched on."""
+
+    name: str
+    fast: str  # dotted path of the fast callable
+    reference: str  # dotted path of the plain-PyTorch reference
+    switch: str  # the flag / call that enables it
+    needs_triton: bool
+    tests: str
+
+
+KERNELS: dict[str, KernelInfo] = {
+    k.name: k
+    for k in (
+        KernelInfo(
+            "chunked_classifier_loss",
+            "gpt2train.kernels.fused_classifier.chunked_classifier_loss",
+            "gpt2train.model.plain_classifier_loss",
+            "select_classifier_loss(True) -> GPT.configure_fast_paths(classifier_loss=...)",
+            False,
+            "tests/test_kernels_classifier.py",
+        ),
+        KernelInfo(
+            "gelu_linear",
+            "gpt2train.kernels.gelu_linear.gelu_linear",
+            "gpt2train.kernels.gelu_linear.gelu_linear_reference",
+            "-r 1 (MLP.recompute_gelu): gelu_linear(h, c_proj.weight, c_proj.bias)",
+            False,
+            "tests/test_kernels_gelu_linear.py",
+        ),
+        KernelInfo(
+            "adamw_bf16_stochastic",
+            "gpt2train.kernels.stochastic_round.adamw_bf16_stochastic_",
+            "gpt2train.kernels.stochastic_round.adamw_bf16_stochastic_reference",
+            "-w 0: BF16AdamW over bf16 parameters",
+            True,
+            "tests/test_kernels_stochastic_round.py",
+        ),
+    )
+}
+
+
+def available() -> dict[str, bool]:
+    """Which fast paths can run in this environment (Triton ones need Triton importable)."""
+    has_triton = triton_available()
+    return {name: (has_triton or not k.needs_triton) for name, k in KERNELS.items()}
+
+
+def select_classifier_loss(enabled: bool, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Callable:
+    """The classifier loss to hand to ``GPT.configure_fast_paths``: chunked if enabled, else plain."""
+    if not enabled:
+        from gpt2train.model import plain_classifier_loss
+
+        return plain_classifier_loss
+    if chunk_rows == DEFAULT_CHUNK_ROWS:
+        return chunked_classifier_loss
+
+    def loss(x, weight, targets, vocab_size):
+        return chunked_classifier_loss(x, weight, targets, vocab_size, chunk_rows=chunk_rows)
+
+    return loss
+
+
+__all__ = [
+    "KERNELS",
+    "KernelInfo",
+    "available",
+    "select_classifier_loss",
+    "chunked_classifier_loss",
+    "GeluLinear",
+    "gelu_linear",
+    "gelu_linear_reference",
+    "BF16AdamW",
+    "adamw_bf16_stochastic_",
+    "adamw_bf16_stochastic_reference",
+    "stochastic_round_to_bf16",
+    "triton_available",
+]

@@ -1,0 +1,261 @@
+"""Output layer + cross-entropy without ever holding the full (B*T, Vp) logits.
+
+Reference: :func:`gpt2train.model.plain_classifier_loss` (logits = x @ W^T, sliced to
+``vocab_size``, fp32 mean cross-entropy, ``ignore_index=-1``).
+
+The fast path, :func:`chunked_classifier_loss`, walks the rows of x in chunks. For each chunk it
+computes the logits, the fp32 log-softmax over the real vocabulary, the loss, and at once the
+gradient of the mean loss with respect to those logits; it then turns that gradient into the
+chunk's rows of dx and adds its share of dW, and drops the logits. Backward only scales the stored
+dx and dW by the incoming gradient (1.0 in training). Peak extra memory is one chunk of logits
+(in the compute dtype and in fp32) plus dx and an fp32 dW, instead of the full logits, their fp32
+copy and their gradient.
+
+Padded vocabulary columns (``vocab_size <= j < Vp``) are never predicted: their logits are masked
+to -inf before the softmax, so their gradient and the gradient of the padded rows of W are zero,
+exactly as in the reference.
+
+Under ``torch.autocast`` the matmuls run in the autocast dtype (like ``F.linear`` would) and the
+returned gradients are cast back to the dtypes of x and W. The function is plain tensor code with
+a Python loop over chunks, so ``torch.compile`` can trace it (the loop is unrolled for a fixed
+number of rows); ``bench/kernels_gpu_check.py`` checks that on the GPU.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+
+from gpt2train.kernels._triton import interpreting, triton_available
+
+DEFAULT_CHUNK_ROWS = 8192  # 8192 x 50304 fp32 logits = 1.6 GB; big enough to keep the GPU busy
+
+
+def _compute_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype F.linear would use here: the autocast dtype if autocast is on, else x's dtype."""
+    dev = x.device.type
+    if torch.is_autocast_enabled(dev):
+        return torch.get_autocast_dtype(dev)
+    return x.dtype
+
+
+def _chunk_loss_and_dlogits(
+    logits: torch.Tensor, targets: torch.Tensor, vocab_size: int, row_scale: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Summed cross-entropy of one chunk and, if ``row_scale`` is given, d(loss)/d(logits).
+
+    ``logits`` is (n, Vp) in the compute dtype; the gradient is written back into it (same dtype)
+    to avoid a second (n, Vp) buffer. ``row_scale`` is (n,) fp32: 1/N for valid rows, 0 for rows
+    whose target is -1.
+    """
+    lf = logits.float()  # a copy for bf16; the same tensor for fp32 (then we work in place)
+    if lf.shape[1] > vocab_size:
+        lf[:, vocab_size:] = float("-inf")  # padded columns: probability 0, gradient 0
+    valid = targets != -1
+    safe_t = torch.where(valid, targets, torch.zeros_like(targets)).unsqueeze(1)
+    target_logit = lf.gather(1, safe_t).squeeze(1)
+    # log-sum-exp by hand, in place: torch.logsumexp would allocate another (n, Vp) fp32 temp
+    row_max = lf.amax(dim=1)
+    lf.sub_(row_max.unsqueeze(1)).exp_()
+    row_sum = lf.sum(dim=1)
+    lse = row_max + row_sum.log()
+    loss_sum = torch.where(valid, lse - target_logit, torch.zeros_like(lse)).sum()
+    if row_scale is None:
+        return loss_sum, None
+    # softmax - onehot, scaled per row by 1/N (0 for ignored rows)
+    probs = lf.mul_((row_scale / row_sum).unsqueeze(1))
+    probs.scatter_add_(1, safe_t, -(valid.to(probs.dtype) * row_scale).unsqueeze(1))
+    if probs is not logits:
+        logits.copy_(probs)
+    return loss_sum, logits
+
+
+@functools.lru_cache(maxsize=2)
+def _ce_kernel(interpret: bool):
+    # built on first use: triton.jit picks the interpreter from TRITON_INTERPRET at decoration time
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def ce_grad_kernel(
+        logits_ptr,  # (n, Vp), bf16 or fp32; overwritten with d(loss)/d(logits) when HAS_GRAD
+        stride_row,
+        targets_ptr,  # (n,) int64, -1 = ignore
+        row_scale_ptr,  # (n,) fp32: 1/N, or 0 for ignored rows
+        loss_ptr,  # (n,) fp32 out: per-row cross-entropy (0 for ignored rows)
+        V,
+        Vp,
+        HAS_GRAD: tl.constexpr,
+        BLOCK: tl.constexpr,
+    ):
+        row = tl.program_id(0).to(tl.int64)
+        base = logits_ptr + row * stride_row
+        target = tl.load(targets_ptr + row)
+        valid = target != -1
+        # pass 1: per-lane online max and sum of exp over the real vocabulary, in fp32
+        m_vec = tl.full([BLOCK], float("-inf"), tl.float32)
+        s_vec = tl.zeros([BLOCK], tl.float32)
+        for start in range(0, V, BLOCK):
+            cols = start + tl.arange(0, BLOCK)
+            x = tl.load(base + cols, mask=cols < V, other=float("-inf")).to(tl.float32)
+            new_m = tl.maximum(m_vec, x)
+            # a lane that has seen only masked columns has max -inf: shift by 0 there (no inf - inf)
+            shift = tl.where(new_m == float("-inf"), 0.0, new_m)
+            s_vec = s_vec * tl.exp(m_vec - shift) + tl.exp(x - shift)
+            m_vec = new_m
+        m = tl.max(m_vec, axis=0)
+        lse = m + tl.log(tl.sum(s_vec * tl.exp(m_vec - m), axis=0))
+        x_t = tl.load(base + tl.maximum(target, 0)).to(tl.float32)
+        tl.store(loss_ptr + row, tl.where(valid, lse - x_t, 0.0))
+        if HAS_GRAD:
+            # pass 2: (softmax - onehot) * scale, written in place; padded columns get 0
+            scale = tl.load(row_scale_ptr + row)
+            for start in range(0, Vp, BLOCK):
+                cols = start + tl.arange(0, BLOCK)
+                x = tl.load(base + cols, mask=cols < Vp, other=0.0).to(tl.float32)
+                p = tl.where(cols < V, tl.exp(x - lse), 0.0)
+                g = (p - tl.where(cols == target, 1.0, 0.0)) * scale
+                tl.store(base + cols, g.to(logits_ptr.dtype.element_ty), mask=cols < Vp)
+
+    return ce_grad_kernel
+
+
+CE_BLOCK = 4096  # columns per tile: 13 tiles over 50304
+CE_WARPS = 8
+
+
+def _chunk_loss_and_dlogits_triton(
+    logits: torch.Tensor, targets: torch.Tensor, vocab_size: int, row_scale: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Same contract as :func:`_chunk_loss_and_dlogits`, as one Triton kernel: two passes over
+    the logits in their own dtype (fp32 math in registers), the gradient written in place."""
+    n, vp = logits.shape
+    if logits.stride(1) != 1:
+        raise ValueError("logits rows must be contiguous")
+    loss_rows = torch.empty(n, dtype=torch.float32, device=logits.device)
+    has_grad = row_scale is not None
+    kwargs = {} if interpreting() else {"num_warps": CE_WARPS}
+    _ce_kernel(interpreting())[(n,)](
+        logits,
+        logits.stride(0),
+        targets.contiguous(),
+        row_scale if has_grad else loss_rows,  # unused without HAS_GRAD
+        loss_rows,
+        vocab_size,
+        vp,
+        HAS_GRAD=has_grad,
+        BLOCK=min(CE_BLOCK, 1 << (vp - 1).bit_length()),
+        **kwargs,
+    )
+    return loss_rows.sum(), (logits if has_grad else None)
+
+
+def _use_triton(x: torch.Tensor, impl: str) -> bool:
+    if impl == "torch":
+        return False
+    if impl == "triton":
+        return True
+    if impl != "auto":
+        raise ValueError(f"impl must be 'auto', 'torch' or 'triton', got {impl!r}")
+    # under torch.compile, inductor fuses the torch version itself
+    return x.is_cuda and triton_available() and not torch.compiler.is_compiling()
+
+
+class ChunkedClassifierLoss(torch.autograd.Function):
+    """autograd.Function behind :func:`chunked_classifier_loss` (forward does all the work)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, targets, vocab_size: int, chunk_rows: int, impl: str):
+        cdt = _compute_dtype(x)
+        chunk_fn = _chunk_loss_and_dlogits_triton if _use_triton(x, impl) else _chunk_loss_and_dlogits
+        x_shape = x.shape
+        x2 = x.reshape(-1, x.shape[-1])
+        t2 = targets.reshape(-1)
+        n_rows = x2.shape[0]
+        need_dx, need_dw = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        with torch.autocast(x.device.type, enabled=False):
+            w = weight.to(cdt)
+            xc_all = x2.to(cdt)
+            valid = t2 != -1
+            # 1/N as a tensor: no host sync; all-ignored gives nan like the reference
+            inv_n = 1.0 / valid.sum().to(torch.float32)
+            row_scale_all = valid.to(torch.float32) * inv_n
+            dx = torch.empty(x2.shape, dtype=x.dtype, device=x.device) if need_dx else None
+            dw = torch.zeros(weight.shape, dtype=torch.float32, device=x.device) if need_dw else None
+            loss_sum = torch.zeros((), dtype=torch.float32, device=x.device)
+            for start in range(0, n_rows, chunk_rows):
+                end = min(start + chunk_rows, n_rows)
+                xc = xc_all[start:end]
+                logits = F.linear(xc, w)  # full Vp width keeps the matmul shapes aligned
+                scale = row_scale_all[start:end]
+                chunk_sum, dlogits = chunk_fn(logits, t2[start:end], vocab_size, scale)
+                loss_sum = loss_sum + chunk_sum
+                if need_dx:
+                    if dx.dtype == cdt:
+                        torch.mm(dlogits, w, out=dx[start:end])
+                    else:
+                        dx[start:end] = dlogits @ w
+                if need_dw:
+                    if cdt == torch.float32:
+                        dw.addmm_(dlogits.t(), xc)
+                    else:
+                        # one rounding to the compute dtype per chunk, accumulated in fp32
+                        dw.add_(dlogits.t() @ xc)
+                del logits, dlogits
+        ctx.x_shape = x_shape
+        ctx.weight_dtype = weight.dtype
+        ctx.save_for_backward(
+            dx if dx is not None else torch.empty(0), dw if dw is not None else torch.empty(0)
+        )
+        return loss_sum * inv_n
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        dx, dw = ctx.saved_tensors
+        gx = gw = None
+        if ctx.needs_input_grad[0]:
+            gx = (dx * grad_out.to(dx.dtype)).reshape(ctx.x_shape)
+        if ctx.needs_input_grad[1]:
+            gw = (dw * grad_out.float()).to(ctx.weight_dtype)
+        return gx, gw, None, None, None, None
+
+
+def chunked_classifier_loss(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    targets: torch.Tensor,
+    vocab_size: int,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    impl: str = "auto",
+) -> torch.Tensor:
+    """Mean cross-entropy of ``x @ weight^T`` over the first ``vocab_size`` columns, chunked.
+
+    Same signature and result as :func:`gpt2train.model.plain_classifier_loss`: ``x`` is
+    (..., C), ``weight`` is (Vp, C) with Vp >= vocab_size, ``targets`` has x's leading shape with
+    -1 for positions to ignore. Returns an fp32 scalar. Gradients for x and weight are computed
+    during forward, one chunk of ``chunk_rows`` rows at a time, so the full logits never exist.
+    Without autograd (no_grad, or neither input requiring grad) only the loss is computed.
+
+    ``impl`` picks the per-chunk softmax / cross-entropy / gradient step: ``"torch"`` (plain ops),
+    ``"triton"`` (one fused kernel; CUDA, or CPU under TRITON_INTERPRET=1) or ``"auto"`` (Triton
+    on CUDA when installed, except while torch.compile traces, where inductor fuses the ops).
+    """
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be positive, got {chunk_rows}")
+    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
+        return ChunkedClassifierLoss.apply(x, weight, targets, vocab_size, chunk_rows, impl)
+    # inference: the same chunked loss, without the gradient work
+    cdt = _compute_dtype(x)
+    chunk_fn = _chunk_loss_and_dlogits_triton if _use_triton(x, impl) else _chunk_loss_and_dlogits
+    with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
+        x2 = x.reshape(-1, x.shape[-1]).to(cdt)
+        t2 = targets.reshape(-1)
+        w = weight.to(cdt)
+        total = torch.zeros((), dtype=torch.float32, device=x.device)
+        for start in range(0, x2.shape[0], chunk_rows):
+            end = min(start + chunk_rows, x2.shape[0])
+            s, _ = chunk_fn(F.linear(x2[start:end], w), t2[start:end], vocab_size, None)
+            total = total + s
+        return total / (t2 != -1).sum().to(torch.float32)

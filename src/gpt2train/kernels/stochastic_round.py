@@ -1,0 +1,327 @@
+"""AdamW on bf16 parameters without an fp32 master copy (llm.c's ``-w 0``), with stochastic rounding.
+
+The update is computed in fp32 from the bf16 parameter, the gradient and fp32 moments; the new
+value is then rounded to bf16 *stochastically*: a uniform random 16-bit integer is added to the
+low 16 bits of the fp32 bit pattern before they are dropped. A value a fraction f of the way from
+one bf16 neighbour to the next (in magnitude) lands on the far one with probability f, so the
+rounding is unbiased and small updates are not lost to round-to-nearest. Values already
+representable in bf16 (low bits zero) never move.
+
+The random bits are a pure function of (seed, step, parameter index, element index), so a run
+resumed from a checkpoint rounds exactly as one never stopped.
+
+Pieces:
+
+* :func:`stochastic_round_to_bf16` -- plain-PyTorch stochastic rounding (torch random bits).
+* :func:`adamw_bf16_stochastic_reference` -- plain-PyTorch AdamW step + stochastic rounding.
+* :func:`adamw_bf16_stochastic_` -- the same step as one Triton kernel (Philox random bits, so
+  its roundings differ from the reference's; its fp32 math is the same).
+* :class:`BF16AdamW` -- a ``torch.optim.Optimizer`` using the kernel on CUDA and the reference
+  elsewhere.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+from itertools import chain
+
+import torch
+
+from gpt2train.kernels._triton import interpreting, triton_available
+
+_MASK64 = (1 << 64) - 1
+
+
+def mix_seed(*values: int) -> int:
+    """Hash integers (seed, step, index, ...) into one 31-bit seed (splitmix64 rounds)."""
+    h = 0x9E3779B97F4A7C15
+    for v in values:
+        h = (h ^ (int(v) & _MASK64)) & _MASK64
+        h = (h + 0x9E3779B97F4A7C15) & _MASK64
+        h = ((h ^ (h >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+        h = ((h ^ (h >> 27)) * 0x94D049BB133111EB) & _MASK64
+        h ^= h >> 31
+    return h & 0x7FFFFFFF
+
+
+def round_with_bits(x: torch.Tensor, rand16: torch.Tensor) -> torch.Tensor:
+    """bf16 of fp32 ``x`` after adding ``rand16`` (int32 in [0, 65536)) to its low 16 bits.
+
+    Non-finite values are passed through unchanged (to bf16).
+    """
+    bits = x.contiguous().view(torch.int32)
+    # int32 add on the raw pattern: the sign bit is untouched for finite values, so this rounds
+    # the magnitude up with probability (low bits / 2^16) for either sign
+    rounded = ((bits + rand16) & -65536).view(torch.float32)
+    return torch.where(torch.isfinite(x), rounded, x).to(torch.bfloat16)  # exact: low bits are 0
+
+
+def stochastic_round_to_bf16(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Round fp32 ``x`` to bf16 stochastically (unbiased), with random bits from ``generator``."""
+    if x.dtype != torch.float32:
+        raise TypeError(f"stochastic_round_to_bf16 expects fp32, got {x.dtype}")
+    r = torch.randint(0, 1 << 16, x.shape, generator=generator, dtype=torch.int32, device=x.device)
+    return round_with_bits(x, r)
+
+
+def _hyper(lr, beta1, beta2, step):
+    if step < 1:
+        raise ValueError(f"AdamW step counts from 1, got {step}")
+    return dict(
+        lr=float(lr),
+        beta1=float(beta1),
+        beta2=float(beta2),
+        one_minus_beta1=1.0 - beta1,
+        one_minus_beta2=1.0 - beta2,
+        bias_correction1=1.0 - beta1**step,
+        bias_correction2=1.0 - beta2**step,
+    )
+
+
+def adamw_fp32_math(
+    param: torch.Tensor,
+    grad: torch.Tensor,
+    exp_avg: torch.Tensor,
+    exp_avg_sq: torch.Tensor,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    step: int,
+) -> torch.Tensor:
+    """One AdamW step in fp32 (llm.c's formula); updates the moments in place, returns the new
+    parameter in fp32 (before any rounding)."""
+    hp = _hyper(lr, beta1, beta2, step)
+    p = param.float()
+    g = grad.float()
+    exp_avg.mul_(hp["beta1"]).add_(g * hp["one_minus_beta1"])
+    exp_avg_sq.mul_(hp["beta2"]).add_(g * g * hp["one_minus_beta2"])
+    m_hat = exp_avg / hp["bias_correction1"]
+    v_hat = exp_avg_sq / hp["bias_correction2"]
+    return p - hp["lr"] * (m_hat / (v_hat.sqrt() + eps) + weight_decay * p)
+
+
+@torch.no_grad()
+def adamw_bf16_stochastic_reference(
+    param: torch.Tensor,
+    grad: torch.Tensor,
+    exp_avg: torch.Tensor,
+    exp_avg_sq: torch.Tensor,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    step: int,
+    seed: int,
+) -> None:
+    """Plain-PyTorch AdamW step on a bf16 ``param`` (in place), stochastic rounding seeded by
+    ``mix_seed(seed, step)``. ``exp_avg``/``exp_avg_sq`` are fp32 and updated in place."""
+    new = adamw_fp32_math(param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, weight_decay, step)
+    gen = torch.Generator(device=param.device).manual_seed(mix_seed(seed, step))
+    param.copy_(stochastic_round_to_bf16(new, gen))
+
+
+# -- Triton ---------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=2)
+def _kernel(interpret: bool):
+    # built on first use: triton.jit picks the interpreter from TRITON_INTERPRET at decoration time
+    import triton
+    import triton.language as tl
+
+    @triton.jit(do_not_specialize=["seed"])
+    def adamw_bf16_sr_kernel(
+        p_ptr,  # bf16 parameter viewed as int16
+        g_ptr,  # gradient: fp32, or bf16 viewed as int16
+        m_ptr,
+        v_ptr,
+        n_elements,
+        lr,
+        beta1,
+        beta2,
+        one_minus_beta1,
+        one_minus_beta2,
+        bias_correction1,
+        bias_correction2,
+        eps,
+        weight_decay,
+        seed,
+        GRAD_BF16: tl.constexpr,
+        BLOCK: tl.constexpr,
+    ):
+        offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+        mask = offs < n_elements
+        # bf16 -> fp32 is a 16-bit shift of the bit pattern
+        p_bits = tl.load(p_ptr + offs, mask=mask, other=0).to(tl.uint16, bitcast=True).to(tl.uint32)
+        p = (p_bits << 16).to(tl.float32, bitcast=True)
+        if GRAD_BF16:
+            g_bits = tl.load(g_ptr + offs, mask=mask, other=0).to(tl.uint16, bitcast=True).to(tl.uint32)
+            g = (g_bits << 16).to(tl.float32, bitcast=True)
+        else:
+            g = tl.load(g_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+        m = tl.load(m_ptr + offs, mask=mask, other=0.0)
+        v = tl.load(v_ptr + offs, mask=mask, other=0.0)
+        m = m * beta1 + g * one_minus_beta1
+        v = v * beta2 + (g * g) * one_minus_beta2
+        m_hat = tl.div_rn(m, bias_correction1)
+        v_hat = tl.div_rn(v, bias_correction2)
+        # correctly rounded sqrt and division, as torch does, so the fp32 math matches the reference
+        upd = tl.div_rn(m_hat, tl.sqrt_rn(v_hat) + eps) + weight_decay * p
+        new = p - lr * upd
+        rand16 = tl.randint(seed, offs) & 0xFFFF
+        new_bits = new.to(tl.uint32, bitcast=True)
+        finite = (new_bits & 0x7F800000) != 0x7F800000
+        rounded = tl.where(finite, new_bits + rand16, new_bits) >> 16
+        tl.store(p_ptr + offs, rounded.to(tl.uint16).to(tl.int16, bitcast=True), mask=mask)
+        tl.store(m_ptr + offs, m, mask=mask)
+        tl.store(v_ptr + offs, v, mask=mask)
+
+    return adamw_bf16_sr_kernel
+
+
+def adamw_bf16_stochastic_(
+    param: torch.Tensor,
+    grad: torch.Tensor,
+    exp_avg: torch.Tensor,
+    exp_avg_sq: torch.Tensor,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    step: int,
+    seed: int,
+    block: int = 1024,
+) -> None:
+    """One fused AdamW step on a bf16 ``param`` in place, with stochastic rounding (Triton).
+
+    ``grad`` is bf16 or fp32, ``exp_avg``/``exp_avg_sq`` fp32; all contiguous, same shape and
+    device. The fp32 math is :func:`adamw_fp32_math`'s; the random bits come from Philox keyed by
+    ``mix_seed(seed, step)`` and the element index (not the reference's torch bits).
+    Runs on CUDA, or on CPU tensors under ``TRITON_INTERPRET=1``.
+    """
+    if param.dtype != torch.bfloat16:
+        raise TypeError(f"param must be bf16, got {param.dtype}")
+    if exp_avg.dtype != torch.float32 or exp_avg_sq.dtype != torch.float32:
+        raise TypeError("exp_avg and exp_avg_sq must be fp32")
+    if grad.dtype not in (torch.bfloat16, torch.float32):
+        raise TypeError(f"grad must be bf16 or fp32, got {grad.dtype}")
+    for t in (param, grad, exp_avg, exp_avg_sq):
+        if not t.is_contiguous() or t.shape != param.shape:
+            raise ValueError("param, grad and moments must be contiguous and of one shape")
+    n = param.numel()
+    if n == 0:
+        return
+    hp = _hyper(lr, beta1, beta2, step)
+    grad_bf16 = grad.dtype == torch.bfloat16
+    kernel = _kernel(interpreting())
+    kernel[((n + block - 1) // block,)](
+        param.view(torch.int16),
+        grad.view(torch.int16) if grad_bf16 else grad,
+        exp_avg,
+        exp_avg_sq,
+        n,
+        hp["lr"],
+        hp["beta1"],
+        hp["beta2"],
+        hp["one_minus_beta1"],
+        hp["one_minus_beta2"],
+        hp["bias_correction1"],
+        hp["bias_correction2"],
+        float(eps),
+        float(weight_decay),
+        mix_seed(seed, step),
+        GRAD_BF16=grad_bf16,
+        BLOCK=block,
+    )
+
+
+# -- optimizer ------------------------------------------------------------------------------------
+
+
+class BF16AdamW(torch.optim.Optimizer):
+    """AdamW for bf16 parameters with no fp32 master copy: fp32 moments, stochastic rounding.
+
+    Each parameter's rounding is seeded by ``mix_seed(group["seed"], index)`` and its step, where
+    index is the parameter's position across all groups, so results depend only on the seed and
+    the step: deterministic, and exact across ``state_dict``/``load_state_dict``.
+
+    ``use_triton``: None (default) uses the Triton kernel for CUDA parameters when Triton imports
+    and the plain reference otherwise; True forces the kernel (e.g. on CPU under
+    ``TRITON_INTERPRET=1``); False forces the reference. The two use different random bits.
+    """
+
+    def __init__(
+        self,
+        params: Iterable,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.95),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        seed: int = 42,
+        use_triton: bool | None = None,
+    ):
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, seed=seed)
+        super().__init__(params, defaults)
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.dtype != torch.bfloat16:
+                    raise TypeError(f"BF16AdamW updates bf16 parameters; got one of {p.dtype}")
+        self.use_triton = use_triton
+
+    def _update_fn(self, p: torch.Tensor):
+        use = self.use_triton
+        if use is None:
+            use = p.is_cuda and triton_available()
+        return adamw_bf16_stochastic_ if use else adamw_bf16_stochastic_reference
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        index = 0
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                i, index = index, index + 1
+                if p.grad is None:
+                    continue
+                if p.grad.is_sparse:
+                    raise RuntimeError("BF16AdamW does not support sparse gradients")
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros(p.shape, dtype=torch.float32, device=p.device)
+                    state["exp_avg_sq"] = torch.zeros(p.shape, dtype=torch.float32, device=p.device)
+                state["step"] += 1
+                self._update_fn(p)(
+                    p,
+                    p.grad.contiguous(),
+                    state["exp_avg"],
+                    state["exp_avg_sq"],
+                    group["lr"],
+                    beta1,
+                    beta2,
+                    group["eps"],
+                    group["weight_decay"],
+                    state["step"],
+                    mix_seed(group["seed"], i),
+                )
+        return loss
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """As torch's, but keeps the moments in fp32 (torch casts them to the bf16 param dtype)."""
+        state = state_dict["state"]
+        saved = {k: {n: t for n, t in s.items() if torch.is_tensor(t)} for k, s in state.items()}
+        super().load_state_dict(state_dict)
+        ids = chain.from_iterable(g["params"] for g in state_dict["param_groups"])
+        params = chain.from_iterable(g["params"] for g in self.param_groups)
+        for k, p in zip(ids, params):
+            for name, t in saved.get(k, {}).items():
+                self.state[p][name] = t.to(device=p.device, dtype=torch.float32, copy=True)

@@ -1,0 +1,138 @@
+"""chunked_classifier_loss equals plain_classifier_loss (loss and gradients of x and W)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gpt2train.kernels.fused_classifier import chunked_classifier_loss
+from gpt2train.model import plain_classifier_loss
+
+V, VP, C = 97, 128, 32  # a padded vocabulary, like 50257 -> 50304
+
+
+def _inputs(shape, dtype, seed=0, ignore_frac=0.0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(*shape, C, generator=g).to(dtype).requires_grad_()
+    w = (torch.randn(VP, C, generator=g) * 0.5).to(dtype).requires_grad_()
+    t = torch.randint(0, V, shape, generator=g)
+    if ignore_frac:
+        t[torch.rand(shape, generator=g) < ignore_frac] = -1
+    return x, w, t
+
+
+def _run(fn, x, w, t, **kw):
+    x = x.detach().clone().requires_grad_()
+    w = w.detach().clone().requires_grad_()
+    loss = fn(x, w, t, V, **kw)
+    loss.backward()
+    return loss.detach(), x.grad, w.grad
+
+
+def _assert_close(a, b, rtol, atol):
+    torch.testing.assert_close(a.float(), b.float(), rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 7, 16, 50, 1000])
+@pytest.mark.parametrize("ignore_frac", [0.0, 0.3])
+def test_fp32_matches_reference(chunk_rows, ignore_frac):
+    x, w, t = _inputs((3, 16), torch.float32, seed=chunk_rows, ignore_frac=ignore_frac)
+    ref = _run(plain_classifier_loss, x, w, t)
+    got = _run(chunked_classifier_loss, x, w, t, chunk_rows=chunk_rows)
+    assert got[0].dtype == torch.float32 and got[0].shape == ()
+    for a, b in zip(got, ref):
+        _assert_close(a, b, rtol=1e-5, atol=1e-7)
+    assert got[1].dtype == x.dtype and got[2].dtype == w.dtype
+
+
+def test_padded_rows_of_weight_get_zero_gradient():
+    x, w, t = _inputs((2, 8), torch.float32)
+    _, _, gw = _run(chunked_classifier_loss, x, w, t, chunk_rows=5)
+    assert torch.count_nonzero(gw[V:]) == 0
+    assert torch.count_nonzero(gw[:V]) > 0
+
+
+def test_bf16_tensors_match_reference():
+    x, w, t = _inputs((4, 16), torch.bfloat16, seed=3, ignore_frac=0.2)
+    ref = _run(plain_classifier_loss, x, w, t)
+    got = _run(chunked_classifier_loss, x, w, t, chunk_rows=9)
+    _assert_close(got[0], ref[0], rtol=1e-5, atol=1e-5)  # the loss is fp32 of the same bf16 logits
+    assert got[1].dtype == torch.bfloat16 and got[2].dtype == torch.bfloat16
+    _assert_close(got[1], ref[1], rtol=2e-2, atol=1e-4)
+    _assert_close(got[2], ref[2], rtol=2e-2, atol=1e-4)
+
+
+def test_autocast_bf16_matches_reference():
+    x, w, t = _inputs((4, 16), torch.float32, seed=4, ignore_frac=0.1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ref = _run(plain_classifier_loss, x, w, t)
+        got = _run(chunked_classifier_loss, x, w, t, chunk_rows=10)
+    assert got[1].dtype == torch.float32 and got[2].dtype == torch.float32
+    _assert_close(got[0], ref[0], rtol=1e-5, atol=1e-5)
+    _assert_close(got[1], ref[1], rtol=2e-2, atol=1e-4)
+    _assert_close(got[2], ref[2], rtol=2e-2, atol=1e-4)
+
+
+def test_grad_output_scaling_and_partial_requires_grad():
+    x, w, t = _inputs((2, 10), torch.float32, seed=5)
+    xr, wr = x.detach().clone().requires_grad_(), w.detach()
+    (plain_classifier_loss(xr, wr, t, V) * 3.5).backward()
+    xg = x.detach().clone().requires_grad_()
+    (chunked_classifier_loss(xg, w.detach(), t, V, chunk_rows=3) * 3.5).backward()
+    _assert_close(xg.grad, xr.grad, rtol=1e-5, atol=1e-7)
+
+
+def test_no_grad_and_all_ignored():
+    x, w, t = _inputs((2, 10), torch.float32, seed=6, ignore_frac=0.5)
+    with torch.no_grad():
+        _assert_close(
+            chunked_classifier_loss(x, w, t, V, chunk_rows=4), plain_classifier_loss(x, w, t, V), 1e-5, 1e-7
+        )
+    t_all = torch.full_like(t, -1)
+    with torch.no_grad():
+        assert torch.isnan(chunked_classifier_loss(x, w, t_all, V)).item()
+        assert torch.isnan(plain_classifier_loss(x, w, t_all, V)).item()
+
+
+def test_in_a_model(tiny_config):
+    from gpt2train.model import build_model
+
+    ref_model = build_model(tiny_config, seed=1)
+    fast_model = build_model(tiny_config, seed=1)
+    fast_model.configure_fast_paths(classifier_loss=lambda *a: chunked_classifier_loss(*a, chunk_rows=37))
+    g = torch.Generator().manual_seed(0)
+    idx = torch.randint(0, tiny_config.vocab_size, (2, 32), generator=g)
+    tgt = torch.randint(0, tiny_config.vocab_size, (2, 32), generator=g)
+    l_ref, l_fast = ref_model(idx, tgt), fast_model(idx, tgt)
+    l_ref.backward()
+    l_fast.backward()
+    _assert_close(l_fast, l_ref, 1e-5, 1e-6)
+    for (n, a), (_, b) in zip(fast_model.named_parameters(), ref_model.named_parameters()):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-6, msg=n)
+
+
+def test_compile_traces():
+    """The Function traces as one graph under torch.compile (aot_eager: no C++ compiler on CPU)."""
+    x, w, t = _inputs((2, 8), torch.float32, seed=7)
+    loss = lambda a, b, c: chunked_classifier_loss(a, b, c, V, chunk_rows=5)
+    fn = torch.compile(loss, backend="aot_eager", fullgraph=True)
+    got = _run(lambda a, b, c, _v: fn(a, b, c), x, w, t)
+    ref = _run(plain_classifier_loss, x, w, t)
+    for a, b in zip(got, ref):
+        _assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_saves_only_dx_and_dw():
+    """Between forward and backward only dx (x's shape/dtype) and an fp32 dW are kept: no logits."""
+    x, w, t = _inputs((4, 16), torch.float32, seed=8)
+    saved = []
+
+    def pack(tensor):
+        saved.append(tuple(tensor.shape))
+        return tensor
+
+    x, w = x.detach().requires_grad_(), w.detach().requires_grad_()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        loss = chunked_classifier_loss(x, w, t, V, chunk_rows=16)
+    assert sorted(saved) == sorted([(4 * 16, C), (VP, C)])
+    loss.backward()
