@@ -18,7 +18,7 @@ from gpt2train.formats.llmc_model import write_llmc_model
 from gpt2train.formats.shards import write_shard
 from gpt2train.model import build_model
 
-N_EXAMPLES = 32
+N_EXAMPLES = 24
 
 
 @pytest.fixture(scope="module")
