@@ -18,6 +18,7 @@ harness scores differently in other respects); it is not comparable to llm.c's a
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import sys
 from dataclasses import dataclass
@@ -170,14 +171,14 @@ def val_loss(
         raise UserError(
             f"{flag} {shard_pattern!r}: no shard holds the {B * T + 1} tokens of one batch (-b {B} -t {T})"
         )
+    rank, world = _dist()
     if max_batches is not None and max_batches >= 0:
-        if max_batches > len(batches):
+        if max_batches > len(batches) and rank == 0:
             (warn or (lambda m: print(m, file=sys.stderr)))(
                 f"warning: -m {max_batches} is more than the {len(batches)} val batches in {shard_pattern}; "
                 f"using {len(batches)}"
             )
         batches = batches[:max_batches]
-    rank, world = _dist()
     byte_len = _token_byte_lengths()
     m = unwrap(model)
     was_training = m.training
@@ -218,6 +219,12 @@ class _Rendered:
     @property
     def length(self) -> int:
         return len(self.ctx) + max(len(e) for e in self.endings)
+
+
+@functools.lru_cache(maxsize=2)
+def _render_cached(examples: tuple, max_seq_len: int) -> tuple[_Rendered, ...]:
+    # the trainer scores the same examples every few hundred steps: tokenise them once
+    return tuple(render_examples(examples, max_seq_len))
 
 
 def render_examples(examples, max_seq_len: int) -> list[_Rendered]:
@@ -296,10 +303,9 @@ def hellaswag_eval(
     """
     device = torch.device(device)
     m = unwrap(model)
-    rendered = render_examples(examples, m.config.max_seq_len)
+    rendered = _render_cached(tuple(examples), m.config.max_seq_len)
     rank, world = _dist()
-    mine = rendered[rank::world]
-    mine.sort(key=lambda r: r.length)
+    mine = sorted(rendered[rank::world], key=lambda r: r.length)
     per_batch = max(1, batch_rows // 4)
     was_training = m.training
     m.eval()
