@@ -90,3 +90,9 @@ def test_stream_decoder_holds_partial_utf8():
     pieces = [dec.feed(t) for t in tokens] + [dec.flush()]
     assert "".join(pieces) == text
     assert all("\ufffd" not in p for p in pieces)
+
+
+def test_generate_under_bf16_autocast(model):
+    out = generate(model, encode("Hi"), 6, temperature=0, autocast_dtype=torch.bfloat16)
+    assert len(out) == 6 and all(0 <= t < 50257 for t in out)
+    assert model.transformer.wte.weight.dtype == torch.float32

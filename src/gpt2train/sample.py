@@ -13,6 +13,7 @@ cache cannot slide); cached and uncached generation then agree token for token.
 from __future__ import annotations
 
 import codecs
+import contextlib
 from collections.abc import Callable
 
 import torch
@@ -102,12 +103,14 @@ def generate(
     use_cache: bool = True,
     on_token: Callable[[int], None] | None = None,
     stop_token: int | None = None,
+    autocast_dtype: torch.dtype | None = None,
 ) -> list[int]:
     """The ``max_new_tokens`` new tokens (prompt excluded) that follow ``prompt_tokens``.
 
     ``temperature`` 0 is greedy. ``generator`` (a seeded torch.Generator) makes sampling
     reproducible; ``on_token`` is called with each token as it is chosen (for streaming); generation
-    stops early after ``stop_token`` if given. The model is put in eval mode and restored after.
+    stops early after ``stop_token`` if given; ``autocast_dtype`` (e.g. torch.bfloat16) runs the
+    forward under autocast, as the trainer's steps do. The model is put in eval mode and restored after.
     """
     m = unwrap(model)
     if not prompt_tokens:
@@ -120,16 +123,22 @@ def generate(
     new: list[int] = []
     cache = None
     if use_cache:
-        cache = KVCache(m, 1, device, m.transformer.wte.weight.dtype)
+        cache = KVCache(m, 1, device, autocast_dtype or m.transformer.wte.weight.dtype)
     pending = seq[-T:]  # tokens not yet fed to the cache
+    autocast = (
+        torch.autocast(device_type=device.type, dtype=autocast_dtype)
+        if autocast_dtype
+        else contextlib.nullcontext()
+    )
     try:
         for _ in range(max_new_tokens):
-            if cache is not None and cache.length + len(pending) <= T:
-                logits = cached_forward(m, torch.tensor([pending], device=device), cache)
-            else:
-                cache = None  # the context is full: recompute the last T tokens from here on
-                window = torch.tensor([seq[-T:]], device=device)
-                logits = m.logits(m.hidden_states(window)[:, -1])
+            with autocast:
+                if cache is not None and cache.length + len(pending) <= T:
+                    logits = cached_forward(m, torch.tensor([pending], device=device), cache)
+                else:
+                    cache = None  # the context is full: recompute the last T tokens from here on
+                    window = torch.tensor([seq[-T:]], device=device)
+                    logits = m.logits(m.hidden_states(window)[:, -1])
             tok = int(sample_next(logits, temperature, top_k, top_p, generator)[0])
             seq.append(tok)
             new.append(tok)
