@@ -132,3 +132,26 @@ def test_weights_of_another_shape_are_user_error(tmp_path, exported):
     (d / "config.json").write_text(json.dumps(conf))
     with pytest.raises(UserError, match="more than the 1 layers"):
         read_hf_dir(d)
+
+
+def test_import_sharded_safetensors(tmp_path, exported):
+    """Large uploads split the weights over several files listed in model.safetensors.index.json."""
+    from safetensors.torch import load_file, save_file
+
+    cfg, model, out = exported
+    sd = load_file(str(out / "model.safetensors"))
+    keys = sorted(sd)
+    parts = {"model-00001-of-00002.safetensors": keys[::2], "model-00002-of-00002.safetensors": keys[1::2]}
+    weight_map = {}
+    for name, ks in parts.items():
+        save_file({k: sd[k] for k in ks}, str(tmp_path / name))
+        weight_map.update({k: name for k in ks})
+    (tmp_path / "model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {}, "weight_map": weight_map})
+    )
+    (tmp_path / "config.json").write_text((out / "config.json").read_text())
+    cfg2, sd2 = read_hf_dir(tmp_path)
+    assert cfg2 == cfg
+    assert torch.equal(
+        sd2["transformer.h.0.attn.c_attn.weight"], model.state_dict()["transformer.h.0.attn.c_attn.weight"]
+    )
