@@ -111,9 +111,7 @@ def main(argv=None):
     autocast = torch.bfloat16 if args.dtype == "bf16" else None
     result = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "device": torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else platform.processor() or "cpu",
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "torch": torch.__version__,
         "command": " ".join(sys.argv),
         "model": args.model,
@@ -131,13 +129,9 @@ def main(argv=None):
     gen = bench_generate(model, args, device)
     result["generate"] = gen
     for k, v in gen.items():
-        rows.append(
-            (f"generate {k}", f"{v['tokens']} tokens in {v['seconds']:.2f} s = {v['tok_per_s']:.1f} tok/s")
-        )
+        rows.append((f"generate {k}", f"{v['tokens']} tokens in {v['seconds']:.2f} s = {v['tok_per_s']:.1f} tok/s"))
     rows.append(("kv cache speed-up", f"{gen['kv_cache']['tok_per_s'] / gen['no_cache']['tok_per_s']:.2f}x"))
-    print(
-        f"{result['device']}, {args.model} L={cfg.n_layer} C={cfg.n_embd} T={cfg.max_seq_len}, {args.dtype}"
-    )
+    print(f"{result['device']}, {args.model} L={cfg.n_layer} C={cfg.n_embd} T={cfg.max_seq_len}, {args.dtype}")
     width = max(len(r[0]) for r in rows)
     for name, text in rows:
         print(f"  {name:<{width}}  {text}")

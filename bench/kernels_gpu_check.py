@@ -168,9 +168,7 @@ def classifier_case(args, dev, case, rows, c, vp, v, dtype_name):
     ref = [r.clone() for r in classifier_step(plain, x, w, t, v, dtype_name, dev)]
     variants = {"plain": plain}
     for cr in [args.chunk_rows] + [int(s) for s in args.chunk_sweep.split(",") if s]:
-        variants[f"chunked rows={cr}"] = lambda a, b, c_, d, cr=cr: chunked_classifier_loss(
-            a, b, c_, d, chunk_rows=cr
-        )
+        variants[f"chunked rows={cr}"] = lambda a, b, c_, d, cr=cr: chunked_classifier_loss(a, b, c_, d, chunk_rows=cr)
     # impl="auto" is the Triton per-chunk kernel on CUDA; the plain-ops version for comparison
     variants[f"chunked rows={args.chunk_rows} impl=torch"] = lambda a, b, c_, d: chunked_classifier_loss(
         a, b, c_, d, chunk_rows=args.chunk_rows, impl="torch"
@@ -201,9 +199,7 @@ def compile_classifier(args, dev, case, x, w, t, v, dtype_name, ref):
     backend = "inductor" if dev.type == "cuda" else "aot_eager"  # no C++ toolchain needed on CPU
     for name, base in {
         "plain compiled": plain_classifier_loss,
-        "chunked compiled": lambda a, b, c_, d: chunked_classifier_loss(
-            a, b, c_, d, chunk_rows=args.chunk_rows
-        ),
+        "chunked compiled": lambda a, b, c_, d: chunked_classifier_loss(a, b, c_, d, chunk_rows=args.chunk_rows),
     }.items():
         with guarded("classifier", case + f" {name}"):
             torch._dynamo.reset()
@@ -379,9 +375,7 @@ def check_adamw(args, dev):
                 mean_expected_up=statistics.fmean(want_frac),
             )
         else:
-            record(
-                "adamw_bf16", case, "triton kernel", ok=None, note="skipped: needs CUDA or TRITON_INTERPRET=1"
-            )
+            record("adamw_bf16", case, "triton kernel", ok=None, note="skipped: needs CUDA or TRITON_INTERPRET=1")
 
         # timing: one optimizer step over all tensors
         def make_opt(kind):
@@ -405,10 +399,7 @@ def check_adamw(args, dev):
                 opt.step()  # creates the state
                 ms = time_ms(opt.step, dev, args.reps, warmup=1)
                 state_bytes = sum(
-                    t.numel() * t.element_size()
-                    for s in opt.state.values()
-                    for t in s.values()
-                    if torch.is_tensor(t)
+                    t.numel() * t.element_size() for s in opt.state.values() for t in s.values() if torch.is_tensor(t)
                 )
                 param_bytes = sum(p.numel() * p.element_size() for p in ps)
                 record(
@@ -464,9 +455,7 @@ def main(argv=None) -> int:
     ap.add_argument("--compile-shapes", default="d12", help="classifier shapes to try under torch.compile")
     ap.add_argument("--no-compile", action="store_true")
     ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument(
-        "--allow-tf32", action="store_true", help="TF32 matmuls (off: fp32 checks are exact fp32)"
-    )
+    ap.add_argument("--allow-tf32", action="store_true", help="TF32 matmuls (off: fp32 checks are exact fp32)")
     args = ap.parse_args(argv)
 
     dev = torch.device(args.device)

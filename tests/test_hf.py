@@ -99,9 +99,7 @@ def test_import_pytorch_model_bin_and_bare_names(tmp_path, exported):
     (d / "config.json").write_text((out / "config.json").read_text())
     cfg2, sd2 = read_hf_dir(d)
     assert cfg2 == cfg
-    assert torch.equal(
-        sd2["transformer.h.1.mlp.c_fc.weight"], model.state_dict()["transformer.h.1.mlp.c_fc.weight"]
-    )
+    assert torch.equal(sd2["transformer.h.1.mlp.c_fc.weight"], model.state_dict()["transformer.h.1.mlp.c_fc.weight"])
 
 
 def test_not_gpt2_dir_is_user_error(tmp_path, exported):
@@ -146,9 +144,7 @@ def test_import_sharded_safetensors(tmp_path, exported):
     for name, ks in parts.items():
         save_file({k: sd[k] for k in ks}, str(tmp_path / name))
         weight_map.update({k: name for k in ks})
-    (tmp_path / "model.safetensors.index.json").write_text(
-        json.dumps({"metadata": {}, "weight_map": weight_map})
-    )
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
     (tmp_path / "config.json").write_text((out / "config.json").read_text())
     cfg2, sd2 = read_hf_dir(tmp_path)
     assert cfg2 == cfg

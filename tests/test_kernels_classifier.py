@@ -85,9 +85,7 @@ def test_grad_output_scaling_and_partial_requires_grad():
 def test_no_grad_and_all_ignored():
     x, w, t = _inputs((2, 10), torch.float32, seed=6, ignore_frac=0.5)
     with torch.no_grad():
-        _assert_close(
-            chunked_classifier_loss(x, w, t, V, chunk_rows=4), plain_classifier_loss(x, w, t, V), 1e-5, 1e-7
-        )
+        _assert_close(chunked_classifier_loss(x, w, t, V, chunk_rows=4), plain_classifier_loss(x, w, t, V), 1e-5, 1e-7)
     t_all = torch.full_like(t, -1)
     with torch.no_grad():
         assert torch.isnan(chunked_classifier_loss(x, w, t_all, V)).item()

@@ -52,9 +52,7 @@ def _run(fn, x, w, t):
 def test_fp32_matches_reference(chunk_rows):
     x, w, t = _inputs(23, torch.float32, seed=chunk_rows, ignore_frac=0.2)
     ref = _run(lambda a, b, c: plain_classifier_loss(a, b, c, V), x, w, t)
-    got = _run(
-        lambda a, b, c: chunked_classifier_loss(a, b, c, V, chunk_rows=chunk_rows, impl="triton"), x, w, t
-    )
+    got = _run(lambda a, b, c: chunked_classifier_loss(a, b, c, V, chunk_rows=chunk_rows, impl="triton"), x, w, t)
     for a, r in zip(got, ref):
         torch.testing.assert_close(a, r, rtol=1e-5, atol=1e-7)
     assert torch.count_nonzero(got[2][V:]) == 0

@@ -26,9 +26,7 @@ def _neighbours(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return lo, hi
 
 
-@pytest.mark.parametrize(
-    "value", [1.0 + 0.3 * ULP_AT_1, -(1.0 + 0.85 * ULP_AT_1), 3.0e-5 * (1 + 0.5 * ULP_AT_1)]
-)
+@pytest.mark.parametrize("value", [1.0 + 0.3 * ULP_AT_1, -(1.0 + 0.85 * ULP_AT_1), 3.0e-5 * (1 + 0.5 * ULP_AT_1)])
 def test_unbiased_in_expectation(value):
     n = 200_000
     x = torch.full((n,), value, dtype=torch.float32)

@@ -51,9 +51,7 @@ def test_seeded_sampling_reproducible_and_cache_independent(model):
     for use_cache in (True, True, False):
         g = torch.Generator().manual_seed(123)
         runs.append(
-            generate(
-                model, prompt, 20, temperature=0.9, top_k=50, top_p=0.95, generator=g, use_cache=use_cache
-            )
+            generate(model, prompt, 20, temperature=0.9, top_k=50, top_p=0.95, generator=g, use_cache=use_cache)
         )
     assert runs[0] == runs[1] == runs[2]
     g = torch.Generator().manual_seed(124)

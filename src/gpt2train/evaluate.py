@@ -80,9 +80,7 @@ def load_model(source: str, device: str | torch.device = "cpu", expect: ModelCon
         model.load_state_dict(sd, strict=True)
     except RuntimeError as e:
         first = str(e).strip().splitlines()
-        raise UserError(
-            f"model {source} does not fit its own config: {first[-1].strip() if first else e}"
-        ) from None
+        raise UserError(f"model {source} does not fit its own config: {first[-1].strip() if first else e}") from None
     return model.to(device).eval()
 
 
@@ -168,9 +166,7 @@ def val_loss(
     paths = expand_pattern(shard_pattern, flag)
     batches = val_batches(paths, B, T)
     if not batches:
-        raise UserError(
-            f"{flag} {shard_pattern!r}: no shard holds the {B * T + 1} tokens of one batch (-b {B} -t {T})"
-        )
+        raise UserError(f"{flag} {shard_pattern!r}: no shard holds the {B * T + 1} tokens of one batch (-b {B} -t {T})")
     rank, world = _dist()
     if max_batches is not None and max_batches >= 0:
         if max_batches > len(batches) and rank == 0:
@@ -243,9 +239,7 @@ def render_examples(examples, max_seq_len: int) -> list[_Rendered]:
             raise UserError(f"HellaSwag example {i} has an empty ending")
         longest = max(len(e) for e in endings)
         if longest >= max_seq_len:
-            raise UserError(
-                f"HellaSwag example {i} has an ending of {longest} tokens, too long for T={max_seq_len}"
-            )
+            raise UserError(f"HellaSwag example {i} has an ending of {longest} tokens, too long for T={max_seq_len}")
         if len(ctx) + longest > max_seq_len:
             ctx = ctx[len(ctx) + longest - max_seq_len :]
         out.append(_Rendered(i, ctx, endings, [len(" " + e) for e in ex.endings], ex.label))

@@ -51,8 +51,10 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.c_fc(x)
         if self.recompute_gelu and torch.is_grad_enabled():
-            # keep only the pre-GELU activation; GELU is recomputed in backward (llm.c's -r 1)
-            return checkpoint(self._gelu_proj, h, use_reentrant=False)
+            # llm.c's -r 1: keep only the pre-GELU activation; backward recomputes GELU (not the matmul)
+            from gpt2train.kernels.gelu_linear import gelu_linear
+
+            return gelu_linear(h, self.c_proj.weight, self.c_proj.bias)
         return self._gelu_proj(h)
 
 

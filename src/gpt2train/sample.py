@@ -126,9 +126,7 @@ def generate(
         cache = KVCache(m, 1, device, autocast_dtype or m.transformer.wte.weight.dtype)
     pending = seq[-T:]  # tokens not yet fed to the cache
     autocast = (
-        torch.autocast(device_type=device.type, dtype=autocast_dtype)
-        if autocast_dtype
-        else contextlib.nullcontext()
+        torch.autocast(device_type=device.type, dtype=autocast_dtype) if autocast_dtype else contextlib.nullcontext()
     )
     try:
         for _ in range(max_new_tokens):

@@ -33,12 +33,8 @@ def register(sub) -> None:
         default=1024,
         help="val sequence length T (default 1024, capped at the model's)",
     )
-    p.add_argument(
-        "-m", "--val-max-steps", type=int, default=-1, help="val batches to use; -1: all (default)"
-    )
-    p.add_argument(
-        "--batch-rows", type=int, default=64, help="HellaSwag rows per forward pass (4 per example)"
-    )
+    p.add_argument("-m", "--val-max-steps", type=int, default=-1, help="val batches to use; -1: all (default)")
+    p.add_argument("--batch-rows", type=int, default=64, help="HellaSwag rows per forward pass (4 per example)")
     p.add_argument("--limit", type=int, default=0, help="score only the first N HellaSwag examples (0: all)")
     p.add_argument("--device", default="auto", help="auto (cuda if present), cpu, cuda, cuda:N")
     p.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="autocast dtype for the forward")
@@ -75,8 +71,7 @@ def run(args) -> int:
 
             if not os.path.exists(path):
                 raise UserError(
-                    f"HellaSwag file {path} not found: "
-                    "run `gpt2train prepare hellaswag` or pass --hellaswag FILE"
+                    f"HellaSwag file {path} not found: run `gpt2train prepare hellaswag` or pass --hellaswag FILE"
                 )
         examples = load_examples(path)
         if args.limit > 0:

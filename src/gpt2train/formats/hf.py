@@ -120,18 +120,14 @@ def write_tokenizer_files(path: str | os.PathLike, max_len: int) -> None:
     (path / "special_tokens_map.json").write_text(json.dumps(specials, indent=2) + "\n")
 
 
-def write_hf_dir(
-    path: str | os.PathLike, cfg: ModelConfig, sd: dict[str, torch.Tensor], dtype: str = "fp32"
-) -> None:
+def write_hf_dir(path: str | os.PathLike, cfg: ModelConfig, sd: dict[str, torch.Tensor], dtype: str = "fp32") -> None:
     """Write a directory that ``AutoModelForCausalLM`` / ``AutoTokenizer.from_pretrained`` load offline."""
     from safetensors.torch import save_file
 
     if dtype not in ("fp32", "bf16"):
         raise UserError(f"--dtype must be fp32 or bf16, not {dtype!r}")
     if cfg.vocab_size != 50257:
-        raise UserError(
-            f"HuggingFace GPT-2 export needs the GPT-2 vocabulary (50257 tokens), not {cfg.vocab_size}"
-        )
+        raise UserError(f"HuggingFace GPT-2 export needs the GPT-2 vocabulary (50257 tokens), not {cfg.vocab_size}")
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise UserError(f"-o {path} exists and is not a directory")
@@ -184,16 +180,13 @@ def _config_from_json(path: Path) -> ModelConfig:
         raise UserError(f"cannot read {path / 'config.json'}: {e}") from None
     if conf.get("model_type") != "gpt2":
         raise UserError(
-            f"{path} is not a GPT-2 model: config.json has model_type {conf.get('model_type')!r}, "
-            "expected 'gpt2'"
+            f"{path} is not a GPT-2 model: config.json has model_type {conf.get('model_type')!r}, expected 'gpt2'"
         )
     act = conf.get("activation_function", "gelu_new")
     if act not in _TANH_GELUS:
         raise UserError(f"{path}: activation_function {act!r} is not GPT-2's tanh GELU")
     if conf.get("scale_attn_by_inverse_layer_idx") or conf.get("reorder_and_upcast_attn"):
-        raise UserError(
-            f"{path}: attention variants (scale_attn_by_inverse_layer_idx, ...) are not supported"
-        )
+        raise UserError(f"{path}: attention variants (scale_attn_by_inverse_layer_idx, ...) are not supported")
     if conf.get("scale_attn_weights") is False:
         raise UserError(f"{path}: scale_attn_weights=false is not supported")
     C = int(conf.get("n_embd", 768))

@@ -206,9 +206,7 @@ class ChunkedClassifierLoss(torch.autograd.Function):
                 del logits, dlogits
         ctx.x_shape = x_shape
         ctx.weight_dtype = weight.dtype
-        ctx.save_for_backward(
-            dx if dx is not None else torch.empty(0), dw if dw is not None else torch.empty(0)
-        )
+        ctx.save_for_backward(dx if dx is not None else torch.empty(0), dw if dw is not None else torch.empty(0))
         return loss_sum * inv_n
 
     @staticmethod

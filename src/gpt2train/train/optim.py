@@ -17,9 +17,16 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 
 def build_optimizer(model: nn.Module, lr: float, weight_decay: float, betas: tuple[float, float], eps: float,
-                    device_type: str, zero_stage: int = 0) -> torch.optim.Optimizer:  # fmt: skip
-    """AdamW (fused on CUDA); with ``zero_stage`` 1 under torch.distributed, its state is sharded over ranks."""
+                    device_type: str, zero_stage: int = 0, seed: int = 42) -> torch.optim.Optimizer:  # fmt: skip
+    """AdamW (fused on CUDA); with ``zero_stage`` 1 under torch.distributed, its state is sharded over ranks.
+
+    bf16 parameters (``-w 0``, no fp32 master copy) get BF16AdamW: fp32 moments and stochastic rounding.
+    """
     groups = param_groups(model, weight_decay)
+    if any(p.dtype == torch.bfloat16 for p in model.parameters()):
+        from gpt2train.kernels.stochastic_round import BF16AdamW
+
+        return BF16AdamW(groups, lr=lr, betas=betas, eps=eps, seed=seed)
     kwargs = dict(lr=lr, betas=betas, eps=eps)
     if device_type == "cuda":
         kwargs["fused"] = True

@@ -184,6 +184,12 @@ class Trainer:
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = bool(cfg.tf32)
             torch.backends.cudnn.allow_tf32 = bool(cfg.tf32)
+        if not cfg.master_weights:
+            if self.autocast_dtype is None:
+                raise UserError("-w 0 (bf16 weights without an fp32 master copy) needs bf16: drop --dtype fp32")
+            if cfg.zero_stage >= 1 and info.enabled:
+                raise UserError("-w 0 with -z 1 is not supported yet: use -w 1 with -z 1, or -w 0 with -z 0")
+            model = model.to(torch.bfloat16)
         self.raw_model: GPT = model.to(self.device)
         self._configure_fast_paths()
         self.model = self.raw_model
@@ -194,7 +200,7 @@ class Trainer:
 
             self.model = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.optimizer = build_optimizer(self.raw_model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2), cfg.eps,
-                                         self.device.type, cfg.zero_stage if info.enabled else 0)  # fmt: skip
+                                         self.device.type, cfg.zero_stage if info.enabled else 0, cfg.seed)  # fmt: skip
         self.loss_detector = OutlierDetector(cfg.outlier_window)
         self.grad_detector = OutlierDetector(cfg.outlier_window)
         self.faults = Faults(info.rank)
@@ -293,8 +299,9 @@ class Trainer:
             write_llmc_model(ckpt.model_path(out, step), self.raw_model.state_dict(), self.model_cfg,
                              cfg.model_file_dtype)  # fmt: skip
         if info.is_main or sharded:
-            exact_in_model_file = cfg.model_file_dtype == "fp32" and all(
-                p.dtype == torch.float32 for p in self.raw_model.parameters()
+            # an fp32 file holds fp32 or bf16 weights exactly; a bf16 file only bf16 ones
+            exact_in_model_file = cfg.model_file_dtype == "fp32" or all(
+                p.dtype == torch.bfloat16 for p in self.raw_model.parameters()
             )
             params = None if exact_in_model_file or not info.is_main else dict(self.raw_model.named_parameters())
             meta = {
