@@ -346,6 +346,8 @@ def write_token_shards(
             bar.close()
 
     if not stopped:
+        if doc0 == 0 and not shards:
+            raise UserError("the input holds no text: every document is empty")
         if val_docs is not None and shard_end is None:
             raise UserError(
                 f"the input has only {doc0} documents, but the val split needs {val_docs} plus at least one "
