@@ -348,3 +348,18 @@ def test_cli(tmp_path, shared_data, capsys):
     with pytest.raises(SystemExit) as e:
         main(["prepare", "fineweb-edu", "--tokens", "7B"])
     assert e.value.code == 2
+
+
+def test_datasets_save_to_disk_source_and_tiny_fineweb(tmp_path):
+    import datasets
+
+    docs = [f"row {i} " * 5 for i in range(12)]
+    datasets.Dataset.from_dict({"text": docs}).save_to_disk(str(tmp_path / "ds"))
+    prepare_text([str(tmp_path / "ds")], str(tmp_path / "o"), val_docs=2, progress=False)
+    np.testing.assert_array_equal(np.concatenate(all_tokens(tmp_path / "o", "text")), reference_tokens(docs))
+    # too little data for one val shard plus training data: an error, and the folder is not marked done
+    for _ in range(2):
+        with pytest.raises(UserError, match="nothing to train on"):
+            prepare_fineweb(
+                "fineweb", "10B", str(tmp_path / "fw"), source=str(tmp_path / "ds"), progress=False
+            )

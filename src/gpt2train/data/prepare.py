@@ -354,19 +354,17 @@ def write_token_shards(
                 "for training; pass a smaller --val-docs / --val-fraction or more input"
             )
         pending = sum(a.size for a in buf)
+        if not shards:  # checked before anything is marked complete, so a re-run is not "done"
+            raise UserError(
+                f"the input gave only {pending} tokens, all in the val shard; there is nothing to train on: "
+                "add input, or lower --shard-size / the val split"
+            )
         if pending:
             finish_shard(doc0, 0, last=True)
-        elif shards:
+        else:
             shards[-1]["last"] = True
             manifest["complete"] = True
             _write_json_atomic(manifest_path, manifest)
-        if not shards:
-            raise UserError("the input holds no text: every document was empty")
-        if len(shards) < 2:
-            raise UserError(
-                f"the input gave only {shards[0]['tokens']} tokens, all in the val shard; "
-                "there is nothing to train on: add input or lower the val split"
-            )
     else:
         print(
             f"stopped after {k} shards (--max-shards); run the same command without it to continue",

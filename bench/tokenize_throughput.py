@@ -1,0 +1,95 @@
+"""Tokenizer throughput of the prepare engine vs the plain approach, on the shared English corpus.
+
+plain:  multiprocessing.Pool.imap over documents, one encode_ordinary per document, a Python list back
+        (EOT + tokens), chunksize 16 -- how llm.c's dev/data scripts do it.
+engine: gpt2train.data.prepare.tokenize_stream -- chunks of ~256K characters per task, encode_to_numpy,
+        one uint16 array back per chunk, bounded in-flight queue; workers=1 runs in-process.
+
+Both read the same documents lazily from the same gzip files (reading is part of the time) and count
+the same tokens. Best of --repeat runs each.
+Run:  PYTHONPATH=src python bench/tokenize_throughput.py [--separator blankline line]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import time
+
+from gpt2train.data.prepare import tokenize_stream
+from gpt2train.data.text_sources import DocSource
+from gpt2train.data.tokenizer import EOT_TOKEN, gpt2_encoding
+
+DEFAULT_CORPUS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "corpus", "*.txt.gz")
+
+
+def _plain_one(doc: str) -> list[int]:
+    return [EOT_TOKEN, *gpt2_encoding().encode_ordinary(doc)]
+
+
+def run_plain(source, workers: int) -> int:
+    n = 0
+    with mp.get_context("fork").Pool(workers) as pool:
+        for toks in pool.imap(_plain_one, iter(source), chunksize=16):
+            n += len(toks)
+    return n
+
+
+def run_engine(source, workers: int) -> int:
+    return sum(t.size for t, _ in tokenize_stream(iter(source), workers))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--input", default=DEFAULT_CORPUS)
+    ap.add_argument("--separator", nargs="+", default=["blankline", "line"])
+    ap.add_argument("--workers", nargs="+", type=int, default=[1, 2])
+    ap.add_argument("--repeat", type=int, default=2, help="best of N runs (the CPU may be shared)")
+    ap.add_argument("--json", default="bench/tokenize_throughput.json")
+    args = ap.parse_args()
+    gpt2_encoding()  # built once before forking, for both methods
+    rows = []
+    for sep in args.separator:
+        source = DocSource([args.input], separator=sep)
+        n_docs = sum(1 for _ in source)
+        for workers in args.workers:
+            for method, fn in (("plain", run_plain), ("engine", run_engine)):
+                times = []
+                for _ in range(args.repeat):
+                    t0 = time.perf_counter()
+                    tokens = fn(source, workers)
+                    times.append(time.perf_counter() - t0)
+                dt = min(times)
+                rows.append(
+                    dict(
+                        separator=sep,
+                        docs=n_docs,
+                        workers=workers,
+                        method=method,
+                        tokens=tokens,
+                        seconds=round(dt, 3),
+                        tok_per_s=round(tokens / dt),
+                    )
+                )
+                print(
+                    f"{sep:9s} docs={n_docs:7d} workers={workers} {method:6s} {tokens:>11,} tok "
+                    f"{dt:7.2f} s {tokens / dt / 1e6:6.2f} M tok/s",
+                    flush=True,
+                )
+    result = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "python": platform.python_version(),
+        "input": args.input,
+        "rows": rows,
+    }
+    os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
+    with open(args.json, "w") as f:
+        json.dump(result, f, indent=1)
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
