@@ -79,7 +79,12 @@ def main() -> None:
                     f"{dt:7.2f} s {tokens / dt / 1e6:6.2f} M tok/s",
                     flush=True,
                 )
+    load = os.getloadavg()
+    print(
+        f"load average at the end: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} (> 0: the CPU is shared)"
+    )
     result = {
+        "load_average_end": load,
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
         "python": platform.python_version(),
         "input": args.input,
