@@ -366,3 +366,21 @@ def test_datasets_save_to_disk_source_and_tiny_fineweb(tmp_path):
             prepare_fineweb(
                 "fineweb", "10B", str(tmp_path / "fw"), source=str(tmp_path / "ds"), progress=False
             )
+
+
+def test_resume_inside_a_long_document(tmp_path):
+    # one document spans many shards; stop inside it twice, then finish: same bytes as one run
+    docs = ["short one", "long " + "the rain in spain falls mainly on the plain. " * 300, "tail doc"]
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"text": d}) + "\n" for d in docs))
+    kw = dict(shard_size=700, workers=1, source=str(src), progress=False)
+    prepare_fineweb("fineweb", "10B", str(tmp_path / "a"), **kw)
+    for m in (2, 4, None):
+        prepare_fineweb("fineweb", "10B", str(tmp_path / "b"), max_shards=m, **kw)
+    files = sorted(p.name for p in (tmp_path / "a").glob("*.bin"))
+    assert len(files) >= 5
+    for name in files:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    np.testing.assert_array_equal(
+        np.concatenate(all_tokens(tmp_path / "b", "fineweb")), reference_tokens(docs)
+    )

@@ -314,9 +314,11 @@ def write_token_shards(
     stream = itertools.islice(iter(docs), start_doc, None)
     try:
         for tokens, lens in tokenize_stream(stream, workers):
+            lead = 0  # tokens of document doc0 written before this chunk (only when resuming mid-document)
             if first and skip:  # the first document was partly written into the last kept shard
                 tokens, lens = tokens[skip:], lens.copy()
                 lens[0] -= skip
+                lead = skip
             first = False
             ends = np.cumsum(lens)
             if shard_end is None and doc0 <= val_docs - 1 < doc0 + lens.size:
@@ -326,7 +328,7 @@ def write_token_shards(
                 b = shard_end - pos
                 buf.append(tokens[cut:b])
                 done = int(np.searchsorted(ends, b, side="right"))  # documents that end at or before b
-                finish_shard(doc0 + done, b - (int(ends[done - 1]) if done else 0), last=False)
+                finish_shard(doc0 + done, b - int(ends[done - 1]) if done else lead + b, last=False)
                 cut = b
                 shard_end += shard_size
                 if max_shards is not None and k >= max_shards:
