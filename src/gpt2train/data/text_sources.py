@@ -310,7 +310,10 @@ def hf_dataset_docs(
         else:
             ds = datasets.load_dataset(name, name=config, split=split, streaming=True, cache_dir=cache_dir)
     except Exception as e:  # datasets raises many types (network, missing config, ...)
-        raise UserError(f"cannot open dataset {name!r}{f' config {config}' if config else ''}: {e}") from None
+        raise UserError(
+            f"cannot open dataset {name!r}{f' config {config}' if config else ''}: {e}; check the network "
+            "(or HF_DATASETS_OFFLINE), or pass --source with local parquet/jsonl files"
+        ) from None
     checked = False
     for row in ds:
         if not checked:
