@@ -13,8 +13,8 @@ setup:
 quickstart: setup
 	$(PYTHON) -m gpt2train prepare text --input pydoc -o data/pydoc --name pydoc
 	$(PYTHON) -m gpt2train train -i "data/pydoc/pydoc_train_*.bin" -j "data/pydoc/pydoc_val_*.bin" -o $(RUN) \
-	    -e d6 --n-layer 4 --n-head 4 --n-embd 128 --max-seq-len 128 -b 16 -t 128 -d 4096 \
-	    -x 150 -l 2e-3 -u 10 -q 0.1 -c 0.1 -v 50 -m 8 -s 75 -g 48 -n 50 -y 1
+	    -e d6 --n-layer 4 --n-head 4 --n-embd 128 --max-seq-len 128 -b 8 -t 128 -d 1024 \
+	    -x 200 -l 3e-3 -u 10 -q 0.1 -c 0.1 -v 50 -m 8 -s 100 -g 48 -n 50 -y 1
 	$(PYTHON) -m gpt2train status $(RUN)
 
 lint:

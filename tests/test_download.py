@@ -52,9 +52,7 @@ def server(shared_data):
 def test_download_with_checksum(tmp_path, server):
     url, files = server
     body = files["/shakespeare.txt"]
-    dest = download(
-        f"{url}/shakespeare.txt", tmp_path / "a" / "input.txt", sha256=hashlib.sha256(body).hexdigest()
-    )
+    dest = download(f"{url}/shakespeare.txt", tmp_path / "a" / "input.txt", sha256=hashlib.sha256(body).hexdigest())
     assert dest.read_bytes() == body
     assert [p.name for p in dest.parent.iterdir()] == ["input.txt"]
 
@@ -87,10 +85,7 @@ def test_prepare_commands_with_url(tmp_path, server, monkeypatch):
 
     url, _ = server
     monkeypatch.setenv("GPT2TRAIN_CACHE", str(tmp_path / "cache"))
-    assert (
-        main(["prepare", "tinyshakespeare", "-o", str(tmp_path / "ts"), "--url", f"{url}/shakespeare.txt"])
-        == 0
-    )
+    assert main(["prepare", "tinyshakespeare", "-o", str(tmp_path / "ts"), "--url", f"{url}/shakespeare.txt"]) == 0
     assert (tmp_path / "ts" / "tiny_shakespeare_train.bin").exists()
     assert main(["prepare", "hellaswag", "--url", f"{url}/hellaswag.jsonl"]) == 0
     assert (tmp_path / "cache" / "hellaswag" / "hellaswag_val.jsonl").exists()

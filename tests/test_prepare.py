@@ -68,9 +68,7 @@ def test_workers_do_not_change_output(tmp_path, shakespeare_docs):
     src = tmp_path / "in.txt"
     src.write_text(shakespeare_docs[0], encoding="utf-8")
     for w in (1, 2):
-        prepare_text(
-            [str(src)], str(tmp_path / f"w{w}"), val_fraction=0.2, shard_size=2000, workers=w, progress=False
-        )
+        prepare_text([str(src)], str(tmp_path / f"w{w}"), val_fraction=0.2, shard_size=2000, workers=w, progress=False)
     a, b = all_tokens(tmp_path / "w1", "text"), all_tokens(tmp_path / "w2", "text")
     assert len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
 
@@ -150,9 +148,7 @@ def test_jsonl_json_parquet_and_line_separator(tmp_path):
     prepare_text(inputs, str(tmp_path / "o1"), field="body", val_docs=3, shard_size=100, progress=False)
     got = np.concatenate(all_tokens(tmp_path / "o1", "text"))
     np.testing.assert_array_equal(got, reference_tokens(docs[:30]))
-    prepare_text(
-        [str(tmp_path / "d.txt")], str(tmp_path / "o2"), separator="line", val_docs=2, progress=False
-    )
+    prepare_text([str(tmp_path / "d.txt")], str(tmp_path / "o2"), separator="line", val_docs=2, progress=False)
     got = np.concatenate(all_tokens(tmp_path / "o2", "text"))
     np.testing.assert_array_equal(got, reference_tokens(docs[30:]))
 
@@ -165,9 +161,7 @@ def test_non_utf8_policy(tmp_path, capsys):
     expected = reference_tokens(["caf\ufffd au lait", "second doc \ufffd\ufffd ok", "third"])
     np.testing.assert_array_equal(got, expected)
     with pytest.raises(UserError, match=r"bad\.txt: byte 3 is not valid UTF-8"):
-        prepare_text(
-            [str(tmp_path / "bad.txt")], str(tmp_path / "o2"), val_docs=1, on_bad_utf8="error", progress=False
-        )
+        prepare_text([str(tmp_path / "bad.txt")], str(tmp_path / "o2"), val_docs=1, on_bad_utf8="error", progress=False)
 
 
 @pytest.mark.parametrize(
@@ -234,24 +228,18 @@ def _fineweb_source(tmp_path, n=60):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    docs = [
-        f"Web page {i}: " + "the quick brown fox jumps over the lazy dog. " * (1 + i % 9) for i in range(n)
-    ]
+    docs = [f"Web page {i}: " + "the quick brown fox jumps over the lazy dog. " * (1 + i % 9) for i in range(n)]
     src = tmp_path / "fw"
     src.mkdir()
     pq.write_table(pa.table({"text": docs[: n // 2], "id": list(range(n // 2))}), src / "000.parquet")
-    (src / "001.jsonl").write_text(
-        "".join(json.dumps({"text": d, "url": "u"}) + "\n" for d in docs[n // 2 :])
-    )
+    (src / "001.jsonl").write_text("".join(json.dumps({"text": d, "url": "u"}) + "\n" for d in docs[n // 2 :]))
     return src, docs
 
 
 def test_fineweb_local_source_end_to_end_and_resume(tmp_path):
     src, docs = _fineweb_source(tmp_path)
     out = tmp_path / "edu"
-    res = prepare_fineweb(
-        "fineweb-edu", "10B", str(out), shard_size=500, workers=2, source=str(src), progress=False
-    )
+    res = prepare_fineweb("fineweb-edu", "10B", str(out), shard_size=500, workers=2, source=str(src), progress=False)
     shards = all_tokens(out, "edu_fineweb")
     assert res.complete and all(s.size == 500 for s in shards[:-1])
     np.testing.assert_array_equal(np.concatenate(shards), reference_tokens(docs))
@@ -268,9 +256,7 @@ def test_fineweb_local_source_end_to_end_and_resume(tmp_path):
         progress=False,
     )
     assert len(list(out2.glob("*.bin"))) == 2
-    prepare_fineweb(
-        "fineweb-edu", "10B", str(out2), shard_size=500, workers=2, source=str(src), progress=False
-    )
+    prepare_fineweb("fineweb-edu", "10B", str(out2), shard_size=500, workers=2, source=str(src), progress=False)
     for f in out.glob("*.bin"):
         assert (out2 / f.name).read_bytes() == f.read_bytes()
     manifest = json.loads((out2 / MANIFEST).read_text())
@@ -280,9 +266,7 @@ def test_fineweb_local_source_end_to_end_and_resume(tmp_path):
 def test_fineweb_disk_space_check(tmp_path, monkeypatch):
     import shutil
 
-    monkeypatch.setattr(
-        shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**12, 10**12 - 10**9, 10**9)
-    )
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**12, 10**12 - 10**9, 10**9))
     monkeypatch.setattr("gpt2train.data.text_sources.hf_dataset_docs", lambda *a, **k: iter(["x"]))
     with pytest.raises(UserError, match="not enough disk space"):
         prepare_fineweb("fineweb", "10B", str(tmp_path / "fw"), progress=False)
@@ -363,9 +347,7 @@ def test_datasets_save_to_disk_source_and_tiny_fineweb(tmp_path):
     # too little data for one val shard plus training data: an error, and the folder is not marked done
     for _ in range(2):
         with pytest.raises(UserError, match="nothing to train on"):
-            prepare_fineweb(
-                "fineweb", "10B", str(tmp_path / "fw"), source=str(tmp_path / "ds"), progress=False
-            )
+            prepare_fineweb("fineweb", "10B", str(tmp_path / "fw"), source=str(tmp_path / "ds"), progress=False)
 
 
 def test_resume_inside_a_long_document(tmp_path):
@@ -381,6 +363,4 @@ def test_resume_inside_a_long_document(tmp_path):
     assert len(files) >= 5
     for name in files:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
-    np.testing.assert_array_equal(
-        np.concatenate(all_tokens(tmp_path / "b", "fineweb")), reference_tokens(docs)
-    )
+    np.testing.assert_array_equal(np.concatenate(all_tokens(tmp_path / "b", "fineweb")), reference_tokens(docs))

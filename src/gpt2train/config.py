@@ -173,6 +173,8 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
     dtype: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp32
     compile: int = -1  # torch.compile; -1: on for CUDA
+    compile_scope: str = "blocks"  # blocks: compile each transformer block (fast start); model: the whole model
+    attention: str = "auto"  # SDPA backend on CUDA: auto | flash | cudnn | efficient | math
     fused_classifier: int = -1  # chunked output layer + cross-entropy; -1: on for CUDA
     plain: bool = False  # switch every fast path off
     progress: bool = True  # status line with ETA on a terminal

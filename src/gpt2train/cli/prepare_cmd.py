@@ -19,9 +19,7 @@ def register(sub) -> None:
     p = sub.add_parser("prepare", help="download and tokenize a dataset into llm.c .bin shards")
     kinds = p.add_subparsers(dest="dataset", metavar="DATASET")
 
-    t = kinds.add_parser(
-        "tinyshakespeare", help="tiny shakespeare, split as llm.c does (val = first 32768 tokens)"
-    )
+    t = kinds.add_parser("tinyshakespeare", help="tiny shakespeare, split as llm.c does (val = first 32768 tokens)")
     t.add_argument("-o", "--output-dir", default="data/tinyshakespeare", help="default: %(default)s")
     t.add_argument("--source", help="a local copy of input.txt instead of downloading")
     t.add_argument("--url", help="download from here instead (no sha256 check unless it is the default URL)")
@@ -37,20 +35,12 @@ def register(sub) -> None:
         "or a datasets dataset folder / hub name; repeatable",
     )
     x.add_argument("-o", "--output-dir", required=True)
-    x.add_argument(
-        "--field", default="text", help="text field of json/parquet/dataset records (default: text)"
-    )
+    x.add_argument("--field", default="text", help="text field of json/parquet/dataset records (default: text)")
     val = x.add_mutually_exclusive_group()
-    val.add_argument(
-        "--val-fraction", type=float, help="val split = this fraction of the documents (default 0.1)"
-    )
+    val.add_argument("--val-fraction", type=float, help="val split = this fraction of the documents (default 0.1)")
     val.add_argument("--val-docs", type=int, help="val split = the first N documents")
-    x.add_argument(
-        "--shard-size", type=_positive_int, default=100_000_000, help="tokens per shard (%(default)s)"
-    )
-    x.add_argument(
-        "--workers", type=_positive_int, default=None, help="tokenizer processes (default: all cores)"
-    )
+    x.add_argument("--shard-size", type=_positive_int, default=100_000_000, help="tokens per shard (%(default)s)")
+    x.add_argument("--workers", type=_positive_int, default=None, help="tokenizer processes (default: all cores)")
     x.add_argument("--name", default="text", help="shard name prefix: NAME_val_000000.bin ... (%(default)s)")
     x.add_argument(
         "--doc-separator",
@@ -69,9 +59,7 @@ def register(sub) -> None:
     x.set_defaults(func=run_text)
 
     for kind in ("fineweb-edu", "fineweb"):
-        f = kinds.add_parser(
-            kind, help=f"HuggingFaceFW/{kind} sample, streamed, 100M-token shards (llm.c layout)"
-        )
+        f = kinds.add_parser(kind, help=f"HuggingFaceFW/{kind} sample, streamed, 100M-token shards (llm.c layout)")
         f.add_argument(
             "--tokens",
             choices=["10B", "100B", "350B"],
@@ -79,28 +67,20 @@ def register(sub) -> None:
             help="sample size: sample-10BT / sample-100BT / sample-350BT (default: %(default)s)",
         )
         f.add_argument("-o", "--output-dir", help="default: data/edu_fineweb10B, data/fineweb100B, ...")
-        f.add_argument(
-            "--shard-size", type=_positive_int, default=100_000_000, help="tokens per shard (%(default)s)"
-        )
-        f.add_argument(
-            "--workers", type=_positive_int, default=None, help="tokenizer processes (default: all cores)"
-        )
+        f.add_argument("--shard-size", type=_positive_int, default=100_000_000, help="tokens per shard (%(default)s)")
+        f.add_argument("--workers", type=_positive_int, default=None, help="tokenizer processes (default: all cores)")
         f.add_argument("--max-shards", type=_positive_int, help="stop after N shards; re-run to continue")
         f.add_argument(
             "--source",
             help="a local parquet/jsonl file, glob or folder (field 'text'), or a "
             "dataset name, instead of the HuggingFace sample",
         )
-        f.add_argument(
-            "--cache-dir", help="datasets cache folder (default: datasets' own, HF_DATASETS_CACHE)"
-        )
+        f.add_argument("--cache-dir", help="datasets cache folder (default: datasets' own, HF_DATASETS_CACHE)")
         f.add_argument("--no-progress", action="store_true", help="no progress bar")
         f.set_defaults(func=run_fineweb, kind=kind)
 
     h = kinds.add_parser("hellaswag", help="the HellaSwag validation file for `train -h 1` and `eval`")
-    h.add_argument(
-        "-o", "--output", help="file or folder (default: $GPT2TRAIN_CACHE/hellaswag/hellaswag_val.jsonl)"
-    )
+    h.add_argument("-o", "--output", help="file or folder (default: $GPT2TRAIN_CACHE/hellaswag/hellaswag_val.jsonl)")
     h.add_argument("--source", help="a local HellaSwag jsonl (validated) instead of downloading")
     h.add_argument("--url", help="download from here instead (validated by content, not sha256)")
     h.set_defaults(func=run_hellaswag)

@@ -112,6 +112,8 @@ _EXTRA = [
     ("--device", "device", str, "auto | cpu | cuda"),
     ("--dtype", "dtype", str, "auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp32"),
     ("--compile", "compile", int, "torch.compile: 1 on, 0 off (-1: on with the fast path)"),
+    ("--compile-scope", "compile_scope", str, "blocks: compile each block (fast start); model: the whole model"),
+    ("--attention", "attention", str, "SDPA backend on CUDA: auto | flash | cudnn | efficient | math"),
     (
         "--fused-classifier",
         "fused_classifier",

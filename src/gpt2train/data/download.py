@@ -70,8 +70,7 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None = None, timeo
                 ) from None
             if expected is not None and received != expected:
                 raise UserError(
-                    f"download of {url} is truncated: got {received} of {expected} bytes; "
-                    "run the command again"
+                    f"download of {url} is truncated: got {received} of {expected} bytes; run the command again"
                 )
             f.flush()
             os.fsync(f.fileno())

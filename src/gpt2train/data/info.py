@@ -27,9 +27,7 @@ def shard_report(dir_or_glob: str) -> dict:
         paths = [p for p in glob.glob(dir_or_glob) if os.path.isfile(p)]
     paths.sort(key=lambda p: (split_of(p) != "val", p))  # val first, as in llm.c listings
     if not paths:
-        raise UserError(
-            f"{dir_or_glob!r} matches no .bin files: check the path or run gpt2train prepare first"
-        )
+        raise UserError(f"{dir_or_glob!r} matches no .bin files: check the path or run gpt2train prepare first")
     shards, totals = [], {"val": 0, "train": 0, "?": 0}
     for p in paths:
         row = {"path": p, "split": split_of(p)}
@@ -38,9 +36,7 @@ def shard_report(dir_or_glob: str) -> dict:
             row.update(ok=True, tokens=info.num_tokens, bytes=info.file_bytes, error=None)
             totals[row["split"]] += info.num_tokens
         except UserError as e:
-            row.update(
-                ok=False, tokens=None, bytes=os.path.getsize(p) if os.path.exists(p) else None, error=str(e)
-            )
+            row.update(ok=False, tokens=None, bytes=os.path.getsize(p) if os.path.exists(p) else None, error=str(e))
         shards.append(row)
     bad = sum(not r["ok"] for r in shards)
     return {"shards": shards, "tokens": totals, "total_tokens": sum(totals.values()), "bad": bad}

@@ -52,9 +52,7 @@ FINEWEB_SIZES = {
     "350B": ("sample-350BT", 350 * 10**9),
 }
 
-TINYSHAKESPEARE_URL = (
-    "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
-)
+TINYSHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 TINYSHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
 TINYSHAKESPEARE_VAL_TOKENS = 32768
 HELLASWAG_URL = "https://raw.githubusercontent.com/rowanz/hellaswag/master/data/hellaswag_val.jsonl"
@@ -179,9 +177,7 @@ def _check_out_dir(out: Path, name: str, params: dict) -> list[dict]:
         manifest = json.loads(manifest_path.read_text())
         old_params, shards = manifest["params"], list(manifest["shards"])
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise UserError(
-            f"{manifest_path} is unreadable ({e}); delete the folder {out} and prepare again"
-        ) from None
+        raise UserError(f"{manifest_path} is unreadable ({e}); delete the folder {out} and prepare again") from None
     if old_params != params:
         diff = [f"{k}: {old_params.get(k)!r} -> {v!r}" for k, v in params.items() if old_params.get(k) != v]
         raise UserError(
@@ -421,9 +417,7 @@ def prepare_text(
         if not 0 < f < 1:
             raise UserError(f"--val-fraction must lie strictly between 0 and 1, got {f}")
         if any(k == "dataset" for k, _ in source._entries):
-            raise UserError(
-                "for a datasets dataset pass --val-docs N (its documents cannot be counted up front)"
-            )
+            raise UserError("for a datasets dataset pass --val-docs N (its documents cannot be counted up front)")
         n_docs = sum(1 for _ in _quiet(source))
         if n_docs == 0:
             raise UserError(f"the input ({', '.join(inputs)}) holds no text: every document is empty")
@@ -563,8 +557,7 @@ def prepare_tinyshakespeare(
     tokens = tinyshakespeare_tokens(text)
     if tokens.size <= TINYSHAKESPEARE_VAL_TOKENS:
         raise UserError(
-            f"--source {path} gives only {tokens.size} tokens; the val split alone takes "
-            f"{TINYSHAKESPEARE_VAL_TOKENS}"
+            f"--source {path} gives only {tokens.size} tokens; the val split alone takes {TINYSHAKESPEARE_VAL_TOKENS}"
         )
     out = Path(out_dir)
     try:

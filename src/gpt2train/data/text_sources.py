@@ -216,9 +216,7 @@ class DocSource:
 
     def __post_init__(self):
         if self.separator not in DOC_SEPARATORS:
-            raise UserError(
-                f"--doc-separator must be one of {', '.join(DOC_SEPARATORS)}, not {self.separator!r}"
-            )
+            raise UserError(f"--doc-separator must be one of {', '.join(DOC_SEPARATORS)}, not {self.separator!r}")
         self._entries: list[tuple[str, str]] = []  # (kind, path or name)
         for spec in self.inputs:
             if spec == BUILTIN_PYDOC:
@@ -232,9 +230,7 @@ class DocSource:
                     if n.lower().endswith(TEXT_SUFFIXES + JSON_SUFFIXES + PARQUET_SUFFIXES)
                 )
                 if not found:
-                    raise UserError(
-                        f"--input {spec!r}: folder holds no .txt, .jsonl, .json or .parquet files"
-                    )
+                    raise UserError(f"--input {spec!r}: folder holds no .txt, .jsonl, .json or .parquet files")
                 self._entries += [(_kind(p), p) for p in found]
             else:
                 matched = sorted(p for p in glob.glob(spec) if os.path.isfile(p))
@@ -279,9 +275,7 @@ class DocSource:
 
 def _is_dataset_dir(path: str) -> bool:
     # a folder written by datasets' save_to_disk
-    return os.path.exists(os.path.join(path, "dataset_info.json")) or os.path.exists(
-        os.path.join(path, "state.json")
-    )
+    return os.path.exists(os.path.join(path, "dataset_info.json")) or os.path.exists(os.path.join(path, "state.json"))
 
 
 def _looks_like_hub_name(spec: str) -> bool:
@@ -299,9 +293,7 @@ def hf_dataset_docs(
     try:
         import datasets
     except ImportError:
-        raise UserError(
-            "reading a datasets dataset needs the datasets package: pip install datasets"
-        ) from None
+        raise UserError("reading a datasets dataset needs the datasets package: pip install datasets") from None
     try:
         if os.path.isdir(name):
             ds = datasets.load_from_disk(name)

@@ -98,6 +98,18 @@ def _check_output_dir(path: str) -> None:
         raise UserError(f"-o {path}: output directory is not writable ({e.strerror or e})") from None
 
 
+def _select_attention_backend(name: str) -> None:
+    """Restrict SDPA to one fused backend (math stays as the fallback for shapes it cannot take)."""
+    if name == "auto":
+        return
+    flags = {"flash": torch.backends.cuda.enable_flash_sdp, "cudnn": torch.backends.cuda.enable_cudnn_sdp,
+             "efficient": torch.backends.cuda.enable_mem_efficient_sdp}  # fmt: skip
+    if name not in (*flags, "math"):
+        raise UserError(f"--attention {name!r}: use auto, flash, cudnn, efficient or math")
+    for backend, enable in flags.items():
+        enable(backend == name)
+
+
 class _StopRequest:
     """SIGTERM/SIGINT (preemption, Ctrl-C): finish the step, write a checkpoint, exit 0."""
 
@@ -184,6 +196,7 @@ class Trainer:
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = bool(cfg.tf32)
             torch.backends.cudnn.allow_tf32 = bool(cfg.tf32)
+            _select_attention_backend(cfg.attention)
         if not cfg.master_weights:
             if self.autocast_dtype is None:
                 raise UserError("-w 0 (bf16 weights without an fp32 master copy) needs bf16: drop --dtype fp32")
@@ -194,11 +207,17 @@ class Trainer:
         self._configure_fast_paths()
         self.model = self.raw_model
         if self._use_compile():
-            self.model = torch.compile(self.raw_model)
+            if cfg.compile_scope == "model":
+                self.model = torch.compile(self.raw_model)
+            else:  # regional: every block shares one compiled graph, so start-up does not grow with depth
+                for block in self.raw_model.transformer.h:
+                    block.compile()
         if info.enabled:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
-            self.model = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            # gradients live in DDP's buckets (no second copy); the all-reduce overlaps the backward pass
+            self.model = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                             gradient_as_bucket_view=True)  # fmt: skip
         self.optimizer = build_optimizer(self.raw_model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2), cfg.eps,
                                          self.device.type, cfg.zero_stage if info.enabled else 0, cfg.seed)  # fmt: skip
         self.loss_detector = OutlierDetector(cfg.outlier_window)
