@@ -480,7 +480,7 @@ class Trainer:
                     ema_step_s = dt if ema_step_s is None else 0.95 * ema_step_s + 0.05 * dt
                 eta = (ema_step_s or dt) * (self.max_steps - step - 1)
                 tok_s = tokens_per_step / dt
-                mfu = flops_per_step / dt / self.peak * 100 if self.peak else None
+                mfu = flops_per_step / dt / (self.peak * self.info.world_size) * 100 if self.peak else None
                 mfu_txt = f"{mfu:.1f}% bf16 MFU" if mfu is not None else "MFU n/a"
                 self.print(
                     f"step {step + 1:4d}/{self.max_steps} | loss {out['loss']:7.6f} ({out['zloss']:+.2f}z)| "
