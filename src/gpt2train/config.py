@@ -126,7 +126,7 @@ class TrainConfig:
     vocab_size: int | None = None
     max_seq_len: int | None = None
     # batch layout
-    batch_size: int = 4  # -b, per process micro-batch B
+    batch_size: int = 4  # -b, per process micro-batch B; 0 (-b auto): the largest that fits
     seq_len: int = 1024  # -t
     total_batch_size: int = -1  # -d, tokens per step; -1: B*T*world (no accumulation)
     # workload
@@ -177,7 +177,8 @@ class TrainConfig:
     attention: str = "auto"  # SDPA backend on CUDA: auto | flash | cudnn | efficient | math
     fused_classifier: int = -1  # chunked output layer + cross-entropy; -1: on for CUDA
     plain: bool = False  # switch every fast path off
-    progress: bool = True  # status line with ETA on a terminal
+    tensorboard: bool = True  # event files in the run dir when tensorboard is installed
+    wandb: str | None = None  # Weights & Biases project (when wandb is installed)
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:

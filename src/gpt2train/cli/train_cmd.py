@@ -35,7 +35,7 @@ _FLAGS = [
         "checkpoints at multiples of N are never deleted",
     ),
     ("-y", "--resume", "resume", int, "1: resume from the newest complete checkpoint in -o (fresh if none)"),
-    ("-b", "--batch-size", "batch_size", int, "micro-batch size B per process"),
+    ("-b", "--batch-size", "batch_size", "batch", "micro-batch size B per process; auto: the largest that fits"),
     ("-t", "--seq-len", "seq_len", int, "sequence length T"),
     (
         "-d",
@@ -123,6 +123,16 @@ _EXTRA = [
 ]
 
 
+def _batch_size(text: str) -> int:
+    """-b N, or -b auto (stored as 0: the trainer probes for the largest B that fits)."""
+    if text == "auto":
+        return 0
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or 'auto', got {text!r}") from None
+
+
 def register(sub) -> None:
     d = TrainConfig()
     p = sub.add_parser(
@@ -135,11 +145,14 @@ def register(sub) -> None:
     )
     p.add_argument("--help", action="help", help="show this help and exit")
     for short, long, field, typ, text in _FLAGS:
+        typ = _batch_size if typ == "batch" else typ
         p.add_argument(short, long, dest=field, type=typ, default=getattr(d, field), help=text)
     for long, field, typ, text in _EXTRA:
         p.add_argument(long, dest=field, type=typ, default=getattr(d, field), help=text)
     p.add_argument("--no-shuffle", dest="shuffle", action="store_false", help="read train data in order")
     p.add_argument("--plain", action="store_true", help="switch every fast path off (plain PyTorch)")
+    p.add_argument("--no-tensorboard", dest="tensorboard", action="store_false", help="no TensorBoard event files")
+    p.add_argument("--wandb", default=None, metavar="PROJECT", help="also log to Weights & Biases (if installed)")
     # llm.c's multi-node flags: accepted so pasted commands work; torchrun's environment is what counts
     for flag in ("-pn", "-pr", "-pg", "-pi", "-ps", "-pf", "-pm", "-pp"):
         p.add_argument(flag, dest="llmc_" + flag[1:], default=None, help=argparse.SUPPRESS)

@@ -156,7 +156,7 @@ class Trainer:
     # -- set-up -----------------------------------------------------------------------------------
     def setup(self) -> None:
         cfg, info = self.cfg, self.info
-        if cfg.batch_size <= 0 or cfg.seq_len <= 0:
+        if cfg.batch_size < 0 or cfg.seq_len <= 0:
             raise UserError(f"-b {cfg.batch_size} -t {cfg.seq_len}: batch size and sequence length must be positive")
         if cfg.zero_stage not in (0, 1):
             raise UserError(f"-z {cfg.zero_stage}: supported ZeRO stages are 0 and 1")
@@ -175,21 +175,6 @@ class Trainer:
         if cfg.seq_len > self.model_cfg.max_seq_len:
             raise UserError(f"-t {cfg.seq_len} exceeds the model's max sequence length {self.model_cfg.max_seq_len}")
 
-        self.B, self.T = cfg.batch_size, cfg.seq_len
-        tokens_per_fwdbwd = self.B * self.T * info.world_size
-        self.total_batch = cfg.total_batch_size if cfg.total_batch_size > 0 else tokens_per_fwdbwd
-        train_pattern = cfg.val_data if cfg.overfit_single_batch else cfg.train_data
-        self.train_loader = TrainLoader(
-            train_pattern, self.B, self.T, self.total_batch, info.rank, info.world_size, cfg.seed,
-            shuffle=cfg.shuffle and not cfg.overfit_single_batch,
-            flag="-j" if cfg.overfit_single_batch else "-i", on_epoch_end=self._epoch_end,
-        )  # fmt: skip
-        self.grad_accum = self.train_loader.grad_accum
-        self.val_loader = ValLoader(cfg.val_data, self.B, self.T, cfg.val_max_steps, warn=self.print)
-        self.max_steps = cfg.max_steps if cfg.max_steps > 0 else self.train_loader.num_tokens // self.total_batch
-        if self.max_steps <= 0:
-            raise UserError(f"-i {cfg.train_data!r} holds less than one step of {self.total_batch} tokens")
-
         # model, precision, fast paths
         model = build_model(self.model_cfg, cfg.seed) if weights is None else self._from_weights(weights)
         self.autocast_dtype = self._compute_dtype()
@@ -205,6 +190,22 @@ class Trainer:
             model = model.to(torch.bfloat16)
         self.raw_model: GPT = model.to(self.device)
         self._configure_fast_paths()
+        self.T = cfg.seq_len
+        self.B = cfg.batch_size or self._auto_batch_size()
+        tokens_per_fwdbwd = self.B * self.T * info.world_size
+        self.total_batch = cfg.total_batch_size if cfg.total_batch_size > 0 else tokens_per_fwdbwd
+        train_pattern = cfg.val_data if cfg.overfit_single_batch else cfg.train_data
+        self.train_loader = TrainLoader(
+            train_pattern, self.B, self.T, self.total_batch, info.rank, info.world_size, cfg.seed,
+            shuffle=cfg.shuffle and not cfg.overfit_single_batch,
+            flag="-j" if cfg.overfit_single_batch else "-i", on_epoch_end=self._epoch_end,
+        )  # fmt: skip
+        self.grad_accum = self.train_loader.grad_accum
+        self.val_loader = ValLoader(cfg.val_data, self.B, self.T, cfg.val_max_steps, warn=self.print)
+        self.max_steps = cfg.max_steps if cfg.max_steps > 0 else self.train_loader.num_tokens // self.total_batch
+        if self.max_steps <= 0:
+            raise UserError(f"-i {cfg.train_data!r} holds less than one step of {self.total_batch} tokens")
+
         self.model = self.raw_model
         if self._use_compile():
             if cfg.compile_scope == "model":
@@ -232,7 +233,26 @@ class Trainer:
         else:
             self.runlog.start_fresh()
         self.hellaswag = self._load_hellaswag()
+        from gpt2train.train.monitor import ScalarSink
+
+        self.scalars = ScalarSink(cfg.output_dir, info.is_main, cfg.tensorboard, cfg.wandb, cfg.to_dict(), self.print)
         self.peak = peak_flops(torch.cuda.get_device_name(self.device)) if self.device.type == "cuda" else None
+
+    def _auto_batch_size(self) -> int:
+        """-b auto: the largest B that fits (probing real steps on CUDA), keeping -d."""
+        from gpt2train.plan import max_batch_size
+        from gpt2train.train.batch_size import auto_batch_size
+
+        start = None
+        if self.device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(self.device)
+            start = max_batch_size(self.model_cfg, free, self.cfg.seq_len, world_size=self.info.world_size,
+                                   zero_stage=self.cfg.zero_stage, recompute=self.cfg.recompute,
+                                   master_weights=self.cfg.master_weights) or 1  # fmt: skip
+        B = auto_batch_size(self.raw_model, self.cfg.total_batch_size, self.cfg.seq_len, self.info.world_size,
+                            self.device, self.autocast_dtype, start)  # fmt: skip
+        self.print(f"-b auto: micro-batch B={B} (planner's estimate {start})" if start else f"-b auto: B={B}")
+        return B
 
     def _from_weights(self, sd: dict) -> GPT:
         model = GPT(self.model_cfg)
@@ -368,6 +388,7 @@ class Trainer:
         self.print(f"HellaSwag: {res['correct_norm']}/{res['examples']} = {res['acc_norm']:.6f} "
                    f"({time.perf_counter() - t0:.1f} s)")  # fmt: skip
         self.runlog.eval(step, res["acc_norm"], {"hellaswag_acc": res["acc"]})
+        self.scalars.log(step, {"eval/hellaswag_acc_norm": res["acc_norm"], "eval/hellaswag_acc": res["acc"]})
 
     def sample(self) -> None:
         from gpt2train.data.tokenizer import EOT_TOKEN, decode
@@ -457,6 +478,7 @@ class Trainer:
                     vl = self.val_loss()
                     self.print(f"val loss {vl:.6f}")
                     self.runlog.val(step, vl)
+                    self.scalars.log(step, {"val/loss": vl})
                     if self.hellaswag is not None:
                         self.run_hellaswag(step)
                 if self.info.is_main and cfg.sample_every > 0 and ((step > 0 and step % cfg.sample_every == 0) or last):
@@ -490,6 +512,12 @@ class Trainer:
                 self.runlog.train(step, out["loss"], out["lr"], out["norm"],
                                   {"max_steps": self.max_steps, "ms": dt * 1000, "tok_s": tok_s, "mfu": mfu,
                                    "elapsed": time.perf_counter() - t_start, "eta": eta})  # fmt: skip
+                self.scalars.log(step, {"train/loss": out["loss"], "train/lr": out["lr"], "train/norm": out["norm"],
+                                        "perf/tok_s": tok_s, "perf/mfu": mfu, "perf/ms": dt * 1000})  # fmt: skip
+                if cfg.log_gpu_every > 0 and (step + 1) % cfg.log_gpu_every == 0:
+                    from gpt2train.train.monitor import gpu_status
+
+                    self.print(gpu_status(self.device))
                 if stop.signal_name and step + 1 < self.max_steps:
                     return self._stop_for_signal(stop, step + 1)
             self.print(f"done: {self.max_steps} steps in {format_duration(time.perf_counter() - t_start)}")
@@ -499,6 +527,7 @@ class Trainer:
             return 0
         finally:
             stop.restore()
+            self.scalars.close()
 
     def _stop_for_signal(self, stop: _StopRequest, step: int) -> int:
         if self.cfg.output_dir:
@@ -537,5 +566,6 @@ class Trainer:
         if self.info.is_main and cfg.output_dir:
             with open(os.path.join(cfg.output_dir, "config.json"), "w") as f:
                 json.dump({"train": cfg.to_dict(), "model": m.to_dict(), "world_size": self.info.world_size,
+                           "micro_batch_size": self.B,
                            "grad_accum": self.grad_accum, "max_steps": self.max_steps,
                            "total_batch_size": self.total_batch, "argv": sys.argv}, f, indent=2)  # fmt: skip
