@@ -106,3 +106,21 @@ def test_bad_shards_name_the_file(tmp_path):
         TrainLoader(str(good), 4, 32, 128)
     with pytest.raises(UserError, match="-d 100 is not divisible"):
         TrainLoader(str(good), 1, 8, 100)
+
+
+def test_prefetcher_state_is_the_position_after_the_last_step_handed_out(shards):
+    from gpt2train.data.prefetch import Prefetcher
+
+    d, _ = shards
+    plain = TrainLoader(str(d / "*.bin"), 2, 16, 64, seed=9)
+    expected = [plain.next_step() for _ in range(6)]
+    pre = Prefetcher(TrainLoader(str(d / "*.bin"), 2, 16, 64, seed=9), pin_memory=False)
+    got = [pre.next_step() for _ in range(3)]
+    state = pre.state_dict()
+    pre.close()
+    again = Prefetcher(TrainLoader(str(d / "*.bin"), 2, 16, 64, seed=9), pin_memory=False)
+    again.load_state_dict(state)
+    got += [again.next_step() for _ in range(3)]
+    again.close()
+    for a, b in zip(expected, got):
+        assert all(np.array_equal(x1.numpy(), x2.numpy()) for (x1, _), (x2, _) in zip(a, b))

@@ -23,6 +23,7 @@ import torch
 
 from gpt2train.config import ModelConfig, TrainConfig, looks_like_preset, preset
 from gpt2train.data.loader import TrainLoader, ValLoader
+from gpt2train.data.prefetch import Prefetcher
 from gpt2train.errors import UserError
 from gpt2train.hardware import peak_flops
 from gpt2train.model import GPT, build_model
@@ -201,6 +202,7 @@ class Trainer:
             flag="-j" if cfg.overfit_single_batch else "-i", on_epoch_end=self._epoch_end,
         )  # fmt: skip
         self.grad_accum = self.train_loader.grad_accum
+        self.train_batches = Prefetcher(self.train_loader, pin_memory=self.device.type == "cuda")
         self.val_loader = ValLoader(cfg.val_data, self.B, self.T, cfg.val_max_steps, warn=self.print)
         self.max_steps = cfg.max_steps if cfg.max_steps > 0 else self.train_loader.num_tokens // self.total_batch
         if self.max_steps <= 0:
@@ -315,7 +317,7 @@ class Trainer:
                     p.copy_(params[name].to(p.dtype))
         ckpt.restore_optimizer(self.optimizer, meta, tensors)
         ckpt.restore_rng(tensors)
-        self.train_loader.load_state_dict(meta["loader"])
+        self.train_batches.load_state_dict(meta["loader"])
         self.loss_detector.load_state_dict(meta["detectors"]["loss"])
         self.grad_detector.load_state_dict(meta["detectors"]["grad"])
         self.step = meta["step"]
@@ -345,7 +347,7 @@ class Trainer:
             params = None if exact_in_model_file or not info.is_main else dict(self.raw_model.named_parameters())
             meta = {
                 "step": step,
-                "loader": self.train_loader.state_dict(),
+                "loader": self.train_batches.state_dict(),
                 "detectors": {
                     "loss": self.loss_detector.state_dict(),
                     "grad": self.grad_detector.state_dict(),
@@ -403,7 +405,7 @@ class Trainer:
     # -- the loop ---------------------------------------------------------------------------------
     def train_step(self, step: int) -> dict:
         cfg = self.cfg
-        batches = self.train_loader.next_step()
+        batches = self.train_batches.next_step()
         self.faults.maybe_crash(step, self.info.rank)
         loss_sum = torch.zeros((), device=self.device)
         for micro, (x, y) in enumerate(batches):
@@ -528,6 +530,7 @@ class Trainer:
         finally:
             stop.restore()
             self.scalars.close()
+            self.train_batches.close()
 
     def _stop_for_signal(self, stop: _StopRequest, step: int) -> int:
         if self.cfg.output_dir:
