@@ -50,3 +50,11 @@ def shakespeare_shards(tmp_path_factory, shared_data) -> dict:
     write_shard(paths["val"], tokens[:n_val])
     write_shard(paths["train"], tokens[n_val:])
     return {k: str(v) for k, v in paths.items()}
+
+
+@pytest.fixture
+def cli_main():
+    """``gpt2train.cli.main``, the in-process command line."""
+    from gpt2train.cli import main
+
+    return main

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 
 import pytest
 
-import gpt2train.cli as cli
 from gpt2train.config import preset
 from gpt2train.errors import UserError
 from gpt2train.plan import (
@@ -21,20 +19,6 @@ from gpt2train.plan import (
 )
 
 SEED_TOKENS = 32_000 * 1_048_576
-
-
-@pytest.fixture
-def cli_main(monkeypatch):
-    """``gpt2train.cli.main`` with only the subcommands that exist in this checkout."""
-    present = []
-    for name in cli._COMMANDS:
-        try:
-            importlib.import_module(f"gpt2train.cli.{name}_cmd")
-            present.append(name)
-        except ModuleNotFoundError:
-            pass
-    monkeypatch.setattr(cli, "_COMMANDS", present)
-    return cli.main
 
 
 @pytest.mark.parametrize(

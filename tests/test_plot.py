@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 
 import pytest
 
-import gpt2train.cli as cli
 from gpt2train.errors import UserError
 from gpt2train.plot import BASELINES, baseline_for, parse_panels, plot_runs, smooth
 from gpt2train.runinfo import load_run, parse_main_log
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture
-def cli_main(monkeypatch):
-    """``gpt2train.cli.main`` with only the subcommands that exist in this checkout."""
-    present = []
-    for name in cli._COMMANDS:
-        try:
-            importlib.import_module(f"gpt2train.cli.{name}_cmd")
-            present.append(name)
-        except ModuleNotFoundError:
-            pass
-    monkeypatch.setattr(cli, "_COMMANDS", present)
-    return cli.main
 
 
 def llmc_log(path, steps=40, val_every=10, extras=False):

@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 
 import pytest
 
-import gpt2train.cli as cli
 from gpt2train.runinfo import format_status, list_checkpoints, run_status
 
 T0 = 1_700_000_000.0
-
-
-@pytest.fixture
-def cli_main(monkeypatch):
-    """``gpt2train.cli.main`` with only the subcommands that exist in this checkout."""
-    present = []
-    for name in cli._COMMANDS:
-        try:
-            importlib.import_module(f"gpt2train.cli.{name}_cmd")
-            present.append(name)
-        except ModuleNotFoundError:
-            pass
-    monkeypatch.setattr(cli, "_COMMANDS", present)
-    return cli.main
 
 
 def write_progress(path, steps, start_time, dt=2.0, max_steps=100, mode="w"):
