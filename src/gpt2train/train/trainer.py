@@ -479,6 +479,7 @@ class Trainer:
                 if val_due and not resuming:
                     vl = self.val_loss()
                     self.print(f"val loss {vl:.6f}")
+                    self.last_val = vl
                     self.runlog.val(step, vl)
                     self.scalars.log(step, {"val/loss": vl})
                     if self.hellaswag is not None:
@@ -509,7 +510,7 @@ class Trainer:
                 self.print(
                     f"step {step + 1:4d}/{self.max_steps} | loss {out['loss']:7.6f} ({out['zloss']:+.2f}z)| "
                     f"norm {out['norm']:6.4f} ({out['zgrad']:+.2f}z)| lr {out['lr']:.2e} | {dt * 1000:.2f} ms | "
-                    f"{mfu_txt} | {tok_s:.0f} tok/s | ETA {format_duration(eta)}"
+                    f"{mfu_txt} | {tok_s:.0f} tok/s | {self._status_tail(t_start, eta)}"
                 )
                 self.runlog.train(step, out["loss"], out["lr"], out["norm"],
                                   {"max_steps": self.max_steps, "ms": dt * 1000, "tok_s": tok_s, "mfu": mfu,
@@ -531,6 +532,16 @@ class Trainer:
             stop.restore()
             self.scalars.close()
             self.train_batches.close()
+
+    def _status_tail(self, t_start: float, eta: float) -> str:
+        """The end of each step line: last val loss, GPU memory, elapsed time and ETA."""
+        parts = []
+        if getattr(self, "last_val", None) is not None:
+            parts.append(f"val {self.last_val:.4f}")
+        if self.device.type == "cuda":
+            parts.append(f"{torch.cuda.max_memory_allocated(self.device) / 2**30:.1f} GiB")
+        parts.append(f"{format_duration(time.perf_counter() - t_start)} elapsed, ETA {format_duration(eta)}")
+        return " | ".join(parts)
 
     def _stop_for_signal(self, stop: _StopRequest, step: int) -> int:
         if self.cfg.output_dir:
