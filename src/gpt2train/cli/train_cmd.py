@@ -84,7 +84,13 @@ _FLAGS = [
         int,
         "1: fp32 master weights; 0: bf16 weights, stochastic rounding",
     ),
-    ("-ge", "--gelu-fusion", "gelu_fusion", int, "GELU fusion: 0 none, 1/2 fused (-1: with the fast path)"),
+    (
+        "-ge",
+        "--gelu-fusion",
+        "gelu_fusion",
+        int,
+        "accepted for llm.c compatibility: on the fast path torch.compile fuses GELU into its neighbours",
+    ),
     ("-z", "--zero-stage", "zero_stage", int, "0: replicated optimizer; 1: ZeRO-1, optimizer state sharded"),
     ("-r", "--recompute", "recompute", int, "activation recomputation: 0 none, 1 GELU, 2 GELU and LayerNorm"),
 ]
