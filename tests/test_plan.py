@@ -75,7 +75,9 @@ def test_resolve_tokens():
 @pytest.mark.parametrize("r", [0, 1, 2])
 @pytest.mark.parametrize("w", [0, 1])
 def test_memory_parts_add_up(z, r, w):
-    m = estimate_memory(preset("d24"), 8, 1024, world_size=4, zero_stage=z, recompute=r, master_weights=w)
+    m = estimate_memory(
+        preset("d24"), 8, 1024, world_size=4, zero_stage=z, recompute=r, master_weights=w, layout="llmc"
+    )
     total = m.pop("total")
     assert total == sum(m.values())
     assert all(v >= 0 for v in m.values())
@@ -83,13 +85,13 @@ def test_memory_parts_add_up(z, r, w):
 
 def test_memory_switches_move_the_right_parts():
     cfg = preset("d48")
-    base = estimate_memory(cfg, 16, 1024, world_size=8)
-    z1 = estimate_memory(cfg, 16, 1024, world_size=8, zero_stage=1)
+    base = estimate_memory(cfg, 16, 1024, world_size=8, layout="llmc")
+    z1 = estimate_memory(cfg, 16, 1024, world_size=8, zero_stage=1, layout="llmc")
     assert z1["optimizer"] == pytest.approx(base["optimizer"] / 8, abs=1)
     assert z1["master_weights"] == pytest.approx(base["master_weights"] / 8, abs=1)
     assert z1["grads"] == base["grads"]
-    assert estimate_memory(cfg, 16, 1024, master_weights=0)["master_weights"] == 0
-    acts = [estimate_memory(cfg, 16, 1024, recompute=r)["activations"] for r in (0, 1, 2)]
+    assert estimate_memory(cfg, 16, 1024, master_weights=0, layout="llmc")["master_weights"] == 0
+    acts = [estimate_memory(cfg, 16, 1024, recompute=r, layout="llmc")["activations"] for r in (0, 1, 2)]
     assert acts[0] > acts[1] > acts[2]
 
 
@@ -110,13 +112,102 @@ LLMC_D48 = [
 def test_memory_matches_llmc_measurements():
     cfg = preset("d48")
     for b, r, w, mib in LLMC_D48:
-        est = estimate_memory(cfg, b, 1024, recompute=r, master_weights=w)["total"] / MIB
+        est = estimate_memory(cfg, b, 1024, recompute=r, master_weights=w, layout="llmc")["total"] / MIB
         if mib is not None:
             assert est == pytest.approx(mib, rel=0.05), (b, r, w)
-        fits = b <= max_batch_size(cfg, GPUS["h100"].memory_mib * MIB, 1024, recompute=r, master_weights=w)
+        fits = b <= max_batch_size(
+            cfg, GPUS["h100"].memory_mib * MIB, 1024, recompute=r, master_weights=w, layout="llmc"
+        )
         assert fits == (mib is not None), (b, r, w)
-    d12 = estimate_memory(preset("d12"), 64, 1024, recompute=0)["total"] / MIB
+    d12 = estimate_memory(preset("d12"), 64, 1024, recompute=0, layout="llmc")["total"] / MIB
     assert d12 == pytest.approx(29549, rel=0.05)
+
+
+# our trainer, T=1024 (BENCHMARKS.md, 2026-11-27; one H100 unless noted): torch.cuda.max_memory_allocated
+# (model, B, -r, -w, GPUs, -z, peak MiB)
+GPT2TRAIN_MEASURED = [
+    ("d12", 64, 0, 1, 1, 0, 23525),
+    ("d12", 64, 1, 1, 1, 0, 23525),
+    ("d12", 16, 1, 1, 1, 0, 8297),  # -d 65536, 4 micro-steps, H200
+    ("d48", 16, 0, 1, 1, 0, 69495),
+    ("d48", 32, 2, 1, 1, 0, 55814),
+    ("d48", 40, 2, 1, 1, 0, 63190),
+    ("d48", 16, 0, 0, 1, 0, 58060),
+    ("d48", 24, 0, 0, 1, 0, 77627),
+    ("d48", 40, 2, 0, 1, 0, 50161),
+    ("d48", 64, 2, 0, 1, 0, 69346),
+    ("d48", 16, 0, 1, 4, 1, 68877),  # 4x H200
+    ("d48", 16, 0, 1, 2, 1, 71857),  # 2x H200
+    ("d12", 64, 0, 1, 2, 1, 24681),  # 2x H200
+    ("d12", 64, 0, 1, 4, 1, 24501),  # 4x H200
+]
+# out of memory on an 80 GB H100: (model, B, -r, -w)
+GPT2TRAIN_OOM = [("d48", 24, 0, 1), ("d48", 24, 1, 1), ("d48", 32, 1, 0)]
+
+
+@pytest.mark.parametrize("model,b,r,w,gpus,z,mib", GPT2TRAIN_MEASURED)
+def test_gpt2train_layout_matches_measured_peaks(model, b, r, w, gpus, z, mib):
+    kw = dict(world_size=gpus, zero_stage=z, recompute=r, master_weights=w)
+    est = estimate_memory(preset(model), b, 1024, **kw)
+    assert est == estimate_memory(preset(model), b, 1024, layout="gpt2train", **kw)  # the default
+    assert est["total"] / MIB == pytest.approx(mib, rel=0.10)
+    if gpus == 1:  # every single-H100 run that fit is predicted to fit
+        assert b <= max_batch_size(preset(model), GPUS["h100"].memory_mib * MIB, 1024, **kw)
+
+
+@pytest.mark.parametrize("model,b,r,w", GPT2TRAIN_OOM)
+def test_gpt2train_layout_predicts_ooms(model, b, r, w):
+    card = GPUS["h100"].memory_mib * MIB
+    assert card == 81559 * MIB
+    assert estimate_memory(preset(model), b, 1024, recompute=r, master_weights=w)["total"] > card
+    assert b > max_batch_size(preset(model), card, 1024, recompute=r, master_weights=w)
+
+
+@pytest.mark.parametrize("gpus,z", [(1, 0), (4, 0), (4, 1)])
+@pytest.mark.parametrize("r", [0, 1, 2])
+@pytest.mark.parametrize("w", [0, 1])
+def test_gpt2train_parts_add_up(gpus, z, r, w):
+    if w == 0 and z == 1:
+        with pytest.raises(UserError, match="-w 0 with -z 1"):
+            estimate_memory(preset("d24"), 8, 1024, world_size=gpus, zero_stage=z, recompute=r, master_weights=w)
+        return
+    m = estimate_memory(preset("d24"), 8, 1024, world_size=gpus, zero_stage=z, recompute=r, master_weights=w)
+    total = m.pop("total")
+    assert total == sum(m.values())
+    assert all(v >= 0 for v in m.values())
+
+
+def test_gpt2train_switches_move_the_right_parts():
+    cfg = preset("d48")
+    n = cfg.num_parameters()
+    one = estimate_memory(cfg, 16, 1024)
+    assert one["params"] == one["grads"] == 4 * n and one["autocast_copies"] == 2 * n and one["ddp_buffers"] == 0
+    base = estimate_memory(cfg, 16, 1024, world_size=8)
+    z1 = estimate_memory(cfg, 16, 1024, world_size=8, zero_stage=1)
+    assert z1["optimizer"] == pytest.approx(base["optimizer"] / 8, abs=1)
+    assert z1["grads"] == base["grads"] == one["grads"]  # our ZeRO-1 shards only the moments
+    assert base["ddp_buffers"] == 4 * n
+    w0 = estimate_memory(cfg, 16, 1024, master_weights=0)
+    assert w0["params"] == w0["grads"] == 2 * n and w0["autocast_copies"] == 0
+    acts = [estimate_memory(cfg, 16, 1024, recompute=r)["activations"] for r in (0, 1, 2)]
+    assert acts[0] == acts[1] > acts[2]  # -r 1 measured no smaller than -r 0 (compile recomputes GELU)
+    with pytest.raises(UserError, match="-z 2"):
+        estimate_memory(cfg, 16, 1024, world_size=8, zero_stage=2)
+    with pytest.raises(UserError, match="--layout"):
+        estimate_memory(cfg, 16, 1024, layout="megatron")
+
+
+def test_plan_layout_cli(cli_main, capsys):
+    argv = ["plan", "-e", "d48", "--tokens", "1B", "-r", "0", "--json"]
+    assert cli_main(argv) == 0
+    ours = json.loads(capsys.readouterr().out)
+    assert cli_main(argv + ["--layout", "llmc"]) == 0
+    llmc = json.loads(capsys.readouterr().out)
+    assert ours["layout"] == "gpt2train" and llmc["layout"] == "llmc"
+    assert "autocast_copies" in ours["memory"] and "master_weights" in llmc["memory"]
+    assert ours["memory"]["total"] != llmc["memory"]["total"]
+    assert cli_main(["plan", "-e", "d12", "--tokens", "1B", "--layout", "llmc"]) == 0
+    assert "llmc layout" in capsys.readouterr().out
 
 
 def test_max_batch_monotone_in_memory():

@@ -9,11 +9,16 @@ The default MFU, 47%, is what llm.c measured on the seed run (GPT-2 1558M, d48, 
 1,048,576 tokens on 8 H100s, 2.75 s/step = 47.3% MFU). It predicts 24.6 h and $689 at $3.5/GPU-h
 for the seed; the seed's announced "24 h, $672" is rounded down (exactly 24.0 h would take 48.2% MFU).
 
-The memory side (``estimate_memory``) counts the bytes a pre-LayerNorm GPT-2 keeps alive on one GPU:
-weights, gradients, AdamW moments, fp32 master weights, saved activations, the logits buffer and a
-fixed overhead for the CUDA context and library workspaces. It is a starting point for
-``train -b auto``, which should still probe; against llm.c's measured d48 figures it is within a few
-percent (see tests/test_plan.py).
+The memory side (``estimate_memory``) counts the bytes a pre-LayerNorm GPT-2 keeps alive on one GPU, in
+one of two layouts:
+
+- ``layout="gpt2train"`` (the default): how our own trainer keeps memory (fp32 weights under bf16
+  autocast, DDP buckets, the chunked classifier, compiled blocks). Its activation coefficients are fitted
+  to our measured peaks (torch.cuda.max_memory_allocated, BENCHMARKS.md), which it matches within 10%.
+- ``layout="llmc"``: how llm.c lays memory out (bf16 weights + fp32 master copy, a full logits buffer);
+  within a few percent of llm.c's measured d48 figures (see tests/test_plan.py).
+
+Either is a starting point for ``train -b auto``, which still probes with real steps.
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ from gpt2train.hardware import GPU, GPUS
 
 MIB = 1024**2
 GIB = 1024**3
+
+LAYOUTS = ("gpt2train", "llmc")
+DEFAULT_LAYOUT = "gpt2train"
 
 DEFAULT_MFU = 0.47  # llm.c's measured MFU on the seed run (8xH100, d48, B=16, ZeRO-1)
 DEFAULT_PRICE = 3.5  # $/GPU-hour: the seed's $672 / (8 GPUs * 24 h)
@@ -111,8 +119,43 @@ def estimate_memory(
     master_weights: int = 1,
     dtype: str = "bf16",
     overhead_mib: float | None = None,
+    layout: str = DEFAULT_LAYOUT,
 ) -> dict:
     """Estimated peak bytes on one GPU, by part; ``total`` is the sum of the other entries.
+
+    ``layout`` picks whose memory layout is modelled: ``"gpt2train"`` (our trainer, the default; see
+    ``_estimate_gpt2train`` for its parts) or ``"llmc"`` (llm.c's; the parts below).
+    """
+    if batch_size < 0 or seq_len <= 0:
+        raise UserError(f"-b {batch_size} -t {seq_len}: batch size and sequence length must be positive")
+    if zero_stage not in (0, 1, 2, 3):
+        raise UserError(f"-z {zero_stage}: zero stage must be 0, 1, 2 or 3")
+    if dtype not in ("bf16", "fp32"):
+        raise UserError(f"dtype {dtype!r}: must be bf16 or fp32")
+    if world_size < 1:
+        raise UserError(f"--gpus {world_size}: must be at least 1")
+    if layout not in LAYOUTS:
+        raise UserError(f"--layout {layout}: must be one of {', '.join(LAYOUTS)}")
+    kwargs = dict(world_size=world_size, zero_stage=zero_stage, recompute=recompute,
+                  master_weights=master_weights, dtype=dtype, overhead_mib=overhead_mib)  # fmt: skip
+    if layout == "llmc":
+        return _estimate_llmc(cfg, batch_size, seq_len, **kwargs)
+    return _estimate_gpt2train(cfg, batch_size, seq_len, **kwargs)
+
+
+def _estimate_llmc(
+    cfg: ModelConfig,
+    batch_size: int,
+    seq_len: int,
+    *,
+    world_size: int,
+    zero_stage: int,
+    recompute: int,
+    master_weights: int,
+    dtype: str,
+    overhead_mib: float | None,
+) -> dict:
+    """llm.c's layout: estimated peak bytes on one GPU, by part; ``total`` is the sum of the others.
 
     - ``params``: weights in the compute dtype (bf16: 2 bytes; fp32: 4), sharded only with ZeRO-3.
     - ``grads``: gradients in the compute dtype, sharded with ZeRO-2 and up.
@@ -123,14 +166,6 @@ def estimate_memory(
     - ``overhead``: CUDA context, cuBLAS/attention workspaces, allocator slack, NCCL buffers when
       ``world_size > 1``. Default 2 GiB (+0.5 GiB with several GPUs).
     """
-    if batch_size < 0 or seq_len <= 0:
-        raise UserError(f"-b {batch_size} -t {seq_len}: batch size and sequence length must be positive")
-    if zero_stage not in (0, 1, 2, 3):
-        raise UserError(f"-z {zero_stage}: zero stage must be 0, 1, 2 or 3")
-    if dtype not in ("bf16", "fp32"):
-        raise UserError(f"dtype {dtype!r}: must be bf16 or fp32")
-    if world_size < 1:
-        raise UserError(f"--gpus {world_size}: must be at least 1")
     n = cfg.num_parameters()
     wb = 2 if dtype == "bf16" else 4
     shard = lambda stage: world_size if zero_stage >= stage else 1  # noqa: E731
@@ -153,6 +188,94 @@ def estimate_memory(
     return parts
 
 
+# Our trainer's saved activations, in bytes per token per layer per channel (C), fitted by least
+# squares to the single-GPU peaks in BENCHMARKS.md (d12 and d48, T=1024; residuals under 170 MiB).
+# Keys: (recompute group, master_weights). -r 1 and -r 0 share a value: their measured d12 peaks are
+# identical, because the compiled block's backward already recomputes GELU rather than saving it.
+#   -r 0/1, -w 1: 34.5 ~ llm.c's 16C in bf16 (32 bytes) plus the fp32 residual stream kept for the
+#                 LayerNorms (embeddings are fp32 under autocast, so the residual adds stay fp32)
+#   -r 0/1, -w 0: 32.5 -- bf16 weights make the residual stream bf16 as well
+#   -r 2,   -w 1: 11.5 -- two fp32 sublayer inputs (8 bytes) plus the checkpoint's recompute buffers
+#   -r 2,   -w 0: 10.25 -- the same inputs in bf16 (4 bytes) plus the recompute buffers
+_GPT2TRAIN_ACT = {(0, 1): 34.5, (0, 0): 32.5, (2, 1): 11.5, (2, 0): 10.25}
+# Chunked classifier (kernels/fused_classifier.py): one chunk of bf16 logits plus about 12 bytes per row
+# per channel (the bf16 input, its fp32 gradient and scratch); bench/results/kernels.txt, autocast rows.
+_CLASSIFIER_CHUNK_ROWS = 8192
+_CLASSIFIER_ROW_BYTES_PER_C = 12
+# Several GPUs (DDP, with or without ZeroRedundancyOptimizer), measured on d12 and d48 at 2 and 4 GPUs:
+# 4 more bytes per parameter (a second fp32 gradient-sized buffer, despite gradient_as_bucket_view) and
+# 2 more bytes per token per layer per channel (torch.compile splits the graph at DDP's bucket
+# boundaries, which keeps some tensors the whole-graph compile would have recomputed).
+_DDP_PARAM_BYTES = 4
+_DDP_ACT_BYTES = 2.0
+_GPT2TRAIN_OVERHEAD_MIB = 128  # fitted constant: cuBLAS / attention workspaces, small buffers
+
+
+def _estimate_gpt2train(
+    cfg: ModelConfig,
+    batch_size: int,
+    seq_len: int,
+    *,
+    world_size: int,
+    zero_stage: int,
+    recompute: int,
+    master_weights: int,
+    dtype: str,
+    overhead_mib: float | None,
+) -> dict:
+    """Our trainer's layout: estimated peak bytes on one GPU, by part; ``total`` is the sum of the others.
+
+    The total is what ``torch.cuda.max_memory_allocated`` reports: the CUDA context and NCCL's own
+    buffers live outside PyTorch's allocator and are left to ``max_batch_size``'s headroom.
+
+    - ``params``: fp32 weights with ``-w 1`` (4 bytes each), bf16 with ``-w 0`` (2); never sharded.
+    - ``autocast_copies``: the bf16 casts of the fp32 weights that autocast makes in the forward pass
+      and the backward pass keeps (2 bytes each; none with ``-w 0`` or fp32 compute).
+    - ``grads``: gradients in the weights' dtype, full on every rank (our ZeRO-1 shards only moments).
+    - ``ddp_buffers``: with several GPUs, 4 more bytes per parameter (measured, see ``_DDP_PARAM_BYTES``).
+    - ``optimizer``: AdamW's two fp32 moments (8 bytes each), divided by ``world_size`` with ``-z 1``.
+    - ``activations``: B*T*L*C times a fitted per-layer coefficient (``_GPT2TRAIN_ACT``), +2 with DDP.
+    - ``classifier``: the chunked classifier's transient memory; the logits are never held whole.
+    - ``overhead``: a fitted 128 MiB of workspaces.
+
+    Our trainer supports ZeRO stages 0 and 1 only, and ``-w 0`` only without ``-z 1`` on several GPUs.
+    fp32 compute (``dtype="fp32"``) was not measured: its activations are taken as twice bf16's.
+    """
+    if zero_stage not in (0, 1):
+        raise UserError(f"-z {zero_stage}: our trainer supports ZeRO stages 0 and 1 (use --layout llmc for llm.c)")
+    if recompute not in (0, 1, 2):
+        raise UserError(f"-r {recompute}: recompute must be 0, 1 or 2")
+    if not master_weights and dtype != "bf16":
+        raise UserError("-w 0 (bf16 weights without an fp32 master copy) needs bf16")
+    ddp = world_size > 1
+    if not master_weights and zero_stage >= 1 and ddp:
+        raise UserError("-w 0 with -z 1 is not supported by our trainer: use -w 1 with -z 1, or -w 0 with -z 0")
+    n = cfg.num_parameters()
+    L, C = cfg.n_layer, cfg.n_embd
+    tokens = batch_size * seq_len
+    wb = 4 if master_weights else 2  # -w 1 keeps fp32 weights (no separate master copy); -w 0 bf16
+    coeff = _GPT2TRAIN_ACT[(2 if recompute == 2 else 0, 1 if master_weights else 0)]
+    if dtype == "fp32":
+        coeff *= 2  # unmeasured: every saved tensor in fp32 instead of bf16
+    if ddp:
+        coeff += _DDP_ACT_BYTES
+    logit_bytes = 2 if dtype == "bf16" else 4
+    chunk = min(_CLASSIFIER_CHUNK_ROWS, tokens)
+    parts = {
+        "params": n * wb,
+        "autocast_copies": n * 2 if (master_weights and dtype == "bf16") else 0,
+        "grads": n * wb,
+        "ddp_buffers": n * _DDP_PARAM_BYTES if ddp else 0,
+        "optimizer": n * 8 / (world_size if zero_stage >= 1 else 1),
+        "activations": tokens * L * C * coeff,
+        "classifier": chunk * cfg.padded_vocab_size * logit_bytes + tokens * C * _CLASSIFIER_ROW_BYTES_PER_C,
+        "overhead": (_GPT2TRAIN_OVERHEAD_MIB if overhead_mib is None else overhead_mib) * MIB,
+    }
+    parts = {k: int(math.ceil(v)) for k, v in parts.items()}
+    parts["total"] = sum(parts.values())
+    return parts
+
+
 def max_batch_size(
     cfg: ModelConfig,
     memory_bytes: float,
@@ -165,8 +288,9 @@ def max_batch_size(
     """Largest micro-batch B whose ``estimate_memory`` total fits ``memory_bytes`` (0 if none fits).
 
     ``headroom`` keeps that fraction of the card free for allocator fragmentation: with 1%, the
-    answer agrees with every d48 run of llm.c measured on an 80 GB H100 (BENCHMARK_TARGETS.md).
-    ``kwargs`` go to ``estimate_memory``. The estimate is affine in B, so we solve for B and then
+    answer agrees with every d48 run of llm.c measured on an 80 GB H100 (BENCHMARK_TARGETS.md) under
+    ``layout="llmc"``, and with our trainer's measured fits and out-of-memory runs under the default
+    ``layout="gpt2train"``. ``kwargs`` (``layout`` included) go to ``estimate_memory``. The estimate is affine in B, so we solve for B and then
     check the neighbours exactly.
     """
     memory_bytes = memory_bytes * (1.0 - headroom)
@@ -218,12 +342,13 @@ def make_plan(
     zero_stage: int = 0,
     recompute: int = 1,
     master_weights: int = 1,
+    layout: str = DEFAULT_LAYOUT,
 ) -> dict:
     """Everything ``gpt2train plan`` prints, as one JSON-ready dict.
 
     Keys: model, params, flops_per_token, tokens, flops, gpu, gpus, peak_tflops, mfu, tok_s, hours,
-    gpu_hours, price, cost_usd, batch_size, seq_len, zero_stage, recompute, master_weights,
-    memory (bytes by part), memory_gib, gpu_memory_gib, fits, max_batch.
+    gpu_hours, price, cost_usd, batch_size, seq_len, zero_stage, recompute, master_weights, layout,
+    memory (bytes by part, which parts depends on ``layout``), memory_gib, gpu_memory_gib, fits, max_batch.
     """
     cfg = resolve_model(model)
     card = get_gpu(gpu)
@@ -242,7 +367,8 @@ def make_plan(
     flop_s = gpus * card.peak_tflops * 1e12 * mfu
     seconds = flops / flop_s
     hours = seconds / 3600
-    mem_kwargs = dict(world_size=gpus, zero_stage=zero_stage, recompute=recompute, master_weights=master_weights)
+    mem_kwargs = dict(world_size=gpus, zero_stage=zero_stage, recompute=recompute, master_weights=master_weights,
+                      layout=layout)  # fmt: skip
     mem = estimate_memory(cfg, batch_size, seq_len, **mem_kwargs)
     card_bytes = card.memory_mib * MIB
     return {
@@ -268,6 +394,7 @@ def make_plan(
         "zero_stage": zero_stage,
         "recompute": recompute,
         "master_weights": master_weights,
+        "layout": layout,
         "memory": mem,
         "memory_gib": mem["total"] / GIB,
         "gpu_memory_gib": card_bytes / GIB,
@@ -295,10 +422,11 @@ def format_plan(p: dict) -> str:
         f"time         {p['hours']:.1f} h ({p['gpu_hours']:,.0f} GPU-hours)",
         f"cost         ${p['cost_usd']:,.0f} at ${p['price']:.2f}/GPU-hour",
         f"memory/GPU   {p['memory_gib']:.1f} GiB of {p['gpu_memory_gib']:.1f} GiB at B={p['batch_size']}"
-        f" -z {p['zero_stage']} -r {p['recompute']} -w {p['master_weights']}"
+        f" -z {p['zero_stage']} -r {p['recompute']} -w {p['master_weights']} ({p['layout']} layout)"
         + ("" if p["fits"] else "  (does NOT fit)"),
     ]
-    for k in ("params", "master_weights", "grads", "optimizer", "activations", "logits", "overhead"):
-        lines.append(f"  {k:<14} {mem[k] / GIB:7.2f} GiB")
+    for k, v in mem.items():  # the parts differ between layouts
+        if k != "total":
+            lines.append(f"  {k:<16} {v / GIB:7.2f} GiB")
     lines.append(f"max batch    B={p['max_batch']} fits (estimate; -b auto probes from here)")
     return "\n".join(lines)

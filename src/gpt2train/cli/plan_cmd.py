@@ -43,6 +43,12 @@ def register(sub) -> None:
     p.add_argument("-z", "--zero-stage", type=int, default=0, choices=[0, 1, 2, 3], help="ZeRO stage (0)")
     p.add_argument("-r", "--recompute", type=int, default=1, choices=[0, 1, 2], help="0 none, 1 GELU, 2 +LayerNorm (1)")
     p.add_argument("-w", "--master-weights", type=int, default=1, choices=[0, 1], help="fp32 master (1)")
+    p.add_argument(
+        "--layout",
+        default=plan.DEFAULT_LAYOUT,
+        choices=plan.LAYOUTS,
+        help="whose memory layout to estimate: gpt2train (our trainer, default) or llmc (llm.c's)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     p.set_defaults(func=run)
 
@@ -61,6 +67,7 @@ def run(args) -> int:
         zero_stage=args.zero_stage,
         recompute=args.recompute,
         master_weights=args.master_weights,
+        layout=args.layout,
     )
     if args.json:
         print(json.dumps(result))
