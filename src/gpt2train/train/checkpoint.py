@@ -45,9 +45,11 @@ def _remove_quietly(path: str) -> None:
         pass
 
 
-def write_failed(path: str, err: OSError) -> UserError:
+def write_failed(path: str, err: Exception) -> UserError:
     """A one-line error for a checkpoint file that could not be written (ENOSPC named as a full disk)."""
-    why = "the disk is full" if err.errno in (errno.ENOSPC, errno.EDQUOT) else (err.strerror or str(err))
+    # safetensors reports I/O errors as SafetensorError with the OS error only in its text
+    full = getattr(err, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "os error 28" in str(err)
+    why = "the disk is full" if full else (getattr(err, "strerror", None) or str(err))
     older = [s for s in complete_steps(os.path.dirname(path)) if checkpoint_problem(os.path.dirname(path), s) is None]
     keep = f"the checkpoint at step {older[0]} is intact" if older else "no earlier checkpoint exists"
     return UserError(f"cannot write checkpoint file {path}: {why}; {keep}: free space in -o and resume with -y 1")
@@ -149,7 +151,7 @@ def save_state(path: str, optimizer, meta: dict, params: dict[str, torch.Tensor]
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as e:
+    except (OSError, SafetensorError) as e:
         # this step's model file is complete but useless without its state: remove it with the temp file
         _remove_quietly(tmp)
         out_dir = os.path.dirname(path)
