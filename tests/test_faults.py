@@ -192,3 +192,11 @@ def test_sigusr1_writes_a_checkpoint_and_goes_on(tmp_path, shakespeare_shards):
 
 def _log_or_empty(run):
     return _log(run) if os.path.exists(run / "main.log") else []
+
+
+def test_resume_drops_a_log_line_cut_short_by_a_crash(tmp_path):
+    from gpt2train.train.runlog import RunLog
+
+    (tmp_path / "main.log").write_text("s:0 tel:10.9000\ns:0 trl:10.9 lr:0.000300 norm:1.00\ns:1 tr")
+    RunLog(str(tmp_path), active=True).trim_after(1)
+    assert _log(tmp_path) == ["s:0 tel:10.9000", "s:0 trl:10.9 lr:0.000300 norm:1.00"]
