@@ -108,6 +108,8 @@ def trial(rng: random.Random, out_dir, shards: dict, reference: list[str], max_f
     argv = train_args(shards, out_dir)
     faults, lost, newest = [], [], None
     for _ in range(rng.randint(1, max_faults)):
+        if newest == STEPS:  # killed after its last checkpoint: nothing left to interrupt
+            break
         done = one_fault(rng, out_dir, argv, newest, kind)
         if not done:
             break
