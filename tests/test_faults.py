@@ -40,7 +40,7 @@ def test_disk_full_in_model_write_keeps_previous_checkpoint(tmp_path, shakespear
     real = llmc.write_llmc_model
 
     def full_disk(path, *args, **kwargs):
-        if "00000008" not in str(path):
+        if "00000004" not in str(path):
             return real(path, *args, **kwargs)
         with open(str(path) + ".tmp", "wb") as f:
             f.write(b"\0" * 1000)
@@ -48,17 +48,17 @@ def test_disk_full_in_model_write_keeps_previous_checkpoint(tmp_path, shakespear
 
     monkeypatch.setattr(llmc, "write_llmc_model", full_disk)
     run = tmp_path / "run"
-    code, _, err = run_cli(tiny_train_args(shakespeare_shards, run, 8, ["-n", "4"]), capsys)
+    code, _, err = run_cli(tiny_train_args(shakespeare_shards, run, 4, ["-n", "2"]), capsys)
     assert code == 1
     line = _err_line(err)
-    assert "model_00000008.bin: the disk is full; the checkpoint at step 4 is intact" in line, line
-    _no_partial_files(run, 8)
-    assert ckpt.latest_usable_step(str(run)) == 4
+    assert "model_00000004.bin: the disk is full; the checkpoint at step 2 is intact" in line, line
+    _no_partial_files(run, 4)
+    assert ckpt.latest_usable_step(str(run)) == 2
 
     monkeypatch.setattr(llmc, "write_llmc_model", real)
-    code, out, err = run_cli(tiny_train_args(shakespeare_shards, run, 8, ["-n", "4", "-y", "1"]), capsys)
+    code, out, err = run_cli(tiny_train_args(shakespeare_shards, run, 4, ["-n", "2", "-y", "1"]), capsys)
     assert code == 0, err
-    assert "resumed from checkpoint at step 4" in out and ckpt.latest_usable_step(str(run)) == 8
+    assert "resumed from checkpoint at step 2" in out and ckpt.latest_usable_step(str(run)) == 4
 
 
 @pytest.fixture
@@ -81,21 +81,21 @@ def small_tmpfs(tmp_path):
 
 
 def test_disk_full_on_a_real_small_filesystem(tmp_path, shakespeare_shards, capsys, small_tmpfs):
-    """A tmpfs with room for 3.5 checkpoints: pre-flight passes, the 4th checkpoint fails with ENOSPC."""
+    """A tmpfs with room for 3.5 checkpoints: pre-flight passes, the 4th checkpoint (step 4) fails with ENOSPC."""
     sizes = preflight.checkpoint_bytes(3323648, "fp32", True)
     mnt = small_tmpfs(int(3.5 * (sizes["model"] + sizes["state"])))
     run = mnt / "run"
-    code, _, err = run_cli(tiny_train_args(shakespeare_shards, run, 8, ["-n", "2"]), capsys)
+    code, _, err = run_cli(tiny_train_args(shakespeare_shards, run, 4, ["-n", "1"]), capsys)
     assert code == 1
     line = _err_line(err)
-    assert "00000008" in line and "the disk is full; the checkpoint at step 6 is intact" in line, line
-    _no_partial_files(run, 8)
-    assert ckpt.latest_usable_step(str(run)) == 6
-    moved = tmp_path / "moved"  # more room elsewhere: the run goes on from step 6
+    assert "00000004" in line and "the disk is full; the checkpoint at step 3 is intact" in line, line
+    _no_partial_files(run, 4)
+    assert ckpt.latest_usable_step(str(run)) == 3
+    moved = tmp_path / "moved"  # more room elsewhere: the run goes on from step 3
     shutil.copytree(run, moved)
-    code, out, err = run_cli(tiny_train_args(shakespeare_shards, moved, 8, ["-n", "2", "-y", "1"]), capsys)
+    code, out, err = run_cli(tiny_train_args(shakespeare_shards, moved, 4, ["-n", "1", "-y", "1"]), capsys)
     assert code == 0, err
-    assert "resumed from checkpoint at step 6" in out
+    assert "resumed from checkpoint at step 3" in out
 
 
 # -- pre-flight ---------------------------------------------------------------------------------------
@@ -156,17 +156,17 @@ def test_prune_never_deletes_the_newest_usable_checkpoint(tmp_path):
 # -- damaged model file of the newest checkpoint --------------------------------------------------------
 def test_damaged_model_file_falls_back_to_previous(tmp_path, shakespeare_shards, capsys):
     run = tmp_path / "run"
-    code, _, err = run_cli(tiny_train_args(shakespeare_shards, run, 8, ["-n", "4"]), capsys)
+    code, _, err = run_cli(tiny_train_args(shakespeare_shards, run, 4, ["-n", "2"]), capsys)
     assert code == 0, err
-    model = run / "model_00000008.bin"
+    model = run / "model_00000004.bin"
     good = model.read_bytes()
     model.write_bytes(good[:-4096])  # truncated: the DONE record's size does not match
-    assert ckpt.latest_usable_step(str(run), warn=lambda m: None) == 4
+    assert ckpt.latest_usable_step(str(run), warn=lambda m: None) == 2
     model.write_bytes(b"\xff" * 64 + good[64:])  # same length, header overwritten
-    code, out, err = run_cli(tiny_train_args(shakespeare_shards, run, 8, ["-n", "4", "-y", "1"]), capsys)
+    code, out, err = run_cli(tiny_train_args(shakespeare_shards, run, 4, ["-n", "2", "-y", "1"]), capsys)
     assert code == 0, err
-    assert "checkpoint at step 8 is unusable" in out and "not an llm.c model file" in out
-    assert "resumed from checkpoint at step 4" in out
+    assert "checkpoint at step 4 is unusable" in out and "not an llm.c model file" in out
+    assert "resumed from checkpoint at step 2" in out
     assert model.read_bytes() == good  # rewritten by the resumed run, identical to the original
 
 
