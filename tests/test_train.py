@@ -5,9 +5,9 @@ import signal
 import time
 
 import numpy as np
+from tests.helpers import TINY, cli_subprocess, run_cli, tiny_train_args
 
 from gpt2train.formats.shards import write_shard
-from tests.helpers import TINY, cli_subprocess, run_cli, tiny_train_args
 
 
 def _log(path):
