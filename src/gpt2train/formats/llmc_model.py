@@ -74,8 +74,13 @@ def llmc_to_state_dict(tensors: dict[str, torch.Tensor], cfg: ModelConfig) -> di
     return sd
 
 
-def write_llmc_model(path: str | os.PathLike, state_dict: dict, cfg: ModelConfig, dtype: str = "fp32") -> None:
-    """Write an llm.c model file (fp32 = version 3, bf16 = version 5) atomically: temp, fsync, rename."""
+def write_llmc_model(
+    path: str | os.PathLike, state_dict: dict, cfg: ModelConfig, dtype: str = "fp32", on_written=None
+) -> None:
+    """Write an llm.c model file (fp32 = version 3, bf16 = version 5) atomically: temp, fsync, rename.
+
+    ``on_written(temp_path)``, if given, runs once the bytes are in the temp file, before the rename
+    (fault injection uses it to die at that moment)."""
     if dtype not in ("fp32", "bf16"):
         raise UserError(f"model file dtype must be fp32 or bf16, not {dtype!r}")
     header = np.zeros(HEADER_INTS, dtype="<i4")
@@ -100,6 +105,8 @@ def write_llmc_model(path: str | os.PathLike, state_dict: dict, cfg: ModelConfig
             else:
                 f.write(t.to(torch.bfloat16).contiguous().view(torch.int16).numpy().tobytes())
         f.flush()
+        if on_written is not None:
+            on_written(str(tmp))
         os.fsync(f.fileno())
     os.replace(tmp, path)
 

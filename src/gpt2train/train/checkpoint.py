@@ -13,17 +13,46 @@ previous checkpoint usable. Loading executes no code from the files (safetensors
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+from collections.abc import Callable
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from gpt2train.errors import UserError
 
 _DONE_RE = re.compile(r"^DONE_(\d{8})$")
+
+# Fault injection (faults.py) sets this to kill the process part-way through a checkpoint write; it is
+# called with (phase, temp path) at "model" and "state" (the temp file written, not yet renamed) and at
+# "done" (every file in place, the DONE record not yet written). None in every normal run.
+fault_hook: Callable[[str, str], None] | None = None
+
+
+def _fault_point(phase: str, path: str) -> None:
+    if fault_hook is not None:
+        fault_hook(phase, path)
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def write_failed(path: str, err: Exception) -> UserError:
+    """A one-line error for a checkpoint file that could not be written (ENOSPC named as a full disk)."""
+    # safetensors reports I/O errors as SafetensorError with the OS error only in its text
+    full = getattr(err, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "os error 28" in str(err)
+    why = "the disk is full" if full else (getattr(err, "strerror", None) or str(err))
+    older = [s for s in complete_steps(os.path.dirname(path)) if checkpoint_problem(os.path.dirname(path), s) is None]
+    keep = f"the checkpoint at step {older[0]} is intact" if older else "no earlier checkpoint exists"
+    return UserError(f"cannot write checkpoint file {path}: {why}; {keep}: free space in -o and resume with -y 1")
 
 
 def model_path(out_dir: str, step: int) -> str:
@@ -51,11 +80,30 @@ def _fsync_dir(path: str) -> None:
 
 def _write_atomic_bytes(path: str, data: bytes) -> None:
     tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        _remove_quietly(tmp)
+        raise write_failed(path, e) from None
+
+
+def _step_of(path: str) -> int:
+    return int(re.search(r"_(\d{8})", os.path.basename(path)).group(1))
+
+
+def save_model(path: str, state_dict: dict, model_cfg, dtype: str) -> None:
+    """The checkpoint's llm.c model file (atomic); on a failed write (full disk) nothing named like it is left."""
+    from gpt2train.formats.llmc_model import write_llmc_model
+
+    try:
+        write_llmc_model(path, state_dict, model_cfg, dtype, on_written=lambda tmp: _fault_point("model", tmp))
+    except OSError as e:
+        _remove_quietly(path + ".tmp")
+        raise write_failed(path, e) from None
 
 
 def local_optimizer(optimizer):
@@ -97,18 +145,25 @@ def save_state(path: str, optimizer, meta: dict, params: dict[str, torch.Tensor]
         tensors[f"param/{name}"] = p.detach().to("cpu").contiguous()
     full_meta = {**meta, "optimizer": opt_meta}
     tmp = path + ".tmp"
-    save_file(tensors, tmp, metadata={"meta": json.dumps(full_meta)})
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        save_file(tensors, tmp, metadata={"meta": json.dumps(full_meta)})
+        _fault_point("state", tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except (OSError, SafetensorError) as e:
+        # this step's model file is complete but useless without its state: remove it with the temp file
+        _remove_quietly(tmp)
+        out_dir = os.path.dirname(path)
+        if not os.path.exists(done_path(out_dir, _step_of(path))):
+            _remove_quietly(model_path(out_dir, _step_of(path)))
+        raise write_failed(path, e) from None
 
 
 def load_state(path: str) -> tuple[dict, dict[str, torch.Tensor]]:
     """(meta, tensors) of a state file; a damaged file is a UserError naming it."""
     try:
         tensors = load_file(path)
-        from safetensors import safe_open
-
         with safe_open(path, framework="pt") as f:
             meta = json.loads(f.metadata()["meta"])
     except (SafetensorError, OSError, KeyError, ValueError) as e:
@@ -130,6 +185,7 @@ def restore_rng(tensors: dict[str, torch.Tensor]) -> None:
 def write_done(out_dir: str, step: int, world_size: int, zero_stage: int, state_ranks: int) -> None:
     """Mark the checkpoint complete: the DONE file records every file's size, checked on resume."""
     files = [model_path(out_dir, step)] + [state_path(out_dir, step, r) for r in range(state_ranks)]
+    _fault_point("done", done_path(out_dir, step))
     record = {
         "step": step,
         "world_size": world_size,
@@ -159,6 +215,26 @@ def checkpoint_problem(out_dir: str, step: int) -> str | None:
             return f"{path} is missing"
         if os.path.getsize(path) != size:
             return f"{path} is {os.path.getsize(path)} bytes, the DONE record says {size}"
+    return _header_problem(out_dir, step, list(record.get("files", {})))
+
+
+def _header_problem(out_dir: str, step: int, names: list[str]) -> str | None:
+    """A damaged header (overwritten bytes of the right length) in the model or a state file. Cheap: only the
+    headers are read; flipped bits inside tensor data are not detected (no checksums, to keep resume fast)."""
+    from gpt2train.formats.llmc_model import read_llmc_header
+
+    try:
+        read_llmc_header(model_path(out_dir, step))
+    except UserError as e:
+        return str(e)
+    for name in names:
+        if name.startswith("state_"):
+            path = os.path.join(out_dir, name)
+            try:
+                with safe_open(path, framework="pt") as f:
+                    json.loads(f.metadata()["meta"])
+            except (SafetensorError, OSError, KeyError, ValueError, TypeError) as e:
+                return f"{path} has a damaged header ({e})"
     return None
 
 
@@ -196,8 +272,13 @@ def prune(out_dir: str, keep: int, major_every: int) -> list[int]:
     if keep <= 0:
         return []
     deleted = []
+    # the newest checkpoint that resume would use is never deleted, even when newer damaged ones count
+    # towards ``keep`` (a DONE whose files are broken must not push the last good one out)
+    protected = latest_usable_step(out_dir, warn=lambda _msg: None)
     minors = [s for s in complete_steps(out_dir) if not (major_every > 0 and s % major_every == 0)]
     for step in minors[keep:]:
+        if step == protected:
+            continue
         delete_checkpoint(out_dir, step)
         deleted.append(step)
     return deleted

@@ -42,7 +42,9 @@ class RunLog:
                 continue
             with open(path, encoding="utf-8") as f:
                 lines = f.readlines()
-            kept = [ln for ln in lines if _keep(parse(ln), step)]
+            # a last line without its newline was cut short by a crash: drop it, the resumed step rewrites it
+            whole = lines[:-1] if lines and not lines[-1].endswith("\n") else lines
+            kept = [ln for ln in whole if _keep(parse(ln), step)]
             if kept != lines:
                 tmp = path + ".tmp"
                 with open(tmp, "w", encoding="utf-8") as f:

@@ -28,12 +28,13 @@ from gpt2train.errors import UserError
 from gpt2train.hardware import peak_flops
 from gpt2train.model import GPT, build_model
 from gpt2train.train import checkpoint as ckpt
-from gpt2train.train import distributed
+from gpt2train.train import distributed, preflight
 from gpt2train.train.faults import Faults
 from gpt2train.train.guards import OutlierDetector
 from gpt2train.train.optim import build_optimizer, set_lr
 from gpt2train.train.runlog import RunLog, format_duration
 from gpt2train.train.schedule import learning_rate
+from gpt2train.train.signals import CheckpointRequest
 
 # settings that change the numbers of a resumed run (so it would no longer equal an uninterrupted one)
 _EXACTNESS_KEYS = ("lr", "warmup_steps", "final_lr_frac", "weight_decay", "lr_schedule", "max_steps",
@@ -207,6 +208,8 @@ class Trainer:
         self.max_steps = cfg.max_steps if cfg.max_steps > 0 else self.train_loader.num_tokens // self.total_batch
         if self.max_steps <= 0:
             raise UserError(f"-i {cfg.train_data!r} holds less than one step of {self.total_batch} tokens")
+        preflight.check_output_space(cfg.output_dir, self.model_cfg.num_parameters(), cfg.model_file_dtype,
+                                     cfg.master_weights, cfg.checkpoint_every)  # fmt: skip
 
         self.model = self.raw_model
         if self._use_compile():
@@ -330,15 +333,13 @@ class Trainer:
         self.print(f"resumed from checkpoint at step {step} ({path})")
 
     def _write_checkpoint(self, step: int) -> None:
-        from gpt2train.formats.llmc_model import write_llmc_model
-
         cfg, info = self.cfg, self.info
         out = cfg.output_dir
         t0 = time.perf_counter()
         sharded = cfg.zero_stage >= 1 and info.enabled
         if info.is_main:
-            write_llmc_model(ckpt.model_path(out, step), self.raw_model.state_dict(), self.model_cfg,
-                             cfg.model_file_dtype)  # fmt: skip
+            ckpt.save_model(ckpt.model_path(out, step), self.raw_model.state_dict(), self.model_cfg,
+                            cfg.model_file_dtype)  # fmt: skip
         if info.is_main or sharded:
             # an fp32 file holds fp32 or bf16 weights exactly; a bf16 file only bf16 ones
             exact_in_model_file = cfg.model_file_dtype == "fp32" or all(
@@ -467,6 +468,8 @@ class Trainer:
         cfg = self.cfg
         stop = _StopRequest()
         stop.install()
+        checkpoint_now = CheckpointRequest(self.device, self.info.world_size)  # SIGUSR1
+        checkpoint_now.install()
         tokens_per_step = self.total_batch
         flops_per_step = self.model_cfg.flops_per_token(self.T) * tokens_per_step
         resuming = self.resume_step is not None
@@ -501,6 +504,8 @@ class Trainer:
                 dt = time.perf_counter() - t0
                 if step == first_step:
                     self.print(f"time to first step: {time.perf_counter() - self.t_launch:.1f} s")
+                    if memory := preflight.first_step_memory(self.device):
+                        self.print(memory)
                 if step > first_step:  # the first step (compilation, allocation) is a warm-up
                     ema_step_s = dt if ema_step_s is None else 0.95 * ema_step_s + 0.05 * dt
                 eta = (ema_step_s or dt) * (self.max_steps - step - 1)
@@ -523,6 +528,10 @@ class Trainer:
                     self.print(gpu_status(self.device))
                 if stop.signal_name and step + 1 < self.max_steps:
                     return self._stop_for_signal(stop, step + 1)
+                due = cfg.checkpoint_every > 0 and (step + 1) % cfg.checkpoint_every == 0  # written next anyway
+                if checkpoint_now.take() and cfg.output_dir and step + 1 < self.max_steps and not due:
+                    self.print(f"SIGUSR1: writing a checkpoint at step {step + 1} and going on")
+                    self._write_checkpoint(step + 1)
             self.print(f"done: {self.max_steps} steps in {format_duration(time.perf_counter() - t_start)}")
             if self.device.type == "cuda":
                 self.print(f"peak GPU memory: {torch.cuda.max_memory_allocated(self.device) / 2**20:.0f} MiB allocated, "
@@ -530,6 +539,7 @@ class Trainer:
             return 0
         finally:
             stop.restore()
+            checkpoint_now.restore()
             self.scalars.close()
             self.train_batches.close()
 
