@@ -50,11 +50,14 @@ def check_output_space(out_dir: str, num_params: int, model_file_dtype: str, mas
         )
 
 
-def first_step_memory(device: torch.device) -> str | None:
-    """One line on the first step's peak GPU memory (None off CUDA)."""
+def first_step_memory(device: torch.device, largest_batch: int | None = None) -> str | None:
+    """One line on the first step's peak GPU memory, and the largest B the planner expects to fit (None off CUDA)."""
     if device.type != "cuda":
         return None
     total = torch.cuda.get_device_properties(device).total_memory
     peak = torch.cuda.max_memory_reserved(device)
-    return (f"first step peak GPU memory: {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB allocated, "
+    line = (f"first step peak GPU memory: {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB allocated, "
             f"{peak / 2**30:.2f} GiB reserved of {total / 2**30:.1f} GiB ({peak / total:.0%})")  # fmt: skip
+    if largest_batch:
+        line += f"; the largest B that should fit: {largest_batch} (gpt2train plan's estimate)"
+    return line

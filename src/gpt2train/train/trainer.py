@@ -243,17 +243,24 @@ class Trainer:
         self.scalars = ScalarSink(cfg.output_dir, info.is_main, cfg.tensorboard, cfg.wandb, cfg.to_dict(), self.print)
         self.peak = peak_flops(torch.cuda.get_device_name(self.device)) if self.device.type == "cuda" else None
 
+    def _planned_max_batch(self, memory_bytes: int | None = None) -> int | None:
+        """The planner's largest micro-batch for this card (or ``memory_bytes``) and these settings."""
+        if self.device.type != "cuda":
+            return None
+        from gpt2train.plan import max_batch_size
+
+        total = memory_bytes or torch.cuda.get_device_properties(self.device).total_memory
+        return max_batch_size(self.model_cfg, total, self.cfg.seq_len, world_size=self.info.world_size,
+                              zero_stage=self.cfg.zero_stage, recompute=self.cfg.recompute,
+                              master_weights=self.cfg.master_weights) or None  # fmt: skip
+
     def _auto_batch_size(self) -> int:
         """-b auto: the largest B that fits (probing real steps on CUDA), keeping -d."""
-        from gpt2train.plan import max_batch_size
         from gpt2train.train.batch_size import auto_batch_size
 
         start = None
-        if self.device.type == "cuda":
-            free, _ = torch.cuda.mem_get_info(self.device)
-            start = max_batch_size(self.model_cfg, free, self.cfg.seq_len, world_size=self.info.world_size,
-                                   zero_stage=self.cfg.zero_stage, recompute=self.cfg.recompute,
-                                   master_weights=self.cfg.master_weights) or 1  # fmt: skip
+        if self.device.type == "cuda":  # the planner's figure for the free memory starts the search
+            start = self._planned_max_batch(torch.cuda.mem_get_info(self.device)[0]) or 1
         B = auto_batch_size(self.raw_model, self.cfg.total_batch_size, self.cfg.seq_len, self.info.world_size,
                             self.device, self.autocast_dtype, start)  # fmt: skip
         self.print(f"-b auto: micro-batch B={B} (planner's estimate {start})" if start else f"-b auto: B={B}")
@@ -504,7 +511,7 @@ class Trainer:
                 dt = time.perf_counter() - t0
                 if step == first_step:
                     self.print(f"time to first step: {time.perf_counter() - self.t_launch:.1f} s")
-                    if memory := preflight.first_step_memory(self.device):
+                    if memory := preflight.first_step_memory(self.device, self._planned_max_batch()):
                         self.print(memory)
                 if step > first_step:  # the first step (compilation, allocation) is a warm-up
                     ema_step_s = dt if ema_step_s is None else 0.95 * ema_step_s + 0.05 * dt
