@@ -405,7 +405,8 @@ def format_status(st: dict) -> str:
     if speed:
         lines.append("speed        " + ", ".join(speed))
     approx = " (approximate: from file times)" if st["timing_approximate"] else ""
-    lines.append(f"elapsed      {_duration(st['elapsed_s'])}, ETA {_duration(st['eta_s'])}{approx}")
+    eta = "done" if st["state"] == "finished" else _duration(st["eta_s"])
+    lines.append(f"elapsed      {_duration(st['elapsed_s'])}, ETA {eta}{approx}")
     cks = st["checkpoints"]
     if cks:
         parts = [f"{c['step']}" + ("" if c["complete"] else " (incomplete: no DONE)") for c in cks]
