@@ -433,8 +433,9 @@ class Trainer:
             for p in self.raw_model.parameters():
                 p.grad.mul_(1e4)
         distributed.all_reduce_sum(loss_sum)
-        loss = float(loss_sum) / self.info.world_size
-        norm = float(torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), cfg.grad_clip))
+        norm_t = torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), cfg.grad_clip)
+        # one host sync per step for both numbers the skip decision and the log need
+        loss, norm = torch.stack([loss_sum.float() / self.info.world_size, norm_t.float().to(loss_sum.device)]).tolist()
         lr = learning_rate(step, cfg.lr, cfg.warmup_steps, self.max_steps, cfg.final_lr_frac, cfg.lr_schedule,
                            cfg.wsd_decay_frac)  # fmt: skip
         zloss = self.loss_detector.update(loss, cfg.skip_loss_z)
