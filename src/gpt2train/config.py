@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from gpt2train.errors import UserError
 
 GPT2_VOCAB_SIZE = 50257
-EOT_TOKEN = 50256
 
 # llm.c's gpt2_build_from_random: depth -> (channels, heads)
 GPT2_DEPTHS = {

@@ -115,23 +115,6 @@ def _autocast(device: torch.device, dtype):
 # -- validation loss ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ValBatch:
-    path: str
-    start: int  # first token of the batch within its shard
-
-
-def val_batches(shard_paths: list[str], B: int, T: int) -> list[ValBatch]:
-    """llm.c's val batches (one process): per shard, (ntok-1)//(B*T) batches of B*T+1 tokens, in order."""
-    from gpt2train.formats.shards import read_shard_header
-
-    out = []
-    for p in shard_paths:
-        n = read_shard_header(p).num_tokens
-        out += [ValBatch(p, k * B * T) for k in range((n - 1) // (B * T))]
-    return out
-
-
 @torch.no_grad()
 def _token_byte_lengths() -> np.ndarray:
     """UTF-8 byte length of every GPT-2 token (for bits per byte)."""
@@ -160,43 +143,31 @@ def val_loss(
     count is exact for the target text; an EOT token counts its 13 bytes of ``<|endoftext|>``).
     A ``max_batches`` larger than the split holds is clamped, with one warning through ``warn``.
     """
-    from gpt2train.formats.shards import expand_pattern, open_shard
+    from gpt2train.data.loader import ValLoader
 
     device = torch.device(device)
-    paths = expand_pattern(shard_pattern, flag)
-    batches = val_batches(paths, B, T)
-    if not batches:
-        raise UserError(f"{flag} {shard_pattern!r}: no shard holds the {B * T + 1} tokens of one batch (-b {B} -t {T})")
     rank, world = _dist()
-    if max_batches is not None and max_batches >= 0:
-        if max_batches > len(batches) and rank == 0:
-            (warn or (lambda m: print(m, file=sys.stderr)))(
-                f"warning: -m {max_batches} is more than the {len(batches)} val batches in {shard_pattern}; "
-                f"using {len(batches)}"
-            )
-        batches = batches[:max_batches]
+    warn = warn or (lambda m: print(f"warning: {m}", file=sys.stderr))
+    loader = ValLoader(shard_pattern, B, T, -1 if max_batches is None else max_batches, flag=flag,
+                       warn=warn if rank == 0 else None)  # fmt: skip
     byte_len = _token_byte_lengths()
     m = unwrap(model)
     was_training = m.training
     m.eval()
     loss_sum, byte_sum, ntok = 0.0, 0, 0
-    maps: dict[str, np.memmap] = {}
-    for vb in batches[rank::world]:
-        arr = maps.setdefault(vb.path, open_shard(vb.path))
-        buf = np.asarray(arr[vb.start : vb.start + B * T + 1], dtype=np.int64)
-        x = torch.from_numpy(buf[:-1].reshape(B, T)).to(device)
-        y = torch.from_numpy(buf[1:].reshape(B, T)).to(device)
+    for x, y in loader.batches(rank, world):
+        byte_sum += int(byte_len[np.minimum(y.numpy(), len(byte_len) - 1)].sum())
+        x, y = x.to(device), y.to(device)
         with _autocast(device, autocast_dtype):
             logits = m.logits(m.hidden_states(x)).float()
         loss_sum += F.cross_entropy(logits.view(-1, logits.size(-1)), y.view(-1), reduction="sum").item()
         ntok += B * T
-        byte_sum += int(byte_len[np.minimum(buf[1:], len(byte_len) - 1)].sum())
     m.train(was_training)
     loss_sum, byte_sum, ntok = _all_reduce_sum([loss_sum, float(byte_sum), float(ntok)], device)
     return {
         "val_loss": loss_sum / ntok,
         "bits_per_byte": loss_sum / math.log(2) / byte_sum if byte_sum else float("nan"),
-        "batches": len(batches),
+        "batches": len(loader),
         "tokens": int(ntok),
     }
 
