@@ -6,6 +6,7 @@ import argparse
 import os
 
 from gpt2train.config import TrainConfig
+from gpt2train.paths import cache_dir
 
 # (llm.c flag, long option, TrainConfig field, type, help)
 _FLAGS = [
@@ -181,4 +182,6 @@ def run(args) -> int:
     # growable segments keep the allocator from fragmenting between differently sized step buffers
     # (the difference between nvidia-smi's and the allocator's peak); read when CUDA starts, so set here
     os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
+    # compiled kernels kept beside our other caches (not in /tmp), so a second start skips compilation
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir() / "inductor"))
     return train(config_from_args(args))
