@@ -486,12 +486,14 @@ class Trainer:
         flops_per_step = self.model_cfg.flops_per_token(self.T) * tokens_per_step
         resuming = self.resume_step is not None
         ema_step_s, t_start, first_step = None, time.perf_counter(), self.step
+        t_prev_end = None  # when the previous step's train_step returned; None after eval or checkpoint work
         try:
             for step in range(self.step, self.max_steps + 1):
                 self.step = step
                 last = step == self.max_steps
                 val_due = (step % cfg.val_every == 0 or last) if cfg.val_every > 0 else last
                 if val_due and not resuming:
+                    t_prev_end = None
                     vl = self.val_loss()
                     self.print(f"val loss {vl:.6f}")
                     self.last_val = vl
@@ -500,20 +502,24 @@ class Trainer:
                     if self.hellaswag is not None:
                         self.run_hellaswag(step)
                 if self.info.is_main and cfg.sample_every > 0 and ((step > 0 and step % cfg.sample_every == 0) or last):
+                    t_prev_end = None
                     self.sample()
                 if (cfg.checkpoint_every > 0 and cfg.output_dir and not resuming
                         and ((step > 0 and step % cfg.checkpoint_every == 0) or last)):  # fmt: skip
+                    t_prev_end = None
                     self._write_checkpoint(step)
                 resuming = False
                 if last:
                     break
                 if stop.signal_name:
                     return self._stop_for_signal(stop, step)
-                t0 = time.perf_counter()
+                # train_step waits once for the step's loss and norm, before the update; the update runs on while
+                # this loop logs and queues the next step (no second sync), so a step's time runs from the previous
+                # step's return to this one's, logging included
+                t0 = t_prev_end if t_prev_end is not None else time.perf_counter()
                 out = self.train_step(step)
-                if self.device.type == "cuda":
-                    torch.cuda.synchronize(self.device)
-                dt = time.perf_counter() - t0
+                t_prev_end = time.perf_counter()
+                dt = t_prev_end - t0
                 if step == first_step:
                     self.print(f"time to first step: {time.perf_counter() - self.t_launch:.1f} s")
                     if memory := preflight.first_step_memory(self.device, self._planned_max_batch()):
@@ -544,6 +550,7 @@ class Trainer:
                 if checkpoint_now.take() and cfg.output_dir and step + 1 < self.max_steps and not due:
                     self.print(f"SIGUSR1: writing a checkpoint at step {step + 1} and going on")
                     self._write_checkpoint(step + 1)
+                    t_prev_end = None
             self.print(f"done: {self.max_steps} steps in {format_duration(time.perf_counter() - t_start)}")
             if self.device.type == "cuda":
                 self.print(f"peak GPU memory: {torch.cuda.max_memory_allocated(self.device) / 2**20:.0f} MiB allocated, "
