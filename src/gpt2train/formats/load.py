@@ -29,15 +29,13 @@ def load_pretrained(source: str) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
     """(config, fp32 state dict) from an llm.c model .bin, a modern model .safetensors (model_modern.py),
     a run dir, or a HuggingFace GPT-2 dir."""
     if os.path.isdir(source):
-        if os.path.exists(os.path.join(source, "config.json")):
+        newest = newest_model_in_dir(source)
+        # a run dir has a config.json too (the trainer's): its checkpoints decide
+        if newest is None and os.path.exists(os.path.join(source, "config.json")):
             from gpt2train.formats.hf import read_hf_dir
             from gpt2train.formats.hf_modern import is_modern_hf_dir, read_modern_hf_dir
 
-            if is_modern_hf_dir(source):
-                return read_modern_hf_dir(source)
-
-            return read_hf_dir(source)
-        newest = newest_model_in_dir(source)
+            return read_modern_hf_dir(source) if is_modern_hf_dir(source) else read_hf_dir(source)
         if newest is None:
             raise UserError(f"{source} holds neither a HuggingFace config.json nor a complete model_*.bin checkpoint")
         source = newest
