@@ -187,9 +187,9 @@ def _losses(run) -> dict:
 
 @pytest.fixture(scope="module")
 def modern_run(tmp_path_factory, shakespeare_shards):
-    """A tiny --recipe modern run: 16 steps, checkpoints at 8 and 16."""
+    """A tiny --recipe modern run: 12 steps, checkpoints at 6 and 12."""
     run = tmp_path_factory.mktemp("modern") / "run"
-    args = tiny_train_args(shakespeare_shards, run, 16, ["--recipe", "modern", "-n", "8", "-v", "8", "-s", "8"])
+    args = tiny_train_args(shakespeare_shards, run, 12, ["--recipe", "modern", "-n", "6", "-v", "6", "-s", "6"])
     code, _, _ = run_cli(args)
     assert code == 0
     return run, args
@@ -198,8 +198,8 @@ def modern_run(tmp_path_factory, shakespeare_shards):
 def test_modern_recipe_trains_and_writes_safetensors(modern_run):
     run, _ = modern_run
     val = {step: v for (kind, step), v in _losses(run).items() if kind == "val"}
-    assert val[16] < val[0] - 1.5, val  # from ~10.8 (uniform) down
-    assert (run / "model_00000016.safetensors").exists() and not (run / "model_00000016.bin").exists()
+    assert val[12] < val[0] - 1.0, val  # from ~10.8 (uniform) down
+    assert (run / "model_00000012.safetensors").exists() and not (run / "model_00000012.bin").exists()
     cfg = json.load(open(run / "config.json"))
     assert cfg["model"]["pos"] == "rotary" and cfg["model"]["logit_softcap"] == 15.0
 
@@ -208,13 +208,13 @@ def test_muon_resume_is_exact(modern_run, tmp_path, capsys):
     run, args = modern_run
     resumed = tmp_path / "resumed"
     shutil.copytree(run, resumed)
-    for name in os.listdir(resumed):  # forget the step-16 checkpoint: resume from step 8
-        if "00000016" in name:
+    for name in os.listdir(resumed):  # forget the step-12 checkpoint: resume from step 6
+        if "00000012" in name:
             os.remove(resumed / name)
     code, out, err = run_cli([*args[: args.index("-o") + 1], resumed, *args[args.index("-o") + 2 :], "-y", "1"],
                              capsys)  # fmt: skip
     assert code == 0, err
-    assert "resumed from checkpoint at step 8" in out
+    assert "resumed from checkpoint at step 6" in out
     assert _losses(resumed) == _losses(run)  # full-precision losses, bit for bit
     assert open(resumed / "main.log").read() == open(run / "main.log").read()
 
@@ -227,7 +227,7 @@ def test_modern_model_eval_sample_export(modern_run, tmp_path, capsys):
     val = args[args.index("-j") + 1]
     code, out, err = run_cli(["eval", "--model", run, "-j", val, "-b", "2", "-t", "32", "-m", "2", "--json"], capsys)
     assert code == 0, err
-    assert json.loads(out)["val_loss"] < 9.5
+    assert json.loads(out)["val_loss"] < 10.0
     code, out, err = run_cli(["sample", "--model", run, "-g", "8", "--prompt", "ROMEO:"], capsys)
     assert code == 0 and out.startswith("ROMEO:"), err
     code, _, err = run_cli(["export", "--model", run, "--to", "llmc", "-o", tmp_path / "x.bin"], capsys)

@@ -20,7 +20,7 @@ def test_quick_mode_writes_json_and_table(tmp_path, shakespeare_shards, capsys):
     bench = _load()
     out = tmp_path / "ttl.json"
     argv = ["--quick", "--train", shakespeare_shards["train"], "--val", shakespeare_shards["val"], "-o", str(out),
-            "--steps", "4", "--val-every", "2", "--variants", "modern"]  # fmt: skip
+            "--steps", "2", "--val-every", "1", "--variants", "modern"]  # fmt: skip
     assert bench.main(argv) == 0
     res = json.loads(out.read_text())
     assert [v["name"] for v in res["variants"]] == ["classic", "modern"]
@@ -30,7 +30,7 @@ def test_quick_mode_writes_json_and_table(tmp_path, shakespeare_shards, capsys):
     for v in res["variants"]:
         assert v["status"] in ("ok", "not reached"), v
         assert set(v) >= {"name", "flags", "steps_to_target", "seconds_to_target", "val_curve", "median_step_ms"}
-        assert v["val_curve"][0][0] == 0 and all(s % 2 == 0 for s, _ in v["val_curve"])
+        assert v["val_curve"][0][0] == 0 and v["val_curve"][-1][0] <= 2
     assert "target val loss" in capsys.readouterr().out
 
 
