@@ -131,13 +131,22 @@ class GPT(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     # -- forward ------------------------------------------------------------------------------
-    def hidden_states(self, idx: torch.Tensor, pos_offset: int = 0) -> torch.Tensor:
-        """Final LayerNorm output (B, T, C) for token ids (B, T)."""
+    def embed(self, idx: torch.Tensor, pos_offset: int = 0) -> torch.Tensor:
+        """Token plus position embeddings (B, T, C) of token ids (B, T) starting at ``pos_offset``."""
         T = idx.shape[1]
         if pos_offset + T > self.config.max_seq_len:
             raise ValueError(f"sequence of {pos_offset + T} tokens exceeds max_seq_len {self.config.max_seq_len}")
         pos = torch.arange(pos_offset, pos_offset + T, device=idx.device)
         x = self.transformer.wte(idx) + self.transformer.wpe(pos)
+        if torch.is_autocast_enabled(x.device.type):
+            # the residual stream in the compute dtype, as llm.c keeps it: half the activation memory and
+            # memory traffic of fp32 (LayerNorm still computes in fp32 under autocast)
+            x = x.to(torch.get_autocast_dtype(x.device.type))
+        return x
+
+    def hidden_states(self, idx: torch.Tensor, pos_offset: int = 0) -> torch.Tensor:
+        """Final LayerNorm output (B, T, C) for token ids (B, T)."""
+        x = self.embed(idx, pos_offset)
         for block in self.transformer.h:
             x = block(x)
         return self.transformer.ln_f(x)

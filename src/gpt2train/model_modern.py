@@ -235,6 +235,8 @@ class ModernGPT(nn.Module):
             x = rms_norm(x)
         if self.config.pos == "learned":
             x = x + self.transformer.wpe(torch.arange(pos_offset, pos_offset + idx.shape[1], device=idx.device))
+        if torch.is_autocast_enabled(x.device.type):  # the residual stream in the compute dtype, as GPT.embed
+            x = x.to(torch.get_autocast_dtype(x.device.type))
         return x
 
     def hidden_states(self, idx: torch.Tensor, pos_offset: int = 0) -> torch.Tensor:

@@ -42,11 +42,9 @@ def cached_forward(model, idx: torch.Tensor, cache: KVCache) -> torch.Tensor:
         return m.forward_with_cache(idx, cache)
     B, Tn = idx.shape
     P = cache.length
-    if P + Tn > m.config.max_seq_len:
-        raise ValueError(f"cache of {P} + {Tn} tokens exceeds max_seq_len {m.config.max_seq_len}")
     tr = m.transformer
+    x = m.embed(idx, P)
     pos = torch.arange(P, P + Tn, device=idx.device)
-    x = tr.wte(idx) + tr.wpe(pos)
     # new query i (absolute position P+i) may see keys 0 .. P+i
     mask = torch.arange(P + Tn, device=idx.device)[None, :] <= pos[:, None]
     for layer, block in enumerate(tr.h):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from gpt2train.config import TrainConfig
 
@@ -119,6 +120,7 @@ _EXTRA = [
     ("--dtype", "dtype", str, "auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp32"),
     ("--compile", "compile", int, "torch.compile: 1 on, 0 off (-1: on with the fast path)"),
     ("--compile-scope", "compile_scope", str, "blocks: compile each block (fast start); model: the whole model"),
+    ("--compile-mode", "compile_mode", str, "torch.compile mode: default | max-autotune-no-cudagraphs"),
     ("--attention", "attention", str, "SDPA backend on CUDA: auto | flash | cudnn | efficient | math"),
     (
         "--fused-classifier",
@@ -126,6 +128,7 @@ _EXTRA = [
         int,
         "chunked output layer + loss: 1/0 (-1: with the fast path)",
     ),
+    ("--classifier-chunk", "classifier_chunk", int, "rows of logits the fused classifier holds at once (0: all)"),
     ("--recipe", "recipe", str, "classic (llm.c's GPT-2) or modern (Muon, rotary, QK-norm, ...): the levers' defaults"),
     ("--optimizer", "optimizer", str, "adamw | muon (Muon for hidden matrices, AdamW for the rest); default: recipe's"),
     ("--pos", "pos", str, "position encoding: learned | rotary; default: recipe's"),
@@ -188,4 +191,7 @@ def run(args) -> int:
     from gpt2train.train.trainer import train
 
     apply_llmc_process_flags(args)
+    # growable segments keep the allocator from fragmenting between differently sized step buffers
+    # (the difference between nvidia-smi's and the allocator's peak); read when CUDA starts, so set here
+    os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
     return train(config_from_args(args))

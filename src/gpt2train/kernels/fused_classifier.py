@@ -30,7 +30,18 @@ import torch.nn.functional as F
 
 from gpt2train.kernels._triton import interpreting, triton_available
 
-DEFAULT_CHUNK_ROWS = 8192  # 8192 x 50304 fp32 logits = 1.6 GB; big enough to keep the GPU busy
+DEFAULT_CHUNK_ROWS = 16384  # 16384 x 50304 bf16 logits = 1.6 GB; big enough to keep the GPU busy
+
+
+def _accumulate_fp32(dw: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
+    """``dw += a @ b`` into the fp32 ``dw``; a and b are in the compute dtype."""
+    if a.dtype == torch.float32:
+        dw.addmm_(a, b)
+    elif a.is_cuda and hasattr(torch.ops.aten.addmm, "dtype_out"):
+        # cuBLAS accumulates into the fp32 output itself: no bf16 rounding, no separate add kernel
+        torch.addmm(dw, a, b, out_dtype=torch.float32, out=dw)
+    else:
+        dw.add_(a @ b)  # one rounding to the compute dtype per chunk, accumulated in fp32
 
 
 def _compute_dtype(x: torch.Tensor) -> torch.dtype:
@@ -198,11 +209,7 @@ class ChunkedClassifierLoss(torch.autograd.Function):
                     else:
                         dx[start:end] = dlogits @ w
                 if need_dw:
-                    if cdt == torch.float32:
-                        dw.addmm_(dlogits.t(), xc)
-                    else:
-                        # one rounding to the compute dtype per chunk, accumulated in fp32
-                        dw.add_(dlogits.t() @ xc)
+                    _accumulate_fp32(dw, dlogits.t(), xc)
                 del logits, dlogits
         ctx.x_shape = x_shape
         ctx.weight_dtype = weight.dtype

@@ -170,6 +170,9 @@ class Trainer:
             raise UserError(f"-b {cfg.batch_size} -t {cfg.seq_len}: batch size and sequence length must be positive")
         if cfg.zero_stage not in (0, 1):
             raise UserError(f"-z {cfg.zero_stage}: supported ZeRO stages are 0 and 1")
+        if cfg.compile_mode not in ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"):
+            raise UserError(f"--compile-mode {cfg.compile_mode!r}: use default, max-autotune-no-cudagraphs, "
+                            "max-autotune or reduce-overhead")  # fmt: skip
         if cfg.recompute not in (0, 1, 2):
             raise UserError(f"-r {cfg.recompute}: use 0 (none), 1 (GELU) or 2 (GELU and LayerNorm)")
         if cfg.output_dir:
@@ -221,11 +224,12 @@ class Trainer:
 
         self.model = self.raw_model
         if self._use_compile():
+            mode = None if cfg.compile_mode == "default" else cfg.compile_mode
             if cfg.compile_scope == "model":
-                self.model = torch.compile(self.raw_model)
+                self.model = torch.compile(self.raw_model, mode=mode)
             else:  # regional: every block shares one compiled graph, so start-up does not grow with depth
                 for block in self.raw_model.transformer.h:
-                    block.compile()
+                    block.compile(mode=mode)
         if info.enabled:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -308,7 +312,7 @@ class Trainer:
             try:
                 from gpt2train.kernels import select_classifier_loss
 
-                classifier = select_classifier_loss(True)
+                classifier = select_classifier_loss(True, self.cfg.classifier_chunk or 1 << 62)
             except ImportError:
                 classifier = None
         self.raw_model.configure_fast_paths(recompute=self.cfg.recompute, classifier_loss=classifier)

@@ -1,0 +1,138 @@
+"""Where one training step's GPU time goes: a kernel profile of the real trainer's step.
+
+Builds the trainer from ``gpt2train train`` flags, runs a few warm-up steps, then profiles
+``--steps`` steps with torch.profiler. Writes, under ``--out``: ``profile.txt`` (GPU time by
+category: matmuls, attention, compiled fusions, classifier, optimizer, copies, other; the top
+kernels; GPU busy time against the step's wall time, i.e. the idle gaps) and ``profile.json``.
+
+    python bench/profile_step.py --out $OUT/prof_d12 -- -i ".carry/corpus/corpus_train_*.bin" \\
+        -j ".carry/corpus/corpus_val_*.bin" -e d12 -b 64 -t 1024 -d 524288 -r 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections import defaultdict
+
+import torch
+
+# substrings of kernel names -> category, first match wins
+CATEGORIES = [
+    ("attention", ("flash", "fmha", "cudnn", "attn", "sdpa")),
+    ("classifier (Triton CE)", ("ce_grad_kernel",)),
+    ("optimizer", ("adam", "multi_tensor", "foreach", "stochastic")),
+    ("matmul", ("gemm", "xmma", "cutlass", "nvjet", "sm90_", "wgmma", "cublas")),
+    ("compiled fusion", ("triton_",)),
+    ("copy / cast", ("copy", "memcpy", "memset", "fill", "cast")),
+    ("reduction", ("reduce", "norm")),
+    ("embedding", ("embedding", "index", "scatter", "gather")),
+]
+
+
+def category(name: str) -> str:
+    low = name.lower()
+    for cat, keys in CATEGORIES:
+        if any(k in low for k in keys):
+            return cat
+    return "other"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    train_argv: list[str] = []
+    if "--" in argv:
+        i = argv.index("--")
+        argv, train_argv = argv[:i], argv[i + 1 :]
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", required=True)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--steps", type=int, default=1)
+    p.add_argument("--top", type=int, default=40)
+    args = p.parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+
+    from gpt2train.cli import build_parser
+    from gpt2train.cli.train_cmd import config_from_args
+    from gpt2train.train import distributed
+    from gpt2train.train.trainer import Trainer
+
+    cfg = config_from_args(build_parser().parse_args(["train", *train_argv]))
+    cfg.max_steps = max(cfg.max_steps, args.warmup + args.steps + 1)
+    trainer = Trainer(cfg, distributed.setup(cfg.device))
+    trainer.setup()
+    dev = trainer.device
+    static_mib = torch.cuda.memory_allocated(dev) / 2**20
+    for s in range(args.warmup):
+        trainer.train_step(s)
+    torch.cuda.synchronize(dev)
+    after_warmup_mib = torch.cuda.memory_allocated(dev) / 2**20
+    torch.cuda.reset_peak_memory_stats(dev)
+    acts = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
+    with torch.profiler.profile(activities=acts) as prof:
+        t0 = time.perf_counter()
+        for s in range(args.warmup, args.warmup + args.steps):
+            trainer.train_step(s)
+        torch.cuda.synchronize(dev)
+        wall_ms = (time.perf_counter() - t0) * 1000 / args.steps
+    peak_mib = torch.cuda.max_memory_allocated(dev) / 2**20
+    trainer.train_batches.close()
+
+    by_kernel: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
+    intervals = []
+    for evt in prof.events():
+        if evt.device_type != torch.autograd.DeviceType.CUDA:
+            continue
+        dur = evt.time_range.end - evt.time_range.start  # us
+        by_kernel[evt.name][0] += dur / 1000 / args.steps
+        by_kernel[evt.name][1] += 1
+        intervals.append((evt.time_range.start, evt.time_range.end))
+    intervals.sort()
+    busy, cur_s, cur_e = 0.0, None, None  # union of kernel intervals (streams may overlap)
+    for s, e in intervals:
+        if cur_e is None or s > cur_e:
+            if cur_e is not None:
+                busy += cur_e - cur_s
+            cur_s, cur_e = s, e
+        else:
+            cur_e = max(cur_e, e)
+    if cur_e is not None:
+        busy += cur_e - cur_s
+    busy_ms = busy / 1000 / args.steps
+    by_cat: dict[str, float] = defaultdict(float)
+    for name, (ms, _) in by_kernel.items():
+        by_cat[category(name)] += ms
+    total = sum(by_cat.values())
+    lines = [
+        f"device: {torch.cuda.get_device_name(dev)}  torch {torch.__version__}  {time.strftime('%Y-%m-%d')}",
+        "flags: " + " ".join(train_argv),
+        f"step wall {wall_ms:.1f} ms | GPU busy {busy_ms:.1f} ms ({busy_ms / wall_ms:.1%}) | "
+        f"idle {wall_ms - busy_ms:.1f} ms | kernel time summed {total:.1f} ms",
+        f"memory: after setup {static_mib:,.0f} MiB, after warm-up {after_warmup_mib:,.0f} MiB, "
+        f"step peak {peak_mib:,.0f} MiB",
+        "",
+        "| category | ms/step | share |",
+        "|---|---|---|",
+    ]
+    for cat, ms in sorted(by_cat.items(), key=lambda kv: -kv[1]):
+        lines.append(f"| {cat} | {ms:.1f} | {ms / total:.1%} |")
+    lines += ["", "| kernel | category | ms/step | calls/step |", "|---|---|---|---|"]
+    top = sorted(by_kernel.items(), key=lambda kv: -kv[1][0])[: args.top]
+    for name, (ms, n) in top:
+        lines.append(f"| {name[:110]} | {category(name)} | {ms:.2f} | {n / args.steps:.0f} |")
+    text = "\n".join(lines)
+    print(text)
+    with open(os.path.join(args.out, "profile.txt"), "w") as f:
+        f.write(text + "\n")
+    with open(os.path.join(args.out, "profile.json"), "w") as f:
+        json.dump({"wall_ms": wall_ms, "busy_ms": busy_ms, "by_category": by_cat, "static_mib": static_mib,
+                   "after_warmup_mib": after_warmup_mib, "peak_mib": peak_mib,
+                   "kernels": {k: v for k, v in top}}, f, indent=1)  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
