@@ -180,6 +180,20 @@ class TrainConfig:
     plain: bool = False  # switch every fast path off
     tensorboard: bool = True  # event files in the run dir when tensorboard is installed
     wandb: str | None = None  # Weights & Biases project (when wandb is installed)
+    # the modern recipe (gpt2train.recipe documents each lever); None: the --recipe's value
+    recipe: str = "classic"  # classic (llm.c) | modern
+    optimizer: str | None = None  # adamw | muon
+    pos: str | None = None  # learned | rotary
+    qk_norm: int | None = None
+    mlp: str | None = None  # gelu | relu2
+    norm: str | None = None  # layernorm | rmsnorm
+    zero_init_proj: int | None = None
+    untied_head: int | None = None
+    logit_softcap: float | None = None
+    muon_lr: float = 0.02
+    muon_momentum: float = 0.95
+    head_lr: float | None = None  # AdamW lr of an untied head; None: the recipe's (classic: -l)
+    embed_lr: float | None = None  # AdamW lr of an untied token embedding; None: the recipe's (classic: -l)
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:

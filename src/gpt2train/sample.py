@@ -38,6 +38,8 @@ class KVCache:
 def cached_forward(model, idx: torch.Tensor, cache: KVCache) -> torch.Tensor:
     """Logits (B, V) of the last position after feeding ``idx`` (B, Tnew) past the cached tokens."""
     m = unwrap(model)
+    if hasattr(m, "forward_with_cache"):  # ModernGPT (rotary, QK-norm) brings its own cached forward
+        return m.forward_with_cache(idx, cache)
     B, Tn = idx.shape
     P = cache.length
     tr = m.transformer

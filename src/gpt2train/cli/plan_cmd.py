@@ -49,6 +49,13 @@ def register(sub) -> None:
         choices=plan.LAYOUTS,
         help="whose memory layout to estimate: gpt2train (our trainer, default) or llmc (llm.c's)",
     )
+    p.add_argument(
+        "--recipe",
+        default="classic",
+        choices=plan.RECIPES,
+        help=f"modern: plan for {plan.MODERN_TOKEN_RATIO} x --tokens (the tokens the modern recipe needs for "
+        "the classic recipe's loss; measured by bench/time_to_loss.py)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     p.set_defaults(func=run)
 
@@ -68,6 +75,7 @@ def run(args) -> int:
         recompute=args.recompute,
         master_weights=args.master_weights,
         layout=args.layout,
+        recipe=args.recipe,
     )
     if args.json:
         print(json.dumps(result))

@@ -130,6 +130,19 @@ _EXTRA = [
         "chunked output layer + loss: 1/0 (-1: with the fast path)",
     ),
     ("--classifier-chunk", "classifier_chunk", int, "rows of logits the fused classifier holds at once (0: all)"),
+    ("--recipe", "recipe", str, "classic (llm.c's GPT-2) or modern (Muon, rotary, QK-norm, ...): the levers' defaults"),
+    ("--optimizer", "optimizer", str, "adamw | muon (Muon for hidden matrices, AdamW for the rest); default: recipe's"),
+    ("--pos", "pos", str, "position encoding: learned | rotary; default: recipe's"),
+    ("--qk-norm", "qk_norm", int, "1: RMS-normalise queries and keys; default: recipe's"),
+    ("--mlp", "mlp", str, "MLP activation: gelu | relu2; default: recipe's"),
+    ("--norm", "norm", str, "layernorm | rmsnorm (parameter-free, no biases); default: recipe's"),
+    ("--zero-init-proj", "zero_init_proj", int, "1: output projections and untied head start at zero"),
+    ("--untied-head", "untied_head", int, "1: an output layer of its own instead of wte; default: recipe's"),
+    ("--logit-softcap", "logit_softcap", float, "squash logits to (-c, c) with c*tanh(x/c); 0 off"),
+    ("--muon-lr", "muon_lr", float, "Muon peak lr for the hidden matrices"),
+    ("--muon-momentum", "muon_momentum", float, "Muon momentum (Nesterov)"),
+    ("--head-lr", "head_lr", float, "AdamW peak lr of an untied head (default: recipe's; classic: -l)"),
+    ("--embed-lr", "embed_lr", float, "AdamW peak lr of an untied token embedding (default: recipe's; classic: -l)"),
 ]
 
 

@@ -10,11 +10,11 @@ import torch
 from gpt2train.config import ModelConfig
 from gpt2train.errors import UserError
 
-_MODEL_RE = re.compile(r"^model_(\d{8})\.bin$")
+_MODEL_RE = re.compile(r"^model_(\d{8})\.(?:bin|safetensors)$")
 
 
 def newest_model_in_dir(run_dir: str) -> str | None:
-    """The model_%08d.bin of the newest complete checkpoint (one with a DONE marker) in a run dir."""
+    """The model_%08d.bin (or .safetensors) of the newest complete checkpoint (one with a DONE marker) in a run dir."""
     best = None
     for name in os.listdir(run_dir):
         m = _MODEL_RE.match(name)
@@ -26,18 +26,25 @@ def newest_model_in_dir(run_dir: str) -> str | None:
 
 
 def load_pretrained(source: str) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
-    """(config, fp32 state dict) from an llm.c model .bin, a run dir, or a HuggingFace GPT-2 dir."""
+    """(config, fp32 state dict) from an llm.c model .bin, a modern model .safetensors (model_modern.py),
+    a run dir, or a HuggingFace GPT-2 dir."""
     if os.path.isdir(source):
-        if os.path.exists(os.path.join(source, "config.json")):
-            from gpt2train.formats.hf import read_hf_dir
-
-            return read_hf_dir(source)
         newest = newest_model_in_dir(source)
+        # a run dir has a config.json too (the trainer's): its checkpoints decide
+        if newest is None and os.path.exists(os.path.join(source, "config.json")):
+            from gpt2train.formats.hf import read_hf_dir
+            from gpt2train.formats.hf_modern import is_modern_hf_dir, read_modern_hf_dir
+
+            return read_modern_hf_dir(source) if is_modern_hf_dir(source) else read_hf_dir(source)
         if newest is None:
             raise UserError(f"{source} holds neither a HuggingFace config.json nor a complete model_*.bin checkpoint")
         source = newest
     if not os.path.exists(source):
         raise UserError(f"model {source!r} not found: give a preset (d12, gpt3:c768), an llm.c .bin, or a directory")
+    if source.endswith(".safetensors"):
+        from gpt2train.model_modern import read_modern_model
+
+        return read_modern_model(source)
     from gpt2train.formats.llmc_model import read_llmc_model
 
     return read_llmc_model(source)

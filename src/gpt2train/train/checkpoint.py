@@ -1,7 +1,8 @@
 """Checkpoints in the output dir, readable by llm.c where llm.c has a format.
 
 A checkpoint after N updates is:
-- ``model_%08d.bin``: the model in llm.c's format (rank 0);
+- ``model_%08d.bin``: the model in llm.c's format (rank 0); a modern-architecture model (model_modern.py),
+  which llm.c's format cannot hold, is ``model_%08d.safetensors`` instead;
 - ``state_%08d_%05d.safetensors``: one per rank: optimizer moments (this rank's shard under ZeRO-1),
   parameters when the model file cannot hold them exactly, RNG states as tensors, and a JSON
   ``meta`` entry (step, data loader position, outlier detectors, world size, config);
@@ -55,8 +56,19 @@ def write_failed(path: str, err: Exception) -> UserError:
     return UserError(f"cannot write checkpoint file {path}: {why}; {keep}: free space in -o and resume with -y 1")
 
 
-def model_path(out_dir: str, step: int) -> str:
-    return os.path.join(out_dir, f"model_{step:08d}.bin")
+def model_path(out_dir: str, step: int, ext: str | None = None) -> str:
+    """The model file of a checkpoint; ``ext`` None: the .safetensors one where it exists, else the .bin."""
+    if ext is None:
+        modern = os.path.join(out_dir, f"model_{step:08d}.safetensors")
+        ext = ".safetensors" if os.path.exists(modern) else ".bin"
+    return os.path.join(out_dir, f"model_{step:08d}{ext}")
+
+
+def model_ext(model_cfg) -> str:
+    """.safetensors for a modern-architecture model, .bin (llm.c's format) for GPT-2."""
+    from gpt2train.model_modern import is_modern
+
+    return ".safetensors" if is_modern(model_cfg) else ".bin"
 
 
 def state_path(out_dir: str, step: int, rank: int) -> str:
@@ -98,10 +110,12 @@ def _step_of(path: str) -> int:
 def save_model(path: str, state_dict: dict, model_cfg, dtype: str) -> None:
     """The checkpoint's llm.c model file (atomic); on a failed write (full disk) nothing named like it is left."""
     from gpt2train.formats.llmc_model import write_llmc_model
+    from gpt2train.model_modern import is_modern, save_modern_model
 
+    write = save_modern_model if is_modern(model_cfg) else write_llmc_model
     try:
-        write_llmc_model(path, state_dict, model_cfg, dtype, on_written=lambda tmp: _fault_point("model", tmp))
-    except OSError as e:
+        write(path, state_dict, model_cfg, dtype, on_written=lambda tmp: _fault_point("model", tmp))
+    except (OSError, SafetensorError) as e:
         _remove_quietly(path + ".tmp")
         raise write_failed(path, e) from None
 
@@ -222,9 +236,11 @@ def _header_problem(out_dir: str, step: int, names: list[str]) -> str | None:
     """A damaged header (overwritten bytes of the right length) in the model or a state file. Cheap: only the
     headers are read; flipped bits inside tensor data are not detected (no checksums, to keep resume fast)."""
     from gpt2train.formats.llmc_model import read_llmc_header
+    from gpt2train.model_modern import read_modern_header
 
+    path = model_path(out_dir, step)
     try:
-        read_llmc_header(model_path(out_dir, step))
+        (read_modern_header if path.endswith(".safetensors") else read_llmc_header)(path)
     except UserError as e:
         return str(e)
     for name in names:

@@ -21,12 +21,14 @@ import time
 
 import torch
 
+from gpt2train import recipe
 from gpt2train.config import ModelConfig, TrainConfig, looks_like_preset, preset
 from gpt2train.data.loader import TrainLoader, ValLoader
 from gpt2train.data.prefetch import Prefetcher
 from gpt2train.errors import UserError
 from gpt2train.hardware import peak_flops
-from gpt2train.model import GPT, build_model
+from gpt2train.model import GPT
+from gpt2train.model_modern import build_any_model, is_modern, model_for
 from gpt2train.train import checkpoint as ckpt
 from gpt2train.train import distributed, preflight
 from gpt2train.train.faults import Faults
@@ -39,7 +41,8 @@ from gpt2train.train.signals import CheckpointRequest
 # settings that change the numbers of a resumed run (so it would no longer equal an uninterrupted one)
 _EXACTNESS_KEYS = ("lr", "warmup_steps", "final_lr_frac", "weight_decay", "lr_schedule", "max_steps",
                    "total_batch_size", "seq_len", "batch_size", "seed", "beta1", "beta2", "eps", "grad_clip",
-                   "master_weights", "dtype", "shuffle")  # fmt: skip
+                   "master_weights", "dtype", "shuffle", "optimizer", "recipe", "muon_lr", "muon_momentum",
+                   "head_lr", "embed_lr")  # fmt: skip
 
 
 class Console:
@@ -56,9 +59,10 @@ class Console:
 def resolve_model(cfg: TrainConfig, resume_step: int | None) -> tuple[ModelConfig, dict | None, str]:
     """(shape, weights or None for a fresh init, a word on where they come from)."""
     if resume_step is not None:
-        from gpt2train.formats.llmc_model import read_llmc_model
+        from gpt2train.formats.load import load_pretrained
 
-        mcfg, sd = read_llmc_model(ckpt.model_path(cfg.output_dir, resume_step))
+        # the checkpoint's own architecture (an llm.c .bin, or a modern model's safetensors)
+        mcfg, sd = load_pretrained(ckpt.model_path(cfg.output_dir, resume_step))
         return mcfg, sd, f"checkpoint at step {resume_step}"
     mcfg = preset(cfg.model)
     if mcfg is None:
@@ -69,8 +73,12 @@ def resolve_model(cfg: TrainConfig, resume_step: int | None) -> tuple[ModelConfi
         from gpt2train.formats.load import load_pretrained
 
         mcfg, sd = load_pretrained(cfg.model)
+        if recipe.architecture(cfg) and not is_modern(mcfg):
+            raise UserError(f"-e {cfg.model}: architecture levers ({', '.join(recipe.architecture(cfg))}) "
+                            "need a model trained with them or a fresh one (a preset)")  # fmt: skip
         return _apply_overrides(mcfg, cfg, pretrained=True), sd, f"pretrained {cfg.model}"
-    return _apply_overrides(mcfg, cfg, pretrained=False), None, "random"
+    mcfg = recipe.apply_architecture(_apply_overrides(mcfg, cfg, pretrained=False), cfg)
+    return mcfg, None, "random"
 
 
 def _apply_overrides(mcfg: ModelConfig, cfg: TrainConfig, pretrained: bool) -> ModelConfig:
@@ -181,7 +189,7 @@ class Trainer:
             raise UserError(f"-t {cfg.seq_len} exceeds the model's max sequence length {self.model_cfg.max_seq_len}")
 
         # model, precision, fast paths
-        model = build_model(self.model_cfg, cfg.seed) if weights is None else self._from_weights(weights)
+        model = build_any_model(self.model_cfg, cfg.seed) if weights is None else self._from_weights(weights)
         self.autocast_dtype = self._compute_dtype()
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = bool(cfg.tf32)
@@ -228,8 +236,16 @@ class Trainer:
             # gradients live in DDP's buckets (no second copy); the all-reduce overlaps the backward pass
             self.model = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                              gradient_as_bucket_view=True)  # fmt: skip
-        self.optimizer = build_optimizer(self.raw_model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2), cfg.eps,
-                                         self.device.type, cfg.zero_stage if info.enabled else 0, cfg.seed)  # fmt: skip
+        self.levers = recipe.levers(cfg)
+        if self.levers["optimizer"] == "muon":
+            from gpt2train.train.muon import build_muon_optimizer
+
+            self.optimizer = build_muon_optimizer(
+                self.raw_model, cfg, self.levers, cfg.zero_stage >= 1 and info.enabled
+            )
+        else:
+            self.optimizer = build_optimizer(self.raw_model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2), cfg.eps,
+                                             self.device.type, cfg.zero_stage if info.enabled else 0, cfg.seed)  # fmt: skip
         self.loss_detector = OutlierDetector(cfg.outlier_window)
         self.grad_detector = OutlierDetector(cfg.outlier_window)
         self.faults = Faults(info.rank)
@@ -271,7 +287,7 @@ class Trainer:
         return B
 
     def _from_weights(self, sd: dict) -> GPT:
-        model = GPT(self.model_cfg)
+        model = model_for(self.model_cfg)
         try:
             model.load_state_dict(sd)
         except RuntimeError as e:
@@ -329,13 +345,19 @@ class Trainer:
             with torch.no_grad():
                 for name, p in self.raw_model.named_parameters():
                     p.copy_(params[name].to(p.dtype))
-        ckpt.restore_optimizer(self.optimizer, meta, tensors)
+        try:
+            ckpt.restore_optimizer(self.optimizer, meta, tensors)
+        except (ValueError, KeyError) as e:  # e.g. a Muon checkpoint resumed with AdamW, or the reverse
+            saved = meta["config"].get("optimizer") or meta["config"].get("recipe", "classic")
+            raise UserError(f"cannot resume step {step} from {path}: its optimizer state ({saved}) does not fit "
+                            f"this run's optimizer ({self.levers['optimizer']}): {e}") from None  # fmt: skip
         ckpt.restore_rng(tensors)
         self.train_batches.load_state_dict(meta["loader"])
         self.loss_detector.load_state_dict(meta["detectors"]["loss"])
         self.grad_detector.load_state_dict(meta["detectors"]["grad"])
         self.step = meta["step"]
-        changed = [k for k in _EXACTNESS_KEYS if meta["config"].get(k) != getattr(cfg, k)]
+        defaults = TrainConfig()  # a key missing from an older checkpoint had its default then
+        changed = [k for k in _EXACTNESS_KEYS if meta["config"].get(k, getattr(defaults, k)) != getattr(cfg, k)]
         if meta.get("world_size") != info.world_size:
             changed.append(f"world size {meta.get('world_size')} -> {info.world_size}")
         if changed:
@@ -349,8 +371,8 @@ class Trainer:
         t0 = time.perf_counter()
         sharded = cfg.zero_stage >= 1 and info.enabled
         if info.is_main:
-            ckpt.save_model(ckpt.model_path(out, step), self.raw_model.state_dict(), self.model_cfg,
-                            cfg.model_file_dtype)  # fmt: skip
+            ckpt.save_model(ckpt.model_path(out, step, ckpt.model_ext(self.model_cfg)), self.raw_model.state_dict(),
+                            self.model_cfg, cfg.model_file_dtype)  # fmt: skip
         if info.is_main or sharded:
             # an fp32 file holds fp32 or bf16 weights exactly; a bf16 file only bf16 ones
             exact_in_model_file = cfg.model_file_dtype == "fp32" or all(

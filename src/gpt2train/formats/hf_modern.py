@@ -1,0 +1,88 @@
+"""HuggingFace export of a modern-recipe model: a self-contained ``trust_remote_code`` directory.
+
+No transformers architecture matches every lever combination exactly (rotary + parameter-free
+QK-norm + un-gated relu^2 + soft-capped logits), so the directory brings its own modeling file:
+
+    config.json                       model_type "gpt2train_modern", the ModernConfig fields, auto_map
+    modeling_gpt2train_modern.py      a copy of formats/hf_modern_modeling.py (torch + transformers only)
+    model.safetensors                 our state dict, names unchanged (the padded vocab rows kept)
+    tokenizer files                   GPT-2's, as the classic export writes them
+
+Load it with ``AutoModelForCausalLM.from_pretrained(dir, trust_remote_code=True)``. ``gpt2train eval /
+sample / export -e DIR`` read it back without running its code (they read config.json and the weights).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+from gpt2train.errors import UserError
+from gpt2train.model_modern import ModernConfig
+
+MODEL_TYPE = "gpt2train_modern"
+MODULE = "modeling_gpt2train_modern"
+
+
+def write_modern_hf_dir(path: str | os.PathLike, cfg: ModernConfig, sd: dict[str, torch.Tensor],
+                        dtype: str = "fp32") -> None:  # fmt: skip
+    """Write the trust_remote_code directory for a ModernGPT of config ``cfg`` and weights ``sd``."""
+    from safetensors.torch import save_file
+
+    from gpt2train.formats.hf import write_tokenizer_files
+
+    if dtype not in ("fp32", "bf16"):
+        raise UserError(f"--dtype must be fp32 or bf16, not {dtype!r}")
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"-o {path} exists and is not a directory")
+    path.mkdir(parents=True, exist_ok=True)
+    torch_dtype = torch.float32 if dtype == "fp32" else torch.bfloat16
+    tensors = {k: v.detach().to("cpu", torch_dtype).contiguous() for k, v in sd.items()}
+    tmp = path / "model.safetensors.tmp"
+    save_file(tensors, str(tmp), metadata={"format": "pt"})
+    os.replace(tmp, path / "model.safetensors")
+    shutil.copyfile(Path(__file__).with_name("hf_modern_modeling.py"), path / f"{MODULE}.py")
+    conf = {
+        **cfg.to_dict(),
+        "model_type": MODEL_TYPE,
+        "architectures": ["Gpt2TrainModernForCausalLM"],
+        "auto_map": {
+            "AutoConfig": f"{MODULE}.Gpt2TrainModernConfig",
+            "AutoModelForCausalLM": f"{MODULE}.Gpt2TrainModernForCausalLM",
+        },  # fmt: skip
+        "tie_word_embeddings": False,
+        "use_cache": False,
+        "bos_token_id": 50256,
+        "eos_token_id": 50256,
+        "torch_dtype": "float32" if dtype == "fp32" else "bfloat16",
+    }
+    (path / "config.json").write_text(json.dumps(conf, indent=2) + "\n")
+    if cfg.vocab_size == 50257:
+        write_tokenizer_files(path, cfg.max_seq_len)
+
+
+def is_modern_hf_dir(path: str | os.PathLike) -> bool:
+    try:
+        return json.loads((Path(path) / "config.json").read_text()).get("model_type") == MODEL_TYPE
+    except (OSError, ValueError):
+        return False
+
+
+def read_modern_hf_dir(path: str | os.PathLike) -> tuple[ModernConfig, dict[str, torch.Tensor]]:
+    """(config, fp32 state dict) of an exported modern directory; its modeling file is not run."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    conf = json.loads((path / "config.json").read_text())
+    fields = {k: conf[k] for k in ModernConfig.__dataclass_fields__ if k in conf}
+    try:
+        cfg = ModernConfig(**fields)
+        sd = {k: v.float() for k, v in load_file(str(path / "model.safetensors")).items()}
+    except Exception as e:  # corrupt files or fields: name the directory
+        raise UserError(f"cannot read the modern model in {path}: {e}") from None
+    return cfg, sd

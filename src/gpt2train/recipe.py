@@ -1,0 +1,75 @@
+"""Recipes: ``--recipe classic`` (llm.c's GPT-2, the default) and ``--recipe modern`` (fewer tokens to a loss).
+
+A recipe is a set of defaults for the levers below; each lever has its own flag, and a flag given
+on the command line wins over the recipe. The classic values reproduce llm.c exactly (the classic
+``model.GPT`` and AdamW are used whenever every architecture lever is classic).
+
+| lever            | classic   | modern   | flag                 |
+|------------------|-----------|----------|----------------------|
+| optimizer        | adamw     | muon     | --optimizer          |
+| pos              | learned   | rotary   | --pos                |
+| qk_norm          | 0         | 1        | --qk-norm            |
+| mlp              | gelu      | relu2    | --mlp                |
+| norm             | layernorm | rmsnorm  | --norm               |
+| zero_init_proj   | 0         | 1        | --zero-init-proj     |
+| untied_head      | 0         | 1        | --untied-head        |
+| logit_softcap    | 0         | 15       | --logit-softcap      |
+| head_lr          | = -l      | 0.004    | --head-lr            |
+| embed_lr         | = -l      | see below| --embed-lr           |
+
+``--muon-lr`` (0.02) and ``--muon-momentum`` (0.95) apply whenever Muon is on, and so do ``--head-lr``
+and ``--embed-lr`` (with ``--optimizer adamw`` every parameter gets -l). The embedding's lr defaults to
+0.2 when the embedding is drawn from N(0, 1) (untied and RMS-normalised after the lookup), else to -l. The modern values
+follow nanochat's GPT-2-size settings (Muon 0.02, momentum 0.95 Nesterov; Adam 0.2 for a N(0,1)
+embedding and 0.004 for the head; soft-cap 15); nanochat trains with 4x our benchmark batch, so these
+are on the careful side rather than tuned here.
+"""
+
+from __future__ import annotations
+
+from gpt2train.config import ModelConfig, TrainConfig
+from gpt2train.errors import UserError
+
+NORMALISED_EMBED_LR = 0.2  # AdamW lr of a N(0, 1) token embedding (nanochat's embedding_lr)
+ARCH_LEVERS = ("pos", "qk_norm", "mlp", "norm", "zero_init_proj", "untied_head", "logit_softcap")
+LEVERS = ("optimizer", *ARCH_LEVERS, "head_lr", "embed_lr")
+
+RECIPES = {
+    "classic": dict(optimizer="adamw", pos="learned", qk_norm=0, mlp="gelu", norm="layernorm", zero_init_proj=0,
+                    untied_head=0, logit_softcap=0.0, head_lr=None, embed_lr=None),
+    "modern": dict(optimizer="muon", pos="rotary", qk_norm=1, mlp="relu2", norm="rmsnorm", zero_init_proj=1,
+                   untied_head=1, logit_softcap=15.0, head_lr=0.004, embed_lr=None),
+}  # fmt: skip
+
+
+def levers(cfg: TrainConfig) -> dict:
+    """Every lever's value for this run: the flag if given, else the recipe's default."""
+    if cfg.recipe not in RECIPES:
+        raise UserError(f"--recipe {cfg.recipe!r}: use one of {', '.join(RECIPES)}")
+    out = {}
+    for key in LEVERS:
+        value = getattr(cfg, key)
+        out[key] = RECIPES[cfg.recipe][key] if value is None else value
+    if out["optimizer"] not in ("adamw", "muon"):
+        raise UserError(f"--optimizer {out['optimizer']!r}: use adamw or muon")
+    return out
+
+
+def architecture(cfg: TrainConfig) -> dict:
+    """The architecture levers that differ from classic GPT-2 (empty: the classic model)."""
+    lv = levers(cfg)
+    classic = RECIPES["classic"]
+    return {k: lv[k] for k in ARCH_LEVERS if lv[k] != classic[k]}
+
+
+def apply_architecture(mcfg: ModelConfig, cfg: TrainConfig) -> ModelConfig:
+    """``mcfg`` itself when every architecture lever is classic, else a ModernConfig of the same shape."""
+    arch = architecture(cfg)
+    if not arch:
+        return mcfg
+    from gpt2train.model_modern import ModernConfig
+
+    for key in ("qk_norm", "zero_init_proj", "untied_head"):
+        if key in arch:
+            arch[key] = bool(arch[key])
+    return ModernConfig(**{**mcfg.to_dict(), **arch})

@@ -1,0 +1,266 @@
+"""The modern recipe: Muon, the architecture levers, training, exact resume, sampling, export, plan."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+
+import pytest
+import torch
+
+from gpt2train.config import ModelConfig
+from gpt2train.model import build_model
+from gpt2train.model_modern import ModernConfig, ModernGPT, apply_rotary, build_any_model, rotary_tables
+from gpt2train.train.muon import NS_COEFFICIENTS, MuonAdamW, muon_param_groups, newton_schulz
+from gpt2train.train.optim import set_lr
+from tests.helpers import run_cli, tiny_train_args
+
+SHAPE = dict(n_layer=2, n_head=4, n_embd=64, max_seq_len=64)
+MODERN = dict(pos="rotary", qk_norm=True, mlp="relu2", norm="rmsnorm", zero_init_proj=True, untied_head=True,
+              logit_softcap=15.0)  # fmt: skip
+
+
+def ns_reference(G: torch.Tensor, steps: int = 5) -> torch.Tensor:
+    """Newton-Schulz in float64 through the SVD: the quintic acts on each singular value alone."""
+    a, b, c = NS_COEFFICIENTS
+    U, S, Vh = torch.linalg.svd(G.double(), full_matrices=False)
+    s = S / torch.linalg.matrix_norm(G.double())[..., None]  # Frobenius norm of each matrix
+    for _ in range(steps):
+        s = a * s + b * s**3 + c * s**5
+    return U @ torch.diag_embed(s) @ Vh
+
+
+@pytest.mark.parametrize("shape", [(16, 16), (12, 40), (40, 12), (3, 8, 8)])
+def test_newton_schulz_equals_svd_reference(shape):
+    G = torch.randn(shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    ref = ns_reference(G)
+    assert torch.allclose(newton_schulz(G, dtype=torch.float64), ref, atol=1e-10)
+    # bf16 (what training uses) stays within bf16's few-percent error of the same map (measured: 2.5-4%)
+    bf16 = newton_schulz(G.float(), dtype=torch.bfloat16).double()
+    assert (bf16 - ref).norm() < 0.06 * ref.norm()
+    # and it is roughly orthogonal: every singular value lands near 1, unlike the input's
+    sv = torch.linalg.svdvals(newton_schulz(G, dtype=torch.float64))
+    assert sv.min() > 0.5 and sv.max() < 1.3
+
+
+def test_muon_step_equals_float64_reference():
+    gen = torch.Generator().manual_seed(1)
+    W = torch.randn(48, 16, dtype=torch.float64, generator=gen)  # split 3: three 16 x 16 blocks
+    V = torch.randn(16, 40, dtype=torch.float64, generator=gen)
+    params = [W.clone().requires_grad_(), V.clone().requires_grad_()]
+    opt = MuonAdamW([{"params": [params[0]], "kind": "muon", "split": 3}, {"params": [params[1]], "kind": "muon"}],
+                    lr=0.05, momentum=0.9, ns_dtype="fp64")  # fmt: skip
+    ref = [W.clone(), V.clone()]
+    bufs = [torch.zeros_like(W), torch.zeros_like(V)]
+    for _ in range(3):
+        grads = [torch.randn(p.shape, dtype=torch.float64, generator=gen) for p in params]
+        for p, g in zip(params, grads):
+            p.grad = g.clone()
+        opt.step()
+        for i, (g, split) in enumerate(zip(grads, (3, 1))):
+            bufs[i] = 0.9 * bufs[i] + 0.1 * g
+            u = (0.1 * g + 0.9 * bufs[i]).view(split, -1, g.size(1))
+            o = torch.stack([ns_reference(blk) for blk in u])
+            rows, cols = u.shape[-2:]
+            ref[i] = ref[i] - 0.05 * math.sqrt(max(1, rows / cols)) * o.view_as(g)
+    for p, r in zip(params, ref):
+        assert torch.allclose(p.detach(), r, atol=1e-10)
+
+
+def test_adamw_groups_equal_torch_adamw():
+    gen = torch.Generator().manual_seed(2)
+    p0 = torch.randn(20, 8, generator=gen)
+    a, b = p0.clone().requires_grad_(), p0.clone().requires_grad_()
+    ours = MuonAdamW([{"params": [a], "kind": "adamw", "weight_decay": 0.1}], lr=1e-2, betas=(0.8, 0.95), eps=1e-8)
+    theirs = torch.optim.AdamW([b], lr=1e-2, betas=(0.8, 0.95), eps=1e-8, weight_decay=0.1, foreach=False)
+    for _ in range(4):
+        g = torch.randn(p0.shape, generator=gen)
+        a.grad, b.grad = g.clone(), g.clone()
+        ours.step()
+        theirs.step()
+    assert torch.allclose(a, b, atol=1e-6, rtol=0)
+
+
+@pytest.mark.skipif(not hasattr(torch.optim, "Muon"), reason="torch.optim.Muon needs torch >= 2.9")
+def test_muon_agrees_with_torch_muon():
+    gen = torch.Generator().manual_seed(3)
+    p0 = torch.randn(32, 64, generator=gen) * 0.02
+    a, b = p0.clone().requires_grad_(), p0.clone().requires_grad_()
+    ours = MuonAdamW([{"params": [a], "kind": "muon"}], lr=0.02, momentum=0.95)
+    theirs = torch.optim.Muon([b], lr=0.02, momentum=0.95, nesterov=True, weight_decay=0.0)
+    for _ in range(3):
+        g = torch.randn(p0.shape, generator=gen)
+        a.grad, b.grad = g.clone(), g.clone()
+        ours.step()
+        theirs.step()
+    # both iterate in bf16 (with differently ordered arithmetic): equal to bf16 rounding of the update
+    assert (a - b).abs().max() < 0.02 * 0.05
+
+
+def test_param_groups_and_lr_scales():
+    model = build_any_model(ModernConfig(**SHAPE, **MODERN))
+    groups = muon_param_groups(model, lr=1e-3, weight_decay=0.1, muon_lr=0.02, embed_lr=0.2, head_lr=0.004)
+    by_name = {g["name"]: g for g in groups}
+    assert set(by_name) == {"qkv", "matrices", "embed", "head"}  # rmsnorm: no gains, no biases
+    assert by_name["qkv"]["split"] == 3 and len(by_name["qkv"]["params"]) == 2
+    assert len(by_name["matrices"]["params"]) == 2 * 3  # attn c_proj, mlp c_fc, mlp c_proj per layer
+    assert by_name["embed"]["params"][0] is model.transformer.wte.weight
+    assert by_name["head"]["params"][0] is model.lm_head.weight
+    assert by_name["qkv"]["weight_decay"] == 0.0 and by_name["head"]["weight_decay"] == 0.1
+    opt = MuonAdamW(groups, lr=1e-3)
+    set_lr(opt, 5e-4)  # half the peak: every group at half its own peak
+    lrs = {g["name"]: g["lr"] for g in opt.param_groups}
+    assert lrs == pytest.approx({"qkv": 0.01, "matrices": 0.01, "embed": 0.1, "head": 0.002})
+    # classic GPT with Muon: tied wte and wpe decay at -l, LayerNorms and biases do not
+    classic = build_model(ModelConfig(**SHAPE))
+    names = {g["name"]: len(g["params"]) for g in muon_param_groups(classic, 1e-3, 0.1, 0.02, 0.2, 0.004)}
+    assert names == {"qkv": 2, "matrices": 6, "decay": 2, "no_decay": 2 * 8 + 2}
+
+
+def test_rotary_matches_direct_formula():
+    cfg = ModernConfig(**SHAPE, pos="rotary")
+    hs = cfg.n_embd // cfg.n_head
+    cos, sin = rotary_tables(cfg)
+    x = torch.randn(1, 1, 5, hs, dtype=torch.float64)
+    y = apply_rotary(x, cos[:5].double(), sin[:5].double())
+    for p in range(5):
+        for i in range(hs // 2):
+            theta = p * 10000.0 ** (-2 * i / hs)
+            x1, x2 = x[0, 0, p, i].item(), x[0, 0, p, i + hs // 2].item()
+            assert y[0, 0, p, i].item() == pytest.approx(x1 * math.cos(theta) - x2 * math.sin(theta), abs=1e-5)
+            assert y[0, 0, p, i + hs // 2].item() == pytest.approx(
+                x1 * math.sin(theta) + x2 * math.cos(theta), abs=1e-5
+            )
+    # attention scores depend on the offset only: <R_p q, R_k k> = <R_{p+3} q, R_{k+3} k>
+    q, k = torch.randn(2, hs, dtype=torch.float64)
+    rot = [apply_rotary(t.expand(1, 1, 64, hs), cos.double(), sin.double())[0, 0] for t in (q, k)]
+    assert torch.allclose(rot[0][7] @ rot[1][2], rot[0][10] @ rot[1][5])
+
+
+def test_qk_norm_makes_attention_scale_free():
+    cfg = ModernConfig(**SHAPE, qk_norm=True, norm="rmsnorm")
+    attn = build_any_model(cfg).transformer.h[0].attn
+    x = torch.randn(2, 10, cfg.n_embd)
+    q, k, _ = attn.qkv(x, None)
+    assert torch.allclose(q.pow(2).mean(-1), torch.ones(()), atol=1e-3)  # unit RMS per head
+    assert torch.allclose(k.pow(2).mean(-1), torch.ones(()), atol=1e-3)
+    before = attn(x, None)
+    with torch.no_grad():
+        attn.c_attn.weight[: 2 * cfg.n_embd] *= 7.0  # scale the q and k projections
+    assert torch.allclose(attn(x, None), before, atol=1e-5)
+
+
+def test_relu2_mlp():
+    cfg = ModernConfig(**SHAPE, mlp="relu2")
+    mlp = build_any_model(cfg).transformer.h[0].mlp
+    x = torch.randn(3, cfg.n_embd)
+    h = x @ mlp.c_fc.weight.T + mlp.c_fc.bias
+    expected = (torch.clamp(h, min=0) ** 2) @ mlp.c_proj.weight.T + mlp.c_proj.bias
+    assert torch.allclose(mlp(x), expected, atol=1e-6)
+
+
+def test_all_levers_classic_is_gpt():
+    cfg = ModelConfig(**SHAPE)
+    gpt, modern = build_model(cfg, seed=5), build_any_model(ModernConfig(**SHAPE), seed=5)
+    assert isinstance(modern, ModernGPT)
+    assert gpt.state_dict().keys() == modern.state_dict().keys()
+    idx = torch.randint(0, cfg.vocab_size, (2, 16))
+    assert torch.equal(gpt(idx), modern(idx))
+
+
+def test_cached_sampling_equals_uncached():
+    from gpt2train.sample import generate
+
+    model = build_any_model(ModernConfig(**SHAPE, **{**MODERN, "zero_init_proj": False}), seed=1)
+    kw = dict(temperature=0.0)
+    cached = generate(model, [50256, 464], 70, use_cache=True, **kw)  # runs past max_seq_len 64
+    plain = generate(model, [50256, 464], 70, use_cache=False, **kw)
+    assert cached == plain and len(cached) == 70
+
+
+def _losses(run) -> dict:
+    rows = [json.loads(ln) for ln in open(os.path.join(run, "progress.jsonl"))]
+    return {(r["kind"], r["step"]): r.get("loss", r.get("val_loss")) for r in rows if r["kind"] in ("train", "val")}
+
+
+@pytest.fixture(scope="module")
+def modern_run(tmp_path_factory, shakespeare_shards):
+    """A tiny --recipe modern run: 12 steps, checkpoints at 6 and 12."""
+    run = tmp_path_factory.mktemp("modern") / "run"
+    args = tiny_train_args(shakespeare_shards, run, 12, ["--recipe", "modern", "-n", "6", "-v", "6", "-s", "6"])
+    code, _, _ = run_cli(args)
+    assert code == 0
+    return run, args
+
+
+def test_modern_recipe_trains_and_writes_safetensors(modern_run):
+    run, _ = modern_run
+    val = {step: v for (kind, step), v in _losses(run).items() if kind == "val"}
+    assert val[12] < val[0] - 1.0, val  # from ~10.8 (uniform) down
+    assert (run / "model_00000012.safetensors").exists() and not (run / "model_00000012.bin").exists()
+    cfg = json.load(open(run / "config.json"))
+    assert cfg["model"]["pos"] == "rotary" and cfg["model"]["logit_softcap"] == 15.0
+
+
+def test_muon_resume_is_exact(modern_run, tmp_path, capsys):
+    run, args = modern_run
+    resumed = tmp_path / "resumed"
+    shutil.copytree(run, resumed)
+    for name in os.listdir(resumed):  # forget the step-12 checkpoint: resume from step 6
+        if "00000012" in name:
+            os.remove(resumed / name)
+    code, out, err = run_cli([*args[: args.index("-o") + 1], resumed, *args[args.index("-o") + 2 :], "-y", "1"],
+                             capsys)  # fmt: skip
+    assert code == 0, err
+    assert "resumed from checkpoint at step 6" in out
+    assert _losses(resumed) == _losses(run)  # full-precision losses, bit for bit
+    assert open(resumed / "main.log").read() == open(run / "main.log").read()
+
+
+def test_modern_model_eval_sample_export(modern_run, tmp_path, capsys):
+    transformers = pytest.importorskip("transformers")
+    from gpt2train.evaluate import load_model
+
+    run, args = modern_run
+    val = args[args.index("-j") + 1]
+    code, out, err = run_cli(["eval", "--model", run, "-j", val, "-b", "2", "-t", "32", "-m", "2", "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["val_loss"] < 10.0
+    code, out, err = run_cli(["sample", "--model", run, "-g", "8", "--prompt", "ROMEO:"], capsys)
+    assert code == 0 and out.startswith("ROMEO:"), err
+    code, _, err = run_cli(["export", "--model", run, "--to", "llmc", "-o", tmp_path / "x.bin"], capsys)
+    assert code != 0 and "llm.c's format cannot hold it" in err
+
+    out_dir = tmp_path / "hf"
+    code, _, err = run_cli(["export", "--model", run, "--to", "hf", "-o", out_dir], capsys)
+    assert code == 0, err
+    ours = load_model(str(run))
+    hf = transformers.AutoModelForCausalLM.from_pretrained(str(out_dir), trust_remote_code=True).eval()
+    idx = torch.randint(0, 50257, (2, 40), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        a, b = ours(idx), hf(idx).logits
+        assert (a - b).abs().max() < 1e-5
+        assert abs(ours(idx[:, :-1], idx[:, 1:]).item() - hf(idx, labels=idx).loss.item()) < 1e-5
+    back = load_model(str(out_dir))  # the exported dir reads back without running its code
+    assert torch.equal(back(idx), a)
+
+
+def test_muon_refuses_bf16_weights(tmp_path, shakespeare_shards, capsys):
+    args = tiny_train_args(shakespeare_shards, tmp_path, 2, ["--optimizer", "muon", "-w", "0", "--dtype", "bf16"])
+    code, _, err = run_cli(args, capsys)
+    assert code != 0 and "muon" in err
+
+
+def test_plan_modern_uses_token_ratio(capsys):
+    from gpt2train import plan
+
+    code, out, _ = run_cli(["plan", "-e", "d12", "--tokens", "10B", "--json"], capsys)
+    classic = json.loads(out)
+    code, out, _ = run_cli(["plan", "-e", "d12", "--tokens", "10B", "--recipe", "modern", "--json"], capsys)
+    modern = json.loads(out)
+    assert modern["tokens"] == round(classic["tokens"] * plan.MODERN_TOKEN_RATIO)
+    assert modern["hours"] < classic["hours"] and modern["recipe"] == "modern"
+    code, out, _ = run_cli(["plan", "-e", "d12", "--tokens", "10B", "--recipe", "modern"], capsys)
+    assert "modern recipe" in out
