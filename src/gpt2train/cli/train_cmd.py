@@ -103,6 +103,8 @@ _EXTRA = [
     ("--seed", "seed", int, "seed of the initialisation and the data order"),
     ("--outlier-window", "outlier_window", int, "steps in the -sl/-sg z-score window"),
     ("--max-skips", "max_skips", int, "stop after this many skipped updates in a row (0: never)"),
+    ("--on-max-skips", "on_max_skips", str, "at --max-skips: stop, or rollback to the newest checkpoint"),
+    ("--max-rollbacks", "max_rollbacks", int, "with --on-max-skips rollback: stop after this many rollbacks"),
     ("--beta1", "beta1", float, "AdamW beta1"),
     ("--beta2", "beta2", float, "AdamW beta2"),
     ("--eps", "eps", float, "AdamW epsilon"),
@@ -120,6 +122,7 @@ _EXTRA = [
     ("--compile", "compile", int, "torch.compile: 1 on, 0 off (-1: on with the fast path)"),
     ("--compile-scope", "compile_scope", str, "blocks: compile each block (fast start); model: the whole model"),
     ("--attention", "attention", str, "SDPA backend on CUDA: auto | flash | cudnn | efficient | math"),
+    ("--deterministic", "deterministic", int, "1: deterministic kernels, bit-identical GPU runs (slower)"),
     (
         "--fused-classifier",
         "fused_classifier",

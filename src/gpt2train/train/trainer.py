@@ -28,7 +28,7 @@ from gpt2train.errors import UserError
 from gpt2train.hardware import peak_flops
 from gpt2train.model import GPT, build_model
 from gpt2train.train import checkpoint as ckpt
-from gpt2train.train import distributed, preflight
+from gpt2train.train import determinism, distributed, preflight
 from gpt2train.train.faults import Faults
 from gpt2train.train.guards import OutlierDetector
 from gpt2train.train.optim import build_optimizer, set_lr
@@ -39,7 +39,7 @@ from gpt2train.train.signals import CheckpointRequest
 # settings that change the numbers of a resumed run (so it would no longer equal an uninterrupted one)
 _EXACTNESS_KEYS = ("lr", "warmup_steps", "final_lr_frac", "weight_decay", "lr_schedule", "max_steps",
                    "total_batch_size", "seq_len", "batch_size", "seed", "beta1", "beta2", "eps", "grad_clip",
-                   "master_weights", "dtype", "shuffle")  # fmt: skip
+                   "master_weights", "dtype", "shuffle", "deterministic")  # fmt: skip
 
 
 class Console:
@@ -140,16 +140,19 @@ class _StopRequest:
 
 def train(cfg: TrainConfig) -> int:
     """Run ``gpt2train train``; returns the process exit code."""
+    determinism.prepare_environment(cfg.deterministic, cfg.device)  # before any CUDA work
     info = distributed.setup(cfg.device)
     try:
-        return Trainer(cfg, info).run()
+        with determinism.mode(bool(cfg.deterministic), cfg.attention) as det:
+            return Trainer(cfg, info, det).run()
     finally:
         distributed.teardown()
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, info: distributed.DistInfo):
+    def __init__(self, cfg: TrainConfig, info: distributed.DistInfo, determinism_info: dict | None = None):
         self.cfg, self.info = cfg, info
+        self.determinism = determinism_info or {"enabled": False}
         self.print = Console(info.is_main)
         self.device = info.device
         self.fast = self.device.type == "cuda" and not cfg.plain
@@ -331,7 +334,8 @@ class Trainer:
         self.loss_detector.load_state_dict(meta["detectors"]["loss"])
         self.grad_detector.load_state_dict(meta["detectors"]["grad"])
         self.step = meta["step"]
-        changed = [k for k in _EXACTNESS_KEYS if meta["config"].get(k) != getattr(cfg, k)]
+        defaults = TrainConfig()  # a key missing from an older checkpoint had its default then
+        changed = [k for k in _EXACTNESS_KEYS if meta["config"].get(k, getattr(defaults, k)) != getattr(cfg, k)]
         if meta.get("world_size") != info.world_size:
             changed.append(f"world size {meta.get('world_size')} -> {info.world_size}")
         if changed:
@@ -364,6 +368,7 @@ class Trainer:
                 "zero_stage": cfg.zero_stage if info.enabled else 0,
                 "config": cfg.to_dict(),
                 "model_config": self.model_cfg.to_dict(),
+                "determinism": self.determinism,
             }
             ckpt.save_state(ckpt.state_path(out, step, info.rank), self.optimizer, meta, params)
         distributed.barrier()
@@ -588,6 +593,7 @@ class Trainer:
             ("precision", "bf16" if self.autocast_dtype else "fp32"), ("num_processes", self.info.world_size),
             ("zero_stage", cfg.zero_stage), ("recompute", cfg.recompute),
             ("fast path", "on" if self.fast else "off (plain PyTorch)"),
+            ("deterministic", "on" if self.determinism["enabled"] else "off"),
         ]  # fmt: skip
         bar = "+-----------------------+----------------------------------------------------+"
         self.print(bar)
@@ -600,4 +606,5 @@ class Trainer:
                 json.dump({"train": cfg.to_dict(), "model": m.to_dict(), "world_size": self.info.world_size,
                            "micro_batch_size": self.B,
                            "grad_accum": self.grad_accum, "max_steps": self.max_steps,
-                           "total_batch_size": self.total_batch, "argv": sys.argv}, f, indent=2)  # fmt: skip
+                           "total_batch_size": self.total_batch, "determinism": self.determinism,
+                           "argv": sys.argv}, f, indent=2)  # fmt: skip
