@@ -6,6 +6,7 @@ import os
 import pytest
 import torch
 
+from gpt2train.errors import UserError
 from gpt2train.train import checkpoint as ckpt
 from gpt2train.train import determinism
 from tests.helpers import run_cli, tiny_train_args
@@ -62,9 +63,6 @@ def test_mode_switches_on_and_back():
 
 
 def test_cublas_workspace_is_set_before_cuda_or_refused(monkeypatch):
-
-    from gpt2train.errors import UserError
-
     monkeypatch.delenv(determinism.CUBLAS_ENV, raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)
