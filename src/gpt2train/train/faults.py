@@ -36,7 +36,11 @@ class Faults:
         checkpoint.fault_hook = _checkpoint_killer(in_ckpt) if in_ckpt else None
 
     def __call__(self, kind: str, step: int) -> bool:
-        return (kind, step) in self.planned
+        """Whether ``kind`` is planned at ``step``; each fires once, so a step re-run after a rollback is clean."""
+        if (kind, step) not in self.planned:
+            return False
+        self.planned.discard((kind, step))
+        return True
 
     def maybe_crash(self, step: int, rank: int) -> None:
         if self("raise", step):

@@ -167,6 +167,12 @@ class Trainer:
             raise UserError(f"-z {cfg.zero_stage}: supported ZeRO stages are 0 and 1")
         if cfg.recompute not in (0, 1, 2):
             raise UserError(f"-r {cfg.recompute}: use 0 (none), 1 (GELU) or 2 (GELU and LayerNorm)")
+        if cfg.on_max_skips not in ("stop", "rollback"):
+            raise UserError(f"--on-max-skips {cfg.on_max_skips!r}: use stop or rollback")
+        if cfg.on_max_skips == "rollback" and not (cfg.max_skips > 0 and cfg.output_dir and cfg.checkpoint_every > 0):
+            raise UserError(
+                "--on-max-skips rollback needs --max-skips K, -o DIR and -n N (checkpoints to roll back to)"
+            )
         if cfg.output_dir:
             _check_output_dir(cfg.output_dir)
         elif cfg.resume or cfg.checkpoint_every:
@@ -233,6 +239,9 @@ class Trainer:
         self.grad_detector = OutlierDetector(cfg.outlier_window)
         self.faults = Faults(info.rank)
         self.skips_in_a_row = 0
+        self.skipped: list[tuple[int, str]] = []  # (step, reason) of the skips in a row, for a rollback
+        self.rollbacks = 0
+        self.drop_before: dict[int, int] = {}  # step -> step-batches to drop before it (bad ones, after a rollback)
         self.step = 0
         self.runlog = RunLog(cfg.output_dir, active=info.is_main)
         if self.resume_step is not None:
@@ -343,6 +352,41 @@ class Trainer:
                        "losses will not equal an uninterrupted run's")  # fmt: skip
         self.print(f"resumed from checkpoint at step {step} ({path})")
 
+    def _rollback(self, step: int) -> int:
+        """--on-max-skips rollback: reload the newest complete checkpoint in this process (model, optimizer,
+        loader, detectors) and arrange for the loader to go past the batches of the skipped steps, so they
+        are never replayed. Returns the step to go on from."""
+        cfg, bad = self.cfg, self.skipped
+        first_bad = bad[0][0]
+        what = f"{len(bad)} updates in a row were skipped (steps {first_bad}..{step}, last: {bad[-1][1]})"
+        if self.rollbacks >= cfg.max_rollbacks:
+            raise UserError(f"{what} after {self.rollbacks} rollback(s); stopping: check the train data near these "
+                            "steps, lower -l, or raise --max-rollbacks")  # fmt: skip
+        target = ckpt.latest_usable_step(cfg.output_dir, warn=self.print)
+        if target is None:
+            raise UserError(f"{what} and -o {cfg.output_dir} holds no complete checkpoint to roll back to yet; "
+                            "use a smaller -n, or resume with -y 1 and a lower -l")  # fmt: skip
+        self.rollbacks += 1
+        from gpt2train.formats.llmc_model import read_llmc_model
+
+        self.raw_model.load_state_dict(read_llmc_model(ckpt.model_path(cfg.output_dir, target))[1])
+        self._restore(target)  # exact parameters (if kept in the state file), optimizer, loader, detectors, RNG
+        # the checkpoint's loader has served the batches of steps < target; the bad ones still ahead are
+        # steps max(target, first_bad)..step: drop them when the run gets there (now, if that is target)
+        resume_at, count = max(target, first_bad), step - max(target, first_bad) + 1
+        if resume_at == target:
+            for _ in range(count):
+                self.train_batches.next_step()
+        else:
+            self.drop_before[resume_at] = self.drop_before.get(resume_at, 0) + count
+        self.runlog.trim_after(target)  # main.log reads as a run that never saw those batches
+        self.runlog.event(target, "rollback", from_step=step, to_step=target, dropped_steps=[first_bad, step],
+                          reasons=[r for _, r in bad], rollback=self.rollbacks)  # fmt: skip
+        self.print(f"rollback {self.rollbacks}/{cfg.max_rollbacks}: {what}; rolled back to the checkpoint at step "
+                   f"{target}, dropping the batches of steps {first_bad}..{step}")  # fmt: skip
+        self.skips_in_a_row, self.skipped = 0, []
+        return target
+
     def _write_checkpoint(self, step: int) -> None:
         cfg, info = self.cfg, self.info
         out = cfg.output_dir
@@ -420,6 +464,7 @@ class Trainer:
         cfg = self.cfg
         batches = self.train_batches.next_step()
         self.faults.maybe_crash(step, self.info.rank)
+        inject_nan = self.faults("nan_loss", step)
         loss_sum = torch.zeros((), device=self.device)
         for micro, (x, y) in enumerate(batches):
             x = x.to(self.device, non_blocking=True)
@@ -429,7 +474,7 @@ class Trainer:
             with sync:
                 with self._autocast():
                     loss = self.model(x, y)
-                if self.faults("nan_loss", step):
+                if inject_nan:
                     loss = loss * float("nan")
                 loss_sum += loss.detach()
                 (loss / self.grad_accum).backward()
@@ -452,15 +497,20 @@ class Trainer:
             skip = f"loss z-score {zloss:.2f} > {cfg.skip_loss_z}"
         elif cfg.skip_grad_z and math.isfinite(zgrad) and zgrad > cfg.skip_grad_z:
             skip = f"grad z-score {zgrad:.2f} > {cfg.skip_grad_z}"
+        rollback = False
         if skip is None:
             set_lr(self.optimizer, lr)
             self.optimizer.step()
             self.skips_in_a_row = 0
+            self.skipped = []
         else:
             self.skips_in_a_row += 1
+            self.skipped.append((step, skip))
             self.print(f"skipping update of step {step}: {skip} (loss z {zloss:+.2f}, grad z {zgrad:+.2f})")
             self.runlog.event(step, "skip", reason=skip, loss=loss, norm=norm, zloss=zloss, zgrad=zgrad)
-            if cfg.max_skips and self.skips_in_a_row >= cfg.max_skips:
+            if cfg.max_skips and self.skips_in_a_row >= cfg.max_skips and cfg.on_max_skips == "rollback":
+                rollback = True
+            elif cfg.max_skips and self.skips_in_a_row >= cfg.max_skips:
                 raise UserError(
                     f"{self.skips_in_a_row} updates in a row were skipped (last at step {step}: {skip}); stopping. "
                     "Resume with -y 1 from the last checkpoint, perhaps with a lower -l or --max-skips 0"
@@ -473,6 +523,7 @@ class Trainer:
             "zloss": zloss,
             "zgrad": zgrad,
             "skipped": skip is not None,
+            "rollback": rollback,
         }
 
     def run(self) -> int:
@@ -488,9 +539,13 @@ class Trainer:
         resuming = self.resume_step is not None
         ema_step_s, t_start, first_step = None, time.perf_counter(), self.step
         try:
-            for step in range(self.step, self.max_steps + 1):
+            step = self.step
+            while step <= self.max_steps:
                 self.step = step
                 last = step == self.max_steps
+                if not resuming:  # after a rollback: go past the batches that made the updates skip
+                    for _ in range(self.drop_before.get(step, 0)):
+                        self.train_batches.next_step()
                 val_due = (step % cfg.val_every == 0 or last) if cfg.val_every > 0 else last
                 if val_due and not resuming:
                     vl = self.val_loss()
@@ -535,6 +590,9 @@ class Trainer:
                                    "elapsed": time.perf_counter() - t_start, "eta": eta})  # fmt: skip
                 self.scalars.log(step, {"train/loss": out["loss"], "train/lr": out["lr"], "train/norm": out["norm"],
                                         "perf/tok_s": tok_s, "perf/mfu": mfu, "perf/ms": dt * 1000})  # fmt: skip
+                if out["rollback"]:
+                    step, resuming = self._rollback(step), True
+                    continue
                 if cfg.log_gpu_every > 0 and (step + 1) % cfg.log_gpu_every == 0:
                     from gpt2train.train.monitor import gpu_status
 
@@ -545,6 +603,7 @@ class Trainer:
                 if checkpoint_now.take() and cfg.output_dir and step + 1 < self.max_steps and not due:
                     self.print(f"SIGUSR1: writing a checkpoint at step {step + 1} and going on")
                     self._write_checkpoint(step + 1)
+                step += 1
             self.print(f"done: {self.max_steps} steps in {format_duration(time.perf_counter() - t_start)}")
             if self.device.type == "cuda":
                 self.print(f"peak GPU memory: {torch.cuda.max_memory_allocated(self.device) / 2**20:.0f} MiB allocated, "
