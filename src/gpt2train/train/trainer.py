@@ -387,11 +387,10 @@ class Trainer:
         self.skips_in_a_row, self.skipped = 0, []
         return target
 
-    def _write_checkpoint(self, step: int) -> None:
+    def _write_checkpoint_files(self, step: int, sharded: bool) -> None:
+        """This rank's files of the checkpoint at ``step``: the model (rank 0) and its state file."""
         cfg, info = self.cfg, self.info
         out = cfg.output_dir
-        t0 = time.perf_counter()
-        sharded = cfg.zero_stage >= 1 and info.enabled
         if info.is_main:
             ckpt.save_model(ckpt.model_path(out, step), self.raw_model.state_dict(), self.model_cfg,
                             cfg.model_file_dtype)  # fmt: skip
@@ -415,10 +414,42 @@ class Trainer:
                 "determinism": self.determinism,
             }
             ckpt.save_state(ckpt.state_path(out, step, info.rank), self.optimizer, meta, params)
-        distributed.barrier()
+
+    def _agree_on_checkpoint(self, step: int, failure: Exception | None) -> None:
+        """Collective after each phase of a checkpoint write: when any rank failed (full disk...), every rank
+        removes its files of this step (no DONE is written, the previous checkpoint stays the newest) and
+        stops with the same one line naming the failing rank and file, instead of waiting for the timeout."""
+        message = None
+        if failure is not None:
+            message = str(failure) if isinstance(failure, UserError) else f"{type(failure).__name__}: {failure}"
+        failed = distributed.first_failure(message, self.device)
+        if failed is None:
+            return
+        ckpt.remove_unfinished(self.cfg.output_dir, step, self.info.rank)
+        if failure is not None and not isinstance(failure, UserError):
+            raise failure  # not an I/O error but a bug: keep its traceback where it happened
+        rank, text = failed
+        raise UserError(f"rank {rank} of {self.info.world_size}: {text}" if self.info.enabled else text)
+
+    def _write_checkpoint(self, step: int) -> None:
+        cfg, info = self.cfg, self.info
+        out = cfg.output_dir
+        t0 = time.perf_counter()
+        sharded = cfg.zero_stage >= 1 and info.enabled
+        failure = None
+        try:
+            self._write_checkpoint_files(step, sharded)
+        except Exception as e:  # every rank must hear of it, or the others would wait at the next collective
+            failure = e
+        self._agree_on_checkpoint(step, failure)  # also the barrier: every file is in place before DONE
         if info.is_main:
-            ckpt.write_done(out, step, info.world_size, cfg.zero_stage if info.enabled else 0,
-                            info.world_size if sharded else 1)  # fmt: skip
+            try:
+                ckpt.write_done(out, step, info.world_size, cfg.zero_stage if info.enabled else 0,
+                                info.world_size if sharded else 1)  # fmt: skip
+            except Exception as e:
+                failure = e
+        self._agree_on_checkpoint(step, failure)
+        if info.is_main:
             deleted = ckpt.prune(out, cfg.checkpoints_keep, cfg.major_checkpoint_every)
             self.runlog.event(step, "checkpoint", seconds=round(time.perf_counter() - t0, 3), deleted=deleted)
         self.print(f"wrote checkpoint at step {step} in {time.perf_counter() - t0:.2f} s")
