@@ -177,9 +177,9 @@ class TrainConfig:
     compile_scope: str = "blocks"  # blocks: compile each transformer block (fast start); model: the whole model
     attention: str = "auto"  # SDPA backend on CUDA: auto | flash | cudnn | efficient | math
     fused_classifier: int = -1  # chunked output layer + cross-entropy; -1: on for CUDA
-    deterministic: int = 0  # 1: bit-reproducible GPU runs (deterministic kernels, a little slower)
     plain: bool = False  # switch every fast path off
     tensorboard: bool = True  # event files in the run dir when tensorboard is installed
+    deterministic: int = 0  # 1: bit-reproducible GPU runs (deterministic kernels, a little slower)
     wandb: str | None = None  # Weights & Biases project (when wandb is installed)
     extra: dict = field(default_factory=dict)
 
