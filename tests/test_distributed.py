@@ -78,3 +78,25 @@ def test_failing_rank_ends_the_job_naming_it(tmp_path, shakespeare_shards):
     assert res.returncode != 0
     assert "injected failure on rank 1 at step 2" in res.stdout + res.stderr
     assert time.time() - t0 < 200
+
+
+@pytest.mark.parametrize("zero", [0, 1])
+def test_failed_checkpoint_write_on_one_rank_stops_every_rank(tmp_path, shakespeare_shards, zero):
+    """A full disk on one rank's file: both ranks stop at once with the same line; step 2 stays the newest."""
+    from gpt2train.train import checkpoint as ckpt
+
+    run = tmp_path / "fail"
+    # -z 1: rank 1 writes its own optimizer shard, and that write fails; -z 0: rank 0's model file fails
+    fault = "fail_in_state@4@1" if zero else "fail_in_model@4@0"
+    failing = ("1", "state_00000004_00001.safetensors") if zero else ("0", "model_00000004.bin")
+    t0 = time.time()
+    res = torchrun(tiny_train_args(shakespeare_shards, run, 6, ["-n", "2", "-z", zero]),
+                   env_extra={"GPT2TRAIN_INJECT": fault}, timeout=120)  # fmt: skip
+    assert res.returncode != 0
+    assert time.time() - t0 < 100  # not the 600 s process-group timeout
+    errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error: ")]
+    assert len(errors) == 2 and errors[0] == errors[1], res.stderr[-3000:]  # both ranks, the same line
+    assert errors[0].startswith(f"error: rank {failing[0]} of 2: cannot write checkpoint file ")
+    assert f"{failing[1]}: the disk is full; the checkpoint at step 2 is intact" in errors[0]
+    assert ckpt.latest_usable_step(str(run)) == 2 and not (run / "DONE_00000004").exists()
+    assert not [n for n in os.listdir(run) if "00000004" in n or n.endswith(".tmp")], os.listdir(run)

@@ -145,6 +145,8 @@ class TrainConfig:
     skip_grad_z: float = 0.0  # -sg
     outlier_window: int = 64  # steps in the -sl/-sg z-score window (llm.c: 64)
     max_skips: int = 0  # stop after this many skipped updates in a row (0: never)
+    on_max_skips: str = "stop"  # at --max-skips: stop | rollback (reload the newest checkpoint, drop the bad batches)
+    max_rollbacks: int = 3  # with --on-max-skips rollback: stop after this many rollbacks in one process
     seed: int = 42
     shuffle: bool = True  # the train loader permutes shards and samples per epoch
     # evaluation and sampling
@@ -179,6 +181,7 @@ class TrainConfig:
     classifier_chunk: int = 16384  # rows of logits the fused classifier holds at once (0: all rows)
     plain: bool = False  # switch every fast path off
     tensorboard: bool = True  # event files in the run dir when tensorboard is installed
+    deterministic: int = 0  # 1: bit-reproducible GPU runs (deterministic kernels, a little slower)
     wandb: str | None = None  # Weights & Biases project (when wandb is installed)
     # the modern recipe (gpt2train.recipe documents each lever); None: the --recipe's value
     recipe: str = "classic"  # classic (llm.c) | modern

@@ -105,6 +105,8 @@ _EXTRA = [
     ("--seed", "seed", int, "seed of the initialisation and the data order"),
     ("--outlier-window", "outlier_window", int, "steps in the -sl/-sg z-score window"),
     ("--max-skips", "max_skips", int, "stop after this many skipped updates in a row (0: never)"),
+    ("--on-max-skips", "on_max_skips", str, "at --max-skips: stop, or rollback to the newest checkpoint"),
+    ("--max-rollbacks", "max_rollbacks", int, "with --on-max-skips rollback: stop after this many rollbacks"),
     ("--beta1", "beta1", float, "AdamW beta1"),
     ("--beta2", "beta2", float, "AdamW beta2"),
     ("--eps", "eps", float, "AdamW epsilon"),
@@ -123,6 +125,7 @@ _EXTRA = [
     ("--compile-scope", "compile_scope", str, "blocks: compile each block (fast start); model: the whole model"),
     ("--compile-mode", "compile_mode", str, "torch.compile mode: default | max-autotune-no-cudagraphs"),
     ("--attention", "attention", str, "SDPA backend on CUDA: auto | flash | cudnn | efficient | math"),
+    ("--deterministic", "deterministic", int, "1: deterministic kernels, bit-identical GPU runs (slower)"),
     (
         "--fused-classifier",
         "fused_classifier",

@@ -210,6 +210,17 @@ def write_done(out_dir: str, step: int, world_size: int, zero_stage: int, state_
     _fsync_dir(out_dir)
 
 
+def remove_unfinished(out_dir: str, step: int, rank: int) -> None:
+    """After a failed checkpoint write: remove this rank's files of ``step`` (rank 0 also the model file),
+    unless the step's DONE exists. Nothing named like a real checkpoint is left behind."""
+    if os.path.exists(done_path(out_dir, step)):
+        return
+    paths = [state_path(out_dir, step, rank)] + ([model_path(out_dir, step)] if rank == 0 else [])
+    for path in paths:
+        _remove_quietly(path)
+        _remove_quietly(path + ".tmp")
+
+
 def checkpoint_problem(out_dir: str, step: int) -> str | None:
     """Why the checkpoint at ``step`` is unusable, or None if its DONE record matches the files."""
     try:

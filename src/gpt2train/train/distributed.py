@@ -67,3 +67,19 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
 def barrier() -> None:
     if dist.is_initialized() and dist.get_world_size() > 1:
         dist.barrier()
+
+
+def first_failure(message: str | None, device: torch.device) -> tuple[int, str] | None:
+    """Collective: each rank passes its error (None if it succeeded); every rank gets (rank, error) of the
+    lowest failing rank, or None if none failed. One scalar all-reduce when nothing failed."""
+    if not (dist.is_initialized() and dist.get_world_size() > 1):
+        return None if message is None else (0, message)
+    world, rank = dist.get_world_size(), dist.get_rank()
+    flag = torch.tensor(float(rank if message is not None else world), device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+    failing = int(flag.item())
+    if failing == world:
+        return None
+    box = [message]
+    dist.broadcast_object_list(box, src=failing, device=device if device.type == "cuda" else None)
+    return failing, box[0]

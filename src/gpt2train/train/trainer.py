@@ -30,7 +30,7 @@ from gpt2train.hardware import peak_flops
 from gpt2train.model import GPT
 from gpt2train.model_modern import build_any_model, is_modern, model_for
 from gpt2train.train import checkpoint as ckpt
-from gpt2train.train import distributed, preflight
+from gpt2train.train import determinism, distributed, preflight
 from gpt2train.train.faults import Faults
 from gpt2train.train.guards import OutlierDetector
 from gpt2train.train.optim import build_optimizer, set_lr
@@ -42,7 +42,7 @@ from gpt2train.train.signals import CheckpointRequest
 _EXACTNESS_KEYS = ("lr", "warmup_steps", "final_lr_frac", "weight_decay", "lr_schedule", "max_steps",
                    "total_batch_size", "seq_len", "batch_size", "seed", "beta1", "beta2", "eps", "grad_clip",
                    "master_weights", "dtype", "shuffle", "optimizer", "recipe", "muon_lr", "muon_momentum",
-                   "head_lr", "embed_lr")  # fmt: skip
+                   "head_lr", "embed_lr", "deterministic")  # fmt: skip
 
 
 class Console:
@@ -148,16 +148,19 @@ class _StopRequest:
 
 def train(cfg: TrainConfig) -> int:
     """Run ``gpt2train train``; returns the process exit code."""
+    determinism.prepare_environment(cfg.deterministic, cfg.device)  # before any CUDA work
     info = distributed.setup(cfg.device)
     try:
-        return Trainer(cfg, info).run()
+        with determinism.mode(bool(cfg.deterministic), cfg.attention) as det:
+            return Trainer(cfg, info, det).run()
     finally:
         distributed.teardown()
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, info: distributed.DistInfo):
+    def __init__(self, cfg: TrainConfig, info: distributed.DistInfo, determinism_info: dict | None = None):
         self.cfg, self.info = cfg, info
+        self.determinism = determinism_info or {"enabled": False}
         self.print = Console(info.is_main)
         self.device = info.device
         self.fast = self.device.type == "cuda" and not cfg.plain
@@ -175,6 +178,12 @@ class Trainer:
                             "max-autotune or reduce-overhead")  # fmt: skip
         if cfg.recompute not in (0, 1, 2):
             raise UserError(f"-r {cfg.recompute}: use 0 (none), 1 (GELU) or 2 (GELU and LayerNorm)")
+        if cfg.on_max_skips not in ("stop", "rollback"):
+            raise UserError(f"--on-max-skips {cfg.on_max_skips!r}: use stop or rollback")
+        if cfg.on_max_skips == "rollback" and not (cfg.max_skips > 0 and cfg.output_dir and cfg.checkpoint_every > 0):
+            raise UserError(
+                "--on-max-skips rollback needs --max-skips K, -o DIR and -n N (checkpoints to roll back to)"
+            )
         if cfg.output_dir:
             _check_output_dir(cfg.output_dir)
         elif cfg.resume or cfg.checkpoint_every:
@@ -250,6 +259,9 @@ class Trainer:
         self.grad_detector = OutlierDetector(cfg.outlier_window)
         self.faults = Faults(info.rank)
         self.skips_in_a_row = 0
+        self.skipped: list[tuple[int, str]] = []  # (step, reason) of the skips in a row, for a rollback
+        self.rollbacks = 0
+        self.drop_before: dict[int, int] = {}  # step -> step-batches to drop before it (bad ones, after a rollback)
         self.step = 0
         self.runlog = RunLog(cfg.output_dir, active=info.is_main)
         if self.resume_step is not None:
@@ -365,11 +377,45 @@ class Trainer:
                        "losses will not equal an uninterrupted run's")  # fmt: skip
         self.print(f"resumed from checkpoint at step {step} ({path})")
 
-    def _write_checkpoint(self, step: int) -> None:
+    def _rollback(self, step: int) -> int:
+        """--on-max-skips rollback: reload the newest complete checkpoint in this process (model, optimizer,
+        loader, detectors) and arrange for the loader to go past the batches of the skipped steps, so they
+        are never replayed. Returns the step to go on from."""
+        cfg, bad = self.cfg, self.skipped
+        first_bad = bad[0][0]
+        what = f"{len(bad)} updates in a row were skipped (steps {first_bad}..{step}, last: {bad[-1][1]})"
+        if self.rollbacks >= cfg.max_rollbacks:
+            raise UserError(f"{what} after {self.rollbacks} rollback(s); stopping: check the train data near these "
+                            "steps, lower -l, or raise --max-rollbacks")  # fmt: skip
+        target = ckpt.latest_usable_step(cfg.output_dir, warn=self.print)
+        if target is None:
+            raise UserError(f"{what} and -o {cfg.output_dir} holds no complete checkpoint to roll back to yet; "
+                            "use a smaller -n, or resume with -y 1 and a lower -l")  # fmt: skip
+        self.rollbacks += 1
+        from gpt2train.formats.llmc_model import read_llmc_model
+
+        self.raw_model.load_state_dict(read_llmc_model(ckpt.model_path(cfg.output_dir, target))[1])
+        self._restore(target)  # exact parameters (if kept in the state file), optimizer, loader, detectors, RNG
+        # the checkpoint's loader has served the batches of steps < target; the bad ones still ahead are
+        # steps max(target, first_bad)..step: drop them when the run gets there (now, if that is target)
+        resume_at, count = max(target, first_bad), step - max(target, first_bad) + 1
+        if resume_at == target:
+            for _ in range(count):
+                self.train_batches.next_step()
+        else:
+            self.drop_before[resume_at] = self.drop_before.get(resume_at, 0) + count
+        self.runlog.trim_after(target)  # main.log reads as a run that never saw those batches
+        self.runlog.event(target, "rollback", from_step=step, to_step=target, dropped_steps=[first_bad, step],
+                          reasons=[r for _, r in bad], rollback=self.rollbacks)  # fmt: skip
+        self.print(f"rollback {self.rollbacks}/{cfg.max_rollbacks}: {what}; rolled back to the checkpoint at step "
+                   f"{target}, dropping the batches of steps {first_bad}..{step}")  # fmt: skip
+        self.skips_in_a_row, self.skipped = 0, []
+        return target
+
+    def _write_checkpoint_files(self, step: int, sharded: bool) -> None:
+        """This rank's files of the checkpoint at ``step``: the model (rank 0) and its state file."""
         cfg, info = self.cfg, self.info
         out = cfg.output_dir
-        t0 = time.perf_counter()
-        sharded = cfg.zero_stage >= 1 and info.enabled
         if info.is_main:
             ckpt.save_model(ckpt.model_path(out, step, ckpt.model_ext(self.model_cfg)), self.raw_model.state_dict(),
                             self.model_cfg, cfg.model_file_dtype)  # fmt: skip
@@ -390,12 +436,45 @@ class Trainer:
                 "zero_stage": cfg.zero_stage if info.enabled else 0,
                 "config": cfg.to_dict(),
                 "model_config": self.model_cfg.to_dict(),
+                "determinism": self.determinism,
             }
             ckpt.save_state(ckpt.state_path(out, step, info.rank), self.optimizer, meta, params)
-        distributed.barrier()
+
+    def _agree_on_checkpoint(self, step: int, failure: Exception | None) -> None:
+        """Collective after each phase of a checkpoint write: when any rank failed (full disk...), every rank
+        removes its files of this step (no DONE is written, the previous checkpoint stays the newest) and
+        stops with the same one line naming the failing rank and file, instead of waiting for the timeout."""
+        message = None
+        if failure is not None:
+            message = str(failure) if isinstance(failure, UserError) else f"{type(failure).__name__}: {failure}"
+        failed = distributed.first_failure(message, self.device)
+        if failed is None:
+            return
+        ckpt.remove_unfinished(self.cfg.output_dir, step, self.info.rank)
+        if failure is not None and not isinstance(failure, UserError):
+            raise failure  # not an I/O error but a bug: keep its traceback where it happened
+        rank, text = failed
+        raise UserError(f"rank {rank} of {self.info.world_size}: {text}" if self.info.enabled else text)
+
+    def _write_checkpoint(self, step: int) -> None:
+        cfg, info = self.cfg, self.info
+        out = cfg.output_dir
+        t0 = time.perf_counter()
+        sharded = cfg.zero_stage >= 1 and info.enabled
+        failure = None
+        try:
+            self._write_checkpoint_files(step, sharded)
+        except Exception as e:  # every rank must hear of it, or the others would wait at the next collective
+            failure = e
+        self._agree_on_checkpoint(step, failure)  # also the barrier: every file is in place before DONE
         if info.is_main:
-            ckpt.write_done(out, step, info.world_size, cfg.zero_stage if info.enabled else 0,
-                            info.world_size if sharded else 1)  # fmt: skip
+            try:
+                ckpt.write_done(out, step, info.world_size, cfg.zero_stage if info.enabled else 0,
+                                info.world_size if sharded else 1)  # fmt: skip
+            except Exception as e:
+                failure = e
+        self._agree_on_checkpoint(step, failure)
+        if info.is_main:
             deleted = ckpt.prune(out, cfg.checkpoints_keep, cfg.major_checkpoint_every)
             self.runlog.event(step, "checkpoint", seconds=round(time.perf_counter() - t0, 3), deleted=deleted)
         self.print(f"wrote checkpoint at step {step} in {time.perf_counter() - t0:.2f} s")
@@ -441,6 +520,7 @@ class Trainer:
         cfg = self.cfg
         batches = self.train_batches.next_step()
         self.faults.maybe_crash(step, self.info.rank)
+        inject_nan = self.faults("nan_loss", step)
         loss_sum = torch.zeros((), device=self.device)
         for micro, (x, y) in enumerate(batches):
             x = x.to(self.device, non_blocking=True)
@@ -450,7 +530,7 @@ class Trainer:
             with sync:
                 with self._autocast():
                     loss = self.model(x, y)
-                if self.faults("nan_loss", step):
+                if inject_nan:
                     loss = loss * float("nan")
                 loss_sum += loss.detach()
                 (loss / self.grad_accum).backward()
@@ -473,15 +553,20 @@ class Trainer:
             skip = f"loss z-score {zloss:.2f} > {cfg.skip_loss_z}"
         elif cfg.skip_grad_z and math.isfinite(zgrad) and zgrad > cfg.skip_grad_z:
             skip = f"grad z-score {zgrad:.2f} > {cfg.skip_grad_z}"
+        rollback = False
         if skip is None:
             set_lr(self.optimizer, lr)
             self.optimizer.step()
             self.skips_in_a_row = 0
+            self.skipped = []
         else:
             self.skips_in_a_row += 1
+            self.skipped.append((step, skip))
             self.print(f"skipping update of step {step}: {skip} (loss z {zloss:+.2f}, grad z {zgrad:+.2f})")
             self.runlog.event(step, "skip", reason=skip, loss=loss, norm=norm, zloss=zloss, zgrad=zgrad)
-            if cfg.max_skips and self.skips_in_a_row >= cfg.max_skips:
+            if cfg.max_skips and self.skips_in_a_row >= cfg.max_skips and cfg.on_max_skips == "rollback":
+                rollback = True
+            elif cfg.max_skips and self.skips_in_a_row >= cfg.max_skips:
                 raise UserError(
                     f"{self.skips_in_a_row} updates in a row were skipped (last at step {step}: {skip}); stopping. "
                     "Resume with -y 1 from the last checkpoint, perhaps with a lower -l or --max-skips 0"
@@ -494,6 +579,7 @@ class Trainer:
             "zloss": zloss,
             "zgrad": zgrad,
             "skipped": skip is not None,
+            "rollback": rollback,
         }
 
     def run(self) -> int:
@@ -510,9 +596,13 @@ class Trainer:
         ema_step_s, t_start, first_step = None, time.perf_counter(), self.step
         t_prev_end = None  # when the previous step's train_step returned; None after eval or checkpoint work
         try:
-            for step in range(self.step, self.max_steps + 1):
+            step = self.step
+            while step <= self.max_steps:
                 self.step = step
                 last = step == self.max_steps
+                if not resuming:  # after a rollback: go past the batches that made the updates skip
+                    for _ in range(self.drop_before.get(step, 0)):
+                        self.train_batches.next_step()
                 val_due = (step % cfg.val_every == 0 or last) if cfg.val_every > 0 else last
                 if val_due and not resuming:
                     t_prev_end = None
@@ -562,6 +652,9 @@ class Trainer:
                                    "elapsed": time.perf_counter() - t_start, "eta": eta})  # fmt: skip
                 self.scalars.log(step, {"train/loss": out["loss"], "train/lr": out["lr"], "train/norm": out["norm"],
                                         "perf/tok_s": tok_s, "perf/mfu": mfu, "perf/ms": dt * 1000})  # fmt: skip
+                if out["rollback"]:
+                    step, resuming, t_prev_end = self._rollback(step), True, None
+                    continue
                 if cfg.log_gpu_every > 0 and (step + 1) % cfg.log_gpu_every == 0:
                     from gpt2train.train.monitor import gpu_status
 
@@ -573,6 +666,7 @@ class Trainer:
                     self.print(f"SIGUSR1: writing a checkpoint at step {step + 1} and going on")
                     self._write_checkpoint(step + 1)
                     t_prev_end = None
+                step += 1
             self.print(f"done: {self.max_steps} steps in {format_duration(time.perf_counter() - t_start)}")
             if self.device.type == "cuda":
                 self.print(f"peak GPU memory: {torch.cuda.max_memory_allocated(self.device) / 2**20:.0f} MiB allocated, "
@@ -621,6 +715,7 @@ class Trainer:
             ("precision", "bf16" if self.autocast_dtype else "fp32"), ("num_processes", self.info.world_size),
             ("zero_stage", cfg.zero_stage), ("recompute", cfg.recompute),
             ("fast path", "on" if self.fast else "off (plain PyTorch)"),
+            ("deterministic", "on" if self.determinism["enabled"] else "off"),
         ]  # fmt: skip
         bar = "+-----------------------+----------------------------------------------------+"
         self.print(bar)
@@ -633,4 +728,5 @@ class Trainer:
                 json.dump({"train": cfg.to_dict(), "model": m.to_dict(), "world_size": self.info.world_size,
                            "micro_batch_size": self.B,
                            "grad_accum": self.grad_accum, "max_steps": self.max_steps,
-                           "total_batch_size": self.total_batch, "argv": sys.argv}, f, indent=2)  # fmt: skip
+                           "total_batch_size": self.total_batch, "determinism": self.determinism,
+                           "argv": sys.argv}, f, indent=2)  # fmt: skip
