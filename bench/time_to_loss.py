@@ -135,7 +135,7 @@ def table(res: dict) -> str:
         tim = f"{secs / classic['seconds_to_target']:.2f}x" if secs and classic.get("seconds_to_target") else "-"
         final = v.get("final_val_loss")
         lines.append(f"{v['name']:<20} {v['status']:<12} {steps or '-':>6} {tok:>6} {secs or '-':>8} {tim:>6} "
-                     f"{v.get('median_step_ms') or '-':>8} {final if final is None else round(final, 4):>9}")  # fmt: skip
+                     f"{v.get('median_step_ms') or '-':>8} {'-' if final is None else round(final, 4):>9}")  # fmt: skip
     return "\n".join(lines)
 
 
