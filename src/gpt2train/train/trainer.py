@@ -236,7 +236,10 @@ class Trainer:
                 if cfg.grad_reduce_dtype == "bf16":
                     from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import bf16_compress_hook
 
-                    self.model.register_comm_hook(None, bf16_compress_hook)
+                    from gpt2train.train.zero import bf16_average_hook
+
+                    self.model.register_comm_hook(None, bf16_compress_hook if self.device.type == "cuda"
+                                                  else bf16_average_hook)  # fmt: skip
             self.optimizer = build_optimizer(self.raw_model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2),
                                              cfg.eps, self.device.type, seed=cfg.seed)  # fmt: skip
         self.loss_detector = OutlierDetector(cfg.outlier_window)

@@ -142,7 +142,9 @@ class ZeroAdamW:
             return BF16AdamW(groups, lr=lr, betas=betas, eps=eps, seed=seed)
         cuda = self.buckets[0].param_flat.is_cuda
         # CPU: the single-tensor path, bit-reproducible and elementwise equal to -z 0's AdamW
-        return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, **({"fused": True} if cuda else {"foreach": False}))
+        return torch.optim.AdamW(
+            groups, lr=lr, betas=betas, eps=eps, **({"fused": True} if cuda else {"foreach": False})
+        )
 
     # -- the optimizer interface the trainer uses -----------------------------------------------
     @property
@@ -255,3 +257,14 @@ class ZeroAdamW:
             for fn in pending.after:
                 fn()
         self._pending.clear()
+
+
+# no return annotation: DDP checks it, and this module's postponed annotations are strings
+def bf16_average_hook(state, bucket):
+    """A DDP comm hook averaging each gradient bucket in bf16, for gloo (-z 0 --grad-reduce-dtype bf16 on
+    CPUs); on NCCL the trainer uses torch's own bf16_compress_hook, which DDP allows on GPUs only."""
+    group = state or dist.group.WORLD
+    grads = bucket.buffer()
+    wire = (grads / dist.get_world_size(group)).to(torch.bfloat16)
+    done = dist.all_reduce(wire, group=group, async_op=True).get_future()
+    return done.then(lambda fut: grads.copy_(fut.value()[0]))
