@@ -136,6 +136,7 @@ GPT2TRAIN_MEASURED = [
     ("d48", 24, 0, 0, 1, 0, 77627),
     ("d48", 40, 2, 0, 1, 0, 50161),
     ("d48", 64, 2, 0, 1, 0, 69346),
+    # the -z 1 rows below were measured before train/zero.py (DDP + ZeroRedundancyOptimizer): remeasure
     ("d48", 16, 0, 1, 4, 1, 68877),  # 4x H200
     ("d48", 16, 0, 1, 2, 1, 71857),  # 2x H200
     ("d12", 64, 0, 1, 2, 1, 24681),  # 2x H200
