@@ -8,9 +8,13 @@ import time
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from gpt2train.formats.llmc_model import read_llmc_model
 from tests.helpers import run_cli, tiny_train_args
+
+# clipping off where runs are compared bit for bit: -z 0 and -z 1 sum the gradient norm in different orders
+NO_CLIP = ["--grad-clip", "1e9"]
 
 
 def _free_port() -> int:
@@ -37,15 +41,24 @@ def _losses(run):
 @pytest.fixture(scope="module")
 def single(tmp_path_factory, shakespeare_shards):
     run = tmp_path_factory.mktemp("single")
-    assert run_cli(tiny_train_args(shakespeare_shards, run, 6, ["-n", "6"]))[0] == 0
+    assert run_cli(tiny_train_args(shakespeare_shards, run, 6, ["-n", "6", *NO_CLIP]))[0] == 0
     return run
 
 
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory, shakespeare_shards):
+    """2-process runs of 6 steps with -z 0 (DDP) and -z 1 (train/zero.py), fp32 gradient averaging, no clipping."""
+    runs = {}
+    for zero in (0, 1):
+        run = runs[zero] = tmp_path_factory.mktemp(f"z{zero}")
+        res = torchrun(tiny_train_args(shakespeare_shards, run, 6, ["-n", "6", "-z", zero, *NO_CLIP]))
+        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    return runs
+
+
 @pytest.mark.parametrize("zero", [0, 1])
-def test_two_processes_match_one(tmp_path, shakespeare_shards, single, zero):
-    run = tmp_path / f"z{zero}"
-    res = torchrun(tiny_train_args(shakespeare_shards, run, 6, ["-n", "6", "-z", zero]))
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+def test_two_processes_match_one(single, pair, zero):
+    run = pair[zero]
     assert _losses(run) == pytest.approx(_losses(single), abs=2e-4)
     a, b = read_llmc_model(single / "model_00000006.bin")[1], read_llmc_model(run / "model_00000006.bin")[1]
     for k in a:
@@ -53,6 +66,37 @@ def test_two_processes_match_one(tmp_path, shakespeare_shards, single, zero):
         torch.testing.assert_close(a[k], b[k], rtol=1e-3, atol=2e-4)
     if zero:  # ZeRO-1: each rank wrote its own optimizer shard
         assert (run / "state_00000006_00001.safetensors").exists()
+
+
+def test_zero1_equals_ddp(pair):
+    """Same gradients (gloo sums the same two pre-divided halves), same elementwise AdamW: the same weights,
+    bit for bit (clipping is off: the norm is summed in another order; tests/test_zero.py checks it)."""
+    a, b = read_llmc_model(pair[0] / "model_00000006.bin")[1], read_llmc_model(pair[1] / "model_00000006.bin")[1]
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert _losses(pair[0]) == _losses(pair[1])
+
+
+def _optimizer_bytes(path) -> int:
+    tensors = load_file(str(path))
+    return sum(t.numel() * t.element_size() for k, t in tensors.items() if k.startswith("optim/") and t.dim())
+
+
+def test_zero1_holds_half_the_optimizer_state_per_rank(pair):
+    full = _optimizer_bytes(pair[0] / "state_00000006_00000.safetensors")
+    shards = [_optimizer_bytes(pair[1] / f"state_00000006_{r:05d}.safetensors") for r in (0, 1)]
+    assert sum(shards) == full  # the shards tile the moments (padding holds no state)
+    assert max(shards) <= full / 2 + 1024
+
+
+@pytest.mark.parametrize("zero", [0, 1])
+def test_bf16_gradient_averaging_stays_close_to_fp32(tmp_path, shakespeare_shards, pair, zero):
+    run = tmp_path / "bf16"
+    res = torchrun(tiny_train_args(shakespeare_shards, run, 6, ["-z", zero, "--grad-reduce-dtype", "bf16", *NO_CLIP]))
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    got, want = _losses(run), _losses(pair[zero])
+    assert got != want  # it did average in bf16
+    assert got == pytest.approx(want, abs=2e-2)
 
 
 def test_kill_and_resume_at_two_processes_is_exact(tmp_path, shakespeare_shards):

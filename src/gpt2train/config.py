@@ -168,6 +168,7 @@ class TrainConfig:
     master_weights: int = 1  # -w
     gelu_fusion: int = -1  # -ge; -1: on where the fast path is on
     zero_stage: int = 0  # -z
+    grad_reduce_dtype: str = "fp32"  # dtype gradients are averaged over processes in: fp32 | bf16 (half the bytes)
     recompute: int = 1  # -r: 0 none, 1 GELU, 2 GELU and LayerNorm
     log_gpu_every: int = -1  # -lg
     # our own switches

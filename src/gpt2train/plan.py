@@ -207,12 +207,14 @@ _GPT2TRAIN_ACT = {(0, 1): 32.5, (0, 0): 32.5, (2, 1): 11.5, (2, 0): 10.25}
 # per channel (the bf16 input, its fp32 gradient and scratch); bench/results/kernels.txt, autocast rows.
 _CLASSIFIER_CHUNK_ROWS = 16384
 _CLASSIFIER_ROW_BYTES_PER_C = 12
-# Several GPUs (DDP, with or without ZeroRedundancyOptimizer), measured on d12 and d48 at 2 and 4 GPUs:
+# Several GPUs under DDP (-z 0; also -z 1 before it got its own ZeRO-1), measured on d12 and d48 at 2 and 4 GPUs:
 # 4 more bytes per parameter (a second fp32 gradient-sized buffer, despite gradient_as_bucket_view) and
 # 2 more bytes per token per layer per channel (torch.compile splits the graph at DDP's bucket
 # boundaries, which keeps some tensors the whole-graph compile would have recomputed).
 _DDP_PARAM_BYTES = 4
 _DDP_ACT_BYTES = 2.0
+# -z 1 (train/zero.py) has no DDP: instead of the 4 bytes per parameter it holds this rank's gradient shard
+# (from the layout, not yet measured); the activation term is kept for it until measured.
 _GPT2TRAIN_OVERHEAD_MIB = 128  # fitted constant: cuBLAS / attention workspaces, small buffers
 
 
@@ -236,14 +238,15 @@ def _estimate_gpt2train(
     - ``params``: fp32 weights with ``-w 1`` (4 bytes each), bf16 with ``-w 0`` (2); never sharded.
     - ``autocast_copies``: the bf16 casts of the fp32 weights that autocast makes in the forward pass
       and the backward pass keeps (2 bytes each; none with ``-w 0`` or fp32 compute).
-    - ``grads``: gradients in the weights' dtype, full on every rank (our ZeRO-1 shards only moments).
-    - ``ddp_buffers``: with several GPUs, 4 more bytes per parameter (measured, see ``_DDP_PARAM_BYTES``).
+    - ``grads``: gradients in the weights' dtype, full on every rank (our ZeRO-1 accumulates them whole).
+    - ``ddp_buffers``: with several GPUs under ``-z 0``, 4 more bytes per parameter (measured, see
+      ``_DDP_PARAM_BYTES``); under ``-z 1`` (no DDP) this rank's shard of the averaged gradients.
     - ``optimizer``: AdamW's two fp32 moments (8 bytes each), divided by ``world_size`` with ``-z 1``.
-    - ``activations``: B*T*L*C times a fitted per-layer coefficient (``_GPT2TRAIN_ACT``), +2 with DDP.
+    - ``activations``: B*T*L*C times a fitted per-layer coefficient (``_GPT2TRAIN_ACT``), +2 with several GPUs.
     - ``classifier``: the chunked classifier's transient memory; the logits are never held whole.
     - ``overhead``: a fitted 128 MiB of workspaces.
 
-    Our trainer supports ZeRO stages 0 and 1 only, and ``-w 0`` only without ``-z 1`` on several GPUs.
+    Our trainer supports ZeRO stages 0 and 1 only.
     fp32 compute (``dtype="fp32"``) was not measured: its activations are taken as twice bf16's.
     """
     if zero_stage not in (0, 1):
@@ -253,8 +256,6 @@ def _estimate_gpt2train(
     if not master_weights and dtype != "bf16":
         raise UserError("-w 0 (bf16 weights without an fp32 master copy) needs bf16")
     ddp = world_size > 1
-    if not master_weights and zero_stage >= 1 and ddp:
-        raise UserError("-w 0 with -z 1 is not supported by our trainer: use -w 1 with -z 1, or -w 0 with -z 0")
     n = cfg.num_parameters()
     L, C = cfg.n_layer, cfg.n_embd
     tokens = batch_size * seq_len
@@ -262,7 +263,7 @@ def _estimate_gpt2train(
     coeff = _GPT2TRAIN_ACT[(2 if recompute == 2 else 0, 1 if master_weights else 0)]
     if dtype == "fp32":
         coeff *= 2  # unmeasured: every saved tensor in fp32 instead of bf16
-    if ddp:
+    if ddp:  # kept for -z 1 too until measured without DDP
         coeff += _DDP_ACT_BYTES
     logit_bytes = 2 if dtype == "bf16" else 4
     chunk = min(_CLASSIFIER_CHUNK_ROWS, tokens)
@@ -270,7 +271,7 @@ def _estimate_gpt2train(
         "params": n * wb,
         "autocast_copies": n * 2 if (master_weights and dtype == "bf16") else 0,
         "grads": n * wb,
-        "ddp_buffers": n * _DDP_PARAM_BYTES if ddp else 0,
+        "ddp_buffers": (n * wb / world_size if zero_stage >= 1 else n * _DDP_PARAM_BYTES) if ddp else 0,
         "optimizer": n * 8 / (world_size if zero_stage >= 1 else 1),
         "activations": tokens * L * C * coeff,
         "classifier": chunk * cfg.padded_vocab_size * logit_bytes + tokens * C * _CLASSIFIER_ROW_BYTES_PER_C,

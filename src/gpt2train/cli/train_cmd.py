@@ -119,6 +119,7 @@ _EXTRA = [
         "HellaSwag jsonl (default: where `prepare hellaswag` puts it)",
     ),
     ("--model-file-dtype", "model_file_dtype", str, "model_%%08d.bin precision: fp32 or bf16"),
+    ("--grad-reduce-dtype", "grad_reduce_dtype", str, "dtype of the gradient averaging over processes: fp32 | bf16"),
     ("--device", "device", str, "auto | cpu | cuda"),
     ("--dtype", "dtype", str, "auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp32"),
     ("--compile", "compile", int, "torch.compile: 1 on, 0 off (-1: on with the fast path)"),

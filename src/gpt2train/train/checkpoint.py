@@ -121,7 +121,7 @@ def save_model(path: str, state_dict: dict, model_cfg, dtype: str) -> None:
 
 
 def local_optimizer(optimizer):
-    """The optimizer whose state this rank holds (ZeroRedundancyOptimizer keeps its shard in ``.optim``)."""
+    """The optimizer whose state this rank holds (ZeroAdamW keeps its shard's optimizer in ``.optim``)."""
     return getattr(optimizer, "optim", optimizer)
 
 

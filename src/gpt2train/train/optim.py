@@ -1,4 +1,4 @@
-"""AdamW as llm.c uses it (weight decay on 2-D weights only), optionally sharded (ZeRO-1)."""
+"""AdamW as llm.c uses it (weight decay on 2-D weights only); ZeRO-1's sharded AdamW is in zero.py."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 
 def build_optimizer(model: nn.Module, lr: float, weight_decay: float, betas: tuple[float, float], eps: float,
-                    device_type: str, zero_stage: int = 0, seed: int = 42) -> torch.optim.Optimizer:  # fmt: skip
-    """AdamW (fused on CUDA); with ``zero_stage`` 1 under torch.distributed, its state is sharded over ranks.
+                    device_type: str, seed: int = 42) -> torch.optim.Optimizer:  # fmt: skip
+    """AdamW (fused on CUDA), replicated on every rank (-z 1 uses zero.ZeroAdamW instead).
 
     bf16 parameters (``-w 0``, no fp32 master copy) get BF16AdamW: fp32 moments and stochastic rounding.
     """
@@ -32,13 +32,6 @@ def build_optimizer(model: nn.Module, lr: float, weight_decay: float, betas: tup
         kwargs["fused"] = True
     else:
         kwargs["foreach"] = False  # the single-tensor path: bit-reproducible on CPU
-    if zero_stage >= 1 and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
-        from torch.distributed.optim import ZeroRedundancyOptimizer
-
-        opt = ZeroRedundancyOptimizer(groups[0]["params"], optimizer_class=torch.optim.AdamW,
-                                      weight_decay=weight_decay, **kwargs)  # fmt: skip
-        opt.add_param_group(groups[1])
-        return opt
     return torch.optim.AdamW(groups, **kwargs)
 
 

@@ -176,6 +176,8 @@ class Trainer:
         if cfg.compile_mode not in ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"):
             raise UserError(f"--compile-mode {cfg.compile_mode!r}: use default, max-autotune-no-cudagraphs, "
                             "max-autotune or reduce-overhead")  # fmt: skip
+        if cfg.grad_reduce_dtype not in ("fp32", "bf16"):
+            raise UserError(f"--grad-reduce-dtype {cfg.grad_reduce_dtype!r}: use fp32 or bf16")
         if cfg.recompute not in (0, 1, 2):
             raise UserError(f"-r {cfg.recompute}: use 0 (none), 1 (GELU) or 2 (GELU and LayerNorm)")
         if cfg.on_max_skips not in ("stop", "rollback"):
@@ -207,8 +209,6 @@ class Trainer:
         if not cfg.master_weights:
             if self.autocast_dtype is None:
                 raise UserError("-w 0 (bf16 weights without an fp32 master copy) needs bf16: drop --dtype fp32")
-            if cfg.zero_stage >= 1 and info.enabled:
-                raise UserError("-w 0 with -z 1 is not supported yet: use -w 1 with -z 1, or -w 0 with -z 0")
             model = model.to(torch.bfloat16)
         self.raw_model: GPT = model.to(self.device)
         self._configure_fast_paths()
@@ -239,22 +239,38 @@ class Trainer:
             else:  # regional: every block shares one compiled graph, so start-up does not grow with depth
                 for block in self.raw_model.transformer.h:
                     block.compile(mode=mode)
-        if info.enabled:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
-            # gradients live in DDP's buckets (no second copy); the all-reduce overlaps the backward pass
-            self.model = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                             gradient_as_bucket_view=True)  # fmt: skip
         self.levers = recipe.levers(cfg)
-        if self.levers["optimizer"] == "muon":
-            from gpt2train.train.muon import build_muon_optimizer
+        muon = self.levers["optimizer"] == "muon"
+        self.zero = None  # the ZeRO-1 optimizer under -z 1 with several processes
+        if info.enabled and cfg.zero_stage >= 1 and not muon:
+            from gpt2train.train.zero import ZeroAdamW
 
-            self.optimizer = build_muon_optimizer(
-                self.raw_model, cfg, self.levers, cfg.zero_stage >= 1 and info.enabled
-            )
+            # no DDP: ZeroAdamW reduce-scatters the gradients itself, overlapped with the backward pass
+            reduce_dtype = torch.bfloat16 if cfg.grad_reduce_dtype == "bf16" else torch.float32
+            self.optimizer = self.zero = ZeroAdamW(self.raw_model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2),
+                                                   cfg.eps, reduce_dtype=reduce_dtype, seed=cfg.seed)  # fmt: skip
         else:
-            self.optimizer = build_optimizer(self.raw_model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2), cfg.eps,
-                                             self.device.type, cfg.zero_stage if info.enabled else 0, cfg.seed)  # fmt: skip
+            if info.enabled:
+                from torch.nn.parallel import DistributedDataParallel as DDP
+
+                # gradients live in DDP's buckets (no second copy); the all-reduce overlaps the backward pass
+                self.model = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                                 gradient_as_bucket_view=True)  # fmt: skip
+                if cfg.grad_reduce_dtype == "bf16":
+                    from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import bf16_compress_hook
+
+                    from gpt2train.train.zero import bf16_average_hook
+
+                    self.model.register_comm_hook(None, bf16_compress_hook if self.device.type == "cuda"
+                                                  else bf16_average_hook)  # fmt: skip
+            if muon:
+                from gpt2train.train.muon import build_muon_optimizer
+
+                self.optimizer = build_muon_optimizer(self.raw_model, cfg, self.levers,
+                                                      cfg.zero_stage >= 1 and info.enabled)  # fmt: skip
+            else:
+                self.optimizer = build_optimizer(self.raw_model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2),
+                                                 cfg.eps, self.device.type, seed=cfg.seed)  # fmt: skip
         self.loss_detector = OutlierDetector(cfg.outlier_window)
         self.grad_detector = OutlierDetector(cfg.outlier_window)
         self.faults = Faults(info.rank)
@@ -526,7 +542,7 @@ class Trainer:
             x = x.to(self.device, non_blocking=True)
             y = y.to(self.device, non_blocking=True)
             last = micro == len(batches) - 1
-            sync = contextlib.nullcontext() if last or not self.info.enabled else self.model.no_sync()
+            sync = contextlib.nullcontext() if last or not self.info.enabled else (self.zero or self.model).no_sync()
             with sync:
                 with self._autocast():
                     loss = self.model(x, y)
@@ -535,11 +551,17 @@ class Trainer:
                 loss_sum += loss.detach()
                 (loss / self.grad_accum).backward()
         loss_sum /= self.grad_accum
+        if self.zero is not None:
+            self.zero.reduce_grads()
         if self.faults("grad_spike", step):
-            for p in self.raw_model.parameters():
-                p.grad.mul_(1e4)
+            grads = self.zero.shard_grads() if self.zero else [p.grad for p in self.raw_model.parameters()]
+            for g in grads:
+                g.mul_(1e4)
         distributed.all_reduce_sum(loss_sum)
-        norm_t = torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), cfg.grad_clip)
+        if self.zero is not None:
+            norm_t = self.zero.clip_grad_norm_(cfg.grad_clip)
+        else:
+            norm_t = torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), cfg.grad_clip)
         # one host sync per step for both numbers the skip decision and the log need
         loss, norm = torch.stack([loss_sum.float() / self.info.world_size, norm_t.float().to(loss_sum.device)]).tolist()
         lr = learning_rate(step, cfg.lr, cfg.warmup_steps, self.max_steps, cfg.final_lr_frac, cfg.lr_schedule,
