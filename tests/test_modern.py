@@ -261,6 +261,7 @@ def test_plan_modern_uses_token_ratio(capsys):
     code, out, _ = run_cli(["plan", "-e", "d12", "--tokens", "10B", "--recipe", "modern", "--json"], capsys)
     modern = json.loads(out)
     assert modern["tokens"] == round(classic["tokens"] * plan.MODERN_TOKEN_RATIO)
-    assert modern["hours"] < classic["hours"] and modern["recipe"] == "modern"
+    ratio = plan.MODERN_TOKEN_RATIO * plan.MODERN_STEP_TIME_RATIO
+    assert modern["hours"] == pytest.approx(classic["hours"] * ratio, rel=1e-3) and modern["recipe"] == "modern"
     code, out, _ = run_cli(["plan", "-e", "d12", "--tokens", "10B", "--recipe", "modern"], capsys)
     assert "modern recipe" in out

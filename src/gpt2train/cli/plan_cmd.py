@@ -54,7 +54,8 @@ def register(sub) -> None:
         default="classic",
         choices=plan.RECIPES,
         help=f"modern: plan for {plan.MODERN_TOKEN_RATIO} x --tokens (the tokens the modern recipe needs for "
-        "the classic recipe's loss; measured by bench/time_to_loss.py)",
+        f"the classic recipe's loss) at {plan.MODERN_STEP_TIME_RATIO} x the time per token (measured by "
+        "bench/time_to_loss.py over a short run: optimistic for long ones)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     p.set_defaults(func=run)
