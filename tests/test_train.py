@@ -132,3 +132,38 @@ def test_corrupt_checkpoint_falls_back_to_previous(tmp_path, shakespeare_shards,
     assert code == 0, err
     assert "checkpoint at step 8 is unusable" in out
     assert "resumed from checkpoint at step 4" in out
+
+
+def test_shard_unreadable_mid_run_stops_with_a_checkpoint(tmp_path, shakespeare_shards, capsys, monkeypatch):
+    """The second train shard cannot be opened when the loader reaches it: one line, and a checkpoint of the
+    steps done so far that -y 1 resumes from once the shard is back."""
+    import gpt2train.data.loader as loader_mod
+    from gpt2train.train import checkpoint as ckpt
+
+    tokens = np.fromfile(shakespeare_shards["train"], dtype=np.uint16, offset=1024)[:6000]
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(2):
+        write_shard(data / f"part_train_{i:06d}.bin", tokens[i * 3000 : (i + 1) * 3000])
+    opened, real_open = [], loader_mod.open_shard
+
+    def failing_open(path, info=None):
+        opened.append(str(path))
+        if len(opened) == 2:  # the second shard, reached mid-run
+            raise OSError(5, "Input/output error")
+        return real_open(path, info)
+
+    monkeypatch.setattr(loader_mod, "open_shard", failing_open)
+    run = tmp_path / "run"
+    args = ["train", "-i", str(data / "part_train_*.bin"), "-j", shakespeare_shards["val"], "-o", run, *TINY,
+            "-b", "4", "-t", "32", "-d", "256", "-x", "40", "-v", "0", "-s", "0", "--no-shuffle"]  # fmt: skip
+    code, _, err = run_cli(args, capsys)
+    line = _err_line(err)
+    assert code == 1 and "became unreadable" in line and "part_train_000001.bin" in line, line
+    step = ckpt.latest_usable_step(str(run), warn=lambda _m: None)
+    assert step is not None and 0 < step < 40 and f"checkpoint at step {step}" in line
+    # the shard is back: the run resumes there and finishes
+    monkeypatch.setattr(loader_mod, "open_shard", real_open)
+    code, _, err = run_cli([*args, "-y", "1"], capsys)
+    assert code == 0, err
+    assert any(ln.startswith("s:39 trl") for ln in _log(run))

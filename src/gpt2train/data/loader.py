@@ -19,6 +19,10 @@ from gpt2train.errors import UserError
 from gpt2train.formats.shards import ShardInfo, expand_pattern, open_shard, read_shard_header
 
 
+class ShardUnreadable(UserError):
+    """A train or val shard that could be read at start-up can no longer be opened."""
+
+
 class ShardSet:
     """A sorted list of shards, headers checked up front, token arrays memory-mapped on first use."""
 
@@ -39,7 +43,7 @@ class ShardSet:
             try:
                 self._maps[shard] = open_shard(self.infos[shard].path, self.infos[shard])
             except (OSError, ValueError) as e:
-                raise UserError(f"token shard {self.infos[shard].path} became unreadable: {e}") from None
+                raise ShardUnreadable(f"token shard {self.infos[shard].path} became unreadable: {e}") from None
         return self._maps[shard]
 
 

@@ -23,7 +23,7 @@ import torch
 
 from gpt2train import recipe
 from gpt2train.config import ModelConfig, TrainConfig, looks_like_preset, preset
-from gpt2train.data.loader import TrainLoader, ValLoader
+from gpt2train.data.loader import ShardUnreadable, TrainLoader, ValLoader
 from gpt2train.data.prefetch import Prefetcher
 from gpt2train.errors import UserError
 from gpt2train.hardware import peak_flops
@@ -651,7 +651,10 @@ class Trainer:
                 # this loop logs and queues the next step (no second sync), so a step's time runs from the previous
                 # step's return to this one's, logging included
                 t0 = t_prev_end if t_prev_end is not None else time.perf_counter()
-                out = self.train_step(step)
+                try:
+                    out = self.train_step(step)
+                except ShardUnreadable as e:  # raised before this step touched the weights
+                    raise self._stop_for_unreadable_shard(e, step) from None
                 t_prev_end = time.perf_counter()
                 dt = t_prev_end - t0
                 if step == first_step:
@@ -709,6 +712,16 @@ class Trainer:
             parts.append(f"{torch.cuda.max_memory_allocated(self.device) / 2**30:.1f} GiB")
         parts.append(f"{format_duration(time.perf_counter() - t_start)} elapsed, ETA {format_duration(eta)}")
         return " | ".join(parts)
+
+    def _stop_for_unreadable_shard(self, err: ShardUnreadable, step: int) -> UserError:
+        """Save the run as it stands (the failed step had not begun its update) and say how to go on."""
+        if not self.cfg.output_dir:
+            return UserError(f"{err}; no -o, so nothing was saved")
+        if self.info.world_size > 1:  # the other ranks are inside this step's collectives and cannot join a write
+            return UserError(f"{err} (rank {self.info.rank}); restore the file and resume with -y 1 from the last "
+                             "checkpoint")  # fmt: skip
+        self._write_checkpoint(step)
+        return UserError(f"{err}; wrote a checkpoint at step {step}: restore the file and resume with -y 1")
 
     def _stop_for_signal(self, stop: _StopRequest, step: int) -> int:
         if self.cfg.output_dir:
