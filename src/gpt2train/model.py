@@ -82,6 +82,29 @@ class Block(nn.Module):
         return x + self.mlp(self.ln_2(x))
 
 
+@torch.no_grad()
+def init_llmc_(model: nn.Module, seed: int, std_of: Callable[[str, float], float] | None = None) -> nn.Module:
+    """llm.c's initialisation of ``model`` in place: biases 0, LayerNorm weights 1, other weights N(0, 0.02)
+    with residual projections N(0, 0.02/sqrt(2L)), drawn in parameter order from a CPU generator seeded with
+    ``seed``. ``std_of(name, std)`` may change a weight's std (the draws stay in the same order)."""
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    residual_std = 0.02 / math.sqrt(2 * model.config.n_layer)
+    for name, p in model.named_parameters():
+        if name.endswith(".bias"):
+            p.zero_()
+        elif "ln_" in name:
+            p.fill_(1.0)
+        else:
+            std = residual_std if name.endswith("c_proj.weight") else 0.02
+            std = std_of(name, std) if std_of else std
+            draw = torch.randn(p.shape, generator=gen)  # drawn even for std 0, so later weights do not move
+            if std:
+                p.copy_(draw * std)
+            else:
+                p.zero_()
+    return model
+
+
 def plain_classifier_loss(
     x: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, vocab_size: int
 ) -> torch.Tensor:
@@ -108,17 +131,7 @@ class GPT(nn.Module):
     @torch.no_grad()
     def init_weights(self, seed: int = 42) -> GPT:
         """llm.c's initialisation, drawn from a generator seeded with ``seed``."""
-        gen = torch.Generator(device="cpu").manual_seed(seed)
-        residual_std = 0.02 / math.sqrt(2 * self.config.n_layer)
-        for name, p in self.named_parameters():
-            if name.endswith(".bias"):
-                p.zero_()
-            elif "ln_" in name:
-                p.fill_(1.0)
-            else:
-                std = residual_std if name.endswith("c_proj.weight") else 0.02
-                p.copy_(torch.randn(p.shape, generator=gen) * std)
-        return self
+        return init_llmc_(self, seed)
 
     def configure_fast_paths(self, recompute: int = 0, classifier_loss: Callable | None = None) -> None:
         """Switch activation recomputation (0/1/2 as llm.c's -r) and the classifier implementation."""

@@ -23,7 +23,6 @@ llm.c's .bin cannot hold these architectures.
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass
 
@@ -33,7 +32,7 @@ import torch.nn.functional as F
 
 from gpt2train.config import ModelConfig
 from gpt2train.errors import UserError
-from gpt2train.model import GPT, plain_classifier_loss
+from gpt2train.model import GPT, init_llmc_, plain_classifier_loss
 
 MODERN_FORMAT = "gpt2train-modern"  # the safetensors metadata "format" of a modern model file
 
@@ -195,20 +194,13 @@ class ModernGPT(nn.Module):
     def init_weights(self, seed: int = 42) -> ModernGPT:
         """GPT's initialisation (same generator, same order of draws), then the levers' changes."""
         cfg = self.config
-        gen = torch.Generator(device="cpu").manual_seed(seed)
-        residual_std = 0.02 / math.sqrt(2 * cfg.n_layer)
-        for name, p in self.named_parameters():
-            if name.endswith(".bias"):
-                p.zero_()
-            elif "ln_" in name:
-                p.fill_(1.0)
-            else:
-                std = residual_std if name.endswith("c_proj.weight") else 0.02
-                if name == "transformer.wte.weight":
-                    std = cfg.embed_std
-                p.copy_(torch.randn(p.shape, generator=gen) * std)
-                if cfg.zero_init_proj and (name.endswith("c_proj.weight") or name == "lm_head.weight"):
-                    p.zero_()  # the block (or head) starts as a no-op; Muon/Adam move it on step 0
+
+        def std_of(name: str, std: float) -> float:
+            if cfg.zero_init_proj and (name.endswith("c_proj.weight") or name == "lm_head.weight"):
+                return 0.0  # the block (or head) starts as a no-op; Muon/Adam move it on step 0
+            return cfg.embed_std if name == "transformer.wte.weight" else std
+
+        init_llmc_(self, seed, std_of)
         return self
 
     def configure_fast_paths(self, recompute: int = 0, classifier_loss=None) -> None:
