@@ -1,6 +1,8 @@
 """Two processes on the gloo backend (torchrun), against one process with the same total batch."""
 
+import concurrent.futures
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -144,3 +146,73 @@ def test_failed_checkpoint_write_on_one_rank_stops_every_rank(tmp_path, shakespe
     assert f"{failing[1]}: the disk is full; the checkpoint at step 2 is intact" in errors[0]
     assert ckpt.latest_usable_step(str(run)) == 2 and not (run / "DONE_00000004").exists()
     assert not [n for n in os.listdir(run) if "00000004" in n or n.endswith(".tmp")], os.listdir(run)
+
+
+# --optimizer muon (--recipe modern) under -z 1: each rank owns whole parameters (train/muon.py assign_owners)
+MODERN_ARGS = ["--recipe", "modern", "-n", "3", "-v", "3"]
+
+
+@pytest.fixture(scope="module")
+def muon_pair(tmp_path_factory, shakespeare_shards):
+    """2-process --recipe modern runs of 6 steps (checkpoints at 3 and 6) with -z 0 and -z 1."""
+    runs = {zero: tmp_path_factory.mktemp(f"muon_z{zero}") for zero in (0, 1)}
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:  # both at once: most of each is start-up
+        results = pool.map(lambda z: torchrun(tiny_train_args(shakespeare_shards, runs[z], 6, [*MODERN_ARGS, "-z", z])),
+                           runs)  # fmt: skip
+        for res in results:
+            assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    return runs
+
+
+def test_muon_zero1_equals_ddp(muon_pair):
+    """Same all-reduced gradients, same per-matrix update on its owner, broadcast: the same weights bit for bit."""
+    a = load_file(str(muon_pair[0] / "model_00000006.safetensors"))
+    b = load_file(str(muon_pair[1] / "model_00000006.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert _losses(muon_pair[0]) == _losses(muon_pair[1])
+
+
+def _optim_tensors(path) -> dict[str, dict[int, int]]:
+    """{state key: {parameter index: bytes}} of a state file's optimizer entries."""
+    found: dict[str, dict[int, int]] = {}
+    for name, t in load_file(str(path)).items():
+        if name.startswith("optim/") and t.dim():
+            _, idx, key = name.split("/", 2)
+            found.setdefault(key, {})[int(idx)] = t.numel() * t.element_size()
+    return found
+
+
+def test_muon_zero1_each_rank_holds_its_own_share(muon_pair):
+    full = _optim_tensors(muon_pair[0] / "state_00000006_00000.safetensors")
+    assert not (muon_pair[0] / "state_00000006_00001.safetensors").exists()  # -z 0: rank 0's file alone
+    shards = [_optim_tensors(muon_pair[1] / f"state_00000006_{r:05d}.safetensors") for r in (0, 1)]
+    for key in ("momentum_buffer", "exp_avg", "exp_avg_sq"):
+        mine, theirs = shards[0].get(key, {}), shards[1].get(key, {})
+        assert mine and theirs and not mine.keys() & theirs.keys(), key  # every rank owns some, none twice
+        assert {**mine, **theirs} == full[key], key  # together: exactly the -z 0 state
+        total = sum(full[key].values())
+        assert max(sum(mine.values()), sum(theirs.values())) <= 0.6 * total, key  # about half each
+
+
+def test_muon_zero1_resume_is_exact(tmp_path, shakespeare_shards, muon_pair):
+    """Resume the -z 1 run from its step-3 checkpoint (each rank reads its own momentum): the same log bit for bit.
+    (Killing a run part-way is covered by test_kill_and_resume_at_two_processes_is_exact; not repeated here.)"""
+    run = tmp_path / "resumed"
+    shutil.copytree(muon_pair[1], run)
+    for name in os.listdir(run):  # forget the step-6 checkpoint: resume from step 3
+        if "00000006" in name:
+            os.remove(run / name)
+    args = tiny_train_args(shakespeare_shards, run, 6, [*MODERN_ARGS, "-z", "1", "-y", "1"])
+    res = torchrun(args)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "resumed from checkpoint at step 3" in res.stdout
+    assert _log(run) == _log(muon_pair[1])
+    assert _losses(run) == _losses(muon_pair[1])
+    # a sharded checkpoint needs the world size that wrote it: one process stops with a clear error
+    from gpt2train.errors import UserError
+    from gpt2train.train import checkpoint as ckpt
+
+    with pytest.raises(UserError, match="written by 2 processes with -z 1.*resume with 2 processes"):
+        ckpt.state_file_for(str(run), 6, 0, 1, 1)

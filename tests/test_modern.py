@@ -265,3 +265,21 @@ def test_plan_modern_uses_token_ratio(capsys):
     assert modern["hours"] == pytest.approx(classic["hours"] * ratio, rel=1e-3) and modern["recipe"] == "modern"
     code, out, _ = run_cli(["plan", "-e", "d12", "--tokens", "10B", "--recipe", "modern"], capsys)
     assert "modern recipe" in out
+
+
+def test_muon_owners_are_balanced_and_deterministic():
+    from gpt2train.train.muon import assign_owners
+
+    model = build_any_model(ModernConfig(**SHAPE, **MODERN), seed=0)
+    groups = muon_param_groups(model, 3e-3, 0.0, 0.02, 0.2, 0.004)
+    other = muon_param_groups(build_any_model(ModernConfig(**SHAPE, **MODERN), seed=1), 3e-3, 0.0, 0.02, 0.2, 0.004)
+    params = [p for g in groups for p in g["params"]]
+    for world in (1, 2, 3, 8):
+        owner, again = assign_owners(groups, world), assign_owners(other, world)
+        assert len(owner) == len(params) and set(owner.values()) <= set(range(world))
+        # another process builds its own tensors: the owners follow from the order and shapes alone
+        assert [owner[p] for p in params] == [again[p] for g in other for p in g["params"]]
+    owner = assign_owners(groups, 2)
+    muon = [p for g in groups if g["kind"] == "muon" for p in g["params"]]
+    loads = [sum(p.numel() for p in muon if owner[p] == r) for r in (0, 1)]
+    assert loads[0] == loads[1]  # the tiny model's matrices pair up exactly

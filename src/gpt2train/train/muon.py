@@ -17,9 +17,12 @@ checkpoint code, ``set_lr`` and the trainer work unchanged; the q|k|v split; and
 on every torch version we support. tests/test_modern.py checks the orthogonalisation against a
 float64 SVD, our step against a float64 reference, and (where present) against torch.optim.Muon.
 
-Distributed: under DDP the gradients are already all-reduced, so every rank runs the whole update
-redundantly on identical inputs (Muon's Newton-Schulz is a few ms for GPT-2 124M); ZeRO-1 (``-z 1``)
-is not supported with Muon yet and stops with an error.
+Distributed: under DDP the gradients are already all-reduced. With ``-z 0`` every rank runs the whole
+update redundantly on identical inputs. With ``-z 1`` (``shard=(rank, world_size)``) every parameter has
+one owner rank (``assign_owners``: greedy by cost, the Muon matrices and the AdamW tensors balanced
+apart): a rank keeps optimizer state (momentum, Adam moments) only for the parameters it owns and
+updates only those, then each rank broadcasts its updated parameters (one flat buffer per owner) to
+the others. The per-parameter math is unchanged, so ``-z 1`` gives the same weights as ``-z 0`` bit for bit.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import math
 
 import torch
 import torch.nn as nn
+from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
 # the quintic iteration's coefficients (Keller Jordan's Muon): they push small singular values up fast
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
@@ -66,7 +70,8 @@ class MuonAdamW(torch.optim.Optimizer):
     """
 
     def __init__(self, groups: list[dict], lr: float = 0.02, betas=(0.9, 0.95), eps: float = 1e-8,
-                 momentum: float = 0.95, nesterov: bool = True, ns_steps: int = 5, ns_dtype: str = "bf16"):  # fmt: skip
+                 momentum: float = 0.95, nesterov: bool = True, ns_steps: int = 5, ns_dtype: str = "bf16",
+                 shard: tuple[int, int] | None = None):  # fmt: skip
         defaults = dict(lr=lr, weight_decay=0.0, betas=betas, eps=eps, momentum=momentum, nesterov=nesterov,
                         ns_steps=ns_steps, ns_dtype=ns_dtype, split=1, kind="adamw")  # fmt: skip
         super().__init__(groups, defaults)
@@ -79,6 +84,14 @@ class MuonAdamW(torch.optim.Optimizer):
                         raise ValueError(
                             f"Muon needs 2-D matrices whose rows split {group['split']} ways, not {p.shape}"
                         )
+        # ZeRO-1 by ownership: rank r updates (and holds state for) the parameters whose owner is r
+        self.rank, self.world_size = shard or (0, 1)
+        self.owner: dict[torch.Tensor, int] = assign_owners(self.param_groups, self.world_size)
+        self.by_owner = [[p for g in self.param_groups for p in g["params"] if self.owner[p] == r]
+                         for r in range(self.world_size)]  # fmt: skip
+
+    def owned(self, p: torch.Tensor) -> bool:
+        return self.owner[p] == self.rank
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -88,12 +101,27 @@ class MuonAdamW(torch.optim.Optimizer):
                 loss = closure()
         for group in self.param_groups:
             (self._muon_step if group["kind"] == "muon" else self._adamw_step)(group)
+        if self.world_size > 1:
+            self._broadcast_updates()
         return loss
+
+    def _broadcast_updates(self) -> None:
+        """Every owner sends its updated parameters to the other ranks: one flat broadcast per owner."""
+        import torch.distributed as dist
+
+        for r, params in enumerate(self.by_owner):
+            if not params:
+                continue
+            flat = _flatten_dense_tensors([p.detach() for p in params])
+            dist.broadcast(flat, src=r)
+            if r != self.rank:
+                for p, t in zip(params, _unflatten_dense_tensors(flat, params)):
+                    p.copy_(t)
 
     def _muon_step(self, group: dict) -> None:
         lr, mom, k = group["lr"], group["momentum"], group["split"]
         for p in group["params"]:
-            if p.grad is None:
+            if p.grad is None or not self.owned(p):
                 continue
             g = p.grad
             state = self.state[p]
@@ -112,7 +140,7 @@ class MuonAdamW(torch.optim.Optimizer):
     def _adamw_step(self, group: dict) -> None:
         lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
         for p in group["params"]:
-            if p.grad is None:
+            if p.grad is None or not self.owned(p):
                 continue
             g = p.grad
             state = self.state[p]
@@ -129,6 +157,33 @@ class MuonAdamW(torch.optim.Optimizer):
             v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
             denom = (v.sqrt() / math.sqrt(1 - beta2**t)).add_(eps)
             p.addcdiv_(m, denom, value=-lr / (1 - beta1**t))
+
+
+def assign_owners(param_groups: list[dict], world_size: int) -> dict[torch.Tensor, int]:
+    """Owner rank of every parameter, the same on every rank (it depends only on the groups' order and shapes).
+
+    Greedy: the costliest first (ties in parameter order), each to the least-loaded rank (ties: the lowest).
+    Muon matrices and AdamW tensors are balanced apart, as their costs differ in kind: Newton-Schulz on k
+    blocks of r x c costs about numel * min(r, c); AdamW about numel (and its state is 2 x numel).
+    """
+    owner: dict[torch.Tensor, int] = {}
+    for kind in ("muon", "adamw"):
+        costs = []
+        for group in param_groups:
+            if group["kind"] != kind:
+                continue
+            for p in group["params"]:
+                if kind == "muon":
+                    rows, cols = p.size(0) // group["split"], p.size(1)
+                    costs.append((p.numel() * min(rows, cols), len(costs), p))
+                else:
+                    costs.append((p.numel(), len(costs), p))
+        load = [0] * world_size
+        for cost, _, p in sorted(costs, key=lambda c: (-c[0], c[1])):
+            r = min(range(world_size), key=lambda i: (load[i], i))
+            owner[p] = r
+            load[r] += cost
+    return owner
 
 
 def muon_param_groups(model: nn.Module, lr: float, weight_decay: float, muon_lr: float, embed_lr: float,
@@ -165,11 +220,16 @@ def muon_param_groups(model: nn.Module, lr: float, weight_decay: float, muon_lr:
 
 
 def build_muon_optimizer(model: nn.Module, cfg, lv: dict, zero_sharded: bool) -> MuonAdamW:
-    """``--optimizer muon`` for the trainer: ``cfg`` is the TrainConfig, ``lv`` the resolved levers (recipe.py)."""
+    """``--optimizer muon`` for the trainer: ``cfg`` is the TrainConfig, ``lv`` the resolved levers (recipe.py).
+
+    ``zero_sharded`` (-z 1 with several processes): each rank owns and updates a share of the parameters."""
     from gpt2train.errors import UserError
 
+    shard = None
     if zero_sharded:
-        raise UserError("--optimizer muon with -z 1 is not supported yet: use -z 0 (every rank runs Muon redundantly)")
+        import torch.distributed as dist
+
+        shard = (dist.get_rank(), dist.get_world_size())
     if any(p.dtype != torch.float32 for p in model.parameters()):
         raise UserError("--optimizer muon needs fp32 master weights: drop -w 0")
     from gpt2train.recipe import NORMALISED_EMBED_LR
@@ -179,4 +239,5 @@ def build_muon_optimizer(model: nn.Module, cfg, lv: dict, zero_sharded: bool) ->
         embed_lr = NORMALISED_EMBED_LR if getattr(model.config, "embed_std", 0.02) == 1.0 else cfg.lr
     head_lr = cfg.lr if lv["head_lr"] is None else lv["head_lr"]
     groups = muon_param_groups(model, cfg.lr, cfg.weight_decay, cfg.muon_lr, embed_lr, head_lr)
-    return MuonAdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, momentum=cfg.muon_momentum)
+    return MuonAdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, momentum=cfg.muon_momentum,
+                     shard=shard)  # fmt: skip

@@ -241,7 +241,8 @@ class Trainer:
                     block.compile(mode=mode)
         self.levers = recipe.levers(cfg)
         muon = self.levers["optimizer"] == "muon"
-        self.zero = None  # the ZeRO-1 optimizer under -z 1 with several processes
+        self.zero = None  # the ZeRO-1 optimizer under -z 1 with several processes (AdamW)
+        # Muon under -z 1 keeps DDP's all-reduce and shards by whole parameters instead (muon.py assign_owners)
         if info.enabled and cfg.zero_stage >= 1 and not muon:
             from gpt2train.train.zero import ZeroAdamW
 
