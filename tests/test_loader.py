@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from gpt2train.data.loader import TrainLoader, ValLoader
+from gpt2train.data.loader import ShardUnreadable, TrainLoader, ValLoader
 from gpt2train.errors import UserError
 from gpt2train.formats.shards import read_shard_header, write_shard
 
@@ -124,3 +124,19 @@ def test_prefetcher_state_is_the_position_after_the_last_step_handed_out(shards)
     again.close()
     for a, b in zip(expected, got):
         assert all(np.array_equal(x1.numpy(), x2.numpy()) for (x1, _), (x2, _) in zip(a, b))
+
+
+def test_a_shard_truncated_mid_run_raises_shard_unreadable(tmp_path):
+    """Reads are positioned reads, not a memory map: a shard cut short after start-up gives an error that
+    names it (the trainer checkpoints and stops) instead of a bus error."""
+    paths = [tmp_path / f"t_train_{i:06d}.bin" for i in range(2)]
+    for p in paths:
+        write_shard(p, np.arange(1000) % 500)
+    loader = TrainLoader(str(tmp_path / "t_train_*.bin"), 2, 16, 64, shuffle=False)
+    x, y = loader.next_step()[0]
+    assert x[0, :4].tolist() == [0, 1, 2, 3] and y[0, :4].tolist() == [1, 2, 3, 4]
+    with open(paths[1], "r+b") as f:
+        f.truncate(1024 + 200)  # header + 100 tokens left of 1000
+    with pytest.raises(ShardUnreadable, match=r"t_train_000001\.bin became unreadable: it is now shorter"):
+        for _ in range(40):  # shard 0 holds 62 sequences of 16: shard 1 is reached within 31 steps
+            loader.next_step()

@@ -145,15 +145,14 @@ def test_shard_unreadable_mid_run_stops_with_a_checkpoint(tmp_path, shakespeare_
     data.mkdir()
     for i in range(2):
         write_shard(data / f"part_train_{i:06d}.bin", tokens[i * 3000 : (i + 1) * 3000])
-    opened, real_open = [], loader_mod.open_shard
+    real_read = loader_mod.ShardSet._read_bytes
 
-    def failing_open(path, info=None):
-        opened.append(str(path))
-        if len(opened) == 2:  # the second shard, reached mid-run
+    def failing_read(self, shard, nbytes, offset):
+        if self.infos[shard].path.endswith("part_train_000001.bin"):  # the second shard, reached mid-run
             raise OSError(5, "Input/output error")
-        return real_open(path, info)
+        return real_read(self, shard, nbytes, offset)
 
-    monkeypatch.setattr(loader_mod, "open_shard", failing_open)
+    monkeypatch.setattr(loader_mod.ShardSet, "_read_bytes", failing_read)
     run = tmp_path / "run"
     args = ["train", "-i", str(data / "part_train_*.bin"), "-j", shakespeare_shards["val"], "-o", run, *TINY,
             "-b", "4", "-t", "32", "-d", "256", "-x", "40", "-v", "0", "-s", "0", "--no-shuffle"]  # fmt: skip
@@ -163,7 +162,7 @@ def test_shard_unreadable_mid_run_stops_with_a_checkpoint(tmp_path, shakespeare_
     step = ckpt.latest_usable_step(str(run), warn=lambda _m: None)
     assert step is not None and 0 < step < 40 and f"checkpoint at step {step}" in line
     # the shard is back: the run resumes there and finishes
-    monkeypatch.setattr(loader_mod, "open_shard", real_open)
+    monkeypatch.setattr(loader_mod.ShardSet, "_read_bytes", real_read)
     code, _, err = run_cli([*args, "-y", "1"], capsys)
     assert code == 0, err
     assert any(ln.startswith("s:39 trl") for ln in _log(run))

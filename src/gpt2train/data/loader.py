@@ -3,12 +3,13 @@
 Training order is a function of the seed and the total batch size only, never of the world size:
 every step's global batch is a fixed list of sequences, and each rank takes its own slice of it.
 So 1 GPU and 8 GPUs see the same tokens at the same step, and a run can resume on another GPU
-count. Shards are memory-mapped and opened lazily; with ``shuffle`` the shard order and the order
+count. Shards are opened lazily and read with positioned reads; with ``shuffle`` the shard order and the order
 of sequences inside each shard are permuted per epoch by generators seeded from (seed, epoch[, shard]).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -16,35 +17,54 @@ import numpy as np
 import torch
 
 from gpt2train.errors import UserError
-from gpt2train.formats.shards import ShardInfo, expand_pattern, open_shard, read_shard_header
+from gpt2train.formats.shards import HEADER_BYTES, TOKEN_DTYPE, ShardInfo, expand_pattern, read_shard_header
 
 
 class ShardUnreadable(UserError):
-    """A train or val shard that could be read at start-up can no longer be opened."""
+    """A train or val shard that could be read at start-up can no longer be read."""
 
 
 class ShardSet:
-    """A sorted list of shards, headers checked up front, token arrays memory-mapped on first use."""
+    """A sorted list of shards, headers checked up front, tokens read with positioned reads.
+
+    Positioned reads (not a memory map) so that a shard that is truncated, removed from a network
+    filesystem or fails with an I/O error mid-run raises :class:`ShardUnreadable`, which the trainer
+    turns into a checkpoint and one line, instead of a bus error that kills the process.
+    """
 
     def __init__(self, pattern: str, flag: str):
         self.pattern = pattern
         self.infos: list[ShardInfo] = [read_shard_header(p) for p in expand_pattern(pattern, flag)]
-        self._maps: dict[int, np.memmap] = {}
+        self._fds: dict[int, int] = {}
 
     def __len__(self) -> int:
         return len(self.infos)
+
+    def __del__(self):
+        for fd in getattr(self, "_fds", {}).values():
+            os.close(fd)
 
     @property
     def num_tokens(self) -> int:
         return sum(i.num_tokens for i in self.infos)
 
-    def tokens(self, shard: int) -> np.memmap:
-        if shard not in self._maps:
-            try:
-                self._maps[shard] = open_shard(self.infos[shard].path, self.infos[shard])
-            except (OSError, ValueError) as e:
-                raise ShardUnreadable(f"token shard {self.infos[shard].path} became unreadable: {e}") from None
-        return self._maps[shard]
+    def _read_bytes(self, shard: int, nbytes: int, offset: int) -> bytes:
+        if shard not in self._fds:
+            self._fds[shard] = os.open(self.infos[shard].path, os.O_RDONLY)
+        return os.pread(self._fds[shard], nbytes, offset)
+
+    def read(self, shard: int, start: int, count: int) -> np.ndarray:
+        """Tokens ``[start, start + count)`` of shard ``shard`` as uint16."""
+        info = self.infos[shard]
+        nbytes = count * TOKEN_DTYPE.itemsize
+        try:
+            data = self._read_bytes(shard, nbytes, HEADER_BYTES + start * TOKEN_DTYPE.itemsize)
+        except OSError as e:
+            raise ShardUnreadable(f"token shard {info.path} became unreadable: {e.strerror or e}") from None
+        if len(data) != nbytes:
+            raise ShardUnreadable(f"token shard {info.path} became unreadable: it is now shorter than the "
+                                  f"{info.num_tokens} tokens its header announced")  # fmt: skip
+        return np.frombuffer(data, dtype=TOKEN_DTYPE)
 
 
 @dataclass
@@ -145,7 +165,7 @@ class TrainLoader:
         for m in range(self.grad_accum):
             buf = np.empty((self.B, self.T + 1), dtype=np.int64)
             for row, (shard, start) in enumerate(mine[m * self.B : (m + 1) * self.B]):
-                buf[row] = self.shards.tokens(shard)[start : start + self.T + 1]
+                buf[row] = self.shards.read(shard, start, self.T + 1)
             t = torch.from_numpy(buf)
             batches.append((t[:, :-1], t[:, 1:]))
         return batches
@@ -205,6 +225,6 @@ class ValLoader:
     def batches(self, rank: int = 0, world_size: int = 1):
         """Yield this rank's (inputs, targets) val batches."""
         for shard, start in self.batch_starts[rank::world_size]:
-            chunk = np.asarray(self.shards.tokens(shard)[start : start + self.B * self.T + 1], dtype=np.int64)
+            chunk = self.shards.read(shard, start, self.B * self.T + 1).astype(np.int64)
             t = torch.from_numpy(chunk)
             yield t[:-1].view(self.B, self.T), t[1:].view(self.B, self.T)
