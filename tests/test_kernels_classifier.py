@@ -134,3 +134,22 @@ def test_saves_only_dx_and_dw():
         loss = chunked_classifier_loss(x, w, t, V, chunk_rows=16)
     assert sorted(saved) == sorted([(4 * 16, C), (VP, C)])
     loss.backward()
+
+
+@pytest.mark.parametrize("chunk_rows", [7, 1000])
+def test_softcap_matches_reference(chunk_rows):
+    """Soft-capped logits (the modern recipe's --logit-softcap) on the torch path, fp32 and bf16 tensors."""
+    x, w, t = _inputs((3, 16), torch.float32, seed=5, ignore_frac=0.2)
+    x = (x * 4).detach()  # logits past the cap
+    ref = _run(plain_classifier_loss, x, w, t, softcap=3.0)
+    got = _run(chunked_classifier_loss, x, w, t, chunk_rows=chunk_rows, impl="torch", softcap=3.0)
+    for a, b in zip(got, ref):
+        _assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert not torch.isclose(ref[0], _run(plain_classifier_loss, x, w, t)[0])
+    xb, wb = x.to(torch.bfloat16), w.to(torch.bfloat16)
+    got = _run(chunked_classifier_loss, xb, wb, t, chunk_rows=chunk_rows, impl="torch", softcap=3.0)
+    ref = _run(plain_classifier_loss, xb, wb, t, softcap=3.0)
+    for a, b in zip(got, ref):
+        _assert_close(a, b, rtol=2e-2, atol=2e-2)
+    with torch.no_grad():  # the loss-only path
+        _assert_close(chunked_classifier_loss(x, w, t, V, chunk_rows=chunk_rows, softcap=3.0), ref[0], 1e-2, 1e-2)

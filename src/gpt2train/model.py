@@ -106,11 +106,16 @@ def init_llmc_(model: nn.Module, seed: int, std_of: Callable[[str, float], float
 
 
 def plain_classifier_loss(
-    x: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, vocab_size: int
+    x: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, vocab_size: int, softcap: float = 0.0
 ) -> torch.Tensor:
-    """Reference output layer + mean cross-entropy over the unpadded vocabulary, in fp32."""
-    logits = F.linear(x, weight)[..., :vocab_size]
-    return F.cross_entropy(logits.float().reshape(-1, vocab_size), targets.reshape(-1), ignore_index=-1)
+    """Reference output layer + mean cross-entropy over the unpadded vocabulary, in fp32.
+
+    ``softcap`` > 0 squashes the logits to (-softcap, softcap) by softcap * tanh(logits / softcap) first
+    (the modern recipe's ``--logit-softcap``)."""
+    logits = F.linear(x, weight)[..., :vocab_size].float()
+    if softcap:
+        logits = softcap * torch.tanh(logits / softcap)
+    return F.cross_entropy(logits.reshape(-1, vocab_size), targets.reshape(-1), ignore_index=-1)
 
 
 class GPT(nn.Module):

@@ -22,6 +22,7 @@ llm.c's .bin cannot hold these architectures.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -188,7 +189,7 @@ class ModernGPT(nn.Module):
             cos, sin = rotary_tables(cfg)
             self.register_buffer("rope_cos", cos, persistent=False)
             self.register_buffer("rope_sin", sin, persistent=False)
-        self.classifier_loss = plain_classifier_loss
+        self.configure_fast_paths()
 
     @torch.no_grad()
     def init_weights(self, seed: int = 42) -> ModernGPT:
@@ -204,10 +205,10 @@ class ModernGPT(nn.Module):
         return self
 
     def configure_fast_paths(self, recompute: int = 0, classifier_loss=None) -> None:
-        """The fused classifier is used when there is no soft-cap (it has no tanh); recompute is not implemented."""
-        self.classifier_loss = plain_classifier_loss
-        if classifier_loss is not None and not self.config.logit_softcap:
-            self.classifier_loss = classifier_loss
+        """The classifier implementation (it applies the soft-cap itself); recompute is not implemented."""
+        loss = classifier_loss or plain_classifier_loss
+        c = self.config.logit_softcap
+        self.classifier_loss = functools.partial(loss, softcap=c) if c else loss
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -255,9 +256,6 @@ class ModernGPT(nn.Module):
         x = self.hidden_states(idx)
         if targets is None:
             return self.logits(x)
-        if self.config.logit_softcap:  # the tanh in fp32, like the loss
-            logits = self.softcap(F.linear(x, self.head_weight)[..., : self.config.vocab_size].float())
-            return F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
         return self.classifier_loss(x, self.head_weight, targets, self.config.vocab_size)
 
     @torch.no_grad()

@@ -42,7 +42,7 @@ DEFAULT_SEQ_LEN = 1024
 # The modern recipe (--recipe modern) against the classic one, measured by bench/time_to_loss.py on one H100
 # (2026-11-27, GPT-2 124M, B=32, 131,072 tokens per step; BENCHMARKS.md): it reached the classic recipe's
 # 100-step val loss in 10 steps (the tokens' ratio), at 544 ms per step against 266 (the step-time ratio: Muon,
-# the untied head and the soft-capped, unfused classifier cost time). Measured over 13M tokens only: gains
+# the untied head and the soft-capped classifier, unfused then, cost time). Measured over 13M tokens only: gains
 # this early in training tend to shrink over a full run, so treat plans made with it as optimistic.
 MODERN_TOKEN_RATIO = 0.10
 MODERN_STEP_TIME_RATIO = 2.05

@@ -7,6 +7,7 @@ only; Triton is imported on first use of a Triton kernel.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -78,11 +79,7 @@ def select_classifier_loss(enabled: bool, chunk_rows: int = DEFAULT_CHUNK_ROWS) 
         return plain_classifier_loss
     if chunk_rows == DEFAULT_CHUNK_ROWS:
         return chunked_classifier_loss
-
-    def loss(x, weight, targets, vocab_size):
-        return chunked_classifier_loss(x, weight, targets, vocab_size, chunk_rows=chunk_rows)
-
-    return loss
+    return functools.partial(chunked_classifier_loss, chunk_rows=chunk_rows)
 
 
 __all__ = [

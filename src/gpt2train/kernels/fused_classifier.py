@@ -53,7 +53,7 @@ def _compute_dtype(x: torch.Tensor) -> torch.dtype:
 
 
 def _chunk_loss_and_dlogits(
-    logits: torch.Tensor, targets: torch.Tensor, vocab_size: int, row_scale: torch.Tensor | None
+    logits: torch.Tensor, targets: torch.Tensor, vocab_size: int, row_scale: torch.Tensor | None, softcap: float = 0.0
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Summed cross-entropy of one chunk and, if ``row_scale`` is given, d(loss)/d(logits).
 
@@ -62,6 +62,10 @@ def _chunk_loss_and_dlogits(
     whose target is -1.
     """
     lf = logits.float()  # a copy for bf16; the same tensor for fp32 (then we work in place)
+    if softcap:
+        if lf is logits:
+            lf = lf.clone()  # the raw logits stay for the tanh's derivative
+        lf.div_(softcap).tanh_().mul_(softcap)
     if lf.shape[1] > vocab_size:
         lf[:, vocab_size:] = float("-inf")  # padded columns: probability 0, gradient 0
     valid = targets != -1
@@ -78,6 +82,8 @@ def _chunk_loss_and_dlogits(
     # softmax - onehot, scaled per row by 1/N (0 for ignored rows)
     probs = lf.mul_((row_scale / row_sum).unsqueeze(1))
     probs.scatter_add_(1, safe_t, -(valid.to(probs.dtype) * row_scale).unsqueeze(1))
+    if softcap:  # d(c*tanh(l/c))/dl = 1 - tanh(l/c)^2
+        probs.mul_(1 - torch.tanh(logits.float() / softcap).square())
     if probs is not logits:
         logits.copy_(probs)
     return loss_sum, logits
@@ -98,7 +104,10 @@ def _ce_kernel(interpret: bool):
         loss_ptr,  # (n,) fp32 out: per-row cross-entropy (0 for ignored rows)
         V,
         Vp,
+        softcap,  # > 0 when HAS_CAP: logits become softcap * tanh(logits / softcap), tanh(u) written as
+        # 1 - 2 / (exp(2u) + 1): exact limits at +-inf and no libdevice, so the CPU interpreter runs it too
         HAS_GRAD: tl.constexpr,
+        HAS_CAP: tl.constexpr,
         BLOCK: tl.constexpr,
     ):
         row = tl.program_id(0).to(tl.int64)
@@ -111,6 +120,8 @@ def _ce_kernel(interpret: bool):
         for start in range(0, V, BLOCK):
             cols = start + tl.arange(0, BLOCK)
             x = tl.load(base + cols, mask=cols < V, other=float("-inf")).to(tl.float32)
+            if HAS_CAP:
+                x = tl.where(cols < V, softcap * (1.0 - 2.0 / (tl.exp(2.0 * x / softcap) + 1.0)), float("-inf"))
             new_m = tl.maximum(m_vec, x)
             # a lane that has seen only masked columns has max -inf: shift by 0 there (no inf - inf)
             shift = tl.where(new_m == float("-inf"), 0.0, new_m)
@@ -119,6 +130,8 @@ def _ce_kernel(interpret: bool):
         m = tl.max(m_vec, axis=0)
         lse = m + tl.log(tl.sum(s_vec * tl.exp(m_vec - m), axis=0))
         x_t = tl.load(base + tl.maximum(target, 0)).to(tl.float32)
+        if HAS_CAP:
+            x_t = softcap * (1.0 - 2.0 / (tl.exp(2.0 * x_t / softcap) + 1.0))
         tl.store(loss_ptr + row, tl.where(valid, lse - x_t, 0.0))
         if HAS_GRAD:
             # pass 2: (softmax - onehot) * scale, written in place; padded columns get 0
@@ -126,8 +139,13 @@ def _ce_kernel(interpret: bool):
             for start in range(0, Vp, BLOCK):
                 cols = start + tl.arange(0, BLOCK)
                 x = tl.load(base + cols, mask=cols < Vp, other=0.0).to(tl.float32)
+                if HAS_CAP:
+                    t = 1.0 - 2.0 / (tl.exp(2.0 * x / softcap) + 1.0)
+                    x = softcap * t
                 p = tl.where(cols < V, tl.exp(x - lse), 0.0)
                 g = (p - tl.where(cols == target, 1.0, 0.0)) * scale
+                if HAS_CAP:
+                    g = g * (1.0 - t * t)
                 tl.store(base + cols, g.to(logits_ptr.dtype.element_ty), mask=cols < Vp)
 
     return ce_grad_kernel
@@ -138,7 +156,7 @@ CE_WARPS = 8
 
 
 def _chunk_loss_and_dlogits_triton(
-    logits: torch.Tensor, targets: torch.Tensor, vocab_size: int, row_scale: torch.Tensor | None
+    logits: torch.Tensor, targets: torch.Tensor, vocab_size: int, row_scale: torch.Tensor | None, softcap: float = 0.0
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Same contract as :func:`_chunk_loss_and_dlogits`, as one Triton kernel: two passes over
     the logits in their own dtype (fp32 math in registers), the gradient written in place."""
@@ -156,7 +174,9 @@ def _chunk_loss_and_dlogits_triton(
         loss_rows,
         vocab_size,
         vp,
+        float(softcap),
         HAS_GRAD=has_grad,
+        HAS_CAP=bool(softcap),
         BLOCK=min(CE_BLOCK, 1 << (vp - 1).bit_length()),
         **kwargs,
     )
@@ -178,7 +198,7 @@ class ChunkedClassifierLoss(torch.autograd.Function):
     """autograd.Function behind :func:`chunked_classifier_loss` (forward does all the work)."""
 
     @staticmethod
-    def forward(ctx, x, weight, targets, vocab_size: int, chunk_rows: int, impl: str):
+    def forward(ctx, x, weight, targets, vocab_size: int, chunk_rows: int, impl: str, softcap: float):
         cdt = _compute_dtype(x)
         chunk_fn = _chunk_loss_and_dlogits_triton if _use_triton(x, impl) else _chunk_loss_and_dlogits
         x_shape = x.shape
@@ -201,7 +221,7 @@ class ChunkedClassifierLoss(torch.autograd.Function):
                 xc = xc_all[start:end]
                 logits = F.linear(xc, w)  # full Vp width keeps the matmul shapes aligned
                 scale = row_scale_all[start:end]
-                chunk_sum, dlogits = chunk_fn(logits, t2[start:end], vocab_size, scale)
+                chunk_sum, dlogits = chunk_fn(logits, t2[start:end], vocab_size, scale, softcap)
                 loss_sum = loss_sum + chunk_sum
                 if need_dx:
                     if dx.dtype == cdt:
@@ -224,7 +244,7 @@ class ChunkedClassifierLoss(torch.autograd.Function):
             gx = (dx * grad_out.to(dx.dtype)).reshape(ctx.x_shape)
         if ctx.needs_input_grad[1]:
             gw = (dw * grad_out.float()).to(ctx.weight_dtype)
-        return gx, gw, None, None, None, None
+        return gx, gw, None, None, None, None, None
 
 
 def chunked_classifier_loss(
@@ -234,6 +254,7 @@ def chunked_classifier_loss(
     vocab_size: int,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     impl: str = "auto",
+    softcap: float = 0.0,
 ) -> torch.Tensor:
     """Mean cross-entropy of ``x @ weight^T`` over the first ``vocab_size`` columns, chunked.
 
@@ -246,11 +267,12 @@ def chunked_classifier_loss(
     ``impl`` picks the per-chunk softmax / cross-entropy / gradient step: ``"torch"`` (plain ops),
     ``"triton"`` (one fused kernel; CUDA, or CPU under TRITON_INTERPRET=1) or ``"auto"`` (Triton
     on CUDA when installed, except while torch.compile traces, where inductor fuses the ops).
+    ``softcap`` > 0 soft-caps the logits first, as :func:`gpt2train.model.plain_classifier_loss` does.
     """
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be positive, got {chunk_rows}")
     if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
-        return ChunkedClassifierLoss.apply(x, weight, targets, vocab_size, chunk_rows, impl)
+        return ChunkedClassifierLoss.apply(x, weight, targets, vocab_size, chunk_rows, impl, softcap)
     # inference: the same chunked loss, without the gradient work
     cdt = _compute_dtype(x)
     chunk_fn = _chunk_loss_and_dlogits_triton if _use_triton(x, impl) else _chunk_loss_and_dlogits
@@ -261,6 +283,6 @@ def chunked_classifier_loss(
         total = torch.zeros((), dtype=torch.float32, device=x.device)
         for start in range(0, x2.shape[0], chunk_rows):
             end = min(start + chunk_rows, x2.shape[0])
-            s, _ = chunk_fn(F.linear(x2[start:end], w), t2[start:end], vocab_size, None)
+            s, _ = chunk_fn(F.linear(x2[start:end], w), t2[start:end], vocab_size, None, softcap)
             total = total + s
         return total / (t2 != -1).sum().to(torch.float32)
