@@ -1,8 +1,6 @@
 #!/usr/bin/env bash
 # Device call: kernels check, d12/d48 throughput variants, HellaSwag + generation speed. Results under $OUT.
-set -uo pipefail
-export PYTHONUNBUFFERED=1
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:src
+source bench/device_env.sh
 timeout 200 python3 bench/kernels_gpu_check.py --out "$OUT/kernels.json" --reps 10 > "$OUT/kernels.txt" 2>&1; tail -25 "$OUT/kernels.txt"
 D12="-e d12 -b 64 -t 1024 -d 524288 -x 8 -v 100 -m 1 -s 0 -r 0 -l 6e-4"
 bench/train_run.sh d12_b64_r0_blocks $D12

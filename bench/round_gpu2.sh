@@ -1,11 +1,6 @@
 #!/usr/bin/env bash
 # Device call (issue 4): kernel profiles of d12/d48 steps and d12 fast-path variants. Results: $OUT/results.tar.gz
-set -uo pipefail
-export PYTHONUNBUFFERED=1
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:src
-R=/tmp/results; mkdir -p $R
-DATA=(-i ".carry/corpus/corpus_train_*.bin" -j ".carry/corpus/corpus_val_*.bin")
-SECONDS=0
+source bench/device_env.sh
 timeout 120 python3 bench/profile_step.py --out $R/prof_d12 -- "${DATA[@]}" -e d12 -b 64 -t 1024 -d 524288 -r 0 -s 0 \
     > $R/prof_d12.log 2>&1; head -40 $R/prof_d12.log; echo "[$SECONDS s]"
 tp() { name=$1; shift; timeout 150 python3 bench/throughput.py --paths fast --steps 10 --warmup 3 --out $R/tp_$name.json \

@@ -1,11 +1,6 @@
 #!/usr/bin/env bash
 # Device call (issue 4): classifier check, then d12/d48 throughput with bf16 residual + 16k chunks; max-autotune try.
-set -uo pipefail
-export PYTHONUNBUFFERED=1
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:src
-R=/tmp/results; mkdir -p $R
-DATA=(-i ".carry/corpus/corpus_train_*.bin" -j ".carry/corpus/corpus_val_*.bin")
-SECONDS=0
+source bench/device_env.sh
 timeout 100 python3 bench/kernels_gpu_check.py --out $R/kernels.json --checks classifier --shapes d12 --dtypes bf16,autocast \
   --chunk-rows 16384 --chunk-sweep 8192 --no-compile --reps 3 > $R/kernels.txt 2>&1; tail -12 $R/kernels.txt; echo "[$SECONDS s]"
 tp() { name=$1; shift; timeout ${TO:-150} python3 bench/throughput.py --paths fast --steps 10 --warmup 3 --out $R/tp_$name.json \
