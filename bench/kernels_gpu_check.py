@@ -19,6 +19,7 @@ correctness check failed.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import os
@@ -156,6 +157,7 @@ def check_classifier(args, dev):
     for shape_name, (rows, c) in shapes.items():
         for dtype_name in args.dtypes.split(","):
             case = f"{shape_name} N={rows} C={c} Vp={vp} {dtype_name}"
+            case += f" softcap={args.softcap:g}" if args.softcap else ""
             with guarded("classifier", case):
                 classifier_case(args, dev, case, rows, c, vp, v, dtype_name)
 
@@ -164,14 +166,15 @@ def classifier_case(args, dev, case, rows, c, vp, v, dtype_name):
     x, w, t = classifier_inputs(rows, c, vp, v, dtype_name, dev)
     x.requires_grad_()
     w.requires_grad_()
-    plain = plain_classifier_loss
+    cap = args.softcap
+    plain = functools.partial(plain_classifier_loss, softcap=cap)
     ref = [r.clone() for r in classifier_step(plain, x, w, t, v, dtype_name, dev)]
     variants = {"plain": plain}
     for cr in [args.chunk_rows] + [int(s) for s in args.chunk_sweep.split(",") if s]:
-        variants[f"chunked rows={cr}"] = lambda a, b, c_, d, cr=cr: chunked_classifier_loss(a, b, c_, d, chunk_rows=cr)
+        variants[f"chunked rows={cr}"] = functools.partial(chunked_classifier_loss, chunk_rows=cr, softcap=cap)
     # impl="auto" is the Triton per-chunk kernel on CUDA; the plain-ops version for comparison
-    variants[f"chunked rows={args.chunk_rows} impl=torch"] = lambda a, b, c_, d: chunked_classifier_loss(
-        a, b, c_, d, chunk_rows=args.chunk_rows, impl="torch"
+    variants[f"chunked rows={args.chunk_rows} impl=torch"] = functools.partial(
+        chunked_classifier_loss, chunk_rows=args.chunk_rows, impl="torch", softcap=cap
     )
     for name, fn in variants.items():
         out = classifier_step(fn, x, w, t, v, dtype_name, dev)
@@ -450,6 +453,7 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cuda", help="cuda (default) or cpu")
     ap.add_argument("--small", action="store_true", help="tiny shapes (CPU smoke test)")
     ap.add_argument("--out", default="kernels_gpu_check.json", help="JSON results file")
+    ap.add_argument("--softcap", type=float, default=0.0, help="classifier: logit soft-cap (modern recipe: 15)")
     ap.add_argument("--checks", default="classifier,gelu_linear,adamw", help="comma list")
     ap.add_argument("--shapes", default="d12,d48", help="classifier shapes: d12 (C=768), d48 (C=1600)")
     ap.add_argument("--dtypes", default="fp32,bf16,autocast", help="fp32, bf16 (bf16 tensors), autocast")

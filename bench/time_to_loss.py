@@ -154,6 +154,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compile", type=int, default=-1, help="torch.compile for every run (-1: the trainer's default)")
     p.add_argument("--variants", default=None, help="comma-separated subset (classic always runs)")
     p.add_argument("--minus", action="store_true", help="also run modern minus each lever")
+    p.add_argument(
+        "--target-from",
+        default=None,
+        help="take classic (target and seconds) from this earlier result JSON instead of rerunning it",
+    )
     p.add_argument("--budget-s", type=float, default=450, help="stop starting variants after this many seconds")
     p.add_argument("--run-timeout-s", type=float, default=240, help="kill one run after this many seconds")
     p.add_argument("--workdir", default=None, help="where run dirs go (default: a temp dir, deleted)")
@@ -177,6 +182,12 @@ def main(argv: list[str] | None = None) -> int:
     res = {"steps": args.steps, "target_val_loss": None, "base_flags": base, "variants": [],
            "torch": torch.__version__, "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
            "date": time.strftime("%Y-%m-%d %H:%M:%S")}  # fmt: skip
+    if args.target_from:  # a second call on the same machine continues the first one's ablation
+        with open(args.target_from) as f:
+            classic = json.load(f)["variants"][0]
+        res["variants"].append({**classic, "from": args.target_from})
+        res["target_val_loss"] = classic["final_val_loss"]
+        todo = [(n, f) for n, f in todo if n != "classic"]
     try:
         for name, flags in todo:
             if name != "classic" and time.perf_counter() - t_start > args.budget_s:
