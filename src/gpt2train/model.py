@@ -6,8 +6,9 @@ matrix shapes are friendly; padded rows are never predicted (the loss and the lo
 ``vocab_size`` columns). Initialisation is llm.c's: N(0, 0.02), residual projections scaled by
 1/sqrt(2L), biases zero, LayerNorm weights one.
 
-Fast paths (a fused output layer + cross-entropy, activation recomputation) are switched on by
-the trainer through ``GPT.configure_fast_paths``; with them off, this file is the whole model.
+Fast paths (a fused output layer + cross-entropy, activation recomputation, GELU fused into the
+MLP's matmuls) are switched on by the trainer through ``GPT.configure_fast_paths``; with them off,
+this file is the whole model.
 """
 
 from __future__ import annotations
@@ -44,11 +45,17 @@ class MLP(nn.Module):
         self.c_fc = nn.Linear(cfg.n_embd, 4 * cfg.n_embd)  # fcw / fcb
         self.c_proj = nn.Linear(4 * cfg.n_embd, cfg.n_embd)  # fcprojw / fcprojb
         self.recompute_gelu = False
+        self.gelu_fusion = False
 
     def _gelu_proj(self, h: torch.Tensor) -> torch.Tensor:
         return self.c_proj(F.gelu(h, approximate="tanh"))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.gelu_fusion and not self.recompute_gelu:
+            # llm.c's -ge: GELU in the cuBLASLt epilogues of c_fc (forward) and c_proj's input gradient (backward)
+            from gpt2train.kernels.gelu_mlp import gelu_mlp
+
+            return gelu_mlp(x, self.c_fc.weight, self.c_fc.bias, self.c_proj.weight, self.c_proj.bias)
         h = self.c_fc(x)
         if self.recompute_gelu and torch.is_grad_enabled():
             # llm.c's -r 1: keep only the pre-GELU activation; backward recomputes GELU (not the matmul)
@@ -138,10 +145,14 @@ class GPT(nn.Module):
         """llm.c's initialisation, drawn from a generator seeded with ``seed``."""
         return init_llmc_(self, seed)
 
-    def configure_fast_paths(self, recompute: int = 0, classifier_loss: Callable | None = None) -> None:
-        """Switch activation recomputation (0/1/2 as llm.c's -r) and the classifier implementation."""
+    def configure_fast_paths(
+        self, recompute: int = 0, classifier_loss: Callable | None = None, gelu_fusion: bool = False
+    ) -> None:
+        """Switch activation recomputation (0/1/2 as llm.c's -r), the classifier implementation and
+        GELU fused into the MLP's matmuls (llm.c's -ge; -r 1 and 2 keep their own GELU path)."""
         for block in self.transformer.h:
             block.mlp.recompute_gelu = recompute >= 1
+            block.mlp.gelu_fusion = gelu_fusion
             block.recompute_ln = recompute >= 2
         self.classifier_loss = classifier_loss or plain_classifier_loss
 

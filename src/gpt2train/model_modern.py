@@ -204,8 +204,9 @@ class ModernGPT(nn.Module):
         init_llmc_(self, seed, std_of)
         return self
 
-    def configure_fast_paths(self, recompute: int = 0, classifier_loss=None) -> None:
-        """The classifier implementation (it applies the soft-cap itself); recompute is not implemented."""
+    def configure_fast_paths(self, recompute: int = 0, classifier_loss=None, gelu_fusion: bool = False) -> None:
+        """The classifier implementation (it applies the soft-cap itself); recompute and gelu_fusion
+        are not implemented (the MLP may be relu2) and are ignored."""
         loss = classifier_loss or plain_classifier_loss
         c = self.config.logit_softcap
         self.classifier_loss = functools.partial(loss, softcap=c) if c else loss

@@ -91,7 +91,7 @@ _FLAGS = [
         "--gelu-fusion",
         "gelu_fusion",
         int,
-        "accepted for llm.c compatibility: on the fast path torch.compile fuses GELU into its neighbours",
+        "GELU in the MLP's cuBLASLt matmul epilogues (1 or 2: on; -1: on the CUDA fast path); -r 1/2 keep their own",
     ),
     ("-z", "--zero-stage", "zero_stage", int, "0: replicated optimizer; 1: ZeRO-1, optimizer state sharded"),
     ("-r", "--recompute", "recompute", int, "activation recomputation: 0 none, 1 GELU, 2 GELU and LayerNorm"),

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from gpt2train.kernels.fused_classifier import DEFAULT_CHUNK_ROWS, chunked_classifier_loss
 from gpt2train.kernels.gelu_linear import GeluLinear, gelu_linear, gelu_linear_reference
+from gpt2train.kernels.gelu_mlp import GeluMLP, gelu_mlp, gelu_mlp_reference
 from gpt2train.kernels.stochastic_round import (
     BF16AdamW,
     adamw_bf16_stochastic_,
@@ -54,6 +55,14 @@ KERNELS: dict[str, KernelInfo] = {
             "tests/test_kernels_gelu_linear.py",
         ),
         KernelInfo(
+            "gelu_mlp",
+            "gpt2train.kernels.gelu_mlp.gelu_mlp",
+            "gpt2train.kernels.gelu_mlp.gelu_mlp_reference",
+            "-ge 1/2 with -r 0 (MLP.gelu_fusion): GELU in cuBLASLt epilogues (ctypes; plain torch off CUDA)",
+            False,
+            "tests/test_kernels_gelu_mlp.py",
+        ),
+        KernelInfo(
             "adamw_bf16_stochastic",
             "gpt2train.kernels.stochastic_round.adamw_bf16_stochastic_",
             "gpt2train.kernels.stochastic_round.adamw_bf16_stochastic_reference",
@@ -91,6 +100,9 @@ __all__ = [
     "GeluLinear",
     "gelu_linear",
     "gelu_linear_reference",
+    "GeluMLP",
+    "gelu_mlp",
+    "gelu_mlp_reference",
     "BF16AdamW",
     "adamw_bf16_stochastic_",
     "adamw_bf16_stochastic_reference",

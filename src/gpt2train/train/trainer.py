@@ -344,7 +344,11 @@ class Trainer:
                 classifier = select_classifier_loss(True, self.cfg.classifier_chunk or 1 << 62)
             except ImportError:
                 classifier = None
-        self.raw_model.configure_fast_paths(recompute=self.cfg.recompute, classifier_loss=classifier)
+        # -ge: llm.c's 1 and 2 both mean on (GELU in the cuBLASLt epilogues, forward and backward)
+        gelu_fusion = self.cfg.gelu_fusion >= 1 or (self.cfg.gelu_fusion == -1 and self.fast)
+        self.raw_model.configure_fast_paths(
+            recompute=self.cfg.recompute, classifier_loss=classifier, gelu_fusion=gelu_fusion
+        )
 
     def _load_hellaswag(self):
         if not self.cfg.hellaswag:
