@@ -9,6 +9,10 @@ For each piece, on random inputs:
                inputs), then both under torch.compile (compile seconds, ms, peak).
   gelu_linear  gelu_linear vs the plain path and vs torch.utils.checkpoint (model.py's -r 1):
                error, fwd+bwd ms, bytes saved for backward.
+  gelu_mlp     gelu_mlp (GELU in the cuBLASLt GELU_AUX_BIAS / DGELU_BGRAD epilogues, -ge) vs the plain
+               MLP under bf16 autocast and vs an fp32 reference: error of y, dx, dW_fc, db_fc, dW_proj,
+               db_proj; forward and forward+backward ms of fused, plain and both under torch.compile;
+               which path the custom ops took (cuBLASLt or the torch fallback); host overhead per call.
   adamw_bf16   the Triton stochastic-rounding AdamW step vs the plain reference (moments equal,
                every parameter on a bf16 neighbour of the fp32 result), step ms vs the reference
                and vs torch.optim.AdamW(fused=True) on fp32 parameters (the -w 1 path).
@@ -34,9 +38,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from gpt2train.kernels import cublaslt  # noqa: E402
 from gpt2train.kernels import stochastic_round as sr  # noqa: E402
 from gpt2train.kernels.fused_classifier import chunked_classifier_loss  # noqa: E402
 from gpt2train.kernels.gelu_linear import gelu_linear, gelu_linear_reference  # noqa: E402
+from gpt2train.kernels.gelu_mlp import STATS as GELU_MLP_STATS  # noqa: E402
+from gpt2train.kernels.gelu_mlp import gelu_mlp, gelu_mlp_reference  # noqa: E402
 from gpt2train.model import plain_classifier_loss  # noqa: E402
 
 ROWS: list[dict] = []
@@ -306,6 +313,126 @@ def gelu_linear_case(args, dev, case, rows, k, n, dtype_name, ckpt):
         record("gelu_linear", case, name, ok=ok, ms=ms, peak_extra_mib=peak, saved_mib=sb / 2**20, **errs)
 
 
+# -- gelu_mlp -------------------------------------------------------------------------------------
+
+MLP_GRADS = ("y", "dx", "dw_fc", "db_fc", "dw_proj", "db_proj")
+
+
+def check_gelu_mlp(args, dev):
+    shapes = {"small": (256, 64)} if args.small else {"d12": (8192, 768), "d48": (8192, 1600)}  # rows, C
+    for shape_name, (rows, c) in shapes.items():
+        for dtype_name in [d for d in args.dtypes.split(",") if d in ("autocast", "bf16", "fp32")]:
+            case = f"{shape_name} rows={rows} C={c} H={4 * c} {dtype_name}"
+            with guarded("gelu_mlp", case):
+                gelu_mlp_case(args, dev, case, rows, c, dtype_name)
+    if dev.type == "cuda":
+        with guarded("gelu_mlp", "host overhead"):
+            gelu_mlp_overhead(dev)
+
+
+def gelu_mlp_case(args, dev, case, rows, c, dtype_name):
+    g = torch.Generator().manual_seed(3)
+    dt = torch.bfloat16 if dtype_name == "bf16" else torch.float32
+    x = torch.randn(rows, c, generator=g).to(dev, dt).requires_grad_()  # LayerNorm's output: fp32 under autocast
+    params = [
+        (torch.randn(4 * c, c, generator=g) * 0.02),
+        (torch.randn(4 * c, generator=g) * 0.02),
+        (torch.randn(c, 4 * c, generator=g) * 0.02),
+        (torch.randn(c, generator=g) * 0.02),
+    ]
+    params = [p.to(dev, dt).requires_grad_() for p in params]
+    leaves = [x, *params]
+    dy = torch.randn(rows, c, generator=g).to(dev, torch.bfloat16 if dtype_name != "fp32" else dt)
+
+    def fwd(fn, autocast=dtype_name == "autocast"):
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=autocast):
+            return fn(*leaves)
+
+    def run(fn, autocast=dtype_name == "autocast"):
+        for t in leaves:
+            t.grad = None
+        y = fwd(fn, autocast)
+        y.backward(dy.to(y.dtype))
+        return [y.detach()] + [t.grad for t in leaves]
+
+    ref = [r.clone() for r in run(gelu_mlp_reference)]
+    ref32 = [r.float().clone() for r in run(gelu_mlp_reference, autocast=False)] if dt == torch.float32 else None
+    variants = {"plain": gelu_mlp_reference, "gelu_mlp (cuBLASLt epilogues)": gelu_mlp}
+    if not args.no_compile:
+        backend = "inductor" if dev.type == "cuda" else "aot_eager"
+        torch._dynamo.reset()
+        variants["plain compiled"] = torch.compile(gelu_mlp_reference, backend=backend)
+        variants["gelu_mlp compiled"] = torch.compile(gelu_mlp, backend=backend)
+    tol = TOL[dtype_name] if dtype_name != "fp32" else 1e-5
+    for name, fn in variants.items():
+        with guarded("gelu_mlp", case + " " + name):
+            before = {op: dict(n) for op, n in GELU_MLP_STATS.items()}
+            t0 = time.perf_counter()
+            out = run(fn)
+            sync(dev)
+            first_s = time.perf_counter() - t0  # includes compiling for the compiled variants
+            paths = {
+                op: {k: n[k] - before[op][k] for k in n if n[k] != before[op][k]} for op, n in GELU_MLP_STATS.items()
+            }
+            errs = {f"err_{nm}": rel_err(a, r) for nm, a, r in zip(MLP_GRADS, out, ref)}
+            if ref32 is not None:
+                errs.update({f"err32_{nm}": rel_err(a, r) for nm, a, r in zip(MLP_GRADS, out, ref32)})
+                ref_errs = {f"plain_err32_{nm}": rel_err(a, r) for nm, a, r in zip(MLP_GRADS, ref, ref32)}
+            else:
+                ref_errs = {}
+            ok = all(e <= tol for e in errs.values()) if name != "plain" else None
+            fused = "gelu_mlp" in name
+            if fused and dev.type == "cuda" and dtype_name != "fp32" and any(n.get("torch") for n in paths.values()):
+                ok = False  # on the GPU in bf16 the epilogues must run, not the plain-torch fallback
+            del out
+            sb = saved_bytes(lambda fn=fn: fwd(fn))
+            ms_fwd = time_ms(lambda fn=fn: fwd(fn), dev, args.reps)
+            ms = time_ms(lambda fn=fn: run(fn), dev, args.reps)
+            for t in leaves:
+                t.grad = None
+            peak = peak_extra_mib(lambda fn=fn: run(fn), dev)
+            record(
+                "gelu_mlp",
+                case,
+                name,
+                ok=ok,
+                ms=ms,
+                ms_fwd=ms_fwd,
+                first_call_s=first_s,
+                peak_extra_mib=peak,
+                saved_mib=sb / 2**20,
+                paths=paths if fused else None,
+                tol=tol,
+                **errs,
+                **(ref_errs if name == "plain" else {}),
+            )
+
+
+def gelu_mlp_overhead(dev):
+    """Host time per call of each cuBLASLt op on tiny tensors (the GPU work is negligible, so this
+    is the Python + ctypes cost per call; compare with torch.addmm on the same tensors)."""
+    x = torch.randn(64, 64, device=dev, dtype=torch.bfloat16)
+    w = torch.randn(64, 64, device=dev, dtype=torch.bfloat16)
+    b = torch.randn(64, device=dev, dtype=torch.bfloat16)
+    calls = {
+        "linear_gelu_aux op": lambda: torch.ops.gpt2train.linear_gelu_aux(x, w, b),
+        "matmul_dgelu_bgrad op": lambda: torch.ops.gpt2train.matmul_dgelu_bgrad(x, w, x),
+        "cublaslt.matmul (no op dispatch)": lambda: cublaslt.matmul(x, w),
+        "torch.addmm": lambda: torch.addmm(b, x, w.t()),
+    }
+    for name, fn in calls.items():
+        for _ in range(10):
+            fn()
+        torch.cuda.synchronize()
+        n = 2000
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        host_us = (time.perf_counter() - t0) / n * 1e6
+        torch.cuda.synchronize()
+        record("gelu_mlp", "host overhead 64x64x64 bf16", name, host_us_per_call=host_us)
+
+
 # -- bf16 AdamW -----------------------------------------------------------------------------------
 
 
@@ -424,7 +551,19 @@ def check_adamw(args, dev):
 
 
 def print_table():
-    cols = ["check", "case", "variant", "ok", "ms", "peak_extra_mib", "saved_mib", "compile_s", "max_err"]
+    cols = [
+        "check",
+        "case",
+        "variant",
+        "ok",
+        "ms",
+        "ms_fwd",
+        "host_us_per_call",
+        "peak_extra_mib",
+        "saved_mib",
+        "compile_s",
+        "max_err",
+    ]
     lines = []
     for r in ROWS:
         errs = [v for k, v in r.items() if k.startswith("err_") and isinstance(v, float)]
@@ -454,7 +593,7 @@ def main(argv=None) -> int:
     ap.add_argument("--small", action="store_true", help="tiny shapes (CPU smoke test)")
     ap.add_argument("--out", default="kernels_gpu_check.json", help="JSON results file")
     ap.add_argument("--softcap", type=float, default=0.0, help="classifier: logit soft-cap (modern recipe: 15)")
-    ap.add_argument("--checks", default="classifier,gelu_linear,adamw", help="comma list")
+    ap.add_argument("--checks", default="classifier,gelu_linear,gelu_mlp,adamw", help="comma list")
     ap.add_argument("--shapes", default="d12,d48", help="classifier shapes: d12 (C=768), d48 (C=1600)")
     ap.add_argument("--dtypes", default="fp32,bf16,autocast", help="fp32, bf16 (bf16 tensors), autocast")
     ap.add_argument("--chunk-rows", type=int, default=8192, help="chunked classifier chunk size")
@@ -496,6 +635,9 @@ def main(argv=None) -> int:
         check_classifier(args, dev)
     if "gelu_linear" in checks:
         check_gelu_linear(args, dev)
+    if "gelu_mlp" in checks:
+        env["cublaslt"] = dict(version=cublaslt.version(), error=cublaslt.load_error())
+        check_gelu_mlp(args, dev)
     if "adamw" in checks:
         check_adamw(args, dev)
     env["total_s"] = time.perf_counter() - t0
