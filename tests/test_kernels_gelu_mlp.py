@@ -305,3 +305,81 @@ def test_loader_without_cuda():
             cublaslt.require()
     cands = cublaslt.library_candidates()
     assert "libcublasLt.so.13" in cands and "libcublasLt.so.12" in cands
+
+
+class _FakeLt:
+    """Stands in for libcublasLt: records each call and fills the out-parameters as the C API does."""
+
+    def __init__(self, algos=1):
+        self.calls: list[tuple] = []
+        self.algos = algos
+        self.next = 100
+
+    def _new(self, out):
+        self.next += 1
+        out._obj.value = self.next
+        return 0
+
+    def __getattr__(self, name):
+        def fn(*args):
+            self.calls.append((name, args))
+            if name in ("cublasLtMatmulDescCreate", "cublasLtMatrixLayoutCreate", "cublasLtMatmulPreferenceCreate"):
+                return self._new(args[0])
+            if name == "cublasLtMatmulDescSetAttribute":
+                self.calls[-1] = (name, (args[1], args[2]._obj.value))  # the value, read at call time
+            if name == "cublasLtMatmulAlgoGetHeuristic":
+                args[-2]._obj.workspaceSize = 4096
+                args[-1]._obj.value = self.algos
+            return 0
+
+        return fn
+
+    def named(self, name):
+        return [a for n, a in self.calls if n == name]
+
+
+@pytest.fixture
+def fake_lt(monkeypatch):
+    fake = _FakeLt()
+    monkeypatch.setattr(cublaslt, "_lib", fake)
+    monkeypatch.setattr(cublaslt, "_devices", {None: types.SimpleNamespace(handle=7, workspace_ptr=8, plans={})})
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: None)
+    monkeypatch.setattr(torch.cuda, "device", lambda i: __import__("contextlib").nullcontext())
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda d=None: types.SimpleNamespace(cuda_stream=9))
+    monkeypatch.setattr(cublaslt, "alignment", lambda ptr: 256)  # CPU tensors vary; CUDA's allocator gives 512
+    return fake
+
+
+def test_matmul_call_sequence(fake_lt):
+    """The Python glue of cublaslt.matmul, against a fake library: descriptors built once per
+    shape, pointers set on every call, the arguments of cublasLtMatmul in the C API's order."""
+    M, N, K = 16, 24, 8
+    x, w = torch.zeros(M, K, dtype=torch.bfloat16), torch.zeros(N, K, dtype=torch.bfloat16)
+    bias, aux = torch.zeros(N, dtype=torch.bfloat16), torch.zeros(M, N, dtype=torch.bfloat16)
+    ep = cublaslt.CUBLASLT_EPILOGUE_GELU_AUX_BIAS
+    out = cublaslt.matmul(x, w, epilogue=ep, bias=bias, aux=aux)
+    assert out.shape == (M, N) and out.dtype == torch.bfloat16
+    assert fake_lt.named("cublasLtMatrixLayoutCreate")[0][1:] == (14, K, N, K)  # A: W^T, bf16
+    assert [a[1:] for a in fake_lt.named("cublasLtMatrixLayoutCreate")[1:]] == [(14, K, M, K), (14, N, M, N)]
+    attrs = dict(fake_lt.named("cublasLtMatmulDescSetAttribute"))
+    assert attrs[7] == 164 and attrs[3] == cublaslt.CUBLAS_OP_T and attrs[12] == N
+    assert attrs[8] == bias.data_ptr() and attrs[11] == aux.data_ptr()
+    (mm,) = fake_lt.named("cublasLtMatmul")
+    assert mm[0] == 7 and mm[3] == w.data_ptr() and mm[5] == x.data_ptr()
+    assert mm[8] == mm[10] == out.data_ptr() and mm[13:] == (8, 4096, 9)
+
+    fake_lt.calls.clear()
+    bias2 = torch.zeros(N, dtype=torch.bfloat16)
+    cublaslt.matmul(x, w, epilogue=ep, bias=bias2, aux=aux)
+    assert [n for n, _ in fake_lt.calls] == ["cublasLtMatmulDescSetAttribute"] * 2 + ["cublasLtMatmul"]
+    assert dict(fake_lt.named("cublasLtMatmulDescSetAttribute"))[8] == bias2.data_ptr()
+
+
+def test_matmul_without_an_algorithm(fake_lt):
+    fake_lt.algos = 0
+    x, w = torch.zeros(8, 8, dtype=torch.bfloat16), torch.zeros(8, 8, dtype=torch.bfloat16)
+    for _ in range(2):  # the second time from the cache, without asking the heuristic again
+        with pytest.raises(cublaslt.CublasLtUnsupported):
+            cublaslt.matmul(x, w, w_transposed=False)
+    assert len(fake_lt.named("cublasLtMatmulAlgoGetHeuristic")) == 1
+    assert not fake_lt.named("cublasLtMatmul")

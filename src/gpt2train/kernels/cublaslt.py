@@ -399,7 +399,7 @@ class _Plan:
             )
         check(st, "cublasLtMatmulAlgoGetHeuristic")
         check(result.state, "cublasLtMatmulAlgoGetHeuristic (result state)")
-        self.algo = result.algo
+        self.algo = CublasLtAlgo.from_buffer_copy(result.algo)  # its own 64 bytes, passed by address per call
         self.ws_size = result.workspaceSize
 
     def set_ptr(self, lib, attr: int, ptr: int) -> None:
