@@ -357,12 +357,15 @@ def gelu_mlp_case(args, dev, case, rows, c, dtype_name):
 
     ref = [r.clone() for r in run(gelu_mlp_reference)]
     ref32 = [r.float().clone() for r in run(gelu_mlp_reference, autocast=False)] if dt == torch.float32 else None
-    variants = {"plain": gelu_mlp_reference, "gelu_mlp (cuBLASLt epilogues)": gelu_mlp}
+    # -ge 1 is backward="plain" (the forward epilogue only), -ge 2 is "dgelu"
+    fused = {f"gelu_mlp bwd={b}": functools.partial(gelu_mlp, backward=b) for b in ("plain", "dgelu", "dgelu_bgrad")}
+    variants = {"plain": gelu_mlp_reference, **fused}
     if not args.no_compile:
         backend = "inductor" if dev.type == "cuda" else "aot_eager"
         torch._dynamo.reset()
         variants["plain compiled"] = torch.compile(gelu_mlp_reference, backend=backend)
-        variants["gelu_mlp compiled"] = torch.compile(gelu_mlp, backend=backend)
+        for name, fn in fused.items():
+            variants[f"{name} compiled"] = torch.compile(fn, backend=backend)
     tol = TOL[dtype_name] if dtype_name != "fp32" else 1e-5
     for name, fn in variants.items():
         with guarded("gelu_mlp", case + " " + name):
@@ -382,7 +385,12 @@ def gelu_mlp_case(args, dev, case, rows, c, dtype_name):
                 ref_errs = {}
             ok = all(e <= tol for e in errs.values()) if name != "plain" else None
             fused = "gelu_mlp" in name
-            if fused and dev.type == "cuda" and dtype_name != "fp32" and any(n.get("torch") for n in paths.values()):
+            if (
+                fused
+                and dev.type == "cuda"
+                and dtype_name != "fp32"
+                and any(n.get("torch") for op, n in paths.items() if op != "matmul_dgelu_bgrad" or "bgrad" in name)
+            ):
                 ok = False  # on the GPU in bf16 the epilogues must run, not the plain-torch fallback
             del out
             sb = saved_bytes(lambda fn=fn: fwd(fn))

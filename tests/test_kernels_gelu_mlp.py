@@ -8,13 +8,14 @@ torch.compile integration; bench/kernels_gpu_check.py --checks gelu_mlp holds th
 from __future__ import annotations
 
 import ctypes
+import functools
 import types
 
 import pytest
 import torch
 
 from gpt2train.kernels import cublaslt
-from gpt2train.kernels.gelu_mlp import STATS, gelu_mlp, gelu_mlp_reference
+from gpt2train.kernels.gelu_mlp import BACKWARDS, STATS, gelu_mlp, gelu_mlp_reference
 
 C, H = 16, 64
 
@@ -41,18 +42,21 @@ def _grads(fn, inputs, autocast=False, seed=1):
 NAMES = ("y", "dx", "dW_fc", "db_fc", "dW_proj", "db_proj")
 
 
+@pytest.mark.parametrize("backward", BACKWARDS)
 @pytest.mark.parametrize("shape", [(24,), (2, 8)])
-def test_fp32_matches_reference(shape):
+def test_fp32_matches_reference(shape, backward):
     inputs = _inputs(shape)
-    got, ref = _grads(gelu_mlp, inputs), _grads(gelu_mlp_reference, inputs)
+    got, ref = _grads(functools.partial(gelu_mlp, backward=backward), inputs), _grads(gelu_mlp_reference, inputs)
     for name, a, r in zip(NAMES, got, ref):
         assert a.dtype == r.dtype == torch.float32 and a.shape == r.shape, name
         torch.testing.assert_close(a, r, rtol=1e-6, atol=1e-7, msg=name)
 
 
-def test_autocast_bf16_matches_reference():
+@pytest.mark.parametrize("backward", BACKWARDS)
+def test_autocast_bf16_matches_reference(backward):
     inputs = _inputs((2, 8), seed=2)
-    got, ref = _grads(gelu_mlp, inputs, autocast=True), _grads(gelu_mlp_reference, inputs, autocast=True)
+    fused = functools.partial(gelu_mlp, backward=backward)
+    got, ref = _grads(fused, inputs, autocast=True), _grads(gelu_mlp_reference, inputs, autocast=True)
     assert got[0].dtype == ref[0].dtype == torch.bfloat16
     for name, a, r in zip(NAMES, got, ref):
         if name != "y":
@@ -114,6 +118,9 @@ def test_custom_ops_opcheck():
     dy = torch.randn(8, C)
     h = torch.randn(8, H)
     torch.library.opcheck(torch.ops.gpt2train.matmul_dgelu_bgrad.default, (dy, w_proj, h))
+    torch.library.opcheck(torch.ops.gpt2train.matmul_dgelu.default, (dy, w_proj, h))
+    with pytest.raises(ValueError, match="backward"):
+        gelu_mlp(x, w_fc, b_fc, w_proj, _, backward="fused")
 
 
 def test_ops_fall_back_off_cuda():
@@ -177,8 +184,8 @@ def test_in_a_model(tiny_config):
     from gpt2train.model import build_model
 
     ref_model, fast_model = build_model(tiny_config, seed=1), build_model(tiny_config, seed=1)
-    fast_model.configure_fast_paths(gelu_fusion=True)
-    assert all(b.mlp.gelu_fusion for b in fast_model.transformer.h)
+    fast_model.configure_fast_paths(gelu_fusion=2)
+    assert all(b.mlp.gelu_fusion == 2 for b in fast_model.transformer.h)
     before = STATS["linear_gelu_aux"]["torch"]
     l_fast, g_fast = _loss_and_grads(fast_model, tiny_config)
     assert STATS["linear_gelu_aux"]["torch"] == before + tiny_config.n_layer
@@ -203,9 +210,9 @@ def test_trainer_resolves_ge(tiny_config):
         Trainer._configure_fast_paths(types.SimpleNamespace(cfg=cfg, fast=fast, raw_model=model))
         return model.transformer.h[0].mlp.gelu_fusion
 
-    assert resolved(-1, fast=True) and not resolved(-1, fast=False)
-    assert not resolved(0, fast=True)
-    assert resolved(1, fast=False) and resolved(2, fast=False)  # llm.c's -ge 1 and 2: both on
+    assert resolved(-1, fast=True) == 1 and resolved(-1, fast=False) == 0
+    assert resolved(0, fast=True) == 0
+    assert resolved(1, fast=False) == 1 and resolved(2, fast=False) == 2  # llm.c's -ge 1 forward, 2 and backward
 
 
 def test_modern_model_accepts_the_switch():

@@ -45,17 +45,18 @@ class MLP(nn.Module):
         self.c_fc = nn.Linear(cfg.n_embd, 4 * cfg.n_embd)  # fcw / fcb
         self.c_proj = nn.Linear(4 * cfg.n_embd, cfg.n_embd)  # fcprojw / fcprojb
         self.recompute_gelu = False
-        self.gelu_fusion = False
+        self.gelu_fusion = 0  # llm.c's -ge: 0 off, 1 forward, 2 forward and backward
 
     def _gelu_proj(self, h: torch.Tensor) -> torch.Tensor:
         return self.c_proj(F.gelu(h, approximate="tanh"))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.gelu_fusion and not self.recompute_gelu:
-            # llm.c's -ge: GELU in the cuBLASLt epilogues of c_fc (forward) and c_proj's input gradient (backward)
+            # llm.c's -ge: GELU in the cuBLASLt epilogue of c_fc (1), and of c_proj's input gradient too (2)
             from gpt2train.kernels.gelu_mlp import gelu_mlp
 
-            return gelu_mlp(x, self.c_fc.weight, self.c_fc.bias, self.c_proj.weight, self.c_proj.bias)
+            backward = "dgelu" if self.gelu_fusion >= 2 else "plain"
+            return gelu_mlp(x, self.c_fc.weight, self.c_fc.bias, self.c_proj.weight, self.c_proj.bias, backward)
         h = self.c_fc(x)
         if self.recompute_gelu and torch.is_grad_enabled():
             # llm.c's -r 1: keep only the pre-GELU activation; backward recomputes GELU (not the matmul)
@@ -146,13 +147,13 @@ class GPT(nn.Module):
         return init_llmc_(self, seed)
 
     def configure_fast_paths(
-        self, recompute: int = 0, classifier_loss: Callable | None = None, gelu_fusion: bool = False
+        self, recompute: int = 0, classifier_loss: Callable | None = None, gelu_fusion: int = 0
     ) -> None:
         """Switch activation recomputation (0/1/2 as llm.c's -r), the classifier implementation and
         GELU fused into the MLP's matmuls (llm.c's -ge; -r 1 and 2 keep their own GELU path)."""
         for block in self.transformer.h:
             block.mlp.recompute_gelu = recompute >= 1
-            block.mlp.gelu_fusion = gelu_fusion
+            block.mlp.gelu_fusion = int(gelu_fusion)
             block.recompute_ln = recompute >= 2
         self.classifier_loss = classifier_loss or plain_classifier_loss
 

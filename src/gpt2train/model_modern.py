@@ -204,7 +204,7 @@ class ModernGPT(nn.Module):
         init_llmc_(self, seed, std_of)
         return self
 
-    def configure_fast_paths(self, recompute: int = 0, classifier_loss=None, gelu_fusion: bool = False) -> None:
+    def configure_fast_paths(self, recompute: int = 0, classifier_loss=None, gelu_fusion: int = 0) -> None:
         """The classifier implementation (it applies the soft-cap itself); recompute and gelu_fusion
         are not implemented (the MLP may be relu2) and are ignored."""
         loss = classifier_loss or plain_classifier_loss

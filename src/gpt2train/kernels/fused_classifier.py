@@ -37,8 +37,9 @@ def _accumulate_fp32(dw: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None
     """``dw += a @ b`` into the fp32 ``dw``; a and b are in the compute dtype."""
     if a.dtype == torch.float32:
         dw.addmm_(a, b)
-    elif a.is_cuda and hasattr(torch.ops.aten.addmm, "dtype_out"):
+    elif a.is_cuda and hasattr(torch.ops.aten.addmm, "dtype_out") and not torch.compiler.is_compiling():
         # cuBLAS accumulates into the fp32 output itself: no bf16 rounding, no separate add kernel
+        # (not under torch.compile, e.g. --compile-scope model: dynamo's fake addmm.dtype_out fails on torch 2.11)
         torch.addmm(dw, a, b, out_dtype=torch.float32, out=dw)
     else:
         dw.add_(a @ b)  # one rounding to the compute dtype per chunk, accumulated in fp32

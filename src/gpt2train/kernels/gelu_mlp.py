@@ -10,10 +10,16 @@ forward   a, h = linear_gelu_aux(x, W_fc, b_fc)   one cuBLASLt matmul, epilogue 
                                                   h = x W_fc^T + b_fc (the aux output), a = gelu(h)
           y = a W_proj^T + b_proj                 a plain addmm
 backward  dW_proj = dy^T a, db_proj = sum_rows dy plain torch
-          dh, db_fc = matmul_dgelu_bgrad(dy, W_proj, h)
-                                                  one cuBLASLt matmul, epilogue DGELU_BGRAD:
-                                                  dh = (dy W_proj) * gelu'(h), db_fc = sum_rows dh
+          dh = (dy W_proj) * gelu'(h), db_fc = sum_rows dh, by ``backward``:
+            "plain"        a matmul, then GELU's backward and the row sum (one fused kernel under
+                           torch.compile): llm.c's -ge 1
+            "dgelu"        one cuBLASLt matmul with epilogue DGELU, then the row sum: llm.c's -ge 2
+            "dgelu_bgrad"  one cuBLASLt matmul with epilogue DGELU_BGRAD (the row sum too)
           dW_fc = dh^T x, dx = dh W_fc            plain torch
+
+On an H100 (cuBLASLt 13, 2026-11-28) the forward epilogue pays and the backward ones do not: cuBLASLt
+runs DGELU_BGRAD as the matmul plus a separate generic epilogue kernel, slower than the compiled
+GELU backward it replaces (BENCHMARKS.md), so "plain" is the default.
 
 Saved for backward: x, h, a and the weights in the matmul dtype, as the plain autocast path saves.
 Dtypes follow the plain path: under autocast the matmuls run in the autocast dtype and each
@@ -39,7 +45,9 @@ from gpt2train.kernels import cublaslt
 STATS: dict[str, dict[str, int]] = {
     "linear_gelu_aux": {"cublaslt": 0, "torch": 0},
     "matmul_dgelu_bgrad": {"cublaslt": 0, "torch": 0},
+    "matmul_dgelu": {"cublaslt": 0, "torch": 0},
 }
+BACKWARDS = ("plain", "dgelu", "dgelu_bgrad")
 _warned: set[str] = set()
 _cuda_ok: bool | None = None
 
@@ -122,6 +130,25 @@ def _(dy, weight, h):
     return dh, dy.new_empty((weight.shape[1],))
 
 
+@torch.library.custom_op("gpt2train::matmul_dgelu", mutates_args=())
+def matmul_dgelu(dy: torch.Tensor, weight: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """dh = (dy @ weight) * gelu_tanh'(h); shapes as :func:`matmul_dgelu_bgrad`."""
+    if _fusable(dy, weight, h):
+        try:
+            dh = cublaslt.matmul(dy, weight, w_transposed=False, epilogue=cublaslt.CUBLASLT_EPILOGUE_DGELU, aux=h)
+            STATS["matmul_dgelu"]["cublaslt"] += 1
+            return dh
+        except cublaslt.CublasLtUnsupported as e:
+            _fell_back("matmul_dgelu", e)
+    STATS["matmul_dgelu"]["torch"] += 1
+    return torch.ops.aten.gelu_backward(dy.mm(weight), h, approximate="tanh")
+
+
+@matmul_dgelu.register_fake
+def _(dy, weight, h):
+    return dy.new_empty((dy.shape[0], weight.shape[1]))
+
+
 # -- autograd -------------------------------------------------------------------------------------
 
 
@@ -144,7 +171,7 @@ class GeluMLP(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, w_fc, b_fc, w_proj, b_proj):
+    def forward(ctx, x, w_fc, b_fc, w_proj, b_proj, backward="plain"):
         cdt = _matmul_dtype(x, w_fc)
         with torch.autocast(x.device.type, enabled=False):
             x2 = x.reshape(-1, x.shape[-1]).to(cdt)
@@ -154,6 +181,7 @@ class GeluMLP(torch.autograd.Function):
         ctx.save_for_backward(x2, h, a, wf, wp)
         ctx.dtypes = (x.dtype, w_fc.dtype, b_fc.dtype, w_proj.dtype, b_proj.dtype)
         ctx.x_shape = x.shape
+        ctx.backward_mode = backward
         return y.reshape(*x.shape[:-1], y.shape[-1])
 
     @staticmethod
@@ -169,18 +197,30 @@ class GeluMLP(torch.autograd.Function):
             if need[4]:
                 dbp = dy2.sum(0).to(bp_dt)
             if need[0] or need[1] or need[2]:
-                dh, db = torch.ops.gpt2train.matmul_dgelu_bgrad(dy2.contiguous(), wp.contiguous(), h)
+                if ctx.backward_mode == "dgelu_bgrad":
+                    dh, db = torch.ops.gpt2train.matmul_dgelu_bgrad(dy2.contiguous(), wp.contiguous(), h)
+                else:
+                    if ctx.backward_mode == "dgelu":
+                        dh = torch.ops.gpt2train.matmul_dgelu(dy2.contiguous(), wp.contiguous(), h)
+                    else:
+                        dh = torch.ops.aten.gelu_backward(dy2.mm(wp), h, approximate="tanh")
+                    db = dh.sum(0) if need[2] else None
                 if need[0]:
                     dx = dh.mm(wf).reshape(ctx.x_shape).to(x_dt)
                 if need[1]:
                     dwf = dh.t().mm(x2).to(wf_dt)
                 if need[2]:
                     dbf = db.to(bf_dt)
-        return dx, dwf, dbf, dwp, dbp
+        return dx, dwf, dbf, dwp, dbp, None
 
 
 def gelu_mlp(
-    x: torch.Tensor, w_fc: torch.Tensor, b_fc: torch.Tensor, w_proj: torch.Tensor, b_proj: torch.Tensor
+    x: torch.Tensor,
+    w_fc: torch.Tensor,
+    b_fc: torch.Tensor,
+    w_proj: torch.Tensor,
+    b_proj: torch.Tensor,
+    backward: str = "plain",
 ) -> torch.Tensor:
     """gelu_tanh(x @ w_fc^T + b_fc) @ w_proj^T + b_proj with GELU fused into the matmuls.
 
@@ -188,4 +228,6 @@ def gelu_mlp(
     (..., C). Works under ``torch.autocast`` and ``torch.compile``; on the CPU (or where cuBLASLt
     cannot run) it is the same math in plain torch.
     """
-    return GeluMLP.apply(x, w_fc, b_fc, w_proj, b_proj)
+    if backward not in BACKWARDS:
+        raise ValueError(f"gelu_mlp backward={backward!r}: use one of {', '.join(BACKWARDS)}")
+    return GeluMLP.apply(x, w_fc, b_fc, w_proj, b_proj, backward)
