@@ -210,7 +210,7 @@ def test_trainer_resolves_ge(tiny_config):
         Trainer._configure_fast_paths(types.SimpleNamespace(cfg=cfg, fast=fast, raw_model=model))
         return model.transformer.h[0].mlp.gelu_fusion
 
-    assert resolved(-1, fast=True) == 1 and resolved(-1, fast=False) == 0
+    assert resolved(-1, fast=True) == 2 and resolved(-1, fast=False) == 0
     assert resolved(0, fast=True) == 0
     assert resolved(1, fast=False) == 1 and resolved(2, fast=False) == 2  # llm.c's -ge 1 forward, 2 and backward
 

@@ -166,7 +166,7 @@ class TrainConfig:
     overfit_single_batch: int = 0  # -a
     tf32: int = 1  # -f
     master_weights: int = 1  # -w
-    gelu_fusion: int = -1  # -ge; -1: on where the fast path is on
+    gelu_fusion: int = -1  # -ge: 0 off, 1 GELU in the c_fc matmul epilogue, 2 also backward; -1: 2 on the fast path
     zero_stage: int = 0  # -z
     grad_reduce_dtype: str = "fp32"  # dtype gradients are averaged over processes in: fp32 | bf16 (half the bytes)
     recompute: int = 1  # -r: 0 none, 1 GELU, 2 GELU and LayerNorm

@@ -91,7 +91,7 @@ _FLAGS = [
         "--gelu-fusion",
         "gelu_fusion",
         int,
-        "GELU in cuBLASLt matmul epilogues: 1 forward, 2 and backward, 0 off; -1: 1 on the CUDA fast path (-r 0 only)",
+        "GELU in cuBLASLt matmul epilogues: 1 forward, 2 and backward, 0 off; -1: 2 on the CUDA fast path (-r 0 only)",
     ),
     ("-z", "--zero-stage", "zero_stage", int, "0: replicated optimizer; 1: ZeRO-1, optimizer state sharded"),
     ("-r", "--recompute", "recompute", int, "activation recomputation: 0 none, 1 GELU, 2 GELU and LayerNorm"),

@@ -17,9 +17,9 @@ backward  dW_proj = dy^T a, db_proj = sum_rows dy plain torch
             "dgelu_bgrad"  one cuBLASLt matmul with epilogue DGELU_BGRAD (the row sum too)
           dW_fc = dh^T x, dx = dh W_fc            plain torch
 
-On an H100 (cuBLASLt 13, 2026-11-28) the forward epilogue pays and the backward ones do not: cuBLASLt
-runs DGELU_BGRAD as the matmul plus a separate generic epilogue kernel, slower than the compiled
-GELU backward it replaces (BENCHMARKS.md), so "plain" is the default.
+On an H100 (cuBLASLt 13, 2026-11-28; BENCHMARKS.md) "dgelu" is the fastest: cuBLASLt runs DGELU_BGRAD
+as the matmul plus a separate generic epilogue kernel, slower than the compiled GELU backward it
+replaces, while DGELU alone stays inside the matmul. The trainer's default is therefore -ge 2.
 
 Saved for backward: x, h, a and the weights in the matmul dtype, as the plain autocast path saves.
 Dtypes follow the plain path: under autocast the matmuls run in the autocast dtype and each

@@ -344,9 +344,9 @@ class Trainer:
                 classifier = select_classifier_loss(True, self.cfg.classifier_chunk or 1 << 62)
             except ImportError:
                 classifier = None
-        # -ge as llm.c's: 1 GELU in c_fc's cuBLASLt epilogue, 2 also in the backward one; -1: 1 with the fast path
-        # (the backward epilogue is slower than the compiled GELU backward on an H100: BENCHMARKS.md)
-        gelu_fusion = self.cfg.gelu_fusion if self.cfg.gelu_fusion >= 0 else int(self.fast)
+        # -ge as llm.c's: 1 GELU in c_fc's cuBLASLt epilogue, 2 also in the backward one (the fastest on an H100,
+        # BENCHMARKS.md); -1: 2 with the fast path
+        gelu_fusion = self.cfg.gelu_fusion if self.cfg.gelu_fusion >= 0 else 2 * int(self.fast)
         self.raw_model.configure_fast_paths(
             recompute=self.cfg.recompute, classifier_loss=classifier, gelu_fusion=gelu_fusion
         )
