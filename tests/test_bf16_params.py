@@ -91,3 +91,12 @@ def test_bad_combinations_are_one_line_errors(tmp_path, shakespeare_shards, caps
     code, _, err = run_cli(tiny_train_args(shakespeare_shards, tmp_path, 1, extra), capsys)
     lines = err.strip().splitlines()
     assert code != 0 and len(lines) == 1 and needle in lines[0], err
+
+
+def test_preflight_counts_the_master_in_the_state_file():
+    from gpt2train.train.preflight import checkpoint_bytes
+
+    for dtype in ("fp32", "bf16"):
+        plain = checkpoint_bytes(1000, dtype, True)
+        bp = checkpoint_bytes(1000, dtype, True, bf16_params=True)
+        assert bp["state"] - (1 << 20) == 1000 * 12 and bp["model"] == plain["model"]
