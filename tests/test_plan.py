@@ -252,3 +252,25 @@ def test_plan_cli_errors(cli_main, capsys, argv, needle):
     assert cli_main(argv) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and needle in err and err.count("\n") == 1
+
+
+def test_gpt2train_bf16_params_is_16_bytes_per_parameter(cli_main, capsys):
+    """--bf16-params 1: bf16 params and grads, the fp32 master (sharded with -z 1) and moments; no autocast copies."""
+    cfg = preset("d48")
+    n = cfg.num_parameters()
+    base = estimate_memory(cfg, 16, 1024)
+    bp = estimate_memory(cfg, 16, 1024, bf16_params=1)
+    assert bp["params"] == bp["grads"] == 2 * n and bp["master_weights"] == 4 * n and bp["optimizer"] == 8 * n
+    assert bp["autocast_copies"] == 0 and base["master_weights"] == 0
+    assert bp["params"] + bp["grads"] + bp["master_weights"] + bp["optimizer"] == 16 * n
+    assert base["total"] - bp["total"] == pytest.approx(2 * n, abs=4)  # the saved casts, at the same activations
+    z1 = estimate_memory(cfg, 16, 1024, world_size=8, zero_stage=1, bf16_params=1)
+    assert z1["master_weights"] == pytest.approx(4 * n / 8, abs=1)
+    assert max_batch_size(cfg, 80 * 2**30, 1024, bf16_params=1) >= max_batch_size(cfg, 80 * 2**30, 1024)
+    # llm.c's layout already is this one
+    assert estimate_memory(cfg, 16, 1024, layout="llmc", bf16_params=1) == estimate_memory(cfg, 16, 1024, layout="llmc")
+    with pytest.raises(UserError, match="contradictory"):
+        estimate_memory(cfg, 16, 1024, master_weights=0, bf16_params=1)
+    assert cli_main(["plan", "-e", "d48", "--tokens", "1B", "--bf16-params", "1", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["bf16_params"] == 1 and out["memory"]["master_weights"] == 4 * n

@@ -74,25 +74,36 @@ WORKER = textwrap.dedent(
     base = build_model(ModelConfig(**CFG), seed=3)
     ref = copy.deepcopy(base)
     ref_opt = build_optimizer(ref, 1e-3, 0.1, (0.9, 0.95), 1e-8, "cpu")
+    # --bf16-params 1 (-z 0): bf16 parameters, MasterAdamW replicated, whole batch
+    ref_master = copy.deepcopy(base).to(torch.bfloat16)
+    ref_master_opt = build_optimizer(ref_master, 1e-3, 0.1, (0.9, 0.95), 1e-8, "cpu", bf16_master=True)
     runs = {"fp32": (copy.deepcopy(base), torch.float32), "bf16": (copy.deepcopy(base), torch.bfloat16),
-            "w0": (copy.deepcopy(base).to(torch.bfloat16), torch.float32)}
-    opts = {k: ZeroAdamW(m, 1e-3, 0.1, (0.9, 0.95), 1e-8, reduce_dtype=dt, bucket_mb=0.03) for k, (m, dt) in runs.items()}
+            "w0": (copy.deepcopy(base).to(torch.bfloat16), torch.float32),
+            "master": (copy.deepcopy(base).to(torch.bfloat16), torch.float32)}
+    opts = {k: ZeroAdamW(m, 1e-3, 0.1, (0.9, 0.95), 1e-8, reduce_dtype=dt, bucket_mb=0.03, bf16_master=k == "master")
+            for k, (m, dt) in runs.items()}
     losses = {k: [] for k in runs}
     norms = {k: [] for k in runs}
     for step in _batches(4, 2, 2 * world):
         for i, (x, y) in enumerate(step):
             # the replicated reference sees the whole batch; each rank its slice of it
             (ref(x, y) / 2).backward()
+            with torch.autocast("cpu", torch.bfloat16):
+                loss = ref_master(x, y)
+            (loss / 2).backward()
             xs, ys = x.chunk(world)[rank], y.chunk(world)[rank]
             for k, (m, _) in runs.items():
                 with opts[k].no_sync() if i == 0 else contextlib.nullcontext():
-                    with torch.autocast("cpu", torch.bfloat16) if k == "w0" else contextlib.nullcontext():
+                    with torch.autocast("cpu", torch.bfloat16) if k in ("w0", "master") else contextlib.nullcontext():
                         loss = m(xs, ys)
                     (loss / 2).backward()
                     losses[k].append(loss.item())
         ref_norm = torch.nn.utils.clip_grad_norm_(ref.parameters(), 1.0).item()
         ref_opt.step()
         ref_opt.zero_grad()
+        torch.nn.utils.clip_grad_norm_(ref_master.parameters(), 1.0)
+        ref_master_opt.step()
+        ref_master_opt.zero_grad()
         for k, opt in opts.items():
             norms[k].append(opt.clip_grad_norm_(1.0).item() / ref_norm - 1)
             opt.step()
@@ -100,6 +111,11 @@ WORKER = textwrap.dedent(
     out = {"state_bytes": {k: o.state_bytes() for k, o in opts.items()},
            "ref_state_bytes": sum(t.numel() * t.element_size() for s in ref_opt.state.values()
                                   for t in s.values() if t.dim() > 0),
+           "ref_master_state_bytes": sum(t.numel() * t.element_size() for s in ref_master_opt.state.values()
+                                         for t in s.values() if torch.is_tensor(t) and t.dim() > 0),
+           "master_vs_z0": max((p.float() - q.float()).abs().max().item()
+                               for p, q in zip(runs["master"][0].parameters(), ref_master.parameters())),
+           "master_opt": type(opts["master"].optim).__name__,
            "buckets": len(opts["fp32"].buckets)}
     for k, (m, _) in runs.items():
         diff = max((p.float() - q).abs().max().item() for p, q in zip(m.parameters(), ref.parameters()))
@@ -122,8 +138,9 @@ def _free_port() -> int:
 
 def test_three_ranks_on_gloo_match_replicated_adamw(tmp_path):
     """3 ranks (uneven shards, padding): fp32 reduce equals replicated AdamW to fp32 rounding, bf16 reduce
-    stays close, -w 0's bf16 weights update on shards; every rank ends with the same weights; each holds
-    1/3 of the optimizer state."""
+    stays close, -w 0's bf16 weights update on shards, --bf16-params 1's MasterAdamW on shards stays with its
+    replicated (-z 0) run; every rank ends with the same weights; each holds 1/3 of the optimizer state
+    (the master copy included)."""
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     root = str(Path(__file__).resolve().parents[1])
@@ -140,7 +157,14 @@ def test_three_ranks_on_gloo_match_replicated_adamw(tmp_path):
     assert out["fp32"]["norm_rel_err"] < 1e-6  # the norm from the shards is the whole gradient's
     assert out["bf16"]["max_diff"] < 1e-2
     assert out["w0"]["max_diff"] < 2e-2  # bf16 weights: rounding of ~1e-2-sized values
-    assert all(out[k]["ranks_agree"] for k in ("fp32", "bf16", "w0"))
+    # --bf16-params 1 on shards equals its -z 0 run to bf16 rounding (the gradients are averaged in bf16 over
+    # the ranks instead of computed whole), and its master copy is sharded with the moments
+    assert out["master_opt"] == "MasterAdamW"
+    assert out["master"]["max_diff"] < 2e-2 and out["master_vs_z0"] < 2e-2
+    assert all(out[k]["ranks_agree"] for k in ("fp32", "bf16", "w0", "master"))
+    shards = [o["state_bytes"]["master"] for o in outs]
+    assert out["ref_master_state_bytes"] == out["ref_state_bytes"] // 8 * 12  # master + moments, fp32
+    assert sum(shards) >= out["ref_master_state_bytes"] and max(shards) <= out["ref_master_state_bytes"] / 3 + 64 * 12
     for k in ("fp32", "bf16", "w0"):
         shards = [o["state_bytes"][k] for o in outs]
         assert sum(shards) >= out["ref_state_bytes"]  # together they hold all of it (and a little padding)

@@ -128,11 +128,14 @@ def estimate_memory(
     dtype: str = "bf16",
     overhead_mib: float | None = None,
     layout: str = DEFAULT_LAYOUT,
+    bf16_params: int = 0,
 ) -> dict:
     """Estimated peak bytes on one GPU, by part; ``total`` is the sum of the other entries.
 
     ``layout`` picks whose memory layout is modelled: ``"gpt2train"`` (our trainer, the default; see
     ``_estimate_gpt2train`` for its parts) or ``"llmc"`` (llm.c's; the parts below).
+    ``bf16_params`` (our ``--bf16-params 1``) moves our trainer to llm.c's ``-w 1`` layout; llm.c's own
+    layout already is that, so ``"llmc"`` ignores it.
     """
     if batch_size < 0 or seq_len <= 0:
         raise UserError(f"-b {batch_size} -t {seq_len}: batch size and sequence length must be positive")
@@ -148,7 +151,7 @@ def estimate_memory(
                   master_weights=master_weights, dtype=dtype, overhead_mib=overhead_mib)  # fmt: skip
     if layout == "llmc":
         return _estimate_llmc(cfg, batch_size, seq_len, **kwargs)
-    return _estimate_gpt2train(cfg, batch_size, seq_len, **kwargs)
+    return _estimate_gpt2train(cfg, batch_size, seq_len, bf16_params=bf16_params, **kwargs)
 
 
 def _estimate_llmc(
@@ -232,15 +235,20 @@ def _estimate_gpt2train(
     master_weights: int,
     dtype: str,
     overhead_mib: float | None,
+    bf16_params: int = 0,
 ) -> dict:
     """Our trainer's layout: estimated peak bytes on one GPU, by part; ``total`` is the sum of the others.
 
     The total is what ``torch.cuda.max_memory_allocated`` reports: the CUDA context and NCCL's own
     buffers live outside PyTorch's allocator and are left to ``max_batch_size``'s headroom.
 
-    - ``params``: fp32 weights with ``-w 1`` (4 bytes each), bf16 with ``-w 0`` (2); never sharded.
+    - ``params``: fp32 weights with ``-w 1`` (4 bytes each), bf16 with ``-w 0`` or ``--bf16-params 1`` (2);
+      never sharded.
     - ``autocast_copies``: the bf16 casts of the fp32 weights that autocast makes in the forward pass
-      and the backward pass keeps (2 bytes each; none with ``-w 0`` or fp32 compute).
+      and the backward pass keeps (2 bytes each; none with ``-w 0``, ``--bf16-params 1`` or fp32 compute).
+    - ``master_weights``: ``--bf16-params 1``'s fp32 master copy in the optimizer (4 bytes each, sharded
+      like the moments with ``-z 1``); 0 otherwise (``-w 1`` without it: the fp32 params are the master).
+      With it a parameter costs 16 bytes (2 + 2 + 4 + 8), llm.c's ``-w 1`` layout; not yet measured.
     - ``grads``: gradients in the weights' dtype, full on every rank (our ZeRO-1 accumulates them whole).
     - ``ddp_buffers``: with several GPUs under ``-z 0``, 4 more bytes per parameter (measured, see
       ``_DDP_PARAM_BYTES``); under ``-z 1`` (no DDP) this rank's shard of the averaged gradients.
@@ -258,12 +266,19 @@ def _estimate_gpt2train(
         raise UserError(f"-r {recompute}: recompute must be 0, 1 or 2")
     if not master_weights and dtype != "bf16":
         raise UserError("-w 0 (bf16 weights without an fp32 master copy) needs bf16")
+    if bf16_params and not master_weights:
+        raise UserError("-w 0 --bf16-params 1: contradictory (-w 0 keeps no fp32 master copy)")
+    if bf16_params and dtype != "bf16":
+        raise UserError("--bf16-params 1 (bf16 parameters, the fp32 master copy in the optimizer) needs bf16")
     ddp = world_size > 1
     n = cfg.num_parameters()
     L, C = cfg.n_layer, cfg.n_embd
     tokens = batch_size * seq_len
-    wb = 4 if master_weights else 2  # -w 1 keeps fp32 weights (no separate master copy); -w 0 bf16
-    coeff = _GPT2TRAIN_ACT[(2 if recompute == 2 else 0, 1 if master_weights else 0)]
+    # -w 1 keeps fp32 weights (no separate master copy); -w 0 and --bf16-params 1 bf16 ones
+    fp32_params = master_weights and not bf16_params
+    wb = 4 if fp32_params else 2
+    # bf16 parameters: the -w 0 coefficients (the same bf16 tensors are saved; unmeasured for --bf16-params)
+    coeff = _GPT2TRAIN_ACT[(2 if recompute == 2 else 0, 1 if fp32_params else 0)]
     if dtype == "fp32":
         coeff *= 2  # unmeasured: every saved tensor in fp32 instead of bf16
     if ddp:  # kept for -z 1 too until measured without DDP
@@ -272,7 +287,8 @@ def _estimate_gpt2train(
     chunk = min(_CLASSIFIER_CHUNK_ROWS, tokens)
     parts = {
         "params": n * wb,
-        "autocast_copies": n * 2 if (master_weights and dtype == "bf16") else 0,
+        "autocast_copies": n * 2 if (fp32_params and dtype == "bf16") else 0,
+        "master_weights": n * 4 / (world_size if zero_stage >= 1 else 1) if bf16_params else 0,
         "grads": n * wb,
         "ddp_buffers": (n * wb / world_size if zero_stage >= 1 else n * _DDP_PARAM_BYTES) if ddp else 0,
         "optimizer": n * 8 / (world_size if zero_stage >= 1 else 1),
@@ -353,6 +369,7 @@ def make_plan(
     master_weights: int = 1,
     layout: str = DEFAULT_LAYOUT,
     recipe: str = "classic",
+    bf16_params: int = 0,
 ) -> dict:
     """Everything ``gpt2train plan`` prints, as one JSON-ready dict.
 
@@ -360,7 +377,7 @@ def make_plan(
     ``MODERN_TOKEN_RATIO`` times as many (the same loss in fewer tokens), keeping ``classic_tokens``.
 
     Keys: model, params, flops_per_token, tokens, flops, gpu, gpus, peak_tflops, mfu, tok_s, hours,
-    gpu_hours, price, cost_usd, batch_size, seq_len, zero_stage, recompute, master_weights, layout,
+    gpu_hours, price, cost_usd, batch_size, seq_len, zero_stage, recompute, master_weights, bf16_params, layout,
     memory (bytes by part, which parts depends on ``layout``), memory_gib, gpu_memory_gib, fits, max_batch.
     """
     cfg = resolve_model(model)
@@ -388,7 +405,7 @@ def make_plan(
         seconds *= MODERN_STEP_TIME_RATIO  # same tokens per step, slower steps
     hours = seconds / 3600
     mem_kwargs = dict(world_size=gpus, zero_stage=zero_stage, recompute=recompute, master_weights=master_weights,
-                      layout=layout)  # fmt: skip
+                      layout=layout, bf16_params=bf16_params)  # fmt: skip
     mem = estimate_memory(cfg, batch_size, seq_len, **mem_kwargs)
     card_bytes = card.memory_mib * MIB
     return {
@@ -416,6 +433,7 @@ def make_plan(
         "zero_stage": zero_stage,
         "recompute": recompute,
         "master_weights": master_weights,
+        "bf16_params": bf16_params,
         "layout": layout,
         "memory": mem,
         "memory_gib": mem["total"] / GIB,
@@ -454,7 +472,9 @@ def format_plan(p: dict) -> str:
         f"time         {p['hours']:.1f} h ({p['gpu_hours']:,.0f} GPU-hours)",
         f"cost         ${p['cost_usd']:,.0f} at ${p['price']:.2f}/GPU-hour",
         f"memory/GPU   {p['memory_gib']:.1f} GiB of {p['gpu_memory_gib']:.1f} GiB at B={p['batch_size']}"
-        f" -z {p['zero_stage']} -r {p['recompute']} -w {p['master_weights']} ({p['layout']} layout)"
+        f" -z {p['zero_stage']} -r {p['recompute']} -w {p['master_weights']}"
+        + (" --bf16-params 1" if p.get("bf16_params") else "")
+        + f" ({p['layout']} layout)"
         + ("" if p["fits"] else "  (does NOT fit)"),
     ]
     for k, v in mem.items():  # the parts differ between layouts

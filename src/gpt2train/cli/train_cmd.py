@@ -87,6 +87,13 @@ _FLAGS = [
         "1: fp32 master weights; 0: bf16 weights, stochastic rounding",
     ),
     (
+        "-bp",
+        "--bf16-params",
+        "bf16_params",
+        int,
+        "1: bf16 parameters with the fp32 master copy in the optimizer (llm.c's -w 1 layout); needs -w 1",
+    ),
+    (
         "-ge",
         "--gelu-fusion",
         "gelu_fusion",

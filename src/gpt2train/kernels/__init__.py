@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from gpt2train.kernels.fused_classifier import DEFAULT_CHUNK_ROWS, chunked_classifier_loss
 from gpt2train.kernels.gelu_linear import GeluLinear, gelu_linear, gelu_linear_reference
 from gpt2train.kernels.gelu_mlp import GeluMLP, gelu_mlp, gelu_mlp_reference
+from gpt2train.kernels.master_adamw import MasterAdamW, adamw_master_, adamw_master_reference
 from gpt2train.kernels.stochastic_round import (
     BF16AdamW,
     adamw_bf16_stochastic_,
@@ -70,6 +71,14 @@ KERNELS: dict[str, KernelInfo] = {
             True,
             "tests/test_kernels_stochastic_round.py",
         ),
+        KernelInfo(
+            "adamw_master",
+            "gpt2train.kernels.master_adamw.adamw_master_",
+            "gpt2train.kernels.master_adamw.adamw_master_reference",
+            "--bf16-params 1: MasterAdamW over bf16 parameters, fp32 master copy in the optimizer",
+            True,
+            "tests/test_kernels_master_adamw.py",
+        ),
     )
 }
 
@@ -104,6 +113,9 @@ __all__ = [
     "gelu_mlp",
     "gelu_mlp_reference",
     "BF16AdamW",
+    "MasterAdamW",
+    "adamw_master_",
+    "adamw_master_reference",
     "adamw_bf16_stochastic_",
     "adamw_bf16_stochastic_reference",
     "stochastic_round_to_bf16",

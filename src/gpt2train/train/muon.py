@@ -231,7 +231,7 @@ def build_muon_optimizer(model: nn.Module, cfg, lv: dict, zero_sharded: bool) ->
 
         shard = (dist.get_rank(), dist.get_world_size())
     if any(p.dtype != torch.float32 for p in model.parameters()):
-        raise UserError("--optimizer muon needs fp32 master weights: drop -w 0")
+        raise UserError("--optimizer muon needs fp32 parameters: drop -w 0 and --bf16-params 1")
     from gpt2train.recipe import NORMALISED_EMBED_LR
 
     embed_lr = lv["embed_lr"]

@@ -16,17 +16,30 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     ]
 
 
+def bf16_adamw(groups: list[dict], lr: float, betas: tuple[float, float], eps: float, seed: int,
+               master: bool) -> torch.optim.Optimizer:  # fmt: skip
+    """The AdamW for bf16 parameters (replicated, and on ZeRO-1's shards): ``master`` (``--bf16-params 1``)
+    MasterAdamW, the fp32 master copy in the optimizer state; else (``-w 0``) BF16AdamW, no master copy,
+    stochastic rounding. Both keep fp32 moments."""
+    if master:
+        from gpt2train.kernels.master_adamw import MasterAdamW
+
+        return MasterAdamW(groups, lr=lr, betas=betas, eps=eps)
+    from gpt2train.kernels.stochastic_round import BF16AdamW
+
+    return BF16AdamW(groups, lr=lr, betas=betas, eps=eps, seed=seed)
+
+
 def build_optimizer(model: nn.Module, lr: float, weight_decay: float, betas: tuple[float, float], eps: float,
-                    device_type: str, seed: int = 42) -> torch.optim.Optimizer:  # fmt: skip
+                    device_type: str, seed: int = 42, bf16_master: bool = False) -> torch.optim.Optimizer:  # fmt: skip
     """AdamW (fused on CUDA), replicated on every rank (-z 1 uses zero.ZeroAdamW instead).
 
-    bf16 parameters (``-w 0``, no fp32 master copy) get BF16AdamW: fp32 moments and stochastic rounding.
+    bf16 parameters get :func:`bf16_adamw`'s choice: with ``bf16_master`` (``--bf16-params 1``) the fp32
+    master copy lives in the optimizer; without it (``-w 0``) there is none (stochastic rounding).
     """
     groups = param_groups(model, weight_decay)
     if any(p.dtype == torch.bfloat16 for p in model.parameters()):
-        from gpt2train.kernels.stochastic_round import BF16AdamW
-
-        return BF16AdamW(groups, lr=lr, betas=betas, eps=eps, seed=seed)
+        return bf16_adamw(groups, lr, betas, eps, seed, master=bf16_master)
     kwargs = dict(lr=lr, betas=betas, eps=eps)
     if device_type == "cuda":
         kwargs["fused"] = True

@@ -17,13 +17,14 @@ from gpt2train.errors import UserError
 CHECKPOINTS_NEEDED = 3
 
 
-def checkpoint_bytes(num_params: int, model_file_dtype: str, master_weights: bool) -> dict[str, int]:
+def checkpoint_bytes(num_params: int, model_file_dtype: str, master_weights: bool,
+                     bf16_params: bool = False) -> dict[str, int]:  # fmt: skip
     """Estimated sizes of one checkpoint: the llm.c model file and the optimizer state (all ranks together).
 
     The state holds AdamW's two fp32 moments per parameter, plus the fp32 parameters themselves when the
-    model file (bf16) cannot hold them exactly."""
+    model file (bf16) cannot hold them exactly, or the optimizer's fp32 master copy (``--bf16-params 1``)."""
     model = num_params * (4 if model_file_dtype == "fp32" else 2)
-    extra = 4 if (model_file_dtype != "fp32" and master_weights) else 0
+    extra = 4 if (bf16_params or (model_file_dtype != "fp32" and master_weights)) else 0
     state = num_params * (2 * 4 + extra) + (1 << 20)  # +1 MiB: RNG states, JSON metadata, headers
     return {"model": model, "state": state}
 
@@ -33,11 +34,11 @@ def _gib(n: float) -> str:
 
 
 def check_output_space(out_dir: str, num_params: int, model_file_dtype: str, master_weights: bool,
-                       checkpoint_every: int) -> None:  # fmt: skip
+                       checkpoint_every: int, bf16_params: bool = False) -> None:  # fmt: skip
     """UserError naming -o and the sizes when ``out_dir`` cannot hold the checkpoints this run will write."""
     if not out_dir:
         return
-    sizes = checkpoint_bytes(num_params, model_file_dtype, master_weights)
+    sizes = checkpoint_bytes(num_params, model_file_dtype, master_weights, bf16_params)
     each = sizes["model"] + sizes["state"]
     # -n 0 still writes one on SIGTERM/SIGUSR1; with -n, the new one is complete before retention deletes
     count = CHECKPOINTS_NEEDED if checkpoint_every > 0 else 1

@@ -41,8 +41,8 @@ from gpt2train.train.signals import CheckpointRequest
 # settings that change the numbers of a resumed run (so it would no longer equal an uninterrupted one)
 _EXACTNESS_KEYS = ("lr", "warmup_steps", "final_lr_frac", "weight_decay", "lr_schedule", "max_steps",
                    "total_batch_size", "seq_len", "batch_size", "seed", "beta1", "beta2", "eps", "grad_clip",
-                   "master_weights", "dtype", "shuffle", "optimizer", "recipe", "muon_lr", "muon_momentum",
-                   "head_lr", "embed_lr", "deterministic")  # fmt: skip
+                   "master_weights", "bf16_params", "dtype", "shuffle", "optimizer", "recipe", "muon_lr",
+                   "muon_momentum", "head_lr", "embed_lr", "deterministic")  # fmt: skip
 
 
 class Console:
@@ -178,6 +178,13 @@ class Trainer:
                             "max-autotune or reduce-overhead")  # fmt: skip
         if cfg.grad_reduce_dtype not in ("fp32", "bf16"):
             raise UserError(f"--grad-reduce-dtype {cfg.grad_reduce_dtype!r}: use fp32 or bf16")
+        if cfg.bf16_params not in (0, 1):
+            raise UserError(f"--bf16-params {cfg.bf16_params}: use 0 or 1")
+        if cfg.bf16_params and not cfg.master_weights:
+            raise UserError("-w 0 --bf16-params 1: contradictory (-w 0 keeps no fp32 master copy; --bf16-params 1 "
+                            "keeps it in the optimizer): drop one")  # fmt: skip
+        if cfg.bf16_params and recipe.levers(cfg)["optimizer"] == "muon":
+            raise UserError("--optimizer muon --bf16-params 1: Muon updates fp32 parameters; drop --bf16-params")
         if cfg.recompute not in (0, 1, 2):
             raise UserError(f"-r {cfg.recompute}: use 0 (none), 1 (GELU) or 2 (GELU and LayerNorm)")
         if cfg.on_max_skips not in ("stop", "rollback"):
@@ -206,9 +213,12 @@ class Trainer:
             torch.backends.cuda.matmul.allow_tf32 = bool(cfg.tf32)
             torch.backends.cudnn.allow_tf32 = bool(cfg.tf32)
             _select_attention_backend(cfg.attention)
-        if not cfg.master_weights:
+        if not cfg.master_weights or cfg.bf16_params:
             if self.autocast_dtype is None:
-                raise UserError("-w 0 (bf16 weights without an fp32 master copy) needs bf16: drop --dtype fp32")
+                what = ("--bf16-params 1 (bf16 parameters, the fp32 master copy in the optimizer)" if cfg.bf16_params
+                        else "-w 0 (bf16 weights without an fp32 master copy)")  # fmt: skip
+                fix = "add --dtype bf16" if cfg.dtype == "auto" else "drop --dtype fp32"
+                raise UserError(f"{what} needs bf16: {fix}")
             model = model.to(torch.bfloat16)
         self.raw_model: GPT = model.to(self.device)
         self._configure_fast_paths()
@@ -229,7 +239,7 @@ class Trainer:
         if self.max_steps <= 0:
             raise UserError(f"-i {cfg.train_data!r} holds less than one step of {self.total_batch} tokens")
         preflight.check_output_space(cfg.output_dir, self.model_cfg.num_parameters(), cfg.model_file_dtype,
-                                     cfg.master_weights, cfg.checkpoint_every)  # fmt: skip
+                                     cfg.master_weights, cfg.checkpoint_every, cfg.bf16_params)  # fmt: skip
 
         self.model = self.raw_model
         if self._use_compile():
@@ -249,7 +259,8 @@ class Trainer:
             # no DDP: ZeroAdamW reduce-scatters the gradients itself, overlapped with the backward pass
             reduce_dtype = torch.bfloat16 if cfg.grad_reduce_dtype == "bf16" else torch.float32
             self.optimizer = self.zero = ZeroAdamW(self.raw_model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2),
-                                                   cfg.eps, reduce_dtype=reduce_dtype, seed=cfg.seed)  # fmt: skip
+                                                   cfg.eps, reduce_dtype=reduce_dtype, seed=cfg.seed,
+                                                   bf16_master=bool(cfg.bf16_params))  # fmt: skip
         else:
             if info.enabled:
                 from torch.nn.parallel import DistributedDataParallel as DDP
@@ -271,7 +282,8 @@ class Trainer:
                                                       cfg.zero_stage >= 1 and info.enabled)  # fmt: skip
             else:
                 self.optimizer = build_optimizer(self.raw_model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2),
-                                                 cfg.eps, self.device.type, seed=cfg.seed)  # fmt: skip
+                                                 cfg.eps, self.device.type, seed=cfg.seed,
+                                                 bf16_master=bool(cfg.bf16_params))  # fmt: skip
         self.loss_detector = OutlierDetector(cfg.outlier_window)
         self.grad_detector = OutlierDetector(cfg.outlier_window)
         self.faults = Faults(info.rank)
@@ -301,7 +313,8 @@ class Trainer:
         total = memory_bytes or torch.cuda.get_device_properties(self.device).total_memory
         return max_batch_size(self.model_cfg, total, self.cfg.seq_len, world_size=self.info.world_size,
                               zero_stage=self.cfg.zero_stage, recompute=self.cfg.recompute,
-                              master_weights=self.cfg.master_weights) or None  # fmt: skip
+                              master_weights=self.cfg.master_weights,
+                              bf16_params=self.cfg.bf16_params) or None  # fmt: skip
 
     def _auto_batch_size(self) -> int:
         """-b auto: the largest B that fits (probing real steps on CUDA), keeping -d."""
@@ -374,6 +387,11 @@ class Trainer:
         cfg, info = self.cfg, self.info
         path = ckpt.state_file_for(cfg.output_dir, step, info.rank, info.world_size, cfg.zero_stage)
         meta, tensors = ckpt.load_state(path)
+        saved_bf16_params = meta["config"].get("bf16_params", 0)
+        if saved_bf16_params != cfg.bf16_params:  # the optimizer state holds the master copy, or does not
+            raise UserError(f"cannot resume step {step} from {path}: it was written with --bf16-params "
+                            f"{saved_bf16_params}, this run has --bf16-params {cfg.bf16_params}; resume with "
+                            f"--bf16-params {saved_bf16_params}")  # fmt: skip
         params = {k[len("param/") :]: v for k, v in tensors.items() if k.startswith("param/")}
         if params:
             with torch.no_grad():
@@ -740,6 +758,9 @@ class Trainer:
 
     def _print_header(self) -> None:
         cfg, m = self.cfg, self.model_cfg
+        precision = "bf16" if self.autocast_dtype else "fp32"
+        if cfg.bf16_params:
+            precision += ", bf16 params, fp32 master in the optimizer"
         rows = [
             ("train data pattern", cfg.train_data), ("val data pattern", cfg.val_data),
             ("output log dir", cfg.output_dir or "NULL"), ("micro batch size B", self.B),
@@ -753,7 +774,7 @@ class Trainer:
             ("max_sequence_length T", m.max_seq_len), ("vocab_size V", m.vocab_size),
             ("padded_vocab_size Vp", m.padded_vocab_size), ("num_parameters", f"{m.num_parameters():,}"),
             ("device", torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"),
-            ("precision", "bf16" if self.autocast_dtype else "fp32"), ("num_processes", self.info.world_size),
+            ("precision", precision), ("num_processes", self.info.world_size),
             ("zero_stage", cfg.zero_stage), ("recompute", cfg.recompute),
             ("fast path", "on" if self.fast else "off (plain PyTorch)"),
             ("deterministic", "on" if self.determinism["enabled"] else "off"),

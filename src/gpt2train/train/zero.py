@@ -16,7 +16,8 @@ parameter and gradient buffers. Rank r owns slice r of every bucket.
 
 The AdamW moments (and, under ``-w 0``, the bf16 parameters' stochastic-rounding updates) exist
 for this rank's shard only: optimizer-state memory per rank is 1/world of the replicated one. The
-fp32 parameters are the master weights; every rank needs them whole for its forward pass.
+fp32 parameters are the master weights; every rank needs them whole for its forward pass. With
+``--bf16-params 1`` the parameters are bf16 and the fp32 master copy is optimizer state: sharded too.
 
 gloo (CPU tests) takes the same path with all-reduce + slice in place of the reduce-scatter.
 """
@@ -79,13 +80,16 @@ class ZeroAdamW:
     process group (or with one rank) nothing is sharded and no collective runs, which is exact AdamW.
     ``reduce_dtype`` (fp32 or bf16) is the dtype fp32 gradients are averaged in; bf16 gradients
     (``-w 0``) are averaged in bf16. ``bucket_mb`` caps a bucket (a larger tensor gets its own).
-    bf16 parameters get :class:`~gpt2train.kernels.stochastic_round.BF16AdamW` on their shards.
+    bf16 parameters get :class:`~gpt2train.kernels.stochastic_round.BF16AdamW` on their shards, or with
+    ``bf16_master`` (``--bf16-params 1``) :class:`~gpt2train.kernels.master_adamw.MasterAdamW`, whose
+    fp32 master copy is then sharded like the moments (1/world per rank).
     """
 
     def __init__(self, model: nn.Module, lr: float, weight_decay: float, betas: tuple[float, float], eps: float,
                  reduce_dtype: torch.dtype = torch.float32, bucket_mb: float = DEFAULT_BUCKET_MB, seed: int = 42,
-                 group: dist.ProcessGroup | None = None):  # fmt: skip
+                 group: dist.ProcessGroup | None = None, bf16_master: bool = False):  # fmt: skip
         self.group = group
+        self.bf16_master = bf16_master
         distributed = dist.is_initialized()
         self.world = dist.get_world_size(group) if distributed else 1
         self.rank = dist.get_rank(group) if distributed else 0
@@ -137,9 +141,10 @@ class ZeroAdamW:
         groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
         groups = [g for g in groups if g["params"]]
         if self.buckets and self.buckets[0].param_flat.dtype == torch.bfloat16:
-            from gpt2train.kernels.stochastic_round import BF16AdamW
+            from gpt2train.train.optim import bf16_adamw
 
-            return BF16AdamW(groups, lr=lr, betas=betas, eps=eps, seed=seed)
+            # --bf16-params 1: the fp32 master copy is optimizer state, so it is sharded with the moments
+            return bf16_adamw(groups, lr, betas, eps, seed, master=self.bf16_master)
         cuda = self.buckets[0].param_flat.is_cuda
         # CPU: the single-tensor path, bit-reproducible and elementwise equal to -z 0's AdamW
         return torch.optim.AdamW(
@@ -152,7 +157,7 @@ class ZeroAdamW:
         return self.optim.param_groups
 
     def state_bytes(self) -> int:
-        """Bytes of optimizer state (moments) this rank holds."""
+        """Bytes of optimizer state (moments, and the master copy under --bf16-params 1) this rank holds."""
         return sum(t.numel() * t.element_size() for s in self.optim.state.values() for t in s.values()
                    if torch.is_tensor(t) and t.dim() > 0)  # fmt: skip
 

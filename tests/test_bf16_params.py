@@ -1,0 +1,102 @@
+"""--bf16-params 1 end to end on CPU: bf16 parameters, the fp32 master copy in the optimizer (MasterAdamW)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+import torch
+
+from gpt2train.formats.load import load_pretrained
+from gpt2train.train import checkpoint as ckpt
+from tests.helpers import run_cli, tiny_train_args
+
+BF16 = ["--bf16-params", "1", "--dtype", "bf16"]
+
+
+def _losses(run) -> dict:
+    rows = [json.loads(ln) for ln in open(os.path.join(run, "progress.jsonl"))]
+    return {(r["kind"], r["step"]): r.get("loss", r.get("val_loss")) for r in rows if r["kind"] in ("train", "val")}
+
+
+@pytest.fixture(scope="module")
+def bf16_run(tmp_path_factory, shakespeare_shards):
+    """8 steps with checkpoints at 4 and 8."""
+    run = tmp_path_factory.mktemp("bf16params") / "run"
+    args = tiny_train_args(shakespeare_shards, run, 8, [*BF16, "-n", "4", "-v", "4"])
+    code, _, _ = run_cli(args)
+    assert code == 0
+    return run, args
+
+
+def test_trains_with_bf16_params_and_master_in_the_state(bf16_run):
+    run, _ = bf16_run
+    losses = _losses(run)
+    train = [losses[("train", s)] for s in range(8)]
+    assert train[-1] < train[0] - 1.0, train
+    assert losses[("val", 8)] < losses[("val", 0)] - 1.0
+    assert json.load(open(run / "config.json"))["train"]["bf16_params"] == 1
+    # the model file holds the bf16 parameters; the state file the optimizer's fp32 masters and moments
+    _, sd = load_pretrained(ckpt.model_path(str(run), 8))
+    meta, tensors = ckpt.load_state(str(run / "state_00000008_00000.safetensors"))
+    masters = {k: t for k, t in tensors.items() if k.endswith("/master")}
+    assert len(masters) == sum(1 for k in tensors if k.endswith("/exp_avg")) > 0
+    assert all(t.dtype == torch.float32 for t in masters.values())
+    assert not any(k.startswith("param/") for k in tensors)  # the model file holds the bf16 params exactly
+    n_params = sum(t.numel() for t in sd.values() if t.dtype.is_floating_point)
+    assert sum(t.numel() for t in masters.values()) <= n_params
+    # each parameter is its master rounded to bf16 (the wte master, the largest, as the check)
+    wte = max(masters.values(), key=lambda t: t.numel())
+    assert any(torch.equal(wte.to(torch.bfloat16).reshape(-1), p.to(torch.bfloat16).reshape(-1))
+               for p in sd.values() if p.numel() == wte.numel())  # fmt: skip
+
+
+def test_resume_is_exact(bf16_run, tmp_path, capsys):
+    """8 steps in one go == 4 steps + resume from the step-4 checkpoint (-y 1): losses and final params."""
+    run, args = bf16_run
+    resumed = tmp_path / "resumed"
+    shutil.copytree(run, resumed)
+    for name in os.listdir(resumed):  # forget the step-8 checkpoint: resume from step 4
+        if "00000008" in name:
+            os.remove(resumed / name)
+    argv = [*args[: args.index("-o") + 1], resumed, *args[args.index("-o") + 2 :], "-y", "1"]
+    code, out, err = run_cli(argv, capsys)
+    assert code == 0, err
+    assert "resumed from checkpoint at step 4" in out and "warning" not in out
+    assert _losses(resumed) == _losses(run)  # full-precision losses, bit for bit
+    a = load_pretrained(ckpt.model_path(str(run), 8))[1]
+    b = load_pretrained(ckpt.model_path(str(resumed), 8))[1]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    _, ta = ckpt.load_state(str(run / "state_00000008_00000.safetensors"))
+    _, tb = ckpt.load_state(str(resumed / "state_00000008_00000.safetensors"))
+    assert all(torch.equal(ta[k], tb[k]) for k in ta if k.startswith("optim/"))
+
+    # resuming with the other layout is refused (the state holds masters, or does not)
+    code, _, err = run_cli([*argv[: argv.index("--bf16-params")], *argv[argv.index("--bf16-params") + 2 :]], capsys)
+    assert code != 0 and "--bf16-params" in err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    "extra, needle",
+    [
+        (["-w", "0", *BF16], "-w 0 --bf16-params 1: contradictory"),
+        (["--optimizer", "muon", *BF16], "--optimizer muon --bf16-params 1"),
+        (["--bf16-params", "1"], "needs bf16: add --dtype bf16"),
+        (["--bf16-params", "2"], "--bf16-params 2"),
+    ],
+)
+def test_bad_combinations_are_one_line_errors(tmp_path, shakespeare_shards, capsys, extra, needle):
+    code, _, err = run_cli(tiny_train_args(shakespeare_shards, tmp_path, 1, extra), capsys)
+    lines = err.strip().splitlines()
+    assert code != 0 and len(lines) == 1 and needle in lines[0], err
+
+
+def test_preflight_counts_the_master_in_the_state_file():
+    from gpt2train.train.preflight import checkpoint_bytes
+
+    for dtype in ("fp32", "bf16"):
+        plain = checkpoint_bytes(1000, dtype, True)
+        bp = checkpoint_bytes(1000, dtype, True, bf16_params=True)
+        assert bp["state"] - (1 << 20) == 1000 * 12 and bp["model"] == plain["model"]
