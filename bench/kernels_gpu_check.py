@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from gpt2train.kernels import cublaslt  # noqa: E402
 from gpt2train.kernels import stochastic_round as sr  # noqa: E402
+from gpt2train.kernels._triton import triton_available  # noqa: E402
 from gpt2train.kernels.fused_classifier import chunked_classifier_loss  # noqa: E402
 from gpt2train.kernels.gelu_linear import gelu_linear, gelu_linear_reference  # noqa: E402
 from gpt2train.kernels.gelu_mlp import STATS as GELU_MLP_STATS  # noqa: E402
@@ -470,7 +471,7 @@ def d12_param_shapes(small: bool):
 def check_adamw(args, dev):
     case = "small" if args.small else "d12 parameter shapes (124M)"
     hp = dict(lr=6e-4, beta1=0.9, beta2=0.95, eps=1e-8, weight_decay=0.1)
-    use_kernel = sr.triton_available() and (dev.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1")
+    use_kernel = triton_available() and (dev.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1")
     with guarded("adamw_bf16", case):
         g = torch.Generator().manual_seed(2)
         shapes = d12_param_shapes(args.small)
@@ -632,7 +633,7 @@ def main(argv=None) -> int:
         argv=sys.argv,
         allow_tf32=args.allow_tf32,
     )
-    if sr.triton_available():
+    if triton_available():
         import triton
 
         env["triton"] = triton.__version__

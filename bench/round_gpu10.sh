@@ -5,6 +5,8 @@
 source bench/device_env.sh
 timeout 90 python3 bench/kernels_gpu_check.py --checks adamw --reps 3 --out $R/kernels.json > $R/kernels.txt 2>&1
 tail -6 $R/kernels.txt; echo "[$SECONDS s]"
+timeout 90 python3 -m pytest -q tests/test_kernels_master_adamw.py > $R/master_adamw_tests.txt 2>&1  # compiled Triton
+tail -3 $R/master_adamw_tests.txt; echo "[$SECONDS s]"
 for run in d48:1 d48:0 d12:1 d12:0; do
   m=${run%:*}; bp=${run#*:}
   timeout 130 python3 bench/throughput.py --paths fast -e $m --steps 8 --warmup 3 --out $R/tp_${m}_bp$bp.json \

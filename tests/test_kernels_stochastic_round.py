@@ -14,6 +14,7 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 from gpt2train.kernels import stochastic_round as sr  # noqa: E402
+from gpt2train.kernels._triton import triton_available  # noqa: E402
 
 ULP_AT_1 = 2.0**-7  # bf16 spacing in [1, 2)
 
@@ -78,7 +79,7 @@ def test_reference_is_fp32_math_plus_rounding():
 
 
 def _skip_unless_interpreter():
-    if not sr.triton_available():
+    if not triton_available():
         pytest.skip("triton is not installed")
     import triton.language.random as tl_random
     from triton.runtime.interpreter import InterpretedFunction

@@ -11,6 +11,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from gpt2train.kernels._triton import triton_available
 from gpt2train.kernels.fused_classifier import DEFAULT_CHUNK_ROWS, chunked_classifier_loss
 from gpt2train.kernels.gelu_linear import GeluLinear, gelu_linear, gelu_linear_reference
 from gpt2train.kernels.gelu_mlp import GeluMLP, gelu_mlp, gelu_mlp_reference
@@ -20,7 +21,6 @@ from gpt2train.kernels.stochastic_round import (
     adamw_bf16_stochastic_,
     adamw_bf16_stochastic_reference,
     stochastic_round_to_bf16,
-    triton_available,
 )
 
 

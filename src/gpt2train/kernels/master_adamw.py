@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
-from itertools import chain
 
 import torch
 
-from gpt2train.kernels._triton import interpreting, triton_available
+from gpt2train.kernels._bf16_optim import BF16ParamAdamW, fp32_zeros
+from gpt2train.kernels._triton import interpreting
 
 
 def _hyper(lr: float, beta1: float, beta2: float, eps: float, weight_decay: float, step: int) -> dict:
@@ -201,18 +201,17 @@ def adamw_master_(
 # -- optimizer ------------------------------------------------------------------------------------
 
 
-class MasterAdamW(torch.optim.Optimizer):
+class MasterAdamW(BF16ParamAdamW):
     """AdamW for bf16 parameters with an fp32 master copy and fp32 moments in the optimizer state.
 
     ``state[p]`` holds ``step`` (int), ``master``, ``exp_avg`` and ``exp_avg_sq`` (fp32, p's shape);
     the master is made from the bf16 parameter at its first step. Parameters whose ``grad`` is None
     are skipped. ``state_dict``/``load_state_dict`` carry the master, so a resumed run continues
-    exactly.
-
-    ``use_triton``: None (default) uses the Triton kernel for CUDA parameters when Triton imports and
-    the plain reference otherwise; True forces the kernel (e.g. on CPU under ``TRITON_INTERPRET=1``);
-    False forces the reference.
+    exactly. ``use_triton``: as :class:`~gpt2train.kernels._bf16_optim.BF16ParamAdamW`.
     """
+
+    kernel = staticmethod(adamw_master_)
+    reference = staticmethod(adamw_master_reference)
 
     def __init__(
         self,
@@ -223,66 +222,17 @@ class MasterAdamW(torch.optim.Optimizer):
         weight_decay: float = 0.0,
         use_triton: bool | None = None,
     ):
-        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
-        super().__init__(params, defaults)
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.dtype != torch.bfloat16:
-                    raise TypeError(f"MasterAdamW updates bf16 parameters; got one of {p.dtype}")
-        self.use_triton = use_triton
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay), use_triton)
 
-    def _update_fn(self, p: torch.Tensor):
-        use = self.use_triton
-        if use is None:
-            use = p.is_cuda and triton_available()
-        return adamw_master_ if use else adamw_master_reference
+    def init_state(self, p: torch.Tensor) -> dict:
+        master = p.detach().to(torch.float32, memory_format=torch.contiguous_format)
+        return {"master": master, "exp_avg": fp32_zeros(p), "exp_avg_sq": fp32_zeros(p)}
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if p.grad.is_sparse:
-                    raise RuntimeError("MasterAdamW does not support sparse gradients")
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["master"] = p.detach().to(torch.float32, memory_format=torch.contiguous_format)
-                    state["exp_avg"] = torch.zeros(p.shape, dtype=torch.float32, device=p.device)
-                    state["exp_avg_sq"] = torch.zeros(p.shape, dtype=torch.float32, device=p.device)
-                state["step"] += 1
-                # a non-contiguous parameter is updated through a contiguous copy
-                target = p if p.is_contiguous() else torch.empty_like(p, memory_format=torch.contiguous_format)
-                self._update_fn(p)(
-                    target,
-                    p.grad.contiguous(),
-                    state["master"],
-                    state["exp_avg"],
-                    state["exp_avg_sq"],
-                    group["lr"],
-                    beta1,
-                    beta2,
-                    group["eps"],
-                    group["weight_decay"],
-                    state["step"],
-                )
-                if target is not p:
-                    p.copy_(target)
-        return loss
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        """As torch's, but keeps master and moments in fp32 (torch casts them to the bf16 param dtype)."""
-        state = state_dict["state"]
-        saved = {k: {n: t for n, t in s.items() if torch.is_tensor(t)} for k, s in state.items()}
-        super().load_state_dict(state_dict)
-        ids = chain.from_iterable(g["params"] for g in state_dict["param_groups"])
-        params = chain.from_iterable(g["params"] for g in self.param_groups)
-        for k, p in zip(ids, params):
-            for name, t in saved.get(k, {}).items():
-                self.state[p][name] = t.to(device=p.device, dtype=torch.float32, copy=True)
+    def update(self, p: torch.Tensor, group: dict, state: dict, index: int) -> None:
+        beta1, beta2 = group["betas"]
+        # a non-contiguous parameter is updated through a contiguous copy
+        target = p if p.is_contiguous() else torch.empty_like(p, memory_format=torch.contiguous_format)
+        self._update_fn(p)(target, p.grad.contiguous(), state["master"], state["exp_avg"], state["exp_avg_sq"],
+                           group["lr"], beta1, beta2, group["eps"], group["weight_decay"], state["step"])  # fmt: skip
+        if target is not p:
+            p.copy_(target)

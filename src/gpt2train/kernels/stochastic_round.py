@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
-from itertools import chain
 
 import torch
 
-from gpt2train.kernels._triton import interpreting, triton_available
+from gpt2train.kernels._bf16_optim import BF16ParamAdamW, fp32_zeros
+from gpt2train.kernels._triton import interpreting
 
 _MASK64 = (1 << 64) - 1
 
@@ -243,17 +243,18 @@ def adamw_bf16_stochastic_(
 # -- optimizer ------------------------------------------------------------------------------------
 
 
-class BF16AdamW(torch.optim.Optimizer):
+class BF16AdamW(BF16ParamAdamW):
     """AdamW for bf16 parameters with no fp32 master copy: fp32 moments, stochastic rounding.
 
     Each parameter's rounding is seeded by ``mix_seed(group["seed"], index)`` and its step, where
     index is the parameter's position across all groups, so results depend only on the seed and
     the step: deterministic, and exact across ``state_dict``/``load_state_dict``.
-
-    ``use_triton``: None (default) uses the Triton kernel for CUDA parameters when Triton imports
-    and the plain reference otherwise; True forces the kernel (e.g. on CPU under
-    ``TRITON_INTERPRET=1``); False forces the reference. The two use different random bits.
+    ``use_triton``: as :class:`~gpt2train.kernels._bf16_optim.BF16ParamAdamW` (the kernel and the
+    reference use different random bits).
     """
+
+    kernel = staticmethod(adamw_bf16_stochastic_)
+    reference = staticmethod(adamw_bf16_stochastic_reference)
 
     def __init__(
         self,
@@ -265,63 +266,12 @@ class BF16AdamW(torch.optim.Optimizer):
         seed: int = 42,
         use_triton: bool | None = None,
     ):
-        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, seed=seed)
-        super().__init__(params, defaults)
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.dtype != torch.bfloat16:
-                    raise TypeError(f"BF16AdamW updates bf16 parameters; got one of {p.dtype}")
-        self.use_triton = use_triton
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, seed=seed), use_triton)
 
-    def _update_fn(self, p: torch.Tensor):
-        use = self.use_triton
-        if use is None:
-            use = p.is_cuda and triton_available()
-        return adamw_bf16_stochastic_ if use else adamw_bf16_stochastic_reference
+    def init_state(self, p: torch.Tensor) -> dict:
+        return {"exp_avg": fp32_zeros(p), "exp_avg_sq": fp32_zeros(p)}
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        index = 0
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                i, index = index, index + 1
-                if p.grad is None:
-                    continue
-                if p.grad.is_sparse:
-                    raise RuntimeError("BF16AdamW does not support sparse gradients")
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros(p.shape, dtype=torch.float32, device=p.device)
-                    state["exp_avg_sq"] = torch.zeros(p.shape, dtype=torch.float32, device=p.device)
-                state["step"] += 1
-                self._update_fn(p)(
-                    p,
-                    p.grad.contiguous(),
-                    state["exp_avg"],
-                    state["exp_avg_sq"],
-                    group["lr"],
-                    beta1,
-                    beta2,
-                    group["eps"],
-                    group["weight_decay"],
-                    state["step"],
-                    mix_seed(group["seed"], i),
-                )
-        return loss
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        """As torch's, but keeps the moments in fp32 (torch casts them to the bf16 param dtype)."""
-        state = state_dict["state"]
-        saved = {k: {n: t for n, t in s.items() if torch.is_tensor(t)} for k, s in state.items()}
-        super().load_state_dict(state_dict)
-        ids = chain.from_iterable(g["params"] for g in state_dict["param_groups"])
-        params = chain.from_iterable(g["params"] for g in self.param_groups)
-        for k, p in zip(ids, params):
-            for name, t in saved.get(k, {}).items():
-                self.state[p][name] = t.to(device=p.device, dtype=torch.float32, copy=True)
+    def update(self, p: torch.Tensor, group: dict, state: dict, index: int) -> None:
+        beta1, beta2 = group["betas"]
+        self._update_fn(p)(p, p.grad.contiguous(), state["exp_avg"], state["exp_avg_sq"], group["lr"], beta1, beta2,
+                           group["eps"], group["weight_decay"], state["step"], mix_seed(group["seed"], index))  # fmt: skip
