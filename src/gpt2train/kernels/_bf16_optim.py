@@ -82,3 +82,17 @@ class BF16ParamAdamW(torch.optim.Optimizer):
 
 def fp32_zeros(p: torch.Tensor) -> torch.Tensor:
     return torch.zeros(p.shape, dtype=torch.float32, device=p.device)
+
+
+def check_update_args(param: torch.Tensor, grad: torch.Tensor, *state: torch.Tensor) -> None:
+    """The update kernels' contract: a bf16 ``param``, a bf16 or fp32 ``grad``, fp32 ``state`` tensors,
+    all contiguous and of one shape."""
+    if param.dtype != torch.bfloat16:
+        raise TypeError(f"param must be bf16, got {param.dtype}")
+    if not all(t.dtype == torch.float32 for t in state):
+        raise TypeError("the optimizer state tensors must be fp32")
+    if grad.dtype not in (torch.bfloat16, torch.float32):
+        raise TypeError(f"grad must be bf16 or fp32, got {grad.dtype}")
+    for t in (param, grad, *state):
+        if not t.is_contiguous() or t.shape != param.shape:
+            raise ValueError("param, grad and the optimizer state must be contiguous and of one shape")

@@ -26,7 +26,7 @@ from collections.abc import Iterable
 
 import torch
 
-from gpt2train.kernels._bf16_optim import BF16ParamAdamW, fp32_zeros
+from gpt2train.kernels._bf16_optim import BF16ParamAdamW, check_update_args, fp32_zeros
 from gpt2train.kernels._triton import interpreting
 
 
@@ -161,15 +161,7 @@ def adamw_master_(
     sqrt is correctly rounded, torch's vectorized CPU sqrt not always); the parameter is the master
     rounded to nearest.
     """
-    if param.dtype != torch.bfloat16:
-        raise TypeError(f"param must be bf16, got {param.dtype}")
-    if not all(t.dtype == torch.float32 for t in (master, exp_avg, exp_avg_sq)):
-        raise TypeError("master, exp_avg and exp_avg_sq must be fp32")
-    if grad.dtype not in (torch.bfloat16, torch.float32):
-        raise TypeError(f"grad must be bf16 or fp32, got {grad.dtype}")
-    for t in (param, grad, master, exp_avg, exp_avg_sq):
-        if not t.is_contiguous() or t.shape != param.shape:
-            raise ValueError("param, grad, master and moments must be contiguous and of one shape")
+    check_update_args(param, grad, master, exp_avg, exp_avg_sq)
     n = param.numel()
     if n == 0:
         return

@@ -27,7 +27,7 @@ from collections.abc import Iterable
 
 import torch
 
-from gpt2train.kernels._bf16_optim import BF16ParamAdamW, fp32_zeros
+from gpt2train.kernels._bf16_optim import BF16ParamAdamW, check_update_args, fp32_zeros
 from gpt2train.kernels._triton import interpreting
 
 _MASK64 = (1 << 64) - 1
@@ -204,15 +204,7 @@ def adamw_bf16_stochastic_(
     ``mix_seed(seed, step)`` and the element index (not the reference's torch bits).
     Runs on CUDA, or on CPU tensors under ``TRITON_INTERPRET=1``.
     """
-    if param.dtype != torch.bfloat16:
-        raise TypeError(f"param must be bf16, got {param.dtype}")
-    if exp_avg.dtype != torch.float32 or exp_avg_sq.dtype != torch.float32:
-        raise TypeError("exp_avg and exp_avg_sq must be fp32")
-    if grad.dtype not in (torch.bfloat16, torch.float32):
-        raise TypeError(f"grad must be bf16 or fp32, got {grad.dtype}")
-    for t in (param, grad, exp_avg, exp_avg_sq):
-        if not t.is_contiguous() or t.shape != param.shape:
-            raise ValueError("param, grad and moments must be contiguous and of one shape")
+    check_update_args(param, grad, exp_avg, exp_avg_sq)
     n = param.numel()
     if n == 0:
         return
