@@ -185,6 +185,8 @@ class Trainer:
                             "keeps it in the optimizer): drop one")  # fmt: skip
         if cfg.bf16_params and recipe.levers(cfg)["optimizer"] == "muon":
             raise UserError("--optimizer muon --bf16-params 1: Muon updates fp32 parameters; drop --bf16-params")
+        if cfg.gelu_fusion not in (-1, 0, 1, 2):
+            raise UserError(f"-ge {cfg.gelu_fusion}: use 0 (off), 1 (forward), 2 (forward and backward) or -1 (auto)")
         if cfg.recompute not in (0, 1, 2):
             raise UserError(f"-r {cfg.recompute}: use 0 (none), 1 (GELU) or 2 (GELU and LayerNorm)")
         if cfg.on_max_skips not in ("stop", "rollback"):
