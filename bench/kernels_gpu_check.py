@@ -39,6 +39,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from gpt2train.kernels import cublaslt  # noqa: E402
+from gpt2train.kernels import master_adamw as ma  # noqa: E402
 from gpt2train.kernels import stochastic_round as sr  # noqa: E402
 from gpt2train.kernels._triton import triton_available  # noqa: E402
 from gpt2train.kernels.fused_classifier import chunked_classifier_loss  # noqa: E402
@@ -46,6 +47,7 @@ from gpt2train.kernels.gelu_linear import gelu_linear, gelu_linear_reference  # 
 from gpt2train.kernels.gelu_mlp import STATS as GELU_MLP_STATS  # noqa: E402
 from gpt2train.kernels.gelu_mlp import gelu_mlp, gelu_mlp_reference  # noqa: E402
 from gpt2train.model import plain_classifier_loss  # noqa: E402
+from gpt2train.train.optim import flatten_parameters_  # noqa: E402
 
 ROWS: list[dict] = []
 FAILURES: list[str] = []
@@ -556,6 +558,78 @@ def check_adamw(args, dev):
                 del opt, ps
 
 
+def check_adamw_master(args, dev):
+    """MasterAdamW (--bf16-params 1): the Triton kernel against the plain reference on the same device,
+    then one optimizer step over d12's parameters timed against torch's fused AdamW on fp32 parameters."""
+    case = "small" if args.small else "d12 parameter shapes (124M)"
+    hp = dict(lr=6e-4, beta1=0.9, beta2=0.95, eps=1e-8, weight_decay=0.1)
+    use_kernel = triton_available() and (dev.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1")
+    with guarded("adamw_master", case):
+        g = torch.Generator().manual_seed(3)
+        shapes = d12_param_shapes(args.small)
+        params = [torch.randn(s, generator=g).mul_(0.02).to(dev, torch.bfloat16) for s in shapes]
+        grads = [torch.randn(s, generator=g).mul_(1e-3).to(dev, torch.bfloat16) for s in shapes]
+        n_params = sum(p.numel() for p in params)
+        if use_kernel:
+            worst_m = worst_v = worst_w_ulps = 0.0
+            not_rne = 0
+            for p, gr in zip(params, grads):
+                state = [
+                    p.float(),
+                    torch.randn(p.shape, device=dev).mul_(1e-4),
+                    torch.rand(p.shape, device=dev).mul_(1e-7),
+                ]
+                ref_state = [t.clone() for t in state]
+                ref_p, pk = p.clone(), p.clone()
+                ma.adamw_master_reference(ref_p, gr, *ref_state, step=10, **hp)
+                ma.adamw_master_(pk, gr, *state, step=10, **hp)
+                # in fp32 ulps of the operands (the master before and the step), not of the result: where the
+                # two nearly cancel, a last-bit difference is many ulps of the small result
+                w0 = p.float()
+                allowance = 2.0**-23 * (w0.abs() + (ref_state[0] - w0).abs())
+                worst_w_ulps = max(worst_w_ulps, ((state[0] - ref_state[0]).abs() / allowance).max().item())
+                worst_m = max(worst_m, rel_err(state[1], ref_state[1]))
+                worst_v = max(worst_v, rel_err(state[2], ref_state[2]))
+                not_rne += int((pk != state[0].to(torch.bfloat16)).sum())  # the write-back rounds to nearest
+            # GPU torch and the kernel may contract multiply-adds differently: a few ulps, not bit equality
+            ok = worst_m < 1e-6 and worst_v < 1e-6 and worst_w_ulps <= 4 and not_rne == 0
+            record("adamw_master", case, "triton vs reference math", ok=ok, err_exp_avg=worst_m,
+                   err_exp_avg_sq=worst_v, master_ulps=worst_w_ulps, param_not_rne=not_rne)  # fmt: skip
+        else:
+            record("adamw_master", case, "triton kernel", ok=None, note="skipped: needs CUDA or TRITON_INTERPRET=1")
+
+        def make_opt(kind):
+            if kind.startswith("torch fused"):
+                ps = [torch.nn.Parameter(p.float()) for p in params]
+                for p, gr in zip(ps, grads):
+                    p.grad = gr.float()
+                return torch.optim.AdamW(ps, lr=6e-4, betas=(0.9, 0.95), weight_decay=0.1,
+                                         fused=dev.type == "cuda"), ps  # fmt: skip
+            ps = [torch.nn.Parameter(p.clone()) for p in params]
+            if kind.endswith("flattened"):  # one buffer (what the trainer does in one process): one launch
+                flatten_parameters_(ps)
+            for p, gr in zip(ps, grads):
+                p.grad = gr.clone() if p.grad is None else p.grad.copy_(gr)
+            return ma.MasterAdamW(ps, lr=6e-4, weight_decay=0.1, use_triton=kind.startswith("MasterAdamW triton")), ps
+
+        kinds = ["MasterAdamW reference", "torch fused AdamW, fp32 params and grads"]
+        if use_kernel:
+            kinds[:0] = ["MasterAdamW triton", "MasterAdamW triton, flattened"]
+        for kind in kinds:
+            with guarded("adamw_master", case + " " + kind):
+                opt, ps = make_opt(kind)
+                opt.step()
+                ms = time_ms(opt.step, dev, args.reps, warmup=1)
+                state_bytes = sum(
+                    t.numel() * t.element_size() for s in opt.state.values() for t in s.values() if torch.is_tensor(t)
+                )
+                grad_bytes = sum(p.grad.numel() * p.grad.element_size() for p in ps)
+                param_bytes = sum(p.numel() * p.element_size() for p in ps)
+                record("adamw_master", case, kind, ms=ms, n_params=n_params,
+                       bytes_per_param=(state_bytes + param_bytes + grad_bytes) / n_params)  # fmt: skip
+                del opt, ps
+
+
 # -- main -----------------------------------------------------------------------------------------
 
 
@@ -649,6 +723,7 @@ def main(argv=None) -> int:
         check_gelu_mlp(args, dev)
     if "adamw" in checks:
         check_adamw(args, dev)
+        check_adamw_master(args, dev)
     env["total_s"] = time.perf_counter() - t0
     Path(args.out).write_text(json.dumps(dict(env=env, rows=ROWS, failures=FAILURES), indent=1))
     print_table()

@@ -41,6 +41,29 @@ def category(name: str) -> str:
     return "other"
 
 
+def idle_gaps(kernels: list[tuple[float, float, str]], host_ops: list[tuple[float, float, str]], top: int) -> list[str]:
+    """The ``top`` longest stretches with no kernel running (kernels sorted by start, times in us), each
+    with the kernels around it and the host ops that were running at its middle: what kept the GPU waiting."""
+    gaps, end, before = [], None, None
+    for s, e, name in kernels:
+        if end is not None and s > end:
+            gaps.append((s - end, end, before, name))
+        if end is None or e > end:
+            end, before = e, name
+    t0 = kernels[0][0] if kernels else 0.0
+    out = []
+    for dur, start, before, after in sorted(gaps, reverse=True)[:top]:
+        mid = start + dur / 2
+        running = sorted((e - s, n) for s, e, n in host_ops if s <= mid <= e)
+        shown = running if len(running) <= 4 else running[:2] + running[-2:]  # innermost two, outermost two
+        names = " > ".join(n[:60] for _, n in reversed(shown))
+        out.append(
+            f"- {dur / 1000:.2f} ms at +{(start - t0) / 1000:.1f} ms, after {before[:50]}, before {after[:50]}"
+            f" | host: {names or '-'}"
+        )
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     train_argv: list[str] = []
@@ -52,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--steps", type=int, default=1)
     p.add_argument("--top", type=int, default=40)
+    p.add_argument("--gaps", type=int, default=10, help="how many of the largest idle gaps to list")
     args = p.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
 
@@ -82,17 +106,21 @@ def main(argv: list[str] | None = None) -> int:
     trainer.train_batches.close()
 
     by_kernel: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
-    intervals = []
+    intervals, host_ops = [], []
     for evt in prof.events():
+        if evt.name.startswith("Optimizer."):  # a range the profiler marks on the GPU timeline, not a kernel
+            continue
         if evt.device_type != torch.autograd.DeviceType.CUDA:
+            host_ops.append((evt.time_range.start, evt.time_range.end, evt.name))
             continue
         dur = evt.time_range.end - evt.time_range.start  # us
         by_kernel[evt.name][0] += dur / 1000 / args.steps
         by_kernel[evt.name][1] += 1
-        intervals.append((evt.time_range.start, evt.time_range.end))
+        intervals.append((evt.time_range.start, evt.time_range.end, evt.name))
     intervals.sort()
+    gap_lines = idle_gaps(intervals, host_ops, args.gaps)
     busy, cur_s, cur_e = 0.0, None, None  # union of kernel intervals (streams may overlap)
-    for s, e in intervals:
+    for s, e, _ in intervals:
         if cur_e is None or s > cur_e:
             if cur_e is not None:
                 busy += cur_e - cur_s
@@ -123,6 +151,11 @@ def main(argv: list[str] | None = None) -> int:
     top = sorted(by_kernel.items(), key=lambda kv: -kv[1][0])[: args.top]
     for name, (ms, n) in top:
         lines.append(f"| {name[:110]} | {category(name)} | {ms:.2f} | {n / args.steps:.0f} |")
+    lines += [
+        "",
+        f"largest GPU idle gaps (of {args.steps} step(s); host ops running then, outermost first):",
+        *gap_lines,
+    ]
     text = "\n".join(lines)
     print(text)
     with open(os.path.join(args.out, "profile.txt"), "w") as f:

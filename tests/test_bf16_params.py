@@ -74,8 +74,21 @@ def test_resume_is_exact(bf16_run, tmp_path, capsys):
     assert all(torch.equal(ta[k], tb[k]) for k in ta if k.startswith("optim/"))
 
     # resuming with the other layout is refused (the state holds masters, or does not)
-    code, _, err = run_cli([*argv[: argv.index("--bf16-params")], *argv[argv.index("--bf16-params") + 2 :]], capsys)
+    i = argv.index("--bf16-params")
+    code, _, err = run_cli([*argv[:i], "--bf16-params", "0", *argv[i + 2 :]], capsys)
     assert code != 0 and "--bf16-params" in err.strip().splitlines()[-1]
+    # the default (-1, auto) resumes with the checkpoint's layout, here on CPU where a new run would take 0
+    again = tmp_path / "again"
+    shutil.copytree(resumed, again)
+    for name in os.listdir(again):
+        if "00000008" in name:
+            os.remove(again / name)
+    auto = [*argv[:i], *argv[i + 2 :]]
+    auto[auto.index("-o") + 1] = again
+    code, out, err = run_cli(auto, capsys)
+    assert code == 0, err
+    assert json.load(open(again / "config.json"))["train"]["bf16_params"] == 1
+    assert _losses(again) == _losses(run)
 
 
 @pytest.mark.parametrize(
@@ -100,3 +113,32 @@ def test_preflight_counts_the_master_in_the_state_file():
         plain = checkpoint_bytes(1000, dtype, True)
         bp = checkpoint_bytes(1000, dtype, True, bf16_params=True)
         assert bp["state"] - (1 << 20) == 1000 * 12 and bp["model"] == plain["model"]
+
+
+@pytest.mark.parametrize(
+    "fast, world, overrides, expect",
+    [
+        (True, 1, {}, 1),  # one process on the CUDA fast path: llm.c's layout
+        (False, 1, {}, 0),  # the plain path (and the CPU) keep fp32 parameters
+        (True, 2, {}, 0),  # DDP and ZeRO-1 keep their gradient buckets
+        (True, 1, {"master_weights": 0}, 0),  # -w 0: bf16 parameters without any master copy
+        (True, 1, {"optimizer": "muon"}, 0),
+    ],
+)
+def test_auto_bf16_params(fast, world, overrides, expect):
+    from gpt2train.config import TrainConfig
+    from gpt2train.train.distributed import DistInfo
+    from gpt2train.train.trainer import Trainer
+
+    cfg = TrainConfig(**overrides)
+    assert cfg.bf16_params == -1  # the default
+    trainer = Trainer(cfg, DistInfo(0, world, 0, torch.device("cpu")))
+    trainer.fast, trainer.autocast_dtype, trainer.resume_step = fast, torch.bfloat16, None
+    assert trainer._auto_bf16_params() == expect
+
+
+def test_new_cpu_run_records_the_resolved_setting(tmp_path, shakespeare_shards):
+    run = tmp_path / "run"
+    code, _, err = run_cli(tiny_train_args(shakespeare_shards, run, 1))
+    assert code == 0, err
+    assert json.load(open(run / "config.json"))["train"]["bf16_params"] == 0

@@ -166,7 +166,9 @@ class TrainConfig:
     overfit_single_batch: int = 0  # -a
     tf32: int = 1  # -f
     master_weights: int = 1  # -w
-    bf16_params: int = 0  # 1: bf16 parameters, the fp32 master copy in the optimizer (llm.c's -w 1); needs -w 1
+    # 1: bf16 parameters, the fp32 master copy in the optimizer (llm.c's -w 1); -1 (auto): 1 for one process on
+    # the CUDA fast path with -w 1, bf16 and AdamW, a resumed run's checkpoint setting, else 0
+    bf16_params: int = -1
     gelu_fusion: int = -1  # -ge: 0 off, 1 GELU in the c_fc matmul epilogue, 2 also backward; -1: 2 on the fast path
     zero_stage: int = 0  # -z
     grad_reduce_dtype: str = "fp32"  # dtype gradients are averaged over processes in: fp32 | bf16 (half the bytes)

@@ -369,7 +369,7 @@ def make_plan(
     master_weights: int = 1,
     layout: str = DEFAULT_LAYOUT,
     recipe: str = "classic",
-    bf16_params: int = 0,
+    bf16_params: int = -1,
 ) -> dict:
     """Everything ``gpt2train plan`` prints, as one JSON-ready dict.
 
@@ -392,6 +392,8 @@ def make_plan(
         raise UserError(f"--tokens {tokens}: must be positive")
     if recipe not in RECIPES:
         raise UserError(f"--recipe {recipe}: use one of {', '.join(RECIPES)}")
+    if bf16_params == -1:  # as the trainer's default: on for one GPU with -w 1 and AdamW (the classic recipe)
+        bf16_params = int(gpus == 1 and master_weights == 1 and recipe == "classic")
     classic_tokens = tokens
     if recipe == "modern":
         tokens = round(tokens * MODERN_TOKEN_RATIO)

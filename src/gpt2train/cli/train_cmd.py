@@ -91,7 +91,8 @@ _FLAGS = [
         "--bf16-params",
         "bf16_params",
         int,
-        "1: bf16 parameters with the fp32 master copy in the optimizer (llm.c's -w 1 layout); needs -w 1",
+        "1: bf16 parameters with the fp32 master copy in the optimizer (llm.c's -w 1 layout); needs -w 1; "
+        "-1 (default): 1 for one process on the CUDA fast path with -w 1, bf16 and AdamW",
     ),
     (
         "-ge",

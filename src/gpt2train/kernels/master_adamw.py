@@ -103,7 +103,7 @@ def _kernel(interpret: bool):
         LERP_LOW: tl.constexpr,
         BLOCK: tl.constexpr,
     ):
-        offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+        offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)  # a run can pass 2**31 elements
         mask = offs < n_elements
         if GRAD_BF16:  # bf16 -> fp32 is a 16-bit shift of the bit pattern
             g_bits = tl.load(g_ptr + offs, mask=mask, other=0).to(tl.uint16, bitcast=True).to(tl.uint32)
@@ -220,11 +220,7 @@ class MasterAdamW(BF16ParamAdamW):
         master = p.detach().to(torch.float32, memory_format=torch.contiguous_format)
         return {"master": master, "exp_avg": fp32_zeros(p), "exp_avg_sq": fp32_zeros(p)}
 
-    def update(self, p: torch.Tensor, group: dict, state: dict, index: int) -> None:
+    def update(self, p: torch.Tensor, grad: torch.Tensor, state: dict, step: int, group: dict, index: int) -> None:
         beta1, beta2 = group["betas"]
-        # a non-contiguous parameter is updated through a contiguous copy
-        target = p if p.is_contiguous() else torch.empty_like(p, memory_format=torch.contiguous_format)
-        self._update_fn(p)(target, p.grad.contiguous(), state["master"], state["exp_avg"], state["exp_avg_sq"],
-                           group["lr"], beta1, beta2, group["eps"], group["weight_decay"], state["step"])  # fmt: skip
-        if target is not p:
-            p.copy_(target)
+        self._update_fn(p)(p, grad, state["master"], state["exp_avg"], state["exp_avg_sq"], group["lr"], beta1, beta2,
+                           group["eps"], group["weight_decay"], step)  # fmt: skip

@@ -153,7 +153,8 @@ def _kernel(interpret: bool):
         GRAD_BF16: tl.constexpr,
         BLOCK: tl.constexpr,
     ):
-        offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+        # 64-bit offsets: a flattened model's run can pass 2**31 elements
+        offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
         mask = offs < n_elements
         # bf16 -> fp32 is a 16-bit shift of the bit pattern
         p_bits = tl.load(p_ptr + offs, mask=mask, other=0).to(tl.uint16, bitcast=True).to(tl.uint32)
@@ -172,7 +173,7 @@ def _kernel(interpret: bool):
         # correctly rounded sqrt and division, as torch does, so the fp32 math matches the reference
         upd = tl.div_rn(m_hat, tl.sqrt_rn(v_hat) + eps) + weight_decay * p
         new = p - lr * upd
-        rand16 = tl.randint(seed, offs) & 0xFFFF
+        rand16 = tl.randint(seed, offs.to(tl.int32)) & 0xFFFF  # the bits of 32-bit offsets
         new_bits = new.to(tl.uint32, bitcast=True)
         finite = (new_bits & 0x7F800000) != 0x7F800000
         rounded = tl.where(finite, new_bits + rand16, new_bits) >> 16
@@ -238,9 +239,10 @@ def adamw_bf16_stochastic_(
 class BF16AdamW(BF16ParamAdamW):
     """AdamW for bf16 parameters with no fp32 master copy: fp32 moments, stochastic rounding.
 
-    Each parameter's rounding is seeded by ``mix_seed(group["seed"], index)`` and its step, where
-    index is the parameter's position across all groups, so results depend only on the seed and
-    the step: deterministic, and exact across ``state_dict``/``load_state_dict``.
+    Each update call's rounding is seeded by ``mix_seed(group["seed"], index)`` and its step, where
+    index is the position across all groups of the parameter it starts at (a call covers a run of
+    parameters laid out back to back, see the base class), so results depend only on the seed, the
+    step and the layout: deterministic, and exact across ``state_dict``/``load_state_dict``.
     ``use_triton``: as :class:`~gpt2train.kernels._bf16_optim.BF16ParamAdamW` (the kernel and the
     reference use different random bits).
     """
@@ -263,7 +265,7 @@ class BF16AdamW(BF16ParamAdamW):
     def init_state(self, p: torch.Tensor) -> dict:
         return {"exp_avg": fp32_zeros(p), "exp_avg_sq": fp32_zeros(p)}
 
-    def update(self, p: torch.Tensor, group: dict, state: dict, index: int) -> None:
+    def update(self, p: torch.Tensor, grad: torch.Tensor, state: dict, step: int, group: dict, index: int) -> None:
         beta1, beta2 = group["betas"]
-        self._update_fn(p)(p, p.grad.contiguous(), state["exp_avg"], state["exp_avg_sq"], group["lr"], beta1, beta2,
-                           group["eps"], group["weight_decay"], state["step"], mix_seed(group["seed"], index))  # fmt: skip
+        self._update_fn(p)(p, grad, state["exp_avg"], state["exp_avg_sq"], group["lr"], beta1, beta2, group["eps"],
+                           group["weight_decay"], step, mix_seed(group["seed"], index))  # fmt: skip

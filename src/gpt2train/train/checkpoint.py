@@ -131,7 +131,8 @@ def _flatten_optimizer(optimizer) -> tuple[dict[str, torch.Tensor], dict]:
     for idx, pstate in sd["state"].items():
         for key, value in pstate.items():
             if torch.is_tensor(value):
-                tensors[f"optim/{idx}/{key}"] = value.detach().to("cpu").contiguous()
+                # a copy: state tensors can be views of one buffer, which safetensors refuses to share
+                tensors[f"optim/{idx}/{key}"] = value.detach().to("cpu", copy=True).contiguous()
             else:
                 state_meta.setdefault(str(idx), {})[key] = value
     groups = [{k: v for k, v in g.items()} for g in sd["param_groups"]]
@@ -156,7 +157,7 @@ def save_state(path: str, optimizer, meta: dict, params: dict[str, torch.Tensor]
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         tensors["rng/cuda"] = torch.cuda.get_rng_state()
     for name, p in (params or {}).items():
-        tensors[f"param/{name}"] = p.detach().to("cpu").contiguous()
+        tensors[f"param/{name}"] = p.detach().to("cpu", copy=True).contiguous()
     full_meta = {**meta, "optimizer": opt_meta}
     tmp = path + ".tmp"
     try:
@@ -174,16 +175,27 @@ def save_state(path: str, optimizer, meta: dict, params: dict[str, torch.Tensor]
         raise write_failed(path, e) from None
 
 
+def read_state_meta(path: str) -> dict:
+    """The metadata of a state file, without reading its tensors; a damaged file is a UserError naming it."""
+    try:
+        with safe_open(path, framework="pt") as f:
+            return json.loads(f.metadata()["meta"])
+    except (SafetensorError, OSError, KeyError, ValueError) as e:
+        raise _unreadable_state(path, e) from None
+
+
+def _unreadable_state(path: str, e: Exception) -> UserError:
+    return UserError(f"checkpoint state {path} is unreadable or corrupt ({e}); delete that step's DONE file "
+                     "to resume from the one before")  # fmt: skip
+
+
 def load_state(path: str) -> tuple[dict, dict[str, torch.Tensor]]:
     """(meta, tensors) of a state file; a damaged file is a UserError naming it."""
     try:
         tensors = load_file(path)
-        with safe_open(path, framework="pt") as f:
-            meta = json.loads(f.metadata()["meta"])
-    except (SafetensorError, OSError, KeyError, ValueError) as e:
-        raise UserError(f"checkpoint state {path} is unreadable or corrupt ({e}); delete that step's DONE file "
-                        "to resume from the one before") from None  # fmt: skip
-    return meta, tensors
+    except (SafetensorError, OSError, ValueError) as e:
+        raise _unreadable_state(path, e) from None
+    return read_state_meta(path), tensors
 
 
 def restore_optimizer(optimizer, meta: dict, tensors: dict[str, torch.Tensor]) -> None:

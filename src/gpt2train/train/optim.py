@@ -31,21 +31,47 @@ def bf16_adamw(groups: list[dict], lr: float, betas: tuple[float, float], eps: f
 
 
 def build_optimizer(model: nn.Module, lr: float, weight_decay: float, betas: tuple[float, float], eps: float,
-                    device_type: str, seed: int = 42, bf16_master: bool = False) -> torch.optim.Optimizer:  # fmt: skip
+                    device_type: str, seed: int = 42, bf16_master: bool = False,
+                    flat: bool = False) -> torch.optim.Optimizer:  # fmt: skip
     """AdamW (fused on CUDA), replicated on every rank (-z 1 uses zero.ZeroAdamW instead).
 
     bf16 parameters get :func:`bf16_adamw`'s choice: with ``bf16_master`` (``--bf16-params 1``) the fp32
-    master copy lives in the optimizer; without it (``-w 0``) there is none (stochastic rounding).
+    master copy lives in the optimizer; without it (``-w 0``) there is none (stochastic rounding). With
+    ``flat`` (one process: DDP keeps gradients in its own buckets) their parameters and gradients are
+    first moved into one buffer each, in group order, so a step is two kernel launches.
     """
     groups = param_groups(model, weight_decay)
     if any(p.dtype == torch.bfloat16 for p in model.parameters()):
-        return bf16_adamw(groups, lr, betas, eps, seed, master=bf16_master)
+        grad_buffer = flatten_parameters_([p for g in groups for p in g["params"]])[1] if flat else None
+        optimizer = bf16_adamw(groups, lr, betas, eps, seed, master=bf16_master)
+        if grad_buffer is not None:
+            optimizer.grad_buffers = [grad_buffer]
+        return optimizer
     kwargs = dict(lr=lr, betas=betas, eps=eps)
     if device_type == "cuda":
         kwargs["fused"] = True
     else:
         kwargs["foreach"] = False  # the single-tensor path: bit-reproducible on CPU
     return torch.optim.AdamW(groups, **kwargs)
+
+
+@torch.no_grad()
+def flatten_parameters_(params: list[torch.Tensor], numel: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Move ``params`` into one flat buffer, in order, and give each a ``.grad`` that is a view into a
+    second (zeroed) one: autograd then accumulates every gradient in place into that buffer. Returns
+    (parameter buffer, gradient buffer); ``numel`` pads both (ZeRO-1 shards evenly)."""
+    total = sum(p.numel() for p in params)
+    like = params[0]
+    param_flat = torch.zeros(max(total, numel or 0), dtype=like.dtype, device=like.device)
+    grad_flat = torch.zeros_like(param_flat)
+    offset = 0
+    for p in params:
+        n = p.numel()
+        param_flat[offset : offset + n].copy_(p.data.reshape(-1))
+        p.data = param_flat[offset : offset + n].view_as(p)
+        p.grad = grad_flat[offset : offset + n].view_as(p)
+        offset += n
+    return param_flat, grad_flat
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

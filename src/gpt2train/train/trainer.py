@@ -178,12 +178,12 @@ class Trainer:
                             "max-autotune or reduce-overhead")  # fmt: skip
         if cfg.grad_reduce_dtype not in ("fp32", "bf16"):
             raise UserError(f"--grad-reduce-dtype {cfg.grad_reduce_dtype!r}: use fp32 or bf16")
-        if cfg.bf16_params not in (0, 1):
-            raise UserError(f"--bf16-params {cfg.bf16_params}: use 0 or 1")
-        if cfg.bf16_params and not cfg.master_weights:
+        if cfg.bf16_params not in (-1, 0, 1):
+            raise UserError(f"--bf16-params {cfg.bf16_params}: use 0, 1 or -1 (auto)")
+        if cfg.bf16_params == 1 and not cfg.master_weights:
             raise UserError("-w 0 --bf16-params 1: contradictory (-w 0 keeps no fp32 master copy; --bf16-params 1 "
                             "keeps it in the optimizer): drop one")  # fmt: skip
-        if cfg.bf16_params and recipe.levers(cfg)["optimizer"] == "muon":
+        if cfg.bf16_params == 1 and recipe.levers(cfg)["optimizer"] == "muon":
             raise UserError("--optimizer muon --bf16-params 1: Muon updates fp32 parameters; drop --bf16-params")
         if cfg.gelu_fusion not in (-1, 0, 1, 2):
             raise UserError(f"-ge {cfg.gelu_fusion}: use 0 (off), 1 (forward), 2 (forward and backward) or -1 (auto)")
@@ -211,6 +211,8 @@ class Trainer:
         # model, precision, fast paths
         model = build_any_model(self.model_cfg, cfg.seed) if weights is None else self._from_weights(weights)
         self.autocast_dtype = self._compute_dtype()
+        if cfg.bf16_params == -1:  # resolved once here; config.json and the checkpoints record the outcome
+            cfg.bf16_params = self._auto_bf16_params()
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = bool(cfg.tf32)
             torch.backends.cudnn.allow_tf32 = bool(cfg.tf32)
@@ -285,7 +287,8 @@ class Trainer:
             else:
                 self.optimizer = build_optimizer(self.raw_model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2),
                                                  cfg.eps, self.device.type, seed=cfg.seed,
-                                                 bf16_master=bool(cfg.bf16_params))  # fmt: skip
+                                                 bf16_master=bool(cfg.bf16_params),
+                                                 flat=not info.enabled)  # fmt: skip
         self.loss_detector = OutlierDetector(cfg.outlier_window)
         self.grad_detector = OutlierDetector(cfg.outlier_window)
         self.faults = Faults(info.rank)
@@ -345,6 +348,20 @@ class Trainer:
         if dtype not in ("bf16", "fp32"):
             raise UserError(f"--dtype {dtype!r}: use auto, bf16 or fp32")
         return torch.bfloat16 if dtype == "bf16" else None
+
+    def _auto_bf16_params(self) -> int:
+        """``--bf16-params -1``: a resumed run keeps its checkpoint's layout; a new one takes llm.c's (bf16
+        parameters, fp32 master in the optimizer: faster and smaller, BENCHMARKS.md) in one process on the
+        fast path with -w 1, bf16 and AdamW. Several processes keep fp32 parameters: DDP and ZeRO-1 hold
+        the gradients in buckets that the flat one-launch update does not cover yet."""
+        cfg = self.cfg
+        if self.resume_step is not None:
+            path = ckpt.state_file_for(cfg.output_dir, self.resume_step, self.info.rank, self.info.world_size,
+                                       cfg.zero_stage)  # fmt: skip
+            return int(ckpt.read_state_meta(path)["config"].get("bf16_params", 0))
+        on = (self.fast and not self.info.enabled and cfg.master_weights == 1
+              and self.autocast_dtype == torch.bfloat16 and recipe.levers(cfg)["optimizer"] == "adamw")  # fmt: skip
+        return int(on)
 
     def _use_compile(self) -> bool:
         return self.cfg.compile == 1 or (self.cfg.compile == -1 and self.fast)

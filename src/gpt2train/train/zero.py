@@ -31,6 +31,8 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
+from gpt2train.train.optim import bf16_adamw, flatten_parameters_
+
 # torch 2.13 renamed the flat collectives; 2.11 (the GPU box) has only the old names
 _reduce_scatter = getattr(dist, "reduce_scatter_single", None) or dist.reduce_scatter_tensor
 _all_gather = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
@@ -114,13 +116,7 @@ class ZeroAdamW:
             total += p.numel()
         padded = -(-total // self.world) * self.world
         like = params[0]
-        param_flat = torch.zeros(padded, dtype=like.dtype, device=like.device)
-        grad_flat = torch.zeros_like(param_flat)
-        for p, o in zip(params, offsets):
-            param_flat[o : o + p.numel()].copy_(p.data.reshape(-1))
-            p.data = param_flat[o : o + p.numel()].view_as(p)
-            # autograd accumulates into an existing .grad in place, so every micro-step lands in grad_flat
-            p.grad = grad_flat[o : o + p.numel()].view_as(p)
+        param_flat, grad_flat = flatten_parameters_(params, numel=padded)
         shard_grad = grad_flat if self.world == 1 else torch.zeros(padded // self.world, dtype=like.dtype,
                                                                    device=like.device)  # fmt: skip
         return _Bucket(params, offsets, param_flat, grad_flat, shard_grad)
@@ -141,8 +137,6 @@ class ZeroAdamW:
         groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
         groups = [g for g in groups if g["params"]]
         if self.buckets and self.buckets[0].param_flat.dtype == torch.bfloat16:
-            from gpt2train.train.optim import bf16_adamw
-
             # --bf16-params 1: the fp32 master copy is optimizer state, so it is sharded with the moments
             return bf16_adamw(groups, lr, betas, eps, seed, master=self.bf16_master)
         cuda = self.buckets[0].param_flat.is_cuda
