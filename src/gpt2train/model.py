@@ -59,7 +59,11 @@ class MLP(nn.Module):
             return gelu_mlp(x, self.c_fc.weight, self.c_fc.bias, self.c_proj.weight, self.c_proj.bias, backward)
         h = self.c_fc(x)
         if self.recompute_gelu and torch.is_grad_enabled():
-            # llm.c's -r 1: keep only the pre-GELU activation; backward recomputes GELU (not the matmul)
+            # llm.c's -r 1: keep only the pre-GELU activation; backward recomputes GELU (not the matmul).
+            # Compiled, the partitioner decides what to save and would keep GELU's output too: a checkpointed
+            # GELU tells it to recompute; eager, gelu_linear saves only h (c_proj would save GELU's output)
+            if torch.compiler.is_compiling():
+                return self.c_proj(checkpoint(F.gelu, h, approximate="tanh", use_reentrant=False))
             from gpt2train.kernels.gelu_linear import gelu_linear
 
             return gelu_linear(h, self.c_proj.weight, self.c_proj.bias)

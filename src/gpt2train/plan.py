@@ -201,14 +201,16 @@ def _estimate_llmc(
 
 # Our trainer's saved activations, in bytes per token per layer per channel (C), fitted by least
 # squares to the single-GPU peaks in BENCHMARKS.md (d12 and d48, T=1024; residuals under 170 MiB).
-# Keys: (recompute group, master_weights). -r 1 and -r 0 share a value: their measured d12 peaks are
-# identical, because the compiled block's backward already recomputes GELU rather than saving it.
-#   -r 0/1, -w 1: 32.5 ~ llm.c's 16C in bf16 (32 bytes); the residual stream is bf16 under autocast
-#                 (34.5 while it was fp32; refitted on the d12 and d48 peaks of BENCHMARKS.md round 3)
-#   -r 0/1, -w 0: 32.5 -- the same saved tensors
-#   -r 2,   -w 1: 11.5 -- two fp32 sublayer inputs (8 bytes) plus the checkpoint's recompute buffers
-#   -r 2,   -w 0: 10.25 -- the same inputs in bf16 (4 bytes) plus the recompute buffers
-_GPT2TRAIN_ACT = {(0, 1): 32.5, (0, 0): 32.5, (2, 1): 11.5, (2, 0): 10.25}
+# Keys: (recompute, master_weights).
+#   -r 0, -w 1: 32.5 ~ llm.c's 16C in bf16 (32 bytes); the residual stream is bf16 under autocast
+#               (34.5 while it was fp32; refitted on the d12 and d48 peaks of BENCHMARKS.md round 3)
+#   -r 0, -w 0: 32.5 -- the same saved tensors
+#   -r 1:       24.5 -- -r 0 less GELU's output (4C in bf16), from the layout (before 2026-11-28 the compiled
+#               blocks kept it anyway and -r 1 measured as -r 0; the d48 peaks of rounds 10-12 fit 32.5)
+#   -r 2, -w 1: 11.5 -- two fp32 sublayer inputs (8 bytes) plus the checkpoint's recompute buffers
+#   -r 2, -w 0: 10.25 -- the same inputs in bf16 (4 bytes) plus the recompute buffers (bf16 parameters, -bp 1:
+#               10.5 measured at d48, B = 32, 40, 48)
+_GPT2TRAIN_ACT = {(0, 1): 32.5, (0, 0): 32.5, (1, 1): 24.5, (1, 0): 24.5, (2, 1): 11.5, (2, 0): 10.25}
 # Chunked classifier (kernels/fused_classifier.py): one chunk of bf16 logits plus about 12 bytes per row
 # per channel (the bf16 input, its fp32 gradient and scratch); bench/results/kernels.txt, autocast rows.
 _CLASSIFIER_CHUNK_ROWS = 16384
@@ -278,7 +280,7 @@ def _estimate_gpt2train(
     fp32_params = master_weights and not bf16_params
     wb = 4 if fp32_params else 2
     # bf16 parameters: the -w 0 coefficients (the same bf16 tensors are saved; unmeasured for --bf16-params)
-    coeff = _GPT2TRAIN_ACT[(2 if recompute == 2 else 0, 1 if fp32_params else 0)]
+    coeff = _GPT2TRAIN_ACT[(recompute, 1 if fp32_params else 0)]
     if dtype == "fp32":
         coeff *= 2  # unmeasured: every saved tensor in fp32 instead of bf16
     if ddp:  # kept for -z 1 too until measured without DDP
