@@ -42,6 +42,7 @@ from gpt2train.kernels import cublaslt  # noqa: E402
 from gpt2train.kernels import master_adamw as ma  # noqa: E402
 from gpt2train.kernels import stochastic_round as sr  # noqa: E402
 from gpt2train.kernels._triton import triton_available  # noqa: E402
+from gpt2train.kernels.fp8_linear import fp8_linear, fp8_linear_reference  # noqa: E402
 from gpt2train.kernels.fused_classifier import chunked_classifier_loss  # noqa: E402
 from gpt2train.kernels.gelu_linear import gelu_linear, gelu_linear_reference  # noqa: E402
 from gpt2train.kernels.gelu_mlp import STATS as GELU_MLP_STATS  # noqa: E402
@@ -630,6 +631,51 @@ def check_adamw_master(args, dev):
                 del opt, ps
 
 
+# -- FP8 linear -----------------------------------------------------------------------------------
+
+
+def check_fp8_linear(args, dev):
+    """fp8_linear (--fp8 1) at the blocks' d48 shapes: forward and gradients against the dequantized
+    reference and the bf16 linear, then forward+backward time, eager and compiled, against bf16."""
+    shapes = {"small": (64, 64, 128)} if args.small else {
+        "d48 c_attn": (16384, 1600, 4800), "d48 c_fc": (16384, 1600, 6400), "d48 mlp c_proj": (16384, 6400, 1600),
+        "d12 c_fc": (65536, 768, 3072)}  # fmt: skip
+    for name, (rows, k, n) in shapes.items():
+        case = f"{name} rows={rows} {k}->{n} autocast"
+        with guarded("fp8_linear", case):
+            fp8_linear_case(args, dev, case, rows, k, n)
+
+
+def fp8_linear_case(args, dev, case, rows, k, n):
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(rows, k, generator=g).to(dev, torch.bfloat16).requires_grad_()
+    w = (torch.randn(n, k, generator=g) * 0.02).to(dev).requires_grad_()
+    b = torch.zeros(n, device=dev, requires_grad=True)
+    dy = torch.randn(rows, n, generator=g).to(dev, torch.bfloat16)
+
+    def run(fn):
+        for t in (x, w, b):
+            t.grad = None
+        with torch.autocast(dev.type, dtype=torch.bfloat16):
+            y = fn(x, w, b)
+        y.backward(dy)
+        return y, x.grad, w.grad
+
+    y8, dx8, dw8 = (t.detach().clone() for t in run(fp8_linear))
+    yr = run(fp8_linear_reference)[0].detach()
+    y16, dx16, dw16 = (t.detach().clone() for t in run(torch.nn.functional.linear))
+    errs = dict(err_vs_reference=rel_err(y8, yr), err_y=rel_err(y8, y16), err_dx=rel_err(dx8, dx16),
+                err_dw=rel_err(dw8, dw16))  # fmt: skip
+    ok = errs["err_vs_reference"] < 1e-2 and max(errs["err_y"], errs["err_dx"], errs["err_dw"]) < 0.1
+    record("fp8_linear", case, "fp8 vs reference and bf16", ok=ok, **errs)
+    for variant, fn in (("bf16 F.linear", torch.nn.functional.linear), ("fp8_linear eager", fp8_linear)):
+        record("fp8_linear", case, variant, ms=time_ms(lambda fn=fn: run(fn), dev, args.reps))
+    if not args.no_compile and dev.type == "cuda" and case.startswith(args.compile_fp8_shape):
+        for variant, fn in (("bf16 compiled", torch.nn.functional.linear), ("fp8 compiled", fp8_linear)):
+            compiled = torch.compile(lambda a, c, d, fn=fn: fn(a, c, d))
+            record("fp8_linear", case, variant, ms=time_ms(lambda c=compiled: run(c), dev, args.reps))
+
+
 # -- main -----------------------------------------------------------------------------------------
 
 
@@ -676,7 +722,7 @@ def main(argv=None) -> int:
     ap.add_argument("--small", action="store_true", help="tiny shapes (CPU smoke test)")
     ap.add_argument("--out", default="kernels_gpu_check.json", help="JSON results file")
     ap.add_argument("--softcap", type=float, default=0.0, help="classifier: logit soft-cap (modern recipe: 15)")
-    ap.add_argument("--checks", default="classifier,gelu_linear,gelu_mlp,adamw", help="comma list")
+    ap.add_argument("--checks", default="classifier,gelu_linear,gelu_mlp,fp8_linear,adamw", help="comma list")
     ap.add_argument("--shapes", default="d12,d48", help="classifier shapes: d12 (C=768), d48 (C=1600)")
     ap.add_argument("--dtypes", default="fp32,bf16,autocast", help="fp32, bf16 (bf16 tensors), autocast")
     ap.add_argument("--chunk-rows", type=int, default=8192, help="chunked classifier chunk size")
@@ -684,6 +730,7 @@ def main(argv=None) -> int:
     ap.add_argument("--compile-dtypes", default="autocast", help="dtypes for which to try torch.compile")
     ap.add_argument("--compile-shapes", default="d12", help="classifier shapes to try under torch.compile")
     ap.add_argument("--no-compile", action="store_true")
+    ap.add_argument("--compile-fp8-shape", default="d48 c_fc", help="fp8_linear: the shape timed compiled too")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--allow-tf32", action="store_true", help="TF32 matmuls (off: fp32 checks are exact fp32)")
     args = ap.parse_args(argv)
@@ -721,6 +768,8 @@ def main(argv=None) -> int:
     if "gelu_mlp" in checks:
         env["cublaslt"] = dict(version=cublaslt.version(), error=cublaslt.load_error())
         check_gelu_mlp(args, dev)
+    if "fp8_linear" in checks:
+        check_fp8_linear(args, dev)
     if "adamw" in checks:
         check_adamw(args, dev)
         check_adamw_master(args, dev)

@@ -170,6 +170,7 @@ class TrainConfig:
     # the CUDA fast path with -w 1, bf16 and AdamW, a resumed run's checkpoint setting, else 0
     bf16_params: int = -1
     gelu_fusion: int = -1  # -ge: 0 off, 1 GELU in the c_fc matmul epilogue, 2 also backward; -1: 2 on the fast path
+    fp8: int = 0  # 1: the blocks' linear layers in FP8 (kernels/fp8_linear.py): CUDA capability >= 8.9, or the CPU
     zero_stage: int = 0  # -z
     grad_reduce_dtype: str = "fp32"  # dtype gradients are averaged over processes in: fp32 | bf16 (half the bytes)
     recompute: int = 1  # -r: 0 none, 1 GELU, 2 GELU and LayerNorm

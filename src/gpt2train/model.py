@@ -24,12 +24,25 @@ from torch.utils.checkpoint import checkpoint
 from gpt2train.config import ModelConfig
 
 
+class Linear(nn.Linear):
+    """``nn.Linear`` whose matmuls can run in FP8 (``fp8``, set by ``GPT.configure_fast_paths``)."""
+
+    fp8 = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fp8:
+            from gpt2train.kernels.fp8_linear import fp8_linear
+
+            return fp8_linear(x, self.weight, self.bias)
+        return super().forward(x)
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.n_head = cfg.n_head
-        self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd)  # llm.c's qkvw / qkvb
-        self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd)  # attprojw / attprojb
+        self.c_attn = Linear(cfg.n_embd, 3 * cfg.n_embd)  # llm.c's qkvw / qkvb
+        self.c_proj = Linear(cfg.n_embd, cfg.n_embd)  # attprojw / attprojb
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
@@ -42,8 +55,8 @@ class CausalSelfAttention(nn.Module):
 class MLP(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.c_fc = nn.Linear(cfg.n_embd, 4 * cfg.n_embd)  # fcw / fcb
-        self.c_proj = nn.Linear(4 * cfg.n_embd, cfg.n_embd)  # fcprojw / fcprojb
+        self.c_fc = Linear(cfg.n_embd, 4 * cfg.n_embd)  # fcw / fcb
+        self.c_proj = Linear(4 * cfg.n_embd, cfg.n_embd)  # fcprojw / fcprojb
         self.recompute_gelu = False
         self.gelu_fusion = 0  # llm.c's -ge: 0 off, 1 forward, 2 forward and backward
 
@@ -61,8 +74,9 @@ class MLP(nn.Module):
         if self.recompute_gelu and torch.is_grad_enabled():
             # llm.c's -r 1: keep only the pre-GELU activation; backward recomputes GELU (not the matmul).
             # Compiled, the partitioner decides what to save and would keep GELU's output too: a checkpointed
-            # GELU tells it to recompute; eager, gelu_linear saves only h (c_proj would save GELU's output)
-            if torch.compiler.is_compiling():
+            # GELU tells it to recompute; eager, gelu_linear saves only h (c_proj would save GELU's output),
+            # unless c_proj runs in FP8, which saves its own one-byte copy of its input
+            if torch.compiler.is_compiling() or self.c_proj.fp8:
                 return self.c_proj(checkpoint(F.gelu, h, approximate="tanh", use_reentrant=False))
             from gpt2train.kernels.gelu_linear import gelu_linear
 
@@ -151,14 +165,18 @@ class GPT(nn.Module):
         return init_llmc_(self, seed)
 
     def configure_fast_paths(
-        self, recompute: int = 0, classifier_loss: Callable | None = None, gelu_fusion: int = 0
+        self, recompute: int = 0, classifier_loss: Callable | None = None, gelu_fusion: int = 0, fp8: bool = False
     ) -> None:
-        """Switch activation recomputation (0/1/2 as llm.c's -r), the classifier implementation and
-        GELU fused into the MLP's matmuls (llm.c's -ge; -r 1 and 2 keep their own GELU path)."""
+        """Switch activation recomputation (0/1/2 as llm.c's -r), the classifier implementation,
+        GELU fused into the MLP's matmuls (llm.c's -ge; -r 1 and 2 keep their own GELU path) and FP8
+        matmuls in the blocks' linear layers (``kernels/fp8_linear.py``; the -ge epilogues are bf16, so
+        FP8 turns them off)."""
         for block in self.transformer.h:
             block.mlp.recompute_gelu = recompute >= 1
-            block.mlp.gelu_fusion = int(gelu_fusion)
+            block.mlp.gelu_fusion = 0 if fp8 else int(gelu_fusion)
             block.recompute_ln = recompute >= 2
+            for layer in (block.attn.c_attn, block.attn.c_proj, block.mlp.c_fc, block.mlp.c_proj):
+                layer.fp8 = bool(fp8)
         self.classifier_loss = classifier_loss or plain_classifier_loss
 
     def num_parameters(self) -> int:

@@ -135,6 +135,7 @@ _EXTRA = [
     ("--compile-mode", "compile_mode", str, "torch.compile mode: default | max-autotune-no-cudagraphs"),
     ("--attention", "attention", str, "SDPA backend on CUDA: auto | flash | cudnn | efficient | math"),
     ("--deterministic", "deterministic", int, "1: deterministic kernels, bit-identical GPU runs (slower)"),
+    ("--fp8", "fp8", int, "1: the blocks' matmuls in FP8 with per-tensor scaling (Hopper/Ada; opt-in, see README)"),
     (
         "--fused-classifier",
         "fused_classifier",

@@ -64,6 +64,14 @@ KERNELS: dict[str, KernelInfo] = {
             "tests/test_kernels_gelu_mlp.py",
         ),
         KernelInfo(
+            "fp8_linear",
+            "gpt2train.kernels.fp8_linear.fp8_linear",
+            "gpt2train.kernels.fp8_linear.fp8_linear_reference",
+            "--fp8 1 (model.Linear.fp8): the blocks' matmuls through torch._scaled_mm, per-tensor scales",
+            False,
+            "tests/test_kernels_fp8_linear.py",
+        ),
+        KernelInfo(
             "adamw_bf16_stochastic",
             "gpt2train.kernels.stochastic_round.adamw_bf16_stochastic_",
             "gpt2train.kernels.stochastic_round.adamw_bf16_stochastic_reference",

@@ -27,6 +27,7 @@ from gpt2train.data.loader import ShardUnreadable, TrainLoader, ValLoader
 from gpt2train.data.prefetch import Prefetcher
 from gpt2train.errors import UserError
 from gpt2train.hardware import peak_flops
+from gpt2train.kernels.fp8_linear import fp8_supported
 from gpt2train.model import GPT
 from gpt2train.model_modern import build_any_model, is_modern, model_for
 from gpt2train.train import checkpoint as ckpt
@@ -187,6 +188,13 @@ class Trainer:
             raise UserError("--optimizer muon --bf16-params 1: Muon updates fp32 parameters; drop --bf16-params")
         if cfg.gelu_fusion not in (-1, 0, 1, 2):
             raise UserError(f"-ge {cfg.gelu_fusion}: use 0 (off), 1 (forward), 2 (forward and backward) or -1 (auto)")
+        if cfg.fp8 not in (0, 1):
+            raise UserError(f"--fp8 {cfg.fp8}: use 0 (bf16 matmuls) or 1 (FP8)")
+        if cfg.fp8 and cfg.plain:
+            raise UserError("--fp8 1 --plain: FP8 matmuls are a fast path; drop one")
+        if cfg.fp8 and not fp8_supported(self.device):
+            raise UserError(f"--fp8 1: {self.device} has no FP8 matmuls (needs CUDA capability 8.9+, e.g. an H100); "
+                            "drop --fp8")  # fmt: skip
         if cfg.recompute not in (0, 1, 2):
             raise UserError(f"-r {cfg.recompute}: use 0 (none), 1 (GELU) or 2 (GELU and LayerNorm)")
         if cfg.on_max_skips not in ("stop", "rollback"):
@@ -379,8 +387,12 @@ class Trainer:
         # -ge as llm.c's: 1 GELU in c_fc's cuBLASLt epilogue, 2 also in the backward one (the fastest on an H100,
         # BENCHMARKS.md); -1: 2 with the fast path
         gelu_fusion = self.cfg.gelu_fusion if self.cfg.gelu_fusion >= 0 else 2 * int(self.fast)
+        if self.cfg.fp8 and is_modern(self.model_cfg):
+            raise UserError("--fp8 1: FP8 matmuls are implemented for the GPT-2 architecture only; drop --fp8 or "
+                            "the modern architecture levers")  # fmt: skip
+        fp8 = {"fp8": True} if self.cfg.fp8 else {}
         self.raw_model.configure_fast_paths(
-            recompute=self.cfg.recompute, classifier_loss=classifier, gelu_fusion=gelu_fusion
+            recompute=self.cfg.recompute, classifier_loss=classifier, gelu_fusion=gelu_fusion, **fp8
         )
 
     def _load_hellaswag(self):

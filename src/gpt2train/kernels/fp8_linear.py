@@ -1,0 +1,116 @@
+"""FP8 matmuls for the blocks' linear layers (``--fp8 1``, opt-in): Hopper's FP8 tensor cores through
+``torch._scaled_mm``, with dynamic per-tensor scaling.
+
+Forward, ``y = x @ W.T + b``: ``x`` and ``W`` are scaled so their largest magnitude lands on
+float8_e4m3's largest value (448), cast to e4m3, and multiplied by ``_scaled_mm`` with the two scales,
+accumulating in fp32 and writing bf16 (or fp32 outside autocast). Backward: the output gradient is
+scaled to float8_e5m2 (more range, less precision, as gradients want) and both gradient matmuls run in
+FP8 too: ``dx = dy @ W`` and ``dW = dy.T @ x``, from the e4m3 copies saved by the forward pass (one byte
+per element where the plain path saves two). The bias, the LayerNorms, attention and the classifier stay
+in bf16.
+
+Pieces:
+
+* :func:`fp8_linear_reference` -- the same arithmetic in plain PyTorch: the same FP8 operands, dequantized
+  and multiplied in fp32 (the test oracle; the CPU has no FP8 matmul units).
+* :func:`fp8_linear` -- the autograd function (``torch._scaled_mm``); compiled, the scaling, casting and
+  transposes fuse into the neighbouring kernels.
+* :func:`fp8_supported` -- whether a device runs it: CUDA capability 8.9 (Ada) or 9.0 (Hopper) and up,
+  or the CPU (slow, for tests).
+
+``_scaled_mm`` wants both inner dimensions and the output width divisible by 16 (GPT-2's are); other shapes
+fall back to the plain matmul, as does anything run without gradients (evaluation and sampling are bf16).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+E4M3 = torch.float8_e4m3fn
+E5M2 = torch.float8_e5m2
+
+
+def fp8_supported(device: torch.device) -> bool:
+    """FP8 matmuls on ``device``: Ada/Hopper or newer CUDA cards, or the CPU (emulated by torch, slow)."""
+    if device.type == "cpu":
+        return hasattr(torch, "_scaled_mm")
+    if device.type != "cuda":
+        return False
+    return torch.cuda.get_device_capability(device) >= (8, 9)
+
+
+def quantize(t: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """``t`` scaled so its largest magnitude is ``dtype``'s largest value, cast to ``dtype``; returns
+    (fp8 tensor, fp32 dequantization scale), so ``fp8.float() * scale`` approximates ``t``."""
+    fmax = torch.finfo(dtype).max
+    amax = t.detach().abs().amax().float().clamp(min=1e-12)
+    # clamp: x * (fmax / amax) can round past fmax, and e4m3fn has no infinity (it would become NaN)
+    q = (t.float() * (fmax / amax)).clamp(-fmax, fmax).to(dtype)
+    return q, amax / fmax
+
+
+def _fits(m: int, k: int, n: int) -> bool:
+    return m % 16 == 0 and k % 16 == 0 and n % 16 == 0
+
+
+def _out_dtype(x: torch.Tensor) -> torch.dtype:
+    if torch.is_autocast_enabled(x.device.type):
+        return torch.get_autocast_dtype(x.device.type)
+    return x.dtype
+
+
+class _FP8Linear(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, out_dtype: torch.dtype):
+        x2 = x.reshape(-1, x.shape[-1])
+        xq, sx = quantize(x2, E4M3)
+        wq, sw = quantize(weight, E4M3)
+        # mat2 must be column-major: wq is (N, K) row-major, so wq.t() is (K, N) column-major as it stands
+        y = torch._scaled_mm(xq, wq.t(), scale_a=sx, scale_b=sw, out_dtype=out_dtype, use_fast_accum=True)
+        if bias is not None:
+            y = y + bias.to(out_dtype)
+        ctx.save_for_backward(xq, sx, wq, sw)
+        ctx.has_bias = bias is not None
+        ctx.weight_dtype = weight.dtype
+        ctx.x_dtype = x.dtype
+        return y.reshape(*x.shape[:-1], weight.shape[0])
+
+    @staticmethod
+    def backward(ctx, dy: torch.Tensor):
+        xq, sx, wq, sw = ctx.saved_tensors
+        dy2 = dy.reshape(-1, dy.shape[-1]).contiguous()  # _scaled_mm's first operand must be row-major
+        gq, sg = quantize(dy2, E5M2)
+        # dx = dy @ W: W as (N, K) column-major
+        dx = torch._scaled_mm(gq, wq.t().contiguous().t(), scale_a=sg, scale_b=sw, out_dtype=dy.dtype)
+        # dW = dy.T @ x: dy.T row-major, x column-major
+        dw = torch._scaled_mm(gq.t().contiguous(), xq.t().contiguous().t(), scale_a=sg, scale_b=sx,
+                              out_dtype=ctx.weight_dtype)  # fmt: skip
+        db = dy2.sum(0).to(ctx.weight_dtype) if ctx.has_bias else None
+        return dx.reshape(*dy.shape[:-1], dx.shape[-1]).to(ctx.x_dtype), dw, db, None
+
+
+def fp8_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.linear(x, weight, bias)`` with its three matmuls in FP8 (see the module docstring); the plain
+    ``F.linear`` without gradients or where the shapes do not suit ``_scaled_mm``."""
+    m = x.numel() // x.shape[-1] if x.shape[-1] else 0
+    if not torch.is_grad_enabled() or not _fits(m, x.shape[-1], weight.shape[0]):
+        return F.linear(x, weight, bias)
+    return _FP8Linear.apply(x, weight, bias, _out_dtype(x))
+
+
+def fp8_linear_reference(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """The forward arithmetic of :func:`fp8_linear` in plain PyTorch: the same e4m3 operands and scales,
+    dequantized and multiplied in fp32, then cast as ``fp8_linear`` casts. Differentiable through the
+    dequantized values (the backward's own e5m2 rounding of dy is not modelled)."""
+    out_dtype = _out_dtype(x)
+    x2 = x.reshape(-1, x.shape[-1])
+    xq, sx = quantize(x2, E4M3)
+    wq, sw = quantize(weight, E4M3)
+    # straight-through: the values are the dequantized FP8 ones, the gradient flows to x and weight
+    xd = x2.float() + (xq.float() * sx - x2.float()).detach()
+    wd = weight.float() + (wq.float() * sw - weight.float()).detach()
+    y = (xd @ wd.t()).to(out_dtype)
+    if bias is not None:
+        y = y + bias.to(out_dtype)
+    return y.reshape(*x.shape[:-1], weight.shape[0])

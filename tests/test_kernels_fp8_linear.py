@@ -1,0 +1,147 @@
+"""FP8 linear layers (--fp8 1): torch._scaled_mm with per-tensor scales against the plain-PyTorch reference
+(the same FP8 operands, dequantized) and against the bf16/fp32 linear, forward and backward, on the CPU."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gpt2train.kernels import fp8_linear as f8
+
+pytestmark = pytest.mark.skipif(not f8.fp8_supported(torch.device("cpu")), reason="no torch._scaled_mm")
+
+
+def _inputs(m=64, k=96, n=128, scale=1.0, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.randn(2, m // 2, k, generator=g) * scale).requires_grad_()
+    w = (torch.randn(n, k, generator=g) * 0.05).requires_grad_()
+    b = (torch.randn(n, generator=g) * 0.1).requires_grad_()
+    return x, w, b
+
+
+def _rel(a, b):
+    return ((a.float() - b.float()).norm() / b.float().norm()).item()
+
+
+def test_quantize_maps_the_largest_value_to_the_format_max_and_back():
+    t = torch.tensor([0.5, -3.0, 1e-3, 2.0])
+    q, s = f8.quantize(t, f8.E4M3)
+    assert q.dtype == f8.E4M3 and q.float().abs().max() == 448
+    torch.testing.assert_close(q.float() * s, t, rtol=0.07, atol=1e-3)
+    q, s = f8.quantize(torch.zeros(4), f8.E5M2)  # all zeros: a finite scale, zeros out
+    assert torch.isfinite(s) and not q.float().any()
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e3, 1e-3])
+def test_forward_equals_the_dequantized_reference(scale):
+    x, w, b = _inputs(scale=scale)
+    y = f8.fp8_linear(x, w, b)
+    ref = f8.fp8_linear_reference(x, w, b)
+    assert y.shape == (2, 32, 128) and y.dtype == torch.float32
+    torch.testing.assert_close(y, ref, rtol=1e-4, atol=1e-4 * scale)
+    assert _rel(y, F.linear(x, w, b)) < 0.05  # FP8 (3 mantissa bits) against the fp32 matmul
+
+
+def test_gradients_are_close_to_the_plain_linear():
+    x, w, b = _inputs()
+    dy = torch.randn(2, 32, 128, generator=torch.Generator().manual_seed(3))  # the same output gradient for both
+    f8.fp8_linear(x, w, b).backward(dy)
+    got = [t.grad.clone() for t in (x, w, b)]
+    for t in (x, w, b):
+        t.grad = None
+    F.linear(x, w, b).backward(dy)
+    for g, t in zip(got, (x, w, b)):
+        assert g.shape == t.shape and g.dtype == t.dtype
+        assert _rel(g, t.grad) < 0.1, _rel(g, t.grad)  # dy in e5m2 (2 mantissa bits), the operands in e4m3
+    assert torch.equal(got[2], b.grad)  # the bias gradient is a plain sum of dy
+
+
+def test_autocast_bf16_output_and_bf16_weight_gradient():
+    x, w, b = _inputs()
+    wb = w.detach().to(torch.bfloat16).requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = f8.fp8_linear(x, wb, None)
+    assert y.dtype == torch.bfloat16
+    y.float().sum().backward()
+    assert wb.grad.dtype == torch.bfloat16 and x.grad.dtype == torch.float32
+    assert _rel(y, F.linear(x, w)) < 0.05
+
+
+def test_falls_back_to_the_plain_matmul():
+    x, w, b = _inputs(m=64, k=96, n=120)  # 120 is not a multiple of 16
+    torch.testing.assert_close(f8.fp8_linear(x, w, b), F.linear(x, w, b))
+    x, w, b = _inputs()
+    with torch.no_grad():  # evaluation and sampling stay bf16/fp32
+        torch.testing.assert_close(f8.fp8_linear(x, w, b), F.linear(x, w, b))
+
+
+def test_model_switch_and_compile():
+    """configure_fast_paths(fp8=True) routes the four block linears through FP8 (and turns -ge off); a
+    compiled block gives what the eager one gives."""
+    from gpt2train.config import ModelConfig
+    from gpt2train.model import GPT
+
+    cfg = ModelConfig(n_layer=2, n_head=4, n_embd=64, vocab_size=256, max_seq_len=32)
+    torch.manual_seed(0)
+    model = GPT(cfg)
+    idx = torch.randint(0, 256, (2, 32), generator=torch.Generator().manual_seed(1))
+    plain = model(idx, idx)
+    model.configure_fast_paths(recompute=1, gelu_fusion=2, fp8=True)
+    assert all(b.mlp.gelu_fusion == 0 and b.attn.c_attn.fp8 and b.mlp.c_proj.fp8 for b in model.transformer.h)
+    calls = []
+    orig = f8._FP8Linear.apply
+    f8._FP8Linear.apply = lambda *a: calls.append(a[1].shape) or orig(*a)
+    try:
+        eager = model(idx, idx)
+    finally:
+        f8._FP8Linear.apply = orig
+    assert len(calls) == 4 * cfg.n_layer
+    assert abs(eager.item() - plain.item()) < 0.05 * plain.item()
+    eager.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    for block in model.transformer.h:
+        block.compile(backend="aot_eager")
+    compiled = model(idx, idx)
+    compiled.backward()
+    torch.testing.assert_close(compiled, eager)
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, grads[n], rtol=1e-4, atol=1e-6)
+    torch._dynamo.reset()
+
+
+def test_backward_equals_the_dequantized_fp8_arithmetic():
+    """dx = dy8 @ w8 and dW = dy8.T @ x8 with dy in e5m2 and x, w in e4m3, each dequantized: what the
+    kernel computes, to fp32 rounding."""
+    x, w, b = _inputs(seed=4)
+    dy = torch.randn(2, 32, 128, generator=torch.Generator().manual_seed(5))
+    f8.fp8_linear(x, w, b).backward(dy)
+
+    def deq(t, dtype):
+        q, s = f8.quantize(t, dtype)
+        return q.float() * s
+
+    g, x2 = deq(dy.reshape(-1, 128), f8.E5M2), deq(x.detach().reshape(-1, 96), f8.E4M3)
+    torch.testing.assert_close(x.grad.reshape(-1, 96), g @ deq(w.detach(), f8.E4M3), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(w.grad, g.t() @ x2, rtol=1e-4, atol=1e-5)
+
+
+def test_trainer_fp8_run_and_bad_combinations(tmp_path, shakespeare_shards, capsys):
+    import json
+    import os
+
+    from tests.helpers import run_cli, tiny_train_args
+
+    run = tmp_path / "fp8"
+    code, out, err = run_cli(tiny_train_args(shakespeare_shards, run, 8, ["--fp8", "1"]), capsys)
+    assert code == 0, err
+    rows = [json.loads(ln) for ln in open(os.path.join(run, "progress.jsonl"))]
+    losses = [r["loss"] for r in rows if r["kind"] == "train"]
+    assert len(losses) == 8 and losses[-1] < losses[0] - 0.5, losses
+    assert json.load(open(run / "config.json"))["train"]["fp8"] == 1
+    for extra, needle in ((["--fp8", "2"], "--fp8 2"), (["--fp8", "1", "--plain"], "--plain"),
+                          (["--fp8", "1", "--recipe", "modern"], "GPT-2 architecture")):  # fmt: skip
+        code, _, err = run_cli(tiny_train_args(shakespeare_shards, tmp_path / "bad", 1, extra), capsys)
+        last = err.strip().splitlines()[-1]
+        assert code != 0 and needle in last, last
