@@ -471,16 +471,22 @@ def d12_param_shapes(small: bool):
     return shapes + [(c,), (c,)]
 
 
-def check_adamw(args, dev):
+def adamw_setup(args, dev, seed: int):
+    """What both AdamW checks start from: (case name, hyper-parameters, whether the Triton kernel can run,
+    bf16 parameters and gradients of d12's shapes, their element count)."""
     case = "small" if args.small else "d12 parameter shapes (124M)"
     hp = dict(lr=6e-4, beta1=0.9, beta2=0.95, eps=1e-8, weight_decay=0.1)
     use_kernel = triton_available() and (dev.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1")
+    g = torch.Generator().manual_seed(seed)
+    shapes = d12_param_shapes(args.small)
+    params = [torch.randn(s, generator=g).mul_(0.02).to(dev, torch.bfloat16) for s in shapes]
+    grads = [torch.randn(s, generator=g).mul_(1e-3).to(dev, torch.bfloat16) for s in shapes]
+    return case, hp, use_kernel, params, grads, sum(p.numel() for p in params)
+
+
+def check_adamw(args, dev):
+    case, hp, use_kernel, params, grads, n_params = adamw_setup(args, dev, seed=2)
     with guarded("adamw_bf16", case):
-        g = torch.Generator().manual_seed(2)
-        shapes = d12_param_shapes(args.small)
-        params = [torch.randn(s, generator=g).mul_(0.02).to(dev, torch.bfloat16) for s in shapes]
-        grads = [torch.randn(s, generator=g).mul_(1e-3).to(dev, torch.bfloat16) for s in shapes]
-        n_params = sum(p.numel() for p in params)
         # correctness: one step on each tensor, kernel vs reference fp32 math
         if use_kernel:
             worst_m = worst_v = 0.0
@@ -562,15 +568,8 @@ def check_adamw(args, dev):
 def check_adamw_master(args, dev):
     """MasterAdamW (--bf16-params 1): the Triton kernel against the plain reference on the same device,
     then one optimizer step over d12's parameters timed against torch's fused AdamW on fp32 parameters."""
-    case = "small" if args.small else "d12 parameter shapes (124M)"
-    hp = dict(lr=6e-4, beta1=0.9, beta2=0.95, eps=1e-8, weight_decay=0.1)
-    use_kernel = triton_available() and (dev.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1")
+    case, hp, use_kernel, params, grads, n_params = adamw_setup(args, dev, seed=3)
     with guarded("adamw_master", case):
-        g = torch.Generator().manual_seed(3)
-        shapes = d12_param_shapes(args.small)
-        params = [torch.randn(s, generator=g).mul_(0.02).to(dev, torch.bfloat16) for s in shapes]
-        grads = [torch.randn(s, generator=g).mul_(1e-3).to(dev, torch.bfloat16) for s in shapes]
-        n_params = sum(p.numel() for p in params)
         if use_kernel:
             worst_m = worst_v = worst_w_ulps = 0.0
             not_rne = 0
