@@ -20,6 +20,7 @@ from collections import defaultdict
 
 import torch
 
+WINDOW = "gpt2train.profiled_steps"  # the record_function range around the profiled steps
 # substrings of kernel names -> category, first match wins
 CATEGORIES = [
     ("attention", ("flash", "fmha", "cudnn", "attn", "sdpa")),
@@ -98,9 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     acts = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
     with torch.profiler.profile(activities=acts) as prof:
         t0 = time.perf_counter()
-        for s in range(args.warmup, args.warmup + args.steps):
-            trainer.train_step(s)
-        torch.cuda.synchronize(dev)
+        with torch.profiler.record_function(WINDOW):  # marks the window on the profiler's clock
+            for s in range(args.warmup, args.warmup + args.steps):
+                trainer.train_step(s)
+            torch.cuda.synchronize(dev)
         wall_ms = (time.perf_counter() - t0) * 1000 / args.steps
     peak_mib = torch.cuda.max_memory_allocated(dev) / 2**20
     trainer.train_batches.close()
@@ -119,6 +121,12 @@ def main(argv: list[str] | None = None) -> int:
         intervals.append((evt.time_range.start, evt.time_range.end, evt.name))
     intervals.sort()
     gap_lines = idle_gaps(intervals, host_ops, args.gaps)
+    window = [(st, en) for st, en, name in host_ops if name == WINDOW]
+    edges = ""
+    if window and intervals:  # idle before the first kernel and after the last, within the window
+        lead = (intervals[0][0] - window[0][0]) / 1000 / args.steps
+        tail = (window[0][1] - max(e for _, e, _ in intervals)) / 1000 / args.steps
+        edges = f" | of the idle: {lead:.1f} ms before the first kernel, {tail:.1f} ms after the last"
     busy, cur_s, cur_e = 0.0, None, None  # union of kernel intervals (streams may overlap)
     for s, e, _ in intervals:
         if cur_e is None or s > cur_e:
@@ -138,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         f"device: {torch.cuda.get_device_name(dev)}  torch {torch.__version__}  {time.strftime('%Y-%m-%d')}",
         "flags: " + " ".join(train_argv),
         f"step wall {wall_ms:.1f} ms | GPU busy {busy_ms:.1f} ms ({busy_ms / wall_ms:.1%}) | "
-        f"idle {wall_ms - busy_ms:.1f} ms | kernel time summed {total:.1f} ms",
+        f"idle {wall_ms - busy_ms:.1f} ms | kernel time summed {total:.1f} ms{edges}",
         f"memory: after setup {static_mib:,.0f} MiB, after warm-up {after_warmup_mib:,.0f} MiB, "
         f"step peak {peak_mib:,.0f} MiB",
         "",
