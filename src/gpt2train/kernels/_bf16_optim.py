@@ -200,3 +200,19 @@ def check_update_args(param: torch.Tensor, grad: torch.Tensor, *state: torch.Ten
     for t in (param, grad, *state):
         if not t.is_contiguous() or t.shape != param.shape:
             raise ValueError("param, grad and the optimizer state must be contiguous and of one shape")
+
+
+def launch_update(kernel, param: torch.Tensor, grad: torch.Tensor, state: tuple[torch.Tensor, ...], scalars: tuple,
+                  block: int = 1024, **constexprs) -> None:  # fmt: skip
+    """Launch one of the elementwise update kernels over ``param``'s elements. Their shared signature:
+    the bf16 parameter as int16 bits, the gradient (bf16 as int16 bits, or fp32), the fp32 ``state``
+    tensors, the element count, then ``scalars``; constexprs GRAD_BF16 and BLOCK, plus ``constexprs``."""
+    check_update_args(param, grad, *state)
+    n = param.numel()
+    if n == 0:
+        return
+    grad_bf16 = grad.dtype == torch.bfloat16
+    kernel[((n + block - 1) // block,)](
+        param.view(torch.int16), grad.view(torch.int16) if grad_bf16 else grad, *state, n, *scalars,
+        GRAD_BF16=grad_bf16, BLOCK=block, **constexprs,
+    )  # fmt: skip

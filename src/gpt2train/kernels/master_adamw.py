@@ -26,7 +26,7 @@ from collections.abc import Iterable
 
 import torch
 
-from gpt2train.kernels._bf16_optim import BF16ParamAdamW, check_update_args, fp32_zeros
+from gpt2train.kernels._bf16_optim import BF16ParamAdamW, fp32_zeros, launch_update
 from gpt2train.kernels._triton import interpreting
 
 
@@ -161,33 +161,12 @@ def adamw_master_(
     sqrt is correctly rounded, torch's vectorized CPU sqrt not always); the parameter is the master
     rounded to nearest.
     """
-    check_update_args(param, grad, master, exp_avg, exp_avg_sq)
-    n = param.numel()
-    if n == 0:
-        return
     hp = _hyper(lr, beta1, beta2, eps, weight_decay, step)
     if weight_decay == 0:
         hp["decay"] = 1.0  # the reference skips the multiply; x * 1.0 == x
-    grad_bf16 = grad.dtype == torch.bfloat16
-    kernel = _kernel(interpreting())
-    kernel[((n + block - 1) // block,)](
-        param.view(torch.int16),
-        grad.view(torch.int16) if grad_bf16 else grad,
-        master,
-        exp_avg,
-        exp_avg_sq,
-        n,
-        hp["decay"],
-        hp["lerp_weight"],
-        hp["beta2"],
-        hp["one_minus_beta2"],
-        hp["bias_correction2_sqrt"],
-        hp["eps"],
-        hp["neg_step_size"],
-        GRAD_BF16=grad_bf16,
-        LERP_LOW=abs(hp["lerp_weight"]) < 0.5,
-        BLOCK=block,
-    )
+    names = ("decay", "lerp_weight", "beta2", "one_minus_beta2", "bias_correction2_sqrt", "eps", "neg_step_size")
+    launch_update(_kernel(interpreting()), param, grad, (master, exp_avg, exp_avg_sq), tuple(hp[k] for k in names),
+                  block, LERP_LOW=abs(hp["lerp_weight"]) < 0.5)  # fmt: skip
 
 
 # -- optimizer ------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from collections.abc import Iterable
 
 import torch
 
-from gpt2train.kernels._bf16_optim import BF16ParamAdamW, check_update_args, fp32_zeros
+from gpt2train.kernels._bf16_optim import BF16ParamAdamW, fp32_zeros, launch_update
 from gpt2train.kernels._triton import interpreting
 
 _MASK64 = (1 << 64) - 1
@@ -205,32 +205,10 @@ def adamw_bf16_stochastic_(
     ``mix_seed(seed, step)`` and the element index (not the reference's torch bits).
     Runs on CUDA, or on CPU tensors under ``TRITON_INTERPRET=1``.
     """
-    check_update_args(param, grad, exp_avg, exp_avg_sq)
-    n = param.numel()
-    if n == 0:
-        return
     hp = _hyper(lr, beta1, beta2, step)
-    grad_bf16 = grad.dtype == torch.bfloat16
-    kernel = _kernel(interpreting())
-    kernel[((n + block - 1) // block,)](
-        param.view(torch.int16),
-        grad.view(torch.int16) if grad_bf16 else grad,
-        exp_avg,
-        exp_avg_sq,
-        n,
-        hp["lr"],
-        hp["beta1"],
-        hp["beta2"],
-        hp["one_minus_beta1"],
-        hp["one_minus_beta2"],
-        hp["bias_correction1"],
-        hp["bias_correction2"],
-        float(eps),
-        float(weight_decay),
-        mix_seed(seed, step),
-        GRAD_BF16=grad_bf16,
-        BLOCK=block,
-    )
+    names = ("lr", "beta1", "beta2", "one_minus_beta1", "one_minus_beta2", "bias_correction1", "bias_correction2")
+    scalars = (*(hp[k] for k in names), float(eps), float(weight_decay), mix_seed(seed, step))
+    launch_update(_kernel(interpreting()), param, grad, (exp_avg, exp_avg_sq), scalars, block)
 
 
 # -- optimizer ------------------------------------------------------------------------------------
