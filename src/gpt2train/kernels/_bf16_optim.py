@@ -100,18 +100,18 @@ class BF16ParamAdamW(torch.optim.Optimizer):
                 loss = closure()
         index = 0
         for gi, group in enumerate(self.param_groups):
-            params, first = [], []
-            for p in group["params"]:
+            params, positions, first = [], [], []  # positions: each updated parameter's index in the group
+            for i, p in enumerate(group["params"]):
                 if p.grad is None:
                     continue
                 if p.grad.is_sparse:
                     raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
                 params.append(p)
+                positions.append(i)
                 if not self.state[p]:
                     first.append(p)
             if first:
                 self._init_group_state(first)
-            positions = {id(p): i for i, p in enumerate(group["params"])}
             for start, end in self._runs(gi, params):
                 run = params[start:end]
                 for p in run:
@@ -125,7 +125,7 @@ class BF16ParamAdamW(torch.optim.Optimizer):
                     p, grad = _span(run[0], n), _span(run[0].grad, n)
                     tensors = {k: _span(t, n) for k, t in tensors.items()}
                 target = p if p.is_contiguous() else p.contiguous()  # the kernels take contiguous tensors
-                self.update(target, grad.contiguous(), tensors, state0["step"], group, index + positions[id(run[0])])
+                self.update(target, grad.contiguous(), tensors, state0["step"], group, index + positions[start])
                 if target is not p:
                     p.copy_(target)
             index += len(group["params"])
