@@ -390,9 +390,8 @@ class Trainer:
         if self.cfg.fp8 and is_modern(self.model_cfg):
             raise UserError("--fp8 1: FP8 matmuls are implemented for the GPT-2 architecture only; drop --fp8 or "
                             "the modern architecture levers")  # fmt: skip
-        fp8 = {"fp8": True} if self.cfg.fp8 else {}
         self.raw_model.configure_fast_paths(
-            recompute=self.cfg.recompute, classifier_loss=classifier, gelu_fusion=gelu_fusion, **fp8
+            recompute=self.cfg.recompute, classifier_loss=classifier, gelu_fusion=gelu_fusion, fp8=bool(self.cfg.fp8)
         )
 
     def _load_hellaswag(self):
