@@ -142,3 +142,17 @@ def test_new_cpu_run_records_the_resolved_setting(tmp_path, shakespeare_shards):
     code, _, err = run_cli(tiny_train_args(shakespeare_shards, run, 1))
     assert code == 0, err
     assert json.load(open(run / "config.json"))["train"]["bf16_params"] == 0
+
+
+@pytest.mark.parametrize("bf16_params, world, zero, per_param", [(1, 1, 0, 12), (0, 1, 0, 8), (1, 4, 1, 3)])
+def test_auto_batch_reserves_the_optimizer_state(bf16_params, world, zero, per_param):
+    """-b auto probes with the first update's allocation held aside: moments (8 bytes per parameter) and,
+    with bf16 parameters, the fp32 master copy (4), over the ranks under ZeRO-1."""
+    from gpt2train.config import TrainConfig, preset
+    from gpt2train.train.distributed import DistInfo
+    from gpt2train.train.trainer import Trainer
+
+    trainer = Trainer(TrainConfig(bf16_params=bf16_params, zero_stage=zero), DistInfo(0, world, 0, torch.device("cpu")))
+    trainer.model_cfg = preset("d12")
+    n = trainer.model_cfg.num_parameters()
+    assert trainer._optimizer_state_bytes() == pytest.approx(n * per_param, abs=8)

@@ -37,13 +37,31 @@ def fits(model, batch_size: int, seq_len: int, device: torch.device, autocast_dt
 
 
 def auto_batch_size(model, total_batch: int, seq_len: int, world_size: int, device: torch.device,
-                    autocast_dtype, start: int | None = None, cpu_default: int = 4) -> int:  # fmt: skip
+                    autocast_dtype, start: int | None = None, cpu_default: int = 4,
+                    reserve_bytes: int = 0) -> int:  # fmt: skip
     """On CUDA, probe real steps from ``start`` (the planner's estimate) downwards and upwards among the
-    sizes that divide -d; on the CPU, the largest such size not above ``cpu_default``."""
+    sizes that divide -d, with ``reserve_bytes`` held aside meanwhile (the optimizer state, which the first
+    update allocates); on the CPU, the largest such size not above ``cpu_default``."""
     sizes = candidate_sizes(total_batch, seq_len, world_size)
     if device.type != "cuda":
         return next((b for b in sizes if b <= cpu_default), sizes[-1])
-    # binary search over the candidates (memory grows with B)
+    try:
+        held = torch.empty(reserve_bytes, dtype=torch.uint8, device=device)
+    except torch.OutOfMemoryError:
+        raise UserError(
+            f"-b auto: the optimizer state ({reserve_bytes / 2**30:.1f} GiB) alone does not fit on "
+            f"{torch.cuda.get_device_name(device)}; use -z 1 on several GPUs or a smaller model"
+        ) from None
+    try:
+        return _largest_fitting(model, sizes, seq_len, device, autocast_dtype, start)
+    finally:
+        del held
+        torch.cuda.empty_cache()
+
+
+def _largest_fitting(model, sizes: list[int], seq_len: int, device: torch.device, autocast_dtype,
+                     start: int | None) -> int:  # fmt: skip
+    """Binary search over ``sizes`` (largest first; memory grows with B) by probing real steps."""
     lo, hi = len(sizes) - 1, 0  # indices: sizes[lo] smallest, sizes[hi] largest
     if start:
         hi = next((i for i, b in enumerate(sizes) if b <= 2 * start), hi)

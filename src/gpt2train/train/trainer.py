@@ -329,15 +329,26 @@ class Trainer:
                               master_weights=self.cfg.master_weights,
                               bf16_params=self.cfg.bf16_params) or None  # fmt: skip
 
+    def _optimizer_state_bytes(self) -> int:
+        """What the first update will allocate on this rank (the moments, and the master copy under
+        --bf16-params 1), as the planner counts it."""
+        from gpt2train.plan import estimate_memory
+
+        parts = estimate_memory(self.model_cfg, 1, self.cfg.seq_len, world_size=self.info.world_size,
+                                zero_stage=self.cfg.zero_stage, recompute=self.cfg.recompute,
+                                master_weights=self.cfg.master_weights, bf16_params=self.cfg.bf16_params)  # fmt: skip
+        return parts["optimizer"] + parts["master_weights"]
+
     def _auto_batch_size(self) -> int:
         """-b auto: the largest B that fits (probing real steps on CUDA), keeping -d."""
         from gpt2train.train.batch_size import auto_batch_size
 
-        start = None
+        start, reserve = None, 0
         if self.device.type == "cuda":  # the planner's figure for the free memory starts the search
             start = self._planned_max_batch(torch.cuda.mem_get_info(self.device)[0]) or 1
+            reserve = self._optimizer_state_bytes()
         B = auto_batch_size(self.raw_model, self.cfg.total_batch_size, self.cfg.seq_len, self.info.world_size,
-                            self.device, self.autocast_dtype, start)  # fmt: skip
+                            self.device, self.autocast_dtype, start, reserve_bytes=reserve)  # fmt: skip
         self.print(f"-b auto: micro-batch B={B} (planner's estimate {start})" if start else f"-b auto: B={B}")
         return B
 
