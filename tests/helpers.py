@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+
+import torch
 
 from gpt2train.cli import main
 
@@ -34,3 +37,16 @@ def cli_subprocess(argv: list[str], **kwargs) -> subprocess.Popen:
 def tiny_train_args(shards: dict, out_dir, steps: int, extra: list | None = None) -> list:
     return ["train", "-i", shards["train"], "-j", shards["val"], "-o", out_dir, *TINY, "-b", "4", "-t", "32",
             "-d", "256", "-x", steps, "-v", 4, "-m", 2, "-s", 0, "-l", "3e-3", *(extra or [])]  # fmt: skip
+
+
+def progress_losses(run) -> dict:
+    """{(kind, step): loss} of a run's progress.jsonl: train losses and val losses, at full precision."""
+    rows = [json.loads(ln) for ln in open(os.path.join(run, "progress.jsonl"))]
+    return {(r["kind"], r["step"]): r.get("loss", r.get("val_loss")) for r in rows if r["kind"] in ("train", "val")}
+
+
+def roundtrip(tmp_path, obj):
+    """``obj`` written by torch.save and read back with ``weights_only=True``, as a checkpoint would be."""
+    path = tmp_path / "roundtrip.pt"
+    torch.save(obj, path)
+    return torch.load(path, weights_only=True)

@@ -11,14 +11,9 @@ import torch
 
 from gpt2train.formats.load import load_pretrained
 from gpt2train.train import checkpoint as ckpt
-from tests.helpers import run_cli, tiny_train_args
+from tests.helpers import progress_losses, run_cli, tiny_train_args
 
 BF16 = ["--bf16-params", "1", "--dtype", "bf16"]
-
-
-def _losses(run) -> dict:
-    rows = [json.loads(ln) for ln in open(os.path.join(run, "progress.jsonl"))]
-    return {(r["kind"], r["step"]): r.get("loss", r.get("val_loss")) for r in rows if r["kind"] in ("train", "val")}
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +28,7 @@ def bf16_run(tmp_path_factory, shakespeare_shards):
 
 def test_trains_with_bf16_params_and_master_in_the_state(bf16_run):
     run, _ = bf16_run
-    losses = _losses(run)
+    losses = progress_losses(run)
     train = [losses[("train", s)] for s in range(8)]
     assert train[-1] < train[0] - 1.0, train
     assert losses[("val", 8)] < losses[("val", 0)] - 1.0
@@ -65,7 +60,7 @@ def test_resume_is_exact(bf16_run, tmp_path, capsys):
     code, out, err = run_cli(argv, capsys)
     assert code == 0, err
     assert "resumed from checkpoint at step 4" in out and "warning" not in out
-    assert _losses(resumed) == _losses(run)  # full-precision losses, bit for bit
+    assert progress_losses(resumed) == progress_losses(run)  # full-precision losses, bit for bit
     a = load_pretrained(ckpt.model_path(str(run), 8))[1]
     b = load_pretrained(ckpt.model_path(str(resumed), 8))[1]
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -88,7 +83,7 @@ def test_resume_is_exact(bf16_run, tmp_path, capsys):
     code, out, err = run_cli(auto, capsys)
     assert code == 0, err
     assert json.load(open(again / "config.json"))["train"]["bf16_params"] == 1
-    assert _losses(again) == _losses(run)
+    assert progress_losses(again) == progress_losses(run)
 
 
 @pytest.mark.parametrize(

@@ -129,15 +129,13 @@ def test_backward_equals_the_dequantized_fp8_arithmetic():
 
 def test_trainer_fp8_run_and_bad_combinations(tmp_path, shakespeare_shards, capsys):
     import json
-    import os
 
-    from tests.helpers import run_cli, tiny_train_args
+    from tests.helpers import progress_losses, run_cli, tiny_train_args
 
     run = tmp_path / "fp8"
     code, out, err = run_cli(tiny_train_args(shakespeare_shards, run, 8, ["--fp8", "1"]), capsys)
     assert code == 0, err
-    rows = [json.loads(ln) for ln in open(os.path.join(run, "progress.jsonl"))]
-    losses = [r["loss"] for r in rows if r["kind"] == "train"]
+    losses = [v for (kind, _), v in sorted(progress_losses(run).items(), key=lambda kv: kv[0][1]) if kind == "train"]
     assert len(losses) == 8 and losses[-1] < losses[0] - 0.5, losses
     assert json.load(open(run / "config.json"))["train"]["fp8"] == 1
     for extra, needle in ((["--fp8", "2"], "--fp8 2"), (["--fp8", "1", "--plain"], "--plain"),

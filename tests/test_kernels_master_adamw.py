@@ -14,6 +14,7 @@ if not torch.cuda.is_available():
 
 from gpt2train.kernels import master_adamw as ma  # noqa: E402
 from gpt2train.kernels._triton import triton_available  # noqa: E402
+from tests.helpers import roundtrip  # noqa: E402
 
 HYPER = dict(lr=3e-3, beta1=0.9, beta2=0.95, eps=1e-8)
 
@@ -131,9 +132,7 @@ def _train(opt_factory, steps, resume_at=None, tmp_path=None):
     opt = opt_factory(groups())
     for s in range(steps):
         if resume_at is not None and s == resume_at:
-            path = tmp_path / "opt.pt"
-            torch.save({"opt": opt.state_dict(), "w": w.detach(), "b": b.detach()}, path)
-            ck = torch.load(path, weights_only=True)
+            ck = roundtrip(tmp_path, {"opt": opt.state_dict(), "w": w.detach(), "b": b.detach()})
             w = torch.nn.Parameter(ck["w"].clone())
             b = torch.nn.Parameter(ck["b"].clone())
             opt = opt_factory(groups())

@@ -15,6 +15,7 @@ if not torch.cuda.is_available():
 
 from gpt2train.kernels import stochastic_round as sr  # noqa: E402
 from gpt2train.kernels._triton import triton_available  # noqa: E402
+from tests.helpers import roundtrip  # noqa: E402
 
 ULP_AT_1 = 2.0**-7  # bf16 spacing in [1, 2)
 
@@ -132,9 +133,7 @@ def _train(opt_factory, steps, model_seed=0, resume_at=None, tmp_path=None):
     opt = opt_factory([{"params": [w], "weight_decay": 0.1}, {"params": [b], "weight_decay": 0.0}])
     for s in range(steps):
         if resume_at is not None and s == resume_at:
-            path = tmp_path / "opt.pt"
-            torch.save({"opt": opt.state_dict(), "w": w.detach(), "b": b.detach()}, path)
-            ck = torch.load(path, weights_only=True)
+            ck = roundtrip(tmp_path, {"opt": opt.state_dict(), "w": w.detach(), "b": b.detach()})
             w = torch.nn.Parameter(ck["w"].clone())
             b = torch.nn.Parameter(ck["b"].clone())
             opt = opt_factory([{"params": [w], "weight_decay": 0.1}, {"params": [b], "weight_decay": 0.0}])

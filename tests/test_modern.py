@@ -15,7 +15,7 @@ from gpt2train.model import build_model
 from gpt2train.model_modern import ModernConfig, ModernGPT, apply_rotary, build_any_model, rotary_tables
 from gpt2train.train.muon import NS_COEFFICIENTS, MuonAdamW, muon_param_groups, newton_schulz
 from gpt2train.train.optim import set_lr
-from tests.helpers import run_cli, tiny_train_args
+from tests.helpers import progress_losses, run_cli, tiny_train_args
 
 SHAPE = dict(n_layer=2, n_head=4, n_embd=64, max_seq_len=64)
 MODERN = dict(pos="rotary", qk_norm=True, mlp="relu2", norm="rmsnorm", zero_init_proj=True, untied_head=True,
@@ -180,11 +180,6 @@ def test_cached_sampling_equals_uncached():
     assert cached == plain and len(cached) == 70
 
 
-def _losses(run) -> dict:
-    rows = [json.loads(ln) for ln in open(os.path.join(run, "progress.jsonl"))]
-    return {(r["kind"], r["step"]): r.get("loss", r.get("val_loss")) for r in rows if r["kind"] in ("train", "val")}
-
-
 @pytest.fixture(scope="module")
 def modern_run(tmp_path_factory, shakespeare_shards):
     """A tiny --recipe modern run: 12 steps, checkpoints at 6 and 12."""
@@ -197,7 +192,7 @@ def modern_run(tmp_path_factory, shakespeare_shards):
 
 def test_modern_recipe_trains_and_writes_safetensors(modern_run):
     run, _ = modern_run
-    val = {step: v for (kind, step), v in _losses(run).items() if kind == "val"}
+    val = {step: v for (kind, step), v in progress_losses(run).items() if kind == "val"}
     assert val[12] < val[0] - 1.0, val  # from ~10.8 (uniform) down
     assert (run / "model_00000012.safetensors").exists() and not (run / "model_00000012.bin").exists()
     cfg = json.load(open(run / "config.json"))
@@ -215,7 +210,7 @@ def test_muon_resume_is_exact(modern_run, tmp_path, capsys):
                              capsys)  # fmt: skip
     assert code == 0, err
     assert "resumed from checkpoint at step 6" in out
-    assert _losses(resumed) == _losses(run)  # full-precision losses, bit for bit
+    assert progress_losses(resumed) == progress_losses(run)  # full-precision losses, bit for bit
     assert open(resumed / "main.log").read() == open(run / "main.log").read()
 
 
