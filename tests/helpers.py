@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -50,3 +51,14 @@ def roundtrip(tmp_path, obj):
     path = tmp_path / "roundtrip.pt"
     torch.save(obj, path)
     return torch.load(path, weights_only=True)
+
+
+def resume_copy(run, dest, step: int, args: list) -> list:
+    """Copy the run directory ``run`` to ``dest`` without the checkpoint of ``step`` (so a resume starts from
+    the one before); returns ``args`` (the run's train argv) writing to ``dest`` and resuming (-y 1)."""
+    shutil.copytree(run, dest)
+    for name in os.listdir(dest):
+        if f"{step:08d}" in name:
+            os.remove(os.path.join(dest, name))
+    i = args.index("-o")
+    return [*args[: i + 1], dest, *args[i + 2 :], "-y", "1"]

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 
 import pytest
 import torch
 
 from gpt2train.formats.load import load_pretrained
 from gpt2train.train import checkpoint as ckpt
-from tests.helpers import progress_losses, run_cli, tiny_train_args
+from tests.helpers import progress_losses, resume_copy, run_cli, tiny_train_args
 
 BF16 = ["--bf16-params", "1", "--dtype", "bf16"]
 
@@ -52,11 +50,7 @@ def test_resume_is_exact(bf16_run, tmp_path, capsys):
     """8 steps in one go == 4 steps + resume from the step-4 checkpoint (-y 1): losses and final params."""
     run, args = bf16_run
     resumed = tmp_path / "resumed"
-    shutil.copytree(run, resumed)
-    for name in os.listdir(resumed):  # forget the step-8 checkpoint: resume from step 4
-        if "00000008" in name:
-            os.remove(resumed / name)
-    argv = [*args[: args.index("-o") + 1], resumed, *args[args.index("-o") + 2 :], "-y", "1"]
+    argv = resume_copy(run, resumed, 8, args)  # without the step-8 checkpoint: resume from step 4
     code, out, err = run_cli(argv, capsys)
     assert code == 0, err
     assert "resumed from checkpoint at step 4" in out and "warning" not in out
@@ -71,15 +65,11 @@ def test_resume_is_exact(bf16_run, tmp_path, capsys):
     # resuming with the other layout is refused (the state holds masters, or does not)
     i = argv.index("--bf16-params")
     code, _, err = run_cli([*argv[:i], "--bf16-params", "0", *argv[i + 2 :]], capsys)
+    i = args.index("--bf16-params")
     assert code != 0 and "--bf16-params" in err.strip().splitlines()[-1]
     # the default (-1, auto) resumes with the checkpoint's layout, here on CPU where a new run would take 0
     again = tmp_path / "again"
-    shutil.copytree(resumed, again)
-    for name in os.listdir(again):
-        if "00000008" in name:
-            os.remove(again / name)
-    auto = [*argv[:i], *argv[i + 2 :]]
-    auto[auto.index("-o") + 1] = again
+    auto = resume_copy(resumed, again, 8, [*args[:i], *args[i + 2 :]])
     code, out, err = run_cli(auto, capsys)
     assert code == 0, err
     assert json.load(open(again / "config.json"))["train"]["bf16_params"] == 1

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 
 import pytest
 import torch
@@ -15,7 +13,7 @@ from gpt2train.model import build_model
 from gpt2train.model_modern import ModernConfig, ModernGPT, apply_rotary, build_any_model, rotary_tables
 from gpt2train.train.muon import NS_COEFFICIENTS, MuonAdamW, muon_param_groups, newton_schulz
 from gpt2train.train.optim import set_lr
-from tests.helpers import progress_losses, run_cli, tiny_train_args
+from tests.helpers import progress_losses, resume_copy, run_cli, tiny_train_args
 
 SHAPE = dict(n_layer=2, n_head=4, n_embd=64, max_seq_len=64)
 MODERN = dict(pos="rotary", qk_norm=True, mlp="relu2", norm="rmsnorm", zero_init_proj=True, untied_head=True,
@@ -202,12 +200,8 @@ def test_modern_recipe_trains_and_writes_safetensors(modern_run):
 def test_muon_resume_is_exact(modern_run, tmp_path, capsys):
     run, args = modern_run
     resumed = tmp_path / "resumed"
-    shutil.copytree(run, resumed)
-    for name in os.listdir(resumed):  # forget the step-12 checkpoint: resume from step 6
-        if "00000012" in name:
-            os.remove(resumed / name)
-    code, out, err = run_cli([*args[: args.index("-o") + 1], resumed, *args[args.index("-o") + 2 :], "-y", "1"],
-                             capsys)  # fmt: skip
+    # without the step-12 checkpoint: resume from step 6
+    code, out, err = run_cli(resume_copy(run, resumed, 12, args), capsys)
     assert code == 0, err
     assert "resumed from checkpoint at step 6" in out
     assert progress_losses(resumed) == progress_losses(run)  # full-precision losses, bit for bit
