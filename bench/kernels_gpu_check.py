@@ -38,6 +38,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from gpt2train.config import ModelConfig  # noqa: E402
 from gpt2train.kernels import cublaslt  # noqa: E402
 from gpt2train.kernels import master_adamw as ma  # noqa: E402
 from gpt2train.kernels import stochastic_round as sr  # noqa: E402
@@ -47,7 +48,7 @@ from gpt2train.kernels.fused_classifier import chunked_classifier_loss  # noqa: 
 from gpt2train.kernels.gelu_linear import gelu_linear, gelu_linear_reference  # noqa: E402
 from gpt2train.kernels.gelu_mlp import STATS as GELU_MLP_STATS  # noqa: E402
 from gpt2train.kernels.gelu_mlp import gelu_mlp, gelu_mlp_reference  # noqa: E402
-from gpt2train.model import plain_classifier_loss  # noqa: E402
+from gpt2train.model import GPT, plain_classifier_loss  # noqa: E402
 from gpt2train.train.optim import flatten_parameters_  # noqa: E402
 
 ROWS: list[dict] = []
@@ -676,6 +677,43 @@ def fp8_linear_case(args, dev, case, rows, k, n):
             record("fp8_linear", case, variant, ms=time_ms(lambda c=compiled: run(c), dev, args.reps))
 
 
+def check_grad_accum(args, dev):
+    """--accumulate-in-matmul: a few d12-wide blocks (bf16 parameters, flat gradients, -ge 2, compiled as the
+    trainer compiles them) over 4 micro-steps, gradients summed by the matmuls against autograd's sums, and
+    the time of the 4 forward+backward passes both ways."""
+    layers, batch, seq = (2, 2, 32) if args.small else (4, 16, 1024)
+    cfg = ModelConfig(n_layer=layers, n_head=4 if args.small else 12, n_embd=64 if args.small else 768,
+                      vocab_size=50257, max_seq_len=seq)  # fmt: skip
+    g = torch.Generator().manual_seed(3)
+    batches = [torch.randint(0, 50257, (batch, seq), generator=g).to(dev) for _ in range(4)]
+    grads, times = {}, {}
+    for on in (False, True):
+        with guarded("grad_accum", f"{layers} layers C={cfg.n_embd} B={batch} T={seq}"):
+            torch._dynamo.reset()
+            model = GPT(cfg).init_weights(42).to(dev, torch.bfloat16)
+            model.configure_fast_paths(gelu_fusion=2 if dev.type == "cuda" else 0, accumulate_grads=on)
+            _, grad_flat = flatten_parameters_(list(model.parameters()))
+            if not args.no_compile:
+                for block in model.transformer.h:
+                    block.compile()
+
+            def step(model=model, grad_flat=grad_flat):
+                grad_flat.zero_()
+                for idx in batches:
+                    with torch.autocast(dev.type, dtype=torch.bfloat16):
+                        loss = model(idx, idx)
+                    (loss / len(batches)).backward()
+
+            step()
+            grads[on] = {n: p.grad.detach().float().clone() for n, p in model.named_parameters()}
+            times[on] = time_ms(step, dev, args.reps)
+    if len(grads) == 2:
+        err = max(rel_err(grads[True][n], grads[False][n]) for n in grads[False])
+        case = f"{layers} layers C={cfg.n_embd} B={batch} T={seq}"
+        record("grad_accum", case, "summed by the matmuls vs autograd", ok=err < 2e-2, max_rel_err=err,
+               ms_autograd=times[False], ms_matmul=times[True])  # fmt: skip
+
+
 # -- main -----------------------------------------------------------------------------------------
 
 
@@ -770,6 +808,8 @@ def main(argv=None) -> int:
         check_gelu_mlp(args, dev)
     if "fp8_linear" in checks:
         check_fp8_linear(args, dev)
+    if "grad_accum" in checks:
+        check_grad_accum(args, dev)
     if "adamw" in checks:
         check_adamw(args, dev)
         check_adamw_master(args, dev)

@@ -206,7 +206,9 @@ def test_trainer_resolves_ge(tiny_config):
 
     def resolved(ge, fast, recompute=0):
         model = build_model(tiny_config)
-        cfg = types.SimpleNamespace(gelu_fusion=ge, recompute=recompute, fused_classifier=0, classifier_chunk=0, fp8=0)
+        cfg = types.SimpleNamespace(
+            gelu_fusion=ge, recompute=recompute, fused_classifier=0, classifier_chunk=0, fp8=0, accumulate_in_matmul=0
+        )
         Trainer._configure_fast_paths(types.SimpleNamespace(cfg=cfg, fast=fast, raw_model=model))
         return model.transformer.h[0].mlp.gelu_fusion
 

@@ -171,6 +171,9 @@ class TrainConfig:
     bf16_params: int = -1
     gelu_fusion: int = -1  # -ge: 0 off, 1 GELU in the c_fc matmul epilogue, 2 also backward; -1: 2 on the fast path
     fp8: int = 0  # 1: the blocks' linear layers in FP8 (kernels/fp8_linear.py): CUDA capability >= 8.9, or the CPU
+    # 1: the blocks' matmuls add each micro-step's weight gradient into .grad themselves (kernels/grad_accum.py, as
+    # llm.c); one process only; -1 (auto): 1 on the fast path in one process with bf16 parameters and AdamW
+    accumulate_in_matmul: int = -1
     zero_stage: int = 0  # -z
     grad_reduce_dtype: str = "fp32"  # dtype gradients are averaged over processes in: fp32 | bf16 (half the bytes)
     recompute: int = 1  # -r: 0 none, 1 GELU, 2 GELU and LayerNorm

@@ -22,18 +22,24 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from gpt2train.config import ModelConfig
+from gpt2train.kernels.grad_accum import accumulating, linear_accumulate
 
 
 class Linear(nn.Linear):
-    """``nn.Linear`` whose matmuls can run in FP8 (``fp8``, set by ``GPT.configure_fast_paths``)."""
+    """``nn.Linear`` whose matmuls can run in FP8 (``fp8``) and whose backward can add its gradients into
+    ``.grad`` itself (``accumulate_grad``); both set by ``GPT.configure_fast_paths``."""
 
     fp8 = False
+    accumulate_grad = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.fp8:
             from gpt2train.kernels.fp8_linear import fp8_linear
 
             return fp8_linear(x, self.weight, self.bias)
+        grads = accumulating(self)
+        if grads is not None:
+            return linear_accumulate(x, self.weight, self.bias, *grads)
         return super().forward(x)
 
 
@@ -69,7 +75,9 @@ class MLP(nn.Module):
             from gpt2train.kernels.gelu_mlp import gelu_mlp
 
             backward = "dgelu" if self.gelu_fusion >= 2 else "plain"
-            return gelu_mlp(x, self.c_fc.weight, self.c_fc.bias, self.c_proj.weight, self.c_proj.bias, backward)
+            fc, proj = accumulating(self.c_fc), accumulating(self.c_proj)
+            grads = (*fc, *proj) if fc and proj else None
+            return gelu_mlp(x, self.c_fc.weight, self.c_fc.bias, self.c_proj.weight, self.c_proj.bias, backward, grads)
         h = self.c_fc(x)
         if self.recompute_gelu and torch.is_grad_enabled():
             # llm.c's -r 1: keep only the pre-GELU activation; backward recomputes GELU (not the matmul).
@@ -80,7 +88,7 @@ class MLP(nn.Module):
                 return self.c_proj(checkpoint(F.gelu, h, approximate="tanh", use_reentrant=False))
             from gpt2train.kernels.gelu_linear import gelu_linear
 
-            return gelu_linear(h, self.c_proj.weight, self.c_proj.bias)
+            return gelu_linear(h, self.c_proj.weight, self.c_proj.bias, accumulating(self.c_proj))
         return self._gelu_proj(h)
 
 
@@ -165,18 +173,25 @@ class GPT(nn.Module):
         return init_llmc_(self, seed)
 
     def configure_fast_paths(
-        self, recompute: int = 0, classifier_loss: Callable | None = None, gelu_fusion: int = 0, fp8: bool = False
+        self,
+        recompute: int = 0,
+        classifier_loss: Callable | None = None,
+        gelu_fusion: int = 0,
+        fp8: bool = False,
+        accumulate_grads: bool = False,
     ) -> None:
         """Switch activation recomputation (0/1/2 as llm.c's -r), the classifier implementation,
-        GELU fused into the MLP's matmuls (llm.c's -ge; -r 1 and 2 keep their own GELU path) and FP8
+        GELU fused into the MLP's matmuls (llm.c's -ge; -r 1 and 2 keep their own GELU path), FP8
         matmuls in the blocks' linear layers (``kernels/fp8_linear.py``; the -ge epilogues are bf16, so
-        FP8 turns them off)."""
+        FP8 turns them off) and the blocks' weight gradients added into ``.grad`` by their matmuls
+        (``kernels/grad_accum.py``: only where ``.grad`` is a persistent buffer nothing else hooks)."""
         for block in self.transformer.h:
             block.mlp.recompute_gelu = recompute >= 1
             block.mlp.gelu_fusion = 0 if fp8 else int(gelu_fusion)
             block.recompute_ln = recompute >= 2
             for layer in (block.attn.c_attn, block.attn.c_proj, block.mlp.c_fc, block.mlp.c_proj):
                 layer.fp8 = bool(fp8)
+                layer.accumulate_grad = bool(accumulate_grads)
         self.classifier_loss = classifier_loss or plain_classifier_loss
 
     def num_parameters(self) -> int:

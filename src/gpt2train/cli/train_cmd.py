@@ -137,6 +137,13 @@ _EXTRA = [
     ("--deterministic", "deterministic", int, "1: deterministic kernels, bit-identical GPU runs (slower)"),
     ("--fp8", "fp8", int, "1: the blocks' matmuls in FP8 with per-tensor scaling (Hopper/Ada; opt-in, see README)"),
     (
+        "--accumulate-in-matmul",
+        "accumulate_in_matmul",
+        int,
+        "1: micro-steps' weight gradients summed by the matmuls into .grad (one process); 0 autograd's sums; "
+        "-1: 1 on the fast path with bf16 parameters and AdamW",
+    ),
+    (
         "--fused-classifier",
         "fused_classifier",
         int,

@@ -72,6 +72,14 @@ KERNELS: dict[str, KernelInfo] = {
             "tests/test_kernels_fp8_linear.py",
         ),
         KernelInfo(
+            "linear_accumulate",
+            "gpt2train.kernels.grad_accum.linear_accumulate",
+            "torch.nn.functional.linear",
+            "--accumulate-in-matmul (model.Linear.accumulate_grad): weight gradients summed by the matmul",
+            False,
+            "tests/test_kernels_grad_accum.py",
+        ),
+        KernelInfo(
             "adamw_bf16_stochastic",
             "gpt2train.kernels.stochastic_round.adamw_bf16_stochastic_",
             "gpt2train.kernels.stochastic_round.adamw_bf16_stochastic_reference",

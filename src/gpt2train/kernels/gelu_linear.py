@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from gpt2train.kernels import grad_accum
+
 
 def gelu_linear_reference(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """The plain path: gelu_tanh(h) @ weight^T + bias, with autograd saving gelu(h)."""
@@ -37,7 +39,7 @@ class GeluLinear(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, h, weight, bias):
+    def forward(ctx, h, weight, bias, grads=None):
         cdt = _matmul_dtype(h, weight)
         with torch.autocast(h.device.type, enabled=False):
             w = weight.to(cdt)
@@ -46,6 +48,7 @@ class GeluLinear(torch.autograd.Function):
         ctx.save_for_backward(h, w)
         ctx.dtypes = (weight.dtype, bias.dtype if bias is not None else None)
         ctx.has_bias = bias is not None
+        ctx.grads = grads  # (weight, bias) buffers to add into, as grad_accum's
         return out
 
     @staticmethod
@@ -58,23 +61,34 @@ class GeluLinear(torch.autograd.Function):
             # the same ops autograd runs for the plain path, so fp32 results match it bit for bit
             dg = d2.mm(w).reshape(h.shape).to(h.dtype)
             dh = torch.ops.aten.gelu_backward(dg, h, approximate="tanh")
+        if ctx.grads is not None:
+            g = F.gelu(h, approximate="tanh").to(w.dtype)
+            grad_accum.addmm_into(ctx.grads[0], d2.t(), g.reshape(-1, g.shape[-1]))
+            grad_accum.add_bias_grad_(ctx.grads[1], d2)
+            return dh, None, None, None
         if ctx.needs_input_grad[1]:
             g = F.gelu(h, approximate="tanh").to(w.dtype)  # the recompute: elementwise only
             dw = d2.t().mm(g.reshape(-1, g.shape[-1])).to(w_dt)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             db = d2.sum(0).to(b_dt)
-        return dh, dw, db
+        return dh, dw, db, None
 
 
-def gelu_linear(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+def gelu_linear(
+    h: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    grads: tuple[torch.Tensor, torch.Tensor | None] | None = None,
+) -> torch.Tensor:
     """gelu_tanh(h) @ weight^T + bias, keeping only h for backward when autograd is recording.
 
     ``h`` is (..., K), ``weight`` (N, K), ``bias`` (N,) or None; returns (..., N). Works under
     ``torch.autocast`` (the matmul runs in the autocast dtype, gradients come back in the input
-    dtypes). Without autograd it is the plain expression.
+    dtypes). Without autograd it is the plain expression. With ``grads`` (buffers for the weight and
+    bias) backward adds their gradients into them and returns none (:mod:`gpt2train.kernels.grad_accum`).
     """
     if torch.is_grad_enabled() and (
         h.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
     ):
-        return GeluLinear.apply(h, weight, bias)
+        return GeluLinear.apply(h, weight, bias, grads)
     return gelu_linear_reference(h, weight, bias)

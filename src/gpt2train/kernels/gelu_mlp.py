@@ -40,7 +40,7 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-from gpt2train.kernels import cublaslt
+from gpt2train.kernels import cublaslt, grad_accum
 
 STATS: dict[str, dict[str, int]] = {
     "linear_gelu_aux": {"cublaslt": 0, "torch": 0},
@@ -171,7 +171,7 @@ class GeluMLP(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, w_fc, b_fc, w_proj, b_proj, backward="plain"):
+    def forward(ctx, x, w_fc, b_fc, w_proj, b_proj, backward="plain", grads=None):
         cdt = _matmul_dtype(x, w_fc)
         with torch.autocast(x.device.type, enabled=False):
             x2 = x.reshape(-1, x.shape[-1]).to(cdt)
@@ -182,6 +182,7 @@ class GeluMLP(torch.autograd.Function):
         ctx.dtypes = (x.dtype, w_fc.dtype, b_fc.dtype, w_proj.dtype, b_proj.dtype)
         ctx.x_shape = x.shape
         ctx.backward_mode = backward
+        ctx.grads = grads  # (c_fc's weight, bias, c_proj's weight, bias) buffers to add into, as grad_accum's
         return y.reshape(*x.shape[:-1], y.shape[-1])
 
     @staticmethod
@@ -190,8 +191,13 @@ class GeluMLP(torch.autograd.Function):
         x_dt, wf_dt, bf_dt, wp_dt, bp_dt = ctx.dtypes
         need = ctx.needs_input_grad
         dx = dwf = dbf = dwp = dbp = None
+        acc = ctx.grads
         with torch.autocast(dy.device.type, enabled=False):
             dy2 = dy.reshape(-1, dy.shape[-1]).to(a.dtype)
+            if acc is not None:
+                grad_accum.addmm_into(acc[2], dy2.t(), a)
+                grad_accum.add_bias_grad_(acc[3], dy2)
+                need = (need[0], True, True, False, False)
             if need[3]:
                 dwp = dy2.t().mm(a).to(wp_dt)
             if need[4]:
@@ -207,11 +213,15 @@ class GeluMLP(torch.autograd.Function):
                     db = dh.sum(0) if need[2] else None
                 if need[0]:
                     dx = dh.mm(wf).reshape(ctx.x_shape).to(x_dt)
-                if need[1]:
-                    dwf = dh.t().mm(x2).to(wf_dt)
-                if need[2]:
-                    dbf = db.to(bf_dt)
-        return dx, dwf, dbf, dwp, dbp, None
+                if acc is not None:
+                    grad_accum.addmm_into(acc[0], dh.t(), x2)
+                    acc[1].add_(db.to(acc[1].dtype))
+                else:
+                    if need[1]:
+                        dwf = dh.t().mm(x2).to(wf_dt)
+                    if need[2]:
+                        dbf = db.to(bf_dt)
+        return dx, dwf, dbf, dwp, dbp, None, None
 
 
 def gelu_mlp(
@@ -221,13 +231,16 @@ def gelu_mlp(
     w_proj: torch.Tensor,
     b_proj: torch.Tensor,
     backward: str = "plain",
+    grads: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """gelu_tanh(x @ w_fc^T + b_fc) @ w_proj^T + b_proj with GELU fused into the matmuls.
 
     ``x`` (..., C), ``w_fc`` (H, C), ``b_fc`` (H,), ``w_proj`` (C, H), ``b_proj`` (C,); returns
     (..., C). Works under ``torch.autocast`` and ``torch.compile``; on the CPU (or where cuBLASLt
-    cannot run) it is the same math in plain torch.
+    cannot run) it is the same math in plain torch. With ``grads`` (buffers for w_fc, b_fc, w_proj,
+    b_proj in the parameters' dtype) backward adds the parameter gradients into them and returns none
+    (:mod:`gpt2train.kernels.grad_accum`).
     """
     if backward not in BACKWARDS:
         raise ValueError(f"gelu_mlp backward={backward!r}: use one of {', '.join(BACKWARDS)}")
-    return GeluMLP.apply(x, w_fc, b_fc, w_proj, b_proj, backward)
+    return GeluMLP.apply(x, w_fc, b_fc, w_proj, b_proj, backward, grads)

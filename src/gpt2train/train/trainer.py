@@ -195,6 +195,11 @@ class Trainer:
         if cfg.fp8 and not fp8_supported(self.device):
             raise UserError(f"--fp8 1: {self.device} has no FP8 matmuls (needs CUDA capability 8.9+, e.g. an H100); "
                             "drop --fp8")  # fmt: skip
+        if cfg.accumulate_in_matmul not in (-1, 0, 1):
+            raise UserError(f"--accumulate-in-matmul {cfg.accumulate_in_matmul}: use 0, 1 or -1 (auto)")
+        if cfg.accumulate_in_matmul == 1 and info.enabled:
+            raise UserError("--accumulate-in-matmul 1 runs in one process only (DDP and ZeRO-1 take each gradient "
+                            "from autograd as it is made): drop it")  # fmt: skip
         if cfg.recompute not in (0, 1, 2):
             raise UserError(f"-r {cfg.recompute}: use 0 (none), 1 (GELU) or 2 (GELU and LayerNorm)")
         if cfg.on_max_skips not in ("stop", "rollback"):
@@ -401,9 +406,18 @@ class Trainer:
         if self.cfg.fp8 and is_modern(self.model_cfg):
             raise UserError("--fp8 1: FP8 matmuls are implemented for the GPT-2 architecture only; drop --fp8 or "
                             "the modern architecture levers")  # fmt: skip
+        # -1: where .grad is one flat bf16 buffer that persists over the micro-steps (build_optimizer's flat
+        # layout in one process); elsewhere a layer sees no usable .grad and lets autograd sum (grad_accum.py)
+        accumulate = self.cfg.accumulate_in_matmul
+        if accumulate == -1:
+            bf16_model = bool(self.cfg.bf16_params) or not self.cfg.master_weights
+            accumulate = int(self.fast and not self.info.enabled and bf16_model
+                             and recipe.levers(self.cfg)["optimizer"] == "adamw")  # fmt: skip
+            self.cfg.accumulate_in_matmul = accumulate  # config.json records the outcome
         self.raw_model.configure_fast_paths(
-            recompute=self.cfg.recompute, classifier_loss=classifier, gelu_fusion=gelu_fusion, fp8=bool(self.cfg.fp8)
-        )
+            recompute=self.cfg.recompute, classifier_loss=classifier, gelu_fusion=gelu_fusion, fp8=bool(self.cfg.fp8),
+            accumulate_grads=bool(accumulate),
+        )  # fmt: skip
 
     def _load_hellaswag(self):
         if not self.cfg.hellaswag:
@@ -806,7 +820,8 @@ class Trainer:
             ("train data pattern", cfg.train_data), ("val data pattern", cfg.val_data),
             ("output log dir", cfg.output_dir or "NULL"), ("micro batch size B", self.B),
             ("sequence length T", self.T), ("total batch size", self.total_batch),
-            ("grad accumulation", self.grad_accum), ("LR scheduler", cfg.lr_schedule),
+            ("grad accumulation", f"{self.grad_accum}{' (in the matmuls)' if cfg.accumulate_in_matmul == 1 else ''}"),
+            ("LR scheduler", cfg.lr_schedule),
             ("learning rate (LR)", f"{cfg.lr:e}"), ("warmup iterations", cfg.warmup_steps),
             ("final LR fraction", f"{cfg.final_lr_frac:e}"), ("weight decay", f"{cfg.weight_decay:e}"),
             ("max_steps", self.max_steps), ("val_loss_every", cfg.val_every),
