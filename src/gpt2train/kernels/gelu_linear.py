@@ -61,16 +61,12 @@ class GeluLinear(torch.autograd.Function):
             # the same ops autograd runs for the plain path, so fp32 results match it bit for bit
             dg = d2.mm(w).reshape(h.shape).to(h.dtype)
             dh = torch.ops.aten.gelu_backward(dg, h, approximate="tanh")
-        if ctx.grads is not None:
-            g = F.gelu(h, approximate="tanh").to(w.dtype)
-            grad_accum.addmm_into(ctx.grads[0], d2.t(), g.reshape(-1, g.shape[-1]))
-            grad_accum.add_bias_grad_(ctx.grads[1], d2)
-            return dh, None, None, None
+        wbuf, bbuf = ctx.grads or (None, None)
         if ctx.needs_input_grad[1]:
             g = F.gelu(h, approximate="tanh").to(w.dtype)  # the recompute: elementwise only
-            dw = d2.t().mm(g.reshape(-1, g.shape[-1])).to(w_dt)
+            dw = grad_accum.weight_grad(wbuf, d2.t(), g.reshape(-1, g.shape[-1]), w_dt)
         if ctx.has_bias and ctx.needs_input_grad[2]:
-            db = d2.sum(0).to(b_dt)
+            db = grad_accum.bias_grad(bbuf, d2.sum(0), b_dt)
         return dh, dw, db, None
 
 

@@ -191,17 +191,13 @@ class GeluMLP(torch.autograd.Function):
         x_dt, wf_dt, bf_dt, wp_dt, bp_dt = ctx.dtypes
         need = ctx.needs_input_grad
         dx = dwf = dbf = dwp = dbp = None
-        acc = ctx.grads
+        wf_buf, bf_buf, wp_buf, bp_buf = ctx.grads or (None,) * 4
         with torch.autocast(dy.device.type, enabled=False):
             dy2 = dy.reshape(-1, dy.shape[-1]).to(a.dtype)
-            if acc is not None:
-                grad_accum.addmm_into(acc[2], dy2.t(), a)
-                grad_accum.add_bias_grad_(acc[3], dy2)
-                need = (need[0], True, True, False, False)
             if need[3]:
-                dwp = dy2.t().mm(a).to(wp_dt)
+                dwp = grad_accum.weight_grad(wp_buf, dy2.t(), a, wp_dt)
             if need[4]:
-                dbp = dy2.sum(0).to(bp_dt)
+                dbp = grad_accum.bias_grad(bp_buf, dy2.sum(0), bp_dt)
             if need[0] or need[1] or need[2]:
                 if ctx.backward_mode == "dgelu_bgrad":
                     dh, db = torch.ops.gpt2train.matmul_dgelu_bgrad(dy2.contiguous(), wp.contiguous(), h)
@@ -213,14 +209,10 @@ class GeluMLP(torch.autograd.Function):
                     db = dh.sum(0) if need[2] else None
                 if need[0]:
                     dx = dh.mm(wf).reshape(ctx.x_shape).to(x_dt)
-                if acc is not None:
-                    grad_accum.addmm_into(acc[0], dh.t(), x2)
-                    acc[1].add_(db.to(acc[1].dtype))
-                else:
-                    if need[1]:
-                        dwf = dh.t().mm(x2).to(wf_dt)
-                    if need[2]:
-                        dbf = db.to(bf_dt)
+                if need[1]:
+                    dwf = grad_accum.weight_grad(wf_buf, dh.t(), x2, wf_dt)
+                if need[2]:
+                    dbf = grad_accum.bias_grad(bf_buf, db, bf_dt)
         return dx, dwf, dbf, dwp, dbp, None, None
 
 

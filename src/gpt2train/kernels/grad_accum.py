@@ -51,10 +51,22 @@ def accumulating(layer: torch.nn.Linear) -> tuple[torch.Tensor, torch.Tensor | N
     return wgrad, bias.grad if bias is not None else None
 
 
-def add_bias_grad_(bgrad: torch.Tensor | None, dy2: torch.Tensor) -> None:
-    """bgrad += dy2 summed over rows (fused into one reduction under torch.compile)."""
-    if bgrad is not None:
-        bgrad.add_(dy2.sum(0).to(bgrad.dtype))
+def weight_grad(buf: torch.Tensor | None, a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | None:
+    """The weight gradient a @ b: added into ``buf`` (returning None, nothing for autograd to add) when a
+    buffer is given, else returned in ``dtype``."""
+    if buf is None:
+        return a.mm(b).to(dtype)
+    torch.ops.gpt2train.addmm_into(buf, a, b)
+    return None
+
+
+def bias_grad(buf: torch.Tensor | None, db: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | None:
+    """The bias gradient ``db``: added into ``buf`` (returning None) when given (under torch.compile the add
+    fuses into the reduction that made ``db``), else returned in ``dtype``."""
+    if buf is None:
+        return db.to(dtype)
+    buf.add_(db.to(buf.dtype))
+    return None
 
 
 class LinearAccumulate(torch.autograd.Function):
@@ -79,8 +91,9 @@ class LinearAccumulate(torch.autograd.Function):
         with torch.autocast(dy.device.type, enabled=False):
             dy2 = dy.reshape(-1, dy.shape[-1]).to(weight.dtype)
             dx = dy2.mm(weight).view(x_c.shape).to(ctx.x_dtype) if ctx.needs_input_grad[0] else None
-            torch.ops.gpt2train.addmm_into(wgrad, dy2.t(), x_c.reshape(-1, x_c.shape[-1]))
-            add_bias_grad_(bgrad, dy2)
+            weight_grad(wgrad, dy2.t(), x_c.reshape(-1, x_c.shape[-1]), weight.dtype)
+            if bgrad is not None:
+                bias_grad(bgrad, dy2.sum(0), bgrad.dtype)
         return dx, None, None, None, None
 
 
