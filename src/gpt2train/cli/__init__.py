@@ -30,6 +30,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# what makes room when a command other than train (which says it itself) runs out of GPU memory
+_OOM_ELSEWHERE = "run on a larger card or with --device cpu"
+_OOM_ANY = f"free the GPU of other processes, or {_OOM_ELSEWHERE}"
+_OOM_ROOM = {
+    "eval": f"lower -b (val loss) or --batch-rows (HellaSwag), use --dtype bf16, or {_OOM_ELSEWHERE}",
+    "sample": f"lower --max-tokens (the KV cache grows with it) or {_OOM_ELSEWHERE}",
+}
+
+
+def _error_line(message: str) -> None:
+    # one write, so that the lines of several processes sharing stderr do not interleave mid-line
+    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.flush()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script and ``python -m gpt2train``."""
     argv = sys.argv[1:] if argv is None else argv
@@ -41,8 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
+        _error_line(str(e))
         return e.exit_code
+    except Exception as e:
+        if type(e).__name__ != "OutOfMemoryError":  # torch's; not imported here, so --help stays fast
+            raise
+        _error_line(f"out of GPU memory in `gpt2train {args.command}`: {_OOM_ROOM.get(args.command, _OOM_ANY)}")
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

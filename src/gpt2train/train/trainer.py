@@ -98,6 +98,17 @@ def _apply_overrides(mcfg: ModelConfig, cfg: TrainConfig, pretrained: bool) -> M
     return ModelConfig(**fields)
 
 
+def auto_accumulate_in_matmul(cfg: TrainConfig, fast: bool, several_processes: bool) -> int:
+    """``--accumulate-in-matmul -1``: on (1) where ``.grad`` is one flat bf16 buffer that persists over the
+    micro-steps (build_optimizer's flat layout in one process, AdamW, the fast path); elsewhere a layer would
+    see no usable ``.grad`` and let autograd sum anyway (grad_accum.py). Off with -r 2: compiled on CUDA, its
+    recompute then keeps every matmul's input (35,200 against 3,200 bytes per layer and token at d48,
+    bench/recompute_memory.py), so B=40 would no longer fit on 80 GB."""
+    bf16_model = bool(cfg.bf16_params) or not cfg.master_weights
+    return int(fast and not several_processes and bf16_model and cfg.recompute < 2
+               and recipe.levers(cfg)["optimizer"] == "adamw")  # fmt: skip
+
+
 def _check_output_dir(path: str) -> None:
     try:
         os.makedirs(path, exist_ok=True)
@@ -153,7 +164,11 @@ def train(cfg: TrainConfig) -> int:
     info = distributed.setup(cfg.device)
     try:
         with determinism.mode(bool(cfg.deterministic), cfg.attention) as det:
-            return Trainer(cfg, info, det).run()
+            trainer = Trainer(cfg, info, det)
+            try:
+                return trainer.run()
+            except torch.OutOfMemoryError:
+                raise trainer.out_of_memory() from None
     finally:
         distributed.teardown()
 
@@ -406,14 +421,13 @@ class Trainer:
         if self.cfg.fp8 and is_modern(self.model_cfg):
             raise UserError("--fp8 1: FP8 matmuls are implemented for the GPT-2 architecture only; drop --fp8 or "
                             "the modern architecture levers")  # fmt: skip
-        # -1: where .grad is one flat bf16 buffer that persists over the micro-steps (build_optimizer's flat
-        # layout in one process); elsewhere a layer sees no usable .grad and lets autograd sum (grad_accum.py)
         accumulate = self.cfg.accumulate_in_matmul
         if accumulate == -1:
-            bf16_model = bool(self.cfg.bf16_params) or not self.cfg.master_weights
-            accumulate = int(self.fast and not self.info.enabled and bf16_model
-                             and recipe.levers(self.cfg)["optimizer"] == "adamw")  # fmt: skip
+            accumulate = auto_accumulate_in_matmul(self.cfg, self.fast, self.info.enabled)
             self.cfg.accumulate_in_matmul = accumulate  # config.json records the outcome
+        elif accumulate == 1 and self.cfg.recompute == 2 and self.fast and self._use_compile():
+            self.print("warning: --accumulate-in-matmul 1 with -r 2: compiled on CUDA, the recompute then keeps "
+                       "every matmul's input, most of what -r 2 saves (BENCHMARKS.md, round 15)")  # fmt: skip
         self.raw_model.configure_fast_paths(
             recompute=self.cfg.recompute, classifier_loss=classifier, gelu_fusion=gelu_fusion, fp8=bool(self.cfg.fp8),
             accumulate_grads=bool(accumulate),
@@ -781,6 +795,30 @@ class Trainer:
             checkpoint_now.restore()
             self.scalars.close()
             self.train_batches.close()
+
+    def out_of_memory(self) -> UserError:
+        """The one-line stop for running out of GPU memory: where, at which settings, how much the card
+        holds, and which flags make room (checkpoints already written are untouched)."""
+        cfg = self.cfg
+        where = f"at step {self.step}" if hasattr(self, "step") else "while setting up"
+        batch = getattr(self, "B", None) or cfg.batch_size or "auto"
+        line = f"out of GPU memory {where} with -b {batch} -t {cfg.seq_len} -r {cfg.recompute} -w {cfg.master_weights}"
+        if self.device.type == "cuda":
+            total = torch.cuda.get_device_properties(self.device).total_memory
+            line += (f" ({torch.cuda.max_memory_reserved(self.device) / 2**30:.1f} of {total / 2**30:.1f} GiB "
+                     f"held on {torch.cuda.get_device_name(self.device)})")  # fmt: skip
+        room = ["lower -b (-d stays: more micro-steps accumulate)"]
+        if cfg.recompute < 2:
+            room.append("raise -r to " + ("1 or 2" if cfg.recompute == 0 else "2"))
+        if cfg.master_weights:
+            room.append("use -w 0")
+        line += ": " + ", ".join(room) + " or let -b auto pick"
+        planned = self._planned_max_batch() if hasattr(self, "model_cfg") else None
+        if planned:
+            line += f"; gpt2train plan expects B={planned} to fit"
+        if cfg.output_dir:
+            line += f"; the checkpoints in {cfg.output_dir} are untouched (resume with -y 1)"
+        return UserError(line)
 
     def _status_tail(self, t_start: float, eta: float) -> str:
         """The end of each step line: last val loss, GPU memory, elapsed time and ETA."""
