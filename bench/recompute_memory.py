@@ -69,7 +69,7 @@ def main() -> int:
     rows = []
     for compiled in (False, True):
         for accumulate in (False, True):
-            for r in (0, 1, 2):
+            for r in (0, 1, 2, 3):
                 if args.only and [int(v) for v in args.only.split(",")] != [int(compiled), int(accumulate), r]:
                     continue
                 ge = 2 if r == 0 else 0

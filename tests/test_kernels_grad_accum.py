@@ -114,7 +114,14 @@ def _model_grads(accumulate: bool, recompute: int, gelu_fusion: int, backend: st
 
 @pytest.mark.parametrize(
     "recompute,gelu_fusion,backend",
-    [(0, 2, None), (0, 2, "aot_eager_decomp_partition"), (1, 0, "aot_eager_decomp_partition"), (2, 0, None)],
+    [
+        (0, 2, None),
+        (0, 2, "aot_eager_decomp_partition"),
+        (1, 0, "aot_eager_decomp_partition"),
+        (2, 0, None),
+        (2, 0, "aot_eager_decomp_partition"),
+        (3, 0, None),
+    ],
 )
 def test_model_gradients_equal_autograd_accumulation(recompute, gelu_fusion, backend):
     ref = _model_grads(False, recompute, gelu_fusion, backend)
@@ -161,7 +168,8 @@ def test_bad_switch_value_is_one_line_error(tmp_path, shakespeare_shards, capsys
         ({"bf16_params": 0}, True, False, 0),  # fp32 .grad: nothing to add into in bf16
         ({"bf16_params": 1}, False, False, 0),  # plain path
         ({"bf16_params": 1}, True, True, 0),  # DDP and ZeRO-1 take the gradients from autograd
-        ({"bf16_params": 1, "recompute": 2}, True, False, 0),  # compiled -r 2 would keep the matmul inputs
+        ({"bf16_params": 1, "recompute": 3}, True, False, 0),  # compiled -r 3 would keep the matmul inputs
+        ({"bf16_params": 1, "recompute": 2}, True, False, 1),
         ({"bf16_params": 1, "recompute": 1}, True, False, 1),
     ],
 )

@@ -129,16 +129,17 @@ def test_memory_matches_llmc_measurements():
 GPT2TRAIN_MEASURED = [
     ("d12", 64, 0, 1, 1, 0, 23107),  # bf16 residual stream, 16,384-row classifier chunks
     ("d48", 16, 0, 1, 1, 0, 67764),  # the same
-    # -r 1 rows were measured while the compiled blocks kept GELU's output anyway (fixed 2026-11-28): dropped
-    ("d48", 32, 2, 1, 1, 0, 55814),
-    ("d48", 40, 2, 1, 1, 0, 63190),
+    # -r 1 rows were measured while the compiled blocks kept GELU's output anyway (fixed 2026-11-28): dropped.
+    # -r 3 rows (each block's sublayers whole) were run as -r 2, before -r 2 took llm.c's meaning
+    ("d48", 32, 3, 1, 1, 0, 55814),
+    ("d48", 40, 3, 1, 1, 0, 63190),
     ("d48", 16, 0, 0, 1, 0, 58060),
     ("d48", 24, 0, 0, 1, 0, 77627),
     # -w 0 rows of round 15 (2026-11-28, H200 with the allocator capped at an 80 GB H100's 80,300 MiB)
     ("d48", 8, 0, 0, 1, 0, 38460),
     ("d48", 32, 1, 0, 1, 0, 78295),
-    ("d48", 40, 2, 0, 1, 0, 26697),
-    ("d48", 256, 2, 0, 1, 0, 72479),
+    ("d48", 40, 3, 0, 1, 0, 26697),
+    ("d48", 256, 3, 0, 1, 0, 72479),
     # the -z 1 rows below were measured before train/zero.py (DDP + ZeroRedundancyOptimizer): remeasure
     ("d48", 16, 0, 1, 4, 1, 68877),  # 4x H200
     ("d48", 16, 0, 1, 2, 1, 71857),  # 2x H200
@@ -149,16 +150,16 @@ GPT2TRAIN_MEASURED = [
 GPT2TRAIN_OOM = [("d48", 24, 0, 1)]  # ("d48", 24, 1, 1) and ("d48", 32, 1, 0) were -r 1 before its fix
 # bf16 parameters, fp32 master in the optimizer (--bf16-params 1, the one-GPU default), BENCHMARKS.md rounds
 # 10-13 (2026-11-28, one H100) and 15 (the same day, H200 capped at 80,300 MiB): (model, B, -r, peak MiB, rel.
-# tolerance), and out of memory. -r 2 peaks grow a little faster than linearly in B, so the line misses by up to 5%.
+# tolerance), and out of memory. -r 3 peaks grow a little faster than linearly in B, so the line misses by up to 5%.
 GPT2TRAIN_BF16_PARAMS_MEASURED = [
     ("d12", 64, 0, 22894, 0.03),
     ("d48", 16, 0, 64632, 0.03),
     ("d48", 8, 0, 44402, 0.03),  # round 15
     ("d48", 16, 1, 55000, 0.03),  # round 15
     ("d48", 24, 1, 69619, 0.03),  # round 13, -r 1 recomputing GELU inside the compiled blocks
-    ("d48", 16, 2, 28514, 0.05),  # round 15, -r 2 without the weight gradients summed in the matmuls
-    ("d48", 48, 2, 34194, 0.05),
-    ("d48", 256, 2, 78421, 0.05),
+    ("d48", 16, 3, 28514, 0.05),  # round 15 (run as -r 2), without the weight gradients summed in the matmuls
+    ("d48", 48, 3, 34194, 0.05),
+    ("d48", 256, 3, 78421, 0.05),
 ]
 GPT2TRAIN_BF16_PARAMS_OOM = [("d48", 24, 0), ("d48", 32, 1)]
 
@@ -193,7 +194,7 @@ def test_gpt2train_layout_predicts_ooms(model, b, r, w):
 
 
 @pytest.mark.parametrize("gpus,z", [(1, 0), (4, 0), (4, 1)])
-@pytest.mark.parametrize("r", [0, 1, 2])
+@pytest.mark.parametrize("r", [0, 1, 2, 3])
 @pytest.mark.parametrize("w", [0, 1])
 def test_gpt2train_parts_add_up(gpus, z, r, w):
     m = estimate_memory(preset("d24"), 8, 1024, world_size=gpus, zero_stage=z, recompute=r, master_weights=w)
@@ -215,8 +216,10 @@ def test_gpt2train_switches_move_the_right_parts():
     assert z1["ddp_buffers"] == pytest.approx(4 * n / 8, abs=1)  # no DDP: this rank's gradient shard
     w0 = estimate_memory(cfg, 16, 1024, master_weights=0)
     assert w0["params"] == w0["grads"] == 2 * n and w0["autocast_copies"] == 0
-    acts = [estimate_memory(cfg, 16, 1024, recompute=r)["activations"] for r in (0, 1, 2)]
-    assert acts[0] > acts[1] > acts[2]  # -r 1 drops GELU's output, -r 2 whole sublayers
+    acts = [estimate_memory(cfg, 16, 1024, recompute=r)["activations"] for r in (0, 1, 2, 3)]
+    assert acts[0] > acts[1] > acts[2] > acts[3]  # -r 1 drops GELU's output, -r 2 the LayerNorms', -r 3 all
+    with pytest.raises(UserError, match="-r 3 is gpt2train's"):
+        estimate_memory(cfg, 16, 1024, recompute=3, layout="llmc")
     with pytest.raises(UserError, match="-z 2"):
         estimate_memory(cfg, 16, 1024, world_size=8, zero_stage=2)
     with pytest.raises(UserError, match="--layout"):

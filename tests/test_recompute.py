@@ -1,5 +1,6 @@
-"""Activation recomputation (-r 1: GELU, -r 2: also LayerNorm): the same gradients as -r 0, fewer saved bytes,
-in eager mode and compiled (the compiler's partitioner picks what to save; it must honour -r)."""
+"""Activation recomputation (-r 1: GELU, -r 2: also LayerNorm, -r 3: each block's sublayers whole): the same
+gradients as -r 0, fewer saved bytes, in eager mode and compiled (the compiler's partitioner picks what to save;
+it must honour -r)."""
 
 from __future__ import annotations
 
@@ -40,11 +41,31 @@ def _grads_and_saved_bytes(recompute: int, backend: str | None):
 def test_recompute_keeps_gradients_and_saves_less(backend):
     ref, saved0 = _grads_and_saved_bytes(0, backend)
     saved = {0: saved0}
-    for r in (1, 2):
+    for r in (1, 2, 3):
         grads, saved[r] = _grads_and_saved_bytes(r, backend)
         for name, g in grads.items():
             torch.testing.assert_close(g, ref[name], rtol=1e-5, atol=1e-6, msg=f"-r {r}: {name}")
-    # -r 1 drops GELU's output (4C per token and layer); -r 2 the LayerNorm outputs too
-    per_block_gelu = 2 * 32 * 4 * 64 * 4 * CFG.n_layer
-    assert saved[1] <= saved[0] - per_block_gelu, saved
-    assert saved[2] < saved[1], saved
+    # -r 1 drops GELU's output (4C per token and layer, fp32 here); -r 2 the two LayerNorm outputs (2C) too;
+    # -r 3 keeps only each sublayer's input. Eager, -r 2 is -r 3 (the matmuls would keep the LayerNorm outputs)
+    tokens = 2 * 32
+    assert saved[1] <= saved[0] - tokens * 4 * 64 * 4 * CFG.n_layer, saved
+    assert saved[2] <= saved[1] - tokens * 2 * 64 * 4 * CFG.n_layer, saved
+    assert saved[3] < saved[2] if backend else saved[3] == saved[2], saved
+
+
+def test_training_losses_do_not_depend_on_r(tmp_path, shakespeare_shards, capsys):
+    """`gpt2train train -r 0/2/3`: the same losses (recomputation changes memory, not values); -r 4 is a one-line
+    error naming the levels."""
+    from tests.helpers import progress_losses, run_cli, tiny_train_args
+
+    losses = {}
+    for r in (0, 2, 3):
+        code, _, err = run_cli(tiny_train_args(shakespeare_shards, tmp_path / f"r{r}", 2, ["-r", r]), capsys)
+        assert code == 0, err
+        losses[r] = progress_losses(tmp_path / f"r{r}")
+    for r in (2, 3):
+        assert losses[r].keys() == losses[0].keys()
+        for key, loss in losses[0].items():
+            assert losses[r][key] == pytest.approx(loss, rel=1e-5), (r, key)
+    code, _, err = run_cli(tiny_train_args(shakespeare_shards, tmp_path / "r4", 1, ["-r", 4]), capsys)
+    assert code == 1 and "-r 4: use 0 (none), 1 (GELU), 2 (GELU and LayerNorm) or 3" in err, err

@@ -176,7 +176,7 @@ class TrainConfig:
     accumulate_in_matmul: int = -1
     zero_stage: int = 0  # -z
     grad_reduce_dtype: str = "fp32"  # dtype gradients are averaged over processes in: fp32 | bf16 (half the bytes)
-    recompute: int = 1  # -r: 0 none, 1 GELU, 2 GELU and LayerNorm
+    recompute: int = 1  # -r: 0 none, 1 GELU, 2 GELU and LayerNorm (llm.c's levels), 3 each block's sublayers whole
     log_gpu_every: int = -1  # -lg
     # our own switches
     device: str = "auto"  # auto | cpu | cuda

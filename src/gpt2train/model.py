@@ -99,7 +99,7 @@ class Block(nn.Module):
         self.attn = CausalSelfAttention(cfg)
         self.ln_2 = nn.LayerNorm(cfg.n_embd)
         self.mlp = MLP(cfg)
-        self.recompute_ln = False
+        self.recompute = 0  # -r, set by GPT.configure_fast_paths: 2 and 3 are handled here
 
     def _ln_attn(self, x):
         return self.attn(self.ln_1(x))
@@ -108,12 +108,25 @@ class Block(nn.Module):
         return self.mlp(self.ln_2(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.recompute_ln and torch.is_grad_enabled():
-            # llm.c's -r 2: LayerNorm outputs are recomputed in backward, not stored
+        if self.recompute >= 2 and torch.is_grad_enabled():
+            if self.recompute == 2 and torch.compiler.is_compiling():
+                # llm.c's -r 2: the LayerNorm outputs are recomputed from the block's input, not stored. A
+                # checkpointed LayerNorm (with autocast's cast) tells the compiler's partitioner so
+                x = x + self.attn(checkpoint(_norm, self.ln_1, x, use_reentrant=False))
+                return x + self.mlp(checkpoint(_norm, self.ln_2, x, use_reentrant=False))
+            # -r 3, and -r 2 eager (where the matmuls would save the LayerNorm outputs anyway): each sublayer
+            # is recomputed whole from its input, so a block keeps only that
             x = x + checkpoint(self._ln_attn, x, use_reentrant=False)
             return x + checkpoint(self._ln_mlp, x, use_reentrant=False)
         x = x + self.attn(self.ln_1(x))
         return x + self.mlp(self.ln_2(x))
+
+
+def _norm(ln: nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
+    """``ln(x)`` in the dtype the next matmul takes (autocast's), so that the cast is recomputed with it."""
+    y = ln(x)
+    dev = x.device.type
+    return y.to(torch.get_autocast_dtype(dev)) if torch.is_autocast_enabled(dev) else y
 
 
 @torch.no_grad()
@@ -180,15 +193,16 @@ class GPT(nn.Module):
         fp8: bool = False,
         accumulate_grads: bool = False,
     ) -> None:
-        """Switch activation recomputation (0/1/2 as llm.c's -r), the classifier implementation,
-        GELU fused into the MLP's matmuls (llm.c's -ge; -r 1 and 2 keep their own GELU path), FP8
-        matmuls in the blocks' linear layers (``kernels/fp8_linear.py``; the -ge epilogues are bf16, so
-        FP8 turns them off) and the blocks' weight gradients added into ``.grad`` by their matmuls
-        (``kernels/grad_accum.py``: only where ``.grad`` is a persistent buffer nothing else hooks)."""
+        """Switch activation recomputation (0/1/2 as llm.c's -r; 3: each block's sublayers whole), the
+        classifier implementation, GELU fused into the MLP's matmuls (llm.c's -ge; -r 1 and up keep their
+        own GELU path), FP8 matmuls in the blocks' linear layers (``kernels/fp8_linear.py``; the -ge
+        epilogues are bf16, so FP8 turns them off) and the blocks' weight gradients added into ``.grad``
+        by their matmuls (``kernels/grad_accum.py``: only where ``.grad`` is a persistent buffer nothing
+        else hooks)."""
         for block in self.transformer.h:
             block.mlp.recompute_gelu = recompute >= 1
             block.mlp.gelu_fusion = 0 if fp8 else int(gelu_fusion)
-            block.recompute_ln = recompute >= 2
+            block.recompute = int(recompute)
             for layer in (block.attn.c_attn, block.attn.c_proj, block.mlp.c_fc, block.mlp.c_proj):
                 layer.fp8 = bool(fp8)
                 layer.accumulate_grad = bool(accumulate_grads)

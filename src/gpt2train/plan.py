@@ -100,7 +100,7 @@ def activation_bytes_per_token(cfg: ModelConfig, recompute: int = 1, act_bytes: 
     Recomputing keeps one layer's worth of the dropped tensors as a shared buffer.
     """
     if recompute not in (0, 1, 2):
-        raise UserError(f"-r {recompute}: recompute must be 0, 1 or 2")
+        raise UserError(f"-r {recompute}: llm.c's recompute is 0, 1 or 2 (-r 3 is gpt2train's)")
     C, L, H = cfg.n_embd, cfg.n_layer, cfg.n_head
     kept = 16 * C
     dropped = 0
@@ -207,11 +207,14 @@ def _estimate_llmc(
 #   -r 0, -w 0: 32.5 -- the same saved tensors
 #   -r 1:       24.5 -- -r 0 less GELU's output (4C in bf16), from the layout (before 2026-11-28 the compiled
 #               blocks kept it anyway and -r 1 measured as -r 0; the d48 peaks of rounds 10-12 fit 32.5)
-#   -r 2, -w 1: 11.5 -- fp32 parameters (measured 2026-11-27, before the bf16 rows below; not remeasured)
-#   -r 2, -w 0: 2.6 -- bf16 parameters (-w 0, or --bf16-params 1): each block keeps its bf16 input (2 bytes)
-#               and recomputes the rest, fitted to d48 B = 16..256 (BENCHMARKS.md round 15, within +5%; 10.25
-#               before, while the weight gradients summed in the matmuls kept every matmul input)
-_GPT2TRAIN_ACT = {(0, 1): 32.5, (0, 0): 32.5, (1, 1): 24.5, (1, 0): 24.5, (2, 1): 11.5, (2, 0): 2.6}
+#   -r 2:       20.5 -- -r 1 less the two LayerNorm outputs (2C in bf16), from the layout (llm.c's -r 2; not
+#               measured yet)
+#   -r 3, -w 1: 11.5 -- fp32 parameters (measured 2026-11-27 as that day's -r 2; not remeasured)
+#   -r 3, -w 0: 2.6 -- bf16 parameters (-w 0, or --bf16-params 1): each block keeps its bf16 input (2 bytes)
+#               and recomputes the rest, fitted to d48 B = 16..256 (BENCHMARKS.md round 15, run as -r 2 then,
+#               within +5%; 10.25 before, while the weight gradients summed in the matmuls kept every matmul input)
+_GPT2TRAIN_ACT = {(0, 1): 32.5, (0, 0): 32.5, (1, 1): 24.5, (1, 0): 24.5, (2, 1): 20.5, (2, 0): 20.5,
+                  (3, 1): 11.5, (3, 0): 2.6}  # fmt: skip
 # Chunked classifier (kernels/fused_classifier.py): one chunk of bf16 logits plus about 12 bytes per row
 # per channel (the bf16 input, its fp32 gradient and scratch); bench/results/kernels.txt, autocast rows.
 _CLASSIFIER_CHUNK_ROWS = 16384
@@ -265,8 +268,8 @@ def _estimate_gpt2train(
     """
     if zero_stage not in (0, 1):
         raise UserError(f"-z {zero_stage}: our trainer supports ZeRO stages 0 and 1 (use --layout llmc for llm.c)")
-    if recompute not in (0, 1, 2):
-        raise UserError(f"-r {recompute}: recompute must be 0, 1 or 2")
+    if recompute not in (0, 1, 2, 3):
+        raise UserError(f"-r {recompute}: recompute must be 0, 1, 2 or 3")
     if not master_weights and dtype != "bf16":
         raise UserError("-w 0 (bf16 weights without an fp32 master copy) needs bf16")
     if bf16_params and not master_weights:

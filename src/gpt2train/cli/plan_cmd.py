@@ -41,7 +41,14 @@ def register(sub) -> None:
     p.add_argument("-b", "--batch-size", type=int, default=16, help="micro-batch per GPU (default 16)")
     p.add_argument("-t", "--seq-len", type=int, default=plan.DEFAULT_SEQ_LEN, help="sequence length (1024)")
     p.add_argument("-z", "--zero-stage", type=int, default=0, choices=[0, 1, 2, 3], help="ZeRO stage (0)")
-    p.add_argument("-r", "--recompute", type=int, default=1, choices=[0, 1, 2], help="0 none, 1 GELU, 2 +LayerNorm (1)")
+    p.add_argument(
+        "-r",
+        "--recompute",
+        type=int,
+        default=1,
+        choices=[0, 1, 2, 3],
+        help="0 none, 1 GELU, 2 +LayerNorm, 3 sublayers whole (ours) (1)",
+    )
     p.add_argument("-w", "--master-weights", type=int, default=1, choices=[0, 1], help="fp32 master (1)")
     p.add_argument("-bp", "--bf16-params", type=int, default=-1, choices=[-1, 0, 1],
                    help="1: bf16 parameters, the fp32 master copy in the optimizer (llm.c's -w 1 layout); "

@@ -102,7 +102,13 @@ _FLAGS = [
         "GELU in cuBLASLt matmul epilogues: 1 forward, 2 and backward, 0 off; -1: 2 on the CUDA fast path (-r 0 only)",
     ),
     ("-z", "--zero-stage", "zero_stage", int, "0: replicated optimizer; 1: ZeRO-1, optimizer state sharded"),
-    ("-r", "--recompute", "recompute", int, "activation recomputation: 0 none, 1 GELU, 2 GELU and LayerNorm"),
+    (
+        "-r",
+        "--recompute",
+        "recompute",
+        int,
+        "activation recomputation: 0 none, 1 GELU, 2 GELU and LayerNorm (as llm.c), 3 each block's sublayers whole",
+    ),
 ]
 _EXTRA = [
     ("--n-layer", "n_layer", int, "override the preset's layers"),

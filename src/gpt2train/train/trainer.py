@@ -101,11 +101,11 @@ def _apply_overrides(mcfg: ModelConfig, cfg: TrainConfig, pretrained: bool) -> M
 def auto_accumulate_in_matmul(cfg: TrainConfig, fast: bool, several_processes: bool) -> int:
     """``--accumulate-in-matmul -1``: on (1) where ``.grad`` is one flat bf16 buffer that persists over the
     micro-steps (build_optimizer's flat layout in one process, AdamW, the fast path); elsewhere a layer would
-    see no usable ``.grad`` and let autograd sum anyway (grad_accum.py). Off with -r 2: compiled on CUDA, its
+    see no usable ``.grad`` and let autograd sum anyway (grad_accum.py). Off with -r 3: compiled on CUDA, its
     recompute then keeps every matmul's input (35,200 against 3,200 bytes per layer and token at d48,
-    bench/recompute_memory.py), so B=40 would no longer fit on 80 GB."""
+    bench/recompute_memory.py, measured as the -r 2 of that day), a seventh of the batch it fits without."""
     bf16_model = bool(cfg.bf16_params) or not cfg.master_weights
-    return int(fast and not several_processes and bf16_model and cfg.recompute < 2
+    return int(fast and not several_processes and bf16_model and cfg.recompute < 3
                and recipe.levers(cfg)["optimizer"] == "adamw")  # fmt: skip
 
 
@@ -215,8 +215,9 @@ class Trainer:
         if cfg.accumulate_in_matmul == 1 and info.enabled:
             raise UserError("--accumulate-in-matmul 1 runs in one process only (DDP and ZeRO-1 take each gradient "
                             "from autograd as it is made): drop it")  # fmt: skip
-        if cfg.recompute not in (0, 1, 2):
-            raise UserError(f"-r {cfg.recompute}: use 0 (none), 1 (GELU) or 2 (GELU and LayerNorm)")
+        if cfg.recompute not in (0, 1, 2, 3):
+            raise UserError(f"-r {cfg.recompute}: use 0 (none), 1 (GELU), 2 (GELU and LayerNorm) or 3 (each block's "
+                            "sublayers whole: the least memory)")  # fmt: skip
         if cfg.on_max_skips not in ("stop", "rollback"):
             raise UserError(f"--on-max-skips {cfg.on_max_skips!r}: use stop or rollback")
         if cfg.on_max_skips == "rollback" and not (cfg.max_skips > 0 and cfg.output_dir and cfg.checkpoint_every > 0):
@@ -425,9 +426,9 @@ class Trainer:
         if accumulate == -1:
             accumulate = auto_accumulate_in_matmul(self.cfg, self.fast, self.info.enabled)
             self.cfg.accumulate_in_matmul = accumulate  # config.json records the outcome
-        elif accumulate == 1 and self.cfg.recompute == 2 and self.fast and self._use_compile():
-            self.print("warning: --accumulate-in-matmul 1 with -r 2: compiled on CUDA, the recompute then keeps "
-                       "every matmul's input, most of what -r 2 saves (BENCHMARKS.md, round 15)")  # fmt: skip
+        elif accumulate == 1 and self.cfg.recompute == 3 and self.fast and self._use_compile():
+            self.print("warning: --accumulate-in-matmul 1 with -r 3: compiled on CUDA, the recompute then keeps "
+                       "every matmul's input, most of what -r 3 saves (BENCHMARKS.md, round 15)")  # fmt: skip
         self.raw_model.configure_fast_paths(
             recompute=self.cfg.recompute, classifier_loss=classifier, gelu_fusion=gelu_fusion, fp8=bool(self.cfg.fp8),
             accumulate_grads=bool(accumulate),
@@ -808,8 +809,8 @@ class Trainer:
             line += (f" ({torch.cuda.max_memory_reserved(self.device) / 2**30:.1f} of {total / 2**30:.1f} GiB "
                      f"held on {torch.cuda.get_device_name(self.device)})")  # fmt: skip
         room = ["lower -b (-d stays: more micro-steps accumulate)"]
-        if cfg.recompute < 2:
-            room.append("raise -r to " + ("1 or 2" if cfg.recompute == 0 else "2"))
+        if cfg.recompute < 3:
+            room.append("raise -r to " + " or ".join(str(r) for r in range(cfg.recompute + 1, 4)))
         if cfg.master_weights:
             room.append("use -w 0")
         line += ": " + ", ".join(room) + " or let -b auto pick"
