@@ -33,6 +33,27 @@ def _no_partial_files(run, step):
     assert not [n for n in names if f"{step:08d}" in n], names
 
 
+def _fails_with_checkpoint_2(monkeypatch, capsys, shards, run, fault) -> str:
+    """Train 4 steps with -n 2 while ``fault`` = (owner, name, replacement) stands in: the run must stop with
+    one error line (returned) and leave the checkpoint at step 2 as the newest usable one. The fault is undone."""
+    owner, name, replacement = fault
+    with monkeypatch.context() as m:
+        m.setattr(owner, name, replacement)
+        code, _, err = run_cli(tiny_train_args(shards, run, 4, ["-n", "2"]), capsys)
+    assert code == 1
+    line = _err_line(err)
+    assert ckpt.latest_usable_step(str(run)) == 2
+    return line
+
+
+def _resumes_from_step_2(capsys, shards, run, extra: list | None = None) -> str:
+    """`-y 1` goes on from the checkpoint at step 2 and finishes step 4; returns its stdout."""
+    code, out, err = run_cli(tiny_train_args(shards, run, 4, ["-n", "2", "-y", "1", *(extra or [])]), capsys)
+    assert code == 0, err
+    assert "resumed from checkpoint at step 2" in out and ckpt.latest_usable_step(str(run)) == 4
+    return out
+
+
 # -- full disk -----------------------------------------------------------------------------------------
 def test_disk_full_in_model_write_keeps_previous_checkpoint(tmp_path, shakespeare_shards, capsys, monkeypatch):
     """ENOSPC simulated in-process (runs everywhere): half the model file written, then the write fails."""
@@ -47,19 +68,11 @@ def test_disk_full_in_model_write_keeps_previous_checkpoint(tmp_path, shakespear
             f.write(b"\0" * 1000)
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(llmc, "write_llmc_model", full_disk)
     run = tmp_path / "run"
-    code, _, err = run_cli(tiny_train_args(shakespeare_shards, run, 4, ["-n", "2"]), capsys)
-    assert code == 1
-    line = _err_line(err)
+    line = _fails_with_checkpoint_2(monkeypatch, capsys, shakespeare_shards, run, (llmc, "write_llmc_model", full_disk))
     assert "model_00000004.bin: the disk is full; the checkpoint at step 2 is intact" in line, line
     _no_partial_files(run, 4)
-    assert ckpt.latest_usable_step(str(run)) == 2
-
-    monkeypatch.setattr(llmc, "write_llmc_model", real)
-    code, out, err = run_cli(tiny_train_args(shakespeare_shards, run, 4, ["-n", "2", "-y", "1"]), capsys)
-    assert code == 0, err
-    assert "resumed from checkpoint at step 2" in out and ckpt.latest_usable_step(str(run)) == 4
+    _resumes_from_step_2(capsys, shakespeare_shards, run)
 
 
 def test_out_of_gpu_memory_is_one_line_and_keeps_checkpoints(tmp_path, shakespeare_shards, capsys, monkeypatch):
@@ -74,21 +87,15 @@ def test_out_of_gpu_memory_is_one_line_and_keeps_checkpoints(tmp_path, shakespea
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 300.00 MiB.")
         return real(self, step)
 
-    monkeypatch.setattr(Trainer, "train_step", oom_at_step_3)
     run = tmp_path / "run"
-    code, out, err = run_cli(tiny_train_args(shakespeare_shards, run, 4, ["-n", "2"]), capsys)
-    assert code == 1
-    line = _err_line(err)
+    line = _fails_with_checkpoint_2(
+        monkeypatch, capsys, shakespeare_shards, run, (Trainer, "train_step", oom_at_step_3)
+    )
     assert "out of GPU memory at step 3 with -b 4 -t 32 -r 1 -w 1" in line, line
     assert "lower -b" in line and "raise -r to 2 or 3" in line and "-w 0" in line and "-b auto" in line, line
     assert f"the checkpoints in {run} are untouched (resume with -y 1)" in line, line
-    assert ckpt.latest_usable_step(str(run)) == 2
     assert any(ln.startswith("s:2 ") for ln in _log(run)), _log(run)
-
-    monkeypatch.setattr(Trainer, "train_step", real)
-    code, out, err = run_cli(tiny_train_args(shakespeare_shards, run, 4, ["-n", "2", "-y", "1", "-b", "2"]), capsys)
-    assert code == 0, err
-    assert "resumed from checkpoint at step 2" in out and ckpt.latest_usable_step(str(run)) == 4
+    out = _resumes_from_step_2(capsys, shakespeare_shards, run, ["-b", "2"])
     assert "warning: resuming with changed settings (batch_size)" in out, out
 
 
