@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Device call (issue 4), round 16, one GPU: what round 15 left unmeasured. Part 1: the bytes each -r level saves
+# on the GPU (bench/recompute_memory.py, -r 2 now llm.c's checkpointed LayerNorms), the d48 and d12 floors
+# (bench/throughput.py, fast path; on an H100 these are the figures to set against llm.c's table) and the d48
+# profile with the fixed idle count. Part 2: the d48 memory rows of the new -r 2 and the missing B=8 rows
+# (bench/memory_table.sh; CAP_MIB=80300 on a card larger than 80 GB, 0 on an H100).
+# Usage: bench/round_gpu16.sh 1|2 [CAP_MIB]. Progress goes to $OUT/summary.txt; logs to $OUT/round16_PART.tgz.
+source bench/device_env.sh
+part=$1 cap=${2:-0}
+S=$OUT/summary.txt
+say() { echo "$*" | tee -a $S; }
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee -a $S
+if [ "$part" = 1 ]; then
+  timeout 150 python3 bench/recompute_memory.py --out $R/recompute.json 2>&1 | grep '^{' | tee -a $S
+  say "[$SECONDS s] recompute_memory"
+  for m in d48 d12; do
+    timeout 150 python3 bench/throughput.py --paths fast -e $m --steps 8 --warmup 3 --out $R/tp_$m.json \
+        --keep-logs $R/logs_$m 2>&1 | tail -1 | tee -a $S
+    say "[$SECONDS s] throughput $m"
+  done
+  timeout 130 python3 bench/profile_step.py --out $R/prof_d48 --steps 2 -- "${DATA[@]}" -e d48 -b 16 -t 1024 \
+      -d 65536 -r 0 > $R/prof_d48.log 2>&1
+  { head -24 $R/prof_d48/profile.txt; grep -A 12 "idle gaps" $R/prof_d48/profile.txt | cut -c1-200; } >> $S
+  rm -f $R/prof_d48/profile.json
+  say "[$SECONDS s] profile"
+else
+  DEADLINE=480 bash bench/memory_table.sh $R/table "$cap" "2 1 16 24 32 40" "2 0 16 24 32 40" "1 1 8" "3 1 8"
+  cat $R/table/rows.txt >> $S
+fi
+tar czf $OUT/round16_$part.tgz -C $R .
+say "[$SECONDS s] done"
