@@ -3,8 +3,9 @@
 # on the GPU (bench/recompute_memory.py, -r 2 now llm.c's checkpointed LayerNorms), the d48 and d12 floors
 # (bench/throughput.py, fast path; on an H100 these are the figures to set against llm.c's table) and the d48
 # profile with the fixed idle count. Part 2: the d48 memory rows of the new -r 2 and the missing B=8 rows
-# (bench/memory_table.sh; CAP_MIB=80300 on a card larger than 80 GB, 0 on an H100).
-# Usage: bench/round_gpu16.sh 1|2 [CAP_MIB]. Progress goes to $OUT/summary.txt; logs to $OUT/round16_PART.tgz.
+# (bench/memory_table.sh; CAP_MIB=80300 on a card larger than 80 GB, 0 on an H100). Part 3: CUDA graphs
+# (--compile-mode reduce-overhead) against the default at d48 and d12, and the B=8 rows at -r 1 and -r 3.
+# Usage: bench/round_gpu16.sh 1|2|3 [CAP_MIB]. Progress goes to $OUT/summary.txt; logs to $OUT/round16_PART.tgz.
 source bench/device_env.sh
 part=$1 cap=${2:-0}
 S=$OUT/summary.txt
@@ -23,8 +24,16 @@ if [ "$part" = 1 ]; then
   { head -24 $R/prof_d48/profile.txt; grep -A 12 "idle gaps" $R/prof_d48/profile.txt | cut -c1-200; } >> $S
   rm -f $R/prof_d48/profile.json
   say "[$SECONDS s] profile"
-else
-  DEADLINE=480 bash bench/memory_table.sh $R/table "$cap" "2 1 16 24 32 40" "2 0 16 24 32 40" "1 1 8" "3 1 8"
+elif [ "$part" = 2 ]; then
+  DEADLINE=480 bash bench/memory_table.sh $R/table "$cap" "2 1 16 24 32 40" "2 0 16 24 32 40"
+  cat $R/table/rows.txt >> $S
+else  # CUDA graphs (inductor's reduce-overhead mode) against the default, and the missing B=8 rows
+  for m in d48 d12; do
+    timeout 180 python3 bench/throughput.py --paths fast -e $m --steps 8 --warmup 3 --out $R/tp_${m}_graphs.json \
+        --keep-logs $R/logs_${m}_graphs -- --compile-mode reduce-overhead 2>&1 | tail -1 | tee -a $S
+    say "[$SECONDS s] throughput $m reduce-overhead"
+  done
+  DEADLINE=480 bash bench/memory_table.sh $R/table "$cap" "1 1 8" "3 1 8" "1 0 8" "3 0 8"
   cat $R/table/rows.txt >> $S
 fi
 tar czf $OUT/round16_$part.tgz -C $R .
