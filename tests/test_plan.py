@@ -237,6 +237,13 @@ def test_plan_layout_cli(cli_main, capsys):
     assert ours["memory"]["total"] != llmc["memory"]["total"]
     assert cli_main(["plan", "-e", "d12", "--tokens", "1B", "--layout", "llmc"]) == 0
     assert "llmc layout" in capsys.readouterr().out
+    # the largest B at each -r: more recomputation fits more; the plan's own -r agrees with max_batch
+    for plan, levels in ((ours, ["0", "1", "2", "3"]), (llmc, ["0", "1", "2"])):
+        by_r = plan["max_batch_by_recompute"]
+        assert list(by_r) == levels and by_r["0"] == plan["max_batch"]
+        assert all(by_r[a] < by_r[b] for a, b in zip(levels, levels[1:])), by_r
+    assert cli_main(["plan", "-e", "d48", "--tokens", "1B", "--gpu", "h100"]) == 0
+    assert "  by -r       -r 0: B=22 | -r 1: B=29 | -r 2: B=35 | -r 3: B=258" in capsys.readouterr().out
 
 
 def test_max_batch_monotone_in_memory():

@@ -384,7 +384,8 @@ def make_plan(
 
     Keys: model, params, flops_per_token, tokens, flops, gpu, gpus, peak_tflops, mfu, tok_s, hours,
     gpu_hours, price, cost_usd, batch_size, seq_len, zero_stage, recompute, master_weights, bf16_params, layout,
-    memory (bytes by part, which parts depends on ``layout``), memory_gib, gpu_memory_gib, fits, max_batch.
+    memory (bytes by part, which parts depends on ``layout``), memory_gib, gpu_memory_gib, fits, max_batch,
+    max_batch_by_recompute (the largest B at each -r the layout has, the other settings kept).
     """
     cfg = resolve_model(model)
     card = get_gpu(gpu)
@@ -448,6 +449,10 @@ def make_plan(
         "gpu_memory_gib": card_bytes / GIB,
         "fits": mem["total"] <= card_bytes,
         "max_batch": max_batch_size(cfg, card_bytes, seq_len, **mem_kwargs),
+        "max_batch_by_recompute": {
+            r: max_batch_size(cfg, card_bytes, seq_len, **{**mem_kwargs, "recompute": r})
+            for r in (range(3) if layout == "llmc" else range(4))
+        },
     }
 
 
@@ -489,4 +494,6 @@ def format_plan(p: dict) -> str:
         if k != "total":
             lines.append(f"  {k:<16} {v / GIB:7.2f} GiB")
     lines.append(f"max batch    B={p['max_batch']} fits (estimate; -b auto probes from here)")
+    by_r = p.get("max_batch_by_recompute") or {}
+    lines.append("  by -r       " + " | ".join(f"-r {r}: B={b}" for r, b in by_r.items()))
     return "\n".join(lines)
