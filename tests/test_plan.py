@@ -311,3 +311,16 @@ def test_gpt2train_bf16_params_is_16_bytes_per_parameter(cli_main, capsys):
     assert cli_main(["plan", "-e", "d48", "--tokens", "1B", "--bf16-params", "1", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["bf16_params"] == 1 and out["memory"]["master_weights"] == 4 * n
+
+
+def test_batch_fit_warning_names_the_lowest_r_that_fits():
+    from gpt2train.train.trainer import batch_fit_warning
+
+    planned = {0: 22, 1: 29, 2: 35, 3: 258}  # d48 on an 80 GB H100, gpt2train plan's estimates
+    assert batch_fit_warning(24, 1, planned) is None
+    line = batch_fit_warning(32, 1, planned)
+    assert line.startswith("warning: -b 32 is above the largest B") and "at -r 1 (29)" in line, line
+    assert "-r 2 fits it by the same estimate" in line, line
+    assert "-r 3 fits it" in batch_fit_warning(40, 0, planned)
+    assert "no -r fits it: lower -b or use -w 0" in batch_fit_warning(300, 3, planned)
+    assert batch_fit_warning(32, 1, {0: None, 1: None}) is None  # off CUDA the planner has no card

@@ -109,6 +109,18 @@ def auto_accumulate_in_matmul(cfg: TrainConfig, fast: bool, several_processes: b
                and recipe.levers(cfg)["optimizer"] == "adamw")  # fmt: skip
 
 
+def batch_fit_warning(batch: int, recompute: int, planned: dict[int, int | None]) -> str | None:
+    """A warning when ``-b`` is above ``planned[recompute]``, the planner's largest B at this -r (``planned``:
+    its largest B at each -r level), naming the lowest -r that fits it; None when it fits or is not known."""
+    limit = planned.get(recompute)
+    if not limit or batch <= limit:
+        return None
+    higher = [r for r, b in sorted(planned.items()) if r > recompute and b and b >= batch]
+    hint = f"-r {higher[0]} fits it by the same estimate" if higher else "no -r fits it: lower -b or use -w 0"
+    return (f"warning: -b {batch} is above the largest B that gpt2train plan expects to fit on this card at "
+            f"-r {recompute} ({limit}); {hint} (the estimate is within a few percent; going on)")  # fmt: skip
+
+
 def _check_output_dir(path: str) -> None:
     try:
         os.makedirs(path, exist_ok=True)
@@ -257,6 +269,10 @@ class Trainer:
         self._configure_fast_paths()
         self.T = cfg.seq_len
         self.B = cfg.batch_size or self._auto_batch_size()
+        if cfg.batch_size and self.device.type == "cuda":  # before a minute of compiling ends in out of memory
+            planned = {r: self._planned_max_batch(recompute=r) for r in range(4)}
+            if warning := batch_fit_warning(self.B, cfg.recompute, planned):
+                self.print(warning)
         tokens_per_fwdbwd = self.B * self.T * info.world_size
         self.total_batch = cfg.total_batch_size if cfg.total_batch_size > 0 else tokens_per_fwdbwd
         train_pattern = cfg.val_data if cfg.overfit_single_batch else cfg.train_data
@@ -338,15 +354,17 @@ class Trainer:
         self.scalars = ScalarSink(cfg.output_dir, info.is_main, cfg.tensorboard, cfg.wandb, cfg.to_dict(), self.print)
         self.peak = peak_flops(torch.cuda.get_device_name(self.device)) if self.device.type == "cuda" else None
 
-    def _planned_max_batch(self, memory_bytes: int | None = None) -> int | None:
-        """The planner's largest micro-batch for this card (or ``memory_bytes``) and these settings."""
+    def _planned_max_batch(self, memory_bytes: int | None = None, recompute: int | None = None) -> int | None:
+        """The planner's largest micro-batch for this card (or ``memory_bytes``) and these settings (or
+        another ``recompute``)."""
         if self.device.type != "cuda":
             return None
         from gpt2train.plan import max_batch_size
 
         total = memory_bytes or torch.cuda.get_device_properties(self.device).total_memory
         return max_batch_size(self.model_cfg, total, self.cfg.seq_len, world_size=self.info.world_size,
-                              zero_stage=self.cfg.zero_stage, recompute=self.cfg.recompute,
+                              zero_stage=self.cfg.zero_stage,
+                              recompute=self.cfg.recompute if recompute is None else recompute,
                               master_weights=self.cfg.master_weights,
                               bf16_params=self.cfg.bf16_params) or None  # fmt: skip
 
