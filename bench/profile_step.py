@@ -42,6 +42,40 @@ def category(name: str) -> str:
     return "other"
 
 
+def split_events(events, steps: int) -> tuple[dict[str, list[float]], list, list]:
+    """Profiler events -> (GPU kernels by name: [ms per step, calls], kernel intervals sorted by start,
+    host ops), times in us. Ranges the profiler mirrors onto the GPU timeline (our window, Optimizer.step,
+    any user annotation) are not kernels: counted, the window alone would make the GPU look busy all step."""
+    by_kernel: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
+    intervals, host_ops = [], []
+    for evt in events:
+        if evt.device_type != torch.autograd.DeviceType.CUDA:
+            host_ops.append((evt.time_range.start, evt.time_range.end, evt.name))
+            continue
+        if getattr(evt, "is_user_annotation", False) or evt.name == WINDOW or evt.name.startswith("Optimizer."):
+            continue
+        by_kernel[evt.name][0] += (evt.time_range.end - evt.time_range.start) / 1000 / steps
+        by_kernel[evt.name][1] += 1
+        intervals.append((evt.time_range.start, evt.time_range.end, evt.name))
+    intervals.sort()
+    return by_kernel, intervals, host_ops
+
+
+def busy_time(intervals: list[tuple[float, float, str]]) -> float:
+    """The length of the union of the (start-sorted) kernel intervals: streams may overlap."""
+    busy, cur_s, cur_e = 0.0, None, None
+    for s, e, _ in intervals:
+        if cur_e is None or s > cur_e:
+            if cur_e is not None:
+                busy += cur_e - cur_s
+            cur_s, cur_e = s, e
+        else:
+            cur_e = max(cur_e, e)
+    if cur_e is not None:
+        busy += cur_e - cur_s
+    return busy
+
+
 def idle_gaps(kernels: list[tuple[float, float, str]], host_ops: list[tuple[float, float, str]], top: int) -> list[str]:
     """The ``top`` longest stretches with no kernel running (kernels sorted by start, times in us), each
     with the kernels around it and the host ops that were running at its middle: what kept the GPU waiting."""
@@ -107,21 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     peak_mib = torch.cuda.max_memory_allocated(dev) / 2**20
     trainer.train_batches.close()
 
-    by_kernel: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
-    intervals, host_ops = [], []
-    for evt in prof.events():
-        if evt.device_type != torch.autograd.DeviceType.CUDA:
-            host_ops.append((evt.time_range.start, evt.time_range.end, evt.name))
-            continue
-        # ranges the profiler mirrors onto the GPU timeline (our window, Optimizer.step) are not kernels:
-        # counted, the window alone would make the GPU look busy for the whole step
-        if getattr(evt, "is_user_annotation", False) or evt.name == WINDOW or evt.name.startswith("Optimizer."):
-            continue
-        dur = evt.time_range.end - evt.time_range.start  # us
-        by_kernel[evt.name][0] += dur / 1000 / args.steps
-        by_kernel[evt.name][1] += 1
-        intervals.append((evt.time_range.start, evt.time_range.end, evt.name))
-    intervals.sort()
+    by_kernel, intervals, host_ops = split_events(prof.events(), args.steps)
     gap_lines = idle_gaps(intervals, host_ops, args.gaps)
     window = [(st, en) for st, en, name in host_ops if name == WINDOW]
     edges = ""
@@ -129,17 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         lead = (intervals[0][0] - window[0][0]) / 1000 / args.steps
         tail = (window[0][1] - max(e for _, e, _ in intervals)) / 1000 / args.steps
         edges = f" | of the idle: {lead:.1f} ms before the first kernel, {tail:.1f} ms after the last"
-    busy, cur_s, cur_e = 0.0, None, None  # union of kernel intervals (streams may overlap)
-    for s, e, _ in intervals:
-        if cur_e is None or s > cur_e:
-            if cur_e is not None:
-                busy += cur_e - cur_s
-            cur_s, cur_e = s, e
-        else:
-            cur_e = max(cur_e, e)
-    if cur_e is not None:
-        busy += cur_e - cur_s
-    busy_ms = busy / 1000 / args.steps
+    busy_ms = busy_time(intervals) / 1000 / args.steps
     by_cat: dict[str, float] = defaultdict(float)
     for name, (ms, _) in by_kernel.items():
         by_cat[category(name)] += ms
