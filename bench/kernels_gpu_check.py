@@ -112,6 +112,18 @@ def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
 
 
+def top_kernels(fn, reps: int, top: int = 12) -> list[tuple[str, float]]:
+    """The ``top`` GPU kernels of ``reps`` calls of ``fn`` (after one warm call): (name, ms per call)."""
+    fn()
+    torch.cuda.synchronize()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        for _ in range(reps):
+            fn()
+        torch.cuda.synchronize()
+    rows = [(e.key[:90], e.device_time_total / 1000 / reps) for e in prof.key_averages() if e.device_time_total > 0]
+    return sorted(rows, key=lambda r: -r[1])[:top]
+
+
 def record(check: str, case: str, variant: str, ok: bool | None = None, **fields):
     row = dict(check=check, case=case, variant=variant, ok=ok, **fields)
     ROWS.append(row)
@@ -672,9 +684,16 @@ def fp8_linear_case(args, dev, case, rows, k, n):
     for variant, fn in (("bf16 F.linear", torch.nn.functional.linear), ("fp8_linear eager", fp8_linear)):
         record("fp8_linear", case, variant, ms=time_ms(lambda fn=fn: run(fn), dev, args.reps))
     if not args.no_compile and dev.type == "cuda" and case.startswith(args.compile_fp8_shape):
-        for variant, fn in (("bf16 compiled", torch.nn.functional.linear), ("fp8 compiled", fp8_linear)):
+        fp8 = functools.partial
+        variants = (("bf16 compiled", torch.nn.functional.linear), ("fp8 compiled", fp8_linear),
+                    ("fp8 compiled, fast-accum backward", fp8(fp8_linear, backward_fast_accum=True)),
+                    ("fp8 compiled, bf16 dW", fp8(fp8_linear, weight_grad_bf16=True)),
+                    ("fp8 compiled, both", fp8(fp8_linear, backward_fast_accum=True, weight_grad_bf16=True)))  # fmt: skip
+        for variant, fn in variants:
             compiled = torch.compile(lambda a, c, d, fn=fn: fn(a, c, d))
             record("fp8_linear", case, variant, ms=time_ms(lambda c=compiled: run(c), dev, args.reps))
+            if args.profile_fp8 and variant in ("bf16 compiled", "fp8 compiled"):
+                record("fp8_linear", case, variant + ", kernels", kernels=top_kernels(lambda c=compiled: run(c), 3))
 
 
 def check_grad_accum(args, dev):
@@ -769,6 +788,7 @@ def main(argv=None) -> int:
     ap.add_argument("--compile-shapes", default="d12", help="classifier shapes to try under torch.compile")
     ap.add_argument("--no-compile", action="store_true")
     ap.add_argument("--compile-fp8-shape", default="d48 c_fc", help="fp8_linear: the shape timed compiled too")
+    ap.add_argument("--profile-fp8", action="store_true", help="fp8_linear: the compiled cases' top kernels too")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--allow-tf32", action="store_true", help="TF32 matmuls (off: fp32 checks are exact fp32)")
     args = ap.parse_args(argv)

@@ -57,6 +57,29 @@ def test_gradients_are_close_to_the_plain_linear():
     assert torch.equal(got[2], b.grad)  # the bias gradient is a plain sum of dy
 
 
+@pytest.mark.parametrize("fast_accum,dw_bf16", [(True, False), (False, True), (True, True)])
+def test_backward_options_keep_the_gradients(fast_accum, dw_bf16):
+    """The options being measured: the same forward, gradients as close to the plain linear's as the default's;
+    with dW in a bf16 matmul from the unquantized dy, dW is closer to the plain one than FP8's."""
+    x, w, b = _inputs()
+    dy = torch.randn(2, 32, 128, generator=torch.Generator().manual_seed(3))
+    grads = {}
+    for name, fn in (("plain", F.linear), ("default", f8.fp8_linear),
+                     ("option", lambda *a: f8.fp8_linear(*a, backward_fast_accum=fast_accum, weight_grad_bf16=dw_bf16))):  # fmt: skip
+        for t in (x, w, b):
+            t.grad = None
+        y = fn(x, w, b)
+        y.backward(dy)
+        grads[name] = (y.detach(), *(t.grad.clone() for t in (x, w, b)))
+    torch.testing.assert_close(grads["option"][0], grads["default"][0])
+    torch.testing.assert_close(grads["option"][1], grads["default"][1])  # dx: the same FP8 matmul (CPU: exact)
+    torch.testing.assert_close(grads["option"][3], grads["plain"][3])  # db: a plain sum either way
+    dw_err = _rel(grads["option"][2], grads["plain"][2])
+    assert dw_err < 0.1, dw_err
+    if dw_bf16:
+        assert dw_err < 0.5 * _rel(grads["default"][2], grads["plain"][2])  # only x's e4m3 rounding is left
+
+
 def test_autocast_bf16_output_and_bf16_weight_gradient():
     x, w, b = _inputs()
     wb = w.detach().to(torch.bfloat16).requires_grad_()

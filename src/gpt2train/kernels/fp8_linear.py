@@ -18,6 +18,11 @@ Pieces:
 * :func:`fp8_supported` -- whether a device runs it: CUDA capability 8.9 (Ada) or 9.0 (Hopper) and up,
   or the CPU (slow, for tests).
 
+Two backward options, off by default, exist to be measured (``bench/kernels_gpu_check.py --checks fp8_linear``):
+``backward_fast_accum`` lets the gradient matmuls accumulate in FP8's fast mode (the forward always does;
+torchao keeps the gradients exact), and ``weight_grad_bf16`` computes dW in a bf16 matmul from dy and the
+dequantized saved input, which needs no transposed FP8 copies of dy and x and keeps dy's full precision.
+
 ``_scaled_mm`` wants both inner dimensions and the output width divisible by 16 (GPT-2's are); other shapes
 fall back to the plain matmul, as does anything run without gradients (evaluation and sampling are bf16).
 """
@@ -62,7 +67,8 @@ def _out_dtype(x: torch.Tensor) -> torch.dtype:
 
 class _FP8Linear(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, out_dtype: torch.dtype):
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, out_dtype: torch.dtype,
+                backward_fast_accum: bool, weight_grad_bf16: bool):  # fmt: skip
         x2 = x.reshape(-1, x.shape[-1])
         xq, sx = quantize(x2, E4M3)
         wq, sw = quantize(weight, E4M3)
@@ -74,6 +80,7 @@ class _FP8Linear(torch.autograd.Function):
         ctx.has_bias = bias is not None
         ctx.weight_dtype = weight.dtype
         ctx.x_dtype = x.dtype
+        ctx.fast_accum, ctx.weight_grad_bf16 = backward_fast_accum, weight_grad_bf16
         return y.reshape(*x.shape[:-1], weight.shape[0])
 
     @staticmethod
@@ -82,21 +89,25 @@ class _FP8Linear(torch.autograd.Function):
         dy2 = dy.reshape(-1, dy.shape[-1]).contiguous()  # _scaled_mm's first operand must be row-major
         gq, sg = quantize(dy2, E5M2)
         # dx = dy @ W: W as (N, K) column-major
-        dx = torch._scaled_mm(gq, wq.t().contiguous().t(), scale_a=sg, scale_b=sw, out_dtype=dy.dtype)
-        # dW = dy.T @ x: dy.T row-major, x column-major
-        dw = torch._scaled_mm(gq.t().contiguous(), xq.t().contiguous().t(), scale_a=sg, scale_b=sx,
-                              out_dtype=ctx.weight_dtype)  # fmt: skip
+        dx = torch._scaled_mm(gq, wq.t().contiguous().t(), scale_a=sg, scale_b=sw, out_dtype=dy.dtype,
+                              use_fast_accum=ctx.fast_accum)  # fmt: skip
+        if ctx.weight_grad_bf16:  # dW = dy.T @ x in dy's dtype, from the dequantized saved input
+            dw = (dy2.t() @ (xq.to(dy2.dtype) * sx.to(dy2.dtype))).to(ctx.weight_dtype)
+        else:  # dW = dy.T @ x: dy.T row-major, x column-major
+            dw = torch._scaled_mm(gq.t().contiguous(), xq.t().contiguous().t(), scale_a=sg, scale_b=sx,
+                                  out_dtype=ctx.weight_dtype, use_fast_accum=ctx.fast_accum)  # fmt: skip
         db = dy2.sum(0).to(ctx.weight_dtype) if ctx.has_bias else None
-        return dx.reshape(*dy.shape[:-1], dx.shape[-1]).to(ctx.x_dtype), dw, db, None
+        return dx.reshape(*dy.shape[:-1], dx.shape[-1]).to(ctx.x_dtype), dw, db, None, None, None
 
 
-def fp8_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """``F.linear(x, weight, bias)`` with its three matmuls in FP8 (see the module docstring); the plain
-    ``F.linear`` without gradients or where the shapes do not suit ``_scaled_mm``."""
+def fp8_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, *,
+               backward_fast_accum: bool = False, weight_grad_bf16: bool = False) -> torch.Tensor:  # fmt: skip
+    """``F.linear(x, weight, bias)`` with its matmuls in FP8 (see the module docstring, also for the two
+    backward options); the plain ``F.linear`` without gradients or where the shapes do not suit ``_scaled_mm``."""
     m = x.numel() // x.shape[-1] if x.shape[-1] else 0
     if not torch.is_grad_enabled() or not _fits(m, x.shape[-1], weight.shape[0]):
         return F.linear(x, weight, bias)
-    return _FP8Linear.apply(x, weight, bias, _out_dtype(x))
+    return _FP8Linear.apply(x, weight, bias, _out_dtype(x), backward_fast_accum, weight_grad_bf16)
 
 
 def fp8_linear_reference(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
