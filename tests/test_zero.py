@@ -59,7 +59,7 @@ def test_one_process_is_adamw(clip):
 
 WORKER = textwrap.dedent(
     """
-    import contextlib, copy, json, sys
+    import contextlib, copy, json, os, sys
     import torch
     import torch.distributed as dist
     from gpt2train.config import ModelConfig
@@ -126,6 +126,9 @@ WORKER = textwrap.dedent(
     with open(sys.argv[1] + f".{rank}", "w") as f:
         json.dump(out, f)
     dist.destroy_process_group()
+    # skip interpreter teardown, where gloo's threads can still race the exit (a rare SIGABRT under load)
+    sys.stdout.flush()
+    os._exit(0)
     """
 )
 
