@@ -684,11 +684,11 @@ def fp8_linear_case(args, dev, case, rows, k, n):
     for variant, fn in (("bf16 F.linear", torch.nn.functional.linear), ("fp8_linear eager", fp8_linear)):
         record("fp8_linear", case, variant, ms=time_ms(lambda fn=fn: run(fn), dev, args.reps))
     if not args.no_compile and dev.type == "cuda" and case.startswith(args.compile_fp8_shape):
-        fp8 = functools.partial
+        with_options = functools.partial(functools.partial, fp8_linear)
         variants = (("bf16 compiled", torch.nn.functional.linear), ("fp8 compiled", fp8_linear),
-                    ("fp8 compiled, fast-accum backward", fp8(fp8_linear, backward_fast_accum=True)),
-                    ("fp8 compiled, bf16 dW", fp8(fp8_linear, weight_grad_bf16=True)),
-                    ("fp8 compiled, both", fp8(fp8_linear, backward_fast_accum=True, weight_grad_bf16=True)))  # fmt: skip
+                    ("fp8 compiled, fast-accum backward", with_options(backward_fast_accum=True)),
+                    ("fp8 compiled, bf16 dW", with_options(weight_grad_bf16=True)),
+                    ("fp8 compiled, both", with_options(backward_fast_accum=True, weight_grad_bf16=True)))  # fmt: skip
         for variant, fn in variants:
             compiled = torch.compile(lambda a, c, d, fn=fn: fn(a, c, d))
             record("fp8_linear", case, variant, ms=time_ms(lambda c=compiled: run(c), dev, args.reps))

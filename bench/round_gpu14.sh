@@ -6,9 +6,6 @@
 # and a warm start (the d12 graph compiled by the throughput run). Progress goes to $OUT/summary.txt as it
 # runs; the logs are tarred into $OUT/round14.tgz at the end.
 source bench/device_env.sh
-S=$OUT/summary.txt
-say() { echo "$*" | tee -a $S; }
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee -a $S
 timeout 150 python3 bench/kernels_gpu_check.py --checks grad_accum --reps 5 --out $R/kernels.json > $R/kernels.txt 2>&1
 grep -E '"check": "grad_accum"' $R/kernels.txt | tee -a $S; say "[$SECONDS s] kernels"
 for run in d48:1 d48:0 d12:1 d12:0; do
@@ -18,9 +15,7 @@ for run in d48:1 d48:0 d12:1 d12:0; do
   grep -hE "^step +[0-9]+/" $R/logs_${m}_acc$a/*.txt | cut -c1-60 | tr '\n' ' ' | tee -a $S; echo | tee -a $S
   say "[$SECONDS s] $m --accumulate-in-matmul $a"
 done
-timeout 130 python3 bench/profile_step.py --out $R/prof_d48 --steps 2 -- "${DATA[@]}" -e d48 -b 16 -t 1024 -d 65536 \
-    -r 0 > $R/prof_d48.log 2>&1
-head -24 $R/prof_d48/profile.txt | tee -a $S; grep -A 12 "idle gaps" $R/prof_d48/profile.txt | cut -c1-200 | tee -a $S
+profile_d48 $R/prof_d48
 say "[$SECONDS s] profile"
 timeout 90 python3 -m gpt2train train "${DATA[@]}" -e d12 -b 64 -t 1024 -d 524288 -x 2 -v 100 -s 0 -r 0 \
     > $R/d12_warm_start.txt 2>&1
@@ -29,5 +24,4 @@ timeout 200 python3 -m gpt2train train "${DATA[@]}" -e d48 -b auto -t 1024 -d 65
     > $R/d48_auto.txt 2>&1
 grep -iE "auto|^step +3/|^peak GPU|error|out of memory" $R/d48_auto.txt | cut -c1-200 | tee -a $S
 say "[$SECONDS s] -b auto rc=$?"
-rm -f $R/prof_d48/profile.json
 tar czf $OUT/round14.tgz -C $R .

@@ -7,22 +7,17 @@
 # (a queue: groups "R W B1 B2 ..." separated by ';'). Rows go to $OUT/summary.txt as they come.
 source bench/device_env.sh
 tag=$1 q0=$2 q1=$3 prof=${4:-}
-S=$OUT/summary.txt
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >> $S
 export DEADLINE=${DEADLINE:-430}
 IFS=';' read -ra g0 <<< "$q0"; IFS=';' read -ra g1 <<< "$q1"
 CUDA_VISIBLE_DEVICES=0 bash bench/memory_table.sh $R/gpu0 80300 "${g0[@]}" &
 ( CUDA_VISIBLE_DEVICES=1 bash bench/memory_table.sh $R/gpu1 80300 "${g1[@]}"
   if [ -n "$prof" ] && [ "$SECONDS" -lt 420 ]; then
-    CUDA_VISIBLE_DEVICES=1 timeout 130 python3 bench/profile_step.py --out $R/prof_d48 --steps 2 -- "${DATA[@]}" \
-        -e d48 -b 16 -t 1024 -d 65536 -r 0 > $R/prof_d48.log 2>&1
-    rm -f $R/prof_d48/profile.json
+    CUDA_VISIBLE_DEVICES=1 profile_d48 $R/prof_d48
   fi ) &
 while [ -n "$(jobs -r)" ]; do
   sleep 15; cat $R/gpu*/rows.txt > $OUT/rows.txt 2>/dev/null
 done
 cat $R/gpu*/rows.txt >> $S
-[ -f $R/prof_d48/profile.txt ] && { head -24 $R/prof_d48/profile.txt; grep -A 12 "idle gaps" $R/prof_d48/profile.txt | cut -c1-200; } >> $S
 rm -f $OUT/rows.txt
 tar czf $OUT/round15_$tag.tgz -C $R .
 echo "[$SECONDS s] done" >> $S

@@ -9,9 +9,6 @@
 # Usage: bench/round_gpu16.sh 1|2|3 [CAP_MIB]. Progress goes to $OUT/summary.txt; logs to $OUT/round16_PART.tgz.
 source bench/device_env.sh
 part=$1 cap=${2:-0}
-S=$OUT/summary.txt
-say() { echo "$*" | tee -a $S; }
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee -a $S
 if [ "$part" = 1 ]; then
   timeout 150 python3 bench/recompute_memory.py --out $R/recompute.json 2>&1 | grep '^{' | tee -a $S
   say "[$SECONDS s] recompute_memory"
@@ -20,10 +17,7 @@ if [ "$part" = 1 ]; then
         --keep-logs $R/logs_$m 2>&1 | tail -1 | tee -a $S
     say "[$SECONDS s] throughput $m"
   done
-  timeout 130 python3 bench/profile_step.py --out $R/prof_d48 --steps 2 -- "${DATA[@]}" -e d48 -b 16 -t 1024 \
-      -d 65536 -r 0 > $R/prof_d48.log 2>&1
-  { head -24 $R/prof_d48/profile.txt; grep -A 12 "idle gaps" $R/prof_d48/profile.txt | cut -c1-200; } >> $S
-  rm -f $R/prof_d48/profile.json
+  profile_d48 $R/prof_d48
   say "[$SECONDS s] profile"
 elif [ "$part" = 2 ]; then
   DEADLINE=480 bash bench/memory_table.sh $R/table "$cap" "2 1 16 24 32 40" "2 0 16 24 32 40"

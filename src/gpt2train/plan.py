@@ -337,6 +337,14 @@ def max_batch_size(
     return b
 
 
+def max_batch_by_recompute(cfg: ModelConfig, memory_bytes: float, seq_len: int = DEFAULT_SEQ_LEN, **kwargs) -> dict:
+    """``max_batch_size`` at each -r level the layout has (0-2 for llm.c's, 0-3 for ours), ``kwargs``'
+    other settings kept: {recompute: largest B}."""
+    kwargs.pop("recompute", None)
+    levels = range(3) if kwargs.get("layout") == "llmc" else range(4)
+    return {r: max_batch_size(cfg, memory_bytes, seq_len, recompute=r, **kwargs) for r in levels}
+
+
 # ---------------------------------------------------------------------------------------------
 # the whole plan
 
@@ -449,10 +457,7 @@ def make_plan(
         "gpu_memory_gib": card_bytes / GIB,
         "fits": mem["total"] <= card_bytes,
         "max_batch": max_batch_size(cfg, card_bytes, seq_len, **mem_kwargs),
-        "max_batch_by_recompute": {
-            r: max_batch_size(cfg, card_bytes, seq_len, **{**mem_kwargs, "recompute": r})
-            for r in (range(3) if layout == "llmc" else range(4))
-        },
+        "max_batch_by_recompute": max_batch_by_recompute(cfg, card_bytes, seq_len, **mem_kwargs),
     }
 
 

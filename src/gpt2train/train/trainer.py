@@ -270,7 +270,10 @@ class Trainer:
         self.T = cfg.seq_len
         self.B = cfg.batch_size or self._auto_batch_size()
         if cfg.batch_size and self.device.type == "cuda":  # before a minute of compiling ends in out of memory
-            planned = {r: self._planned_max_batch(recompute=r) for r in range(4)}
+            from gpt2train.plan import max_batch_by_recompute
+
+            total = torch.cuda.get_device_properties(self.device).total_memory
+            planned = max_batch_by_recompute(self.model_cfg, total, cfg.seq_len, **self._memory_settings())
             if warning := batch_fit_warning(self.B, cfg.recompute, planned):
                 self.print(warning)
         tokens_per_fwdbwd = self.B * self.T * info.world_size
@@ -354,28 +357,27 @@ class Trainer:
         self.scalars = ScalarSink(cfg.output_dir, info.is_main, cfg.tensorboard, cfg.wandb, cfg.to_dict(), self.print)
         self.peak = peak_flops(torch.cuda.get_device_name(self.device)) if self.device.type == "cuda" else None
 
-    def _planned_max_batch(self, memory_bytes: int | None = None, recompute: int | None = None) -> int | None:
-        """The planner's largest micro-batch for this card (or ``memory_bytes``) and these settings (or
-        another ``recompute``)."""
+    def _memory_settings(self) -> dict:
+        """This run's settings as the planner's memory estimate takes them."""
+        cfg = self.cfg
+        return dict(world_size=self.info.world_size, zero_stage=cfg.zero_stage, recompute=cfg.recompute,
+                    master_weights=cfg.master_weights, bf16_params=cfg.bf16_params)  # fmt: skip
+
+    def _planned_max_batch(self, memory_bytes: int | None = None) -> int | None:
+        """The planner's largest micro-batch for this card (or ``memory_bytes``) and these settings."""
         if self.device.type != "cuda":
             return None
         from gpt2train.plan import max_batch_size
 
         total = memory_bytes or torch.cuda.get_device_properties(self.device).total_memory
-        return max_batch_size(self.model_cfg, total, self.cfg.seq_len, world_size=self.info.world_size,
-                              zero_stage=self.cfg.zero_stage,
-                              recompute=self.cfg.recompute if recompute is None else recompute,
-                              master_weights=self.cfg.master_weights,
-                              bf16_params=self.cfg.bf16_params) or None  # fmt: skip
+        return max_batch_size(self.model_cfg, total, self.cfg.seq_len, **self._memory_settings()) or None
 
     def _optimizer_state_bytes(self) -> int:
         """What the first update will allocate on this rank (the moments, and the master copy under
         --bf16-params 1), as the planner counts it."""
         from gpt2train.plan import estimate_memory
 
-        parts = estimate_memory(self.model_cfg, 1, self.cfg.seq_len, world_size=self.info.world_size,
-                                zero_stage=self.cfg.zero_stage, recompute=self.cfg.recompute,
-                                master_weights=self.cfg.master_weights, bf16_params=self.cfg.bf16_params)  # fmt: skip
+        parts = estimate_memory(self.model_cfg, 1, self.cfg.seq_len, **self._memory_settings())
         return parts["optimizer"] + parts["master_weights"]
 
     def _auto_batch_size(self) -> int:
