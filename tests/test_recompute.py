@@ -13,11 +13,11 @@ from gpt2train.model import GPT
 CFG = ModelConfig(n_layer=2, n_head=4, n_embd=64, vocab_size=256, max_seq_len=32)
 
 
-def _grads_and_saved_bytes(recompute: int, backend: str | None):
+def _grads_and_saved_bytes(recompute: int, backend: str | None, whole: int = 0):
     torch._dynamo.reset()
     torch.manual_seed(0)
     model = GPT(CFG)
-    model.configure_fast_paths(recompute=recompute)
+    model.configure_fast_paths(recompute=recompute, recompute_whole=whole)
     if backend:
         for block in model.transformer.h:
             block.compile(backend=backend)
@@ -51,6 +51,23 @@ def test_recompute_keeps_gradients_and_saves_less(backend):
     assert saved[1] <= saved[0] - tokens * 4 * 64 * 4 * CFG.n_layer, saved
     assert saved[2] <= saved[1] - tokens * 2 * 64 * 4 * CFG.n_layer, saved
     assert saved[3] < saved[2] if backend else saved[3] == saved[2], saved
+    # --recompute-whole 1: the first block as -r 3, the second at -r 0; same gradients, saved bytes in between
+    grads, mixed = _grads_and_saved_bytes(0, backend, whole=1)
+    for name, g in grads.items():
+        torch.testing.assert_close(g, ref[name], rtol=1e-5, atol=1e-6, msg=f"--recompute-whole 1: {name}")
+    assert saved[3] < mixed < saved[0], (mixed, saved)
+
+
+def test_recompute_whole_sets_blocks_and_keeps_accumulation_out_of_them():
+    model = GPT(CFG)
+    model.configure_fast_paths(recompute=1, recompute_whole=1, accumulate_grads=True)
+    first, second = model.transformer.h
+    assert (first.recompute, second.recompute) == (3, 1)
+    assert first.mlp.recompute_gelu and second.mlp.recompute_gelu
+    # the blocks recomputed whole leave the gradient sums to autograd (compiled on CUDA, the recompute would
+    # keep every matmul's input: BENCHMARKS.md round 15)
+    assert not first.attn.c_attn.accumulate_grad and not first.mlp.c_proj.accumulate_grad
+    assert second.attn.c_attn.accumulate_grad and second.mlp.c_fc.accumulate_grad
 
 
 def test_training_losses_do_not_depend_on_r(tmp_path, shakespeare_shards, capsys):
@@ -67,5 +84,12 @@ def test_training_losses_do_not_depend_on_r(tmp_path, shakespeare_shards, capsys
         assert losses[r].keys() == losses[0].keys()
         for key, loss in losses[0].items():
             assert losses[r][key] == pytest.approx(loss, rel=1e-5), (r, key)
+    code, _, err = run_cli(tiny_train_args(shakespeare_shards, tmp_path / "w1", 2, ["-r", 0, "--recompute-whole", 1]),
+                           capsys)  # fmt: skip
+    assert code == 0, err
+    for key, loss in losses[0].items():
+        assert progress_losses(tmp_path / "w1")[key] == pytest.approx(loss, rel=1e-5), key
     code, _, err = run_cli(tiny_train_args(shakespeare_shards, tmp_path / "r4", 1, ["-r", 4]), capsys)
     assert code == 1 and "-r 4: use 0 (none), 1 (GELU), 2 (GELU and LayerNorm) or 3" in err, err
+    code, _, err = run_cli(tiny_train_args(shakespeare_shards, tmp_path / "w9", 1, ["--recompute-whole", 9]), capsys)
+    assert code == 1 and "--recompute-whole 9: the model has 2 blocks" in err, err

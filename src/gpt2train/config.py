@@ -177,6 +177,9 @@ class TrainConfig:
     zero_stage: int = 0  # -z
     grad_reduce_dtype: str = "fp32"  # dtype gradients are averaged over processes in: fp32 | bf16 (half the bytes)
     recompute: int = 1  # -r: 0 none, 1 GELU, 2 GELU and LayerNorm (llm.c's levels), 3 each block's sublayers whole
+    # N: the first N blocks recomputed whole (as -r 3), the others at -r: fits a B that -r alone does not, at a
+    # fraction of -r 3's cost (gpt2train plan -b B names the N)
+    recompute_whole: int = 0
     log_gpu_every: int = -1  # -lg
     # our own switches
     device: str = "auto"  # auto | cpu | cuda

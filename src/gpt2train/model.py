@@ -192,21 +192,29 @@ class GPT(nn.Module):
         gelu_fusion: int = 0,
         fp8: bool = False,
         accumulate_grads: bool = False,
+        recompute_whole: int = 0,
     ) -> None:
-        """Switch activation recomputation (0/1/2 as llm.c's -r; 3: each block's sublayers whole), the
-        classifier implementation, GELU fused into the MLP's matmuls (llm.c's -ge; -r 1 and up keep their
+        """Switch activation recomputation (0/1/2 as llm.c's -r; 3: each block's sublayers whole; the first
+        ``recompute_whole`` blocks as 3 whatever ``recompute`` says), the classifier implementation, GELU fused into the MLP's matmuls (llm.c's -ge; -r 1 and up keep their
         own GELU path), FP8 matmuls in the blocks' linear layers (``kernels/fp8_linear.py``; the -ge
         epilogues are bf16, so FP8 turns them off) and the blocks' weight gradients added into ``.grad``
         by their matmuls (``kernels/grad_accum.py``: only where ``.grad`` is a persistent buffer nothing
         else hooks)."""
-        for block in self.transformer.h:
-            block.mlp.recompute_gelu = recompute >= 1
+        for i, block in enumerate(self.transformer.h):
+            block.recompute = 3 if i < recompute_whole else int(recompute)
+            block.mlp.recompute_gelu = block.recompute >= 1
             block.mlp.gelu_fusion = 0 if fp8 else int(gelu_fusion)
-            block.recompute = int(recompute)
             for layer in (block.attn.c_attn, block.attn.c_proj, block.mlp.c_fc, block.mlp.c_proj):
                 layer.fp8 = bool(fp8)
-                layer.accumulate_grad = bool(accumulate_grads)
+                # not in a block recomputed whole: compiled on CUDA, that recompute would then keep every
+                # matmul's input (35,200 against 3,200 bytes per layer and token at d48, BENCHMARKS.md round 15)
+                layer.accumulate_grad = bool(accumulate_grads) and block.recompute < 3
         self.classifier_loss = classifier_loss or plain_classifier_loss
+        device = self.transformer.wte.weight.device
+        if gelu_fusion and not fp8 and device.type == "cuda":
+            from gpt2train.kernels import cublaslt
+
+            cublaslt.prepare(device)  # its workspace outside any CUDA-graph pool (--compile-mode reduce-overhead)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -205,9 +205,9 @@ class ModernGPT(nn.Module):
         return self
 
     def configure_fast_paths(self, recompute: int = 0, classifier_loss=None, gelu_fusion: int = 0,
-                             fp8: bool = False, accumulate_grads: bool = False) -> None:  # fmt: skip
-        """The classifier implementation (it applies the soft-cap itself); recompute, gelu_fusion and
-        accumulate_grads are not implemented (the MLP may be relu2) and are ignored; FP8 is not
+                             fp8: bool = False, accumulate_grads: bool = False, recompute_whole: int = 0) -> None:  # fmt: skip
+        """The classifier implementation (it applies the soft-cap itself); recompute, recompute_whole, gelu_fusion
+        and accumulate_grads are not implemented (the MLP may be relu2) and are ignored; FP8 is not
         implemented either."""
         if fp8:
             raise ValueError("FP8 matmuls are implemented for the GPT-2 architecture (model.GPT) only")

@@ -129,13 +129,15 @@ def estimate_memory(
     overhead_mib: float | None = None,
     layout: str = DEFAULT_LAYOUT,
     bf16_params: int = 0,
+    recompute_whole: int = 0,
 ) -> dict:
     """Estimated peak bytes on one GPU, by part; ``total`` is the sum of the other entries.
 
     ``layout`` picks whose memory layout is modelled: ``"gpt2train"`` (our trainer, the default; see
     ``_estimate_gpt2train`` for its parts) or ``"llmc"`` (llm.c's; the parts below).
     ``bf16_params`` (our ``--bf16-params 1``) moves our trainer to llm.c's ``-w 1`` layout; llm.c's own
-    layout already is that, so ``"llmc"`` ignores it.
+    layout already is that, so ``"llmc"`` ignores it. ``recompute_whole`` (our ``--recompute-whole N``) has N
+    blocks recomputed whole as at -r 3; llm.c has no such setting.
     """
     if batch_size < 0 or seq_len <= 0:
         raise UserError(f"-b {batch_size} -t {seq_len}: batch size and sequence length must be positive")
@@ -150,8 +152,11 @@ def estimate_memory(
     kwargs = dict(world_size=world_size, zero_stage=zero_stage, recompute=recompute,
                   master_weights=master_weights, dtype=dtype, overhead_mib=overhead_mib)  # fmt: skip
     if layout == "llmc":
+        if recompute_whole:
+            raise UserError("--recompute-whole is gpt2train's; llm.c's layout has no such setting")
         return _estimate_llmc(cfg, batch_size, seq_len, **kwargs)
-    return _estimate_gpt2train(cfg, batch_size, seq_len, bf16_params=bf16_params, **kwargs)
+    return _estimate_gpt2train(cfg, batch_size, seq_len, bf16_params=bf16_params, recompute_whole=recompute_whole,
+                               **kwargs)  # fmt: skip
 
 
 def _estimate_llmc(
@@ -207,8 +212,8 @@ def _estimate_llmc(
 #   -r 0, -w 0: 32.5 -- the same saved tensors
 #   -r 1:       24.5 -- -r 0 less GELU's output (4C in bf16), from the layout (before 2026-11-28 the compiled
 #               blocks kept it anyway and -r 1 measured as -r 0; the d48 peaks of rounds 10-12 fit 32.5)
-#   -r 2:       20.5 -- -r 1 less the two LayerNorm outputs (2C in bf16), from the layout (llm.c's -r 2; not
-#               measured yet)
+#   -r 2:       20.5 -- -r 1 less the two LayerNorm outputs (2C in bf16), from the layout (llm.c's -r 2); d48
+#               B = 8..32 measured 20.4 (BENCHMARKS.md round 16)
 #   -r 3, -w 1: 11.5 -- fp32 parameters (measured 2026-11-27 as that day's -r 2; not remeasured)
 #   -r 3, -w 0: 2.6 -- bf16 parameters (-w 0, or --bf16-params 1): each block keeps its bf16 input (2 bytes)
 #               and recomputes the rest, fitted to d48 B = 16..256 (BENCHMARKS.md round 15, run as -r 2 then,
@@ -242,6 +247,7 @@ def _estimate_gpt2train(
     dtype: str,
     overhead_mib: float | None,
     bf16_params: int = 0,
+    recompute_whole: int = 0,
 ) -> dict:
     """Our trainer's layout: estimated peak bytes on one GPU, by part; ``total`` is the sum of the others.
 
@@ -259,7 +265,8 @@ def _estimate_gpt2train(
     - ``ddp_buffers``: with several GPUs under ``-z 0``, 4 more bytes per parameter (measured, see
       ``_DDP_PARAM_BYTES``); under ``-z 1`` (no DDP) this rank's shard of the averaged gradients.
     - ``optimizer``: AdamW's two fp32 moments (8 bytes each), divided by ``world_size`` with ``-z 1``.
-    - ``activations``: B*T*L*C times a fitted per-layer coefficient (``_GPT2TRAIN_ACT``), +2 with several GPUs.
+    - ``activations``: B*T*L*C times a fitted per-layer coefficient (``_GPT2TRAIN_ACT``), +2 with several GPUs;
+      with ``recompute_whole`` N, N of the L layers take -r 3's coefficient.
     - ``classifier``: the chunked classifier's transient memory; the logits are never held whole.
     - ``overhead``: a fitted 128 MiB of workspaces.
 
@@ -284,7 +291,10 @@ def _estimate_gpt2train(
     fp32_params = master_weights and not bf16_params
     wb = 4 if fp32_params else 2
     # bf16 parameters: the -w 0 coefficients (the same bf16 tensors are saved; unmeasured for --bf16-params)
-    coeff = _GPT2TRAIN_ACT[(recompute, 1 if fp32_params else 0)]
+    if not 0 <= recompute_whole <= L:
+        raise UserError(f"--recompute-whole {recompute_whole}: must be in 0..{L} (the model's layers)")
+    w = 1 if fp32_params else 0
+    coeff = ((L - recompute_whole) * _GPT2TRAIN_ACT[(recompute, w)] + recompute_whole * _GPT2TRAIN_ACT[(3, w)]) / L
     if dtype == "fp32":
         coeff *= 2  # unmeasured: every saved tensor in fp32 instead of bf16
     if ddp:  # kept for -z 1 too until measured without DDP
@@ -341,8 +351,21 @@ def max_batch_by_recompute(cfg: ModelConfig, memory_bytes: float, seq_len: int =
     """``max_batch_size`` at each -r level the layout has (0-2 for llm.c's, 0-3 for ours), ``kwargs``'
     other settings kept: {recompute: largest B}."""
     kwargs.pop("recompute", None)
+    kwargs.pop("recompute_whole", None)
     levels = range(3) if kwargs.get("layout") == "llmc" else range(4)
     return {r: max_batch_size(cfg, memory_bytes, seq_len, recompute=r, **kwargs) for r in levels}
+
+
+def whole_blocks_needed(
+    cfg: ModelConfig, memory_bytes: float, batch_size: int, seq_len: int = DEFAULT_SEQ_LEN, **kwargs
+) -> int | None:
+    """The fewest blocks to recompute whole (``--recompute-whole``) for ``batch_size`` to fit ``memory_bytes``
+    at ``kwargs``' -r (with ``max_batch_size``'s headroom); None when even all of them are not enough."""
+    kwargs.pop("recompute_whole", None)
+    for n in range(cfg.n_layer + 1):
+        if max_batch_size(cfg, memory_bytes, seq_len, recompute_whole=n, **kwargs) >= batch_size:
+            return n
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -384,6 +407,7 @@ def make_plan(
     layout: str = DEFAULT_LAYOUT,
     recipe: str = "classic",
     bf16_params: int = -1,
+    recompute_whole: int = 0,
 ) -> dict:
     """Everything ``gpt2train plan`` prints, as one JSON-ready dict.
 
@@ -393,7 +417,9 @@ def make_plan(
     Keys: model, params, flops_per_token, tokens, flops, gpu, gpus, peak_tflops, mfu, tok_s, hours,
     gpu_hours, price, cost_usd, batch_size, seq_len, zero_stage, recompute, master_weights, bf16_params, layout,
     memory (bytes by part, which parts depends on ``layout``), memory_gib, gpu_memory_gib, fits, max_batch,
-    max_batch_by_recompute (the largest B at each -r the layout has, the other settings kept).
+    max_batch_by_recompute (the largest B at each -r the layout has, the other settings kept), recompute_whole,
+    whole_blocks_needed (the fewest blocks recomputed whole for batch_size to fit at this -r, when it does not
+    fit as asked; None otherwise).
     """
     cfg = resolve_model(model)
     card = get_gpu(gpu)
@@ -422,9 +448,13 @@ def make_plan(
         seconds *= MODERN_STEP_TIME_RATIO  # same tokens per step, slower steps
     hours = seconds / 3600
     mem_kwargs = dict(world_size=gpus, zero_stage=zero_stage, recompute=recompute, master_weights=master_weights,
-                      layout=layout, bf16_params=bf16_params)  # fmt: skip
+                      layout=layout, bf16_params=bf16_params, recompute_whole=recompute_whole)  # fmt: skip
     mem = estimate_memory(cfg, batch_size, seq_len, **mem_kwargs)
     card_bytes = card.memory_mib * MIB
+    max_batch = max_batch_size(cfg, card_bytes, seq_len, **mem_kwargs)
+    whole = None
+    if max_batch < batch_size and layout == "gpt2train" and recompute < 3:
+        whole = whole_blocks_needed(cfg, card_bytes, batch_size, seq_len, **mem_kwargs)
     return {
         "model": model,
         "n_layer": cfg.n_layer,
@@ -449,6 +479,7 @@ def make_plan(
         "seq_len": seq_len,
         "zero_stage": zero_stage,
         "recompute": recompute,
+        "recompute_whole": recompute_whole,
         "master_weights": master_weights,
         "bf16_params": bf16_params,
         "layout": layout,
@@ -456,8 +487,9 @@ def make_plan(
         "memory_gib": mem["total"] / GIB,
         "gpu_memory_gib": card_bytes / GIB,
         "fits": mem["total"] <= card_bytes,
-        "max_batch": max_batch_size(cfg, card_bytes, seq_len, **mem_kwargs),
+        "max_batch": max_batch,
         "max_batch_by_recompute": max_batch_by_recompute(cfg, card_bytes, seq_len, **mem_kwargs),
+        "whole_blocks_needed": whole,
     }
 
 
@@ -490,7 +522,9 @@ def format_plan(p: dict) -> str:
         f"time         {p['hours']:.1f} h ({p['gpu_hours']:,.0f} GPU-hours)",
         f"cost         ${p['cost_usd']:,.0f} at ${p['price']:.2f}/GPU-hour",
         f"memory/GPU   {p['memory_gib']:.1f} GiB of {p['gpu_memory_gib']:.1f} GiB at B={p['batch_size']}"
-        f" -z {p['zero_stage']} -r {p['recompute']} -w {p['master_weights']}"
+        f" -z {p['zero_stage']} -r {p['recompute']}"
+        + (f" --recompute-whole {p['recompute_whole']}" if p.get("recompute_whole") else "")
+        + f" -w {p['master_weights']}"
         + (" --bf16-params 1" if p.get("bf16_params") else "")
         + f" ({p['layout']} layout)"
         + ("" if p["fits"] else "  (does NOT fit)"),
@@ -501,4 +535,8 @@ def format_plan(p: dict) -> str:
     lines.append(f"max batch    B={p['max_batch']} fits (estimate; -b auto probes from here)")
     by_r = p.get("max_batch_by_recompute") or {}
     lines.append("  by -r       " + " | ".join(f"-r {r}: B={b}" for r, b in by_r.items()))
+    if p.get("whole_blocks_needed") is not None:
+        n = p["whole_blocks_needed"]
+        lines.append(f"  B={p['batch_size']}        fits at -r {p['recompute']} with --recompute-whole {n} (the first {n} "
+                     f"of {p['n_layer']} blocks recomputed whole, as -r 3)")  # fmt: skip
     return "\n".join(lines)

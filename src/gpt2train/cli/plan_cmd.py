@@ -49,6 +49,8 @@ def register(sub) -> None:
         choices=[0, 1, 2, 3],
         help="0 none, 1 GELU, 2 +LayerNorm, 3 sublayers whole (ours) (1)",
     )
+    p.add_argument("--recompute-whole", type=int, default=0, metavar="N",
+                   help="the first N blocks recomputed whole (as -r 3), the rest at -r (0)")  # fmt: skip
     p.add_argument("-w", "--master-weights", type=int, default=1, choices=[0, 1], help="fp32 master (1)")
     p.add_argument("-bp", "--bf16-params", type=int, default=-1, choices=[-1, 0, 1],
                    help="1: bf16 parameters, the fp32 master copy in the optimizer (llm.c's -w 1 layout); "
@@ -84,6 +86,7 @@ def run(args) -> int:
         seq_len=args.seq_len,
         zero_stage=args.zero_stage,
         recompute=args.recompute,
+        recompute_whole=args.recompute_whole,
         master_weights=args.master_weights,
         bf16_params=args.bf16_params,
         layout=args.layout,

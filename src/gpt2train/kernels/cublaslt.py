@@ -439,6 +439,15 @@ def _device(index: int) -> _Device:
     return dev
 
 
+def prepare(device: torch.device | str) -> None:
+    """Create ``device``'s cuBLASLt handle and workspace now, in eager code. Under --compile-mode reduce-overhead
+    the compiled blocks' first (warm-up) calls already allocate from a CUDA-graph memory pool, and a workspace
+    created there would stay in it untracked ("tensor(s) in the cudagraph pool not tracked as outputs")."""
+    dev = torch.device(device)
+    if dev.type == "cuda" and available(dev):
+        _device(dev.index if dev.index is not None else torch.cuda.current_device())
+
+
 def matmul(
     x: torch.Tensor,
     w: torch.Tensor,

@@ -101,24 +101,36 @@ def _apply_overrides(mcfg: ModelConfig, cfg: TrainConfig, pretrained: bool) -> M
 def auto_accumulate_in_matmul(cfg: TrainConfig, fast: bool, several_processes: bool) -> int:
     """``--accumulate-in-matmul -1``: on (1) where ``.grad`` is one flat bf16 buffer that persists over the
     micro-steps (build_optimizer's flat layout in one process, AdamW, the fast path); elsewhere a layer would
-    see no usable ``.grad`` and let autograd sum anyway (grad_accum.py). Off with -r 3: compiled on CUDA, its
-    recompute then keeps every matmul's input (35,200 against 3,200 bytes per layer and token at d48,
-    bench/recompute_memory.py, measured as the -r 2 of that day): B=32 instead of 256 fits in 80 GB."""
+    see no usable ``.grad`` and let autograd sum anyway (grad_accum.py). Off with -r 3, where no block would use
+    it (GPT.configure_fast_paths leaves it off in blocks recomputed whole)."""
     bf16_model = bool(cfg.bf16_params) or not cfg.master_weights
     return int(fast and not several_processes and bf16_model and cfg.recompute < 3
                and recipe.levers(cfg)["optimizer"] == "adamw")  # fmt: skip
 
 
-def batch_fit_warning(batch: int, recompute: int, planned: dict[int, int | None]) -> str | None:
-    """A warning when ``-b`` is above ``planned[recompute]``, the planner's largest B at this -r (``planned``:
-    its largest B at each -r level), naming the lowest -r that fits it; None when it fits or is not known."""
-    limit = planned.get(recompute)
+def batch_fit_warning(
+    batch: int,
+    recompute: int,
+    planned: dict[int, int | None],
+    whole: int | None = None,
+    whole_now: int = 0,
+    limit: int | None = None,
+) -> str | None:
+    """A warning when ``-b`` is above ``limit``, the planner's largest B at the run's settings (default
+    ``planned[recompute]``; ``planned``: its largest B at each -r level), naming what fits it by the same
+    estimate: ``--recompute-whole whole`` (the fewest blocks recomputed whole; None: no count does) and the lowest
+    -r; None when it fits or is not known (off CUDA). ``whole_now``: the run's own --recompute-whole."""
+    limit = planned.get(recompute) if limit is None else limit
     if not limit or batch <= limit:
         return None
-    higher = [r for r, b in sorted(planned.items()) if r > recompute and b and b >= batch]
-    hint = f"-r {higher[0]} fits it by the same estimate" if higher else "no -r fits it: lower -b or use -w 0"
+    fixes = [f"--recompute-whole {whole}"] if whole and whole > whole_now and recompute < 3 else []
+    fixes += [f"-r {r}" for r, b in sorted(planned.items()) if r > recompute and b and b >= batch][:1]
+    hint = (
+        f"it fits with {' or '.join(fixes)} by the same estimate" if fixes else "nothing fits it: lower -b or use -w 0"
+    )
+    at = f"-r {recompute}" + (f" --recompute-whole {whole_now}" if whole_now else "")
     return (f"warning: -b {batch} is above the largest B that gpt2train plan expects to fit on this card at "
-            f"-r {recompute} ({limit}); {hint} (the estimate is within a few percent; going on)")  # fmt: skip
+            f"{at} ({limit}); {hint} (the estimate is within a few percent; going on)")  # fmt: skip
 
 
 def _check_output_dir(path: str) -> None:
@@ -230,6 +242,10 @@ class Trainer:
         if cfg.recompute not in (0, 1, 2, 3):
             raise UserError(f"-r {cfg.recompute}: use 0 (none), 1 (GELU), 2 (GELU and LayerNorm) or 3 (each block's "
                             "sublayers whole: the least memory)")  # fmt: skip
+        if cfg.recompute_whole < 0:
+            raise UserError(
+                f"--recompute-whole {cfg.recompute_whole}: the number of blocks recomputed whole, 0 or more"
+            )
         if cfg.on_max_skips not in ("stop", "rollback"):
             raise UserError(f"--on-max-skips {cfg.on_max_skips!r}: use stop or rollback")
         if cfg.on_max_skips == "rollback" and not (cfg.max_skips > 0 and cfg.output_dir and cfg.checkpoint_every > 0):
@@ -274,7 +290,9 @@ class Trainer:
 
             total = torch.cuda.get_device_properties(self.device).total_memory
             planned = max_batch_by_recompute(self.model_cfg, total, cfg.seq_len, **self._memory_settings())
-            if warning := batch_fit_warning(self.B, cfg.recompute, planned):
+            limit = self._planned_max_batch()
+            whole = self._whole_blocks_needed(self.B) if limit is not None and self.B > limit else None
+            if warning := batch_fit_warning(self.B, cfg.recompute, planned, whole, cfg.recompute_whole, limit):
                 self.print(warning)
         tokens_per_fwdbwd = self.B * self.T * info.world_size
         self.total_batch = cfg.total_batch_size if cfg.total_batch_size > 0 else tokens_per_fwdbwd
@@ -361,7 +379,8 @@ class Trainer:
         """This run's settings as the planner's memory estimate takes them."""
         cfg = self.cfg
         return dict(world_size=self.info.world_size, zero_stage=cfg.zero_stage, recompute=cfg.recompute,
-                    master_weights=cfg.master_weights, bf16_params=cfg.bf16_params)  # fmt: skip
+                    master_weights=cfg.master_weights, bf16_params=cfg.bf16_params,
+                    recompute_whole=cfg.recompute_whole)  # fmt: skip
 
     def _planned_max_batch(self, memory_bytes: int | None = None) -> int | None:
         """The planner's largest micro-batch for this card (or ``memory_bytes``) and these settings."""
@@ -371,6 +390,16 @@ class Trainer:
 
         total = memory_bytes or torch.cuda.get_device_properties(self.device).total_memory
         return max_batch_size(self.model_cfg, total, self.cfg.seq_len, **self._memory_settings()) or None
+
+    def _whole_blocks_needed(self, batch: int) -> int | None:
+        """The planner's fewest blocks to recompute whole (--recompute-whole) for ``batch`` to fit this card at
+        this -r; None off CUDA, at -r 3 or when no count fits it."""
+        if self.device.type != "cuda" or self.cfg.recompute >= 3:
+            return None
+        from gpt2train.plan import whole_blocks_needed
+
+        total = torch.cuda.get_device_properties(self.device).total_memory
+        return whole_blocks_needed(self.model_cfg, total, batch, self.cfg.seq_len, **self._memory_settings())
 
     def _optimizer_state_bytes(self) -> int:
         """What the first update will allocate on this rank (the moments, and the master copy under
@@ -427,6 +456,9 @@ class Trainer:
         return self.cfg.compile == 1 or (self.cfg.compile == -1 and self.fast)
 
     def _configure_fast_paths(self) -> None:
+        if self.cfg.recompute_whole > self.model_cfg.n_layer:
+            raise UserError(f"--recompute-whole {self.cfg.recompute_whole}: the model has {self.model_cfg.n_layer} "
+                            "blocks; use at most that many (or -r 3 for all)")  # fmt: skip
         classifier = None
         use_fused = self.cfg.fused_classifier == 1 or (self.cfg.fused_classifier == -1 and self.fast)
         if use_fused:
@@ -446,12 +478,12 @@ class Trainer:
         if accumulate == -1:
             accumulate = auto_accumulate_in_matmul(self.cfg, self.fast, self.info.enabled)
             self.cfg.accumulate_in_matmul = accumulate  # config.json records the outcome
-        elif accumulate == 1 and self.cfg.recompute == 3 and self.fast and self._use_compile():
-            self.print("warning: --accumulate-in-matmul 1 with -r 3: compiled on CUDA, the recompute then keeps "
-                       "every matmul's input, most of what -r 3 saves (BENCHMARKS.md, round 15)")  # fmt: skip
+        elif accumulate == 1 and self.cfg.recompute == 3:
+            self.print("warning: --accumulate-in-matmul 1 with -r 3: blocks recomputed whole leave the gradient sums "
+                       "to autograd (compiled on CUDA, the recompute would keep every matmul's input)")  # fmt: skip
         self.raw_model.configure_fast_paths(
             recompute=self.cfg.recompute, classifier_loss=classifier, gelu_fusion=gelu_fusion, fp8=bool(self.cfg.fp8),
-            accumulate_grads=bool(accumulate),
+            accumulate_grads=bool(accumulate), recompute_whole=self.cfg.recompute_whole,
         )  # fmt: skip
 
     def _load_hellaswag(self):
@@ -829,6 +861,9 @@ class Trainer:
             line += (f" ({torch.cuda.max_memory_reserved(self.device) / 2**30:.1f} of {total / 2**30:.1f} GiB "
                      f"held on {torch.cuda.get_device_name(self.device)})")  # fmt: skip
         room = ["lower -b (-d stays: more micro-steps accumulate)"]
+        whole = self._whole_blocks_needed(batch) if hasattr(self, "model_cfg") and isinstance(batch, int) else None
+        if whole and whole > cfg.recompute_whole:
+            room.append(f"recompute the first {whole} blocks whole (--recompute-whole {whole})")
         if cfg.recompute < 3:
             room.append("raise -r to " + " or ".join(str(r) for r in range(cfg.recompute + 1, 4)))
         if cfg.master_weights:
