@@ -114,12 +114,17 @@ def test_model_switch_and_compile():
     assert all(b.mlp.gelu_fusion == 0 and b.attn.c_attn.fp8 and b.mlp.c_proj.fp8 for b in model.transformer.h)
     calls = []
     orig = f8._FP8Linear.apply
-    f8._FP8Linear.apply = lambda *a: calls.append(a[1].shape) or orig(*a)
+    f8._FP8Linear.apply = lambda *a: calls.append(a[4]) or orig(*a)  # a[4]: backward_fast_accum
     try:
         eager = model(idx, idx)
+        assert len(calls) == 4 * cfg.n_layer and not any(calls)  # --fp8 1: the gradient matmuls accumulate exactly
+        model.configure_fast_paths(recompute=1, gelu_fusion=2, fp8=2)
+        calls.clear()
+        model(idx, idx)
+        assert len(calls) == 4 * cfg.n_layer and all(calls)  # --fp8 2: in fast accumulation
+        model.configure_fast_paths(recompute=1, gelu_fusion=2, fp8=1)
     finally:
         f8._FP8Linear.apply = orig
-    assert len(calls) == 4 * cfg.n_layer
     assert abs(eager.item() - plain.item()) < 0.05 * plain.item()
     eager.backward()
     grads = {n: p.grad.clone() for n, p in model.named_parameters()}
@@ -161,7 +166,7 @@ def test_trainer_fp8_run_and_bad_combinations(tmp_path, shakespeare_shards, caps
     losses = [v for (kind, _), v in sorted(progress_losses(run).items(), key=lambda kv: kv[0][1]) if kind == "train"]
     assert len(losses) == 8 and losses[-1] < losses[0] - 0.5, losses
     assert json.load(open(run / "config.json"))["train"]["fp8"] == 1
-    for extra, needle in ((["--fp8", "2"], "--fp8 2"), (["--fp8", "1", "--plain"], "--plain"),
+    for extra, needle in ((["--fp8", "3"], "--fp8 3"), (["--fp8", "1", "--plain"], "--plain"),
                           (["--fp8", "1", "--recipe", "modern"], "GPT-2 architecture")):  # fmt: skip
         code, _, err = run_cli(tiny_train_args(shakespeare_shards, tmp_path / "bad", 1, extra), capsys)
         last = err.strip().splitlines()[-1]

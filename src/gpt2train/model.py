@@ -26,17 +26,18 @@ from gpt2train.kernels.grad_accum import accumulating, linear_accumulate
 
 
 class Linear(nn.Linear):
-    """``nn.Linear`` whose matmuls can run in FP8 (``fp8``) and whose backward can add its gradients into
-    ``.grad`` itself (``accumulate_grad``); both set by ``GPT.configure_fast_paths``."""
+    """``nn.Linear`` whose matmuls can run in FP8 (``fp8``: 1, or 2 with the gradient matmuls in FP8's fast
+    accumulation too) and whose backward can add its gradients into ``.grad`` itself (``accumulate_grad``); both
+    set by ``GPT.configure_fast_paths``."""
 
-    fp8 = False
+    fp8 = 0
     accumulate_grad = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.fp8:
             from gpt2train.kernels.fp8_linear import fp8_linear
 
-            return fp8_linear(x, self.weight, self.bias)
+            return fp8_linear(x, self.weight, self.bias, backward_fast_accum=self.fp8 == 2)
         grads = accumulating(self)
         if grads is not None:
             return linear_accumulate(x, self.weight, self.bias, *grads)
@@ -190,13 +191,14 @@ class GPT(nn.Module):
         recompute: int = 0,
         classifier_loss: Callable | None = None,
         gelu_fusion: int = 0,
-        fp8: bool = False,
+        fp8: int = 0,
         accumulate_grads: bool = False,
         recompute_whole: int = 0,
     ) -> None:
         """Switch activation recomputation (0/1/2 as llm.c's -r; 3: each block's sublayers whole; the first
-        ``recompute_whole`` blocks as 3 whatever ``recompute`` says), the classifier implementation, GELU fused into the MLP's matmuls (llm.c's -ge; -r 1 and up keep their
-        own GELU path), FP8 matmuls in the blocks' linear layers (``kernels/fp8_linear.py``; the -ge
+        ``recompute_whole`` blocks as 3 whatever ``recompute`` says), the classifier implementation, GELU fused
+        into the MLP's matmuls (llm.c's -ge; -r 1 and up keep their own GELU path), FP8 matmuls in the blocks'
+        linear layers (``kernels/fp8_linear.py``; 2: the gradient matmuls in fast accumulation too; the -ge
         epilogues are bf16, so FP8 turns them off) and the blocks' weight gradients added into ``.grad``
         by their matmuls (``kernels/grad_accum.py``: only where ``.grad`` is a persistent buffer nothing
         else hooks)."""
@@ -205,7 +207,7 @@ class GPT(nn.Module):
             block.mlp.recompute_gelu = block.recompute >= 1
             block.mlp.gelu_fusion = 0 if fp8 else int(gelu_fusion)
             for layer in (block.attn.c_attn, block.attn.c_proj, block.mlp.c_fc, block.mlp.c_proj):
-                layer.fp8 = bool(fp8)
+                layer.fp8 = int(fp8)
                 # not in a block recomputed whole: compiled on CUDA, that recompute would then keep every
                 # matmul's input (35,200 against 3,200 bytes per layer and token at d48, BENCHMARKS.md round 15)
                 layer.accumulate_grad = bool(accumulate_grads) and block.recompute < 3

@@ -148,7 +148,13 @@ _EXTRA = [
     ("--compile-mode", "compile_mode", str, "torch.compile mode: default | max-autotune-no-cudagraphs"),
     ("--attention", "attention", str, "SDPA backend on CUDA: auto | flash | cudnn | efficient | math"),
     ("--deterministic", "deterministic", int, "1: deterministic kernels, bit-identical GPU runs (slower)"),
-    ("--fp8", "fp8", int, "1: the blocks' matmuls in FP8 with per-tensor scaling (Hopper/Ada; opt-in, see README)"),
+    (
+        "--fp8",
+        "fp8",
+        int,
+        "1: the blocks' matmuls in FP8 with per-tensor scaling (Hopper/Ada; opt-in, see README); 2: the gradient "
+        "matmuls in FP8's fast accumulation too (faster)",
+    ),
     (
         "--accumulate-in-matmul",
         "accumulate_in_matmul",

@@ -227,8 +227,9 @@ class Trainer:
             raise UserError("--optimizer muon --bf16-params 1: Muon updates fp32 parameters; drop --bf16-params")
         if cfg.gelu_fusion not in (-1, 0, 1, 2):
             raise UserError(f"-ge {cfg.gelu_fusion}: use 0 (off), 1 (forward), 2 (forward and backward) or -1 (auto)")
-        if cfg.fp8 not in (0, 1):
-            raise UserError(f"--fp8 {cfg.fp8}: use 0 (bf16 matmuls) or 1 (FP8)")
+        if cfg.fp8 not in (0, 1, 2):
+            raise UserError(f"--fp8 {cfg.fp8}: use 0 (bf16 matmuls), 1 (FP8) or 2 (FP8, the gradients' matmuls "
+                            "in fast accumulation too)")  # fmt: skip
         if cfg.fp8 and cfg.plain:
             raise UserError("--fp8 1 --plain: FP8 matmuls are a fast path; drop one")
         if cfg.fp8 and not fp8_supported(self.device):
@@ -482,7 +483,7 @@ class Trainer:
             self.print("warning: --accumulate-in-matmul 1 with -r 3: blocks recomputed whole leave the gradient sums "
                        "to autograd (compiled on CUDA, the recompute would keep every matmul's input)")  # fmt: skip
         self.raw_model.configure_fast_paths(
-            recompute=self.cfg.recompute, classifier_loss=classifier, gelu_fusion=gelu_fusion, fp8=bool(self.cfg.fp8),
+            recompute=self.cfg.recompute, classifier_loss=classifier, gelu_fusion=gelu_fusion, fp8=self.cfg.fp8,
             accumulate_grads=bool(accumulate), recompute_whole=self.cfg.recompute_whole,
         )  # fmt: skip
 
@@ -647,13 +648,21 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
 
+    def _loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The model's mean loss on (x, y) under autocast. With CUDA graphs (--compile-mode reduce-overhead or
+        max-autotune) each call is a new graph step: nothing from the previous call's graphs is read after it
+        (the loss is added up outside them, the gradients go into persistent buffers)."""
+        if self.cfg.compile_mode in ("reduce-overhead", "max-autotune") and self._use_compile():
+            torch.compiler.cudagraph_mark_step_begin()
+        with self._autocast():
+            return self.model(x, y)
+
     @torch.no_grad()
     def val_loss(self) -> float:
         total = torch.zeros((), device=self.device, dtype=torch.float64)
         for x, y in self.val_loader.batches(self.info.rank, self.info.world_size):
             x, y = x.to(self.device), y.to(self.device)
-            with self._autocast():
-                total += self.model(x, y).double()
+            total += self._loss(x, y).double()
         distributed.all_reduce_sum(total)
         return float(total) / len(self.val_loader)
 
@@ -690,8 +699,7 @@ class Trainer:
             last = micro == len(batches) - 1
             sync = contextlib.nullcontext() if last or not self.info.enabled else (self.zero or self.model).no_sync()
             with sync:
-                with self._autocast():
-                    loss = self.model(x, y)
+                loss = self._loss(x, y)
                 if inject_nan:
                     loss = loss * float("nan")
                 loss_sum += loss.detach()
