@@ -272,3 +272,30 @@ def test_muon_owners_are_balanced_and_deterministic():
     muon = [p for g in groups if g["kind"] == "muon" for p in g["params"]]
     loads = [sum(p.numel() for p in muon if owner[p] == r) for r in (0, 1)]
     assert loads[0] == loads[1]  # the tiny model's matrices pair up exactly
+
+
+@pytest.mark.parametrize("levers", [{}, MODERN], ids=["classic", "modern"])
+def test_fresh_model_skips_default_init_and_draws_the_same_weights(levers):
+    """build_any_model makes the model on the meta device and initialises it once (init_on_cpu): the same
+    parameters and buffers as constructing it normally and then drawing llm.c's initialisation."""
+    from gpt2train.model import GPT
+
+    cfg = ModernConfig(**SHAPE, **levers) if levers else ModelConfig(**SHAPE)
+    fresh = build_any_model(cfg, seed=5)
+    reference = (ModernGPT(cfg) if levers else GPT(cfg)).init_weights(5)
+    got, want = fresh.state_dict(keep_vars=True), reference.state_dict(keep_vars=True)
+    assert got.keys() == want.keys()
+    for name, t in want.items():
+        assert torch.equal(got[name], t), name
+    for (name, b), (_, ref) in zip(fresh.named_buffers(), reference.named_buffers(), strict=True):
+        assert torch.equal(b, ref), name  # the rotary tables are not in the state dict
+    assert all(p.device.type == "cpu" for p in fresh.parameters())
+    if not levers:  # each weight from its own stream: seeded by the seed and its name, not by the others
+        from gpt2train.model import param_seed
+
+        for name in ("transformer.wte.weight", "transformer.h.1.mlp.c_fc.weight"):
+            w = got[name]
+            want = torch.randn(w.shape, generator=torch.Generator().manual_seed(param_seed(5, name))) * 0.02
+            torch.testing.assert_close(w, want, rtol=0, atol=0, msg=name)
+        assert not torch.equal(got["transformer.h.0.attn.c_attn.weight"], got["transformer.h.1.attn.c_attn.weight"])
+        assert param_seed(5, "x") != param_seed(6, "x")

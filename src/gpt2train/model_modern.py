@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from gpt2train.config import ModelConfig
 from gpt2train.errors import UserError
-from gpt2train.model import GPT, init_llmc_, plain_classifier_loss
+from gpt2train.model import GPT, init_llmc_, init_on_cpu, plain_classifier_loss
 
 MODERN_FORMAT = "gpt2train-modern"  # the safetensors metadata "format" of a modern model file
 
@@ -193,7 +193,7 @@ class ModernGPT(nn.Module):
 
     @torch.no_grad()
     def init_weights(self, seed: int = 42) -> ModernGPT:
-        """GPT's initialisation (same generator, same order of draws), then the levers' changes."""
+        """GPT's initialisation (the same draw for each weight of the same name), then the levers' changes."""
         cfg = self.config
 
         def std_of(name: str, std: float) -> float:
@@ -202,6 +202,10 @@ class ModernGPT(nn.Module):
             return cfg.embed_std if name == "transformer.wte.weight" else std
 
         init_llmc_(self, seed, std_of)
+        if cfg.pos == "rotary":  # init_on_cpu leaves the buffers empty
+            cos, sin = rotary_tables(cfg)
+            self.rope_cos.copy_(cos)
+            self.rope_sin.copy_(sin)
         return self
 
     def configure_fast_paths(self, recompute: int = 0, classifier_loss=None, gelu_fusion: int = 0,
@@ -296,7 +300,7 @@ def model_for(cfg: ModelConfig) -> nn.Module:
 
 def build_any_model(cfg: ModelConfig, seed: int = 42) -> nn.Module:
     """A freshly initialised model of either architecture (fp32, on the CPU)."""
-    return model_for(cfg).init_weights(seed)
+    return init_on_cpu(model_for, cfg, seed)
 
 
 # -- model file: safetensors, the config as JSON in the metadata ------------------------------------
