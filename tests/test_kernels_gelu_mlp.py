@@ -207,9 +207,15 @@ def test_trainer_resolves_ge(tiny_config):
     def resolved(ge, fast, recompute=0):
         model = build_model(tiny_config)
         cfg = types.SimpleNamespace(
-            gelu_fusion=ge, recompute=recompute, fused_classifier=0, classifier_chunk=0, fp8=0, accumulate_in_matmul=0
+            gelu_fusion=ge,
+            recompute=recompute,
+            fused_classifier=0,
+            classifier_chunk=0,
+            fp8=0,
+            accumulate_in_matmul=0,
+            recompute_whole=0,
         )
-        Trainer._configure_fast_paths(types.SimpleNamespace(cfg=cfg, fast=fast, raw_model=model))
+        Trainer._configure_fast_paths(types.SimpleNamespace(cfg=cfg, fast=fast, raw_model=model, model_cfg=tiny_config))
         return model.transformer.h[0].mlp.gelu_fusion
 
     assert resolved(-1, fast=True) == 2 and resolved(-1, fast=False) == 0

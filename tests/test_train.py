@@ -166,3 +166,19 @@ def test_shard_unreadable_mid_run_stops_with_a_checkpoint(tmp_path, shakespeare_
     code, _, err = run_cli([*args, "-y", "1"], capsys)
     assert code == 0, err
     assert any(ln.startswith("s:39 trl") for ln in _log(run))
+
+
+def test_process_age_counts_from_the_process_start():
+    """ "time to first step" counts from the process's start (Python and torch imports included): a child
+    process's age at its end is at most the wall time its parent saw, and more than its own import time."""
+    import subprocess
+    import sys
+    import time
+
+    code = ("import time; t = time.perf_counter(); import torch; from gpt2train.train.trainer import process_age; "
+            "print(process_age(), time.perf_counter() - t)")  # fmt: skip
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    wall = time.perf_counter() - t0
+    age, imports = map(float, out.split())
+    assert imports - 0.02 <= age <= wall + 0.02, (age, imports, wall)  # /proc/uptime has 10 ms steps

@@ -186,7 +186,9 @@ class TrainConfig:
     dtype: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp32
     compile: int = -1  # torch.compile; -1: on for CUDA
     compile_scope: str = "blocks"  # blocks: compile each transformer block (fast start); model: the whole model
-    compile_mode: str = "default"  # torch.compile mode: default | max-autotune-no-cudagraphs (slower first start)
+    # torch.compile mode: default | max-autotune-no-cudagraphs (slower first start) | reduce-overhead (CUDA graphs:
+    # measured no faster, BENCHMARKS.md round 18) | max-autotune
+    compile_mode: str = "default"
     attention: str = "auto"  # SDPA backend on CUDA: auto | flash | cudnn | efficient | math
     fused_classifier: int = -1  # chunked output layer + cross-entropy; -1: on for CUDA
     classifier_chunk: int = 16384  # rows of logits the fused classifier holds at once (0: all rows)

@@ -145,7 +145,12 @@ _EXTRA = [
     ("--dtype", "dtype", str, "auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp32"),
     ("--compile", "compile", int, "torch.compile: 1 on, 0 off (-1: on with the fast path)"),
     ("--compile-scope", "compile_scope", str, "blocks: compile each block (fast start); model: the whole model"),
-    ("--compile-mode", "compile_mode", str, "torch.compile mode: default | max-autotune-no-cudagraphs"),
+    (
+        "--compile-mode",
+        "compile_mode",
+        str,
+        "torch.compile mode: default | max-autotune-no-cudagraphs | reduce-overhead (CUDA graphs) | max-autotune",
+    ),
     ("--attention", "attention", str, "SDPA backend on CUDA: auto | flash | cudnn | efficient | math"),
     ("--deterministic", "deterministic", int, "1: deterministic kernels, bit-identical GPU runs (slower)"),
     (

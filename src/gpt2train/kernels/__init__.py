@@ -67,7 +67,7 @@ KERNELS: dict[str, KernelInfo] = {
             "fp8_linear",
             "gpt2train.kernels.fp8_linear.fp8_linear",
             "gpt2train.kernels.fp8_linear.fp8_linear_reference",
-            "--fp8 1 (model.Linear.fp8): the blocks' matmuls through torch._scaled_mm, per-tensor scales",
+            "--fp8 1|2 (model.Linear.fp8): the blocks' matmuls through torch._scaled_mm, per-tensor scales",
             False,
             "tests/test_kernels_fp8_linear.py",
         ),

@@ -108,6 +108,18 @@ def auto_accumulate_in_matmul(cfg: TrainConfig, fast: bool, several_processes: b
                and recipe.levers(cfg)["optimizer"] == "adamw")  # fmt: skip
 
 
+def process_age() -> float:
+    """Seconds since this process started (Linux's /proc; 0.0 where that cannot be read)."""
+    try:
+        with open("/proc/self/stat") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22, starttime, in clock ticks
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def batch_fit_warning(
     batch: int,
     recompute: int,
@@ -204,7 +216,7 @@ class Trainer:
         self.print = Console(info.is_main)
         self.device = info.device
         self.fast = self.device.type == "cuda" and not cfg.plain
-        self.t_launch = time.perf_counter()
+        self.t_launch = time.perf_counter() - process_age()  # "time to first step" counts Python's start-up too
 
     # -- set-up -----------------------------------------------------------------------------------
     def setup(self) -> None:
