@@ -157,9 +157,9 @@ def init_llmc_(model: nn.Module, seed: int, std_of: Callable[[str, float], float
         if p.device.type == "cpu":  # straight into the parameter: no second buffer of its size
             torch.randn(p.shape, generator=gen, out=p.detach()).mul_(std)
         else:
-            p.copy_(torch.randn(p.shape, generator=gen).mul_(std))
+            p.detach().copy_(torch.randn(p.shape, generator=gen).mul_(std))  # (grad mode is per thread)
 
-    with torch.no_grad(), ThreadPoolExecutor(max_workers=max(1, min(len(draws), os.cpu_count() or 1))) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, min(len(draws), os.cpu_count() or 1))) as pool:
         list(pool.map(draw, draws))
     return model
 
