@@ -93,3 +93,31 @@ def test_training_losses_do_not_depend_on_r(tmp_path, shakespeare_shards, capsys
     assert code == 1 and "-r 4: use 0 (none), 1 (GELU), 2 (GELU and LayerNorm) or 3" in err, err
     code, _, err = run_cli(tiny_train_args(shakespeare_shards, tmp_path / "w9", 1, ["--recompute-whole", 9]), capsys)
     assert code == 1 and "--recompute-whole 9: the model has 2 blocks" in err, err
+
+
+def test_recompute_whole_auto_takes_the_planners_count(tmp_path, shakespeare_shards, capsys, monkeypatch):
+    """--recompute-whole -1: the planner's fewest blocks for -b on the card (stubbed here: there is no card on the
+    CPU, where it resolves to 0), recorded in config.json; with -b auto it is a one-line error."""
+    import json
+
+    from gpt2train.train.trainer import Trainer
+    from tests.helpers import run_cli, tiny_train_args
+
+    code, _, err = run_cli(tiny_train_args(shakespeare_shards, tmp_path / "cpu", 1, ["--recompute-whole", -1]), capsys)
+    assert code == 0, err
+    assert json.load(open(tmp_path / "cpu" / "config.json"))["train"]["recompute_whole"] == 0
+    monkeypatch.setattr(Trainer, "_whole_blocks_needed", lambda self, batch: 1 if batch == 4 else None)
+    configured = []
+    real = Trainer._configure_fast_paths
+    monkeypatch.setattr(Trainer, "_configure_fast_paths",
+                        lambda self: real(self) or configured.append([b.recompute for b in self.raw_model.transformer.h]))  # fmt: skip
+    args = tiny_train_args(shakespeare_shards, tmp_path / "auto", 1, ["-r", 2, "--recompute-whole", -1])
+    code, out, err = run_cli(args, capsys)
+    assert code == 0, err
+    assert "--recompute-whole -1: the first 1 of 2 blocks recomputed whole, so that -b 4 fits" in out, out
+    assert configured == [[3, 2]]
+    assert json.load(open(tmp_path / "auto" / "config.json"))["train"]["recompute_whole"] == 1
+    args = tiny_train_args(shakespeare_shards, tmp_path / "nob", 1, ["--recompute-whole", -1])
+    args[args.index("-b") + 1] = "auto"
+    code, _, err = run_cli(args, capsys)
+    assert code == 1 and "--recompute-whole -1 picks the blocks for a given -b" in err.strip().splitlines()[-1], err

@@ -178,7 +178,7 @@ class TrainConfig:
     grad_reduce_dtype: str = "fp32"  # dtype gradients are averaged over processes in: fp32 | bf16 (half the bytes)
     recompute: int = 1  # -r: 0 none, 1 GELU, 2 GELU and LayerNorm (llm.c's levels), 3 each block's sublayers whole
     # N: the first N blocks recomputed whole (as -r 3), the others at -r: fits a B that -r alone does not, at a
-    # fraction of -r 3's cost (gpt2train plan -b B names the N)
+    # fraction of -r 3's cost (gpt2train plan -b B names the N); -1: the N that plan names for -b on this card
     recompute_whole: int = 0
     log_gpu_every: int = -1  # -lg
     # our own switches

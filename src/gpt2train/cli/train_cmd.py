@@ -116,7 +116,7 @@ _EXTRA = [
         "recompute_whole",
         int,
         "recompute the first N blocks whole (as -r 3), the rest at -r: a -b that -r alone cannot fit, at a fraction "
-        "of -r 3's cost; gpt2train plan -b B names the N (default 0)",
+        "of -r 3's cost; gpt2train plan -b B names the N; -1: that N, for this card (default 0)",
     ),
     ("--n-layer", "n_layer", int, "override the preset's layers"),
     ("--n-head", "n_head", int, "override the preset's heads"),

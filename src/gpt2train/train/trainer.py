@@ -255,10 +255,12 @@ class Trainer:
         if cfg.recompute not in (0, 1, 2, 3):
             raise UserError(f"-r {cfg.recompute}: use 0 (none), 1 (GELU), 2 (GELU and LayerNorm) or 3 (each block's "
                             "sublayers whole: the least memory)")  # fmt: skip
-        if cfg.recompute_whole < 0:
-            raise UserError(
-                f"--recompute-whole {cfg.recompute_whole}: the number of blocks recomputed whole, 0 or more"
-            )
+        if cfg.recompute_whole < -1:
+            raise UserError(f"--recompute-whole {cfg.recompute_whole}: the number of blocks recomputed whole (0 or "
+                            "more), or -1 for the fewest that -b needs")  # fmt: skip
+        if cfg.recompute_whole == -1 and not cfg.batch_size:
+            raise UserError("--recompute-whole -1 picks the blocks for a given -b: give -b B, or a count N with "
+                            "-b auto")  # fmt: skip
         if cfg.on_max_skips not in ("stop", "rollback"):
             raise UserError(f"--on-max-skips {cfg.on_max_skips!r}: use stop or rollback")
         if cfg.on_max_skips == "rollback" and not (cfg.max_skips > 0 and cfg.output_dir and cfg.checkpoint_every > 0):
@@ -295,6 +297,11 @@ class Trainer:
                 raise UserError(f"{what} needs bf16: {fix}")
             model = model.to(torch.bfloat16)
         self.raw_model: GPT = model.to(self.device)
+        if cfg.recompute_whole == -1:  # the planner's fewest blocks for -b on this card; config.json records it
+            cfg.recompute_whole = self._whole_blocks_needed(cfg.batch_size) or 0
+            if cfg.recompute_whole:
+                self.print(f"--recompute-whole -1: the first {cfg.recompute_whole} of {self.model_cfg.n_layer} blocks "
+                           f"recomputed whole, so that -b {cfg.batch_size} fits (gpt2train plan's estimate)")  # fmt: skip
         self._configure_fast_paths()
         self.T = cfg.seq_len
         self.B = cfg.batch_size or self._auto_batch_size()
