@@ -19,10 +19,9 @@ from tests.helpers import roundtrip  # noqa: E402
 HYPER = dict(lr=3e-3, beta1=0.9, beta2=0.95, eps=1e-8)
 
 
-def _ulps(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Largest |a - b| in units of fp32 spacing at a."""
-    spacing = (torch.nextafter(a, torch.full_like(a, float("inf"))) - a).abs()
-    return ((a - b).abs() / spacing).max().item()
+def _moments_close(got: torch.Tensor, expected: torch.Tensor) -> bool:
+    """Within a few fp32 ulps: the kernel may contract a multiply-add that torch rounds twice (as the GPU does)."""
+    return torch.allclose(got, expected, rtol=4 * 2.0**-23, atol=0.0)
 
 
 def _skip_unless_interpreter():
@@ -46,7 +45,8 @@ def _grads(steps, n, seed):
 @pytest.mark.parametrize("kernel", ["reference", "triton"])
 def test_step_equals_torch_adamw_on_an_fp32_copy(kernel, weight_decay):
     """Master and moments equal torch.optim.AdamW's (single-tensor CPU path) fed the same bf16-valued
-    gradients, bit for bit, over several steps; the bf16 parameter is the master rounded to nearest."""
+    gradients over several steps: bit for bit for the reference, within the kernel's guarantee for the kernel
+    (ma.MASTER_ULPS, measured on the GPU); the bf16 parameter is the master rounded to nearest."""
     if kernel == "triton":
         _skip_unless_interpreter()
     n, steps = 3000, 5  # not a multiple of the block
@@ -56,6 +56,7 @@ def test_step_equals_torch_adamw_on_an_fp32_copy(kernel, weight_decay):
                             weight_decay=weight_decay, foreach=False)  # fmt: skip
     master, m, v = p.float(), torch.zeros(n), torch.zeros(n)
     for step, grad in enumerate(_grads(steps, n, seed=2), start=1):
+        before = master.clone()
         ref.grad = grad.float()
         opt.step()
         if kernel == "triton":
@@ -63,14 +64,15 @@ def test_step_equals_torch_adamw_on_an_fp32_copy(kernel, weight_decay):
         else:
             ma.adamw_master_reference(p, grad, master, m, v, weight_decay=weight_decay, step=step, **HYPER)
         state = opt.state[ref]
-        # the moments are torch's bit for bit; the master too for the reference. The kernel's sqrt is correctly
-        # rounded where torch's vectorized CPU sqrt is not always (1 ulp), so its master may be 1 ulp off
-        assert torch.equal(m, state["exp_avg"]) and torch.equal(v, state["exp_avg_sq"]), step
-        if kernel == "reference":
+        if kernel == "reference":  # torch's ops in torch's order: bit for bit
+            assert torch.equal(m, state["exp_avg"]) and torch.equal(v, state["exp_avg_sq"]), step
             assert torch.equal(master, ref.detach()), step
         else:
-            assert _ulps(ref.detach(), master) <= 1.0, step
-            master.copy_(ref.detach())  # go on from torch's value: each step's difference stays within 1 ulp
+            assert _moments_close(m, state["exp_avg"]) and _moments_close(v, state["exp_avg_sq"]), step
+            assert ma.master_error_ulps(before, ref.detach(), master) <= ma.MASTER_ULPS, step
+            assert not torch.equal(master, before), step  # the step moved the master
+            # go on from torch's values: each step is held to the bound, not the drift of several
+            master.copy_(ref.detach()), m.copy_(state["exp_avg"]), v.copy_(state["exp_avg_sq"])
             p.copy_(master)
         assert torch.equal(p, master.to(torch.bfloat16))
 
@@ -78,8 +80,9 @@ def test_step_equals_torch_adamw_on_an_fp32_copy(kernel, weight_decay):
 @pytest.mark.parametrize("beta1", [0.9, 0.3])  # both branches of torch's lerp
 @pytest.mark.parametrize("grad_dtype", [torch.bfloat16, torch.float32])
 def test_triton_kernel_equals_reference(beta1, grad_dtype):
-    """Moments bit for bit; master within 1 ulp (the vectorized CPU sqrt the reference uses is not always
-    correctly rounded, the kernel's is); the parameter is the kernel's master rounded to nearest."""
+    """Moments within a few ulps, the master within ma.MASTER_ULPS of the update's operands (what the kernel
+    guarantees on the GPU, where multiply-adds may be contracted), and most of it bit for bit; the parameter
+    is the kernel's master rounded to nearest."""
     _skip_unless_interpreter()
     g = torch.Generator().manual_seed(3)
     n = 2500
@@ -92,9 +95,10 @@ def test_triton_kernel_equals_reference(beta1, grad_dtype):
     b = [t.clone() for t in (p, master, m, v)]
     ma.adamw_master_reference(a[0], grad, *a[1:], **hyper)
     ma.adamw_master_(b[0], grad, *b[1:], block=1024, **hyper)
-    assert torch.equal(a[2], b[2]) and torch.equal(a[3], b[3])
-    assert _ulps(a[1], b[1]) <= 1.0
-    assert (a[1] != b[1]).float().mean() < 0.01
+    assert _moments_close(b[2], a[2]) and _moments_close(b[3], a[3])
+    assert ma.master_error_ulps(master, a[1], b[1]) <= ma.MASTER_ULPS
+    assert (a[1] != b[1]).float().mean() < 0.05
+    assert not torch.equal(b[1], master)
     assert torch.equal(b[0], b[1].to(torch.bfloat16))
 
 

@@ -75,6 +75,19 @@ def adamw_master_reference(
     param.copy_(master)  # fp32 -> bf16: round to nearest even
 
 
+# What the kernel guarantees against the reference (measured on the GPU, bench/kernels_gpu_check.py
+# --checks adamw_master; BENCHMARKS.md): the moments within a few fp32 ulps (the GPU may contract a multiply-add
+# that torch rounds twice), the master within MASTER_ULPS ulps of the update's operands. Ulps of the operands, not
+# of the result: where the step nearly cancels the master, a last-bit difference is many ulps of the small result.
+MASTER_ULPS = 4.0
+
+
+def master_error_ulps(before: torch.Tensor, expected: torch.Tensor, got: torch.Tensor) -> float:
+    """Largest |got - expected| in fp32 ulps of the update's operands (the master ``before`` it and the step)."""
+    operands = before.abs() + (expected - before).abs()
+    return ((got - expected).abs() / (2.0**-23 * operands).clamp_min(torch.finfo(torch.float32).tiny)).max().item()
+
+
 # -- Triton ---------------------------------------------------------------------------------------
 
 
