@@ -173,6 +173,7 @@ def run_one(args, model: str, path: str, extra: list[str], log_name: str = "") -
         res.peak_smi_mib = smi.stop()
         stdout = proc.stdout + proc.stderr
         if args.keep_logs:
+            os.makedirs(args.keep_logs, exist_ok=True)
             with open(os.path.join(args.keep_logs, (log_name or f"{model}_{path}") + ".txt"), "w") as f:
                 f.write(stdout)
         figures = parse_run(stdout, os.path.join(run_dir, "progress.jsonl"), args.warmup)
@@ -234,8 +235,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="write the results as JSON here")
     p.add_argument("--keep-logs", help="directory for each run's console output")
     args = p.parse_args(argv)
-    if args.keep_logs:
-        os.makedirs(args.keep_logs, exist_ok=True)
     results = []
     for model in args.models:
         for path in args.paths:

@@ -77,3 +77,22 @@ def test_loss_check_reports_the_last_val_loss(shakespeare_shards, tmp_path, caps
     assert run["ok"] and data["mean_val_loss"] == run["val_loss"] and 0 < run["val_loss"] < 12
     assert "-k cosine" in run["command"] and run["command"].endswith("-v 2")
     assert f"mean val loss {run['val_loss']:.4f}" in capsys.readouterr().out
+
+
+def test_launcher_runs_through_capped_or_torchrun():
+    assert throughput.launcher()[1:] == ["-m", "gpt2train"]
+    capped = throughput.launcher(cap_mib=80300)
+    assert capped[1].endswith("bench/capped.py") and capped[2:] == ["--mib", "80300", "--"]
+    assert "--nproc_per_node=2" in throughput.launcher(nproc=2)
+    with pytest.raises(SystemExit, match="one process"):
+        throughput.launcher(cap_mib=80300, nproc=2)
+
+
+def test_scaling_runs_several_processes(shakespeare_shards, tmp_path):
+    # two CPU processes under torchrun (gloo): the path a multi-GPU run takes
+    out = tmp_path / "scaling.json"
+    argv = ["-i", shakespeare_shards["train"], "-j", shakespeare_shards["val"], "-e", "d12", "--gpus", "2", "-b", "2",
+            "-t", "16", "-d", "64", "--steps", "3", "--warmup", "1", "--out", str(out), "--", *TINY, "--device", "cpu"]  # fmt: skip
+    assert scaling.main(argv) == 0
+    (run,) = json.loads(out.read_text())["runs"]
+    assert run["ok"] and run["tok_s"] > 0 and "--nproc_per_node=2" in run["command"]
