@@ -2,8 +2,8 @@
 smaller one would: `python bench/capped.py --mib 80300 -- train -e d48 -b 24 ...`.
 
 80,300 MiB is what the allocator can hold on an 80 GB H100 (79.18 GiB total, less about 0.7 GiB that the
-CUDA context takes outside the allocator: the out-of-memory reports in bench/results/memory_table/). The cap
-is checked before the run: a tensor just over it must fail to allocate.
+CUDA context takes outside the allocator, as the H100's out-of-memory reports showed). The cap is checked before
+the run: a tensor just over it must fail to allocate.
 """
 
 import argparse

@@ -6,7 +6,7 @@ It compares every train loss and gradient norm, every val loss (progress.jsonl, 
 and the final model file (SHA-256) bit for bit against the first run, and reports the median ms/step of
 each mode. Writes determinism.json, determinism.txt (the table) and each run's logs to --out.
 
-    PYTHONPATH=/tmp/site:src python bench/determinism_gpu.py --out bench/results/determinism \\
+    python -m bench determinism --out $OUT/determinism \\
         -i .carry/corpus/corpus_train_000001.bin -j .carry/corpus/corpus_val_000000.bin
 
 Exit status 1 if a --deterministic 1 run differs from the first one (0 otherwise: mode 0 may differ).

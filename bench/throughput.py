@@ -27,11 +27,12 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 
-# llm.c train_gpt2cu on one H100 80GB HBM3, real text shards, cuDNN attention, -r 0 (BENCHMARK_TARGETS.md)
+# llm.c train_gpt2cu on one H200, real text shards, cuDNN attention, -r 0, 2026-12-02 (BENCHMARK_TARGETS.md)
 REFERENCE = {
-    "d12": {"B": 64, "total_batch": 524_288, "ms": 960.0, "tok_s": 545_627, "peak_mib": 29_549},
-    "d48": {"B": 16, "total_batch": 65_536, "ms": 1282.0, "tok_s": 51_109, "peak_mib": 65_651},
+    "d12": {"B": 64, "total_batch": 524_288, "ms": 949.4, "tok_s": 552_200, "peak_mib": 29_549},
+    "d48": {"B": 16, "total_batch": 65_536, "ms": 1277.2, "tok_s": 51_310, "peak_mib": 65_651},
 }
+CAPPED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "capped.py")
 PATH_FLAGS = {"fast": [], "plain": ["--plain"]}
 
 
@@ -55,6 +56,7 @@ class RunResult:
     peak_reserved_mib: float | None = None
     peak_smi_mib: float | None = None
     first_step_s: float | None = None
+    val_loss: float | None = None
     wall_s: float | None = None
     ref_tok_s: float | None = None
     ref_peak_mib: float | None = None
@@ -102,10 +104,13 @@ def parse_run(stdout: str, progress_path: str, warmup: int) -> dict:
         out["first_step_s"] = float(m.group(1))
     if m := re.search(r"peak GPU memory: (\d+) MiB allocated, (\d+) MiB reserved", stdout):
         out["peak_alloc_mib"], out["peak_reserved_mib"] = float(m.group(1)), float(m.group(2))
-    steps = []
+    records = []
     if os.path.exists(progress_path):
         with open(progress_path) as f:
-            steps = [r for r in map(json.loads, f) if r.get("kind") == "train" and "ms" in r]
+            records = [json.loads(line) for line in f]
+    steps = [r for r in records if r.get("kind") == "train" and "ms" in r]
+    if vals := [r["val_loss"] for r in records if r.get("kind") == "val"]:
+        out["val_loss"] = vals[-1]
     out["step_ms"] = [round(r["ms"], 2) for r in steps]
     timed = [r for r in steps if r["step"] >= warmup] or steps[-1:]
     if timed:
@@ -124,30 +129,52 @@ def last_error(stdout: str) -> str:
     return lines[-1][:300] if lines else "no output"
 
 
-def run_one(args, model: str, path: str, extra: list[str]) -> RunResult:
+def launcher(cap_mib: int = 0, nproc: int = 1) -> list[str]:
+    """The command that runs ``gpt2train ARGS``: in this Python, through torchrun for several processes, and
+    through bench/capped.py when the allocator is capped."""
+    if cap_mib and nproc > 1:
+        raise SystemExit("--cap-mib runs one process: leave --nproc at 1")
+    if cap_mib:
+        return [sys.executable, CAPPED, "--mib", str(cap_mib), "--"]
+    if nproc > 1:
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+                "-m", "gpt2train"]  # fmt: skip
+    return [sys.executable, "-m", "gpt2train"]
+
+
+def run_one(args, model: str, path: str, extra: list[str], log_name: str = "") -> RunResult:
+    """One fresh ``gpt2train train`` run of ``args.steps`` steps; its figures, or its error line."""
     ref = REFERENCE.get(model, {})
     B = args.batch_size or ref.get("B", 16)
     D = args.total_batch_size or ref.get("total_batch", B * args.seq_len)
     res = RunResult(model, path, B, args.seq_len, D, args.recompute, args.master_weights, "")
     with tempfile.TemporaryDirectory(prefix=f"tp_{model}_{path}_") as run_dir:
-        cmd = [sys.executable, "-m", "gpt2train", "train", "-i", args.train_data, "-j", args.val_data,
+        nproc = args.nproc
+        cmd = [*launcher(args.cap_mib, nproc), "train", "-i", args.train_data, "-j", args.val_data,
                "-o", run_dir, "-e", model, "-b", str(B), "-t", str(args.seq_len), "-d", str(D),
                "-x", str(args.steps), "-v", "0", "-m", "1", "-s", "0", "-r", str(args.recompute),
                "-w", str(args.master_weights), "-l", "6e-4", "--no-tensorboard",
                *PATH_FLAGS[path], *extra]  # fmt: skip
-        res.command = " ".join(cmd[1:]).replace(run_dir, "RUN_DIR")
+        res.command = " ".join(cmd[1:]).replace(run_dir, "RUN_DIR").replace(CAPPED, "bench/capped.py")
         print(f"== {model} {path}: {res.command}", flush=True)
         smi = SmiPeak(args.gpu)
         t0 = time.perf_counter()
         src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
         pythonpath = os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))
-        env = dict(os.environ, PYTHONUNBUFFERED="1", CUDA_VISIBLE_DEVICES=str(args.gpu), PYTHONPATH=pythonpath)
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.timeout)
+        gpus = ",".join(str(args.gpu + i) for i in range(nproc))
+        env = dict(os.environ, PYTHONUNBUFFERED="1", CUDA_VISIBLE_DEVICES=gpus, PYTHONPATH=pythonpath)
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.timeout)
+        except subprocess.TimeoutExpired:
+            smi.stop()
+            res.error = f"timed out after {args.timeout} s"
+            return res
         res.wall_s = round(time.perf_counter() - t0, 1)
         res.peak_smi_mib = smi.stop()
         stdout = proc.stdout + proc.stderr
         if args.keep_logs:
-            with open(os.path.join(args.keep_logs, f"{model}_{path}.txt"), "w") as f:
+            os.makedirs(args.keep_logs, exist_ok=True)
+            with open(os.path.join(args.keep_logs, (log_name or f"{model}_{path}") + ".txt"), "w") as f:
                 f.write(stdout)
         figures = parse_run(stdout, os.path.join(run_dir, "progress.jsonl"), args.warmup)
     for k, v in figures.items():
@@ -201,21 +228,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-w", "--master-weights", type=int, default=1)
     p.add_argument("--steps", type=int, default=12, help="steps per run")
     p.add_argument("--warmup", type=int, default=3, help="steps left out of the median")
-    p.add_argument("--gpu", type=int, default=0)
+    p.add_argument("--gpu", type=int, default=0, help="the (first) GPU to run on")
+    p.add_argument("--nproc", type=int, default=1, help="processes (GPUs) per run, through torchrun")
+    p.add_argument("--cap-mib", type=int, default=0, help="cap PyTorch's allocator (bench/capped.py); 0: no cap")
     p.add_argument("--timeout", type=int, default=900, help="seconds per run")
     p.add_argument("--out", help="write the results as JSON here")
     p.add_argument("--keep-logs", help="directory for each run's console output")
     args = p.parse_args(argv)
-    if args.keep_logs:
-        os.makedirs(args.keep_logs, exist_ok=True)
     results = []
     for model in args.models:
         for path in args.paths:
-            try:
-                r = run_one(args, model, path, extra)
-            except subprocess.TimeoutExpired:
-                r = RunResult(model, path, args.batch_size, args.seq_len, args.total_batch_size, args.recompute,
-                              args.master_weights, "", error=f"timed out after {args.timeout} s")  # fmt: skip
+            r = run_one(args, model, path, extra)
             results.append(r)
             print(json.dumps({k: v for k, v in asdict(r).items() if k != "step_ms"}), flush=True)
     if args.out:

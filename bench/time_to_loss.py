@@ -2,7 +2,7 @@
 the val loss that the classic (llm.c) recipe reaches in a fixed number of steps.
 
     python bench/time_to_loss.py --train ".carry/corpus/corpus_train_*.bin" --val ".carry/corpus/corpus_val_*.bin" \
-        -o bench/results/time_to_loss.json
+        -o $OUT/time_to_loss.json
 
 1. classic: GPT-2 124M (d12), B=32, T=1024, 131,072 tokens/step, 100 steps, llm.c's recipe scaled to the
    run (lr 6e-4, warmup 10, cosine to 0, weight decay 0.1); its final val loss is the target.
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--train", default=".carry/corpus/corpus_train_000001.bin", help="train shards (glob)")
     p.add_argument("--val", default=".carry/corpus/corpus_val_000000.bin", help="val shards (glob)")
-    p.add_argument("-o", "--output", default="bench/results/time_to_loss.json", help="JSON result file")
+    p.add_argument("-o", "--output", default="time_to_loss.json", help="JSON result file")
     p.add_argument("--steps", type=int, default=100, help="classic steps (sets the target)")
     p.add_argument("--val-every", type=int, default=5, help="val loss every N steps")
     p.add_argument("--val-batches", type=int, default=4, help="val batches of B*T tokens (the same slice for all)")

@@ -55,7 +55,7 @@ def main() -> None:
     ap.add_argument("--separator", nargs="+", default=["blankline", "line"])
     ap.add_argument("--workers", nargs="+", type=int, default=[1, 2])
     ap.add_argument("--repeat", type=int, default=2, help="best of N runs (the CPU may be shared)")
-    ap.add_argument("--json", default="bench/tokenize_throughput.json")
+    ap.add_argument("--json", default="tokenize_throughput.json")
     args = ap.parse_args()
     gpt2_encoding()  # built once before forking, for both methods
     sources = {sep: DocSource([args.input], separator=sep) for sep in args.separator}

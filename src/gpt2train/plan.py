@@ -221,7 +221,7 @@ def _estimate_llmc(
 _GPT2TRAIN_ACT = {(0, 1): 32.5, (0, 0): 32.5, (1, 1): 24.5, (1, 0): 24.5, (2, 1): 20.5, (2, 0): 20.5,
                   (3, 1): 11.5, (3, 0): 2.6}  # fmt: skip
 # Chunked classifier (kernels/fused_classifier.py): one chunk of bf16 logits plus about 12 bytes per row
-# per channel (the bf16 input, its fp32 gradient and scratch); bench/results/kernels.txt, autocast rows.
+# per channel (the bf16 input, its fp32 gradient and scratch); the kernel check of 2026-11-27, autocast rows.
 _CLASSIFIER_CHUNK_ROWS = 16384
 _CLASSIFIER_ROW_BYTES_PER_C = 12
 # Several GPUs under DDP (-z 0; also -z 1 before it got its own ZeRO-1), measured on d12 and d48 at 2 and 4 GPUs:

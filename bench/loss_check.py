@@ -1,0 +1,71 @@
+"""The loss check for a speed lever: the 200-step d12 run of ../shared/BENCHMARK_TARGETS.md on the corpus shards,
+run N times; prints each run's val loss at the last step and their mean. A lever that changes numerics may raise
+the mean by at most 0.01 over the bf16 fast path's (run both in one sitting). Train flags after ``--`` are the
+lever (they follow, so override, the check's own).
+
+    python -m bench loss-check --runs 2                  # the fast path
+    python -m bench loss-check --runs 2 -- --fp8 2       # a lever
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from dataclasses import asdict
+
+from bench import throughput
+
+# -e d12 -b 32 -t 1024 -d 131072 -x 200 -v 25 -m 20 -l 0.0006 -u 50 -q 0.0 -c 0.1 -k cosine, less what run_one sets
+CHECK = {"model": "d12", "B": 32, "T": 1024, "total_batch": 131_072, "steps": 200}
+CHECK_FLAGS = ["-v", "25", "-m", "20", "-l", "0.0006", "-u", "50", "-q", "0.0", "-c", "0.1", "-k", "cosine"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    extra: list[str] = []
+    if "--" in argv:
+        i = argv.index("--")
+        argv, extra = argv[:i], argv[i + 1 :]
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("-i", "--train-data", default=".carry/corpus/corpus_train_*.bin")
+    p.add_argument("-j", "--val-data", default=".carry/corpus/corpus_val_*.bin")
+    p.add_argument("--runs", type=int, default=2, help="runs to average")
+    p.add_argument("--plain", action="store_true", help="the plain PyTorch path (--plain) instead of the fast path")
+    p.add_argument("-r", "--recompute", type=int, default=1, help="-r of the runs (the trainer's default: 1)")
+    p.add_argument("--gpu", type=int, default=0)
+    p.add_argument("--timeout", type=int, default=900, help="seconds per run")
+    p.add_argument("--out", help="write the runs as JSON here")
+    p.add_argument("--keep-logs", help="directory for each run's console output")
+    # for a CPU smoke test: a shorter run of another shape (the check itself is the defaults)
+    p.add_argument("--steps", type=int, default=CHECK["steps"], help=argparse.SUPPRESS)
+    p.add_argument("-b", "--batch-size", type=int, default=CHECK["B"], help=argparse.SUPPRESS)
+    p.add_argument("-t", "--seq-len", type=int, default=CHECK["T"], help=argparse.SUPPRESS)
+    p.add_argument("-d", "--total-batch-size", type=int, default=CHECK["total_batch"], help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    path = "plain" if args.plain else "fast"
+    run_args = argparse.Namespace(
+        train_data=args.train_data, val_data=args.val_data, batch_size=args.batch_size, seq_len=args.seq_len,
+        total_batch_size=args.total_batch_size, recompute=args.recompute, master_weights=1, steps=args.steps,
+        warmup=3, gpu=args.gpu, timeout=args.timeout, keep_logs=args.keep_logs, nproc=1, cap_mib=0,
+    )  # fmt: skip
+    results = [throughput.run_one(run_args, CHECK["model"], path, [*CHECK_FLAGS, *extra], f"loss_check_{k}")
+               for k in range(args.runs)]  # fmt: skip
+    losses = [r.val_loss for r in results if r.ok and r.val_loss is not None]
+    for k, r in enumerate(results):
+        print(
+            f"run {k}: " + (f"val loss {r.val_loss:.4f}, {r.ms_per_step:.1f} ms/step" if r.ok else f"failed: {r.error}")
+        )
+    mean = statistics.mean(losses) if len(losses) == len(results) else None
+    print(f"{path} {' '.join(extra)}".strip() + ": " + (f"mean val loss {mean:.4f}" if mean else "incomplete"))
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump({"date": time.strftime("%Y-%m-%d"), "path": path, "flags": extra, "mean_val_loss": mean,
+                       "runs": [asdict(r) for r in results]}, f, indent=1)  # fmt: skip
+    return 0 if mean is not None else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
