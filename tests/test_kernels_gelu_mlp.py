@@ -400,9 +400,9 @@ def test_matmul_without_an_algorithm(fake_lt):
     assert not fake_lt.named("cublasLtMatmul")
 
 
-def test_bad_ge_is_a_one_line_error(tmp_path, shakespeare_shards, capsys):
+def test_bad_ge_is_a_one_line_error(tmp_path, text_shards, capsys):
     from tests.helpers import run_cli, tiny_train_args
 
-    code, _, err = run_cli(tiny_train_args(shakespeare_shards, tmp_path, 1, ["-ge", "3"]), capsys)
+    code, _, err = run_cli(tiny_train_args(text_shards, tmp_path, 1, ["-ge", "3"]), capsys)
     lines = err.strip().splitlines()
     assert code != 0 and len(lines) == 1 and "-ge 3" in lines[0], err
