@@ -378,3 +378,43 @@ def test_resume_inside_a_long_document(tmp_path):
     for name in files:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     np.testing.assert_array_equal(np.concatenate(all_tokens(tmp_path / "b", "fineweb")), reference_tokens(docs))
+
+
+def test_fineweb_streams_a_pinned_revision_and_records_it(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    import datasets
+
+    from gpt2train.data.prepare import FINEWEB
+
+    calls = []
+
+    def fake_load_dataset(path, **kwargs):  # the hub, offline: records what was asked for
+        calls.append(dict(kwargs, path=path))
+        return [{"text": f"document {i} " * 20} for i in range(30)]
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**14, 0, 10**14))
+    args = ["prepare", "fineweb-edu", "--shard-size", "400", "--workers", "1", "--no-progress"]
+
+    def manifest(out):
+        return json.loads((out / MANIFEST).read_text())["params"]
+
+    assert main([*args, "-o", str(tmp_path / "pinned")]) == 0
+    pinned = FINEWEB["fineweb-edu"]["revision"]
+    assert len(pinned) == 40 and int(pinned, 16) >= 0  # a commit hash, not a branch that moves
+    assert {c["revision"] for c in calls} == {pinned}
+    assert calls[0]["path"] == "HuggingFaceFW/fineweb-edu" and calls[0]["name"] == "sample-10BT"
+    assert manifest(tmp_path / "pinned")["revision"] == pinned
+
+    calls.clear()
+    assert main([*args, "-o", str(tmp_path / "other"), "--revision", "abc123"]) == 0
+    assert {c["revision"] for c in calls} == {"abc123"} and manifest(tmp_path / "other")["revision"] == "abc123"
+    # a folder streamed from one revision is not continued from another
+    assert main([*args, "-o", str(tmp_path / "pinned"), "--revision", "abc123"]) == 1
+    assert "other settings (revision:" in capsys.readouterr().err
+    # --revision names a hub commit: with a local --source it is refused
+    src = tmp_path / "docs.jsonl"
+    src.write_text('{"text": "a document"}\n')
+    assert main([*args, "-o", str(tmp_path / "local"), "--source", str(src), "--revision", "abc123"]) == 1
+    assert "--revision" in capsys.readouterr().err
