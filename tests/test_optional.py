@@ -41,9 +41,8 @@ def test_prepare_fineweb_without_datasets(tmp_path, monkeypatch, capsys):
 
 def test_prepare_text_from_a_hub_dataset_without_datasets(tmp_path, monkeypatch, capsys):
     _missing(monkeypatch, "datasets")
-    code, _, err = run_cli(["prepare", "text", "--input", "someone/corpus", "--val-docs", "1", "-o", tmp_path / "o",
-                            "--no-progress"],
-                           capsys)  # fmt: skip
+    argv = ["prepare", "text", "--input", "someone/corpus", "--val-docs", "1", "-o", tmp_path / "o", "--no-progress"]
+    code, _, err = run_cli(argv, capsys)
     assert code == 1 and "pip install 'gpt2train[data]'" in _one_error_line(err)
     assert "someone/corpus" in err
 
