@@ -12,8 +12,6 @@ from gpt2train.config import ModelConfig
 from gpt2train.data.text_sources import pydoc_docs
 from tests.helpers import write_hellaswag
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="session")
 def pydoc_text() -> str:

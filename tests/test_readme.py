@@ -4,11 +4,13 @@ is followed at once by a fenced output block must match the first command's real
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
 from tests.helpers import run_cli
+
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def fenced_blocks(text: str) -> list[tuple[int, int, str]]:
@@ -27,7 +29,7 @@ def fenced_blocks(text: str) -> list[tuple[int, int, str]]:
 
 def plan_examples() -> list[tuple[str, str]]:
     """(command, the output block shown right after it) for each README example of `gpt2train plan`."""
-    blocks = fenced_blocks((REPO / "README.md").read_text(encoding="utf-8"))
+    blocks = fenced_blocks(README.read_text(encoding="utf-8"))
     examples = []
     for (_, end, commands), (start, _, shown) in zip(blocks, blocks[1:]):
         lines = [ln for ln in commands.splitlines() if ln.strip()]
