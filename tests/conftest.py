@@ -1,30 +1,28 @@
-"""Shared test fixtures: the shared data folder, a tiny model shape, tinyshakespeare shards."""
+"""Test fixtures: a tiny model shape, and data made from the repository alone (Python's own docs as text,
+synthetic HellaSwag examples), so the whole suite runs on a fresh clone."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from gpt2train.config import ModelConfig
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _shared_dir() -> Path:
-    env = os.environ.get("GPT2TRAIN_SHARED")
-    return Path(env) if env else REPO.parent / "shared"
+from gpt2train.data.text_sources import pydoc_docs
+from tests.helpers import write_hellaswag
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """../shared/data (or $GPT2TRAIN_SHARED/data): real text files for tests."""
-    d = _shared_dir() / "data"
-    if not d.exists():
-        pytest.skip(f"shared data folder {d} not found")
-    return d
+def pydoc_text() -> str:
+    """Python's reference docs (pydoc_data.topics) as one text, documents apart by blank lines: ~139k tokens."""
+    return "\n\n".join(pydoc_docs())
+
+
+@pytest.fixture(scope="session")
+def hellaswag_jsonl(tmp_path_factory) -> Path:
+    """A HellaSwag-format jsonl of 32 synthetic examples (the official file's fields), for eval tests."""
+    return write_hellaswag(tmp_path_factory.mktemp("hellaswag") / "hellaswag_val.jsonl", 32)
 
 
 @pytest.fixture
@@ -37,16 +35,16 @@ TINY_ARGS = ["--n-layer", "2", "--n-head", "4", "--n-embd", "64", "--max-seq-len
 
 
 @pytest.fixture(scope="session")
-def shakespeare_shards(tmp_path_factory, shared_data) -> dict:
-    """tinyshakespeare as GPT-2 tokens: {'train': path, 'val': path}; the first 10% is val."""
+def text_shards(tmp_path_factory) -> dict:
+    """Python's docs as GPT-2 tokens (EOT before each document): {'train': path, 'val': path}; the first 10%
+    is val."""
     from gpt2train.data.tokenizer import EOT_TOKEN, encode
     from gpt2train.formats.shards import write_shard
 
-    out = tmp_path_factory.mktemp("shakespeare")
-    text = (shared_data / "tinyshakespeare.txt").read_text(encoding="utf-8")
-    tokens = np.array([EOT_TOKEN] + encode(text), dtype=np.uint16)
+    out = tmp_path_factory.mktemp("text")
+    tokens = np.array([t for doc in pydoc_docs() for t in (EOT_TOKEN, *encode(doc))], dtype=np.uint16)
     n_val = len(tokens) // 10
-    paths = {"val": out / "tiny_shakespeare_val.bin", "train": out / "tiny_shakespeare_train.bin"}
+    paths = {"val": out / "text_val.bin", "train": out / "text_train.bin"}
     write_shard(paths["val"], tokens[:n_val])
     write_shard(paths["train"], tokens[n_val:])
     return {k: str(v) for k, v in paths.items()}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import re
 import shutil
 import subprocess
 import sys
@@ -11,6 +13,7 @@ import sys
 import torch
 
 from gpt2train.cli import main
+from gpt2train.data.text_sources import pydoc_docs
 
 TINY = ["--n-layer", "2", "--n-head", "4", "--n-embd", "64", "--max-seq-len", "64"]
 
@@ -62,3 +65,30 @@ def resume_copy(run, dest, step: int, args: list) -> list:
             os.remove(os.path.join(dest, name))
     i = args.index("-o")
     return [*args[: i + 1], dest, *args[i + 2 :], "-y", "1"]
+
+
+def write_hellaswag(path, n: int, seed: int = 0):
+    """``n`` synthetic HellaSwag examples in the official file's layout (idx, activity_label, ctx, endings,
+    label), made from sentences of Python's docs: the context is a sentence's head, the right ending its tail,
+    the three wrong endings the tails of other sentences. Returns ``path``."""
+    rng = random.Random(seed)
+    sentences = [
+        (topic, words)
+        for topic, doc in enumerate(pydoc_docs())
+        for s in re.split(r"(?<=[.!?])\s+", doc)
+        if 8 <= len(words := s.split()) <= 40
+    ]
+    picked = rng.sample(sentences, 4 * n)
+    lines = []
+    for i in range(n):
+        topic, words = picked[4 * i]
+        cut = max(3, len(words) * 3 // 5)
+        endings = [" ".join(words[cut:])] + [" ".join(w[len(w) * 3 // 5 :]) for _, w in picked[4 * i + 1 : 4 * i + 4]]
+        label = rng.randrange(4)
+        endings[0], endings[label] = endings[label], endings[0]
+        ex = {"idx": i, "activity_label": f"topic {topic}", "ctx": " ".join(words[:cut]), "endings": endings,
+              "label": label}  # fmt: skip
+        lines.append(json.dumps(ex) + "\n")
+    with open(path, "w", encoding="utf-8") as f:
+        f.writelines(lines)
+    return path

@@ -20,10 +20,10 @@ def _load():
     return mod
 
 
-def test_throughput_runs_both_paths_and_writes_json(shakespeare_shards, tmp_path, capsys):
+def test_throughput_runs_both_paths_and_writes_json(text_shards, tmp_path, capsys):
     tp = _load()
     out = tmp_path / "tp.json"
-    argv = ["-i", shakespeare_shards["train"], "-j", shakespeare_shards["val"], "-e", "d12", "-b", "2", "-t", "32",
+    argv = ["-i", text_shards["train"], "-j", text_shards["val"], "-e", "d12", "-b", "2", "-t", "32",
             "-d", "128", "--steps", "4", "--warmup", "1", "--out", str(out), "--", *TINY, "--device", "cpu"]  # fmt: skip
     assert tp.main(argv) == 0
     data = json.loads(out.read_text())
@@ -40,10 +40,10 @@ def test_throughput_runs_both_paths_and_writes_json(shakespeare_shards, tmp_path
     assert table[-3].startswith("| model | path |") and table[-1].startswith("| d12 | plain |")
 
 
-def test_throughput_reports_a_failed_run_and_goes_on(shakespeare_shards, tmp_path):
+def test_throughput_reports_a_failed_run_and_goes_on(text_shards, tmp_path):
     tp = _load()
     out = tmp_path / "tp.json"
-    argv = ["-i", shakespeare_shards["train"], "-j", shakespeare_shards["val"], "-e", "d12", "-b", "2", "-t", "32",
+    argv = ["-i", text_shards["train"], "-j", text_shards["val"], "-e", "d12", "-b", "2", "-t", "32",
             "-d", "100", "--steps", "2", "--paths", "plain", "--out", str(out), "--", *TINY, "--device", "cpu"]  # fmt: skip
     assert tp.main(argv) == 1  # -d 100 is not a multiple of B*T: the run fails with a one-line error
     (run,) = json.loads(out.read_text())["runs"]

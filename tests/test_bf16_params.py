@@ -15,10 +15,10 @@ BF16 = ["--bf16-params", "1", "--dtype", "bf16"]
 
 
 @pytest.fixture(scope="module")
-def bf16_run(tmp_path_factory, shakespeare_shards):
+def bf16_run(tmp_path_factory, text_shards):
     """8 steps with checkpoints at 4 and 8."""
     run = tmp_path_factory.mktemp("bf16params") / "run"
-    args = tiny_train_args(shakespeare_shards, run, 8, [*BF16, "-n", "4", "-v", "4"])
+    args = tiny_train_args(text_shards, run, 8, [*BF16, "-n", "4", "-v", "4"])
     code, _, _ = run_cli(args)
     assert code == 0
     return run, args
@@ -85,8 +85,8 @@ def test_resume_is_exact(bf16_run, tmp_path, capsys):
         (["--bf16-params", "2"], "--bf16-params 2"),
     ],
 )
-def test_bad_combinations_are_one_line_errors(tmp_path, shakespeare_shards, capsys, extra, needle):
-    code, _, err = run_cli(tiny_train_args(shakespeare_shards, tmp_path, 1, extra), capsys)
+def test_bad_combinations_are_one_line_errors(tmp_path, text_shards, capsys, extra, needle):
+    code, _, err = run_cli(tiny_train_args(text_shards, tmp_path, 1, extra), capsys)
     lines = err.strip().splitlines()
     assert code != 0 and len(lines) == 1 and needle in lines[0], err
 
@@ -122,9 +122,9 @@ def test_auto_bf16_params(fast, world, overrides, expect):
     assert trainer._auto_bf16_params() == expect
 
 
-def test_new_cpu_run_records_the_resolved_setting(tmp_path, shakespeare_shards):
+def test_new_cpu_run_records_the_resolved_setting(tmp_path, text_shards):
     run = tmp_path / "run"
-    code, _, err = run_cli(tiny_train_args(shakespeare_shards, run, 1))
+    code, _, err = run_cli(tiny_train_args(text_shards, run, 1))
     assert code == 0, err
     assert json.load(open(run / "config.json"))["train"]["bf16_params"] == 0
 

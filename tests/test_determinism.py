@@ -17,10 +17,10 @@ def _progress_losses(run):
         return [r["loss"] for r in map(json.loads, f) if r["kind"] == "train"]
 
 
-def test_deterministic_runs_are_bit_identical_and_recorded(tmp_path, shakespeare_shards, capsys):
+def test_deterministic_runs_are_bit_identical_and_recorded(tmp_path, text_shards, capsys):
     runs = [tmp_path / "a", tmp_path / "b"]
     for run in runs:
-        code, out, err = run_cli(tiny_train_args(shakespeare_shards, run, 4, ["-n", "4", "--deterministic", "1"]),
+        code, out, err = run_cli(tiny_train_args(text_shards, run, 4, ["-n", "4", "--deterministic", "1"]),
                                  capsys)  # fmt: skip
         assert code == 0, err
         assert "| deterministic" in out and " on " in out.split("| deterministic")[1].splitlines()[0]
@@ -33,15 +33,15 @@ def test_deterministic_runs_are_bit_identical_and_recorded(tmp_path, shakespeare
     assert meta["determinism"]["enabled"] is True
     assert not torch.are_deterministic_algorithms_enabled()  # switched back after the run
     # resuming (here: the finished run's last checkpoint) in the other mode is reported as breaking exactness
-    code, out, err = run_cli(tiny_train_args(shakespeare_shards, runs[0], 4, ["-n", "4", "-y", "1"]), capsys)
+    code, out, err = run_cli(tiny_train_args(text_shards, runs[0], 4, ["-n", "4", "-y", "1"]), capsys)
     assert code == 0, err
     assert "warning: resuming with changed settings (deterministic)" in out
 
 
-def test_bad_flag_values_are_one_line_errors(tmp_path, shakespeare_shards, capsys):
-    code, _, err = run_cli(tiny_train_args(shakespeare_shards, tmp_path / "x", 2, ["--deterministic", "2"]), capsys)
+def test_bad_flag_values_are_one_line_errors(tmp_path, text_shards, capsys):
+    code, _, err = run_cli(tiny_train_args(text_shards, tmp_path / "x", 2, ["--deterministic", "2"]), capsys)
     assert code == 1 and err.startswith("error: --deterministic 2: use 0 (off) or 1 (on)")
-    code, _, err = run_cli(tiny_train_args(shakespeare_shards, tmp_path / "y", 2, ["--deterministic", "1",
+    code, _, err = run_cli(tiny_train_args(text_shards, tmp_path / "y", 2, ["--deterministic", "1",
                                                                                    "--attention", "cudnn"]), capsys)  # fmt: skip
     assert code == 1 and "cuDNN attention has no deterministic backward" in err
 

@@ -11,13 +11,13 @@ from tests.helpers import TINY
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "determinism_gpu.py"
 
 
-def test_cpu_smoke(tmp_path, shakespeare_shards, monkeypatch):
+def test_cpu_smoke(tmp_path, text_shards, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     spec = importlib.util.spec_from_file_location("determinism_gpu", BENCH)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     out = tmp_path / "out"
-    argv = ["--out", str(out), "-i", shakespeare_shards["train"], "-j", shakespeare_shards["val"], "-e", "d6",
+    argv = ["--out", str(out), "-i", text_shards["train"], "-j", text_shards["val"], "-e", "d6",
             "-b", "4", "-t", "32", "-x", "4", "--kill-at", "3", "--checkpoint-every", "2", "--modes", "1",
             "--device", "cpu", "--timeout", "120", *[f"--train-arg={a}" for a in TINY]]  # fmt: skip
     assert mod.main(argv) == 0

@@ -41,19 +41,19 @@ def _losses(run):
 
 
 @pytest.fixture(scope="module")
-def single(tmp_path_factory, shakespeare_shards):
+def single(tmp_path_factory, text_shards):
     run = tmp_path_factory.mktemp("single")
-    assert run_cli(tiny_train_args(shakespeare_shards, run, 6, ["-n", "6", *NO_CLIP]))[0] == 0
+    assert run_cli(tiny_train_args(text_shards, run, 6, ["-n", "6", *NO_CLIP]))[0] == 0
     return run
 
 
 @pytest.fixture(scope="module")
-def pair(tmp_path_factory, shakespeare_shards):
+def pair(tmp_path_factory, text_shards):
     """2-process runs of 6 steps with -z 0 (DDP) and -z 1 (train/zero.py), fp32 gradient averaging, no clipping."""
     runs = {}
     for zero in (0, 1):
         run = runs[zero] = tmp_path_factory.mktemp(f"z{zero}")
-        res = torchrun(tiny_train_args(shakespeare_shards, run, 6, ["-n", "6", "-z", zero, *NO_CLIP]))
+        res = torchrun(tiny_train_args(text_shards, run, 6, ["-n", "6", "-z", zero, *NO_CLIP]))
         assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     return runs
 
@@ -92,42 +92,40 @@ def test_zero1_holds_half_the_optimizer_state_per_rank(pair):
 
 
 @pytest.mark.parametrize("zero", [0, 1])
-def test_bf16_gradient_averaging_stays_close_to_fp32(tmp_path, shakespeare_shards, pair, zero):
+def test_bf16_gradient_averaging_stays_close_to_fp32(tmp_path, text_shards, pair, zero):
     run = tmp_path / "bf16"
-    res = torchrun(tiny_train_args(shakespeare_shards, run, 6, ["-z", zero, "--grad-reduce-dtype", "bf16", *NO_CLIP]))
+    res = torchrun(tiny_train_args(text_shards, run, 6, ["-z", zero, "--grad-reduce-dtype", "bf16", *NO_CLIP]))
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     got, want = _losses(run), _losses(pair[zero])
     assert got != want  # it did average in bf16
     assert got == pytest.approx(want, abs=2e-2)
 
 
-def test_kill_and_resume_at_two_processes_is_exact(tmp_path, shakespeare_shards):
+def test_kill_and_resume_at_two_processes_is_exact(tmp_path, text_shards):
     ref = tmp_path / "ref"
-    assert torchrun(tiny_train_args(shakespeare_shards, ref, 8, ["-n", "4", "-z", "1"])).returncode == 0
+    assert torchrun(tiny_train_args(text_shards, ref, 8, ["-n", "4", "-z", "1"])).returncode == 0
     run = tmp_path / "killed"
-    res = torchrun(tiny_train_args(shakespeare_shards, run, 8, ["-n", "4", "-z", "1", "-y", "1"]),
+    res = torchrun(tiny_train_args(text_shards, run, 8, ["-n", "4", "-z", "1", "-y", "1"]),
                    env_extra={"GPT2TRAIN_INJECT": "exit@6@1"})  # fmt: skip
     assert res.returncode != 0 and (run / "DONE_00000004").exists()
-    res = torchrun(tiny_train_args(shakespeare_shards, run, 8, ["-n", "4", "-z", "1", "-y", "1"]))
+    res = torchrun(tiny_train_args(text_shards, run, 8, ["-n", "4", "-z", "1", "-y", "1"]))
     assert res.returncode == 0, res.stdout[-3000:]
     assert _log(run) == _log(ref)
     # a ZeRO-1 checkpoint cannot be resumed by another world size: a clear error names both
-    code, _, err = run_cli(tiny_train_args(shakespeare_shards, run, 10, ["-n", "4", "-z", "1", "-y", "1"]))
+    code, _, err = run_cli(tiny_train_args(text_shards, run, 10, ["-n", "4", "-z", "1", "-y", "1"]))
     assert code != 0
 
 
-def test_failing_rank_ends_the_job_naming_it(tmp_path, shakespeare_shards):
+def test_failing_rank_ends_the_job_naming_it(tmp_path, text_shards):
     t0 = time.time()
-    res = torchrun(
-        tiny_train_args(shakespeare_shards, tmp_path / "fail", 6), env_extra={"GPT2TRAIN_INJECT": "raise@2@1"}
-    )
+    res = torchrun(tiny_train_args(text_shards, tmp_path / "fail", 6), env_extra={"GPT2TRAIN_INJECT": "raise@2@1"})
     assert res.returncode != 0
     assert "injected failure on rank 1 at step 2" in res.stdout + res.stderr
     assert time.time() - t0 < 200
 
 
 @pytest.mark.parametrize("zero", [0, 1])
-def test_failed_checkpoint_write_on_one_rank_stops_every_rank(tmp_path, shakespeare_shards, zero):
+def test_failed_checkpoint_write_on_one_rank_stops_every_rank(tmp_path, text_shards, zero):
     """A full disk on one rank's file: both ranks stop at once with the same line; step 2 stays the newest."""
     from gpt2train.train import checkpoint as ckpt
 
@@ -136,7 +134,7 @@ def test_failed_checkpoint_write_on_one_rank_stops_every_rank(tmp_path, shakespe
     fault = "fail_in_state@4@1" if zero else "fail_in_model@4@0"
     failing = ("1", "state_00000004_00001.safetensors") if zero else ("0", "model_00000004.bin")
     t0 = time.time()
-    res = torchrun(tiny_train_args(shakespeare_shards, run, 6, ["-n", "2", "-z", zero]),
+    res = torchrun(tiny_train_args(text_shards, run, 6, ["-n", "2", "-z", zero]),
                    env_extra={"GPT2TRAIN_INJECT": fault}, timeout=120)  # fmt: skip
     assert res.returncode != 0
     assert time.time() - t0 < 100  # not the 600 s process-group timeout
@@ -153,11 +151,11 @@ MODERN_ARGS = ["--recipe", "modern", "-n", "3", "-v", "3"]
 
 
 @pytest.fixture(scope="module")
-def muon_pair(tmp_path_factory, shakespeare_shards):
+def muon_pair(tmp_path_factory, text_shards):
     """2-process --recipe modern runs of 6 steps (checkpoints at 3 and 6) with -z 0 and -z 1."""
     runs = {zero: tmp_path_factory.mktemp(f"muon_z{zero}") for zero in (0, 1)}
     with concurrent.futures.ThreadPoolExecutor(2) as pool:  # both at once: most of each is start-up
-        results = pool.map(lambda z: torchrun(tiny_train_args(shakespeare_shards, runs[z], 6, [*MODERN_ARGS, "-z", z])),
+        results = pool.map(lambda z: torchrun(tiny_train_args(text_shards, runs[z], 6, [*MODERN_ARGS, "-z", z])),
                            runs)  # fmt: skip
         for res in results:
             assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
@@ -196,7 +194,7 @@ def test_muon_zero1_each_rank_holds_its_own_share(muon_pair):
         assert max(sum(mine.values()), sum(theirs.values())) <= 0.6 * total, key  # about half each
 
 
-def test_muon_zero1_resume_is_exact(tmp_path, shakespeare_shards, muon_pair):
+def test_muon_zero1_resume_is_exact(tmp_path, text_shards, muon_pair):
     """Resume the -z 1 run from its step-3 checkpoint (each rank reads its own momentum): the same log bit for bit.
     (Killing a run part-way is covered by test_kill_and_resume_at_two_processes_is_exact; not repeated here.)"""
     run = tmp_path / "resumed"
@@ -204,7 +202,7 @@ def test_muon_zero1_resume_is_exact(tmp_path, shakespeare_shards, muon_pair):
     for name in os.listdir(run):  # forget the step-6 checkpoint: resume from step 3
         if "00000006" in name:
             os.remove(run / name)
-    args = tiny_train_args(shakespeare_shards, run, 6, [*MODERN_ARGS, "-z", "1", "-y", "1"])
+    args = tiny_train_args(text_shards, run, 6, [*MODERN_ARGS, "-z", "1", "-y", "1"])
     res = torchrun(args)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "resumed from checkpoint at step 3" in res.stdout

@@ -1,4 +1,4 @@
-"""download(): a local HTTP server serves shared files; checksum, truncation and HTTP errors."""
+"""download(): a local HTTP server serves generated files; checksum, truncation and HTTP errors."""
 
 from __future__ import annotations
 
@@ -13,16 +13,16 @@ from gpt2train.errors import UserError
 
 
 @pytest.fixture(scope="module")
-def server(shared_data):
+def server(pydoc_text, hellaswag_jsonl):
     files = {
-        "/shakespeare.txt": (shared_data / "tinyshakespeare.txt").read_bytes(),
-        "/hellaswag.jsonl": (shared_data / "hellaswag_val_sample.jsonl").read_bytes(),
+        "/text.txt": pydoc_text.encode("utf-8"),
+        "/hellaswag.jsonl": hellaswag_jsonl.read_bytes(),
     }
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 (http.server's name)
             if self.path == "/truncated":
-                body = files["/shakespeare.txt"]
+                body = files["/text.txt"]
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -51,8 +51,8 @@ def server(shared_data):
 
 def test_download_with_checksum(tmp_path, server):
     url, files = server
-    body = files["/shakespeare.txt"]
-    dest = download(f"{url}/shakespeare.txt", tmp_path / "a" / "input.txt", sha256=hashlib.sha256(body).hexdigest())
+    body = files["/text.txt"]
+    dest = download(f"{url}/text.txt", tmp_path / "a" / "input.txt", sha256=hashlib.sha256(body).hexdigest())
     assert dest.read_bytes() == body
     assert [p.name for p in dest.parent.iterdir()] == ["input.txt"]
 
@@ -60,7 +60,7 @@ def test_download_with_checksum(tmp_path, server):
 def test_checksum_mismatch_leaves_nothing(tmp_path, server):
     url, _ = server
     with pytest.raises(UserError, match="sha256"):
-        download(f"{url}/shakespeare.txt", tmp_path / "input.txt", sha256="0" * 64)
+        download(f"{url}/text.txt", tmp_path / "input.txt", sha256="0" * 64)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -85,11 +85,11 @@ def test_prepare_commands_with_url(tmp_path, server, monkeypatch):
 
     url, _ = server
     monkeypatch.setenv("GPT2TRAIN_CACHE", str(tmp_path / "cache"))
-    assert main(["prepare", "tinyshakespeare", "-o", str(tmp_path / "ts"), "--url", f"{url}/shakespeare.txt"]) == 0
+    assert main(["prepare", "tinyshakespeare", "-o", str(tmp_path / "ts"), "--url", f"{url}/text.txt"]) == 0
     assert (tmp_path / "ts" / "tiny_shakespeare_train.bin").exists()
     assert main(["prepare", "hellaswag", "--url", f"{url}/hellaswag.jsonl"]) == 0
     assert (tmp_path / "cache" / "hellaswag" / "hellaswag_val.jsonl").exists()
     # a URL whose content is not HellaSwag is refused and leaves nothing behind
     dest = tmp_path / "hs.jsonl"
-    assert main(["prepare", "hellaswag", "-o", str(dest), "--url", f"{url}/shakespeare.txt"]) == 1
+    assert main(["prepare", "hellaswag", "-o", str(dest), "--url", f"{url}/text.txt"]) == 1
     assert not list(tmp_path.glob("hs.jsonl*"))

@@ -58,11 +58,11 @@ def _reference_hellaswag(hf_model, tokenizer, examples):
     return preds, preds_norm
 
 
-def test_hellaswag_matches_transformers_reference(sharp_model, shared_data, tmp_path):
+def test_hellaswag_matches_transformers_reference(sharp_model, hellaswag_jsonl, tmp_path):
     transformers = pytest.importorskip("transformers")
     from gpt2train.formats.hf import write_hf_dir
 
-    examples = load_examples(shared_data / "hellaswag_val_sample.jsonl")[:N_EXAMPLES]
+    examples = load_examples(hellaswag_jsonl)[:N_EXAMPLES]
     write_hf_dir(tmp_path, sharp_model.config, sharp_model.state_dict())
     hf = transformers.AutoModelForCausalLM.from_pretrained(str(tmp_path)).eval()
     tok = transformers.AutoTokenizer.from_pretrained(str(tmp_path))
@@ -85,8 +85,8 @@ def test_hellaswag_matches_transformers_reference(sharp_model, shared_data, tmp_
     assert few["pred"] == ref_pred[:6] and few["pred_norm"] == ref_norm[:6]
 
 
-def test_hellaswag_restores_training_mode(sharp_model, shared_data):
-    examples = load_examples(shared_data / "hellaswag_val_sample.jsonl")[:4]
+def test_hellaswag_restores_training_mode(sharp_model, hellaswag_jsonl):
+    examples = load_examples(hellaswag_jsonl)[:4]
     sharp_model.train()
     hellaswag_eval(sharp_model, examples, "cpu")
     assert sharp_model.training

@@ -56,13 +56,13 @@ def test_export_round_trip_hf_and_llmc(main, model_file, tmp_path, capsys):
     assert bf.stat().st_size < model_file.stat().st_size
 
 
-def test_eval_json(main, model_file, tmp_path, shared_data, capsys):
+def test_eval_json(main, model_file, tmp_path, pydoc_text, hellaswag_jsonl, capsys):
     from gpt2train.data.tokenizer import encode
 
-    text = (shared_data / "tinyshakespeare.txt").read_text(encoding="utf-8")[:20000]
+    text = pydoc_text[:20000]
     write_shard(tmp_path / "val.bin", np.array([50256] + encode(text)))
     hs = tmp_path / "hs.jsonl"
-    hs.write_text("".join((shared_data / "hellaswag_val_sample.jsonl").read_text().splitlines(True)[:8]))
+    hs.write_text("".join(hellaswag_jsonl.read_text().splitlines(True)[:8]))
     capsys.readouterr()
     argv = [
         "eval",

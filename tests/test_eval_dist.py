@@ -51,14 +51,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_ranks_equal_one(tmp_path, shared_data):
+def test_two_ranks_equal_one(tmp_path, hellaswag_jsonl):
     cfg = ModelConfig(n_layer=1, n_head=2, n_embd=32, max_seq_len=128)
     model = build_model(cfg, seed=11).eval()
     with torch.no_grad():
         model.transformer.wte.weight.mul_(20)
     write_llmc_model(tmp_path / "m.bin", model.state_dict(), cfg)
     hs = tmp_path / "hs.jsonl"
-    hs.write_text("".join((shared_data / "hellaswag_val_sample.jsonl").read_text().splitlines(True)[:7]))
+    hs.write_text("".join(hellaswag_jsonl.read_text().splitlines(True)[:7]))
     rng = np.random.default_rng(1)
     write_shard(tmp_path / "v0.bin", rng.integers(0, 50257, 3 * 32 + 1))
     write_shard(tmp_path / "v1.bin", rng.integers(0, 50257, 2 * 32 + 3))

@@ -55,7 +55,7 @@ def _resumes_from_step_2(capsys, shards, run, extra: list | None = None) -> str:
 
 
 # -- full disk -----------------------------------------------------------------------------------------
-def test_disk_full_in_model_write_keeps_previous_checkpoint(tmp_path, shakespeare_shards, capsys, monkeypatch):
+def test_disk_full_in_model_write_keeps_previous_checkpoint(tmp_path, text_shards, capsys, monkeypatch):
     """ENOSPC simulated in-process (runs everywhere): half the model file written, then the write fails."""
     import gpt2train.formats.llmc_model as llmc
 
@@ -69,13 +69,13 @@ def test_disk_full_in_model_write_keeps_previous_checkpoint(tmp_path, shakespear
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     run = tmp_path / "run"
-    line = _fails_with_checkpoint_2(monkeypatch, capsys, shakespeare_shards, run, (llmc, "write_llmc_model", full_disk))
+    line = _fails_with_checkpoint_2(monkeypatch, capsys, text_shards, run, (llmc, "write_llmc_model", full_disk))
     assert "model_00000004.bin: the disk is full; the checkpoint at step 2 is intact" in line, line
     _no_partial_files(run, 4)
-    _resumes_from_step_2(capsys, shakespeare_shards, run)
+    _resumes_from_step_2(capsys, text_shards, run)
 
 
-def test_out_of_gpu_memory_is_one_line_and_keeps_checkpoints(tmp_path, shakespeare_shards, capsys, monkeypatch):
+def test_out_of_gpu_memory_is_one_line_and_keeps_checkpoints(tmp_path, text_shards, capsys, monkeypatch):
     """torch.OutOfMemoryError raised in step 3 (as CUDA would): a one-line error naming the settings and
     the flags that make room; the checkpoint at step 2 and the log up to step 3 stay, and the run resumes."""
     from gpt2train.train.trainer import Trainer
@@ -88,14 +88,12 @@ def test_out_of_gpu_memory_is_one_line_and_keeps_checkpoints(tmp_path, shakespea
         return real(self, step)
 
     run = tmp_path / "run"
-    line = _fails_with_checkpoint_2(
-        monkeypatch, capsys, shakespeare_shards, run, (Trainer, "train_step", oom_at_step_3)
-    )
+    line = _fails_with_checkpoint_2(monkeypatch, capsys, text_shards, run, (Trainer, "train_step", oom_at_step_3))
     assert "out of GPU memory at step 3 with -b 4 -t 32 -r 1 -w 1" in line, line
     assert "lower -b" in line and "raise -r to 2 or 3" in line and "-w 0" in line and "-b auto" in line, line
     assert f"the checkpoints in {run} are untouched (resume with -y 1)" in line, line
     assert any(ln.startswith("s:2 ") for ln in _log(run)), _log(run)
-    out = _resumes_from_step_2(capsys, shakespeare_shards, run, ["-b", "2"])
+    out = _resumes_from_step_2(capsys, text_shards, run, ["-b", "2"])
     assert "warning: resuming with changed settings (batch_size)" in out, out
 
 
@@ -118,12 +116,12 @@ def small_tmpfs(tmp_path):
     subprocess.run(["umount", str(mnt)], capture_output=True)
 
 
-def test_disk_full_on_a_real_small_filesystem(tmp_path, shakespeare_shards, capsys, small_tmpfs):
+def test_disk_full_on_a_real_small_filesystem(tmp_path, text_shards, capsys, small_tmpfs):
     """A tmpfs with room for 3.5 checkpoints: pre-flight passes, the 4th checkpoint (step 4) fails with ENOSPC."""
     sizes = preflight.checkpoint_bytes(3323648, "fp32", True)
     mnt = small_tmpfs(int(3.5 * (sizes["model"] + sizes["state"])))
     run = mnt / "run"
-    code, _, err = run_cli(tiny_train_args(shakespeare_shards, run, 4, ["-n", "1"]), capsys)
+    code, _, err = run_cli(tiny_train_args(text_shards, run, 4, ["-n", "1"]), capsys)
     assert code == 1
     line = _err_line(err)
     assert "00000004" in line and "the disk is full; the checkpoint at step 3 is intact" in line, line
@@ -131,15 +129,15 @@ def test_disk_full_on_a_real_small_filesystem(tmp_path, shakespeare_shards, caps
     assert ckpt.latest_usable_step(str(run)) == 3
     moved = tmp_path / "moved"  # more room elsewhere: the run goes on from step 3
     shutil.copytree(run, moved)
-    code, out, err = run_cli(tiny_train_args(shakespeare_shards, moved, 4, ["-n", "1", "-y", "1"]), capsys)
+    code, out, err = run_cli(tiny_train_args(text_shards, moved, 4, ["-n", "1", "-y", "1"]), capsys)
     assert code == 0, err
     assert "resumed from checkpoint at step 3" in out
 
 
 # -- pre-flight ---------------------------------------------------------------------------------------
-def test_preflight_refuses_an_output_dir_without_room(tmp_path, shakespeare_shards, capsys, monkeypatch):
+def test_preflight_refuses_an_output_dir_without_room(tmp_path, text_shards, capsys, monkeypatch):
     monkeypatch.setattr(preflight.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9 - 2**20, 2**20))
-    code, _, err = run_cli(tiny_train_args(shakespeare_shards, tmp_path / "run", 4, ["-n", "2"]), capsys)
+    code, _, err = run_cli(tiny_train_args(text_shards, tmp_path / "run", 4, ["-n", "2"]), capsys)
     assert code == 1
     line = _err_line(err)
     assert line.startswith(f"error: -o {tmp_path / 'run'}: 1.0 MiB free, but 3 checkpoint(s)") and "GiB" not in line
@@ -192,16 +190,16 @@ def test_prune_never_deletes_the_newest_usable_checkpoint(tmp_path):
 
 
 # -- damaged model file of the newest checkpoint --------------------------------------------------------
-def test_damaged_model_file_falls_back_to_previous(tmp_path, shakespeare_shards, capsys):
+def test_damaged_model_file_falls_back_to_previous(tmp_path, text_shards, capsys):
     run = tmp_path / "run"
-    code, _, err = run_cli(tiny_train_args(shakespeare_shards, run, 4, ["-n", "2"]), capsys)
+    code, _, err = run_cli(tiny_train_args(text_shards, run, 4, ["-n", "2"]), capsys)
     assert code == 0, err
     model = run / "model_00000004.bin"
     good = model.read_bytes()
     model.write_bytes(good[:-4096])  # truncated: the DONE record's size does not match
     assert ckpt.latest_usable_step(str(run), warn=lambda m: None) == 2
     model.write_bytes(b"\xff" * 64 + good[64:])  # same length, header overwritten
-    code, out, err = run_cli(tiny_train_args(shakespeare_shards, run, 4, ["-n", "2", "-y", "1"]), capsys)
+    code, out, err = run_cli(tiny_train_args(text_shards, run, 4, ["-n", "2", "-y", "1"]), capsys)
     assert code == 0, err
     assert "checkpoint at step 4 is unusable" in out and "not an llm.c model file" in out
     assert "resumed from checkpoint at step 2" in out
@@ -209,9 +207,9 @@ def test_damaged_model_file_falls_back_to_previous(tmp_path, shakespeare_shards,
 
 
 # -- SIGUSR1 -------------------------------------------------------------------------------------------
-def test_sigusr1_writes_a_checkpoint_and_goes_on(tmp_path, shakespeare_shards):
+def test_sigusr1_writes_a_checkpoint_and_goes_on(tmp_path, text_shards):
     run = tmp_path / "usr1"
-    proc = cli_subprocess(tiny_train_args(shakespeare_shards, run, 40, ["-n", "1000", "-v", "1000"]))
+    proc = cli_subprocess(tiny_train_args(text_shards, run, 40, ["-n", "1000", "-v", "1000"]))
     deadline = time.time() + 120
     while time.time() < deadline and not any(ln.startswith("s:2 trl") for ln in _log_or_empty(run)):
         time.sleep(0.02)

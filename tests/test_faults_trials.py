@@ -11,14 +11,14 @@ fault_trials = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fault_trials)
 
 
-def test_random_kills_lose_nothing(tmp_path, shakespeare_shards, capsys):
+def test_random_kills_lose_nothing(tmp_path, text_shards, capsys):
     def finish(argv):  # the unharmed resume runs in this process (no interpreter start-up)
         code, out, err = run_cli(argv, capsys)
         return code, out + err
 
     # one trial per kind of death; where and when comes from the seeded RNG
     kinds = ["sigkill", "exit_in_model", "exit_in_state", "exit_before_done"]
-    counts = fault_trials.run_trials(len(kinds), seed=1, shards=shakespeare_shards, work_dir=tmp_path,
+    counts = fault_trials.run_trials(len(kinds), seed=1, shards=text_shards, work_dir=tmp_path,
                                      max_faults=1, finish=finish, kinds=kinds, log=lambda m: None)  # fmt: skip
     assert counts["lost_trials"] == 0, counts["losses"]
     assert counts["trials"] == 4 and counts["faults"] >= 3, counts

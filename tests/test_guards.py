@@ -28,10 +28,10 @@ def _weights(run, step):
     return read_llmc_model(run / f"model_{step:08d}.bin")[1]
 
 
-def test_nan_loss_is_skipped_and_parameters_unchanged(tmp_path, shakespeare_shards, capsys, monkeypatch):
+def test_nan_loss_is_skipped_and_parameters_unchanged(tmp_path, text_shards, capsys, monkeypatch):
     monkeypatch.setenv("GPT2TRAIN_INJECT", "nan_loss@3")
     run = tmp_path / "nan"
-    code, out, err = run_cli(tiny_train_args(shakespeare_shards, run, 5, ["-n", "1", "-v", "100"]), capsys)
+    code, out, err = run_cli(tiny_train_args(text_shards, run, 5, ["-n", "1", "-v", "100"]), capsys)
     assert code == 0, err
     assert "skipping update of step 3: non-finite loss" in out
     skips = _events(run, "skip")
@@ -41,11 +41,11 @@ def test_nan_loss_is_skipped_and_parameters_unchanged(tmp_path, shakespeare_shar
     assert not torch.equal(_weights(run, 4)["transformer.wte.weight"], _weights(run, 5)["transformer.wte.weight"])
 
 
-def test_gradient_spike_is_skipped_by_grad_zscore(tmp_path, shakespeare_shards, capsys, monkeypatch):
+def test_gradient_spike_is_skipped_by_grad_zscore(tmp_path, text_shards, capsys, monkeypatch):
     monkeypatch.setenv("GPT2TRAIN_INJECT", "grad_spike@7")
     run = tmp_path / "spike"
     args = ["-n", "1", "-v", "100", "-sg", "3", "--outlier-window", "5"]
-    code, out, err = run_cli(tiny_train_args(shakespeare_shards, run, 9, args), capsys)
+    code, out, err = run_cli(tiny_train_args(text_shards, run, 9, args), capsys)
     assert code == 0, err
     skips = _events(run, "skip")
     assert [s["step"] for s in skips] == [7] and skips[0]["zgrad"] > 3
@@ -54,9 +54,9 @@ def test_gradient_spike_is_skipped_by_grad_zscore(tmp_path, shakespeare_shards, 
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
-def test_too_many_skips_in_a_row_stop_with_a_clear_error(tmp_path, shakespeare_shards, capsys, monkeypatch):
+def test_too_many_skips_in_a_row_stop_with_a_clear_error(tmp_path, text_shards, capsys, monkeypatch):
     monkeypatch.setenv("GPT2TRAIN_INJECT", "nan_loss@2,nan_loss@3")
     run = tmp_path / "stop"
-    code, _, err = run_cli(tiny_train_args(shakespeare_shards, run, 6, ["--max-skips", "2"]), capsys)
+    code, _, err = run_cli(tiny_train_args(text_shards, run, 6, ["--max-skips", "2"]), capsys)
     assert code == 1
     assert err.strip().startswith("error: 2 updates in a row were skipped (last at step 3")

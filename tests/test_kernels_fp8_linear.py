@@ -155,19 +155,19 @@ def test_backward_equals_the_dequantized_fp8_arithmetic():
     torch.testing.assert_close(w.grad, g.t() @ x2, rtol=1e-4, atol=1e-5)
 
 
-def test_trainer_fp8_run_and_bad_combinations(tmp_path, shakespeare_shards, capsys):
+def test_trainer_fp8_run_and_bad_combinations(tmp_path, text_shards, capsys):
     import json
 
     from tests.helpers import progress_losses, run_cli, tiny_train_args
 
     run = tmp_path / "fp8"
-    code, out, err = run_cli(tiny_train_args(shakespeare_shards, run, 8, ["--fp8", "1"]), capsys)
+    code, out, err = run_cli(tiny_train_args(text_shards, run, 8, ["--fp8", "1"]), capsys)
     assert code == 0, err
     losses = [v for (kind, _), v in sorted(progress_losses(run).items(), key=lambda kv: kv[0][1]) if kind == "train"]
     assert len(losses) == 8 and losses[-1] < losses[0] - 0.5, losses
     assert json.load(open(run / "config.json"))["train"]["fp8"] == 1
     for extra, needle in ((["--fp8", "3"], "--fp8 3"), (["--fp8", "1", "--plain"], "--plain"),
                           (["--fp8", "1", "--recipe", "modern"], "GPT-2 architecture")):  # fmt: skip
-        code, _, err = run_cli(tiny_train_args(shakespeare_shards, tmp_path / "bad", 1, extra), capsys)
+        code, _, err = run_cli(tiny_train_args(text_shards, tmp_path / "bad", 1, extra), capsys)
         last = err.strip().splitlines()[-1]
         assert code != 0 and needle in last, last

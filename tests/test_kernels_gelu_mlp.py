@@ -223,11 +223,33 @@ def test_trainer_resolves_ge(tiny_config):
     assert resolved(1, fast=False) == 1 and resolved(2, fast=False) == 2  # llm.c's -ge 1 forward, 2 and backward
 
 
-def test_modern_model_accepts_the_switch():
+@pytest.mark.parametrize("mlp", ["gelu", "relu2"])
+def test_modern_model_accepts_the_switch(mlp):
+    """train hands -ge to every model: the modern model takes the switch and, its MLP not being GPT-2's fused
+    one, leaves GELU fusion off (the same loss, no fused matmul runs), while the classifier handed over in the
+    same call does take effect."""
+    from gpt2train.model import plain_classifier_loss
     from gpt2train.model_modern import ModernConfig, ModernGPT
 
-    cfg = ModernConfig(n_layer=1, n_head=2, n_embd=32, max_seq_len=16, mlp="relu2")
-    ModernGPT(cfg).configure_fast_paths(recompute=0, classifier_loss=None, gelu_fusion=True)
+    cfg = ModernConfig(n_layer=1, n_head=2, n_embd=32, max_seq_len=16, mlp=mlp)
+    torch.manual_seed(0)
+    model = ModernGPT(cfg)
+    idx = torch.randint(0, cfg.vocab_size, (2, 16))
+    with torch.no_grad():
+        ref = model(idx, idx)
+    calls = []
+
+    def counting_loss(*args, **kwargs):
+        calls.append(args[2].shape)
+        return plain_classifier_loss(*args, **kwargs)
+
+    fused_before = {k: dict(v) for k, v in STATS.items()}
+    model.configure_fast_paths(recompute=0, classifier_loss=counting_loss, gelu_fusion=True)
+    with torch.no_grad():
+        got = model(idx, idx)
+    assert calls == [idx.shape]  # the call took effect: its classifier computed the loss
+    assert STATS == fused_before  # no fused GELU matmul ran
+    torch.testing.assert_close(got, ref, rtol=0, atol=0)
 
 
 # -- the cuBLASLt binding, without a GPU ----------------------------------------------------------
@@ -400,9 +422,9 @@ def test_matmul_without_an_algorithm(fake_lt):
     assert not fake_lt.named("cublasLtMatmul")
 
 
-def test_bad_ge_is_a_one_line_error(tmp_path, shakespeare_shards, capsys):
+def test_bad_ge_is_a_one_line_error(tmp_path, text_shards, capsys):
     from tests.helpers import run_cli, tiny_train_args
 
-    code, _, err = run_cli(tiny_train_args(shakespeare_shards, tmp_path, 1, ["-ge", "3"]), capsys)
+    code, _, err = run_cli(tiny_train_args(text_shards, tmp_path, 1, ["-ge", "3"]), capsys)
     lines = err.strip().splitlines()
     assert code != 0 and len(lines) == 1 and "-ge 3" in lines[0], err

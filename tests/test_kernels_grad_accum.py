@@ -141,13 +141,13 @@ def test_model_bf16_accumulation_is_close_to_autograd():
 
 
 @pytest.mark.parametrize("extra,tol", [([], 1e-5), (["--bf16-params", "1", "--dtype", "bf16"], 2e-2)])
-def test_training_with_the_switch_matches_autograd_sums(tmp_path, shakespeare_shards, extra, tol):
+def test_training_with_the_switch_matches_autograd_sums(tmp_path, text_shards, extra, tol):
     """4 steps of 2 micro-steps each: fp32 (the first micro-step's .grad is autograd's, then the matmuls add
     into it) and bf16 parameters with the flat gradient buffer (every micro-step adds into it)."""
     losses = {}
     for on in (0, 1):
         run = tmp_path / f"acc{on}"
-        code, _, _ = run_cli(tiny_train_args(shakespeare_shards, run, 4, [*extra, "--accumulate-in-matmul", on]))
+        code, _, _ = run_cli(tiny_train_args(text_shards, run, 4, [*extra, "--accumulate-in-matmul", on]))
         assert code == 0
         losses[on] = progress_losses(run)
     assert losses[0].keys() == losses[1].keys()
@@ -155,8 +155,8 @@ def test_training_with_the_switch_matches_autograd_sums(tmp_path, shakespeare_sh
         assert abs(losses[1][key] - loss) <= tol * abs(loss), (key, loss, losses[1][key])
 
 
-def test_bad_switch_value_is_one_line_error(tmp_path, shakespeare_shards, capsys):
-    code, _, err = run_cli(tiny_train_args(shakespeare_shards, tmp_path / "r", 1, ["--accumulate-in-matmul", "3"]),
+def test_bad_switch_value_is_one_line_error(tmp_path, text_shards, capsys):
+    code, _, err = run_cli(tiny_train_args(text_shards, tmp_path / "r", 1, ["--accumulate-in-matmul", "3"]),
                            capsys)  # fmt: skip
     assert code != 0 and "--accumulate-in-matmul 3" in err
 

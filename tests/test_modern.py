@@ -179,10 +179,10 @@ def test_cached_sampling_equals_uncached():
 
 
 @pytest.fixture(scope="module")
-def modern_run(tmp_path_factory, shakespeare_shards):
+def modern_run(tmp_path_factory, text_shards):
     """A tiny --recipe modern run: 12 steps, checkpoints at 6 and 12."""
     run = tmp_path_factory.mktemp("modern") / "run"
-    args = tiny_train_args(shakespeare_shards, run, 12, ["--recipe", "modern", "-n", "6", "-v", "6", "-s", "6"])
+    args = tiny_train_args(text_shards, run, 12, ["--recipe", "modern", "-n", "6", "-v", "6", "-s", "6"])
     code, _, _ = run_cli(args)
     assert code == 0
     return run, args
@@ -236,8 +236,8 @@ def test_modern_model_eval_sample_export(modern_run, tmp_path, capsys):
     assert torch.equal(back(idx), a)
 
 
-def test_muon_refuses_bf16_weights(tmp_path, shakespeare_shards, capsys):
-    args = tiny_train_args(shakespeare_shards, tmp_path, 2, ["--optimizer", "muon", "-w", "0", "--dtype", "bf16"])
+def test_muon_refuses_bf16_weights(tmp_path, text_shards, capsys):
+    args = tiny_train_args(text_shards, tmp_path, 2, ["--optimizer", "muon", "-w", "0", "--dtype", "bf16"])
     code, _, err = run_cli(args, capsys)
     assert code != 0 and "muon" in err
 

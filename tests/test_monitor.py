@@ -16,9 +16,9 @@ def test_candidate_sizes_divide_total_batch():
         candidate_sizes(1000, 64, 1)
 
 
-def test_auto_batch_on_cpu_divides_d_and_run_dir_has_tensorboard(tmp_path, shakespeare_shards, capsys):
+def test_auto_batch_on_cpu_divides_d_and_run_dir_has_tensorboard(tmp_path, text_shards, capsys):
     run = tmp_path / "run"
-    args = ["train", "-i", shakespeare_shards["train"], "-j", shakespeare_shards["val"], "-o", run, *TINY,
+    args = ["train", "-i", text_shards["train"], "-j", text_shards["val"], "-o", run, *TINY,
             "-b", "auto", "-t", "32", "-d", str(3 * 32), "-x", "2", "-v", "100", "-s", "0", "-lg", "1"]  # fmt: skip
     code, out, err = run_cli(args, capsys)
     assert code == 0, err

@@ -17,6 +17,7 @@ from gpt2train.data.prepare import (
     prepare_hellaswag,
     prepare_text,
     prepare_tinyshakespeare,
+    tinyshakespeare_tokens,
 )
 from gpt2train.data.tokenizer import EOT_TOKEN, encode, gpt2_encoding
 from gpt2train.errors import UserError
@@ -43,15 +44,20 @@ def all_tokens(out: Path, name: str) -> list[np.ndarray]:
     return [np.asarray(open_shard(f)) for f in shard_files(out, name)]
 
 
+def paragraphs(text: str) -> list[str]:
+    """The documents of ``--doc-separator blankline``, split independently (``text`` has no trailing blanks)."""
+    return [d.strip("\n") for d in text.split("\n\n") if d.strip()]
+
+
 @pytest.fixture(scope="module")
-def shakespeare_docs(shared_data) -> tuple[str, list[str]]:
-    text = (shared_data / "tinyshakespeare.txt").read_text(encoding="utf-8")[:60_000]
-    docs = [d.strip("\n") for d in text.split("\n\n") if d.strip()]
-    return text, docs
+def text_docs(pydoc_text) -> tuple[str, list[str]]:
+    """60k characters of Python's docs, lines without trailing blanks (so that blank lines are exactly empty)."""
+    text = "\n".join(ln.rstrip() for ln in pydoc_text[:60_000].splitlines())
+    return text, paragraphs(text)
 
 
-def test_text_shards_equal_tiktoken_and_val_is_shard0(tmp_path, shakespeare_docs):
-    text, docs = shakespeare_docs
+def test_text_shards_equal_tiktoken_and_val_is_shard0(tmp_path, text_docs):
+    text, docs = text_docs
     src = tmp_path / "in.txt"
     src.write_text(text, encoding="utf-8")
     res = prepare_text(
@@ -64,18 +70,18 @@ def test_text_shards_equal_tiktoken_and_val_is_shard0(tmp_path, shakespeare_docs
     assert all(s.size == 3000 for s in shards[1:-1]) and 0 < shards[-1].size <= 3000
 
 
-def test_workers_do_not_change_output(tmp_path, shakespeare_docs):
+def test_workers_do_not_change_output(tmp_path, text_docs):
     src = tmp_path / "in.txt"
-    src.write_text(shakespeare_docs[0], encoding="utf-8")
+    src.write_text(text_docs[0], encoding="utf-8")
     for w in (1, 2):
         prepare_text([str(src)], str(tmp_path / f"w{w}"), val_fraction=0.2, shard_size=2000, workers=w, progress=False)
     a, b = all_tokens(tmp_path / "w1", "text"), all_tokens(tmp_path / "w2", "text")
     assert len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
 
 
-def test_resume_is_byte_identical(tmp_path, shakespeare_docs):
+def test_resume_is_byte_identical(tmp_path, text_docs):
     src = tmp_path / "in.txt"
-    src.write_text(shakespeare_docs[0], encoding="utf-8")
+    src.write_text(text_docs[0], encoding="utf-8")
     kw = dict(val_docs=5, shard_size=1500, workers=2, progress=False)
     full = prepare_text([str(src)], str(tmp_path / "full"), **kw)
     part = tmp_path / "part"
@@ -99,28 +105,32 @@ def test_resume_is_byte_identical(tmp_path, shakespeare_docs):
         prepare_text([str(src)], str(part), **dict(kw, shard_size=999))
 
 
-def test_corpus_gz_blankline_docs(tmp_path, shared_data):
-    part = shared_data / "corpus" / "part-002.txt.gz"
-    with gzip.open(part, "rt", encoding="utf-8") as f:
-        head = f.read(400_000)
-    first_doc = head.split("\n\n")[0]
+def test_corpus_gz_blankline_docs(tmp_path, text_docs):
+    # three gzip parts of blank-line separated documents, as a text corpus comes
+    docs = text_docs[1]
+    parts = [docs[: len(docs) // 3], docs[len(docs) // 3 : 2 * len(docs) // 3], docs[2 * len(docs) // 3 :]]
+    for i, part_docs in enumerate(parts):
+        with gzip.open(tmp_path / f"part-{i:03d}.txt.gz", "wt", encoding="utf-8") as f:
+            f.write("\n\n".join(part_docs) + "\n")
     res = prepare_text(
-        [str(shared_data / "corpus" / "*.txt.gz")],
+        [str(tmp_path / "*.txt.gz")],
         str(tmp_path / "c"),
-        name="novels",
+        name="corpus",
         val_docs=1,
-        shard_size=20_000,
+        shard_size=2_000,
         max_shards=3,
         workers=2,
         progress=False,
     )
     assert len(res.shards) == 3 and not res.complete
-    val, train1 = all_tokens(tmp_path / "c", "novels")[:2]
-    # documents are whole novels: the first one comes from part-000
-    with gzip.open(shared_data / "corpus" / "part-000.txt.gz", "rt", encoding="utf-8") as f:
-        novel = f.read(3_000_000).split("\n\n")[0]
-    np.testing.assert_array_equal(val, reference_tokens([novel]))
-    assert train1[0] == EOT_TOKEN and first_doc  # part-002 read fine too (gzip text)
+    val, *train = all_tokens(tmp_path / "c", "corpus")
+    np.testing.assert_array_equal(val, reference_tokens(docs[:1]))  # the val doc is part-000's first
+    np.testing.assert_array_equal(np.concatenate(train), reference_tokens(docs[1:])[: 2 * 2_000])
+    # to the end, every part is read in order: the tokens are the documents' in the files' order
+    res = prepare_text([str(tmp_path / "*.txt.gz")], str(tmp_path / "c"), name="corpus", val_docs=1,
+                       shard_size=2_000, workers=2, progress=False)  # fmt: skip
+    assert res.complete
+    np.testing.assert_array_equal(np.concatenate(all_tokens(tmp_path / "c", "corpus")), reference_tokens(docs))
 
 
 def test_pydoc_builtin_source_is_fast(tmp_path):
@@ -272,22 +282,24 @@ def test_fineweb_disk_space_check(tmp_path, monkeypatch):
         prepare_fineweb("fineweb", "10B", str(tmp_path / "fw"), progress=False)
 
 
-def test_tinyshakespeare_matches_llmc_split(tmp_path, shared_data):
-    written = prepare_tinyshakespeare(str(tmp_path / "ts"), source=str(shared_data / "tinyshakespeare.txt"))
-    assert [n for _, n in written] == [32768, 305260]  # the counts llm.c's tinyshakespeare.py prints
-    text = (shared_data / "tinyshakespeare.txt").read_text(encoding="utf-8")
+def test_tinyshakespeare_matches_llmc_split(tmp_path, pydoc_text):
+    # any text split the llm.c way: sections at blank lines, the first 32768 tokens val
+    (tmp_path / "input.txt").write_text(pydoc_text, encoding="utf-8")
+    written = prepare_tinyshakespeare(str(tmp_path / "ts"), source=str(tmp_path / "input.txt"))
+    text = pydoc_text
     llmc_way = gpt2_encoding().encode(
         "<|endoftext|>" + text.replace("\n\n", "\n\n<|endoftext|>"), allowed_special={"<|endoftext|>"}
     )
+    assert [n for _, n in written] == [32768, len(llmc_way) - 32768]  # llm.c's tinyshakespeare.py split
     got = np.concatenate([np.asarray(open_shard(p)) for p, _ in written])
     np.testing.assert_array_equal(got, np.array(llmc_way, dtype=np.uint16))
 
 
-def test_hellaswag_source_validated_and_stored(tmp_path, shared_data, monkeypatch):
+def test_hellaswag_source_validated_and_stored(tmp_path, hellaswag_jsonl, monkeypatch):
     monkeypatch.setenv("GPT2TRAIN_CACHE", str(tmp_path / "cache"))
-    dest = prepare_hellaswag(source=str(shared_data / "hellaswag_val_sample.jsonl"))
+    dest = prepare_hellaswag(source=str(hellaswag_jsonl))
     assert dest == tmp_path / "cache" / "hellaswag" / "hellaswag_val.jsonl"
-    assert dest.read_bytes() == (shared_data / "hellaswag_val_sample.jsonl").read_bytes()
+    assert dest.read_bytes() == hellaswag_jsonl.read_bytes()
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"ctx": "x", "endings": ["a"], "label": 0}\n')
     with pytest.raises(UserError, match="endings"):
@@ -295,7 +307,7 @@ def test_hellaswag_source_validated_and_stored(tmp_path, shared_data, monkeypatc
     assert not (tmp_path / "h.jsonl").exists()
 
 
-def test_cli(tmp_path, shared_data, capsys):
+def test_cli(tmp_path, pydoc_text, capsys):
     src = tmp_path / "in.txt"
     src.write_text("alpha beta\n\ngamma delta\n\nepsilon\n")
     out = tmp_path / "o"
@@ -320,6 +332,8 @@ def test_cli(tmp_path, shared_data, capsys):
     assert "complete" in capsys.readouterr().out
     assert main(["prepare", "text", "--input", str(tmp_path / "none.txt"), "-o", str(out)]) == 1
     assert "error: --input" in capsys.readouterr().err
+    (tmp_path / "input.txt").write_text(pydoc_text, encoding="utf-8")
+    n_train = tinyshakespeare_tokens(pydoc_text).size - 32768
     rc = main(
         [
             "prepare",
@@ -327,10 +341,10 @@ def test_cli(tmp_path, shared_data, capsys):
             "-o",
             str(tmp_path / "ts"),
             "--source",
-            str(shared_data / "tinyshakespeare.txt"),
+            str(tmp_path / "input.txt"),
         ]
     )
-    assert rc == 0 and "305,260 tokens" in capsys.readouterr().out
+    assert rc == 0 and f"{n_train:,} tokens" in capsys.readouterr().out
     assert main(["prepare", "hellaswag", "-o", str(tmp_path / "h.jsonl"), "--source", str(src)]) == 1
     with pytest.raises(SystemExit) as e:
         main(["prepare", "fineweb-edu", "--tokens", "7B"])
@@ -364,3 +378,43 @@ def test_resume_inside_a_long_document(tmp_path):
     for name in files:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     np.testing.assert_array_equal(np.concatenate(all_tokens(tmp_path / "b", "fineweb")), reference_tokens(docs))
+
+
+def test_fineweb_streams_a_pinned_revision_and_records_it(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    import datasets
+
+    from gpt2train.data.prepare import FINEWEB
+
+    calls = []
+
+    def fake_load_dataset(path, **kwargs):  # the hub, offline: records what was asked for
+        calls.append(dict(kwargs, path=path))
+        return [{"text": f"document {i} " * 20} for i in range(30)]
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**14, 0, 10**14))
+    args = ["prepare", "fineweb-edu", "--shard-size", "400", "--workers", "1", "--no-progress"]
+
+    def manifest(out):
+        return json.loads((out / MANIFEST).read_text())["params"]
+
+    assert main([*args, "-o", str(tmp_path / "pinned")]) == 0
+    pinned = FINEWEB["fineweb-edu"]["revision"]
+    assert len(pinned) == 40 and int(pinned, 16) >= 0  # a commit hash, not a branch that moves
+    assert {c["revision"] for c in calls} == {pinned}
+    assert calls[0]["path"] == "HuggingFaceFW/fineweb-edu" and calls[0]["name"] == "sample-10BT"
+    assert manifest(tmp_path / "pinned")["revision"] == pinned
+
+    calls.clear()
+    assert main([*args, "-o", str(tmp_path / "other"), "--revision", "abc123"]) == 0
+    assert {c["revision"] for c in calls} == {"abc123"} and manifest(tmp_path / "other")["revision"] == "abc123"
+    # a folder streamed from one revision is not continued from another
+    assert main([*args, "-o", str(tmp_path / "pinned"), "--revision", "abc123"]) == 1
+    assert "other settings (revision:" in capsys.readouterr().err
+    # --revision names a hub commit: with a local --source it is refused
+    src = tmp_path / "docs.jsonl"
+    src.write_text('{"text": "a document"}\n')
+    assert main([*args, "-o", str(tmp_path / "local"), "--source", str(src), "--revision", "abc123"]) == 1
+    assert "--revision" in capsys.readouterr().err

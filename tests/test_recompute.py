@@ -70,32 +70,32 @@ def test_recompute_whole_sets_blocks_and_keeps_accumulation_out_of_them():
     assert second.attn.c_attn.accumulate_grad and second.mlp.c_fc.accumulate_grad
 
 
-def test_training_losses_do_not_depend_on_r(tmp_path, shakespeare_shards, capsys):
+def test_training_losses_do_not_depend_on_r(tmp_path, text_shards, capsys):
     """`gpt2train train -r 0/2/3`: the same losses (recomputation changes memory, not values); -r 4 is a one-line
     error naming the levels."""
     from tests.helpers import progress_losses, run_cli, tiny_train_args
 
     losses = {}
     for r in (0, 2, 3):
-        code, _, err = run_cli(tiny_train_args(shakespeare_shards, tmp_path / f"r{r}", 2, ["-r", r]), capsys)
+        code, _, err = run_cli(tiny_train_args(text_shards, tmp_path / f"r{r}", 2, ["-r", r]), capsys)
         assert code == 0, err
         losses[r] = progress_losses(tmp_path / f"r{r}")
     for r in (2, 3):
         assert losses[r].keys() == losses[0].keys()
         for key, loss in losses[0].items():
             assert losses[r][key] == pytest.approx(loss, rel=1e-5), (r, key)
-    code, _, err = run_cli(tiny_train_args(shakespeare_shards, tmp_path / "w1", 2, ["-r", 0, "--recompute-whole", 1]),
+    code, _, err = run_cli(tiny_train_args(text_shards, tmp_path / "w1", 2, ["-r", 0, "--recompute-whole", 1]),
                            capsys)  # fmt: skip
     assert code == 0, err
     for key, loss in losses[0].items():
         assert progress_losses(tmp_path / "w1")[key] == pytest.approx(loss, rel=1e-5), key
-    code, _, err = run_cli(tiny_train_args(shakespeare_shards, tmp_path / "r4", 1, ["-r", 4]), capsys)
+    code, _, err = run_cli(tiny_train_args(text_shards, tmp_path / "r4", 1, ["-r", 4]), capsys)
     assert code == 1 and "-r 4: use 0 (none), 1 (GELU), 2 (GELU and LayerNorm) or 3" in err, err
-    code, _, err = run_cli(tiny_train_args(shakespeare_shards, tmp_path / "w9", 1, ["--recompute-whole", 9]), capsys)
+    code, _, err = run_cli(tiny_train_args(text_shards, tmp_path / "w9", 1, ["--recompute-whole", 9]), capsys)
     assert code == 1 and "--recompute-whole 9: the model has 2 blocks" in err, err
 
 
-def test_recompute_whole_auto_takes_the_planners_count(tmp_path, shakespeare_shards, capsys, monkeypatch):
+def test_recompute_whole_auto_takes_the_planners_count(tmp_path, text_shards, capsys, monkeypatch):
     """--recompute-whole -1: the planner's fewest blocks for -b on the card (stubbed here: there is no card on the
     CPU, where it resolves to 0), recorded in config.json; with -b auto it is a one-line error."""
     import json
@@ -103,7 +103,7 @@ def test_recompute_whole_auto_takes_the_planners_count(tmp_path, shakespeare_sha
     from gpt2train.train.trainer import Trainer
     from tests.helpers import run_cli, tiny_train_args
 
-    code, _, err = run_cli(tiny_train_args(shakespeare_shards, tmp_path / "cpu", 1, ["--recompute-whole", -1]), capsys)
+    code, _, err = run_cli(tiny_train_args(text_shards, tmp_path / "cpu", 1, ["--recompute-whole", -1]), capsys)
     assert code == 0, err
     assert json.load(open(tmp_path / "cpu" / "config.json"))["train"]["recompute_whole"] == 0
     monkeypatch.setattr(Trainer, "_whole_blocks_needed", lambda self, batch: 1 if batch == 4 else None)
@@ -111,13 +111,13 @@ def test_recompute_whole_auto_takes_the_planners_count(tmp_path, shakespeare_sha
     real = Trainer._configure_fast_paths
     monkeypatch.setattr(Trainer, "_configure_fast_paths",
                         lambda self: real(self) or configured.append([b.recompute for b in self.raw_model.transformer.h]))  # fmt: skip
-    args = tiny_train_args(shakespeare_shards, tmp_path / "auto", 1, ["-r", 2, "--recompute-whole", -1])
+    args = tiny_train_args(text_shards, tmp_path / "auto", 1, ["-r", 2, "--recompute-whole", -1])
     code, out, err = run_cli(args, capsys)
     assert code == 0, err
     assert "--recompute-whole -1: the first 1 of 2 blocks recomputed whole, so that -b 4 fits" in out, out
     assert configured == [[3, 2]]
     assert json.load(open(tmp_path / "auto" / "config.json"))["train"]["recompute_whole"] == 1
-    args = tiny_train_args(shakespeare_shards, tmp_path / "nob", 1, ["--recompute-whole", -1])
+    args = tiny_train_args(text_shards, tmp_path / "nob", 1, ["--recompute-whole", -1])
     args[args.index("-b") + 1] = "auto"
     code, _, err = run_cli(args, capsys)
     assert code == 1 and "--recompute-whole -1 picks the blocks for a given -b" in err.strip().splitlines()[-1], err

@@ -25,11 +25,11 @@ def _skip_batches_in_checkpoint(run, step, steps_to_skip):
     ckpt.write_done(str(run), step, 1, 0, 1)  # the state file's size changed
 
 
-def test_rollback_equals_a_run_that_never_saw_the_bad_batches(tmp_path, shakespeare_shards, capsys, monkeypatch):
+def test_rollback_equals_a_run_that_never_saw_the_bad_batches(tmp_path, text_shards, capsys, monkeypatch):
     # NaN losses at steps 4 and 5: the second skip rolls back to the checkpoint at step 4
     monkeypatch.setenv("GPT2TRAIN_INJECT", "nan_loss@4,nan_loss@5")
     run = tmp_path / "rollback"
-    code, out, err = run_cli(tiny_train_args(shakespeare_shards, run, 8, ROLLBACK), capsys)
+    code, out, err = run_cli(tiny_train_args(text_shards, run, 8, ROLLBACK), capsys)
     assert code == 0, err
     assert "rollback 1/3: 2 updates in a row were skipped (steps 4..5" in out
     assert "rolled back to the checkpoint at step 4, dropping the batches of steps 4..5" in out
@@ -42,22 +42,22 @@ def test_rollback_equals_a_run_that_never_saw_the_bad_batches(tmp_path, shakespe
     monkeypatch.setenv("GPT2TRAIN_INJECT", "raise@4")
     ref = tmp_path / "ref"
     with pytest.raises(RuntimeError, match="injected failure"):
-        run_cli(tiny_train_args(shakespeare_shards, ref, 8, ROLLBACK), capsys)
+        run_cli(tiny_train_args(text_shards, ref, 8, ROLLBACK), capsys)
     _skip_batches_in_checkpoint(ref, 4, 2)
     monkeypatch.delenv("GPT2TRAIN_INJECT")
-    code, _, err = run_cli(tiny_train_args(shakespeare_shards, ref, 8, [*ROLLBACK, "-y", "1"]), capsys)
+    code, _, err = run_cli(tiny_train_args(text_shards, ref, 8, [*ROLLBACK, "-y", "1"]), capsys)
     assert code == 0, err
     assert (run / "main.log").read_text() == (ref / "main.log").read_text()
     assert (run / "model_00000008.bin").read_bytes() == (ref / "model_00000008.bin").read_bytes()
 
 
-def test_rollback_replays_the_good_steps_before_the_bad_ones(tmp_path, shakespeare_shards, capsys, monkeypatch):
+def test_rollback_replays_the_good_steps_before_the_bad_ones(tmp_path, text_shards, capsys, monkeypatch):
     clean = tmp_path / "clean"
-    assert run_cli(tiny_train_args(shakespeare_shards, clean, 8, ROLLBACK), capsys)[0] == 0
+    assert run_cli(tiny_train_args(text_shards, clean, 8, ROLLBACK), capsys)[0] == 0
     # bad steps 5 and 6 after the checkpoint at 4: step 4 is re-run on its own batch, then 5 and 6 are dropped
     monkeypatch.setenv("GPT2TRAIN_INJECT", "nan_loss@5,nan_loss@6")
     run = tmp_path / "run"
-    code, out, err = run_cli(tiny_train_args(shakespeare_shards, run, 8, ROLLBACK), capsys)
+    code, out, err = run_cli(tiny_train_args(text_shards, run, 8, ROLLBACK), capsys)
     assert code == 0, err
     assert "dropping the batches of steps 5..6" in out
     log, ref = (run / "main.log").read_text().splitlines(), (clean / "main.log").read_text().splitlines()
@@ -67,19 +67,19 @@ def test_rollback_replays_the_good_steps_before_the_bad_ones(tmp_path, shakespea
     assert [r["step"] for r in _records(run, "train")] == list(range(8))
 
 
-def test_rollbacks_are_bounded(tmp_path, shakespeare_shards, capsys, monkeypatch):
+def test_rollbacks_are_bounded(tmp_path, text_shards, capsys, monkeypatch):
     monkeypatch.setenv("GPT2TRAIN_INJECT", "nan_loss@2,nan_loss@3,nan_loss@4,nan_loss@5")
     args = ["-n", "2", "--max-skips", "2", "--on-max-skips", "rollback", "--max-rollbacks", "1"]
-    code, out, err = run_cli(tiny_train_args(shakespeare_shards, tmp_path / "run", 8, args), capsys)
+    code, out, err = run_cli(tiny_train_args(text_shards, tmp_path / "run", 8, args), capsys)
     assert code == 1
     assert "rollback 1/1" in out
     assert err.strip().startswith("error: 2 updates in a row were skipped (steps 4..5") and "after 1 rollback(s)" in err
 
 
-def test_rollback_needs_checkpoints(tmp_path, shakespeare_shards, capsys):
-    code, _, err = run_cli(tiny_train_args(shakespeare_shards, tmp_path / "a", 4, ["--max-skips", "2",
+def test_rollback_needs_checkpoints(tmp_path, text_shards, capsys):
+    code, _, err = run_cli(tiny_train_args(text_shards, tmp_path / "a", 4, ["--max-skips", "2",
                                                                                    "--on-max-skips", "rollback"]),
                            capsys)  # fmt: skip
     assert code == 1 and "--on-max-skips rollback needs --max-skips K, -o DIR and -n N" in err
-    code, _, err = run_cli(tiny_train_args(shakespeare_shards, tmp_path / "b", 4, ["--on-max-skips", "retry"]), capsys)
+    code, _, err = run_cli(tiny_train_args(text_shards, tmp_path / "b", 4, ["--on-max-skips", "retry"]), capsys)
     assert code == 1 and "--on-max-skips 'retry': use stop or rollback" in err

@@ -16,10 +16,10 @@ def _load():
     return mod
 
 
-def test_quick_mode_writes_json_and_table(tmp_path, shakespeare_shards, capsys):
+def test_quick_mode_writes_json_and_table(tmp_path, text_shards, capsys):
     bench = _load()
     out = tmp_path / "ttl.json"
-    argv = ["--quick", "--train", shakespeare_shards["train"], "--val", shakespeare_shards["val"], "-o", str(out),
+    argv = ["--quick", "--train", text_shards["train"], "--val", text_shards["val"], "-o", str(out),
             "--steps", "2", "--val-every", "1", "--variants", "modern"]  # fmt: skip
     assert bench.main(argv) == 0
     res = json.loads(out.read_text())

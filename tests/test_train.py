@@ -15,8 +15,8 @@ def _log(path):
         return f.read().splitlines()
 
 
-def test_tiny_model_learns_tinyshakespeare(tmp_path, shakespeare_shards, capsys):
-    code, out, err = run_cli(tiny_train_args(shakespeare_shards, tmp_path, 40, ["-v", "20"]), capsys)
+def test_tiny_model_learns_text(tmp_path, text_shards, capsys):
+    code, out, err = run_cli(tiny_train_args(text_shards, tmp_path, 40, ["-v", "20"]), capsys)
     assert code == 0, err
     val = [float(ln.split("tel:")[1]) for ln in _log(tmp_path) if "tel:" in ln]
     assert len(val) == 3  # steps 0, 20, 40
@@ -25,8 +25,8 @@ def test_tiny_model_learns_tinyshakespeare(tmp_path, shakespeare_shards, capsys)
     assert "num_parameters: 3323648" in out
 
 
-def test_main_log_lines_are_llmc_format(tmp_path, shakespeare_shards, capsys):
-    code, _, err = run_cli(tiny_train_args(shakespeare_shards, tmp_path, 4), capsys)
+def test_main_log_lines_are_llmc_format(tmp_path, text_shards, capsys):
+    code, _, err = run_cli(tiny_train_args(text_shards, tmp_path, 4), capsys)
     assert code == 0, err
     lines = _log(tmp_path)
     assert lines[0].startswith("s:0 tel:")
@@ -37,14 +37,14 @@ def test_main_log_lines_are_llmc_format(tmp_path, shakespeare_shards, capsys):
     assert lines[-1].startswith("s:4 tel:")
 
 
-def test_sigkill_then_resume_gives_identical_log(tmp_path, shakespeare_shards, capsys):
+def test_sigkill_then_resume_gives_identical_log(tmp_path, text_shards, capsys):
     steps = 12
     ref = tmp_path / "ref"
-    code, _, err = run_cli(tiny_train_args(shakespeare_shards, ref, steps, ["-n", "4"]), capsys)
+    code, _, err = run_cli(tiny_train_args(text_shards, ref, steps, ["-n", "4"]), capsys)
     assert code == 0, err
 
     run = tmp_path / "killed"
-    proc = cli_subprocess(tiny_train_args(shakespeare_shards, run, steps, ["-n", "4", "-y", "1"]))
+    proc = cli_subprocess(tiny_train_args(text_shards, run, steps, ["-n", "4", "-y", "1"]))
     deadline = time.time() + 120
     while not (run / "DONE_00000004").exists() and time.time() < deadline:
         time.sleep(0.05)
@@ -56,15 +56,15 @@ def test_sigkill_then_resume_gives_identical_log(tmp_path, shakespeare_shards, c
     proc.wait()
     assert (run / "DONE_00000004").exists()
 
-    code, out, err = run_cli(tiny_train_args(shakespeare_shards, run, steps, ["-n", "4", "-y", "1"]), capsys)
+    code, out, err = run_cli(tiny_train_args(text_shards, run, steps, ["-n", "4", "-y", "1"]), capsys)
     assert code == 0, err
     assert "resumed from checkpoint at step" in out
     assert _log(run) == _log(ref)
 
 
-def test_sigterm_writes_checkpoint_and_exits_zero(tmp_path, shakespeare_shards):
+def test_sigterm_writes_checkpoint_and_exits_zero(tmp_path, text_shards):
     run = tmp_path / "term"
-    proc = cli_subprocess(tiny_train_args(shakespeare_shards, run, 500, ["-n", "1000"]))
+    proc = cli_subprocess(tiny_train_args(text_shards, run, 500, ["-n", "1000"]))
     deadline = time.time() + 120
     while time.time() < deadline:
         if os.path.exists(run / "main.log") and any(ln.startswith("s:2 trl") for ln in _log(run)):
@@ -83,8 +83,8 @@ def _err_line(err):
     return lines[0]
 
 
-def test_bad_input_gives_one_line_errors(tmp_path, shakespeare_shards, capsys):
-    sh = shakespeare_shards
+def test_bad_input_gives_one_line_errors(tmp_path, text_shards, capsys):
+    sh = text_shards
     base = ["train", *TINY, "-b", "4", "-t", "32", "-x", "2", "-s", "0"]
     cases = []
     # empty / non-matching -i glob
@@ -122,25 +122,25 @@ def test_bad_input_gives_one_line_errors(tmp_path, shakespeare_shards, capsys):
         assert needle in line, (needle, line)
 
 
-def test_corrupt_checkpoint_falls_back_to_previous(tmp_path, shakespeare_shards, capsys):
+def test_corrupt_checkpoint_falls_back_to_previous(tmp_path, text_shards, capsys):
     run = tmp_path / "run"
-    code, _, err = run_cli(tiny_train_args(shakespeare_shards, run, 8, ["-n", "4"]), capsys)
+    code, _, err = run_cli(tiny_train_args(text_shards, run, 8, ["-n", "4"]), capsys)
     assert code == 0, err
     state = run / "state_00000008_00000.safetensors"
     state.write_bytes(state.read_bytes()[:-50])
-    code, out, err = run_cli(tiny_train_args(shakespeare_shards, run, 8, ["-n", "4", "-y", "1"]), capsys)
+    code, out, err = run_cli(tiny_train_args(text_shards, run, 8, ["-n", "4", "-y", "1"]), capsys)
     assert code == 0, err
     assert "checkpoint at step 8 is unusable" in out
     assert "resumed from checkpoint at step 4" in out
 
 
-def test_shard_unreadable_mid_run_stops_with_a_checkpoint(tmp_path, shakespeare_shards, capsys, monkeypatch):
+def test_shard_unreadable_mid_run_stops_with_a_checkpoint(tmp_path, text_shards, capsys, monkeypatch):
     """The second train shard cannot be opened when the loader reaches it: one line, and a checkpoint of the
     steps done so far that -y 1 resumes from once the shard is back."""
     import gpt2train.data.loader as loader_mod
     from gpt2train.train import checkpoint as ckpt
 
-    tokens = np.fromfile(shakespeare_shards["train"], dtype=np.uint16, offset=1024)[:6000]
+    tokens = np.fromfile(text_shards["train"], dtype=np.uint16, offset=1024)[:6000]
     data = tmp_path / "data"
     data.mkdir()
     for i in range(2):
@@ -154,7 +154,7 @@ def test_shard_unreadable_mid_run_stops_with_a_checkpoint(tmp_path, shakespeare_
 
     monkeypatch.setattr(loader_mod.ShardSet, "_read_bytes", failing_read)
     run = tmp_path / "run"
-    args = ["train", "-i", str(data / "part_train_*.bin"), "-j", shakespeare_shards["val"], "-o", run, *TINY,
+    args = ["train", "-i", str(data / "part_train_*.bin"), "-j", text_shards["val"], "-o", run, *TINY,
             "-b", "4", "-t", "32", "-d", "256", "-x", "40", "-v", "0", "-s", "0", "--no-shuffle"]  # fmt: skip
     code, _, err = run_cli(args, capsys)
     line = _err_line(err)

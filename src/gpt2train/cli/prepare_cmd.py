@@ -76,6 +76,10 @@ def register(sub) -> None:
             "dataset name, instead of the HuggingFace sample",
         )
         f.add_argument("--cache-dir", help="datasets cache folder (default: datasets' own, HF_DATASETS_CACHE)")
+        f.add_argument(
+            "--revision",
+            help=f"commit (or tag) of HuggingFaceFW/{kind} to stream (default: a pinned commit; the manifest records it)",
+        )
         f.add_argument("--no-progress", action="store_true", help="no progress bar")
         f.set_defaults(func=run_fineweb, kind=kind)
 
@@ -129,6 +133,7 @@ def run_fineweb(args) -> int:
         source=args.source,
         cache_dir=args.cache_dir,
         progress=not args.no_progress,
+        revision=args.revision,
     )
     print(summarize(result))
     return 0

@@ -35,16 +35,29 @@ import numpy as np
 from gpt2train.data.tokenizer import EOT_TOKEN, gpt2_encoding
 from gpt2train.errors import UserError
 from gpt2train.formats.shards import HEADER_BYTES, read_shard_header, write_shard
+from gpt2train.optional import require
 
 MANIFEST = ".gpt2train-prepare.json"
 MANIFEST_FORMAT = 1
 CHUNK_CHARS = 1 << 18  # characters of text per work item: big enough to amortize IPC, small enough to balance
 CHUNK_DOCS = 4096
 
-# FineWeb facts from llm.c's dev/data/fineweb.py and the HuggingFace dataset cards
+# FineWeb facts from llm.c's dev/data/fineweb.py and the HuggingFace dataset cards. "revision": the dataset
+# repository's commit that prepare streams by default (--revision), so that a re-run, or a resume weeks later,
+# reads the same documents; it is recorded in the shards' manifest.
 FINEWEB = {
-    "fineweb-edu": {"repo": "HuggingFaceFW/fineweb-edu", "name": "edu_fineweb", "dir": "edu_fineweb"},
-    "fineweb": {"repo": "HuggingFaceFW/fineweb", "name": "fineweb", "dir": "fineweb"},
+    "fineweb-edu": {
+        "repo": "HuggingFaceFW/fineweb-edu",
+        "name": "edu_fineweb",
+        "dir": "edu_fineweb",
+        "revision": "87f09149ef4734204d70ed1d046ddc9ca3f2b8f9",
+    },
+    "fineweb": {
+        "repo": "HuggingFaceFW/fineweb",
+        "name": "fineweb",
+        "dir": "fineweb",
+        "revision": "9bb295ddab0e05d785b879661af7260fed5140fc",
+    },
 }
 FINEWEB_SIZES = {
     "10B": ("sample-10BT", 10 * 10**9),
@@ -476,11 +489,13 @@ def prepare_fineweb(
     source: str | None = None,
     cache_dir: str | None = None,
     progress: bool = True,
+    revision: str | None = None,
 ) -> PrepareResult:
     """``gpt2train prepare fineweb-edu|fineweb``: stream the HuggingFace sample (or ``source``) into shards.
 
     Shard 0 (val) is the first ``shard_size`` tokens, as in llm.c. ``source`` (a local parquet/jsonl file,
-    glob or folder, a save_to_disk folder, or another hub name) replaces the hub dataset.
+    glob or folder, a save_to_disk folder, or another hub name) replaces the hub dataset. ``revision``: the
+    hub dataset's commit (default: the pinned one in FINEWEB).
     """
     if kind not in FINEWEB:
         raise UserError(f"unknown dataset {kind!r}: choose fineweb-edu or fineweb")
@@ -492,11 +507,18 @@ def prepare_fineweb(
     if source is None:
         from gpt2train.data.text_sources import hf_dataset_docs
 
+        require("datasets", "data", f"prepare {kind}")  # now, not after the output folder is made
+        revision = revision or info["revision"]
+
         class _Hub:  # re-iterable (hf_dataset_docs is a generator)
             def __iter__(self):
-                return iter(hf_dataset_docs(info["repo"], "text", config=config, cache_dir=cache_dir))
+                return iter(
+                    hf_dataset_docs(info["repo"], "text", config=config, cache_dir=cache_dir, revision=revision)
+                )
 
         docs, src_id = _Hub(), f"{info['repo']}:{config}"
+    elif revision is not None:
+        raise UserError("--revision picks a commit of the HuggingFace dataset; it does not apply to --source")
     else:
         from gpt2train.data.text_sources import DocSource
 
@@ -504,6 +526,8 @@ def prepare_fineweb(
         docs, src_id = ds, ds.describe()
         total = None  # unknown for a custom source
     params = {"source": src_id, "field": "text", "tokenizer": "gpt2"}
+    if revision is not None:
+        params["revision"] = revision
     return write_token_shards(
         docs,
         out,

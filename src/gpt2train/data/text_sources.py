@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from gpt2train.errors import UserError
+from gpt2train.optional import require
 
 DOC_SEPARATORS = ("blankline", "file", "line")
 TEXT_SUFFIXES = (".txt", ".txt.gz", ".md", ".text")
@@ -160,10 +161,7 @@ def _json_docs(path: str, fld: str, policy: str) -> Iterator[str]:
 
 
 def _parquet_docs(path: str, fld: str) -> Iterator[str]:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise UserError("reading .parquet files needs pyarrow: pip install pyarrow") from None
+    pq = require("pyarrow.parquet", "data", f"reading the parquet file {path}")
     try:
         pf = pq.ParquetFile(path)
     except Exception as e:  # pyarrow raises several types for unreadable files
@@ -288,19 +286,20 @@ def hf_dataset_docs(
     config: str | None = None,
     split: str = "train",
     cache_dir: str | None = None,
+    revision: str | None = None,
 ) -> Iterable[str]:
-    """Documents of a `datasets` dataset: a save_to_disk folder, or a hub name streamed (no full download)."""
-    try:
-        import datasets
-    except ImportError:
-        raise UserError("reading a datasets dataset needs the datasets package: pip install datasets") from None
+    """Documents of a `datasets` dataset: a save_to_disk folder, or a hub name streamed (no full download) at
+    ``revision`` (a commit, tag or branch; None: the default branch)."""
+    datasets = require("datasets", "data", f"reading the dataset {name}")
     try:
         if os.path.isdir(name):
             ds = datasets.load_from_disk(name)
             if isinstance(ds, datasets.DatasetDict):
                 ds = ds[split]
         else:
-            ds = datasets.load_dataset(name, name=config, split=split, streaming=True, cache_dir=cache_dir)
+            ds = datasets.load_dataset(
+                name, name=config, split=split, streaming=True, cache_dir=cache_dir, revision=revision
+            )
     except Exception as e:  # datasets raises many types (network, missing config, ...)
         raise UserError(
             f"cannot open dataset {name!r}{f' config {config}' if config else ''}: {e}; check the network "

