@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from gpt2train.config import ModelConfig, pad_vocab
+from gpt2train.config import ModelConfig
 from gpt2train.errors import UserError
 
 EOT_TEXT = "<|endoftext|>"
