@@ -284,6 +284,10 @@ def state_tensors_problem(tensors: dict[str, torch.Tensor]) -> str | None:
     if cpu is None or cpu.dtype != torch.uint8 or tuple(cpu.shape) != tuple(expected.shape):
         what = "missing" if cpu is None else f"{cpu.dtype} {tuple(cpu.shape)}"
         return f"its CPU RNG state is {what}, expected uint8 {tuple(expected.shape)}"
+    try:  # the bytes must be a state the generator accepts: tried on a scratch generator, not the global one
+        torch.Generator().set_state(cpu)
+    except RuntimeError as e:
+        return f"its CPU RNG state is invalid ({str(e).splitlines()[0]})"
     cuda = tensors.get("rng/cuda")
     if cuda is not None and (cuda.dtype != torch.uint8 or cuda.dim() != 1):
         return f"its CUDA RNG state is {cuda.dtype} {tuple(cuda.shape)}, expected uint8 bytes"
