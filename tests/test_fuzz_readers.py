@@ -248,6 +248,7 @@ def checkpoint_dir(tmp_path_factory) -> Path:
 def _read_checkpoint(out: str):
     """What resume reads, in its order: the DONE record and files, the state file, then each part restored."""
     from gpt2train.data.loader import TrainLoader
+    from gpt2train.model import build_model
     from gpt2train.train import checkpoint as ckpt
     from gpt2train.train.guards import OutlierDetector
 
@@ -261,6 +262,15 @@ def _read_checkpoint(out: str):
     for name in ("loss", "grad"):
         OutlierDetector().load_state_dict(meta["detectors"][name])
     torch.Generator().set_state(tensors["rng/cpu"])
+    model = build_model(SMALL_VOCAB, 0)
+    ckpt.restore_params(model, tensors, "state")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    try:
+        ckpt.restore_optimizer(optimizer, meta, tensors)
+    except (ValueError, KeyError) as e:  # the trainer's one line: the state does not fit this optimizer
+        raise UserError(f"optimizer state does not fit: {e}") from None
+    sum(p.square().sum() for p in model.parameters()).backward()
+    optimizer.step()  # the restored moments are usable
     return meta
 
 

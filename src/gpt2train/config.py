@@ -57,18 +57,24 @@ SHAPE_LIMITS = {
 }
 
 
-def _is_int(value) -> bool:
+def is_int(value) -> bool:
+    """A JSON integer: an int that is not a bool (True is an int to Python, never to a file's schema)."""
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value) -> bool:
+    """A finite JSON number (int or float, not a bool)."""
+    return (is_int(value) or isinstance(value, float)) and math.isfinite(value)
 
 
 def _fits_type(value, type_name: str) -> bool:
     """Whether a JSON value has a dataclass field's type: ints are ints (not bools or 1.0), floats finite."""
     if type_name == "int":
-        return _is_int(value)
+        return is_int(value)
     if type_name == "bool":
         return isinstance(value, bool)
     if type_name == "float":
-        return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+        return is_number(value)
     if type_name == "str":
         return isinstance(value, str)
     return True
@@ -108,7 +114,7 @@ class ModelConfig:
             self.padded_vocab_size = pad_vocab(self.vocab_size)
         for name, limit in SHAPE_LIMITS.items():
             value = getattr(self, name)
-            if not _is_int(value) or not 1 <= value <= limit:
+            if not is_int(value) or not 1 <= value <= limit:
                 raise UserError(f"{name} {value!r} must be an integer in 1..{limit}")
         if self.n_embd % self.n_head != 0:
             raise UserError(f"--n-embd {self.n_embd} is not divisible by --n-head {self.n_head}")

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from gpt2train.config import is_int
 from gpt2train.errors import UserError
 from gpt2train.formats.shards import (
     HEADER_BYTES,
@@ -211,17 +212,13 @@ class TrainLoader:
         self.pos = LoaderPosition(**state["position"])
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def loader_state_problem(state) -> str | None:
     """What is wrong with a :meth:`TrainLoader.state_dict` read from a file, or None: the types of every field,
     and a position that lies inside the shards it records (the shard order replayed from the seed)."""
     if not isinstance(state, dict):
         return "the loader state is not an object"
-    for key, ok in (("seed", _is_int), ("shuffle", lambda v: isinstance(v, bool)), ("seqs_per_step", _is_int),
-                    ("seq_len", _is_int), ("shards", lambda v: isinstance(v, list)),
+    for key, ok in (("seed", is_int), ("shuffle", lambda v: isinstance(v, bool)), ("seqs_per_step", is_int),
+                    ("seq_len", is_int), ("shards", lambda v: isinstance(v, list)),
                     ("position", lambda v: isinstance(v, dict))):  # fmt: skip
         if key not in state:
             return f"the loader state has no {key!r}"
@@ -230,10 +227,10 @@ def loader_state_problem(state) -> str | None:
     if state["seq_len"] <= 0 or state["seqs_per_step"] <= 0 or not 0 <= state["seed"] < 2**63:
         return "the loader state's seq_len, seqs_per_step or seed is out of range"
     shards = state["shards"]
-    if not shards or not all(isinstance(s, list) and len(s) == 2 and _is_int(s[1]) and s[1] > 0 for s in shards):
+    if not shards or not all(isinstance(s, list) and len(s) == 2 and is_int(s[1]) and s[1] > 0 for s in shards):
         return "the loader state's shard list is not a non-empty list of [path, token count]"
     pos = state["position"]
-    if set(pos) != {"epoch", "shard_pos", "seq_pos"} or not all(_is_int(v) and v >= 0 for v in pos.values()):
+    if set(pos) != {"epoch", "shard_pos", "seq_pos"} or not all(is_int(v) and v >= 0 for v in pos.values()):
         return f"the loader position {pos!r} is not three counts >= 0 (epoch, shard_pos, seq_pos)"
     if pos["shard_pos"] >= len(shards):
         return f"the loader position's shard_pos {pos['shard_pos']} is out of range for {len(shards)} shards"

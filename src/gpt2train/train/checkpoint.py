@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import errno
 import json
-import math
 import os
 import re
 from collections.abc import Callable
@@ -25,6 +24,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from gpt2train.config import is_int, is_number
 from gpt2train.errors import UserError
 
 _DONE_RE = re.compile(r"^DONE_(\d{8})$")
@@ -210,14 +210,6 @@ def load_state(path: str) -> tuple[dict, dict[str, torch.Tensor]]:
     return meta, tensors
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value) -> bool:
-    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
-
-
 def state_meta_problem(meta, step: int | None) -> str | None:
     """What makes a state file's ``meta`` untrustworthy, or None. ``step`` is the step in the file's name.
 
@@ -233,7 +225,7 @@ def state_meta_problem(meta, step: int | None) -> str | None:
                       ("config", "dict"), ("optimizer", "dict")):  # fmt: skip
         if key not in meta:
             return f"its meta has no {key!r}"
-        if not (_is_int(meta[key]) if kind == "int" else isinstance(meta[key], dict)):
+        if not (is_int(meta[key]) if kind == "int" else isinstance(meta[key], dict)):
             return f"its meta's {key!r} is {meta[key]!r}, not an {kind}"[:200]
     if step is not None and meta["step"] != step:
         return f"its meta says step {meta['step']}, its name says step {step}"
@@ -245,8 +237,8 @@ def state_meta_problem(meta, step: int | None) -> str | None:
         return problem
     for name in ("loss", "grad"):
         det = meta["detectors"].get(name)
-        if not (isinstance(det, dict) and isinstance(det.get("values"), list) and _is_int(det.get("skipped_in_a_row"))
-                and det["skipped_in_a_row"] >= 0 and all(_is_number(v) for v in det["values"])):  # fmt: skip
+        if not (isinstance(det, dict) and isinstance(det.get("values"), list) and is_int(det.get("skipped_in_a_row"))
+                and det["skipped_in_a_row"] >= 0 and all(is_number(v) for v in det["values"])):  # fmt: skip
             return f"its {name} outlier detector state is not a window of finite numbers and a count"
     return _optimizer_meta_problem(meta["optimizer"])
 
@@ -258,17 +250,19 @@ def _optimizer_meta_problem(opt) -> str | None:
     for g in groups:
         if not isinstance(g, dict) or not isinstance(g.get("params"), list):
             return "an optimizer param group is not an object with a list of params"
-        if not all(_is_int(i) and i >= 0 for i in g["params"]):
+        if not all(is_int(i) and i >= 0 for i in g["params"]):
             return "an optimizer param group lists params that are not indices"
         for key in ("lr", "eps", "weight_decay", "momentum"):
-            if key in g and not _is_number(g[key]):
+            if key in g and not is_number(g[key]):
                 return f"an optimizer param group's {key} is {g[key]!r}, not a number"[:200]
         if "betas" in g and not (isinstance(g["betas"], list) and len(g["betas"]) == 2
-                                 and all(_is_number(b) for b in g["betas"])):  # fmt: skip
+                                 and all(is_number(b) for b in g["betas"])):  # fmt: skip
             return "an optimizer param group's betas are not two numbers"
     for idx, values in scalars.items():
         if not idx.isdigit() or not isinstance(values, dict):
             return "the optimizer's per-parameter scalars are not keyed by parameter index"
+        if not all(is_number(v) or isinstance(v, bool) for v in values.values()):
+            return f"the optimizer's scalars of parameter {idx} are not numbers"
     return None
 
 
@@ -295,7 +289,33 @@ def state_tensors_problem(tensors: dict[str, torch.Tensor]) -> str | None:
 
 
 def restore_optimizer(optimizer, meta: dict, tensors: dict[str, torch.Tensor]) -> None:
-    local_optimizer(optimizer).load_state_dict(_unflatten_optimizer(tensors, meta["optimizer"]))
+    """Load the optimizer state; a ValueError when it does not fit this optimizer's parameters (their count,
+    or a moment of another shape, which would otherwise fail mid-step)."""
+    opt = local_optimizer(optimizer)
+    state = _unflatten_optimizer(tensors, meta["optimizer"])
+    params = [p for g in opt.param_groups for p in g["params"]]
+    for idx, pstate in state["state"].items():
+        if idx >= len(params):
+            raise ValueError(f"state for parameter {idx}, but the optimizer has {len(params)}")
+        for key, t in pstate.items():
+            if torch.is_tensor(t) and t.dim() > 0 and t.shape != params[idx].shape:
+                raise ValueError(f"{key} of parameter {idx} has shape {tuple(t.shape)}, the parameter "
+                                 f"{tuple(params[idx].shape)}")  # fmt: skip
+    opt.load_state_dict(state)
+
+
+def restore_params(model, tensors: dict[str, torch.Tensor], path: str) -> None:
+    """The exact parameters a state file keeps (``param/<name>``, when the model file cannot hold them), copied
+    into ``model``; a set that does not match the model's parameters is a UserError naming the file."""
+    params = {k[len("param/") :]: v for k, v in tensors.items() if k.startswith("param/")}
+    if not params:
+        return
+    named = dict(model.named_parameters())
+    if set(params) != set(named) or any(params[n].shape != p.shape for n, p in named.items()):
+        raise _unreadable_state(path, "its parameters do not match the model's names and shapes")
+    with torch.no_grad():
+        for name, p in named.items():
+            p.copy_(params[name].to(p.dtype))
 
 
 def restore_rng(tensors: dict[str, torch.Tensor]) -> None:
@@ -353,12 +373,12 @@ def read_done_record(out_dir: str, step: int) -> dict:
     if record.get("step", step) != step or isinstance(record.get("step"), bool):
         raise UserError(f"{path} is corrupt: it says step {record.get('step')!r}, its name says step {step}")
     world, zero = record.get("world_size", 1), record.get("zero_stage", 0)
-    if not (_is_int(world) and world >= 1 and _is_int(zero) and zero in (0, 1)):
+    if not (is_int(world) and world >= 1 and is_int(zero) and zero in (0, 1)):
         raise UserError(f"{path} is corrupt: world_size {world!r} / zero_stage {zero!r}")
     own = re.compile(rf"^(model_{step:08d}\.(bin|safetensors)|state_{step:08d}_\d{{5}}\.safetensors)$")
     for name, size in record["files"].items():
         confined_name(name, path, "checkpoint file")
-        if not own.match(name) or not _is_int(size) or size < 0:
+        if not own.match(name) or not is_int(size) or size < 0:
             raise UserError(f"{path} is corrupt: it lists {name!r} ({size!r} bytes), not a file of step {step}")
     return record
 

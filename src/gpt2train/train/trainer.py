@@ -542,11 +542,7 @@ class Trainer:
             raise UserError(f"cannot resume step {step} from {path}: it was written with --bf16-params "
                             f"{saved_bf16_params}, this run has --bf16-params {cfg.bf16_params}; resume with "
                             f"--bf16-params {saved_bf16_params}")  # fmt: skip
-        params = {k[len("param/") :]: v for k, v in tensors.items() if k.startswith("param/")}
-        if params:
-            with torch.no_grad():
-                for name, p in self.raw_model.named_parameters():
-                    p.copy_(params[name].to(p.dtype))
+        ckpt.restore_params(self.raw_model, tensors, path)
         try:
             ckpt.restore_optimizer(self.optimizer, meta, tensors)
         except (ValueError, KeyError) as e:  # e.g. a Muon checkpoint resumed with AdamW, or the reverse
