@@ -2,7 +2,8 @@
 
 Header: [0] = 20240520 (magic), [1] = 1 (version), [2] = number of tokens. llm.c's HellaSwag
 eval files use magic 20240522 and are not token shards. Shards are memory-mapped, never read
-whole into RAM, and every check names the file.
+whole into RAM, and every check names the file. The header's count must equal the file's length, and
+:func:`check_token_ids` refuses ids the model has no row for: a shard is trusted in no other way.
 """
 
 from __future__ import annotations
