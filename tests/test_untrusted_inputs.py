@@ -189,11 +189,11 @@ def test_tampered_state_without_an_older_checkpoint_is_an_error(case, run_dir, c
     assert "step    5" not in stdout and "step 5/" not in stdout  # nothing trained past the checkpoint
 
 
-@pytest.mark.parametrize("case", ["step 10**12", "shard_pos out of range", "missing loader"])
+@pytest.mark.parametrize("case", ["step 10**12", "shard_pos out of range", "missing loader", "float RNG"])
 def test_tampered_state_falls_back_to_the_older_checkpoint(case, run_dir, cli_main, capsys):
     out, resume_args = run_dir
     change, needle = TAMPERED[case]
-    _rewrite_state(out, 4, change.get("meta"))
+    _rewrite_state(out, 4, change.get("meta"), change.get("tensors"))
     code, stdout, err = _run(cli_main, capsys, resume_args)
     assert code == 0, err
     assert "checkpoint at step 4 is unusable" in stdout and needle in stdout

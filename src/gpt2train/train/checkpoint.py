@@ -266,9 +266,10 @@ def _optimizer_meta_problem(opt) -> str | None:
     return None
 
 
-def state_tensors_problem(tensors: dict[str, torch.Tensor]) -> str | None:
+def state_tensors_problem(tensors: dict[str, torch.Tensor | None]) -> str | None:
     """What is wrong with a state file's tensors, or None: names of the three kinds, RNG states as the bytes
-    torch.set_rng_state takes (not floats, not another length)."""
+    torch.set_rng_state takes (not floats, not another length). Only the ``rng/*`` tensors are looked at (the
+    others may be None: the checkpoint check reads names only)."""
     for name in tensors:
         kind = name.split("/", 1)[0]
         if kind not in ("optim", "rng", "param") or (kind == "optim" and not re.fullmatch(r"optim/\d+/[^/]+", name)):
@@ -416,8 +417,14 @@ def _header_problem(out_dir: str, step: int, names: list[str]) -> str | None:
             path = os.path.join(out_dir, name)
             try:
                 read_state_meta(path)
+                with safe_open(path, framework="pt") as f:  # the names, and the small RNG tensors only
+                    tensors = {k: f.get_tensor(k) if k.startswith("rng/") else None for k in f.keys()}
             except UserError as e:
                 return str(e)
+            except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+                return str(_unreadable_state(path, e))
+            if problem := state_tensors_problem(tensors):
+                return str(_unreadable_state(path, problem))
     return None
 
 
