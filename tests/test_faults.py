@@ -1,6 +1,7 @@
 """Nothing lost: full disk, retention, pre-flight, SIGUSR1, damaged model files (docs/faults.md)."""
 
 import errno
+import json
 import os
 import shutil
 import signal
@@ -163,7 +164,12 @@ def _fake_checkpoint(out, step, damaged=False):
     import torch
     from safetensors.torch import save_file
 
-    save_file({"x": torch.zeros(2)}, ckpt.state_path(out, step, 0), metadata={"meta": "{}"})
+    detector = {"values": [], "skipped_in_a_row": 0}
+    loader = {"position": {"epoch": 0, "shard_pos": 0, "seq_pos": 0}, "seed": 42, "shuffle": True,
+              "seqs_per_step": 1, "seq_len": 4, "shards": [["train.bin", 100]]}  # fmt: skip
+    meta = {"step": step, "loader": loader, "detectors": {"loss": detector, "grad": detector}, "world_size": 1,
+            "config": {}, "optimizer": {"param_groups": [], "scalars": {}}}  # fmt: skip
+    save_file({"rng/cpu": torch.get_rng_state()}, ckpt.state_path(out, step, 0), metadata={"meta": json.dumps(meta)})
     ckpt.write_done(out, step, 1, 0, 1)
     if damaged:
         os.truncate(ckpt.model_path(out, step), 100)

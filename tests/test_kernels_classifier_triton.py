@@ -102,3 +102,17 @@ def test_softcap_matches_reference(dtype):
         torch.testing.assert_close(a.float(), r, **tol)
     capped = plain_classifier_loss(x.float(), w.float(), t, V, softcap=2.0)
     assert not torch.isclose(capped, plain_classifier_loss(x.float(), w.float(), t, V))  # the cap changed the loss
+
+
+@pytest.mark.parametrize("impl", ["triton", "torch"])
+@pytest.mark.parametrize("bad_target", [V + 3, VP + 1000, 65535])
+def test_target_outside_the_vocabulary_is_a_nan_loss_not_a_read_out_of_bounds(impl, bad_target):
+    """A target id >= vocab_size (inside the padding, past the row, past the buffer) is masked, never loaded:
+    the loss is NaN (fails loudly) and no gradient lands in a padded column."""
+    x, w, t = _inputs(9, torch.float32, seed=3, ignore_frac=0.0)
+    t[4] = bad_target
+    loss, gx, gw = _run(lambda a, b, c: chunked_classifier_loss(a, b, c, V, chunk_rows=4, impl=impl), x, w, t)
+    assert torch.isnan(loss)
+    assert torch.count_nonzero(gw[V:]) == 0
+    with torch.no_grad():
+        assert torch.isnan(chunked_classifier_loss(x, w, t, V, chunk_rows=4, impl=impl))

@@ -7,6 +7,7 @@ they are documented here once and ``--help`` prints them.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -44,6 +45,59 @@ def pad_vocab(vocab_size: int, multiple: int = 128) -> int:
     return ((vocab_size + multiple - 1) // multiple) * multiple
 
 
+# Bounds of a model's shape: far beyond any model this trainer builds (gpt3:c12288 has 96 layers), tight enough
+# that a shape read from a file cannot make a reader loop or allocate without end before it is checked.
+SHAPE_LIMITS = {
+    "n_layer": 1024,
+    "n_head": 1024,
+    "n_embd": 1 << 17,
+    "vocab_size": 1 << 22,
+    "padded_vocab_size": 1 << 22,
+    "max_seq_len": 1 << 22,
+}
+
+
+def is_int(value) -> bool:
+    """A JSON integer: an int that is not a bool (True is an int to Python, never to a file's schema)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value) -> bool:
+    """A finite JSON number (int or float, not a bool)."""
+    return (is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+def _fits_type(value, type_name: str) -> bool:
+    """Whether a JSON value has a dataclass field's type: ints are ints (not bools or 1.0), floats finite."""
+    if type_name == "int":
+        return is_int(value)
+    if type_name == "bool":
+        return isinstance(value, bool)
+    if type_name == "float":
+        return is_number(value)
+    if type_name == "str":
+        return isinstance(value, str)
+    return True
+
+
+def model_config_from_dict(cls: type[ModelConfig], fields: object, source: str) -> ModelConfig:
+    """``cls(**fields)`` for fields read from the file ``source`` (a config.json, a model file's metadata), after
+    checking each one's type; the ranges are ``cls``'s own checks. Unknown or mistyped fields, and impossible
+    shapes, are a UserError naming the file."""
+    if not isinstance(fields, dict):
+        raise UserError(f"{source}: the model config is {type(fields).__name__}, not an object; re-create the file")
+    known = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+    for name, value in fields.items():
+        if name not in known:
+            raise UserError(f"{source}: unknown model config field {name!r}; is the file from another program?")
+        if not _fits_type(value, known[name]):
+            raise UserError(f"{source}: model config field {name} is {value!r}, expected {known[name]}")
+    try:
+        return cls(**fields)
+    except UserError as e:
+        raise UserError(f"{source}: impossible model config: {e}") from None
+
+
 @dataclass
 class ModelConfig:
     """Shape of a GPT-2 model. ``padded_vocab_size`` rows of wte exist; only ``vocab_size`` are predicted."""
@@ -56,8 +110,12 @@ class ModelConfig:
     padded_vocab_size: int = 0  # 0: derived from vocab_size
 
     def __post_init__(self):
-        if self.padded_vocab_size == 0:
+        if self.padded_vocab_size == 0 and isinstance(self.vocab_size, int):
             self.padded_vocab_size = pad_vocab(self.vocab_size)
+        for name, limit in SHAPE_LIMITS.items():
+            value = getattr(self, name)
+            if not is_int(value) or not 1 <= value <= limit:
+                raise UserError(f"{name} {value!r} must be an integer in 1..{limit}")
         if self.n_embd % self.n_head != 0:
             raise UserError(f"--n-embd {self.n_embd} is not divisible by --n-head {self.n_head}")
         if self.padded_vocab_size < self.vocab_size:

@@ -148,8 +148,11 @@ def val_loss(
     device = torch.device(device)
     rank, world = _dist()
     warn = warn or (lambda m: print(f"warning: {m}", file=sys.stderr))
+    vocab = getattr(
+        getattr(unwrap(model), "config", None), "vocab_size", None
+    )  # ids past it: an error naming the shard
     loader = ValLoader(shard_pattern, B, T, -1 if max_batches is None else max_batches, flag=flag,
-                       warn=warn if rank == 0 else None)  # fmt: skip
+                       warn=warn if rank == 0 else None, vocab_size=vocab)  # fmt: skip
     byte_len = _token_byte_lengths()
     m = unwrap(model)
     was_training = m.training

@@ -61,6 +61,8 @@ class ModernConfig(ModelConfig):
             raise UserError(f"--pos rotary needs an even head size, not {self.n_embd // self.n_head}")
         if self.logit_softcap < 0:
             raise UserError(f"--logit-softcap {self.logit_softcap} must be >= 0")
+        if not self.rope_base > 0:
+            raise UserError(f"rope_base {self.rope_base} must be > 0")
 
     @property
     def bias(self) -> bool:
@@ -325,9 +327,28 @@ def save_modern_model(path: str | os.PathLike, state_dict: dict, cfg: ModernConf
     os.replace(tmp, path)
 
 
+def modern_tensor_shapes(cfg: ModernConfig) -> dict[str, tuple[int, ...]]:
+    """{name: shape} of a ModernGPT's state dict, from a model made on the meta device (no memory)."""
+    with torch.device("meta"):
+        model = ModernGPT(cfg)
+    return {name: tuple(t.shape) for name, t in model.state_dict().items()}
+
+
+def check_modern_weights(path: str | os.PathLike, cfg: ModernConfig, source: str) -> None:
+    """The safetensors file ``path`` holds exactly ``cfg``'s tensors (checked from its header, before any
+    tensor is read): a config claiming more layers than the file holds is a UserError naming ``source``."""
+    from gpt2train.formats.tensor_header import check_shapes, check_size_for, safetensors_shapes
+
+    check_size_for(cfg.num_parameters(), os.path.getsize(path), source)
+    check_shapes(safetensors_shapes(path), modern_tensor_shapes(cfg), source)
+
+
 def read_modern_header(path: str | os.PathLike) -> ModernConfig:
-    """The config of a modern model file (reads only the header); a UserError if it is not one."""
+    """The config of a modern model file, checked against the tensors its header lists (reads only the
+    header); a UserError if it is not one, or if the config and the tensors disagree."""
     from safetensors import SafetensorError, safe_open
+
+    from gpt2train.config import model_config_from_dict
 
     try:
         with safe_open(str(path), framework="pt") as f:
@@ -337,9 +358,12 @@ def read_modern_header(path: str | os.PathLike) -> ModernConfig:
     if meta.get("format") != MODERN_FORMAT or "config" not in meta:
         raise UserError(f"{path} is a safetensors file but not a gpt2train modern model (no {MODERN_FORMAT} config)")
     try:
-        return ModernConfig(**json.loads(meta["config"]))
-    except (TypeError, ValueError) as e:
-        raise UserError(f"{path}: the config in the file is invalid ({e})") from None
+        fields = json.loads(meta["config"])
+    except (ValueError, RecursionError) as e:
+        raise UserError(f"{path}: the config in the file is not valid JSON ({e}); re-create the file") from None
+    cfg = model_config_from_dict(ModernConfig, fields, str(path))
+    check_modern_weights(path, cfg, str(path))
+    return cfg
 
 
 def read_modern_model(path: str | os.PathLike) -> tuple[ModernConfig, dict[str, torch.Tensor]]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import glob
 import os
 
+from gpt2train.config import GPT2_VOCAB_SIZE
 from gpt2train.errors import UserError
-from gpt2train.formats.shards import read_shard_header
+from gpt2train.formats.shards import check_token_ids, read_shard_header
 
 
 def split_of(filename: str) -> str:
@@ -19,8 +20,9 @@ def split_of(filename: str) -> str:
     return "?"
 
 
-def shard_report(dir_or_glob: str) -> dict:
-    """Every .bin shard of a folder (or glob): tokens, split, header check; bad files listed, not raised."""
+def shard_report(dir_or_glob: str, vocab_size: int = GPT2_VOCAB_SIZE) -> dict:
+    """Every .bin shard of a folder (or glob): tokens, split, the checks training makes (header, length, token
+    ids below ``vocab_size``); bad files listed, not raised."""
     if os.path.isdir(dir_or_glob):
         paths = glob.glob(os.path.join(dir_or_glob, "*.bin"))
     else:
@@ -33,6 +35,7 @@ def shard_report(dir_or_glob: str) -> dict:
         row = {"path": p, "split": split_of(p)}
         try:
             info = read_shard_header(p)
+            check_token_ids(info, vocab_size)
             row.update(ok=True, tokens=info.num_tokens, bytes=info.file_bytes, error=None)
             totals[row["split"]] += info.num_tokens
         except UserError as e:

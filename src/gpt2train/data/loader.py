@@ -16,8 +16,16 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from gpt2train.config import is_int
 from gpt2train.errors import UserError
-from gpt2train.formats.shards import HEADER_BYTES, TOKEN_DTYPE, ShardInfo, expand_pattern, read_shard_header
+from gpt2train.formats.shards import (
+    HEADER_BYTES,
+    TOKEN_DTYPE,
+    ShardInfo,
+    check_token_ids,
+    expand_pattern,
+    read_shard_header,
+)
 
 
 class ShardUnreadable(UserError):
@@ -32,9 +40,12 @@ class ShardSet:
     turns into a checkpoint and one line, instead of a bus error that kills the process.
     """
 
-    def __init__(self, pattern: str, flag: str):
+    def __init__(self, pattern: str, flag: str, vocab_size: int | None = None):
         self.pattern = pattern
         self.infos: list[ShardInfo] = [read_shard_header(p) for p in expand_pattern(pattern, flag)]
+        if vocab_size is not None:  # every token must have a row in the model (and be a possible target)
+            for info in self.infos:
+                check_token_ids(info, vocab_size)
         self._fds: dict[int, int] = {}
 
     def __len__(self) -> int:
@@ -67,6 +78,19 @@ class ShardSet:
         return np.frombuffer(data, dtype=TOKEN_DTYPE)
 
 
+def check_shards(pattern: str, flag: str, vocab_size: int) -> None:
+    """Every shard of ``pattern``: header, length and token ids below ``vocab_size``, or a UserError naming the
+    shard. The trainer calls it before it builds the model; the check's result is cached per file."""
+    ShardSet(pattern, flag, vocab_size)
+
+
+def shard_order(num_shards: int, seed: int, epoch: int, shuffle: bool) -> np.ndarray:
+    """The order of the shards in an epoch: permuted by a generator seeded from (seed, epoch) with ``shuffle``."""
+    if not shuffle:
+        return np.arange(num_shards)
+    return np.random.default_rng([seed, epoch]).permutation(num_shards)
+
+
 @dataclass
 class LoaderPosition:
     """Where the next global step starts: epoch, index into the epoch's shard order, sequence index."""
@@ -91,6 +115,7 @@ class TrainLoader:
         shuffle: bool = True,
         flag: str = "-i",
         on_epoch_end: Callable[[int], None] | None = None,
+        vocab_size: int | None = None,
     ):
         B, T = batch_size, seq_len
         if total_batch_size % (B * T * world_size) != 0:
@@ -98,7 +123,7 @@ class TrainLoader:
                 f"-d {total_batch_size} is not divisible by B*T*world = {B}*{T}*{world_size} = {B * T * world_size}; "
                 "choose -d as a multiple of it"
             )
-        self.shards = ShardSet(pattern, flag)
+        self.shards = ShardSet(pattern, flag, vocab_size)
         self.B, self.T, self.rank, self.world = B, T, rank, world_size
         self.seqs_per_step = total_batch_size // T
         self.grad_accum = total_batch_size // (B * T * world_size)
@@ -120,10 +145,7 @@ class TrainLoader:
 
     # -- order ----------------------------------------------------------------------------------
     def _shard_order(self, epoch: int) -> np.ndarray:
-        n = len(self.shards)
-        if not self.shuffle:
-            return np.arange(n)
-        return np.random.default_rng([self.seed, epoch]).permutation(n)
+        return shard_order(len(self.shards), self.seed, epoch, self.shuffle)
 
     def _seq_order(self, epoch: int, shard: int) -> np.ndarray:
         key = (epoch, shard)
@@ -176,7 +198,8 @@ class TrainLoader:
                 "shards": [[i.path, i.num_tokens] for i in self.shards.infos]}  # fmt: skip
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore the exact position; the data must be the same shards, order settings and step size."""
+        """Restore the exact position; the data must be the same shards, order settings and step size.
+        ``state`` must have passed :func:`loader_state_problem` (the checkpoint reader checks it)."""
         mine = self.state_dict()
         for key in ("seed", "shuffle", "seqs_per_step", "seq_len"):
             if state[key] != mine[key]:
@@ -189,6 +212,35 @@ class TrainLoader:
         self.pos = LoaderPosition(**state["position"])
 
 
+def loader_state_problem(state) -> str | None:
+    """What is wrong with a :meth:`TrainLoader.state_dict` read from a file, or None: the types of every field,
+    and a position that lies inside the shards it records (the shard order replayed from the seed)."""
+    if not isinstance(state, dict):
+        return "the loader state is not an object"
+    for key, ok in (("seed", is_int), ("shuffle", lambda v: isinstance(v, bool)), ("seqs_per_step", is_int),
+                    ("seq_len", is_int), ("shards", lambda v: isinstance(v, list)),
+                    ("position", lambda v: isinstance(v, dict))):  # fmt: skip
+        if key not in state:
+            return f"the loader state has no {key!r}"
+        if not ok(state[key]):
+            return f"the loader state's {key!r} is {state[key]!r} of the wrong type"
+    if state["seq_len"] <= 0 or state["seqs_per_step"] <= 0 or not 0 <= state["seed"] < 2**63:
+        return "the loader state's seq_len, seqs_per_step or seed is out of range"
+    shards = state["shards"]
+    if not shards or not all(isinstance(s, list) and len(s) == 2 and is_int(s[1]) and s[1] > 0 for s in shards):
+        return "the loader state's shard list is not a non-empty list of [path, token count]"
+    pos = state["position"]
+    if set(pos) != {"epoch", "shard_pos", "seq_pos"} or not all(is_int(v) and v >= 0 for v in pos.values()):
+        return f"the loader position {pos!r} is not three counts >= 0 (epoch, shard_pos, seq_pos)"
+    if pos["shard_pos"] >= len(shards):
+        return f"the loader position's shard_pos {pos['shard_pos']} is out of range for {len(shards)} shards"
+    order = shard_order(len(shards), state["seed"], pos["epoch"], state["shuffle"])
+    seqs = (shards[int(order[pos["shard_pos"]])][1] - 1) // state["seq_len"]
+    if pos["seq_pos"] >= max(seqs, 1):
+        return f"the loader position's seq_pos {pos['seq_pos']} is out of range for a shard of {seqs} sequences"
+    return None
+
+
 class ValLoader:
     """llm.c's validation batches: batch k is tokens [k*B*T, k*B*T + B*T + 1) of a shard, in order.
 
@@ -197,8 +249,8 @@ class ValLoader:
     """
 
     def __init__(self, pattern: str, batch_size: int, seq_len: int, max_batches: int, flag: str = "-j",
-                 warn: Callable[[str], None] | None = None):  # fmt: skip
-        self.shards = ShardSet(pattern, flag)
+                 warn: Callable[[str], None] | None = None, vocab_size: int | None = None):  # fmt: skip
+        self.shards = ShardSet(pattern, flag, vocab_size)
         self.B, self.T = batch_size, seq_len
         starts = []
         for s, info in enumerate(self.shards.infos):

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from gpt2train.config import ModelConfig, pad_vocab
+from gpt2train.config import ModelConfig
 from gpt2train.errors import UserError
 
 EOT_TEXT = "<|endoftext|>"
@@ -144,36 +144,87 @@ def write_hf_dir(path: str | os.PathLike, cfg: ModelConfig, sd: dict[str, torch.
 # -- import -----------------------------------------------------------------------------------
 
 
-def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+def _weight_files(path: Path) -> list[Path]:
+    """The safetensors files of a HuggingFace dir: model.safetensors, or the shards its index.json names (each
+    confined to the directory); [] when there are none."""
+    from gpt2train.paths import confined_name
+
+    index = path / "model.safetensors.index.json"
+    if (path / "model.safetensors").exists():
+        return [path / "model.safetensors"]
+    if not index.exists():
+        return []
+    try:
+        weight_map = json.loads(index.read_text())["weight_map"]
+    except (OSError, ValueError, RecursionError, KeyError, TypeError) as e:
+        raise UserError(f"cannot read {index} ({e!r}): re-download the model") from None
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise UserError(f"{index}: weight_map is not a non-empty object: re-download the model")
+    shards = sorted({confined_name(name, index, "weight shard") for name in weight_map.values()})
+    return [path / name for name in shards]
+
+
+def _read_weights(path: Path, expected: dict[str, tuple[int, ...]]) -> dict[str, torch.Tensor]:
+    """Every weight of a HuggingFace dir, checked against ``expected`` (names without ``transformer.``) from the
+    safetensors headers before any tensor is read."""
     from safetensors.torch import load_file
 
-    single = path / "model.safetensors"
-    index = path / "model.safetensors.index.json"
+    from gpt2train.formats.tensor_header import safetensors_shapes
+
+    files = _weight_files(path)
     legacy = path / "pytorch_model.bin"
+    if not files and not legacy.exists():
+        raise UserError(f"{path} has a config.json but no model.safetensors or pytorch_model.bin")
+    if files:
+        shapes = {}
+        for f in files:
+            if not f.is_file():
+                raise UserError(f"{path}: the weight file {f.name} is missing: re-download the model")
+            shapes.update(safetensors_shapes(f))
+        _check_hf_shapes(shapes, expected, path)
     try:
-        if single.exists():
-            return load_file(str(single))
-        if index.exists():
-            weight_map = json.loads(index.read_text())["weight_map"]
+        if files:
             out: dict[str, torch.Tensor] = {}
-            for shard in sorted(set(weight_map.values())):
-                out.update(load_file(str(path / shard)))
-            return out
-        if legacy.exists():
+            for f in files:
+                out.update(load_file(str(f)))
+        else:
             # weights_only: a pickle from a stranger must not run code
-            return torch.load(str(legacy), map_location="cpu", weights_only=True)
-    except UserError:
-        raise
+            out = torch.load(str(legacy), map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt or truncated files: name the directory
         raise UserError(f"cannot read the weights in {path}: {e}") from None
-    raise UserError(f"{path} has a config.json but no model.safetensors or pytorch_model.bin")
+    if not isinstance(out, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in out.items()):
+        raise UserError(f"{legacy} does not hold a dict of named tensors: re-download the model")
+    _check_hf_shapes({k: tuple(v.shape) for k, v in out.items()}, expected, path)
+    return out
+
+
+def _strip(name: str) -> str:
+    # GPT2LMHeadModel saves "transformer.*"; GPT2Model (the original uploads) saves bare names
+    return name[len("transformer.") :] if name.startswith("transformer.") else name
+
+
+def _check_hf_shapes(found: dict[str, tuple[int, ...]], expected: dict[str, tuple[int, ...]], path: Path) -> None:
+    from gpt2train.formats.tensor_header import check_shapes
+
+    found = {_strip(k): v for k, v in found.items()}
+    found.pop("lm_head.weight", None)  # tied to wte; checked against it where it is stored
+    found = {k: v for k, v in found.items() if not k.endswith((".attn.bias", ".attn.masked_bias"))}  # old buffers
+    layers = sum(k.endswith(".ln_1.weight") and k.startswith("h.") for k in expected)
+    if f"h.{layers}.ln_1.weight" in found:
+        raise UserError(f"{path}: the weights hold more than the {layers} layers that config.json declares")
+    check_shapes(found, expected, f"{path} (config.json and its weights)")
 
 
 def _config_from_json(path: Path) -> ModelConfig:
+    from gpt2train.config import model_config_from_dict
+
+    source = path / "config.json"
     try:
-        conf = json.loads((path / "config.json").read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise UserError(f"cannot read {path / 'config.json'}: {e}") from None
+        conf = json.loads(source.read_text())
+    except (OSError, ValueError, RecursionError) as e:
+        raise UserError(f"cannot read {source}: {e}") from None
+    if not isinstance(conf, dict):
+        raise UserError(f"{source} is not a JSON object: re-download the model")
     if conf.get("model_type") != "gpt2":
         raise UserError(
             f"{path} is not a GPT-2 model: config.json has model_type {conf.get('model_type')!r}, expected 'gpt2'"
@@ -185,40 +236,29 @@ def _config_from_json(path: Path) -> ModelConfig:
         raise UserError(f"{path}: attention variants (scale_attn_by_inverse_layer_idx, ...) are not supported")
     if conf.get("scale_attn_weights") is False:
         raise UserError(f"{path}: scale_attn_weights=false is not supported")
-    C = int(conf.get("n_embd", 768))
-    if conf.get("n_inner") not in (None, 4 * C):
-        raise UserError(f"{path}: n_inner {conf['n_inner']} is not 4 * n_embd")
-    if abs(float(conf.get("layer_norm_epsilon", 1e-5)) - 1e-5) > 1e-12:
-        raise UserError(f"{path}: layer_norm_epsilon {conf['layer_norm_epsilon']} differs from GPT-2's 1e-5")
+    fields = {
+        "n_layer": conf.get("n_layer", 12),
+        "n_head": conf.get("n_head", 12),
+        "n_embd": conf.get("n_embd", 768),
+        "vocab_size": conf.get("vocab_size", 50257),
+        "max_seq_len": conf.get("n_positions", conf.get("n_ctx", 1024)),
+    }
+    cfg = model_config_from_dict(ModelConfig, fields, str(source))  # types and ranges
+    if conf.get("n_inner") not in (None, 4 * cfg.n_embd):
+        raise UserError(f"{path}: n_inner {conf['n_inner']!r} is not 4 * n_embd")
+    eps = conf.get("layer_norm_epsilon", 1e-5)
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or abs(eps - 1e-5) > 1e-12:
+        raise UserError(f"{path}: layer_norm_epsilon {eps!r} differs from GPT-2's 1e-5")
     if conf.get("tie_word_embeddings", True) is False:
         raise UserError(f"{path}: untied input and output embeddings are not supported")
-    V = int(conf.get("vocab_size", 50257))
-    return ModelConfig(
-        n_layer=int(conf.get("n_layer", 12)),
-        n_head=int(conf.get("n_head", 12)),
-        n_embd=C,
-        vocab_size=V,
-        max_seq_len=int(conf.get("n_positions", conf.get("n_ctx", 1024))),
-        padded_vocab_size=pad_vocab(V),
-    )
+    return cfg
 
 
-def read_hf_dir(path: str | os.PathLike) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
-    """(config, our fp32 state dict) from a HuggingFace GPT-2 directory (gpt2 .. gpt2-xl shapes).
-
-    ``wte`` is padded with zero rows to a multiple of 128, as llm.c pads it.
-    """
-    path = Path(path)
-    cfg = _config_from_json(path)
-    raw = _read_weights(path)
-    # GPT2LMHeadModel saves "transformer.*"; GPT2Model (the original uploads) saves bare names
-    weights = {}
-    for k, v in raw.items():
-        k = k[len("transformer.") :] if k.startswith("transformer.") else k
-        weights[k] = v
+def _hf_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """HF GPT-2's tensors (bare names, Conv1D weights as (in, out)) for ``cfg``."""
     C, L, V, T = cfg.n_embd, cfg.n_layer, cfg.vocab_size, cfg.max_seq_len
     expected = {"wte.weight": (V, C), "wpe.weight": (T, C), "ln_f.weight": (C,), "ln_f.bias": (C,)}
-    hf_shapes = {
+    per_layer = {
         "ln_1.weight": (C,), "ln_1.bias": (C,), "attn.c_attn.weight": (C, 3 * C),
         "attn.c_attn.bias": (3 * C,),
         "attn.c_proj.weight": (C, C), "attn.c_proj.bias": (C,), "ln_2.weight": (C,), "ln_2.bias": (C,),
@@ -226,26 +266,37 @@ def read_hf_dir(path: str | os.PathLike) -> tuple[ModelConfig, dict[str, torch.T
         "mlp.c_proj.bias": (C,),
     }  # fmt: skip
     for i in range(L):
-        for name, shape in hf_shapes.items():
+        for name, shape in per_layer.items():
             expected[f"h.{i}.{name}"] = shape
+    return expected
+
+
+def read_hf_dir(path: str | os.PathLike) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
+    """(config, our fp32 state dict) from a HuggingFace GPT-2 directory (gpt2 .. gpt2-xl shapes).
+
+    ``wte`` is padded with zero rows to a multiple of 128, as llm.c pads it. The config and the weights'
+    shapes are checked against each other from the headers before any tensor is read.
+    """
+    from gpt2train.formats.tensor_header import check_size_for
+
+    path = Path(path)
+    cfg = _config_from_json(path)
+    expected = _hf_shapes(cfg)
+    files = _weight_files(path) or [path / "pytorch_model.bin"]
+    if not any(f.is_file() for f in files):
+        raise UserError(f"{path} has a config.json but no model.safetensors or pytorch_model.bin")
+    held = sum(f.stat().st_size for f in files if f.is_file())
+    check_size_for(cfg.num_parameters() - (cfg.padded_vocab_size - cfg.vocab_size) * cfg.n_embd, held,
+                   f"{path / 'config.json'}")  # fmt: skip
+    weights = {_strip(k): v for k, v in _read_weights(path, expected).items()}
     sd: dict[str, torch.Tensor] = {}
-    for key, shape in expected.items():
-        if key not in weights:
-            raise UserError(f"{path}: weight {key} is missing (config.json says {L} layers of width {C})")
-        t = weights[key]
-        if tuple(t.shape) != shape:
-            raise UserError(
-                f"{path}: weight {key} has shape {tuple(t.shape)}, but config.json implies {shape}: "
-                "the weights do not belong to this config"
-            )
-        t = t.float()
+    for key in expected:
+        t = weights[key].float()
         name = key.split(".", 2)[2] if key.startswith("h.") else key
         if name in _CONV1D:
             t = t.t()
         sd[f"transformer.{key}"] = t.contiguous()
-    if f"h.{L}.ln_1.weight" in weights:
-        raise UserError(f"{path}: the weights hold more than the {L} layers that config.json declares")
-    wte = torch.zeros(cfg.padded_vocab_size, C)
-    wte[:V] = sd["transformer.wte.weight"]
+    wte = torch.zeros(cfg.padded_vocab_size, cfg.n_embd)
+    wte[: cfg.vocab_size] = sd["transformer.wte.weight"]
     sd["transformer.wte.weight"] = wte
     return cfg, sd

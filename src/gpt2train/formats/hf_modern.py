@@ -74,15 +74,29 @@ def is_modern_hf_dir(path: str | os.PathLike) -> bool:
 
 
 def read_modern_hf_dir(path: str | os.PathLike) -> tuple[ModernConfig, dict[str, torch.Tensor]]:
-    """(config, fp32 state dict) of an exported modern directory; its modeling file is not run."""
+    """(config, fp32 state dict) of an exported modern directory; its modeling file is not run. The config's
+    fields are type-checked and its tensors checked against the weights' header before any is read."""
     from safetensors.torch import load_file
 
+    from gpt2train.config import model_config_from_dict
+    from gpt2train.model_modern import check_modern_weights
+
     path = Path(path)
-    conf = json.loads((path / "config.json").read_text())
-    fields = {k: conf[k] for k in ModernConfig.__dataclass_fields__ if k in conf}
+    source = path / "config.json"
     try:
-        cfg = ModernConfig(**fields)
-        sd = {k: v.float() for k, v in load_file(str(path / "model.safetensors")).items()}
-    except Exception as e:  # corrupt files or fields: name the directory
+        conf = json.loads(source.read_text())
+    except (OSError, ValueError, RecursionError) as e:
+        raise UserError(f"cannot read {source}: {e}") from None
+    if not isinstance(conf, dict):
+        raise UserError(f"{source} is not a JSON object: re-export the model")
+    fields = {k: conf[k] for k in ModernConfig.__dataclass_fields__ if k in conf}
+    cfg = model_config_from_dict(ModernConfig, fields, str(source))
+    weights = path / "model.safetensors"
+    if not weights.is_file():
+        raise UserError(f"{path} has a config.json but no model.safetensors: re-export the model")
+    check_modern_weights(weights, cfg, f"{path} (config.json and model.safetensors)")
+    try:
+        sd = {k: v.float() for k, v in load_file(str(weights)).items()}
+    except Exception as e:  # corrupt files: name the directory
         raise UserError(f"cannot read the modern model in {path}: {e}") from None
     return cfg, sd

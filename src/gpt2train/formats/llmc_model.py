@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gpt2train.config import ModelConfig
+from gpt2train.config import ModelConfig, model_config_from_dict
 from gpt2train.errors import UserError
 
 MODEL_MAGIC = 20240326
@@ -131,9 +131,8 @@ def read_llmc_header(path: str | os.PathLike) -> tuple[ModelConfig, int]:
     maxT, V, L, NH, C, Vp = (int(x) for x in h[2:8])
     if Vp == 0:  # files older than padded vocab
         Vp = V
-    if min(maxT, V, L, NH, C) <= 0 or Vp < V or C % NH:
-        raise UserError(f"model file {path} has an impossible header (T={maxT} V={V} L={L} NH={NH} C={C})")
-    cfg = ModelConfig(n_layer=L, n_head=NH, n_embd=C, vocab_size=V, max_seq_len=maxT, padded_vocab_size=Vp)
+    fields = dict(n_layer=L, n_head=NH, n_embd=C, vocab_size=V, max_seq_len=maxT, padded_vocab_size=Vp)
+    cfg = model_config_from_dict(ModelConfig, fields, f"model file {path}")
     expected = HEADER_INTS * 4 + cfg.num_parameters() * (4 if version == VERSION_FP32 else 2)
     if size != expected:
         raise UserError(

@@ -3,26 +3,21 @@
 from __future__ import annotations
 
 import os
-import re
+import sys
 
 import torch
 
 from gpt2train.config import ModelConfig
 from gpt2train.errors import UserError
 
-_MODEL_RE = re.compile(r"^model_(\d{8})\.(?:bin|safetensors)$")
-
 
 def newest_model_in_dir(run_dir: str) -> str | None:
-    """The model_%08d.bin (or .safetensors) of the newest complete checkpoint (one with a DONE marker) in a run dir."""
-    best = None
-    for name in os.listdir(run_dir):
-        m = _MODEL_RE.match(name)
-        if m and os.path.exists(os.path.join(run_dir, f"DONE_{m.group(1)}")):
-            step = int(m.group(1))
-            if best is None or step > best[0]:
-                best = (step, os.path.join(run_dir, name))
-    return best[1] if best else None
+    """The model file (model_%08d.bin or .safetensors) of the newest usable checkpoint of a run dir: its DONE
+    record checked as resume checks it (train/checkpoint.py), damaged newer ones warned about on stderr."""
+    from gpt2train.train.checkpoint import latest_usable_step, model_path
+
+    step = latest_usable_step(run_dir, warn=lambda message: print(message, file=sys.stderr))
+    return None if step is None else model_path(run_dir, step)
 
 
 def load_pretrained(source: str) -> tuple[ModelConfig, dict[str, torch.Tensor]]:

@@ -2,7 +2,8 @@
 
 Header: [0] = 20240520 (magic), [1] = 1 (version), [2] = number of tokens. llm.c's HellaSwag
 eval files use magic 20240522 and are not token shards. Shards are memory-mapped, never read
-whole into RAM, and every check names the file.
+whole into RAM, and every check names the file. The header's count must equal the file's length, and
+:func:`check_token_ids` refuses ids the model has no row for: a shard is trusted in no other way.
 """
 
 from __future__ import annotations
@@ -49,13 +50,57 @@ def read_shard_header(path: str | os.PathLike) -> ShardInfo:
     if header[1] != SHARD_VERSION:
         raise UserError(f"token shard {path} has version {int(header[1])}, expected {SHARD_VERSION}")
     ntok = int(header[2])
-    expected = HEADER_BYTES + ntok * TOKEN_DTYPE.itemsize
-    if size < expected:
+    # the header's count must describe the whole file: a smaller one would train on a fraction of it
+    # silently, a negative or larger one reads past the end
+    held, odd = divmod(size - HEADER_BYTES, TOKEN_DTYPE.itemsize)
+    if ntok != held or odd:
+        what = "truncated or damaged" if ntok > held else "damaged (or has trailing data)"
         raise UserError(
-            f"token shard {path} is truncated: header says {ntok} tokens ({expected} bytes) but the file has "
-            f"{size} bytes; re-create it"
+            f"token shard {path} is {what}: its header says {ntok} tokens but the file holds "
+            f"{size - HEADER_BYTES} bytes of tokens ({held} tokens); re-create it"
         )
     return ShardInfo(path=path, num_tokens=ntok, file_bytes=size)
+
+
+# the largest token id of each shard checked so far, by (path, inode, size, mtime): a shard is scanned once per
+# process even though the trainer, the loaders and `data info` all check it
+_max_id_cache: dict[tuple, int] = {}
+_SCAN_TOKENS = 1 << 24  # 32 MB per chunk: the scan of a 100M-token shard stays a fraction of a second
+
+
+def max_token_id(info: ShardInfo) -> int:
+    """The largest token id in a shard (-1 for an empty one), read in chunks from a memory map."""
+    try:
+        st = os.stat(info.path)
+    except OSError as e:
+        raise UserError(f"cannot read token shard {info.path}: {e.strerror or e}") from None
+    key = (os.path.realpath(info.path), st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _max_id_cache:
+        tokens = open_shard(info.path, info)
+        top = -1
+        for start in range(0, info.num_tokens, _SCAN_TOKENS):
+            top = max(top, int(tokens[start : start + _SCAN_TOKENS].max()))
+        _max_id_cache[key] = top
+    return _max_id_cache[key]
+
+
+def check_token_ids(info: ShardInfo, vocab_size: int) -> None:
+    """UserError naming the shard when it holds a token id the model has no row for (>= ``vocab_size``);
+    the padded rows of the embedding (50257..50303 for GPT-2) are never targets either."""
+    top = max_token_id(info)
+    if top < vocab_size:
+        return
+    tokens = open_shard(info.path, info)
+    first = next(
+        start + int(np.argmax(chunk >= vocab_size))
+        for start in range(0, info.num_tokens, _SCAN_TOKENS)
+        if (chunk := np.asarray(tokens[start : start + _SCAN_TOKENS])).max() >= vocab_size
+    )
+    raise UserError(
+        f"token shard {info.path} holds token id {int(tokens[first])} at position {first}, but the model's "
+        f"vocabulary has {vocab_size} ids (0..{vocab_size - 1}): the shard was made with another tokenizer or is "
+        "damaged; re-create it with gpt2train prepare"
+    )
 
 
 def open_shard(path: str | os.PathLike, info: ShardInfo | None = None) -> np.memmap:

@@ -13,7 +13,9 @@ copy and their gradient.
 
 Padded vocabulary columns (``vocab_size <= j < Vp``) are never predicted: their logits are masked
 to -inf before the softmax, so their gradient and the gradient of the padded rows of W are zero,
-exactly as in the reference.
+exactly as in the reference. A target outside ``[0, vocab_size)`` other than -1 is never used as an
+index (no read out of bounds): its row's loss is NaN, so the loss fails loudly (the reference raises);
+the shard readers refuse such tokens before training (formats/shards.py check_token_ids).
 
 Under ``torch.autocast`` the matmuls run in the autocast dtype (like ``F.linear`` would) and the
 returned gradients are cast back to the dtypes of x and W. The function is plain tensor code with
@@ -70,19 +72,22 @@ def _chunk_loss_and_dlogits(
     if lf.shape[1] > vocab_size:
         lf[:, vocab_size:] = float("-inf")  # padded columns: probability 0, gradient 0
     valid = targets != -1
-    safe_t = torch.where(valid, targets, torch.zeros_like(targets)).unsqueeze(1)
+    # a target outside the real vocabulary (a bad shard) is never read: its row's loss is NaN, loudly
+    in_vocab = (targets >= 0) & (targets < vocab_size)
+    safe_t = torch.where(in_vocab, targets, torch.zeros_like(targets)).unsqueeze(1)
     target_logit = lf.gather(1, safe_t).squeeze(1)
     # log-sum-exp by hand, in place: torch.logsumexp would allocate another (n, Vp) fp32 temp
     row_max = lf.amax(dim=1)
     lf.sub_(row_max.unsqueeze(1)).exp_()
     row_sum = lf.sum(dim=1)
     lse = row_max + row_sum.log()
-    loss_sum = torch.where(valid, lse - target_logit, torch.zeros_like(lse)).sum()
+    row_loss = torch.where(in_vocab, lse - target_logit, torch.where(valid, float("nan"), 0.0))
+    loss_sum = row_loss.sum()
     if row_scale is None:
         return loss_sum, None
     # softmax - onehot, scaled per row by 1/N (0 for ignored rows)
     probs = lf.mul_((row_scale / row_sum).unsqueeze(1))
-    probs.scatter_add_(1, safe_t, -(valid.to(probs.dtype) * row_scale).unsqueeze(1))
+    probs.scatter_add_(1, safe_t, -(in_vocab.to(probs.dtype) * row_scale).unsqueeze(1))
     if softcap:  # d(c*tanh(l/c))/dl = 1 - tanh(l/c)^2
         probs.mul_(1 - torch.tanh(logits.float() / softcap).square())
     if probs is not logits:
@@ -115,6 +120,8 @@ def _ce_kernel(interpret: bool):
         base = logits_ptr + row * stride_row
         target = tl.load(targets_ptr + row)
         valid = target != -1
+        # bounds check: a target outside [0, V) (a bad shard) is never loaded; its row's loss is NaN, loudly
+        in_vocab = (target >= 0) & (target < V)
         # pass 1: per-lane online max and sum of exp over the real vocabulary, in fp32
         m_vec = tl.full([BLOCK], float("-inf"), tl.float32)
         s_vec = tl.zeros([BLOCK], tl.float32)
@@ -130,10 +137,10 @@ def _ce_kernel(interpret: bool):
             m_vec = new_m
         m = tl.max(m_vec, axis=0)
         lse = m + tl.log(tl.sum(s_vec * tl.exp(m_vec - m), axis=0))
-        x_t = tl.load(base + tl.maximum(target, 0)).to(tl.float32)
+        x_t = tl.load(base + tl.where(in_vocab, target, 0)).to(tl.float32)
         if HAS_CAP:
             x_t = softcap * (1.0 - 2.0 / (tl.exp(2.0 * x_t / softcap) + 1.0))
-        tl.store(loss_ptr + row, tl.where(valid, lse - x_t, 0.0))
+        tl.store(loss_ptr + row, tl.where(in_vocab, lse - x_t, tl.where(valid, float("nan"), 0.0)))
         if HAS_GRAD:
             # pass 2: (softmax - onehot) * scale, written in place; padded columns get 0
             scale = tl.load(row_scale_ptr + row)
@@ -144,7 +151,7 @@ def _ce_kernel(interpret: bool):
                     t = 1.0 - 2.0 / (tl.exp(2.0 * x / softcap) + 1.0)
                     x = softcap * t
                 p = tl.where(cols < V, tl.exp(x - lse), 0.0)
-                g = (p - tl.where(cols == target, 1.0, 0.0)) * scale
+                g = (p - tl.where((cols == target) & in_vocab, 1.0, 0.0)) * scale
                 if HAS_CAP:
                     g = g * (1.0 - t * t)
                 tl.store(base + cols, g.to(logits_ptr.dtype.element_ty), mask=cols < Vp)

@@ -24,6 +24,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from gpt2train.config import is_int, is_number
 from gpt2train.errors import UserError
 
 _DONE_RE = re.compile(r"^DONE_(\d{8})$")
@@ -103,8 +104,10 @@ def _write_atomic_bytes(path: str, data: bytes) -> None:
         raise write_failed(path, e) from None
 
 
-def _step_of(path: str) -> int:
-    return int(re.search(r"_(\d{8})", os.path.basename(path)).group(1))
+def _step_of(path: str) -> int | None:
+    """The step in a checkpoint file's name (None for a name that has none)."""
+    m = re.search(r"_(\d{8})", os.path.basename(path))
+    return int(m.group(1)) if m else None
 
 
 def save_model(path: str, state_dict: dict, model_cfg, dtype: str) -> None:
@@ -176,30 +179,144 @@ def save_state(path: str, optimizer, meta: dict, params: dict[str, torch.Tensor]
 
 
 def read_state_meta(path: str) -> dict:
-    """The metadata of a state file, without reading its tensors; a damaged file is a UserError naming it."""
+    """The metadata of a state file, without reading its tensors, checked (:func:`state_meta_problem`) before
+    anything trusts it; a damaged or tampered file is a UserError naming it."""
     try:
         with safe_open(path, framework="pt") as f:
-            return json.loads(f.metadata()["meta"])
-    except (SafetensorError, OSError, KeyError, ValueError) as e:
+            meta = json.loads(f.metadata()["meta"])
+    except (SafetensorError, OSError, KeyError, ValueError, TypeError, RecursionError) as e:
         raise _unreadable_state(path, e) from None
+    problem = state_meta_problem(meta, _step_of(path))
+    if problem:
+        raise _unreadable_state(path, problem)
+    return meta
 
 
-def _unreadable_state(path: str, e: Exception) -> UserError:
+def _unreadable_state(path: str, e: Exception | str) -> UserError:
     return UserError(f"checkpoint state {path} is unreadable or corrupt ({e}); delete that step's DONE file "
                      "to resume from the one before")  # fmt: skip
 
 
 def load_state(path: str) -> tuple[dict, dict[str, torch.Tensor]]:
-    """(meta, tensors) of a state file; a damaged file is a UserError naming it."""
+    """(meta, tensors) of a state file, both checked; a damaged or tampered file is a UserError naming it."""
+    meta = read_state_meta(path)
     try:
         tensors = load_file(path)
     except (SafetensorError, OSError, ValueError) as e:
         raise _unreadable_state(path, e) from None
-    return read_state_meta(path), tensors
+    problem = state_tensors_problem(tensors)
+    if problem:
+        raise _unreadable_state(path, problem)
+    return meta, tensors
+
+
+def state_meta_problem(meta, step: int | None) -> str | None:
+    """What makes a state file's ``meta`` untrustworthy, or None. ``step`` is the step in the file's name.
+
+    Checked before any of it is used: the keys the trainer reads and their types (ints are ints, not floats or
+    bools), the step against the file name, the loader position inside the shards it records, the outlier
+    detectors' windows, the optimizer's groups.
+    """
+    from gpt2train.data.loader import loader_state_problem
+
+    if not isinstance(meta, dict):
+        return "its meta is not an object"
+    for key, kind in (("step", "int"), ("loader", "dict"), ("detectors", "dict"), ("world_size", "int"),
+                      ("config", "dict"), ("optimizer", "dict")):  # fmt: skip
+        if key not in meta:
+            return f"its meta has no {key!r}"
+        if not (is_int(meta[key]) if kind == "int" else isinstance(meta[key], dict)):
+            return f"its meta's {key!r} is {meta[key]!r}, not an {kind}"[:200]
+    if step is not None and meta["step"] != step:
+        return f"its meta says step {meta['step']}, its name says step {step}"
+    if meta["world_size"] < 1 or meta.get("zero_stage", 0) not in (0, 1):
+        return f"its world_size {meta['world_size']!r} or zero_stage {meta.get('zero_stage')!r} is impossible"
+    if "model_config" in meta and not isinstance(meta["model_config"], dict):
+        return "its meta's 'model_config' is not an object"
+    if problem := loader_state_problem(meta["loader"]):
+        return problem
+    for name in ("loss", "grad"):
+        det = meta["detectors"].get(name)
+        if not (isinstance(det, dict) and isinstance(det.get("values"), list) and is_int(det.get("skipped_in_a_row"))
+                and det["skipped_in_a_row"] >= 0 and all(is_number(v) for v in det["values"])):  # fmt: skip
+            return f"its {name} outlier detector state is not a window of finite numbers and a count"
+    return _optimizer_meta_problem(meta["optimizer"])
+
+
+def _optimizer_meta_problem(opt) -> str | None:
+    groups, scalars = opt.get("param_groups"), opt.get("scalars")
+    if not isinstance(groups, list) or not isinstance(scalars, dict):
+        return "its optimizer state has no list of param_groups and no scalars"
+    for g in groups:
+        if not isinstance(g, dict) or not isinstance(g.get("params"), list):
+            return "an optimizer param group is not an object with a list of params"
+        if not all(is_int(i) and i >= 0 for i in g["params"]):
+            return "an optimizer param group lists params that are not indices"
+        for key in ("lr", "eps", "weight_decay", "momentum"):
+            if key in g and not is_number(g[key]):
+                return f"an optimizer param group's {key} is {g[key]!r}, not a number"[:200]
+        if "betas" in g and not (isinstance(g["betas"], list) and len(g["betas"]) == 2
+                                 and all(is_number(b) for b in g["betas"])):  # fmt: skip
+            return "an optimizer param group's betas are not two numbers"
+    for idx, values in scalars.items():
+        if not idx.isdigit() or not isinstance(values, dict):
+            return "the optimizer's per-parameter scalars are not keyed by parameter index"
+        if not all(is_number(v) or isinstance(v, bool) for v in values.values()):
+            return f"the optimizer's scalars of parameter {idx} are not numbers"
+    return None
+
+
+def state_tensors_problem(tensors: dict[str, torch.Tensor | None]) -> str | None:
+    """What is wrong with a state file's tensors, or None: names of the three kinds, RNG states as the bytes
+    torch.set_rng_state takes (not floats, not another length). Only the ``rng/*`` tensors are looked at (the
+    others may be None: the checkpoint check reads names only)."""
+    for name in tensors:
+        kind = name.split("/", 1)[0]
+        if kind not in ("optim", "rng", "param") or (kind == "optim" and not re.fullmatch(r"optim/\d+/[^/]+", name)):
+            return f"it holds a tensor named {name!r}, which no checkpoint writes"
+    cpu = tensors.get("rng/cpu")
+    expected = torch.get_rng_state()
+    if cpu is None or cpu.dtype != torch.uint8 or tuple(cpu.shape) != tuple(expected.shape):
+        what = "missing" if cpu is None else f"{cpu.dtype} {tuple(cpu.shape)}"
+        return f"its CPU RNG state is {what}, expected uint8 {tuple(expected.shape)}"
+    try:  # the bytes must be a state the generator accepts: tried on a scratch generator, not the global one
+        torch.Generator().set_state(cpu)
+    except RuntimeError as e:
+        return f"its CPU RNG state is invalid ({str(e).splitlines()[0]})"
+    cuda = tensors.get("rng/cuda")
+    if cuda is not None and (cuda.dtype != torch.uint8 or cuda.dim() != 1):
+        return f"its CUDA RNG state is {cuda.dtype} {tuple(cuda.shape)}, expected uint8 bytes"
+    return None
 
 
 def restore_optimizer(optimizer, meta: dict, tensors: dict[str, torch.Tensor]) -> None:
-    local_optimizer(optimizer).load_state_dict(_unflatten_optimizer(tensors, meta["optimizer"]))
+    """Load the optimizer state; a ValueError when it does not fit this optimizer's parameters (their count,
+    or a moment of another shape, which would otherwise fail mid-step)."""
+    opt = local_optimizer(optimizer)
+    state = _unflatten_optimizer(tensors, meta["optimizer"])
+    params = [p for g in opt.param_groups for p in g["params"]]
+    for idx, pstate in state["state"].items():
+        if idx >= len(params):
+            raise ValueError(f"state for parameter {idx}, but the optimizer has {len(params)}")
+        for key, t in pstate.items():
+            if torch.is_tensor(t) and t.dim() > 0 and t.shape != params[idx].shape:
+                raise ValueError(f"{key} of parameter {idx} has shape {tuple(t.shape)}, the parameter "
+                                 f"{tuple(params[idx].shape)}")  # fmt: skip
+    opt.load_state_dict(state)
+
+
+def restore_params(model, tensors: dict[str, torch.Tensor], path: str) -> None:
+    """The exact parameters a state file keeps (``param/<name>``, when the model file cannot hold them), copied
+    into ``model``; a set that does not match the model's parameters is a UserError naming the file."""
+    params = {k[len("param/") :]: v for k, v in tensors.items() if k.startswith("param/")}
+    if not params:
+        return
+    named = dict(model.named_parameters())
+    if set(params) != set(named) or any(params[n].shape != p.shape for n, p in named.items()):
+        raise _unreadable_state(path, "its parameters do not match the model's names and shapes")
+    with torch.no_grad():
+        for name, p in named.items():
+            p.copy_(params[name].to(p.dtype))
 
 
 def restore_rng(tensors: dict[str, torch.Tensor]) -> None:
@@ -233,26 +350,55 @@ def remove_unfinished(out_dir: str, step: int, rank: int) -> None:
         _remove_quietly(path + ".tmp")
 
 
+def read_done_record(out_dir: str, step: int) -> dict:
+    """The DONE record of ``step``, checked before it is trusted: ``{}`` for llm.c's empty DONE file, else its
+    step equal to the file name's, world_size and zero_stage in range, and the files it lists: this step's model
+    and state files by their plain names (never a path out of ``out_dir``) with their sizes. A UserError naming
+    the file otherwise."""
+    from gpt2train.paths import confined_name
+
+    path = done_path(out_dir, step)
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read(1 << 20)
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read {path}: {e}") from None
+    if not text.strip():
+        return {}
+    try:
+        record = json.loads(text)
+    except (ValueError, RecursionError):
+        raise UserError(f"{path} is corrupt (not JSON)") from None
+    if not isinstance(record, dict) or not isinstance(record.get("files"), dict):
+        raise UserError(f"{path} is corrupt (no list of files)")
+    if record.get("step", step) != step or isinstance(record.get("step"), bool):
+        raise UserError(f"{path} is corrupt: it says step {record.get('step')!r}, its name says step {step}")
+    world, zero = record.get("world_size", 1), record.get("zero_stage", 0)
+    if not (is_int(world) and world >= 1 and is_int(zero) and zero in (0, 1)):
+        raise UserError(f"{path} is corrupt: world_size {world!r} / zero_stage {zero!r}")
+    own = re.compile(rf"^(model_{step:08d}\.(bin|safetensors)|state_{step:08d}_\d{{5}}\.safetensors)$")
+    for name, size in record["files"].items():
+        confined_name(name, path, "checkpoint file")
+        if not own.match(name) or not is_int(size) or size < 0:
+            raise UserError(f"{path} is corrupt: it lists {name!r} ({size!r} bytes), not a file of step {step}")
+    return record
+
+
 def checkpoint_problem(out_dir: str, step: int) -> str | None:
     """Why the checkpoint at ``step`` is unusable, or None if its DONE record matches the files."""
     try:
-        with open(done_path(out_dir, step), encoding="utf-8") as f:
-            text = f.read()
-    except OSError as e:
-        return f"cannot read {done_path(out_dir, step)}: {e}"
-    if not text.strip():  # an llm.c DONE file is empty: only the model file can be checked
+        record = read_done_record(out_dir, step)
+    except UserError as e:
+        return str(e)
+    if not record:  # an llm.c DONE file is empty: only the model file can be checked
         return None if os.path.exists(model_path(out_dir, step)) else "model file missing"
-    try:
-        record = json.loads(text)
-    except ValueError:
-        return f"{done_path(out_dir, step)} is corrupt"
-    for name, size in record.get("files", {}).items():
+    for name, size in record["files"].items():
         path = os.path.join(out_dir, name)
         if not os.path.exists(path):
             return f"{path} is missing"
         if os.path.getsize(path) != size:
             return f"{path} is {os.path.getsize(path)} bytes, the DONE record says {size}"
-    return _header_problem(out_dir, step, list(record.get("files", {})))
+    return _header_problem(out_dir, step, list(record["files"]))
 
 
 def _header_problem(out_dir: str, step: int, names: list[str]) -> str | None:
@@ -270,10 +416,15 @@ def _header_problem(out_dir: str, step: int, names: list[str]) -> str | None:
         if name.startswith("state_"):
             path = os.path.join(out_dir, name)
             try:
-                with safe_open(path, framework="pt") as f:
-                    json.loads(f.metadata()["meta"])
-            except (SafetensorError, OSError, KeyError, ValueError, TypeError) as e:
-                return f"{path} has a damaged header ({e})"
+                read_state_meta(path)
+                with safe_open(path, framework="pt") as f:  # the names, and the small RNG tensors only
+                    tensors = {k: f.get_tensor(k) if k.startswith("rng/") else None for k in f.keys()}
+            except UserError as e:
+                return str(e)
+            except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+                return str(_unreadable_state(path, e))
+            if problem := state_tensors_problem(tensors):
+                return str(_unreadable_state(path, problem))
     return None
 
 
@@ -283,6 +434,18 @@ def complete_steps(out_dir: str) -> list[int]:
         return []
     steps = [int(m.group(1)) for n in os.listdir(out_dir) if (m := _DONE_RE.match(n))]
     return sorted(steps, reverse=True)
+
+
+def resume_step(out_dir: str, warn=print) -> int | None:
+    """The checkpoint ``-y 1`` resumes from: the newest usable one (damaged newer ones warned about and passed
+    over), None when there is none; a UserError when checkpoints exist but none is usable (starting afresh
+    would overwrite them)."""
+    step = latest_usable_step(out_dir, warn)
+    if step is None and (steps := complete_steps(out_dir)):
+        raise UserError(f"-o {out_dir}: no checkpoint there is usable (step {steps[0]}: "
+                        f"{checkpoint_problem(out_dir, steps[0])}); move the damaged files away, or start afresh "
+                        "in another -o")  # fmt: skip
+    return step
 
 
 def latest_usable_step(out_dir: str, warn=print) -> int | None:
@@ -326,9 +489,7 @@ def prune(out_dir: str, keep: int, major_every: int) -> list[int]:
 def state_file_for(out_dir: str, step: int, rank: int, world_size: int, zero_stage: int) -> str:
     """The state file this rank resumes from. Replicated state (-z 0) lives in rank 0's file alone, so
     any world size can resume it; sharded state (-z 1) needs the world size that wrote it."""
-    with open(done_path(out_dir, step), encoding="utf-8") as f:
-        text = f.read()
-    record = json.loads(text) if text.strip() else {}
+    record = read_done_record(out_dir, step)
     saved_world = record.get("world_size", 1)
     saved_sharded = record.get("zero_stage", 0) >= 1 and saved_world > 1
     if saved_sharded or (zero_stage >= 1 and world_size > 1):

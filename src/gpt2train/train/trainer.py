@@ -23,7 +23,7 @@ import torch
 
 from gpt2train import recipe
 from gpt2train.config import ModelConfig, TrainConfig, looks_like_preset, preset
-from gpt2train.data.loader import ShardUnreadable, TrainLoader, ValLoader
+from gpt2train.data.loader import ShardUnreadable, TrainLoader, ValLoader, check_shards
 from gpt2train.data.prefetch import Prefetcher
 from gpt2train.errors import UserError
 from gpt2train.hardware import peak_flops
@@ -274,9 +274,13 @@ class Trainer:
 
         self.resume_step = None
         if cfg.resume == 1 and cfg.output_dir:
-            self.resume_step = ckpt.latest_usable_step(cfg.output_dir, warn=self.print)
+            self.resume_step = ckpt.resume_step(cfg.output_dir, warn=self.print)
 
         self.model_cfg, weights, self.init_source = resolve_model(cfg, self.resume_step)
+        # every shard's header, length and token ids, before a minute goes into building the model
+        check_shards(cfg.val_data if cfg.overfit_single_batch else cfg.train_data, "-j" if cfg.overfit_single_batch
+                     else "-i", self.model_cfg.vocab_size)  # fmt: skip
+        check_shards(cfg.val_data, "-j", self.model_cfg.vocab_size)
         if cfg.seq_len > self.model_cfg.max_seq_len:
             raise UserError(f"-t {cfg.seq_len} exceeds the model's max sequence length {self.model_cfg.max_seq_len}")
 
@@ -323,10 +327,12 @@ class Trainer:
             train_pattern, self.B, self.T, self.total_batch, info.rank, info.world_size, cfg.seed,
             shuffle=cfg.shuffle and not cfg.overfit_single_batch,
             flag="-j" if cfg.overfit_single_batch else "-i", on_epoch_end=self._epoch_end,
+            vocab_size=self.model_cfg.vocab_size,
         )  # fmt: skip
         self.grad_accum = self.train_loader.grad_accum
         self.train_batches = Prefetcher(self.train_loader, pin_memory=self.device.type == "cuda")
-        self.val_loader = ValLoader(cfg.val_data, self.B, self.T, cfg.val_max_steps, warn=self.print)
+        self.val_loader = ValLoader(cfg.val_data, self.B, self.T, cfg.val_max_steps, warn=self.print,
+                                    vocab_size=self.model_cfg.vocab_size)  # fmt: skip
         self.max_steps = cfg.max_steps if cfg.max_steps > 0 else self.train_loader.num_tokens // self.total_batch
         if self.max_steps <= 0:
             raise UserError(f"-i {cfg.train_data!r} holds less than one step of {self.total_batch} tokens")
@@ -536,11 +542,7 @@ class Trainer:
             raise UserError(f"cannot resume step {step} from {path}: it was written with --bf16-params "
                             f"{saved_bf16_params}, this run has --bf16-params {cfg.bf16_params}; resume with "
                             f"--bf16-params {saved_bf16_params}")  # fmt: skip
-        params = {k[len("param/") :]: v for k, v in tensors.items() if k.startswith("param/")}
-        if params:
-            with torch.no_grad():
-                for name, p in self.raw_model.named_parameters():
-                    p.copy_(params[name].to(p.dtype))
+        ckpt.restore_params(self.raw_model, tensors, path)
         try:
             ckpt.restore_optimizer(self.optimizer, meta, tensors)
         except (ValueError, KeyError) as e:  # e.g. a Muon checkpoint resumed with AdamW, or the reverse
