@@ -45,9 +45,9 @@ def test_memory_group_parsing():
         memory_table.parse_group("2 1")
 
 
-def test_memory_table_runs_each_b_and_stops_at_a_failure_it_reports(shakespeare_shards, tmp_path, capsys):
+def test_memory_table_runs_each_b_and_stops_at_a_failure_it_reports(text_shards, tmp_path, capsys):
     out = tmp_path / "mem.json"
-    argv = ["-i", shakespeare_shards["train"], "-j", shakespeare_shards["val"], "-e", "d12", "-t", "16",
+    argv = ["-i", text_shards["train"], "-j", text_shards["val"], "-e", "d12", "-t", "16",
             "--out", str(out), "0 1 1 2", "--", *TINY, "--device", "cpu"]  # fmt: skip
     assert memory_table.main(argv) == 0
     runs = json.loads(out.read_text())["runs"]
@@ -67,9 +67,9 @@ def test_scaling_table_speedup_and_efficiency():
     assert "failed: boom" in rows[4]
 
 
-def test_loss_check_reports_the_last_val_loss(shakespeare_shards, tmp_path, capsys):
+def test_loss_check_reports_the_last_val_loss(text_shards, tmp_path, capsys):
     out = tmp_path / "loss.json"
-    argv = ["-i", shakespeare_shards["train"], "-j", shakespeare_shards["val"], "--runs", "1", "--steps", "4",
+    argv = ["-i", text_shards["train"], "-j", text_shards["val"], "--runs", "1", "--steps", "4",
             "-b", "2", "-t", "16", "-d", "32", "--out", str(out), "--", *TINY, "--device", "cpu", "-v", "2"]  # fmt: skip
     assert loss_check.main(argv) == 0
     data = json.loads(out.read_text())
@@ -88,10 +88,10 @@ def test_launcher_runs_through_capped_or_torchrun():
         throughput.launcher(cap_mib=80300, nproc=2)
 
 
-def test_scaling_runs_several_processes(shakespeare_shards, tmp_path):
+def test_scaling_runs_several_processes(text_shards, tmp_path):
     # two CPU processes under torchrun (gloo): the path a multi-GPU run takes
     out = tmp_path / "scaling.json"
-    argv = ["-i", shakespeare_shards["train"], "-j", shakespeare_shards["val"], "-e", "d12", "--gpus", "2", "-b", "2",
+    argv = ["-i", text_shards["train"], "-j", text_shards["val"], "-e", "d12", "--gpus", "2", "-b", "2",
             "-t", "16", "-d", "64", "--steps", "3", "--warmup", "1", "--out", str(out), "--", *TINY, "--device", "cpu"]  # fmt: skip
     assert scaling.main(argv) == 0
     (run,) = json.loads(out.read_text())["runs"]
