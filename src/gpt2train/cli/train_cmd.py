@@ -125,7 +125,7 @@ _EXTRA = [
     ("--max-seq-len", "max_seq_len", int, "override the maximum sequence length"),
     ("--seed", "seed", int, "seed of the initialisation and the data order"),
     ("--outlier-window", "outlier_window", int, "steps in the -sl/-sg z-score window"),
-    ("--max-skips", "max_skips", int, "stop after this many skipped updates in a row (0: never)"),
+    ("--max-skips", "max_skips", int, "stop with an error after this many skipped updates in a row (0: never)"),
     ("--on-max-skips", "on_max_skips", str, "at --max-skips: stop, or rollback to the newest checkpoint"),
     ("--max-rollbacks", "max_rollbacks", int, "with --on-max-skips rollback: stop after this many rollbacks"),
     ("--beta1", "beta1", float, "AdamW beta1"),
