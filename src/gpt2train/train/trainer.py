@@ -405,7 +405,8 @@ class Trainer:
         self.hellaswag = self._load_hellaswag()
         from gpt2train.train.monitor import ScalarSink
 
-        self.scalars = ScalarSink(cfg.output_dir, info.is_main, cfg.tensorboard, cfg.wandb, cfg.to_dict(), self.print)
+        self.scalars = ScalarSink(cfg.output_dir, info.is_main, cfg.tensorboard, cfg.wandb, cfg.to_dict(), self.print,
+                                  resume_step=self.resume_step)  # fmt: skip
         self.peak = peak_flops(torch.cuda.get_device_name(self.device)) if self.device.type == "cuda" else None
 
     def _memory_settings(self) -> dict:
