@@ -1,14 +1,20 @@
-"""Kill a tiny CPU training run at random moments, resume it with -y 1 until it finishes, and count losses.
+"""Hit a tiny CPU training run with faults at random moments, resume it with -y 1 until it finishes, and count
+runs that lost data.
 
-Each trial starts a fresh run in its own output dir and, chosen by a seeded RNG, kills it 1..--max-faults
-times: SIGKILL from outside at a random moment (after a random logged step, plus a random delay, so some
-kills land inside a checkpoint write), or an injected death inside a checkpoint write (GPT2TRAIN_INJECT
-exit_in_model / exit_in_state / exit_before_done: temp file half written, or all files in place but no
-DONE record), or an abrupt exit in a step. After every death it checks that each DONE record on disk
-still matches its files and that the newest usable checkpoint never went backwards; the last resume runs
-unharmed, and its main.log must equal an uninterrupted run's, with no temp file left over.
+Each trial starts a fresh run in its own output dir and, chosen by a seeded RNG, hits it 1..--max-faults
+times with one of: SIGKILL from outside at a random moment (after a random logged step, plus a random delay,
+so some kills land inside a checkpoint write); an injected death inside a checkpoint write (GPT2TRAIN_INJECT
+exit_in_model / exit_in_state / exit_before_done: temp file half written, or all files in place but no DONE
+record); an abrupt exit in a step; a full disk during a checkpoint write (fail_in_model / fail_in_state: the
+run must stop with an error line); a SIGKILL after which the newest checkpoint is damaged (a file cut short,
+a garbled header or DONE record, a state file removed: resume must pass over it to an older one); and a
+second run started on the same -o while the first trains (it must be refused by the run lock). Every kill
+leaves a stale lock, which the next run takes over. After every fault it checks that each DONE record on disk
+still matches its files and that the newest usable checkpoint never went backwards (but for a damaged one);
+the last resume runs unharmed, and its main.log must equal an uninterrupted run's, with no temp or lock file
+left over.
 
-    PYTHONPATH=src python bench/fault_trials.py --trials 30
+    PYTHONPATH=src python bench/fault_trials.py --trials 30 --faults 100
 
 prints the counts (trials, faults injected by kind, trials that lost data: must be 0) and exits 1 if any
 trial lost data. tests/test_faults_trials.py runs a few trials of the same engine.
@@ -194,16 +200,17 @@ def trial(rng: random.Random, out_dir, shards: dict, reference: list[str], max_f
 
 
 def run_trials(trials: int, seed: int, shards: dict, work_dir, max_faults: int = 3, finish=run_to_end,
-               kinds: list[str] | None = None, log=print) -> dict:  # fmt: skip
-    """Run ``trials`` trials (trial t's faults of kind ``kinds[t % len(kinds)]``, random without ``kinds``);
-    returns the counts (and every loss, with its reason)."""
+               kinds: list[str] | None = None, log=print, min_faults: int = 0) -> dict:  # fmt: skip
+    """Run ``trials`` trials, or more until ``min_faults`` faults were injected (trial t's faults of kind
+    ``kinds[t % len(kinds)]``, random without ``kinds``); returns the counts (and every loss, with its reason)."""
     work_dir = Path(work_dir)
     code, out = finish(train_args(shards, work_dir / "reference"))
     assert code == 0, out
     reference = main_log(work_dir / "reference")
     counts = {"trials": 0, "faults": 0, "by_kind": collections.Counter(), "lost_trials": 0, "losses": []}
     log(f"reference run done; {trials} trials follow")
-    for t in range(trials):
+    t = 0
+    while t < trials or counts["faults"] < min_faults:
         rng = random.Random(f"{seed}:{t}")
         kind = kinds[t % len(kinds)] if kinds else None
         res = trial(rng, work_dir / f"trial_{t:03d}", shards, reference, max_faults, finish, kind)
@@ -214,6 +221,7 @@ def run_trials(trials: int, seed: int, shards: dict, work_dir, max_faults: int =
             counts["lost_trials"] += 1
             counts["losses"].append({"trial": t, "faults": res["faults"], "lost": res["lost"]})
         log(f"trial {t}: faults {res['faults'] or 'none'}: {'LOST ' + '; '.join(res['lost']) if res['lost'] else 'ok'}")
+        t += 1
     counts["by_kind"] = dict(counts["by_kind"])
     return counts
 
@@ -240,11 +248,12 @@ def main() -> int:
     ap.add_argument("--trials", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-faults", type=int, default=3, help="faults per trial: 1..N, chosen at random")
+    ap.add_argument("--faults", type=int, default=0, help="go on past --trials until this many faults were injected")
     ap.add_argument("--json", help="also write the counts to this file")
     args = ap.parse_args()
     t0 = time.time()
     with tempfile.TemporaryDirectory(prefix="fault_trials_") as tmp:
-        counts = run_trials(args.trials, args.seed, make_shards(tmp), tmp, args.max_faults)
+        counts = run_trials(args.trials, args.seed, make_shards(tmp), tmp, args.max_faults, min_faults=args.faults)
     counts["seconds"] = round(time.time() - t0, 1)
     print(f"trials run: {counts['trials']}")
     print(

@@ -16,16 +16,16 @@ def _nearest_existing(path: str) -> str:
     return path
 
 
-def check_writable(path: str, flag: str = "-o", directory: bool = True) -> None:
-    """Raise a UserError unless ``path`` (a directory, or a file when ``directory`` is False) can be made or
-    written: it or its nearest existing parent must be a writable directory (a read-only file system fails
-    os.access even for root)."""
+def check_writable(path: str, flag: str = "-o", directory: bool | None = True) -> None:
+    """Raise a UserError unless ``path`` (a directory, a file when ``directory`` is False, either when None) can
+    be made or written: it or its nearest existing parent must be a writable directory (a read-only file system
+    fails os.access even for root)."""
     path = str(path)
-    what = "directory" if directory else "file"
+    what = {True: "directory", False: "file", None: "path"}[directory]
     if os.path.exists(path):
         if directory and not os.path.isdir(path):
             raise UserError(f"{flag} {path}: exists and is not a directory; choose another output {what}")
-        if not directory and os.path.isdir(path):
+        if directory is False and os.path.isdir(path):
             raise UserError(f"{flag} {path}: is a directory; name an output file")
     base = _nearest_existing(path)
     if not os.path.isdir(base):
@@ -44,9 +44,13 @@ def _inside(filename, root: str) -> bool:
 
 
 @contextlib.contextmanager
-def writing_output(path, flag: str = "-o", directory: bool = True):
+def writing_output(path, flag: str = "-o", directory: bool | None = True):
     """Check ``path`` as check_writable does, then run the block; an OSError on a file inside ``path`` (disk
-    full, read-only file system...) becomes a UserError naming it. Errors on other files (the inputs) pass."""
+    full, read-only file system...) becomes a UserError naming it. Errors on other files (the inputs) pass.
+    No ``path`` (the command's default place): nothing is checked."""
+    if not path:
+        yield
+        return
     path = str(path)
     check_writable(path, flag, directory)
     try:
