@@ -36,10 +36,13 @@ def check_writable(path: str, flag: str = "-o", directory: bool | None = True) -
                         f"output {what}")  # fmt: skip
 
 
-def _inside(filename, root: str) -> bool:
+def _inside(filename, root: str, directory: bool | None) -> bool:
+    """Whether ``filename`` is the output ``root``, inside it, or (an output file) its temp file beside it."""
     if not filename:
         return False
     filename, root = os.path.abspath(os.fsdecode(filename)), os.path.abspath(root)
+    if directory is False or (directory is None and not os.path.isdir(root)):
+        return filename.startswith(root)  # model.bin.tmp, renamed to model.bin when complete
     return filename == root or filename.startswith(root.rstrip(os.sep) + os.sep)
 
 
@@ -57,7 +60,7 @@ def writing_output(path, flag: str = "-o", directory: bool | None = True):
         yield
     except OSError as e:
         name = getattr(e, "filename", None)
-        if not (_inside(name, path) or _inside(getattr(e, "filename2", None), path)):
+        if not (_inside(name, path, directory) or _inside(getattr(e, "filename2", None), path, directory)):
             raise
         reason = e.strerror or str(e)
         raise UserError(f"{flag} {path}: cannot write {os.fsdecode(name)} ({reason}); free space or choose "
