@@ -5,20 +5,22 @@ import importlib.util
 from pathlib import Path
 
 from tests.helpers import run_cli
+from tests.pydoc_shards import pydoc_shards  # noqa: F401  (fixture)
 
 _spec = importlib.util.spec_from_file_location("fault_trials", Path(__file__).parents[1] / "bench" / "fault_trials.py")
 fault_trials = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fault_trials)
 
 
-def test_random_kills_lose_nothing(tmp_path, shakespeare_shards, capsys):
+def test_random_kills_lose_nothing(tmp_path, pydoc_shards, capsys):  # noqa: F811
     def finish(argv):  # the unharmed resume runs in this process (no interpreter start-up)
         code, out, err = run_cli(argv, capsys)
         return code, out + err
 
-    # one trial per kind of death; where and when comes from the seeded RNG
-    kinds = ["sigkill", "exit_in_model", "exit_in_state", "exit_before_done"]
-    counts = fault_trials.run_trials(len(kinds), seed=1, shards=shakespeare_shards, work_dir=tmp_path,
+    # one trial per kind of fault; where and when comes from the seeded RNG
+    kinds = ["sigkill", "exit_in_model", "exit_in_state", "exit_before_done", "fail_in_state", "corrupt",
+             "double_start"]  # fmt: skip
+    counts = fault_trials.run_trials(len(kinds), seed=1, shards=pydoc_shards, work_dir=tmp_path,
                                      max_faults=1, finish=finish, kinds=kinds, log=lambda m: None)  # fmt: skip
     assert counts["lost_trials"] == 0, counts["losses"]
-    assert counts["trials"] == 4 and counts["faults"] >= 3, counts
+    assert counts["trials"] == len(kinds) and counts["faults"] >= 5, counts
