@@ -55,6 +55,11 @@ def test_tensorboard_shows_each_step_once_after_a_kill_and_resume(tmp_path, pydo
     assert steps["train/loss"] == list(range(8))  # steps 4..7 once, from the resumed run
     assert steps["val/loss"] == [0, 4, 8]  # the val loss of step 4 (not recomputed on resume) is kept
     assert steps == _scalar_steps(run)
+    # a fresh run (no -y 1) in the same dir starts over, as main.log does: the earlier events are hidden
+    fresh = resumed[:-2]  # without resume_copy's "-y 1"
+    fresh[fresh.index("-x") + 1] = "2"
+    assert run_cli(fresh, capsys)[0] == 0
+    assert _scalar_steps(tmp_path / "resumed")["train/loss"] == [0, 1]
 
 
 class _FakeWandb(types.ModuleType):

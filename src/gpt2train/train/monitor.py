@@ -18,8 +18,9 @@ class ScalarSink:
     Weights & Biases (when ``wandb_project`` is given and wandb is installed). A no-op otherwise.
 
     ``resume_step``: the run goes on from the checkpoint at that step. TensorBoard drops the events a killed run
-    wrote from that step on (purge_step), so no step appears twice; the val/eval values of the step itself are
-    logged again from progress.jsonl. W&B resumes the run whose id RUN/wandb_id keeps."""
+    wrote from that step on (purge_step; a fresh run drops all earlier events), so no step appears twice; the
+    val/eval values of the step itself are logged again from progress.jsonl. W&B resumes the run whose id
+    RUN/wandb_id keeps."""
 
     def __init__(self, output_dir: str | None, active: bool, tensorboard: bool = True,
                  wandb_project: str | None = None, config: dict | None = None, warn=print,
@@ -31,7 +32,9 @@ class ScalarSink:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.tb = SummaryWriter(log_dir=output_dir, purge_step=resume_step)
+                # a fresh run hides an earlier run's events in the dir (as it wipes main.log); a resumed one those past
+                # its checkpoint
+                self.tb = SummaryWriter(log_dir=output_dir, purge_step=0 if resume_step is None else resume_step)
             except ImportError:
                 warn("TensorBoard logging is off: pip install tensorboard to get event files in the run dir")
         if wandb_project:
