@@ -50,7 +50,11 @@ class RunLock:
 
     def acquire(self) -> None:
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by exec'd children
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by exec'd children
+            except OSError as e:
+                raise UserError(f"-o {self.run_dir}: cannot write its lock file {self.path} ({e.strerror}); "
+                                "choose a writable run directory") from None  # fmt: skip
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
