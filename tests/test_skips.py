@@ -26,7 +26,8 @@ def test_default_max_skips_stops_after_ten_in_a_row(tmp_path, pydoc_shards, caps
     monkeypatch.setenv("GPT2TRAIN_INJECT", _nan_at(range(1, 14)))
     code, out, err = run_cli(tiny_train_args(pydoc_shards, tmp_path / "run", 14), capsys)
     assert code == 1
-    assert "error: 10 updates in a row were skipped (--max-skips 10; last at step 10" in err
+    assert "error: 10 updates in a row were skipped (last at step 10: non-finite loss" in err
+    assert "--max-skips 10); stopping" in err
     assert "resume with -y 1" in err and "step   12/14" not in out
 
 

@@ -779,8 +779,8 @@ class Trainer:
                 rollback = True
             elif cfg.max_skips and self.skips_in_a_row >= cfg.max_skips:
                 raise UserError(
-                    f"{self.skips_in_a_row} updates in a row were skipped (--max-skips {cfg.max_skips}; last at step "
-                    f"{step}: {skip}); stopping. Check the train data near this step (gpt2train data info), then "
+                    f"{self.skips_in_a_row} updates in a row were skipped (last at step {step}: {skip}; --max-skips "
+                    f"{cfg.max_skips}); stopping. Check the train data near this step (gpt2train data info), then "
                     "resume with -y 1 from the last checkpoint, perhaps with a lower -l, --on-max-skips rollback, "
                     "or a higher --max-skips (0: never stop)"
                 )
