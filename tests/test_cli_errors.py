@@ -141,3 +141,10 @@ def test_batch_size_zero_is_refused(tmp_path, pydoc_shards, batch, capsys):  # n
     code, _, err = run_cli(args, capsys)
     line = _one_error_line(err)
     assert code == 1 and line.startswith(f"error: -b {batch}: use -b auto") and not (tmp_path / "run").exists()
+
+
+def test_plot_under_a_file_is_one_line(tmp_path, a_file, capsys):
+    log = tmp_path / "main.log"
+    log.write_text("s:0 trl:10.9 lr:0.0006 norm:1.0\ns:1 trl:10.5 lr:0.0006 norm:1.0\n")
+    code, _, err = run_cli(["plot", log, "-o", a_file / "loss.png"], capsys)
+    assert code == 1 and f"-o {a_file / 'loss.png'}" in _one_error_line(err)
