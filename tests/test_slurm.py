@@ -37,6 +37,7 @@ def test_srun_tasks_become_ranks():
     [
         {},  # no launcher
         {"SLURM_JOB_ID": "1", "SLURM_NTASKS": "8", "SLURM_JOB_NODELIST": "gpu1"},  # an salloc shell: no srun step
+        {"SLURM_JOB_ID": "1", "SLURM_NTASKS": "8", "SLURM_PROCID": "0", "SLURM_STEP_ID": "4294967294"},  # batch script
         _srun_task(0, tasks=1, nodes=1),  # srun -n 1: one GPU
         {**_srun_task(3, tasks=8), "RANK": "3", "WORLD_SIZE": "8"},  # torchrun (under srun) wins
         {"OMPI_COMM_WORLD_RANK": "0", "OMPI_COMM_WORLD_SIZE": "1", "OMPI_COMM_WORLD_LOCAL_SIZE": "1"},

@@ -73,13 +73,15 @@ def _int_env(env, *names: str) -> int | None:
 def launcher_environment(env=None) -> dict[str, str]:
     """The torchrun-style variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT) for a launch by
     ``srun`` or ``mpirun`` of several tasks without torchrun; {} for torchrun, -pn, one task, or no launcher.
-    A one-task Slurm step or an ``salloc`` shell (no srun step) is one process."""
+    A one-task srun step, a batch script or an ``salloc`` shell (no srun step) is one process."""
     env = os.environ if env is None else env
     if "WORLD_SIZE" in env or "RANK" in env:
         return {}
-    if "SLURM_PROCID" in env and ("SLURM_STEP_ID" in env or "SLURM_STEPID" in env):
+    # a task of an srun step: srun alone sets SLURM_STEP_NUM_TASKS (a batch script or an salloc shell has the
+    # job's SLURM_NTASKS but is one process)
+    if "SLURM_PROCID" in env and "SLURM_STEP_NUM_TASKS" in env:
         name, how = "srun", "srun --ntasks-per-node=GPUS python -m gpt2train train ... (one task per GPU)"
-        rank, world = _int_env(env, "SLURM_PROCID"), _int_env(env, "SLURM_STEP_NUM_TASKS", "SLURM_NTASKS")
+        rank, world = _int_env(env, "SLURM_PROCID"), _int_env(env, "SLURM_STEP_NUM_TASKS")
         local = _int_env(env, "SLURM_LOCALID")
         nodes = _int_env(env, "SLURM_STEP_NUM_NODES", "SLURM_JOB_NUM_NODES", "SLURM_NNODES")
         nodelist = env.get("SLURM_STEP_NODELIST") or env.get("SLURM_JOB_NODELIST") or ""
