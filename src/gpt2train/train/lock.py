@@ -66,7 +66,7 @@ class RunLock:
                 os.close(fd)
                 raise UserError(f"-o {self.run_dir}: cannot lock {self.path} ({e.strerror}); use a run directory on "
                                 "a file system with locks (a local disk or NFSv4)") from None  # fmt: skip
-            try:  # the holder we waited on may have removed the file as it ended: lock the file now at the path
+            try:  # a holder that ended between our open and our flock removed the file: lock the one at the path
                 same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
             except FileNotFoundError:
                 same = False
