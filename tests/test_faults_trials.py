@@ -1,5 +1,6 @@
-"""SIGKILL at random moments, inside checkpoint writes too: resume always finds a complete checkpoint and
-the final main.log equals an uninterrupted run's (bench/fault_trials.py runs many more trials)."""
+"""One trial of each kind of fault of bench/fault_trials.py (SIGKILL at random moments and inside checkpoint
+writes, a full disk, a damaged checkpoint, a second run on the same -o): resume always finds a usable checkpoint
+and the final main.log equals an uninterrupted run's (the bench runs 100 and more)."""
 
 import importlib.util
 from pathlib import Path
