@@ -1,5 +1,6 @@
-"""SIGKILL at random moments, inside checkpoint writes too: resume always finds a complete checkpoint and
-the final main.log equals an uninterrupted run's (bench/fault_trials.py runs many more trials)."""
+"""One trial of each kind of fault of bench/fault_trials.py (SIGKILL at random moments and inside checkpoint
+writes, a full disk, a damaged checkpoint, a second run on the same -o): resume always finds a usable checkpoint
+and the final main.log equals an uninterrupted run's (the bench runs 100 and more)."""
 
 import importlib.util
 from pathlib import Path
@@ -16,9 +17,10 @@ def test_random_kills_lose_nothing(tmp_path, text_shards, capsys):
         code, out, err = run_cli(argv, capsys)
         return code, out + err
 
-    # one trial per kind of death; where and when comes from the seeded RNG
-    kinds = ["sigkill", "exit_in_model", "exit_in_state", "exit_before_done"]
+    # one trial per kind of fault; where and when comes from the seeded RNG
+    kinds = ["sigkill", "exit_in_model", "exit_in_state", "exit_before_done", "fail_in_state", "corrupt",
+             "double_start"]  # fmt: skip
     counts = fault_trials.run_trials(len(kinds), seed=1, shards=text_shards, work_dir=tmp_path,
                                      max_faults=1, finish=finish, kinds=kinds, log=lambda m: None)  # fmt: skip
     assert counts["lost_trials"] == 0, counts["losses"]
-    assert counts["trials"] == 4 and counts["faults"] >= 3, counts
+    assert counts["trials"] == len(kinds) and counts["faults"] >= 5, counts

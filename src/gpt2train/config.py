@@ -202,7 +202,7 @@ class TrainConfig:
     skip_loss_z: float = 0.0  # -sl
     skip_grad_z: float = 0.0  # -sg
     outlier_window: int = 64  # steps in the -sl/-sg z-score window (llm.c: 64)
-    max_skips: int = 0  # stop after this many skipped updates in a row (0: never)
+    max_skips: int = 10  # stop (non-zero exit) after this many skipped updates in a row (0: never)
     on_max_skips: str = "stop"  # at --max-skips: stop | rollback (reload the newest checkpoint, drop the bad batches)
     max_rollbacks: int = 3  # with --on-max-skips rollback: stop after this many rollbacks in one process
     seed: int = 42

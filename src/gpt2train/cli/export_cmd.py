@@ -20,13 +20,18 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    import os
+    from gpt2train.outputs import writing_output
 
+    # the output is checked before the model is read, and a failed write names it
+    with writing_output(args.output, "-o", directory=args.to == "hf"):
+        return _export(args)
+
+
+def _export(args) -> int:
     from gpt2train.formats.load import load_pretrained
-
-    cfg, sd = load_pretrained(args.model)
     from gpt2train.model_modern import is_modern
 
+    cfg, sd = load_pretrained(args.model)
     if args.to == "hf" and is_modern(cfg):  # a trust_remote_code directory (formats/hf_modern.py)
         from gpt2train.formats.hf_modern import write_modern_hf_dir
 
@@ -40,8 +45,6 @@ def run(args) -> int:
     else:
         from gpt2train.formats.llmc_model import write_llmc_model
 
-        if os.path.isdir(args.output):
-            raise UserError(f"-o {args.output} is a directory; --to llmc writes one file")
         write_llmc_model(args.output, sd, cfg, dtype=args.dtype)
     print(f"wrote {args.output} ({args.to}, {args.dtype}, {cfg.n_layer} layers, {cfg.n_embd} channels)")
     return 0

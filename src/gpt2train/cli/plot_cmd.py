@@ -36,14 +36,17 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    out = plot.plot_runs(
-        args.runs,
-        args.output,
-        x=args.x,
-        smooth_window=args.smooth,
-        panels=plot.parse_panels(args.panels),
-        model=args.model,
-        total_batch_size=args.total_batch_size,
-    )
+    from gpt2train.outputs import writing_output
+
+    with writing_output(args.output, "-o", directory=False):
+        out = plot.plot_runs(
+            args.runs,
+            args.output,
+            x=args.x,
+            smooth_window=args.smooth,
+            panels=plot.parse_panels(args.panels),
+            model=args.model,
+            total_batch_size=args.total_batch_size,
+        )
     print(f"wrote {out}")
     return 0

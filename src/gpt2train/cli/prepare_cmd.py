@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from gpt2train.outputs import writing_output
+
 
 def _positive_int(text: str) -> int:
     try:
@@ -94,28 +96,30 @@ def register(sub) -> None:
 def run_tinyshakespeare(args) -> int:
     from gpt2train.data.prepare import prepare_tinyshakespeare
 
-    for path, n in prepare_tinyshakespeare(args.output_dir, source=args.source, url=args.url):
-        print(f"wrote {n:,} tokens to {path}")
+    with writing_output(args.output_dir):
+        for path, n in prepare_tinyshakespeare(args.output_dir, source=args.source, url=args.url):
+            print(f"wrote {n:,} tokens to {path}")
     return 0
 
 
 def run_text(args) -> int:
     from gpt2train.data.prepare import prepare_text, summarize
 
-    result = prepare_text(
-        args.input,
-        args.output_dir,
-        name=args.name,
-        field=args.field,
-        separator=args.doc_separator,
-        val_fraction=args.val_fraction,
-        val_docs=args.val_docs,
-        shard_size=args.shard_size,
-        workers=args.workers,
-        max_shards=args.max_shards,
-        on_bad_utf8=args.on_bad_utf8,
-        progress=not args.no_progress,
-    )
+    with writing_output(args.output_dir):
+        result = prepare_text(
+            args.input,
+            args.output_dir,
+            name=args.name,
+            field=args.field,
+            separator=args.doc_separator,
+            val_fraction=args.val_fraction,
+            val_docs=args.val_docs,
+            shard_size=args.shard_size,
+            workers=args.workers,
+            max_shards=args.max_shards,
+            on_bad_utf8=args.on_bad_utf8,
+            progress=not args.no_progress,
+        )
     print(summarize(result))
     return 0
 
@@ -123,18 +127,19 @@ def run_text(args) -> int:
 def run_fineweb(args) -> int:
     from gpt2train.data.prepare import prepare_fineweb, summarize
 
-    result = prepare_fineweb(
-        args.kind,
-        args.tokens,
-        args.output_dir,
-        shard_size=args.shard_size,
-        workers=args.workers,
-        max_shards=args.max_shards,
-        source=args.source,
-        cache_dir=args.cache_dir,
-        progress=not args.no_progress,
-        revision=args.revision,
-    )
+    with writing_output(args.output_dir):
+        result = prepare_fineweb(
+            args.kind,
+            args.tokens,
+            args.output_dir,
+            shard_size=args.shard_size,
+            workers=args.workers,
+            max_shards=args.max_shards,
+            source=args.source,
+            cache_dir=args.cache_dir,
+            progress=not args.no_progress,
+            revision=args.revision,
+        )
     print(summarize(result))
     return 0
 
@@ -142,5 +147,6 @@ def run_fineweb(args) -> int:
 def run_hellaswag(args) -> int:
     from gpt2train.data.prepare import prepare_hellaswag
 
-    print(prepare_hellaswag(args.output, source=args.source, url=args.url))
+    with writing_output(args.output, directory=None):
+        print(prepare_hellaswag(args.output, source=args.source, url=args.url))
     return 0

@@ -6,6 +6,7 @@ import argparse
 import os
 
 from gpt2train.config import TrainConfig
+from gpt2train.errors import UserError
 from gpt2train.paths import cache_dir
 
 # (llm.c flag, long option, TrainConfig field, type, help)
@@ -125,7 +126,7 @@ _EXTRA = [
     ("--max-seq-len", "max_seq_len", int, "override the maximum sequence length"),
     ("--seed", "seed", int, "seed of the initialisation and the data order"),
     ("--outlier-window", "outlier_window", int, "steps in the -sl/-sg z-score window"),
-    ("--max-skips", "max_skips", int, "stop after this many skipped updates in a row (0: never)"),
+    ("--max-skips", "max_skips", int, "stop with an error after this many skipped updates in a row (0: never)"),
     ("--on-max-skips", "on_max_skips", str, "at --max-skips: stop, or rollback to the newest checkpoint"),
     ("--max-rollbacks", "max_rollbacks", int, "with --on-max-skips rollback: stop after this many rollbacks"),
     ("--beta1", "beta1", float, "AdamW beta1"),
@@ -190,10 +191,10 @@ _EXTRA = [
 ]
 
 
-def _batch_size(text: str) -> int:
-    """-b N, or -b auto (stored as 0: the trainer probes for the largest B that fits)."""
+def _batch_size(text: str) -> int | str:
+    """-b N, or -b auto (kept as the word here; config_from_args stores it as 0 and refuses a literal 0)."""
     if text == "auto":
-        return 0
+        return text
     try:
         return int(text)
     except ValueError:
@@ -228,7 +229,13 @@ def register(sub) -> None:
 
 def config_from_args(args) -> TrainConfig:
     fields = TrainConfig.__dataclass_fields__
-    return TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    values = {k: v for k, v in vars(args).items() if k in fields}
+    if values.get("batch_size") == "auto":
+        values["batch_size"] = 0  # the trainer probes for the largest B that fits
+    elif isinstance(values.get("batch_size"), int) and values["batch_size"] < 1:
+        raise UserError(f"-b {values['batch_size']}: use -b auto for the largest micro-batch that fits, or a "
+                        "positive -b")  # fmt: skip
+    return TrainConfig(**values)
 
 
 def run(args) -> int:

@@ -33,7 +33,8 @@ from gpt2train.model_modern import build_any_model, is_modern, model_for
 from gpt2train.train import checkpoint as ckpt
 from gpt2train.train import determinism, distributed, preflight
 from gpt2train.train.faults import Faults
-from gpt2train.train.guards import OutlierDetector
+from gpt2train.train.guards import OutlierDetector, clip_grad_norm_fp32_
+from gpt2train.train.lock import RunDir
 from gpt2train.train.optim import build_optimizer, set_lr
 from gpt2train.train.runlog import RunLog, format_duration
 from gpt2train.train.schedule import learning_rate
@@ -145,17 +146,6 @@ def batch_fit_warning(
             f"{at} ({limit}); {hint} (the estimate is within a few percent; going on)")  # fmt: skip
 
 
-def _check_output_dir(path: str) -> None:
-    try:
-        os.makedirs(path, exist_ok=True)
-        probe = os.path.join(path, f".write_test.{os.getpid()}")
-        with open(probe, "w") as f:
-            f.write("ok")
-        os.remove(probe)
-    except OSError as e:
-        raise UserError(f"-o {path}: output directory is not writable ({e.strerror or e})") from None
-
-
 def _select_attention_backend(name: str) -> None:
     """Restrict SDPA to one fused backend (math stays as the fallback for shapes it cannot take)."""
     if name == "auto":
@@ -198,15 +188,36 @@ def train(cfg: TrainConfig) -> int:
     """Run ``gpt2train train``; returns the process exit code."""
     determinism.prepare_environment(cfg.deterministic, cfg.device)  # before any CUDA work
     info = distributed.setup(cfg.device)
+    run_dir = RunDir(cfg.output_dir, lock=info.is_main)
+    failed = True
     try:
+        _claim(run_dir, info)
         with determinism.mode(bool(cfg.deterministic), cfg.attention) as det:
             trainer = Trainer(cfg, info, det)
             try:
-                return trainer.run()
+                code = trainer.run()
             except torch.OutOfMemoryError:
                 raise trainer.out_of_memory() from None
+        failed = False
+        return code
     finally:
+        run_dir.close(failed)  # a run that failed before writing anything leaves no empty -o behind
         distributed.teardown()
+
+
+def _claim(run_dir: RunDir, info: distributed.DistInfo) -> None:
+    """Make and lock -o (the lock: rank 0 only). Collective under several processes, before any other one,
+    so that when rank 0 finds the directory taken every rank stops with its line instead of waiting on it."""
+    failure = None
+    try:
+        run_dir.open(warn=Console(info.is_main))
+    except UserError as e:
+        failure = e
+    failed = distributed.first_failure(None if failure is None else str(failure), info.device)
+    if failure is not None:
+        raise failure
+    if failed is not None:
+        raise UserError(failed[1])
 
 
 class Trainer:
@@ -267,9 +278,7 @@ class Trainer:
             raise UserError(
                 "--on-max-skips rollback needs --max-skips K, -o DIR and -n N (checkpoints to roll back to)"
             )
-        if cfg.output_dir:
-            _check_output_dir(cfg.output_dir)
-        elif cfg.resume or cfg.checkpoint_every:
+        if not cfg.output_dir and (cfg.resume or cfg.checkpoint_every):
             raise UserError("-y/-n need an output directory: add -o DIR")
 
         self.resume_step = None
@@ -387,6 +396,8 @@ class Trainer:
         self.grad_detector = OutlierDetector(cfg.outlier_window)
         self.faults = Faults(info.rank)
         self.skips_in_a_row = 0
+        self.updates = 0  # updates applied in this process: a run that applied none must not end in success
+        self.last_skip = ""
         self.skipped: list[tuple[int, str]] = []  # (step, reason) of the skips in a row, for a rollback
         self.rollbacks = 0
         self.drop_before: dict[int, int] = {}  # step -> step-batches to drop before it (bad ones, after a rollback)
@@ -400,7 +411,8 @@ class Trainer:
         self.hellaswag = self._load_hellaswag()
         from gpt2train.train.monitor import ScalarSink
 
-        self.scalars = ScalarSink(cfg.output_dir, info.is_main, cfg.tensorboard, cfg.wandb, cfg.to_dict(), self.print)
+        self.scalars = ScalarSink(cfg.output_dir, info.is_main, cfg.tensorboard, cfg.wandb, cfg.to_dict(), self.print,
+                                  resume_step=self.resume_step)  # fmt: skip
         self.peak = peak_flops(torch.cuda.get_device_name(self.device)) if self.device.type == "cuda" else None
 
     def _memory_settings(self) -> dict:
@@ -738,7 +750,7 @@ class Trainer:
         if self.zero is not None:
             norm_t = self.zero.clip_grad_norm_(cfg.grad_clip)
         else:
-            norm_t = torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), cfg.grad_clip)
+            norm_t = clip_grad_norm_fp32_(self.raw_model.parameters(), cfg.grad_clip)
         # one host sync per step for both numbers the skip decision and the log need
         loss, norm = torch.stack([loss_sum.float() / self.info.world_size, norm_t.float().to(loss_sum.device)]).tolist()
         lr = learning_rate(step, cfg.lr, cfg.warmup_steps, self.max_steps, cfg.final_lr_frac, cfg.lr_schedule,
@@ -756,10 +768,12 @@ class Trainer:
         if skip is None:
             set_lr(self.optimizer, lr)
             self.optimizer.step()
+            self.updates += 1
             self.skips_in_a_row = 0
             self.skipped = []
         else:
             self.skips_in_a_row += 1
+            self.last_skip = skip
             self.skipped.append((step, skip))
             self.print(f"skipping update of step {step}: {skip} (loss z {zloss:+.2f}, grad z {zgrad:+.2f})")
             self.runlog.event(step, "skip", reason=skip, loss=loss, norm=norm, zloss=zloss, zgrad=zgrad)
@@ -767,8 +781,10 @@ class Trainer:
                 rollback = True
             elif cfg.max_skips and self.skips_in_a_row >= cfg.max_skips:
                 raise UserError(
-                    f"{self.skips_in_a_row} updates in a row were skipped (last at step {step}: {skip}); stopping. "
-                    "Resume with -y 1 from the last checkpoint, perhaps with a lower -l or --max-skips 0"
+                    f"{self.skips_in_a_row} updates in a row were skipped (last at step {step}: {skip}; --max-skips "
+                    f"{cfg.max_skips}); stopping. Check the train data near this step (gpt2train data info), then "
+                    "resume with -y 1 from the last checkpoint, perhaps with a lower -l, --on-max-skips rollback, "
+                    "or a higher --max-skips (0: never stop)"
                 )
         self.optimizer.zero_grad(set_to_none=True)
         return {
@@ -869,6 +885,14 @@ class Trainer:
                     self._write_checkpoint(step + 1)
                     t_prev_end = None
                 step += 1
+            if first_step >= self.max_steps:
+                self.print(f"nothing to train: the run in {cfg.output_dir} is already complete at step {first_step} "
+                           f"of {self.max_steps}; raise -x to train on, or use another -o")  # fmt: skip
+                return 0
+            if self.updates == 0:
+                raise UserError(f"every update of steps {first_step}..{self.max_steps - 1} was skipped (last: "
+                                f"{self.last_skip}): the weights did not change. Check the train data (gpt2train "
+                                "data info), lower -l, or loosen -sl/-sg")  # fmt: skip
             self.print(f"done: {self.max_steps} steps in {format_duration(time.perf_counter() - t_start)}")
             if self.device.type == "cuda":
                 self.print(f"peak GPU memory: {torch.cuda.max_memory_allocated(self.device) / 2**20:.0f} MiB allocated, "

@@ -31,6 +31,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
+from gpt2train.train.guards import clip_to_norm_, squared_norm_fp32
 from gpt2train.train.optim import bf16_adamw, flatten_parameters_
 
 # torch 2.13 renamed the flat collectives; 2.11 (the GPU box) has only the old names
@@ -183,12 +184,11 @@ class ZeroAdamW:
         torch.nn.utils.clip_grad_norm_ does; the norm comes from the shards and one all-reduce."""
         self.reduce_grads()
         shards = self.shard_grads()
-        sq = torch.stack(torch._foreach_norm(shards)).float().square().sum()
+        sq = squared_norm_fp32(shards)  # fp32 even for bf16 shards
         if self.world > 1:
             dist.all_reduce(sq, group=self.group)
         norm = sq.sqrt()
-        coef = (max_norm / (norm + 1e-6)).clamp(max=1.0)
-        torch._foreach_mul_(shards, coef)
+        clip_to_norm_(shards, norm, max_norm)
         return norm
 
     @torch.no_grad()
