@@ -44,7 +44,7 @@ lint:
 	$(PYTHON) -m ruff format --check src tests bench
 
 test: lint
-	$(PYTHON) -m pytest -q -n 2 --durations=10
+	$(PYTHON) -m pytest -q -n 2 --dist worksteal --durations=15
 
 format:
 	$(PYTHON) -m ruff format src tests bench

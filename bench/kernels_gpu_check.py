@@ -51,6 +51,7 @@ from gpt2train.kernels.gelu_mlp import gelu_mlp, gelu_mlp_reference  # noqa: E40
 from gpt2train.model import GPT, plain_classifier_loss  # noqa: E402
 from gpt2train.train.optim import flatten_parameters_  # noqa: E402
 
+CHECK_NAMES = ("classifier", "gelu_linear", "gelu_mlp", "fp8_linear", "grad_accum", "adamw")  # adamw: both AdamWs
 ROWS: list[dict] = []
 FAILURES: list[str] = []
 
@@ -815,6 +816,9 @@ def main(argv=None) -> int:
     print(json.dumps(env), flush=True)
     t0 = time.perf_counter()
     checks = args.checks.split(",")
+    unknown = sorted(set(checks) - set(CHECK_NAMES))
+    if unknown:  # a misspelt check would otherwise run nothing and report success
+        sys.exit(f"error: --checks {','.join(unknown)}: unknown; the checks are {','.join(CHECK_NAMES)}")
     if "classifier" in checks:
         check_classifier(args, dev)
     if "gelu_linear" in checks:

@@ -1,5 +1,6 @@
 """`python -m bench`: the one entry point to the measuring tools, and the tools it added (memory table, scaling,
-loss check) on the CPU with a tiny model (their figures come from the GPU)."""
+loss check) with a stand-in for the run they start (test_bench_throughput runs a real one; their figures come from
+the GPU)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,6 @@ from pathlib import Path
 import pytest
 from bench import __main__ as entry
 from bench import loss_check, memory_table, scaling, throughput
-
-from tests.helpers import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,15 +44,46 @@ def test_memory_group_parsing():
         memory_table.parse_group("2 1")
 
 
-def test_memory_table_runs_each_b_and_stops_at_a_failure_it_reports(text_shards, tmp_path, capsys):
+def _fake_runs(monkeypatch, errors: dict | None = None) -> list:
+    """throughput.run_one replaced by a stand-in that records each call and answers with made-up figures (or the
+    error given for its B): the tools' own logic, without training (test_bench_throughput runs a real one)."""
+    calls = []
+
+    def run_one(args, model, path, extra, log_name=""):
+        calls.append((args, model, path, extra))
+        res = throughput.RunResult(model, path, args.batch_size, args.seq_len, args.total_batch_size,
+                                   args.recompute, args.master_weights, f"-e {model} -b {args.batch_size} "
+                                   + " ".join(extra))  # fmt: skip
+        error = (errors or {}).get(args.batch_size)
+        res.ok, res.error = error is None, error
+        if res.ok:
+            res.tok_s, res.ms_per_step, res.val_loss = 1000.0 * args.batch_size, 5.0, 5.5 + len(calls) / 100
+            res.peak_alloc_mib, res.peak_reserved_mib = 100.0 * args.batch_size, 110.0 * args.batch_size
+        return res
+
+    monkeypatch.setattr(throughput, "run_one", run_one)
+    return calls
+
+
+def test_memory_table_runs_each_b_and_stops_at_the_first_out_of_memory(tmp_path, capsys, monkeypatch):
+    calls = _fake_runs(monkeypatch, errors={4: "error: out of GPU memory at step 0 with -b 4"})
     out = tmp_path / "mem.json"
-    argv = ["-i", text_shards["train"], "-j", text_shards["val"], "-e", "d12", "-t", "16",
-            "--out", str(out), "0 1 1 2", "--", *TINY, "--device", "cpu"]  # fmt: skip
-    assert memory_table.main(argv) == 0
+    argv = ["-e", "d12", "-t", "16", "--out", str(out), "0 1 1 2 4 8", "2 0 8", "--", "--device", "cpu"]
+    assert memory_table.main(argv) == 0  # out of memory is a result, not a failure
+    # B=8 of the first group is never tried after B=4 ran out of memory; the next group still runs
+    assert [(a.batch_size, a.recompute, a.master_weights, a.total_batch_size) for a, *_ in calls] == [
+        (1, 0, 1, 32), (2, 0, 1, 64), (4, 0, 1, 128), (8, 2, 0, 256)]  # fmt: skip
+    assert all(extra == ["--device", "cpu"] for *_, extra in calls)
     runs = json.loads(out.read_text())["runs"]
-    assert [(r["B"], r["total_batch"], r["ok"]) for r in runs] == [(1, 32, True), (2, 64, True)]
-    assert all(r["tok_s"] > 0 and r["recompute"] == 0 for r in runs)
-    assert capsys.readouterr().out.splitlines()[-1].startswith("| d12 | 2 | 0 | 1 | ")
+    assert [(r["B"], r["ok"]) for r in runs] == [(1, True), (2, True), (4, False), (8, True)]
+    table = capsys.readouterr().out.splitlines()
+    assert table[-1].startswith("| d12 | 8 | 2 | 0 | --device cpu | 8,000 |")
+    assert any(ln.startswith("| d12 | 4 | 0 | 1 |") and "out of memory" in ln for ln in table)
+
+
+def test_memory_table_fails_on_an_error_that_is_not_out_of_memory(monkeypatch, capsys):
+    _fake_runs(monkeypatch, errors={2: "error: -i x: no file matches"})
+    assert memory_table.main(["0 1 2"]) == 1
 
 
 def _result(tok_s, ok=True):
@@ -67,16 +97,19 @@ def test_scaling_table_speedup_and_efficiency():
     assert "failed: boom" in rows[4]
 
 
-def test_loss_check_reports_the_last_val_loss(text_shards, tmp_path, capsys):
+def test_loss_check_runs_the_check_n_times_and_reports_the_mean(tmp_path, capsys, monkeypatch):
+    calls = _fake_runs(monkeypatch)
     out = tmp_path / "loss.json"
-    argv = ["-i", text_shards["train"], "-j", text_shards["val"], "--runs", "1", "--steps", "4",
-            "-b", "2", "-t", "16", "-d", "32", "--out", str(out), "--", *TINY, "--device", "cpu", "-v", "2"]  # fmt: skip
-    assert loss_check.main(argv) == 0
+    assert loss_check.main(["--runs", "2", "--out", str(out), "--", "--fp8", "2"]) == 0
+    assert len(calls) == 2
+    args, model, path, extra = calls[0]
+    assert (model, path, args.batch_size, args.seq_len, args.total_batch_size, args.steps) == ("d12", "fast", 32,
+                                                                                                1024, 131072, 200)  # fmt: skip
+    assert extra[-2:] == ["--fp8", "2"] and " ".join(extra).startswith("-v 25 -m 20 -l 0.0006 -u 50")  # the lever last
     data = json.loads(out.read_text())
-    (run,) = data["runs"]
-    assert run["ok"] and data["mean_val_loss"] == run["val_loss"] and 0 < run["val_loss"] < 12
-    assert "-k cosine" in run["command"] and run["command"].endswith("-v 2")
-    assert f"mean val loss {run['val_loss']:.4f}" in capsys.readouterr().out
+    assert [r["val_loss"] for r in data["runs"]] == [5.51, 5.52]
+    assert data["mean_val_loss"] == pytest.approx(5.515)
+    assert "mean val loss 5.5150" in capsys.readouterr().out
 
 
 def test_launcher_runs_through_capped_or_torchrun():
@@ -88,11 +121,10 @@ def test_launcher_runs_through_capped_or_torchrun():
         throughput.launcher(cap_mib=80300, nproc=2)
 
 
-def test_scaling_runs_several_processes(text_shards, tmp_path):
-    # two CPU processes under torchrun (gloo): the path a multi-GPU run takes
+def test_scaling_runs_one_process_per_gpu_count(tmp_path, monkeypatch):
+    calls = _fake_runs(monkeypatch)
     out = tmp_path / "scaling.json"
-    argv = ["-i", text_shards["train"], "-j", text_shards["val"], "-e", "d12", "--gpus", "2", "-b", "2",
-            "-t", "16", "-d", "64", "--steps", "3", "--warmup", "1", "--out", str(out), "--", *TINY, "--device", "cpu"]  # fmt: skip
-    assert scaling.main(argv) == 0
-    (run,) = json.loads(out.read_text())["runs"]
-    assert run["ok"] and run["tok_s"] > 0 and "--nproc_per_node=2" in run["command"]
+    assert scaling.main(["-e", "d12", "--gpus", "1", "2", "--out", str(out), "--", "-z", "1"]) == 0
+    assert [a.nproc for a, *_ in calls] == [1, 2]
+    assert all(extra == ["-z", "1"] for *_, extra in calls)
+    assert len(json.loads(out.read_text())["runs"]) == 2

@@ -223,7 +223,10 @@ def test_sigusr1_writes_a_checkpoint_and_goes_on(tmp_path, text_shards):
     while time.time() < deadline and not ckpt.complete_steps(str(run)):
         time.sleep(0.02)
     written = ckpt.complete_steps(str(run))
-    proc.send_signal(signal.SIGTERM)  # stop early to save time; SIGTERM writes its own checkpoint
+    # stop early to save time (SIGTERM writes its own checkpoint), once a step after the checkpoint is logged
+    while time.time() < deadline and written and not any(ln.startswith(f"s:{written[0]} trl") for ln in _log(run)):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
     assert len(written) == 1 and 3 <= written[0] < 40, written

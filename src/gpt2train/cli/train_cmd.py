@@ -220,7 +220,12 @@ def register(sub) -> None:
     p.add_argument("--no-shuffle", dest="shuffle", action="store_false", help="read train data in order")
     p.add_argument("--plain", action="store_true", help="switch every fast path off (plain PyTorch)")
     p.add_argument("--no-tensorboard", dest="tensorboard", action="store_false", help="no TensorBoard event files")
-    p.add_argument("--wandb", default=None, metavar="PROJECT", help="also log to Weights & Biases (if installed)")
+    p.add_argument(
+        "--wandb",
+        default=None,
+        metavar="PROJECT",
+        help="also log to Weights & Biases (extra wandb: pip install 'gpt2train[wandb]'); -y 1 resumes its run",
+    )
     # llm.c's multi-node flags: accepted so pasted commands work; torchrun's environment is what counts
     for flag in ("-pn", "-pr", "-pg", "-pi", "-ps", "-pf", "-pm", "-pp"):
         p.add_argument(flag, dest="llmc_" + flag[1:], default=None, help=argparse.SUPPRESS)

@@ -43,9 +43,9 @@ class ShardSet:
     def __init__(self, pattern: str, flag: str, vocab_size: int | None = None):
         self.pattern = pattern
         self.infos: list[ShardInfo] = [read_shard_header(p) for p in expand_pattern(pattern, flag)]
-        if vocab_size is not None:  # every token must have a row in the model (and be a possible target)
-            for info in self.infos:
-                check_token_ids(info, vocab_size)
+        # every token must have a row in the model (and be a possible target): checked as each shard is opened, so
+        # that a start on 100 shards does not read 20 GB first (check_shards checks them all at once)
+        self.vocab_size = vocab_size
         self._fds: dict[int, int] = {}
 
     def __len__(self) -> int:
@@ -61,6 +61,11 @@ class ShardSet:
 
     def _read_bytes(self, shard: int, nbytes: int, offset: int) -> bytes:
         if shard not in self._fds:
+            if self.vocab_size is not None:
+                try:
+                    check_token_ids(self.infos[shard], self.vocab_size)
+                except UserError as e:  # the run stops as for a damaged shard: a checkpoint, then one line
+                    raise ShardUnreadable(str(e)) from None
             self._fds[shard] = os.open(self.infos[shard].path, os.O_RDONLY)
         return os.pread(self._fds[shard], nbytes, offset)
 
@@ -78,10 +83,12 @@ class ShardSet:
         return np.frombuffer(data, dtype=TOKEN_DTYPE)
 
 
-def check_shards(pattern: str, flag: str, vocab_size: int) -> None:
-    """Every shard of ``pattern``: header, length and token ids below ``vocab_size``, or a UserError naming the
-    shard. The trainer calls it before it builds the model; the check's result is cached per file."""
-    ShardSet(pattern, flag, vocab_size)
+def check_shards(pattern: str, flag: str, vocab_size: int | None) -> None:
+    """Every shard of ``pattern``: header and length, and (with ``vocab_size``) token ids below it, or a UserError
+    naming the shard; the id scan's result is cached per file."""
+    for info in ShardSet(pattern, flag).infos:
+        if vocab_size is not None:
+            check_token_ids(info, vocab_size)
 
 
 def shard_order(num_shards: int, seed: int, epoch: int, shuffle: bool) -> np.ndarray:
