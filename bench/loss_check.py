@@ -24,14 +24,7 @@ CHECK_FLAGS = ["-v", "25", "-m", "20", "-l", "0.0006", "-u", "50", "-q", "0.0", 
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    extra: list[str] = []
-    if "--" in argv:
-        i = argv.index("--")
-        argv, extra = argv[:i], argv[i + 1 :]
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("-i", "--train-data", default=".carry/corpus/corpus_train_*.bin")
-    p.add_argument("-j", "--val-data", default=".carry/corpus/corpus_val_*.bin")
+    p, argv, extra = throughput.tool_arguments(argv, __doc__.split("\n\n")[0])
     p.add_argument("--runs", type=int, default=2, help="runs to average")
     p.add_argument("--plain", action="store_true", help="the plain PyTorch path (--plain) instead of the fast path")
     p.add_argument("-r", "--recompute", type=int, default=1, help="-r of the runs (the trainer's default: 1)")

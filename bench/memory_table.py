@@ -45,15 +45,8 @@ def row(r: throughput.RunResult, flags: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    extra: list[str] = []
-    if "--" in argv:
-        i = argv.index("--")
-        argv, extra = argv[:i], argv[i + 1 :]
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p, argv, extra = throughput.tool_arguments(argv, __doc__.split("\n\n")[0])
     p.add_argument("groups", nargs="+", type=parse_group, help="'R W B1 B2 ...': -r, -w, then the micro-batches")
-    p.add_argument("-i", "--train-data", default=".carry/corpus/corpus_train_*.bin")
-    p.add_argument("-j", "--val-data", default=".carry/corpus/corpus_val_*.bin")
     p.add_argument("-e", "--model", default="d48")
     p.add_argument("-t", "--seq-len", type=int, default=1024)
     p.add_argument("--steps", type=int, default=4, help="steps per run (tok/s: the median after the first)")

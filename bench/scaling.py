@@ -35,14 +35,7 @@ def table(results: list[throughput.RunResult], gpus: list[int]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    extra: list[str] = []
-    if "--" in argv:
-        i = argv.index("--")
-        argv, extra = argv[:i], argv[i + 1 :]
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("-i", "--train-data", default=".carry/corpus/corpus_train_*.bin")
-    p.add_argument("-j", "--val-data", default=".carry/corpus/corpus_val_*.bin")
+    p, argv, extra = throughput.tool_arguments(argv, __doc__.split("\n\n")[0])
     p.add_argument("-e", "--model", default="d12")
     p.add_argument("--gpus", type=int, nargs="+", default=[1, 2, 4], help="GPU counts, the first one the baseline")
     p.add_argument("-b", "--batch-size", type=int, default=0, help="micro-batch (default: the reference's B)")

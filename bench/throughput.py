@@ -142,6 +142,20 @@ def launcher(cap_mib: int = 0, nproc: int = 1) -> list[str]:
     return [sys.executable, "-m", "gpt2train"]
 
 
+def tool_arguments(argv: list[str] | None, description: str) -> tuple[argparse.ArgumentParser, list[str], list[str]]:
+    """A run tool's parser with the shard options (-i, -j: the corpus shards in ``.carry/corpus``), its own
+    arguments, and the train flags after ``--`` (passed on to every run)."""
+    argv = sys.argv[1:] if argv is None else argv
+    extra: list[str] = []
+    if "--" in argv:
+        i = argv.index("--")
+        argv, extra = argv[:i], argv[i + 1 :]
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("-i", "--train-data", default=".carry/corpus/corpus_train_*.bin")
+    p.add_argument("-j", "--val-data", default=".carry/corpus/corpus_val_*.bin")
+    return p, argv, extra
+
+
 def run_one(args, model: str, path: str, extra: list[str], log_name: str = "") -> RunResult:
     """One fresh ``gpt2train train`` run of ``args.steps`` steps; its figures, or its error line."""
     ref = REFERENCE.get(model, {})
@@ -211,14 +225,7 @@ def table(results: list[RunResult]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    extra: list[str] = []
-    if "--" in argv:
-        i = argv.index("--")
-        argv, extra = argv[:i], argv[i + 1 :]
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("-i", "--train-data", default=".carry/corpus/corpus_train_*.bin")
-    p.add_argument("-j", "--val-data", default=".carry/corpus/corpus_val_*.bin")
+    p, argv, extra = tool_arguments(argv, __doc__.split("\n\n")[0])
     p.add_argument("-e", "--models", nargs="+", default=["d12", "d48"])
     p.add_argument("--paths", nargs="+", default=["fast", "plain"], choices=sorted(PATH_FLAGS))
     p.add_argument("-b", "--batch-size", type=int, default=0, help="micro-batch (default: the reference's B)")

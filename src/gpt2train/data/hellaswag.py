@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from gpt2train.errors import UserError
+from gpt2train.formats.json_text import parse_json
 
 
 @dataclass(frozen=True)
@@ -28,13 +28,7 @@ def load_examples(path) -> list[HellaSwagExample]:
             for lineno, line in enumerate(f, 1):
                 if not line.strip():
                     continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise UserError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-                except RecursionError:
-                    raise UserError(f"{path}:{lineno}: JSON nested too deeply to be a HellaSwag example") from None
-                examples.append(_example(obj, f"{path}:{lineno}"))
+                examples.append(_example(parse_json(line, f"{path}:{lineno}"), f"{path}:{lineno}"))
     except UnicodeDecodeError:
         raise UserError(f"{path}:{lineno + 1}: not UTF-8 text; is this the HellaSwag jsonl file?") from None
     if not examples:

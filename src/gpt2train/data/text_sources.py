@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from gpt2train.errors import UserError
+from gpt2train.formats.json_text import parse_json
 from gpt2train.optional import require
 
 DOC_SEPARATORS = ("blankline", "file", "line")
@@ -145,11 +146,7 @@ def _json_docs(path: str, fld: str, policy: str) -> Iterator[str]:
                 line = dec.decode(raw)
                 if not line.strip():
                     continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise UserError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-                doc = _field_of(obj, fld, f"{path}:{lineno}")
+                doc = _field_of(parse_json(line, f"{path}:{lineno}"), fld, f"{path}:{lineno}")
                 if doc:
                     yield doc
             if first and head:  # a one-line file without a newline

@@ -25,6 +25,7 @@ import torch
 
 from gpt2train.config import ModelConfig
 from gpt2train.errors import UserError
+from gpt2train.formats.json_text import read_json_object
 
 EOT_TEXT = "<|endoftext|>"
 _CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
@@ -154,10 +155,7 @@ def _weight_files(path: Path) -> list[Path]:
         return [path / "model.safetensors"]
     if not index.exists():
         return []
-    try:
-        weight_map = json.loads(index.read_text())["weight_map"]
-    except (OSError, ValueError, RecursionError, KeyError, TypeError) as e:
-        raise UserError(f"cannot read {index} ({e!r}): re-download the model") from None
+    weight_map = read_json_object(index, "re-download the model").get("weight_map")
     if not isinstance(weight_map, dict) or not weight_map:
         raise UserError(f"{index}: weight_map is not a non-empty object: re-download the model")
     shards = sorted({confined_name(name, index, "weight shard") for name in weight_map.values()})
@@ -219,12 +217,7 @@ def _config_from_json(path: Path) -> ModelConfig:
     from gpt2train.config import model_config_from_dict
 
     source = path / "config.json"
-    try:
-        conf = json.loads(source.read_text())
-    except (OSError, ValueError, RecursionError) as e:
-        raise UserError(f"cannot read {source}: {e}") from None
-    if not isinstance(conf, dict):
-        raise UserError(f"{source} is not a JSON object: re-download the model")
+    conf = read_json_object(source, "re-download the model")
     if conf.get("model_type") != "gpt2":
         raise UserError(
             f"{path} is not a GPT-2 model: config.json has model_type {conf.get('model_type')!r}, expected 'gpt2'"

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from gpt2train.errors import UserError
+from gpt2train.formats.json_text import read_json_object
 from gpt2train.model_modern import ModernConfig
 
 MODEL_TYPE = "gpt2train_modern"
@@ -83,12 +84,7 @@ def read_modern_hf_dir(path: str | os.PathLike) -> tuple[ModernConfig, dict[str,
 
     path = Path(path)
     source = path / "config.json"
-    try:
-        conf = json.loads(source.read_text())
-    except (OSError, ValueError, RecursionError) as e:
-        raise UserError(f"cannot read {source}: {e}") from None
-    if not isinstance(conf, dict):
-        raise UserError(f"{source} is not a JSON object: re-export the model")
+    conf = read_json_object(source, "re-export the model")
     fields = {k: conf[k] for k in ModernConfig.__dataclass_fields__ if k in conf}
     cfg = model_config_from_dict(ModernConfig, fields, str(source))
     weights = path / "model.safetensors"
