@@ -1,6 +1,6 @@
 """Each untrusted input of issue 19 (part 2) through the command line: one line ``error: ...`` on stderr that names
 the file, a non-zero exit, nothing trained; or, for a damaged checkpoint with an older one, a warning and a
-fallback. The data is made here (no ../shared)."""
+fallback. The data is made here, by the tests."""
 
 from __future__ import annotations
 
