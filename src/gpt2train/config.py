@@ -167,107 +167,290 @@ def looks_like_preset(descriptor: str) -> bool:
     return bool(_DEPTH_RE.match(descriptor) or _GPT3_RE.match(descriptor) or descriptor.startswith("gpt3:"))
 
 
+def setting(default, *flags: str, help: str, metavar: str | None = None):
+    """A TrainConfig field with its command-line flags (llm.c's short one first, if any, then the long option)
+    and its help, written once: ``gpt2train train``'s parser and docs/training.md's flag table are built from
+    them. A bool field's one flag is a switch that flips its default (``--no-shuffle``, ``--plain``)."""
+    return field(default=default, metadata={"flags": flags, "help": help, "metavar": metavar})
+
+
 @dataclass
 class TrainConfig:
-    """Every setting of ``gpt2train train``. Short flags are llm.c's; defaults are llm.c's unless noted."""
+    """Every setting of ``gpt2train train``. Short flags are llm.c's; defaults are llm.c's unless the help says
+    otherwise. "CUDA unless --plain" is the fast path that the -1 (auto) settings resolve on."""
 
     # data and files
-    train_data: str = "dev/data/tinyshakespeare/tiny_shakespeare_train.bin"  # -i
-    val_data: str = "dev/data/tinyshakespeare/tiny_shakespeare_val.bin"  # -j
-    model: str = "d12"  # -e; llm.c's default is gpt2_124M_bf16.bin, ours builds a fresh d12
-    output_dir: str | None = None  # -o; None: no main.log, no checkpoints
+    train_data: str = setting(
+        "dev/data/tinyshakespeare/tiny_shakespeare_train.bin",
+        "-i",
+        "--train-data",
+        help="train token shards, a glob pattern",
+    )
+    val_data: str = setting(
+        "dev/data/tinyshakespeare/tiny_shakespeare_val.bin", "-j", "--val-data", help="val token shards, a glob pattern"
+    )
+    model: str = setting(
+        "d12",
+        "-e",
+        "--model",
+        help="a preset (dN or gpt2:dN for N = 6, 12, 24, 36, 48, 60, 72, 84; gpt3:cN), an llm.c .bin, a run dir or a "
+        "HuggingFace GPT-2 dir; llm.c's default is gpt2_124M_bf16.bin, ours builds a fresh d12",
+    )
+    output_dir: str | None = setting(
+        None,
+        "-o",
+        "--output-dir",
+        help="run dir: main.log, progress.jsonl, config.json, checkpoints (none: no logging, no checkpoints)",
+    )
     # model shape overrides (for tests and experiments)
-    n_layer: int | None = None
-    n_head: int | None = None
-    n_embd: int | None = None
-    vocab_size: int | None = None
-    max_seq_len: int | None = None
+    n_layer: int | None = setting(None, "--n-layer", help="override the preset's layers")
+    n_head: int | None = setting(None, "--n-head", help="override the preset's heads")
+    n_embd: int | None = setting(None, "--n-embd", help="override the preset's channels")
+    vocab_size: int | None = setting(
+        None, "--vocab-size", help="override the vocabulary size (padded to a multiple of 128)"
+    )
+    max_seq_len: int | None = setting(None, "--max-seq-len", help="override the maximum sequence length")
     # batch layout
-    batch_size: int = 4  # -b, per process micro-batch B; 0 (-b auto): the largest that fits
-    seq_len: int = 1024  # -t
-    total_batch_size: int = -1  # -d, tokens per step; -1: B*T*world (no accumulation)
+    batch_size: int = setting(
+        4,
+        "-b",
+        "--batch-size",
+        help="micro-batch size B per process; auto (stored as 0): the largest B that fits and divides -d, probed with "
+        "real forward and backward passes, the optimizer state the first update allocates held aside",
+    )
+    seq_len: int = setting(1024, "-t", "--seq-len", help="sequence length T")
+    total_batch_size: int = setting(
+        -1,
+        "-d",
+        "--total-batch-size",
+        help="tokens per step; gradient accumulation = d / (B*T*processes); -1: B*T*processes (no accumulation)",
+    )
     # workload
-    max_steps: int = -1  # -x; -1: one epoch of the train split
+    max_steps: int = setting(
+        -1,
+        "-x",
+        "--max-steps",
+        help="optimisation steps, counted from 0 (-x 60 runs steps 0..59); -1: one epoch of the train split",
+    )
     # optimisation
-    lr_schedule: str = "cosine"  # -k: cosine | linear | constant | wsd
-    lr: float = 3e-4  # -l
-    warmup_steps: int = 0  # -u
-    final_lr_frac: float = 1.0  # -q
-    weight_decay: float = 0.0  # -c
-    beta1: float = 0.9
-    beta2: float = 0.95
-    eps: float = 1e-8
-    grad_clip: float = 1.0
-    wsd_decay_frac: float = 0.2  # fraction of steps spent decaying in the wsd schedule
-    skip_loss_z: float = 0.0  # -sl
-    skip_grad_z: float = 0.0  # -sg
-    outlier_window: int = 64  # steps in the -sl/-sg z-score window (llm.c: 64)
-    max_skips: int = 10  # stop (non-zero exit) after this many skipped updates in a row (0: never)
-    on_max_skips: str = "stop"  # at --max-skips: stop | rollback (reload the newest checkpoint, drop the bad batches)
-    max_rollbacks: int = 3  # with --on-max-skips rollback: stop after this many rollbacks in one process
-    seed: int = 42
-    shuffle: bool = True  # the train loader permutes shards and samples per epoch
+    lr_schedule: str = setting(
+        "cosine",
+        "-k",
+        "--lr-schedule",
+        help="learning-rate schedule from -l to -q times -l: cosine | linear | constant | wsd",
+    )
+    lr: float = setting(3e-4, "-l", "--lr", help="peak learning rate")
+    warmup_steps: int = setting(0, "-u", "--warmup-steps", help="linear warmup steps")
+    final_lr_frac: float = setting(1.0, "-q", "--final-lr-frac", help="final learning rate as a fraction of -l")
+    weight_decay: float = setting(0.0, "-c", "--weight-decay", help="AdamW weight decay (2-D weights only)")
+    beta1: float = setting(0.9, "--beta1", help="AdamW beta1 (hard-coded in llm.c)")
+    beta2: float = setting(0.95, "--beta2", help="AdamW beta2 (hard-coded in llm.c)")
+    eps: float = setting(1e-8, "--eps", help="AdamW epsilon (hard-coded in llm.c)")
+    grad_clip: float = setting(1.0, "--grad-clip", help="clip the global gradient norm to this (hard-coded in llm.c)")
+    wsd_decay_frac: float = setting(
+        0.2, "--wsd-decay-frac", help="fraction of steps spent decaying in the wsd schedule"
+    )
+    skip_loss_z: float = setting(
+        0.0,
+        "-sl",
+        "--skip-loss-z",
+        help="skip the update when the loss z-score over the --outlier-window exceeds this (0: off)",
+    )
+    skip_grad_z: float = setting(
+        0.0,
+        "-sg",
+        "--skip-grad-z",
+        help="skip the update when the grad-norm z-score over the --outlier-window exceeds this (0: off)",
+    )
+    outlier_window: int = setting(64, "--outlier-window", help="steps in the -sl/-sg z-score window (llm.c: 64)")
+    max_skips: int = setting(
+        10,
+        "--max-skips",
+        help="stop with an error after this many skipped updates in a row (0: never); a run that applied no update "
+        "exits 1 whatever this is (docs/faults.md)",
+    )
+    on_max_skips: str = setting(
+        "stop",
+        "--on-max-skips",
+        help="at --max-skips: stop | rollback (reload the newest checkpoint, drop the bad batches; needs -o and -n)",
+    )
+    max_rollbacks: int = setting(
+        3, "--max-rollbacks", help="with --on-max-skips rollback: stop after this many rollbacks in one process"
+    )
+    seed: int = setting(42, "--seed", help="seed of the initialisation and the data order")
+    shuffle: bool = setting(
+        True,
+        "--no-shuffle",
+        help="read the train data in order (by default the loader permutes shards and sequences per epoch)",
+    )
     # evaluation and sampling
-    val_every: int = 20  # -v
-    val_max_steps: int = 20  # -m; -1: the whole val split
-    sample_every: int = 20  # -s
-    gen_tokens: int = 64  # -g
-    hellaswag: int = 0  # -h
-    hellaswag_file: str | None = None
+    val_every: int = setting(20, "-v", "--val-every", help="val loss every N steps (and at 0 and the end)")
+    val_max_steps: int = setting(
+        20,
+        "-m",
+        "--val-max-steps",
+        help="val batches of B*T tokens, from the start of the val split (-1: the whole split)",
+    )
+    sample_every: int = setting(20, "-s", "--sample-every", help="print a sample every N steps (0: never)")
+    gen_tokens: int = setting(64, "-g", "--gen-tokens", help="tokens per sample")
+    hellaswag: int = setting(0, "-h", "--hellaswag", help="1: HellaSwag accuracy with every val loss (--help is help)")
+    hellaswag_file: str | None = setting(
+        None, "--hellaswag-file", help="HellaSwag jsonl (none: where `gpt2train prepare hellaswag` puts it)"
+    )
     # checkpoints
-    checkpoint_every: int = 0  # -n
-    checkpoints_keep: int = 0  # -nk
-    major_checkpoint_every: int = 0  # -nm
-    resume: int = 0  # -y
-    model_file_dtype: str = "fp32"  # dtype of model_%08d.bin: fp32 (version 3) or bf16 (version 5)
+    checkpoint_every: int = setting(0, "-n", "--checkpoint-every", help="write a checkpoint every N steps (0: never)")
+    checkpoints_keep: int = setting(0, "-nk", "--checkpoints-keep", help="keep the newest N checkpoints (0: keep all)")
+    major_checkpoint_every: int = setting(
+        0, "-nm", "--major-checkpoint-every", help="checkpoints at multiples of N are never deleted"
+    )
+    resume: int = setting(
+        0, "-y", "--resume", help="1: resume from the newest complete checkpoint in -o (fresh if none)"
+    )
+    model_file_dtype: str = setting(
+        "fp32", "--model-file-dtype", help="precision of model_%08d.bin: fp32 (version 3) or bf16 (version 5)"
+    )
     # debugging and numerics
-    overfit_single_batch: int = 0  # -a
-    tf32: int = 1  # -f
-    master_weights: int = 1  # -w
-    # 1: bf16 parameters, the fp32 master copy in the optimizer (llm.c's -w 1); -1 (auto): 1 for one process on
-    # the CUDA fast path with -w 1, bf16 and AdamW, a resumed run's checkpoint setting, else 0
-    bf16_params: int = -1
-    gelu_fusion: int = -1  # -ge: 0 off, 1 GELU in the c_fc matmul epilogue, 2 also backward; -1: 2 on the fast path
-    fp8: int = 0  # 1: the blocks' linear layers in FP8 (kernels/fp8_linear.py): CUDA capability >= 8.9, or the CPU
-    # 1: the blocks' matmuls add each micro-step's weight gradient into .grad themselves (kernels/grad_accum.py, as
-    # llm.c); one process only; -1 (auto): 1 on the fast path in one process with bf16 parameters and AdamW
-    accumulate_in_matmul: int = -1
-    zero_stage: int = 0  # -z
-    grad_reduce_dtype: str = "fp32"  # dtype gradients are averaged over processes in: fp32 | bf16 (half the bytes)
-    recompute: int = 1  # -r: 0 none, 1 GELU, 2 GELU and LayerNorm (llm.c's levels), 3 each block's sublayers whole
-    # N: the first N blocks recomputed whole (as -r 3), the others at -r: fits a B that -r alone does not, at a
-    # fraction of -r 3's cost (gpt2train plan -b B names the N); -1: the N that plan names for -b on this card
-    recompute_whole: int = 0
-    log_gpu_every: int = -1  # -lg
+    overfit_single_batch: int = setting(
+        0, "-a", "--overfit-single-batch", help="1: train on the first val batch only (debugging)"
+    )
+    tf32: int = setting(1, "-f", "--tf32", help="1: TF32 matmuls for fp32 work on CUDA")
+    master_weights: int = setting(
+        1, "-w", "--master-weights", help="1: fp32 master weights; 0: bf16 weights, stochastic rounding"
+    )
+    bf16_params: int = setting(
+        -1,
+        "-bp",
+        "--bf16-params",
+        help="1: bf16 parameters, the fp32 master copy in the optimizer (llm.c's -w 1 layout: 16 bytes per parameter, "
+        "no saved bf16 casts of the weights); needs -w 1 and bf16; -1: a resumed run's checkpoint setting, else 1"
+        " in one process on CUDA unless --plain with -w 1, bf16 and AdamW, else 0",
+    )
+    gelu_fusion: int = setting(
+        -1,
+        "-ge",
+        "--gelu-fusion",
+        help="GELU in c_fc's cuBLASLt matmul epilogue: 1 forward, 2 also backward, 0 off; only in blocks at -r 0 (-r 1"
+        " and up keep their own GELU) and not with --fp8; -1: 2 on CUDA unless --plain, else 0",
+    )
+    fp8: int = setting(
+        0,
+        "--fp8",
+        help="1: the blocks' linear layers in FP8 with per-tensor scaling (CUDA capability 8.9+, or the CPU, emulated;"
+        " opt-in, docs/fast-paths.md); 2: the gradient matmuls in FP8's fast accumulation too (faster)",
+    )
+    accumulate_in_matmul: int = setting(
+        -1,
+        "--accumulate-in-matmul",
+        help="1: the blocks' matmuls add each micro-step's weight gradients into .grad themselves (as llm.c; one "
+        "process only; never in blocks recomputed whole); 0: autograd sums them; -1: 1 in one process on CUDA "
+        "unless --plain with bf16 parameters (--bf16-params or -w 0), AdamW and -r below 3, else 0",
+    )
+    zero_stage: int = setting(
+        0, "-z", "--zero-stage", help="0: replicated optimizer; 1: ZeRO-1, optimizer state sharded over processes"
+    )
+    grad_reduce_dtype: str = setting(
+        "fp32",
+        "--grad-reduce-dtype",
+        help="dtype gradients are averaged over processes in: fp32 | bf16 (half the bytes; docs/multi-gpu.md)",
+    )
+    recompute: int = setting(
+        1,
+        "-r",
+        "--recompute",
+        help="activation recomputation: 0 none, 1 GELU, 2 GELU and LayerNorm (llm.c's levels), 3 each block's "
+        "sublayers whole (the least memory)",
+    )
+    recompute_whole: int = setting(
+        0,
+        "--recompute-whole",
+        help="the first N blocks recomputed whole (as -r 3), the others at -r: fits a -b that -r alone does not, at a "
+        "fraction of -r 3's cost (gpt2train plan -b B names the N); -1: the N that plan names for -b on this card"
+        " (0 off CUDA or at -r 3; needs -b B, not auto)",
+    )
+    log_gpu_every: int = setting(
+        -1,
+        "-lg",
+        "--log-gpu-every",
+        help="a line of GPU utilisation, memory, power and temperature every N steps (-1: off)",
+    )
     # our own switches
-    device: str = "auto"  # auto | cpu | cuda
-    dtype: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp32
-    compile: int = -1  # torch.compile; -1: on for CUDA
-    compile_scope: str = "blocks"  # blocks: compile each transformer block (fast start); model: the whole model
-    # torch.compile mode: default | max-autotune-no-cudagraphs (slower first start) | reduce-overhead (CUDA graphs:
-    # measured no faster, BENCHMARKS.md round 18) | max-autotune
-    compile_mode: str = "default"
-    attention: str = "auto"  # SDPA backend on CUDA: auto | flash | cudnn | efficient | math
-    fused_classifier: int = -1  # chunked output layer + cross-entropy; -1: on for CUDA
-    classifier_chunk: int = 16384  # rows of logits the fused classifier holds at once (0: all rows)
-    plain: bool = False  # switch every fast path off
-    tensorboard: bool = True  # event files in the run dir when tensorboard is installed
-    deterministic: int = 0  # 1: bit-reproducible GPU runs (deterministic kernels, a little slower)
-    wandb: str | None = None  # Weights & Biases project (when wandb is installed)
-    # the modern recipe (gpt2train.recipe documents each lever); None: the --recipe's value
-    recipe: str = "classic"  # classic (llm.c) | modern
-    optimizer: str | None = None  # adamw | muon
-    pos: str | None = None  # learned | rotary
-    qk_norm: int | None = None
-    mlp: str | None = None  # gelu | relu2
-    norm: str | None = None  # layernorm | rmsnorm
-    zero_init_proj: int | None = None
-    untied_head: int | None = None
-    logit_softcap: float | None = None
-    muon_lr: float = 0.02
-    muon_momentum: float = 0.95
-    head_lr: float | None = None  # AdamW lr of an untied head; None: the recipe's (classic: -l)
-    embed_lr: float | None = None  # AdamW lr of an untied token embedding; None: the recipe's (classic: -l)
+    device: str = setting("auto", "--device", help="auto (CUDA when available, else the CPU) | cpu | cuda")
+    dtype: str = setting("auto", "--dtype", help="auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp32")
+    compile: int = setting(-1, "--compile", help="torch.compile: 1 on, 0 off; -1: on on CUDA unless --plain")
+    compile_scope: str = setting(
+        "blocks", "--compile-scope", help="blocks: compile each transformer block (fast start) | model: the whole model"
+    )
+    compile_mode: str = setting(
+        "default",
+        "--compile-mode",
+        help="torch.compile mode: default | max-autotune-no-cudagraphs (slower first start) | reduce-overhead (CUDA "
+        "graphs: measured no faster, BENCHMARKS.md round 18) | max-autotune",
+    )
+    attention: str = setting(
+        "auto", "--attention", help="SDPA backend on CUDA: auto | flash | cudnn | efficient | math"
+    )
+    fused_classifier: int = setting(
+        -1,
+        "--fused-classifier",
+        help="chunked output layer + cross-entropy: 1 on, 0 off; -1: on on CUDA unless --plain",
+    )
+    classifier_chunk: int = setting(
+        16384, "--classifier-chunk", help="rows of logits the fused classifier holds at once (0: all rows)"
+    )
+    plain: bool = setting(
+        False, "--plain", help="switch every fast path off (plain PyTorch): the -1 settings resolve as they do off CUDA"
+    )
+    tensorboard: bool = setting(
+        True,
+        "--no-tensorboard",
+        help="no TensorBoard event files (by default in the run dir when tensorboard is installed)",
+    )
+    deterministic: int = setting(
+        0,
+        "--deterministic",
+        help="1: deterministic kernels, bit-identical GPU runs (a little slower; docs/determinism.md)",
+    )
+    wandb: str | None = setting(
+        None,
+        "--wandb",
+        metavar="PROJECT",
+        help="also log to this Weights & Biases project (extra wandb: pip install 'gpt2train[wandb]'); -y 1 resumes "
+        "its run",
+    )
+    # the modern recipe (gpt2train.recipe documents each lever); none: the --recipe's value
+    recipe: str = setting(
+        "classic",
+        "--recipe",
+        help="classic (llm.c's GPT-2) | modern (Muon, rotary, QK-norm, ...): the defaults of the levers below",
+    )
+    optimizer: str | None = setting(
+        None,
+        "--optimizer",
+        help="adamw | muon (Muon for the hidden matrices, AdamW for the rest); none: the --recipe's",
+    )
+    pos: str | None = setting(None, "--pos", help="position encoding: learned | rotary; none: the --recipe's")
+    qk_norm: int | None = setting(None, "--qk-norm", help="1: RMS-normalise queries and keys; none: the --recipe's")
+    mlp: str | None = setting(None, "--mlp", help="MLP activation: gelu | relu2; none: the --recipe's")
+    norm: str | None = setting(
+        None, "--norm", help="layernorm | rmsnorm (parameter-free, no biases); none: the --recipe's"
+    )
+    zero_init_proj: int | None = setting(
+        None, "--zero-init-proj", help="1: output projections and an untied head start at zero; none: the --recipe's"
+    )
+    untied_head: int | None = setting(
+        None, "--untied-head", help="1: an output layer of its own instead of wte; none: the --recipe's"
+    )
+    logit_softcap: float | None = setting(
+        None, "--logit-softcap", help="squash logits to (-c, c) with c*tanh(x/c), 0: off; none: the --recipe's"
+    )
+    muon_lr: float = setting(0.02, "--muon-lr", help="Muon peak lr of the hidden matrices (whenever Muon is on)")
+    muon_momentum: float = setting(0.95, "--muon-momentum", help="Muon momentum (Nesterov)")
+    head_lr: float | None = setting(
+        None, "--head-lr", help="AdamW peak lr of an untied head; none: the --recipe's (classic: -l)"
+    )
+    embed_lr: float | None = setting(
+        None, "--embed-lr", help="AdamW peak lr of an untied token embedding; none: the --recipe's (classic: -l)"
+    )
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
