@@ -322,8 +322,8 @@ class TrainConfig:
         "-bp",
         "--bf16-params",
         help="1: bf16 parameters, the fp32 master copy in the optimizer (llm.c's -w 1 layout: 16 bytes per parameter, "
-        "no saved bf16 casts of the weights); needs -w 1 and bf16; -1: a resumed run's checkpoint setting, else 1"
-        " in one process on CUDA unless --plain with -w 1, bf16 and AdamW, else 0",
+        "no saved bf16 casts of the weights); needs -w 1, bf16 and AdamW; -1: a resumed run's checkpoint setting, "
+        "else 1 in one process on CUDA unless --plain with -w 1, bf16 and AdamW, else 0",
     )
     gelu_fusion: int = setting(
         -1,
@@ -365,18 +365,18 @@ class TrainConfig:
         "--recompute-whole",
         help="the first N blocks recomputed whole (as -r 3), the others at -r: fits a -b that -r alone does not, at a "
         "fraction of -r 3's cost (gpt2train plan -b B names the N); -1: the N that plan names for -b on this card"
-        " (0 off CUDA or at -r 3; needs -b B, not auto)",
+        " (0 off CUDA, at -r 3 or when no N fits; needs -b B, not auto)",
     )
     log_gpu_every: int = setting(
         -1,
         "-lg",
         "--log-gpu-every",
-        help="a line of GPU utilisation, memory, power and temperature every N steps (-1: off)",
+        help="a line of GPU utilisation, memory, power and temperature every N steps (0 or -1: off)",
     )
     # our own switches
     device: str = setting("auto", "--device", help="auto (CUDA when available, else the CPU) | cpu | cuda")
     dtype: str = setting("auto", "--dtype", help="auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp32")
-    compile: int = setting(-1, "--compile", help="torch.compile: 1 on, 0 off; -1: on on CUDA unless --plain")
+    compile: int = setting(-1, "--compile", help="torch.compile: 1 on, 0 off; -1: 1 on CUDA unless --plain, else 0")
     compile_scope: str = setting(
         "blocks", "--compile-scope", help="blocks: compile each transformer block (fast start) | model: the whole model"
     )
@@ -392,7 +392,7 @@ class TrainConfig:
     fused_classifier: int = setting(
         -1,
         "--fused-classifier",
-        help="chunked output layer + cross-entropy: 1 on, 0 off; -1: on on CUDA unless --plain",
+        help="chunked output layer + cross-entropy: 1 on, 0 off; -1: 1 on CUDA unless --plain, else 0",
     )
     classifier_chunk: int = setting(
         16384, "--classifier-chunk", help="rows of logits the fused classifier holds at once (0: all rows)"
