@@ -149,13 +149,11 @@ def _header_problem(out_dir: str, step: int, names: list[str]) -> str | None:
     headers are read; flipped bits inside tensor data are not detected (no checksums, to keep resume fast)."""
     from safetensors import SafetensorError, safe_open
 
-    from gpt2train.formats.llmc_model import read_llmc_header
-    from gpt2train.model_modern import read_modern_header
+    from gpt2train.formats.load import read_model_header
     from gpt2train.train.checkpoint import read_state_meta, state_tensors_problem, unreadable_state
 
-    path = model_path(out_dir, step)
     try:
-        (read_modern_header if path.endswith(".safetensors") else read_llmc_header)(path)
+        read_model_header(model_path(out_dir, step))
     except UserError as e:
         return str(e)
     for name in names:

@@ -36,3 +36,15 @@ def load_pretrained(source: str) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
     from gpt2train.formats.llmc_model import read_llmc_model
 
     return read_llmc_model(source)
+
+
+def read_model_header(path: str) -> ModelConfig:
+    """The config in a model file's header, its tensors unread: a modern model's .safetensors or an llm.c .bin
+    (by the extension, as load_pretrained picks the reader); a UserError naming a damaged file."""
+    if path.endswith(".safetensors"):
+        from gpt2train.model_modern import read_modern_header
+
+        return read_modern_header(path)
+    from gpt2train.formats.llmc_model import read_llmc_header
+
+    return read_llmc_header(path)[0]
