@@ -10,7 +10,8 @@ A checkpoint after N updates is:
   newest step whose DONE exists and whose files match it.
 The names, the DONE record and the checks of which checkpoint is usable are rundir.py's; this module writes
 checkpoints and restores a run from one. Every file is written to a temp name, fsynced and renamed, so a crash
-at any moment leaves the previous checkpoint usable. Loading executes no code from the files (safetensors, raw arrays, JSON).
+at any moment leaves the previous checkpoint usable. Loading executes no code from the files (safetensors, raw
+arrays, JSON).
 """
 
 from __future__ import annotations
