@@ -140,13 +140,13 @@ def _logged_steps(out_dir) -> int:
 
 def check_dir(out_dir) -> tuple[int | None, dict[int, str]]:
     """(newest usable step, {step: problem}): every DONE on disk must match its files."""
-    from gpt2train.train import checkpoint as ckpt
+    from gpt2train import rundir
 
     problems = {}
-    for step in ckpt.complete_steps(str(out_dir)):
-        if (why := ckpt.checkpoint_problem(str(out_dir), step)) is not None:
+    for step in rundir.complete_steps(str(out_dir)):
+        if (why := rundir.checkpoint_problem(str(out_dir), step)) is not None:
             problems[step] = f"DONE for step {step} but {why}"
-    return ckpt.latest_usable_step(str(out_dir), warn=lambda _m: None), problems
+    return rundir.latest_usable_step(str(out_dir), warn=lambda _m: None), problems
 
 
 def _kill_after_a_step(rng: random.Random, proc, out_dir, newest: int | None) -> None:
@@ -163,13 +163,13 @@ def _kill_after_a_step(rng: random.Random, proc, out_dir, newest: int | None) ->
 def damage_newest(rng: random.Random, out_dir) -> str:
     """Damage the newest complete checkpoint as a bad disk or a careless hand would: a file cut short, a
     garbled header, a state file gone, a garbled DONE record. Returns what was done ('' if none to damage)."""
-    from gpt2train.train import checkpoint as ckpt
+    from gpt2train import rundir
 
     newest, _ = check_dir(out_dir)
     if newest is None:
         return ""
-    model, state, done = (ckpt.model_path(str(out_dir), newest), ckpt.state_path(str(out_dir), newest, 0),
-                          ckpt.done_path(str(out_dir), newest))  # fmt: skip
+    model, state, done = (rundir.model_path(str(out_dir), newest), rundir.state_path(str(out_dir), newest, 0),
+                          rundir.done_path(str(out_dir), newest))  # fmt: skip
     how = rng.choice(["truncate_model", "garble_model_header", "truncate_state", "remove_state", "garble_done"])
     if how == "truncate_model":
         os.truncate(model, os.path.getsize(model) - rng.randint(1, 4096))

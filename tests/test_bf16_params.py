@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from gpt2train import rundir
 from gpt2train.formats.load import load_pretrained
 from gpt2train.train import checkpoint as ckpt
 from tests.helpers import progress_losses, resume_copy, run_cli, tiny_train_args
@@ -32,7 +33,7 @@ def test_trains_with_bf16_params_and_master_in_the_state(bf16_run):
     assert losses[("val", 8)] < losses[("val", 0)] - 1.0
     assert json.load(open(run / "config.json"))["train"]["bf16_params"] == 1
     # the model file holds the bf16 parameters; the state file the optimizer's fp32 masters and moments
-    _, sd = load_pretrained(ckpt.model_path(str(run), 8))
+    _, sd = load_pretrained(rundir.model_path(str(run), 8))
     meta, tensors = ckpt.load_state(str(run / "state_00000008_00000.safetensors"))
     masters = {k: t for k, t in tensors.items() if k.endswith("/master")}
     assert len(masters) == sum(1 for k in tensors if k.endswith("/exp_avg")) > 0
@@ -55,8 +56,8 @@ def test_resume_is_exact(bf16_run, tmp_path, capsys):
     assert code == 0, err
     assert "resumed from checkpoint at step 4" in out and "warning" not in out
     assert progress_losses(resumed) == progress_losses(run)  # full-precision losses, bit for bit
-    a = load_pretrained(ckpt.model_path(str(run), 8))[1]
-    b = load_pretrained(ckpt.model_path(str(resumed), 8))[1]
+    a = load_pretrained(rundir.model_path(str(run), 8))[1]
+    b = load_pretrained(rundir.model_path(str(resumed), 8))[1]
     assert all(torch.equal(a[k], b[k]) for k in a)
     _, ta = ckpt.load_state(str(run / "state_00000008_00000.safetensors"))
     _, tb = ckpt.load_state(str(resumed / "state_00000008_00000.safetensors"))

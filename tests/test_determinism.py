@@ -6,6 +6,7 @@ import os
 import pytest
 import torch
 
+from gpt2train import rundir
 from gpt2train.errors import UserError
 from gpt2train.train import checkpoint as ckpt
 from gpt2train.train import determinism
@@ -29,7 +30,7 @@ def test_deterministic_runs_are_bit_identical_and_recorded(tmp_path, text_shards
     assert (runs[0] / "main.log").read_text() == (runs[1] / "main.log").read_text()
     config = json.loads((runs[0] / "config.json").read_text())
     assert config["train"]["deterministic"] == 1 and config["determinism"]["enabled"] is True
-    meta, _ = ckpt.load_state(ckpt.state_path(str(runs[0]), 4, 0))
+    meta, _ = ckpt.load_state(rundir.state_path(str(runs[0]), 4, 0))
     assert meta["determinism"]["enabled"] is True
     assert not torch.are_deterministic_algorithms_enabled()  # switched back after the run
     # resuming (here: the finished run's last checkpoint) in the other mode is reported as breaking exactness

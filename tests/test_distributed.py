@@ -127,7 +127,7 @@ def test_failing_rank_ends_the_job_naming_it(tmp_path, text_shards):
 @pytest.mark.parametrize("zero", [0, 1])
 def test_failed_checkpoint_write_on_one_rank_stops_every_rank(tmp_path, text_shards, zero):
     """A full disk on one rank's file: both ranks stop at once with the same line; step 2 stays the newest."""
-    from gpt2train.train import checkpoint as ckpt
+    from gpt2train import rundir
 
     run = tmp_path / "fail"
     # -z 1: rank 1 writes its own optimizer shard, and that write fails; -z 0: rank 0's model file fails
@@ -142,7 +142,7 @@ def test_failed_checkpoint_write_on_one_rank_stops_every_rank(tmp_path, text_sha
     assert len(errors) == 2 and errors[0] == errors[1], res.stderr[-3000:]  # both ranks, the same line
     assert errors[0].startswith(f"error: rank {failing[0]} of 2: cannot write checkpoint file ")
     assert f"{failing[1]}: the disk is full; the checkpoint at step 2 is intact" in errors[0]
-    assert ckpt.latest_usable_step(str(run)) == 2 and not (run / "DONE_00000004").exists()
+    assert rundir.latest_usable_step(str(run)) == 2 and not (run / "DONE_00000004").exists()
     assert not [n for n in os.listdir(run) if "00000004" in n or n.endswith(".tmp")], os.listdir(run)
 
 

@@ -142,6 +142,25 @@ def test_val_loss_follows_llmc_batches(tmp_path):
     assert got3["batches"] == 4 and len(warnings) == 1 and "-m 99" in warnings[0]
 
 
+def test_mean_val_loss_is_the_trainers_figure(tmp_path):
+    """mean_val_loss (the trainer's val loss) is the mean of model(x, y) over the loader's batches, the same
+    figure as eval's val_loss; the model's train/eval mode is left as it was."""
+    from gpt2train.data.loader import ValLoader
+    from gpt2train.evaluate import mean_val_loss
+
+    cfg = ModelConfig(n_layer=2, n_head=4, n_embd=64, max_seq_len=32)
+    model = build_model(cfg, seed=3).train()
+    write_shard(tmp_path / "val_000.bin", np.random.default_rng(2).integers(0, 50257, 5 * 2 * 16 + 1))
+    loader = ValLoader(str(tmp_path / "val_*.bin"), 2, 16, 3)
+    with torch.no_grad():
+        expected = [model(x, y).double().item() for x, y in loader.batches()]
+    got = mean_val_loss(model, loader, "cpu", None)
+    assert len(expected) == 3 and got == sum(expected) / 3
+    assert model.training
+    assert math.isclose(val_loss(model, str(tmp_path / "val_*.bin"), 2, 16, 3, "cpu")["val_loss"], got, rel_tol=1e-12)
+    assert model.training
+
+
 def test_val_loss_no_files_is_user_error(tmp_path, tiny_config):
     model = build_model(tiny_config)
     with pytest.raises(UserError, match="-j"):

@@ -11,6 +11,7 @@ import time
 import pytest
 import torch
 
+from gpt2train import rundir
 from gpt2train.errors import UserError
 from gpt2train.train import checkpoint as ckpt
 from gpt2train.train import preflight
@@ -43,7 +44,7 @@ def _fails_with_checkpoint_2(monkeypatch, capsys, shards, run, fault) -> str:
         code, _, err = run_cli(tiny_train_args(shards, run, 4, ["-n", "2"]), capsys)
     assert code == 1
     line = _err_line(err)
-    assert ckpt.latest_usable_step(str(run)) == 2
+    assert rundir.latest_usable_step(str(run)) == 2
     return line
 
 
@@ -51,7 +52,7 @@ def _resumes_from_step_2(capsys, shards, run, extra: list | None = None) -> str:
     """`-y 1` goes on from the checkpoint at step 2 and finishes step 4; returns its stdout."""
     code, out, err = run_cli(tiny_train_args(shards, run, 4, ["-n", "2", "-y", "1", *(extra or [])]), capsys)
     assert code == 0, err
-    assert "resumed from checkpoint at step 2" in out and ckpt.latest_usable_step(str(run)) == 4
+    assert "resumed from checkpoint at step 2" in out and rundir.latest_usable_step(str(run)) == 4
     return out
 
 
@@ -127,7 +128,7 @@ def test_disk_full_on_a_real_small_filesystem(tmp_path, text_shards, capsys, sma
     line = _err_line(err)
     assert "00000004" in line and "the disk is full; the checkpoint at step 3 is intact" in line, line
     _no_partial_files(run, 4)
-    assert ckpt.latest_usable_step(str(run)) == 3
+    assert rundir.latest_usable_step(str(run)) == 3
     moved = tmp_path / "moved"  # more room elsewhere: the run goes on from step 3
     shutil.copytree(run, moved)
     code, out, err = run_cli(tiny_train_args(text_shards, moved, 4, ["-n", "1", "-y", "1"]), capsys)
@@ -160,7 +161,7 @@ def _fake_checkpoint(out, step, damaged=False):
     from gpt2train.model import build_model
 
     cfg = ModelConfig(n_layer=1, n_head=1, n_embd=8, vocab_size=16, max_seq_len=4)
-    write_llmc_model(ckpt.model_path(out, step), build_model(cfg, 0).state_dict(), cfg)
+    write_llmc_model(rundir.model_path(out, step), build_model(cfg, 0).state_dict(), cfg)
     import torch
     from safetensors.torch import save_file
 
@@ -169,30 +170,30 @@ def _fake_checkpoint(out, step, damaged=False):
               "seqs_per_step": 1, "seq_len": 4, "shards": [["train.bin", 100]]}  # fmt: skip
     meta = {"step": step, "loader": loader, "detectors": {"loss": detector, "grad": detector}, "world_size": 1,
             "config": {}, "optimizer": {"param_groups": [], "scalars": {}}}  # fmt: skip
-    save_file({"rng/cpu": torch.get_rng_state()}, ckpt.state_path(out, step, 0), metadata={"meta": json.dumps(meta)})
+    save_file({"rng/cpu": torch.get_rng_state()}, rundir.state_path(out, step, 0), metadata={"meta": json.dumps(meta)})
     ckpt.write_done(out, step, 1, 0, 1)
     if damaged:
-        os.truncate(ckpt.model_path(out, step), 100)
+        os.truncate(rundir.model_path(out, step), 100)
 
 
 def test_prune_keeps_newest_and_majors(tmp_path):
     out = str(tmp_path)
     for s in (2, 4, 6, 8, 10, 12):
         _fake_checkpoint(out, s)
-    assert ckpt.prune(out, 0, 0) == []  # -nk 0: keep all
-    assert sorted(ckpt.prune(out, 1, 4)) == [2, 6]  # the newest minor (10) and the majors (4, 8, 12)
-    assert ckpt.complete_steps(out) == [12, 10, 8, 4]
-    assert ckpt.latest_usable_step(out) == 12  # the newest is a major one, and kept
-    assert sorted(ckpt.prune(out, 1, 0)) == [4, 8, 10]
-    assert ckpt.complete_steps(out) == [12]
+    assert rundir.prune(out, 0, 0) == []  # -nk 0: keep all
+    assert sorted(rundir.prune(out, 1, 4)) == [2, 6]  # the newest minor (10) and the majors (4, 8, 12)
+    assert rundir.complete_steps(out) == [12, 10, 8, 4]
+    assert rundir.latest_usable_step(out) == 12  # the newest is a major one, and kept
+    assert sorted(rundir.prune(out, 1, 0)) == [4, 8, 10]
+    assert rundir.complete_steps(out) == [12]
 
 
 def test_prune_never_deletes_the_newest_usable_checkpoint(tmp_path):
     out = str(tmp_path)
     for s in (2, 4, 6):
         _fake_checkpoint(out, s, damaged=s == 6)  # step 6's DONE exists but its model file is cut short
-    assert ckpt.prune(out, 1, 0) == [2]  # 4 is the one resume would use
-    assert ckpt.latest_usable_step(out, warn=lambda m: None) == 4
+    assert rundir.prune(out, 1, 0) == [2]  # 4 is the one resume would use
+    assert rundir.latest_usable_step(out, warn=lambda m: None) == 4
 
 
 # -- damaged model file of the newest checkpoint --------------------------------------------------------
@@ -203,7 +204,7 @@ def test_damaged_model_file_falls_back_to_previous(tmp_path, text_shards, capsys
     model = run / "model_00000004.bin"
     good = model.read_bytes()
     model.write_bytes(good[:-4096])  # truncated: the DONE record's size does not match
-    assert ckpt.latest_usable_step(str(run), warn=lambda m: None) == 2
+    assert rundir.latest_usable_step(str(run), warn=lambda m: None) == 2
     model.write_bytes(b"\xff" * 64 + good[64:])  # same length, header overwritten
     code, out, err = run_cli(tiny_train_args(text_shards, run, 4, ["-n", "2", "-y", "1"]), capsys)
     assert code == 0, err
@@ -220,9 +221,9 @@ def test_sigusr1_writes_a_checkpoint_and_goes_on(tmp_path, text_shards):
     while time.time() < deadline and not any(ln.startswith("s:2 trl") for ln in _log_or_empty(run)):
         time.sleep(0.02)
     proc.send_signal(signal.SIGUSR1)
-    while time.time() < deadline and not ckpt.complete_steps(str(run)):
+    while time.time() < deadline and not rundir.complete_steps(str(run)):
         time.sleep(0.02)
-    written = ckpt.complete_steps(str(run))
+    written = rundir.complete_steps(str(run))
     # stop early to save time (SIGTERM writes its own checkpoint), once a step after the checkpoint is logged
     while time.time() < deadline and written and not any(ln.startswith(f"s:{written[0]} trl") for ln in _log(run)):
         time.sleep(0.02)
@@ -232,7 +233,7 @@ def test_sigusr1_writes_a_checkpoint_and_goes_on(tmp_path, text_shards):
     assert len(written) == 1 and 3 <= written[0] < 40, written
     assert f"SIGUSR1: writing a checkpoint at step {written[0]} and going on" in out
     assert f"step {written[0] + 1:4d}/40" in out  # it trained on after the checkpoint
-    assert ckpt.checkpoint_problem(str(run), written[0]) is None
+    assert rundir.checkpoint_problem(str(run), written[0]) is None
 
 
 def _log_or_empty(run):

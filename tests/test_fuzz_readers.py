@@ -220,6 +220,7 @@ STEP = 4
 @pytest.fixture(scope="module")
 def checkpoint_dir(tmp_path_factory) -> Path:
     """A complete checkpoint at step 4 as the trainer writes it (a tiny model, an AdamW state, a loader state)."""
+    from gpt2train import rundir
     from gpt2train.data.loader import TrainLoader
     from gpt2train.formats.shards import write_shard
     from gpt2train.model import build_model
@@ -239,20 +240,21 @@ def checkpoint_dir(tmp_path_factory) -> Path:
     meta = {"step": STEP, "loader": loader.state_dict(), "detectors": {"loss": det.state_dict(),
             "grad": det.state_dict()}, "world_size": 1, "zero_stage": 0, "config": {"bf16_params": 0},
             "model_config": SMALL_VOCAB.to_dict(), "determinism": {"enabled": False}}  # fmt: skip
-    ckpt.save_model(ckpt.model_path(str(d), STEP, ".bin"), model.state_dict(), SMALL_VOCAB, "fp32")
-    ckpt.save_state(ckpt.state_path(str(d), STEP, 0), opt, meta)
+    ckpt.save_model(rundir.model_path(str(d), STEP, ".bin"), model.state_dict(), SMALL_VOCAB, "fp32")
+    ckpt.save_state(rundir.state_path(str(d), STEP, 0), opt, meta)
     ckpt.write_done(str(d), STEP, 1, 0, 1)
     return d
 
 
 def _read_checkpoint(out: str):
     """What resume reads, in its order: the DONE record and files, the state file, then each part restored."""
+    from gpt2train import rundir
     from gpt2train.data.loader import TrainLoader
     from gpt2train.model import build_model
     from gpt2train.train import checkpoint as ckpt
     from gpt2train.train.guards import OutlierDetector
 
-    problem = ckpt.checkpoint_problem(out, STEP)
+    problem = rundir.checkpoint_problem(out, STEP)
     if problem is not None:
         raise UserError(problem)
     meta, tensors = ckpt.load_state(ckpt.state_file_for(out, STEP, 0, 1, 0))
@@ -280,13 +282,14 @@ def test_fuzz_state_files_and_done_records(checkpoint_dir, data):
     from safetensors import safe_open
     from safetensors.torch import load_file
 
+    from gpt2train import rundir
     from gpt2train.train import checkpoint as ckpt
 
     d = _workdir()
     try:
         out = d / "run"
         shutil.copytree(checkpoint_dir, out)
-        state, done = Path(ckpt.state_path(str(out), STEP, 0)), Path(ckpt.done_path(str(out), STEP))
+        state, done = Path(rundir.state_path(str(out), STEP, 0)), Path(rundir.done_path(str(out), STEP))
         target = data.draw(st.sampled_from(["meta", "meta", "state bytes", "done json", "done bytes", "done name"]))
         if target == "meta":  # a field of another type or value; the DONE record rewritten to match the new size
             with safe_open(str(state), framework="pt") as f:

@@ -6,6 +6,7 @@ import math
 import pytest
 from safetensors.torch import save_file
 
+from gpt2train import rundir
 from gpt2train.train import checkpoint as ckpt
 from tests.helpers import run_cli, tiny_train_args
 
@@ -19,9 +20,9 @@ def _records(run, kind):
 
 def _skip_batches_in_checkpoint(run, step, steps_to_skip):
     """Edit a checkpoint so that resuming it goes past the next ``steps_to_skip`` steps of data."""
-    meta, tensors = ckpt.load_state(ckpt.state_path(str(run), step, 0))
+    meta, tensors = ckpt.load_state(rundir.state_path(str(run), step, 0))
     meta["loader"]["position"]["seq_pos"] += steps_to_skip * meta["loader"]["seqs_per_step"]
-    save_file(tensors, ckpt.state_path(str(run), step, 0), metadata={"meta": json.dumps(meta)})
+    save_file(tensors, rundir.state_path(str(run), step, 0), metadata={"meta": json.dumps(meta)})
     ckpt.write_done(str(run), step, 1, 0, 1)  # the state file's size changed
 
 

@@ -138,7 +138,7 @@ def test_shard_unreadable_mid_run_stops_with_a_checkpoint(tmp_path, text_shards,
     """The second train shard cannot be opened when the loader reaches it: one line, and a checkpoint of the
     steps done so far that -y 1 resumes from once the shard is back."""
     import gpt2train.data.loader as loader_mod
-    from gpt2train.train import checkpoint as ckpt
+    from gpt2train import rundir
 
     tokens = np.fromfile(text_shards["train"], dtype=np.uint16, offset=1024)[:6000]
     data = tmp_path / "data"
@@ -159,7 +159,7 @@ def test_shard_unreadable_mid_run_stops_with_a_checkpoint(tmp_path, text_shards,
     code, _, err = run_cli(args, capsys)
     line = _err_line(err)
     assert code == 1 and "became unreadable" in line and "part_train_000001.bin" in line, line
-    step = ckpt.latest_usable_step(str(run), warn=lambda _m: None)
+    step = rundir.latest_usable_step(str(run), warn=lambda _m: None)
     assert step is not None and 0 < step < 40 and f"checkpoint at step {step}" in line
     # the shard is back: the run resumes there and finishes
     monkeypatch.setattr(loader_mod.ShardSet, "_read_bytes", real_read)

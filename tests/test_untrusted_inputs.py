@@ -12,6 +12,7 @@ import pytest
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from gpt2train import rundir
 from gpt2train.config import ModelConfig
 from gpt2train.formats.shards import HEADER_BYTES, write_shard
 from gpt2train.train import checkpoint as ckpt
@@ -145,7 +146,7 @@ def run_dir(template_run, tmp_path):
 def _rewrite_state(out, step: int, change_meta=None, change_tensors=None) -> str:
     """Rewrite the state file of ``step`` with changed meta or tensors, and its DONE record to match the new size
     (so that only the content is wrong)."""
-    path = ckpt.state_path(str(out), step, 0)
+    path = rundir.state_path(str(out), step, 0)
     with safe_open(path, framework="pt") as f:
         meta = json.loads(f.metadata()["meta"])
     tensors = load_file(path)
@@ -180,7 +181,7 @@ TAMPERED = {
 @pytest.mark.parametrize("case", list(TAMPERED))
 def test_tampered_state_without_an_older_checkpoint_is_an_error(case, run_dir, cli_main, capsys):
     out, resume_args = run_dir
-    ckpt.delete_checkpoint(str(out), 2)
+    rundir.delete_checkpoint(str(out), 2)
     change, needle = TAMPERED[case]
     path = _rewrite_state(out, 4, change.get("meta"), change.get("tensors"))
     code, stdout, err = _run(cli_main, capsys, resume_args)
@@ -198,19 +199,19 @@ def test_tampered_state_falls_back_to_the_older_checkpoint(case, run_dir, cli_ma
     assert code == 0, err
     assert "checkpoint at step 4 is unusable" in stdout and needle in stdout
     assert "resumed from checkpoint at step 2" in stdout
-    assert ckpt.read_state_meta(ckpt.state_path(str(out), 6, 0))["step"] == 6  # it trained on to step 6
+    assert ckpt.read_state_meta(rundir.state_path(str(out), 6, 0))["step"] == 6  # it trained on to step 6
 
 
 def test_done_record_naming_a_path_outside_the_run_is_an_error(run_dir, cli_main, capsys, tmp_path):
     out, resume_args = run_dir
-    ckpt.delete_checkpoint(str(out), 2)
+    rundir.delete_checkpoint(str(out), 2)
     outside = tmp_path / "outside.bin"
     outside.write_bytes(b"x" * 10)
-    done = ckpt.done_path(str(out), 4)
+    done = rundir.done_path(str(out), 4)
     record = json.loads(open(done).read())
     record["files"]["../../../outside.bin"] = 10
     open(done, "w").write(json.dumps(record))
-    assert ckpt.checkpoint_problem(str(out), 4) is not None
+    assert rundir.checkpoint_problem(str(out), 4) is not None
     code, _, err = _run(cli_main, capsys, resume_args)
     assert code != 0
     _one_error_line(err, done, "../../../outside.bin")
@@ -218,12 +219,12 @@ def test_done_record_naming_a_path_outside_the_run_is_an_error(run_dir, cli_main
 
 def test_done_record_with_another_step_is_unusable(run_dir):
     out, _ = run_dir
-    done = ckpt.done_path(str(out), 4)
+    done = rundir.done_path(str(out), 4)
     record = json.loads(open(done).read())
     record["step"] = 10**12
     open(done, "w").write(json.dumps(record))
-    assert "1000000000000" in ckpt.checkpoint_problem(str(out), 4)
-    assert ckpt.latest_usable_step(str(out), warn=lambda _m: None) == 2
+    assert "1000000000000" in rundir.checkpoint_problem(str(out), 4)
+    assert rundir.latest_usable_step(str(out), warn=lambda _m: None) == 2
 
 
 # -- model files -------------------------------------------------------------------------------------------------

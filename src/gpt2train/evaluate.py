@@ -17,7 +17,6 @@ harness scores differently in other respects); it is not comparable to llm.c's a
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 import sys
@@ -28,7 +27,10 @@ import torch
 import torch.nn.functional as F
 
 from gpt2train.config import ModelConfig
+from gpt2train.data.loader import ValLoader
 from gpt2train.errors import UserError
+from gpt2train.precision import autocast
+from gpt2train.train.distributed import all_reduce_sum, rank_and_world
 
 # -- helpers shared with sample / the CLI ---------------------------------------------------------
 
@@ -84,34 +86,6 @@ def load_model(source: str, device: str | torch.device = "cpu", expect: ModelCon
     return model.to(device).eval()
 
 
-def _dist():
-    """(rank, world) when torch.distributed is initialised, else (0, 1)."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def _all_reduce_sum(values: list[float], device) -> list[float]:
-    rank, world = _dist()
-    if world == 1:
-        return values
-    import torch.distributed as dist
-
-    # NCCL needs CUDA tensors, gloo CPU ones: follow the backend
-    dev = device if dist.get_backend() == "nccl" else "cpu"
-    t = torch.tensor(values, dtype=torch.float64, device=dev)
-    dist.all_reduce(t)
-    return t.tolist()
-
-
-def _autocast(device: torch.device, dtype):
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
 # -- validation loss ----------------------------------------------------------------------------
 
 
@@ -122,6 +96,34 @@ def _token_byte_lengths() -> np.ndarray:
 
     enc = gpt2_encoding()
     return np.array([len(enc.decode_single_token_bytes(i)) for i in range(enc.n_vocab)], dtype=np.int64)
+
+
+@torch.no_grad()
+def _batch_losses(model, loader, device: torch.device, autocast_dtype, cuda_graphs: bool = False):
+    """This process's share of the loader's batches: (targets on the CPU, ``model(x, y)``'s mean loss as a
+    float64 scalar on ``device``) for each. ``cuda_graphs``: the model runs as CUDA graphs (compiled with
+    --compile-mode reduce-overhead or max-autotune), where each forward is a new graph step whose output is used
+    before the next."""
+    rank, world = rank_and_world()
+    for x, y in loader.batches(rank, world):
+        if cuda_graphs:
+            torch.compiler.cudagraph_mark_step_begin()
+        with autocast(device, autocast_dtype):
+            loss = model(x.to(device), y.to(device))
+        yield y, loss.double()
+
+
+@torch.no_grad()
+def mean_val_loss(model, loader: ValLoader, device, autocast_dtype, cuda_graphs: bool = False) -> float:
+    """The mean over the loader's batches (of every process) of ``model(x, y)``, the model's mean loss, under
+    autocast to ``autocast_dtype``; summed in float64. The model's train/eval mode is left as it is (no module
+    reads it, and a compiled model would recompile for the other mode)."""
+    device = torch.device(device)
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    for _, loss in _batch_losses(model, loader, device, autocast_dtype, cuda_graphs):
+        total += loss
+    all_reduce_sum(total)
+    return float(total) / len(loader)
 
 
 @torch.no_grad()
@@ -143,30 +145,24 @@ def val_loss(
     count is exact for the target text; an EOT token counts its 13 bytes of ``<|endoftext|>``).
     A ``max_batches`` larger than the split holds is clamped, with one warning through ``warn``.
     """
-    from gpt2train.data.loader import ValLoader
-
     device = torch.device(device)
-    rank, world = _dist()
+    rank, _ = rank_and_world()
     warn = warn or (lambda m: print(f"warning: {m}", file=sys.stderr))
-    vocab = getattr(
-        getattr(unwrap(model), "config", None), "vocab_size", None
-    )  # ids past it: an error naming the shard
+    m = unwrap(model)
+    vocab = getattr(getattr(m, "config", None), "vocab_size", None)  # ids past it: an error naming the shard
     loader = ValLoader(shard_pattern, B, T, -1 if max_batches is None else max_batches, flag=flag,
                        warn=warn if rank == 0 else None, vocab_size=vocab)  # fmt: skip
     byte_len = _token_byte_lengths()
-    m = unwrap(model)
     was_training = m.training
     m.eval()
-    loss_sum, byte_sum, ntok = 0.0, 0, 0
-    for x, y in loader.batches(rank, world):
-        byte_sum += int(byte_len[np.minimum(y.numpy(), len(byte_len) - 1)].sum())
-        x, y = x.to(device), y.to(device)
-        with _autocast(device, autocast_dtype):
-            logits = m.logits(m.hidden_states(x)).float()
-        loss_sum += F.cross_entropy(logits.view(-1, logits.size(-1)), y.view(-1), reduction="sum").item()
-        ntok += B * T
+    # loss, UTF-8 bytes and tokens of the targets, summed (float64) over this process's batches
+    sums = torch.zeros(3, dtype=torch.float64, device=device)
+    for y, loss in _batch_losses(m, loader, device, autocast_dtype):
+        sums[0] += loss * y.numel()
+        sums[1] += int(byte_len[np.minimum(y.numpy(), len(byte_len) - 1)].sum())
+        sums[2] += y.numel()
     m.train(was_training)
-    loss_sum, byte_sum, ntok = _all_reduce_sum([loss_sum, float(byte_sum), float(ntok)], device)
+    loss_sum, byte_sum, ntok = all_reduce_sum(sums).tolist()
     return {
         "val_loss": loss_sum / ntok,
         "bits_per_byte": loss_sum / math.log(2) / byte_sum if byte_sum else float("nan"),
@@ -240,7 +236,7 @@ def score_rows(model, rows: list[tuple[list[int], list[int]]], device, autocast_
         tgt += e
         row_of += [r] * len(e)
     idx = idx.to(device)
-    with _autocast(torch.device(device), autocast_dtype):
+    with autocast(torch.device(device), autocast_dtype):
         h = m.hidden_states(idx)
         h = h.reshape(R * L, -1)[torch.tensor(pred_pos, device=device)]
         logits = m.logits(h).float()
@@ -272,7 +268,7 @@ def hellaswag_eval(
     device = torch.device(device)
     m = unwrap(model)
     rendered = _render_cached(tuple(examples), m.config.max_seq_len)
-    rank, world = _dist()
+    rank, world = rank_and_world()
     mine = sorted(rendered[rank::world], key=lambda r: r.length)
     per_batch = max(1, batch_rows // 4)
     was_training = m.training
@@ -295,9 +291,8 @@ def hellaswag_eval(
         for r, p, pn in zip(chunk, pred.tolist(), pred_norm.tolist()):
             preds[r.index] = (p, pn)
     m.train(was_training)
-    correct, correct_norm, correct_char, n = (
-        int(round(v)) for v in _all_reduce_sum([correct, correct_norm, correct_char, len(mine)], device)
-    )
+    counts = torch.tensor([correct, correct_norm, correct_char, len(mine)], dtype=torch.float64, device=device)
+    correct, correct_norm, correct_char, n = (int(round(v)) for v in all_reduce_sum(counts).tolist())
     out = {
         "acc": correct / n if n else float("nan"),
         "acc_norm": correct_norm / n if n else float("nan"),

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from gpt2train.config import ModelConfig, preset
 from gpt2train.errors import UserError
+from gpt2train.rundir import checkpoint_files
 
 MAIN_LOG = "main.log"
 PROGRESS = "progress.jsonl"
@@ -217,41 +218,22 @@ def load_run(path: str | os.PathLike) -> RunData:
 
 def list_checkpoints(directory: Path) -> list[dict]:
     """Checkpoints in a run dir by step: files present and whether the DONE marker makes it complete."""
-    steps: dict[int, dict] = {}
-    patterns = [
-        (re.compile(r"^model_(\d{8})\.bin$"), "model"),
-        (re.compile(r"^state_(\d{8})_(\d{5})\.safetensors$"), "state"),
-        (re.compile(r"^DONE_(\d{8})$"), "done"),
-    ]
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return []
-    for name in names:
-        for rx, kind in patterns:
-            m = rx.match(name)
-            if m:
-                entry = steps.setdefault(int(m.group(1)), {"model": False, "states": 0, "done": False, "bytes": 0})
-                if kind == "model":
-                    entry["model"] = True
-                elif kind == "state":
-                    entry["states"] += 1
-                else:
-                    entry["done"] = True
-                try:
-                    entry["bytes"] += (directory / name).stat().st_size
-                except OSError:
-                    pass  # deleted by checkpoint rotation between listdir and stat
-    return [
-        {
-            "step": s,
-            "complete": e["done"],
-            "model_file": e["model"],
-            "state_files": e["states"],
-            "bytes": e["bytes"],
-        }
-        for s, e in sorted(steps.items())
-    ]
+    out = []
+    for step, names in sorted(checkpoint_files(directory).items()):
+        size = 0
+        for name in names:
+            try:
+                size += (directory / name).stat().st_size
+            except OSError:
+                pass  # deleted by checkpoint rotation between listdir and stat
+        out.append({
+            "step": step,
+            "complete": f"DONE_{step:08d}" in names,
+            "model_file": any(n.startswith("model_") for n in names),
+            "state_files": sum(n.startswith("state_") for n in names),
+            "bytes": size,
+        })  # fmt: skip
+    return out
 
 
 def _step_times(progress: list[dict]) -> list[float]:

@@ -9,22 +9,15 @@ import torch
 
 from gpt2train.config import ModelConfig
 from gpt2train.errors import UserError
-
-
-def newest_model_in_dir(run_dir: str) -> str | None:
-    """The model file (model_%08d.bin or .safetensors) of the newest usable checkpoint of a run dir: its DONE
-    record checked as resume checks it (train/checkpoint.py), damaged newer ones warned about on stderr."""
-    from gpt2train.train.checkpoint import latest_usable_step, model_path
-
-    step = latest_usable_step(run_dir, warn=lambda message: print(message, file=sys.stderr))
-    return None if step is None else model_path(run_dir, step)
+from gpt2train.rundir import newest_model
 
 
 def load_pretrained(source: str) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
     """(config, fp32 state dict) from an llm.c model .bin, a modern model .safetensors (model_modern.py),
     a run dir, or a HuggingFace GPT-2 dir."""
     if os.path.isdir(source):
-        newest = newest_model_in_dir(source)
+        # the newest usable checkpoint, as resume picks it; damaged newer ones warned about on stderr
+        newest = newest_model(source, warn=lambda message: print(message, file=sys.stderr))
         # a run dir has a config.json too (the trainer's): its checkpoints decide
         if newest is None and os.path.exists(os.path.join(source, "config.json")):
             from gpt2train.formats.hf import read_hf_dir
@@ -43,3 +36,15 @@ def load_pretrained(source: str) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
     from gpt2train.formats.llmc_model import read_llmc_model
 
     return read_llmc_model(source)
+
+
+def read_model_header(path: str) -> ModelConfig:
+    """The config in a model file's header, its tensors unread: a modern model's .safetensors or an llm.c .bin
+    (by the extension, as load_pretrained picks the reader); a UserError naming a damaged file."""
+    if path.endswith(".safetensors"):
+        from gpt2train.model_modern import read_modern_header
+
+        return read_modern_header(path)
+    from gpt2train.formats.llmc_model import read_llmc_header
+
+    return read_llmc_header(path)[0]

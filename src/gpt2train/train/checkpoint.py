@@ -8,8 +8,10 @@ A checkpoint after N updates is:
   ``meta`` entry (step, data loader position, outlier detectors, world size, config);
 - ``DONE_%08d``: written last, by rank 0, holding the sizes of the files above; resume takes the
   newest step whose DONE exists and whose files match it.
-Every file is written to a temp name, fsynced and renamed, so a crash at any moment leaves the
-previous checkpoint usable. Loading executes no code from the files (safetensors, raw arrays, JSON).
+The names, the DONE record and the checks of which checkpoint is usable are rundir.py's; this module writes
+checkpoints and restores a run from one. Every file is written to a temp name, fsynced and renamed, so a crash
+at any moment leaves the previous checkpoint usable. Loading executes no code from the files (safetensors, raw
+arrays, JSON).
 """
 
 from __future__ import annotations
@@ -27,7 +29,21 @@ from safetensors.torch import load_file, save_file
 from gpt2train.config import is_int, is_number
 from gpt2train.errors import UserError
 
-_DONE_RE = re.compile(r"^DONE_(\d{8})$")
+# latest_usable_step, model_ext, prune and resume_step: for the trainer, which still calls them from here
+from gpt2train.rundir import (  # noqa: F401
+    checkpoint_problem,
+    complete_steps,
+    done_path,
+    done_record,
+    latest_usable_step,
+    model_ext,
+    model_path,
+    prune,
+    read_done_record,
+    resume_step,
+    state_path,
+    step_of,
+)
 
 # Fault injection (faults.py) sets this to kill the process part-way through a checkpoint write; it is
 # called with (phase, temp path) at "model" and "state" (the temp file written, not yet renamed) and at
@@ -57,29 +73,6 @@ def write_failed(path: str, err: Exception) -> UserError:
     return UserError(f"cannot write checkpoint file {path}: {why}; {keep}: free space in -o and resume with -y 1")
 
 
-def model_path(out_dir: str, step: int, ext: str | None = None) -> str:
-    """The model file of a checkpoint; ``ext`` None: the .safetensors one where it exists, else the .bin."""
-    if ext is None:
-        modern = os.path.join(out_dir, f"model_{step:08d}.safetensors")
-        ext = ".safetensors" if os.path.exists(modern) else ".bin"
-    return os.path.join(out_dir, f"model_{step:08d}{ext}")
-
-
-def model_ext(model_cfg) -> str:
-    """.safetensors for a modern-architecture model, .bin (llm.c's format) for GPT-2."""
-    from gpt2train.model_modern import is_modern
-
-    return ".safetensors" if is_modern(model_cfg) else ".bin"
-
-
-def state_path(out_dir: str, step: int, rank: int) -> str:
-    return os.path.join(out_dir, f"state_{step:08d}_{rank:05d}.safetensors")
-
-
-def done_path(out_dir: str, step: int) -> str:
-    return os.path.join(out_dir, f"DONE_{step:08d}")
-
-
 def _fsync_dir(path: str) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -102,12 +95,6 @@ def _write_atomic_bytes(path: str, data: bytes) -> None:
     except OSError as e:
         _remove_quietly(tmp)
         raise write_failed(path, e) from None
-
-
-def _step_of(path: str) -> int | None:
-    """The step in a checkpoint file's name (None for a name that has none)."""
-    m = re.search(r"_(\d{8})", os.path.basename(path))
-    return int(m.group(1)) if m else None
 
 
 def save_model(path: str, state_dict: dict, model_cfg, dtype: str) -> None:
@@ -173,8 +160,8 @@ def save_state(path: str, optimizer, meta: dict, params: dict[str, torch.Tensor]
         # this step's model file is complete but useless without its state: remove it with the temp file
         _remove_quietly(tmp)
         out_dir = os.path.dirname(path)
-        if not os.path.exists(done_path(out_dir, _step_of(path))):
-            _remove_quietly(model_path(out_dir, _step_of(path)))
+        if not os.path.exists(done_path(out_dir, step_of(path))):
+            _remove_quietly(model_path(out_dir, step_of(path)))
         raise write_failed(path, e) from None
 
 
@@ -185,14 +172,14 @@ def read_state_meta(path: str) -> dict:
         with safe_open(path, framework="pt") as f:
             meta = json.loads(f.metadata()["meta"])
     except (SafetensorError, OSError, KeyError, ValueError, TypeError, RecursionError) as e:
-        raise _unreadable_state(path, e) from None
-    problem = state_meta_problem(meta, _step_of(path))
+        raise unreadable_state(path, e) from None
+    problem = state_meta_problem(meta, step_of(path))
     if problem:
-        raise _unreadable_state(path, problem)
+        raise unreadable_state(path, problem)
     return meta
 
 
-def _unreadable_state(path: str, e: Exception | str) -> UserError:
+def unreadable_state(path: str, e: Exception | str) -> UserError:
     return UserError(f"checkpoint state {path} is unreadable or corrupt ({e}); delete that step's DONE file "
                      "to resume from the one before")  # fmt: skip
 
@@ -203,10 +190,10 @@ def load_state(path: str) -> tuple[dict, dict[str, torch.Tensor]]:
     try:
         tensors = load_file(path)
     except (SafetensorError, OSError, ValueError) as e:
-        raise _unreadable_state(path, e) from None
+        raise unreadable_state(path, e) from None
     problem = state_tensors_problem(tensors)
     if problem:
-        raise _unreadable_state(path, problem)
+        raise unreadable_state(path, problem)
     return meta, tensors
 
 
@@ -313,7 +300,7 @@ def restore_params(model, tensors: dict[str, torch.Tensor], path: str) -> None:
         return
     named = dict(model.named_parameters())
     if set(params) != set(named) or any(params[n].shape != p.shape for n, p in named.items()):
-        raise _unreadable_state(path, "its parameters do not match the model's names and shapes")
+        raise unreadable_state(path, "its parameters do not match the model's names and shapes")
     with torch.no_grad():
         for name, p in named.items():
             p.copy_(params[name].to(p.dtype))
@@ -327,14 +314,8 @@ def restore_rng(tensors: dict[str, torch.Tensor]) -> None:
 
 def write_done(out_dir: str, step: int, world_size: int, zero_stage: int, state_ranks: int) -> None:
     """Mark the checkpoint complete: the DONE file records every file's size, checked on resume."""
-    files = [model_path(out_dir, step)] + [state_path(out_dir, step, r) for r in range(state_ranks)]
     _fault_point("done", done_path(out_dir, step))
-    record = {
-        "step": step,
-        "world_size": world_size,
-        "zero_stage": zero_stage,
-        "files": {os.path.basename(p): os.path.getsize(p) for p in files},
-    }
+    record = done_record(out_dir, step, world_size, zero_stage, state_ranks)
     _write_atomic_bytes(done_path(out_dir, step), json.dumps(record).encode())
     _fsync_dir(out_dir)
 
@@ -348,142 +329,6 @@ def remove_unfinished(out_dir: str, step: int, rank: int) -> None:
     for path in paths:
         _remove_quietly(path)
         _remove_quietly(path + ".tmp")
-
-
-def read_done_record(out_dir: str, step: int) -> dict:
-    """The DONE record of ``step``, checked before it is trusted: ``{}`` for llm.c's empty DONE file, else its
-    step equal to the file name's, world_size and zero_stage in range, and the files it lists: this step's model
-    and state files by their plain names (never a path out of ``out_dir``) with their sizes. A UserError naming
-    the file otherwise."""
-    from gpt2train.paths import confined_name
-
-    path = done_path(out_dir, step)
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read(1 << 20)
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"cannot read {path}: {e}") from None
-    if not text.strip():
-        return {}
-    try:
-        record = json.loads(text)
-    except (ValueError, RecursionError):
-        raise UserError(f"{path} is corrupt (not JSON)") from None
-    if not isinstance(record, dict) or not isinstance(record.get("files"), dict):
-        raise UserError(f"{path} is corrupt (no list of files)")
-    if record.get("step", step) != step or isinstance(record.get("step"), bool):
-        raise UserError(f"{path} is corrupt: it says step {record.get('step')!r}, its name says step {step}")
-    world, zero = record.get("world_size", 1), record.get("zero_stage", 0)
-    if not (is_int(world) and world >= 1 and is_int(zero) and zero in (0, 1)):
-        raise UserError(f"{path} is corrupt: world_size {world!r} / zero_stage {zero!r}")
-    own = re.compile(rf"^(model_{step:08d}\.(bin|safetensors)|state_{step:08d}_\d{{5}}\.safetensors)$")
-    for name, size in record["files"].items():
-        confined_name(name, path, "checkpoint file")
-        if not own.match(name) or not is_int(size) or size < 0:
-            raise UserError(f"{path} is corrupt: it lists {name!r} ({size!r} bytes), not a file of step {step}")
-    return record
-
-
-def checkpoint_problem(out_dir: str, step: int) -> str | None:
-    """Why the checkpoint at ``step`` is unusable, or None if its DONE record matches the files."""
-    try:
-        record = read_done_record(out_dir, step)
-    except UserError as e:
-        return str(e)
-    if not record:  # an llm.c DONE file is empty: only the model file can be checked
-        return None if os.path.exists(model_path(out_dir, step)) else "model file missing"
-    for name, size in record["files"].items():
-        path = os.path.join(out_dir, name)
-        if not os.path.exists(path):
-            return f"{path} is missing"
-        if os.path.getsize(path) != size:
-            return f"{path} is {os.path.getsize(path)} bytes, the DONE record says {size}"
-    return _header_problem(out_dir, step, list(record["files"]))
-
-
-def _header_problem(out_dir: str, step: int, names: list[str]) -> str | None:
-    """A damaged header (overwritten bytes of the right length) in the model or a state file. Cheap: only the
-    headers are read; flipped bits inside tensor data are not detected (no checksums, to keep resume fast)."""
-    from gpt2train.formats.llmc_model import read_llmc_header
-    from gpt2train.model_modern import read_modern_header
-
-    path = model_path(out_dir, step)
-    try:
-        (read_modern_header if path.endswith(".safetensors") else read_llmc_header)(path)
-    except UserError as e:
-        return str(e)
-    for name in names:
-        if name.startswith("state_"):
-            path = os.path.join(out_dir, name)
-            try:
-                read_state_meta(path)
-                with safe_open(path, framework="pt") as f:  # the names, and the small RNG tensors only
-                    tensors = {k: f.get_tensor(k) if k.startswith("rng/") else None for k in f.keys()}
-            except UserError as e:
-                return str(e)
-            except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-                return str(_unreadable_state(path, e))
-            if problem := state_tensors_problem(tensors):
-                return str(_unreadable_state(path, problem))
-    return None
-
-
-def complete_steps(out_dir: str) -> list[int]:
-    """Steps with a DONE marker, newest first."""
-    if not out_dir or not os.path.isdir(out_dir):
-        return []
-    steps = [int(m.group(1)) for n in os.listdir(out_dir) if (m := _DONE_RE.match(n))]
-    return sorted(steps, reverse=True)
-
-
-def resume_step(out_dir: str, warn=print) -> int | None:
-    """The checkpoint ``-y 1`` resumes from: the newest usable one (damaged newer ones warned about and passed
-    over), None when there is none; a UserError when checkpoints exist but none is usable (starting afresh
-    would overwrite them)."""
-    step = latest_usable_step(out_dir, warn)
-    if step is None and (steps := complete_steps(out_dir)):
-        raise UserError(f"-o {out_dir}: no checkpoint there is usable (step {steps[0]}: "
-                        f"{checkpoint_problem(out_dir, steps[0])}); move the damaged files away, or start afresh "
-                        "in another -o")  # fmt: skip
-    return step
-
-
-def latest_usable_step(out_dir: str, warn=print) -> int | None:
-    """The newest checkpoint whose files match its DONE record; damaged ones are reported and passed over."""
-    for step in complete_steps(out_dir):
-        problem = checkpoint_problem(out_dir, step)
-        if problem is None:
-            return step
-        warn(f"warning: checkpoint at step {step} is unusable ({problem}); trying an older one")
-    return None
-
-
-def delete_checkpoint(out_dir: str, step: int) -> None:
-    """DONE first, so a half-deleted checkpoint never looks complete."""
-    paths = [done_path(out_dir, step), model_path(out_dir, step)]
-    paths += [os.path.join(out_dir, n) for n in os.listdir(out_dir) if n.startswith(f"state_{step:08d}_")]
-    for p in paths:
-        try:
-            os.remove(p)
-        except FileNotFoundError:
-            pass
-
-
-def prune(out_dir: str, keep: int, major_every: int) -> list[int]:
-    """-nk/-nm retention: keep the newest ``keep`` checkpoints, and every major one; return what was deleted."""
-    if keep <= 0:
-        return []
-    deleted = []
-    # the newest checkpoint that resume would use is never deleted, even when newer damaged ones count
-    # towards ``keep`` (a DONE whose files are broken must not push the last good one out)
-    protected = latest_usable_step(out_dir, warn=lambda _msg: None)
-    minors = [s for s in complete_steps(out_dir) if not (major_every > 0 and s % major_every == 0)]
-    for step in minors[keep:]:
-        if step == protected:
-            continue
-        delete_checkpoint(out_dir, step)
-        deleted.append(step)
-    return deleted
 
 
 def state_file_for(out_dir: str, step: int, rank: int, world_size: int, zero_stage: int) -> str:

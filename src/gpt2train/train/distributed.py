@@ -132,9 +132,24 @@ def teardown() -> None:
         dist.destroy_process_group()
 
 
+def rank_and_world() -> tuple[int, int]:
+    """(rank, world size) of this process in the process group; (0, 1) without one."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
 def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
+    """``t`` summed over the processes, in place (and returned). NCCL reduces CUDA tensors and gloo CPU ones: a
+    tensor on the other kind of device is reduced through a copy on the backend's."""
     if dist.is_initialized() and dist.get_world_size() > 1:
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        if dist.get_backend() == "nccl":
+            on_backend = t if t.is_cuda else t.to(torch.device("cuda", torch.cuda.current_device()))
+        else:
+            on_backend = t if t.device.type == "cpu" else t.cpu()
+        dist.all_reduce(on_backend, op=dist.ReduceOp.SUM)
+        if on_backend is not t:
+            t.copy_(on_backend)
     return t
 
 
