@@ -175,6 +175,26 @@ def val_loss(
     }
 
 
+@torch.no_grad()
+def mean_val_loss(model, loader, device: torch.device, autocast_dtype) -> float:
+    """The mean loss of ``model(x, y)`` over ``loader``'s batches (a ValLoader: this rank's share of them), summed
+    over the ranks, under autocast. On CUDA each forward marks a new CUDA-graph step (a no-op without CUDA graphs:
+    --compile-mode reduce-overhead / max-autotune)."""
+    from gpt2train.precision import autocast
+    from gpt2train.train.distributed import all_reduce_sum
+
+    total = torch.zeros((), device=device, dtype=torch.float64)
+    rank, world = _dist()
+    for x, y in loader.batches(rank, world):
+        x, y = x.to(device), y.to(device)
+        if device.type == "cuda":
+            torch.compiler.cudagraph_mark_step_begin()
+        with autocast(device, autocast_dtype):
+            total += model(x, y).double()
+    all_reduce_sum(total)
+    return float(total) / len(loader)
+
+
 # -- HellaSwag ----------------------------------------------------------------------------------
 
 
