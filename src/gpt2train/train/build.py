@@ -226,7 +226,7 @@ def _load_hellaswag(rc: ResolvedConfig, console):
 def build(rc: ResolvedConfig, env: Environment, weights: dict | None, console: report.Console,
           determinism: dict | None = None) -> Run:  # fmt: skip
     """The Run of ``rc``: ``weights`` (environment()'s) are the model's start, ``determinism`` the mode's record."""
-    device, several, is_main = env.device, env.world_size > 1, env.rank == 0
+    device, is_main = env.device, env.rank == 0
     mcfg = rc.model_config
     # before a minute goes into building the model: every shard's header and length and the val shards' token
     # ids (the train loader checks each train shard's ids as it opens it: a start on 100 shards reads no 20 GB)

@@ -30,7 +30,6 @@ from gpt2train.train.checkpoint import rollback, write_checkpoint
 from gpt2train.train.guards import clip_grad_norm_fp32_
 from gpt2train.train.lock import RunDir
 from gpt2train.train.optim import set_lr
-from gpt2train.train.runlog import format_duration
 from gpt2train.train.schedule import learning_rate
 from gpt2train.train.signals import CheckpointRequest, StopRequest
 
@@ -139,18 +138,7 @@ def train_loop(run: build.Run, rc: ResolvedConfig, t_launch: float) -> int:
                 write_checkpoint(run, rc, step + 1)
                 t_prev_end = None
             step += 1
-        if first_step >= run.max_steps:
-            console(f"nothing to train: the run in {rc.output_dir} is already complete at step {first_step} "
-                    f"of {run.max_steps}; raise -x to train on, or use another -o")  # fmt: skip
-            return 0
-        if state.updates == 0:
-            raise UserError(f"every update of steps {first_step}..{run.max_steps - 1} was skipped (last: "
-                            f"{state.last_skip}): the weights did not change. Check the train data (gpt2train "
-                            "data info), lower -l, or loosen -sl/-sg")  # fmt: skip
-        console(f"done: {run.max_steps} steps in {format_duration(time.perf_counter() - t_start)}")
-        if run.device.type == "cuda":
-            console(f"peak GPU memory: {torch.cuda.max_memory_allocated(run.device) / 2**20:.0f} MiB allocated, "
-                    f"{torch.cuda.max_memory_reserved(run.device) / 2**20:.0f} MiB reserved")  # fmt: skip
+        report.finished(run, rc, first_step, t_start)
         return 0
     finally:
         stop.restore()

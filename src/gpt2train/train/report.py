@@ -180,3 +180,19 @@ def signal_stop(signal_name: str, since: float, step: int, output_dir: str | Non
     else:
         where = "no -o given, so no checkpoint was written"
     return f"stopped on {signal_name} after {time.perf_counter() - since:.2f} s: {where}"
+
+
+def finished(run, rc: ResolvedConfig, first_step: int, t_start: float) -> None:
+    """The end of a run that trained to -x: its summary, or the error of one whose every update was skipped."""
+    if first_step >= run.max_steps:
+        run.console(f"nothing to train: the run in {rc.output_dir} is already complete at step {first_step} "
+                    f"of {run.max_steps}; raise -x to train on, or use another -o")  # fmt: skip
+        return
+    if run.state.updates == 0:
+        raise UserError(f"every update of steps {first_step}..{run.max_steps - 1} was skipped (last: "
+                        f"{run.state.last_skip}): the weights did not change. Check the train data (gpt2train "
+                        "data info), lower -l, or loosen -sl/-sg")  # fmt: skip
+    run.console(f"done: {run.max_steps} steps in {format_duration(time.perf_counter() - t_start)}")
+    if run.device.type == "cuda":
+        run.console(f"peak GPU memory: {torch.cuda.max_memory_allocated(run.device) / 2**20:.0f} MiB allocated, "
+                    f"{torch.cuda.max_memory_reserved(run.device) / 2**20:.0f} MiB reserved")  # fmt: skip
