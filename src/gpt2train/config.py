@@ -396,15 +396,19 @@ def resolve(cfg: TrainConfig, env: Environment) -> ResolvedConfig:
 
 
 def auto_bf16_params(cfg: TrainConfig, env: Environment, dtype: str, optimizer: str) -> int:
-    """``--bf16-params -1``: a resumed run keeps its checkpoint's layout; a new one takes llm.c's (bf16 parameters,
-    fp32 master in the optimizer: faster and smaller, BENCHMARKS.md) in one process on the fast path with -w 1,
-    bf16 and AdamW. Several processes keep fp32 parameters: DDP and ZeRO-1 hold the gradients in buckets that the
-    flat one-launch update does not cover yet."""
+    """``--bf16-params -1``: a resumed run keeps its checkpoint's layout; a new one takes :func:`bf16_params_rule`."""
     if env.resume_config is not None:
         saved = env.resume_config.get("bf16_params", 0)
         return saved if saved in (0, 1) else 0
     fast = env.device.type == "cuda" and not cfg.plain
-    return int(fast and env.world_size == 1 and cfg.master_weights == 1 and dtype == "bf16" and optimizer == "adamw")
+    return bf16_params_rule(fast, env.world_size, cfg.master_weights, dtype, optimizer)
+
+
+def bf16_params_rule(fast: bool, world_size: int, master_weights: int, dtype: str, optimizer: str) -> int:
+    """llm.c's layout (bf16 parameters, fp32 master in the optimizer: faster and smaller, BENCHMARKS.md) in one
+    process on the fast path with -w 1, bf16 and AdamW. Several processes keep fp32 parameters: DDP and ZeRO-1 hold
+    the gradients in buckets that the flat one-launch update does not cover yet. (``gpt2train plan`` applies it too.)"""
+    return int(fast and world_size == 1 and master_weights == 1 and dtype == "bf16" and optimizer == "adamw")
 
 
 def auto_accumulate_in_matmul(bf16_params: int, master_weights: int, recompute: int, optimizer: str, fast: bool,

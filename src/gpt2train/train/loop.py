@@ -53,7 +53,8 @@ def train(cfg: TrainConfig) -> int:
                 del weights  # the model holds them now
                 code = train_loop(run, rc, t_launch)
             except torch.OutOfMemoryError:
-                raise report.out_of_memory(rc, env, run and run.state.step, run and run.B) from None
+                step, batch = (run.state.step, run.B) if run is not None else (None, None)  # None: setting up
+                raise report.out_of_memory(rc, env, step, batch) from None
         failed = False
         return code
     finally:
