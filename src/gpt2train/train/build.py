@@ -268,10 +268,12 @@ def build(rc: ResolvedConfig, env: Environment, weights: dict | None, console: r
                                  rc.checkpoint_every, rc.bf16_params)  # fmt: skip
     step_model, optimizer, zero = _optimizer(rc, env, raw_model, step_model)
     run = Run(
-        device=device, rank=env.rank, world_size=env.world_size, console=console, raw_model=raw_model,
-        model=step_model, optimizer=optimizer, zero=zero, train_loader=train_loader, train_batches=train_batches,
-        val_loader=val_loader, loss_detector=OutlierDetector(rc.outlier_window),
-        grad_detector=OutlierDetector(rc.outlier_window), faults=Faults(env.rank), runlog=runlog, B=B, T=T, grad_accum=train_loader.grad_accum, total_batch=total_batch, max_steps=max_steps,
+        device=device, rank=env.rank, world_size=env.world_size, console=console,
+        raw_model=raw_model, model=step_model, optimizer=optimizer, zero=zero,
+        train_loader=train_loader, train_batches=train_batches, val_loader=val_loader,
+        loss_detector=OutlierDetector(rc.outlier_window), grad_detector=OutlierDetector(rc.outlier_window),
+        faults=Faults(env.rank), runlog=runlog,
+        B=B, T=T, grad_accum=train_loader.grad_accum, total_batch=total_batch, max_steps=max_steps,
         autocast_dtype=autocast_dtype, cuda_graphs=bool(rc.compile) and rc.compile_mode in CUDA_GRAPH_MODES,
         peak_flops=peak_flops(torch.cuda.get_device_name(device)) if device.type == "cuda" else None,
         planned_max_batch=memory.planned_max_batch(mcfg, T, memory.settings(rc, env.world_size), env.gpu_memory),
