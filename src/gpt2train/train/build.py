@@ -201,8 +201,7 @@ def _optimizer(rc: ResolvedConfig, env: Environment, raw_model, step_model):
     if muon:
         from gpt2train.train.muon import build_muon_optimizer
 
-        levers = {"head_lr": rc.head_lr, "embed_lr": rc.embed_lr}
-        return step_model, build_muon_optimizer(raw_model, rc, levers, rc.zero_stage >= 1 and several), None
+        return step_model, build_muon_optimizer(raw_model, rc, rc.zero_stage >= 1 and several), None
     optimizer = build_optimizer(raw_model, rc.lr, rc.weight_decay, (rc.beta1, rc.beta2), rc.eps, env.device.type,
                                 seed=rc.seed, bf16_master=bool(rc.bf16_params), flat=not several)  # fmt: skip
     return step_model, optimizer, None
