@@ -322,7 +322,7 @@ def main() -> int:
     args = ap.parse_args()
     if not args.spawn:
         os.environ.update(OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")  # before torch is imported, for every child
-        import gpt2train.train.trainer  # noqa: F401  (imported once here, inherited by every forked run)
+        import gpt2train.train.loop  # noqa: F401  (imported once here, inherited by every forked run)
 
         FORK = True
     t0 = time.time()

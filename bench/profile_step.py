@@ -1,6 +1,6 @@
 """Where one training step's GPU time goes: a kernel profile of the real trainer's step.
 
-Builds the trainer from ``gpt2train train`` flags, runs a few warm-up steps, then profiles
+Builds the Run (train/build.py) from ``gpt2train train`` flags, runs a few warm-up steps, then profiles
 ``--steps`` steps with torch.profiler. Writes, under ``--out``: ``profile.txt`` (GPU time by
 category: matmuls, attention, compiled fusions, classifier, optimizer, copies, other; the top
 kernels; GPU busy time against the step's wall time, i.e. the idle gaps) and ``profile.json``.
@@ -116,17 +116,22 @@ def main(argv: list[str] | None = None) -> int:
 
     from gpt2train.cli import build_parser
     from gpt2train.cli.train_cmd import config_from_args
-    from gpt2train.train import distributed
-    from gpt2train.train.trainer import Trainer
+    from gpt2train.config import resolve
+    from gpt2train.train import build, distributed
+    from gpt2train.train.loop import train_step
+    from gpt2train.train.report import Console
 
     cfg = config_from_args(build_parser().parse_args(["train", *train_argv]))
     cfg.max_steps = max(cfg.max_steps, args.warmup + args.steps + 1)
-    trainer = Trainer(cfg, distributed.setup(cfg.device))
-    trainer.setup()
-    dev = trainer.device
+    console = Console(True)
+    env, weights = build.environment(cfg, distributed.setup(cfg.device), console)
+    rc = resolve(cfg, env)
+    run = build.build(rc, env, weights, console)
+    del weights
+    dev = run.device
     static_mib = torch.cuda.memory_allocated(dev) / 2**20
     for s in range(args.warmup):
-        trainer.train_step(s)
+        train_step(run, rc, s)
     torch.cuda.synchronize(dev)
     after_warmup_mib = torch.cuda.memory_allocated(dev) / 2**20
     torch.cuda.reset_peak_memory_stats(dev)
@@ -135,11 +140,12 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         with torch.profiler.record_function(WINDOW):  # marks the window on the profiler's clock
             for s in range(args.warmup, args.warmup + args.steps):
-                trainer.train_step(s)
+                train_step(run, rc, s)
             torch.cuda.synchronize(dev)
         wall_ms = (time.perf_counter() - t0) * 1000 / args.steps
     peak_mib = torch.cuda.max_memory_allocated(dev) / 2**20
-    trainer.train_batches.close()
+    run.train_batches.close()
+    run.scalars.close()
 
     by_kernel, intervals, host_ops = split_events(prof.events(), args.steps)
     gap_lines = idle_gaps(intervals, host_ops, args.gaps)

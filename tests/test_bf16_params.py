@@ -112,15 +112,21 @@ def test_preflight_counts_the_master_in_the_state_file():
     ],
 )
 def test_auto_bf16_params(fast, world, overrides, expect):
-    from gpt2train.config import TrainConfig
-    from gpt2train.train.distributed import DistInfo
-    from gpt2train.train.trainer import Trainer
+    """--bf16-params -1 as resolve() decides it on a (faked) CUDA card: ``fast`` False is --plain."""
+    from gpt2train.config import Environment, TrainConfig, resolve
 
-    cfg = TrainConfig(**overrides)
+    cfg = TrainConfig(**overrides, plain=not fast)
     assert cfg.bf16_params == -1  # the default
-    trainer = Trainer(cfg, DistInfo(0, world, 0, torch.device("cpu")))
-    trainer.fast, trainer.autocast_dtype, trainer.resume_step = fast, torch.bfloat16, None
-    assert trainer._auto_bf16_params() == expect
+    env = Environment(device=torch.device("cuda"), world_size=world, gpu_memory=80 * 2**30)
+    assert resolve(cfg, env).bf16_params == expect
+
+
+def test_resumed_run_keeps_the_checkpoints_bf16_params():
+    from gpt2train.config import Environment, TrainConfig, preset, resolve
+
+    env = Environment(device=torch.device("cuda"), world_size=1, gpu_memory=80 * 2**30, resume_step=4,
+                      resume_config={"bf16_params": 0}, resume_model=preset("d6"))  # fmt: skip
+    assert resolve(TrainConfig(output_dir="run", resume=1), env).bf16_params == 0
 
 
 def test_new_cpu_run_records_the_resolved_setting(tmp_path, text_shards):
@@ -135,10 +141,9 @@ def test_auto_batch_reserves_the_optimizer_state(bf16_params, world, zero, per_p
     """-b auto probes with the first update's allocation held aside: moments (8 bytes per parameter) and,
     with bf16 parameters, the fp32 master copy (4), over the ranks under ZeRO-1."""
     from gpt2train.config import TrainConfig, preset
-    from gpt2train.train.distributed import DistInfo
-    from gpt2train.train.trainer import Trainer
+    from gpt2train.train import memory
 
-    trainer = Trainer(TrainConfig(bf16_params=bf16_params, zero_stage=zero), DistInfo(0, world, 0, torch.device("cpu")))
-    trainer.model_cfg = preset("d12")
-    n = trainer.model_cfg.num_parameters()
-    assert trainer._optimizer_state_bytes() == pytest.approx(n * per_param, abs=8)
+    cfg = preset("d12")
+    settings = memory.settings(TrainConfig(bf16_params=bf16_params, zero_stage=zero), world)
+    n = cfg.num_parameters()
+    assert memory.optimizer_state_bytes(cfg, TrainConfig().seq_len, settings) == pytest.approx(n * per_param, abs=8)

@@ -80,17 +80,17 @@ def test_disk_full_in_model_write_keeps_previous_checkpoint(tmp_path, text_shard
 def test_out_of_gpu_memory_is_one_line_and_keeps_checkpoints(tmp_path, text_shards, capsys, monkeypatch):
     """torch.OutOfMemoryError raised in step 3 (as CUDA would): a one-line error naming the settings and
     the flags that make room; the checkpoint at step 2 and the log up to step 3 stay, and the run resumes."""
-    from gpt2train.train.trainer import Trainer
+    from gpt2train.train import loop
 
-    real = Trainer.train_step
+    real = loop.train_step
 
-    def oom_at_step_3(self, step):
+    def oom_at_step_3(run, rc, step):
         if step == 3:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 300.00 MiB.")
-        return real(self, step)
+        return real(run, rc, step)
 
     run = tmp_path / "run"
-    line = _fails_with_checkpoint_2(monkeypatch, capsys, text_shards, run, (Trainer, "train_step", oom_at_step_3))
+    line = _fails_with_checkpoint_2(monkeypatch, capsys, text_shards, run, (loop, "train_step", oom_at_step_3))
     assert "out of GPU memory at step 3 with -b 4 -t 32 -r 1 -w 1" in line, line
     assert "lower -b" in line and "raise -r to 2 or 3" in line and "-w 0" in line and "-b auto" in line, line
     assert f"the checkpoints in {run} are untouched (resume with -y 1)" in line, line

@@ -201,26 +201,28 @@ def test_in_a_model(tiny_config):
 
 
 def test_trainer_resolves_ge(tiny_config):
+    """-ge -1 is 2 on the CUDA fast path and 0 elsewhere (resolve()), and the model's MLPs get what was resolved;
+    an explicit -ge is kept, except where there is no GELU epilogue to fuse (FP8, a relu2 MLP)."""
+    from gpt2train.config import Environment, TrainConfig, resolve
     from gpt2train.model import build_model
-    from gpt2train.train.trainer import Trainer
+    from gpt2train.train.accelerate import FastPaths, accelerate
 
-    def resolved(ge, fast, recompute=0):
+    shape = dict(model="d6", n_layer=tiny_config.n_layer, n_head=tiny_config.n_head, n_embd=tiny_config.n_embd,
+                 max_seq_len=tiny_config.max_seq_len, seq_len=16, recompute=0)  # fmt: skip
+    cuda = Environment(device=torch.device("cuda"), gpu_memory=80 * 2**30)
+
+    def resolved(ge, fast, **fields):
+        rc = resolve(TrainConfig(**shape, gelu_fusion=ge, plain=not fast, **fields), cuda)
         model = build_model(tiny_config)
-        cfg = types.SimpleNamespace(
-            gelu_fusion=ge,
-            recompute=recompute,
-            fused_classifier=0,
-            classifier_chunk=0,
-            fp8=0,
-            accumulate_in_matmul=0,
-            recompute_whole=0,
-        )
-        Trainer._configure_fast_paths(types.SimpleNamespace(cfg=cfg, fast=fast, raw_model=model, model_cfg=tiny_config))
-        return model.transformer.h[0].mlp.gelu_fusion
+        accelerate(model, FastPaths(recompute=rc.recompute, gelu_fusion=rc.gelu_fusion))
+        assert model.transformer.h[0].mlp.gelu_fusion == rc.gelu_fusion
+        return rc.gelu_fusion
 
     assert resolved(-1, fast=True) == 2 and resolved(-1, fast=False) == 0
+    assert resolve(TrainConfig(**shape), Environment(device=torch.device("cpu"))).gelu_fusion == 0
     assert resolved(0, fast=True) == 0
     assert resolved(1, fast=False) == 1 and resolved(2, fast=False) == 2  # llm.c's -ge 1 forward, 2 and backward
+    assert resolved(2, fast=True, mlp="relu2") == 0
 
 
 @pytest.mark.parametrize("mlp", ["gelu", "relu2"])

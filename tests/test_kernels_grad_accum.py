@@ -175,7 +175,8 @@ def test_bad_switch_value_is_one_line_error(tmp_path, text_shards, capsys):
     ],
 )
 def test_auto_switch_resolution(fields, fast, several, expected):
-    from gpt2train.config import TrainConfig
-    from gpt2train.train.trainer import auto_accumulate_in_matmul
+    """--accumulate-in-matmul -1 as resolve() decides it on a (faked) CUDA card: ``fast`` False is --plain."""
+    from gpt2train.config import Environment, TrainConfig, resolve
 
-    assert auto_accumulate_in_matmul(TrainConfig(**fields), fast, several) == expected
+    env = Environment(device=torch.device("cuda"), world_size=2 if several else 1, gpu_memory=80 * 2**30)
+    assert resolve(TrainConfig(**fields, plain=not fast), env).accumulate_in_matmul == expected

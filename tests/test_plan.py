@@ -314,7 +314,7 @@ def test_gpt2train_bf16_params_is_16_bytes_per_parameter(cli_main, capsys):
 
 
 def test_batch_fit_warning_names_what_fits():
-    from gpt2train.train.trainer import batch_fit_warning
+    from gpt2train.train.report import batch_fit_warning
 
     planned = {0: 22, 1: 29, 2: 35, 3: 258}  # d48 on an 80 GB H100, gpt2train plan's estimates
     assert batch_fit_warning(24, 1, planned) is None

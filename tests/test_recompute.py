@@ -100,17 +100,23 @@ def test_recompute_whole_auto_takes_the_planners_count(tmp_path, text_shards, ca
     CPU, where it resolves to 0), recorded in config.json; with -b auto it is a one-line error."""
     import json
 
-    from gpt2train.train.trainer import Trainer
+    from gpt2train.train import build, memory
     from tests.helpers import run_cli, tiny_train_args
 
     code, _, err = run_cli(tiny_train_args(text_shards, tmp_path / "cpu", 1, ["--recompute-whole", -1]), capsys)
     assert code == 0, err
     assert json.load(open(tmp_path / "cpu" / "config.json"))["train"]["recompute_whole"] == 0
-    monkeypatch.setattr(Trainer, "_whole_blocks_needed", lambda self, batch: 1 if batch == 4 else None)
+    monkeypatch.setattr(memory, "whole_blocks_needed", lambda mcfg, seq_len, settings, memory_bytes, batch:
+                        1 if batch == 4 else None)  # fmt: skip
     configured = []
-    real = Trainer._configure_fast_paths
-    monkeypatch.setattr(Trainer, "_configure_fast_paths",
-                        lambda self: real(self) or configured.append([b.recompute for b in self.raw_model.transformer.h]))  # fmt: skip
+    real = build.accelerate
+
+    def recording(model, paths):
+        step_model = real(model, paths)
+        configured.append([b.recompute for b in model.transformer.h])
+        return step_model
+
+    monkeypatch.setattr(build, "accelerate", recording)
     args = tiny_train_args(text_shards, tmp_path / "auto", 1, ["-r", 2, "--recompute-whole", -1])
     code, out, err = run_cli(args, capsys)
     assert code == 0, err

@@ -175,7 +175,7 @@ def test_process_age_counts_from_the_process_start():
     import sys
     import time
 
-    code = ("import time; t = time.perf_counter(); import torch; from gpt2train.train.trainer import process_age; "
+    code = ("import time; t = time.perf_counter(); import torch; from gpt2train.train.report import process_age; "
             "print(process_age(), time.perf_counter() - t)")  # fmt: skip
     t0 = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

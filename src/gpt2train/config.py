@@ -6,6 +6,7 @@ they are documented here once and ``--help`` prints them.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import re
@@ -455,3 +456,242 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+# -- the resolved configuration ----------------------------------------------------------------------------
+# resolve() turns a TrainConfig (what was asked) and an Environment (what the process and the run dir say) into a
+# ResolvedConfig (what runs): every flag checked, every auto setting decided, once. config.json and the
+# checkpoints record it, so a run's files say what it did rather than what it was asked.
+
+
+@dataclass(frozen=True)
+class Environment:
+    """What resolve() needs to know of the process and the run dir (train/build.py's ``environment`` makes it)."""
+
+    device: object  # the torch.device this process trains on
+    rank: int = 0
+    world_size: int = 1
+    gpu_memory: int | None = None  # total bytes of the GPU; None off CUDA
+    fp8_supported: bool = False
+    resume_step: int | None = None  # the checkpoint -y 1 resumes from (None: a fresh run)
+    resume_config: dict | None = None  # that checkpoint's recorded train config
+    resume_model: ModelConfig | None = None  # its model
+    pretrained_model: ModelConfig | None = None  # the model of -e FILE (None for a preset or a resume)
+
+
+# the settings resolve() decides (-1, "auto" or None in a TrainConfig); a ResolvedConfig holds none of those
+AUTO_FIELDS = ("device", "dtype", "bf16_params", "gelu_fusion", "accumulate_in_matmul", "compile", "fused_classifier",
+               "recompute_whole", "optimizer", "pos", "qk_norm", "mlp", "norm", "zero_init_proj", "untied_head",
+               "logit_softcap", "head_lr", "embed_lr")  # fmt: skip
+TRAIN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
+
+
+def _train_dict(self) -> dict:
+    """The TrainConfig fields only: config.json's "train" object and the checkpoints' "config"."""
+    return {name: copy.deepcopy(getattr(self, name)) for name in TRAIN_FIELDS}
+
+
+# TrainConfig's fields (each decided) plus what resolve() derives; generated so the names are written once
+ResolvedConfig = dataclasses.make_dataclass(
+    "ResolvedConfig",
+    [(f.name, f.type) for f in dataclasses.fields(TrainConfig)]
+    + [("model_config", "ModelConfig"), ("init_source", "str"), ("fast", "bool"), ("notes", "tuple")],
+    frozen=True,
+    namespace={
+        "__doc__": "A TrainConfig with every auto setting decided (AUTO_FIELDS), plus ``model_config`` (the model "
+        "to train), ``init_source`` (where its weights come from), ``fast`` (the CUDA fast path) and ``notes`` (lines "
+        "saying what was decided that the run prints at its start).",
+        "to_dict": _train_dict,
+    },
+)
+
+
+def resolve(cfg: TrainConfig, env: Environment) -> ResolvedConfig:
+    """Check every setting (a UserError with one line for the first one wrong) and decide every auto one."""
+    from gpt2train import recipe
+
+    lv = recipe.levers(cfg)
+    _check_flags(cfg, env, lv)
+    mcfg, init_source = _model_config(cfg, env, lv)
+    if cfg.seq_len > mcfg.max_seq_len:
+        raise UserError(f"-t {cfg.seq_len} exceeds the model's max sequence length {mcfg.max_seq_len}")
+    arch = recipe.architecture_of(mcfg)
+    if cfg.fp8 and arch:
+        raise UserError("--fp8 1: FP8 matmuls are implemented for the GPT-2 architecture only; drop --fp8 or "
+                        "the modern architecture levers")  # fmt: skip
+    on_cuda = env.device.type == "cuda"
+    fast = on_cuda and not cfg.plain  # the fast paths: fused kernels, torch.compile, bf16 parameters
+    several = env.world_size > 1
+    notes = []
+
+    dtype = cfg.dtype if cfg.dtype != "auto" else ("bf16" if on_cuda else "fp32")
+    if dtype not in ("bf16", "fp32"):
+        raise UserError(f"--dtype {dtype!r}: use auto, bf16 or fp32")
+    bf16_params = cfg.bf16_params
+    if bf16_params == -1:
+        bf16_params = auto_bf16_params(cfg, env, dtype, lv["optimizer"])
+    if not cfg.master_weights or bf16_params:
+        if dtype != "bf16":
+            what = ("--bf16-params 1 (bf16 parameters, the fp32 master copy in the optimizer)" if bf16_params
+                    else "-w 0 (bf16 weights without an fp32 master copy)")  # fmt: skip
+            fix = "add --dtype bf16" if cfg.dtype == "auto" else "drop --dtype fp32"
+            raise UserError(f"{what} needs bf16: {fix}")
+
+    recompute_whole = cfg.recompute_whole
+    if recompute_whole == -1:  # the planner's fewest blocks for -b on this card
+        from gpt2train.train import memory
+
+        settings = memory.settings(cfg, env.world_size, bf16_params=bf16_params)
+        recompute_whole = memory.whole_blocks_needed(mcfg, cfg.seq_len, settings, env.gpu_memory, cfg.batch_size) or 0
+        if recompute_whole:
+            notes.append(f"--recompute-whole -1: the first {recompute_whole} of {mcfg.n_layer} blocks recomputed "
+                         f"whole, so that -b {cfg.batch_size} fits (gpt2train plan's estimate)")  # fmt: skip
+    if recompute_whole > mcfg.n_layer:
+        raise UserError(f"--recompute-whole {recompute_whole}: the model has {mcfg.n_layer} blocks; use at most that "
+                        "many (or -r 3 for all)")  # fmt: skip
+
+    # -ge as llm.c's: 1 GELU in c_fc's cuBLASLt epilogue, 2 also in the backward one (the fastest on an H100,
+    # BENCHMARKS.md); its epilogues are bf16 GELU, so neither FP8 nor a relu2 MLP has them
+    gelu_fusion = cfg.gelu_fusion if cfg.gelu_fusion >= 0 else 2 * int(fast)
+    if cfg.fp8 or arch.get("mlp") == "relu2":
+        gelu_fusion = 0
+    accumulate = cfg.accumulate_in_matmul
+    if accumulate == -1:
+        accumulate = auto_accumulate_in_matmul(bf16_params, cfg.master_weights, cfg.recompute, lv["optimizer"], fast,
+                                               several)  # fmt: skip
+    elif accumulate == 1 and cfg.recompute == 3:
+        notes.append("warning: --accumulate-in-matmul 1 with -r 3: blocks recomputed whole leave the gradient sums "
+                     "to autograd (compiled on CUDA, the recompute would keep every matmul's input)")  # fmt: skip
+
+    decided = dict(
+        device=env.device.type,
+        dtype=dtype,
+        bf16_params=int(bf16_params),
+        gelu_fusion=gelu_fusion,
+        accumulate_in_matmul=int(accumulate),
+        compile=cfg.compile if cfg.compile != -1 else int(fast),  # -1: on with the fast path
+        fused_classifier=int(cfg.fused_classifier == 1 or (cfg.fused_classifier == -1 and fast)),
+        recompute_whole=recompute_whole,
+        **recipe.resolved_levers(lv, mcfg, cfg.lr),
+    )
+    return ResolvedConfig(**{**cfg.to_dict(), **decided}, model_config=mcfg, init_source=init_source, fast=fast,
+                          notes=tuple(notes))  # fmt: skip
+
+
+def auto_bf16_params(cfg: TrainConfig, env: Environment, dtype: str, optimizer: str) -> int:
+    """``--bf16-params -1``: a resumed run keeps its checkpoint's layout; a new one takes :func:`bf16_params_rule`."""
+    if env.resume_config is not None:
+        saved = env.resume_config.get("bf16_params", 0)
+        return saved if saved in (0, 1) else 0
+    fast = env.device.type == "cuda" and not cfg.plain
+    return bf16_params_rule(fast, env.world_size, cfg.master_weights, dtype, optimizer)
+
+
+def bf16_params_rule(fast: bool, world_size: int, master_weights: int, dtype: str, optimizer: str) -> int:
+    """llm.c's layout (bf16 parameters, fp32 master in the optimizer: faster and smaller, BENCHMARKS.md) in one
+    process on the fast path with -w 1, bf16 and AdamW. Several processes keep fp32 parameters: DDP and ZeRO-1 hold
+    the gradients in buckets that the flat one-launch update does not cover yet. (``gpt2train plan`` applies it too.)"""
+    return int(fast and world_size == 1 and master_weights == 1 and dtype == "bf16" and optimizer == "adamw")
+
+
+def auto_accumulate_in_matmul(bf16_params: int, master_weights: int, recompute: int, optimizer: str, fast: bool,
+                              several_processes: bool) -> int:  # fmt: skip
+    """``--accumulate-in-matmul -1``: on (1) where ``.grad`` is one flat bf16 buffer that persists over the
+    micro-steps (build_optimizer's flat layout in one process, AdamW, the fast path); elsewhere a layer would
+    see no usable ``.grad`` and let autograd sum anyway (grad_accum.py). Off with -r 3, where no block would use
+    it (GPT.configure_fast_paths leaves it off in blocks recomputed whole)."""
+    bf16_model = bool(bf16_params) or not master_weights
+    return int(fast and not several_processes and bf16_model and recompute < 3 and optimizer == "adamw")
+
+
+_COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+_ATTENTION = ("auto", "flash", "cudnn", "efficient", "math")
+
+
+def _check_flags(cfg: TrainConfig, env: Environment, lv: dict) -> None:
+    """The settings' own ranges and combinations (those that need the model are checked in resolve)."""
+    from gpt2train.train.schedule import SCHEDULES
+
+    several = env.world_size > 1
+    if cfg.batch_size < 0 or cfg.seq_len <= 0:
+        raise UserError(f"-b {cfg.batch_size} -t {cfg.seq_len}: batch size and sequence length must be positive")
+    if cfg.zero_stage not in (0, 1):
+        raise UserError(f"-z {cfg.zero_stage}: supported ZeRO stages are 0 and 1")
+    if cfg.compile_mode not in _COMPILE_MODES:
+        raise UserError(f"--compile-mode {cfg.compile_mode!r}: use default, max-autotune-no-cudagraphs, "
+                        "max-autotune or reduce-overhead")  # fmt: skip
+    if cfg.grad_reduce_dtype not in ("fp32", "bf16"):
+        raise UserError(f"--grad-reduce-dtype {cfg.grad_reduce_dtype!r}: use fp32 or bf16")
+    if cfg.bf16_params not in (-1, 0, 1):
+        raise UserError(f"--bf16-params {cfg.bf16_params}: use 0, 1 or -1 (auto)")
+    if cfg.bf16_params == 1 and not cfg.master_weights:
+        raise UserError("-w 0 --bf16-params 1: contradictory (-w 0 keeps no fp32 master copy; --bf16-params 1 "
+                        "keeps it in the optimizer): drop one")  # fmt: skip
+    if cfg.bf16_params == 1 and lv["optimizer"] == "muon":
+        raise UserError("--optimizer muon --bf16-params 1: Muon updates fp32 parameters; drop --bf16-params")
+    if cfg.gelu_fusion not in (-1, 0, 1, 2):
+        raise UserError(f"-ge {cfg.gelu_fusion}: use 0 (off), 1 (forward), 2 (forward and backward) or -1 (auto)")
+    if cfg.fp8 not in (0, 1, 2):
+        raise UserError(f"--fp8 {cfg.fp8}: use 0 (bf16 matmuls), 1 (FP8) or 2 (FP8, the gradients' matmuls "
+                        "in fast accumulation too)")  # fmt: skip
+    if cfg.fp8 and cfg.plain:
+        raise UserError("--fp8 1 --plain: FP8 matmuls are a fast path; drop one")
+    if cfg.fp8 and not env.fp8_supported:
+        raise UserError(f"--fp8 1: {env.device} has no FP8 matmuls (needs CUDA capability 8.9+, e.g. an H100); "
+                        "drop --fp8")  # fmt: skip
+    if cfg.accumulate_in_matmul not in (-1, 0, 1):
+        raise UserError(f"--accumulate-in-matmul {cfg.accumulate_in_matmul}: use 0, 1 or -1 (auto)")
+    if cfg.accumulate_in_matmul == 1 and several:
+        raise UserError("--accumulate-in-matmul 1 runs in one process only (DDP and ZeRO-1 take each gradient "
+                        "from autograd as it is made): drop it")  # fmt: skip
+    if cfg.recompute not in (0, 1, 2, 3):
+        raise UserError(f"-r {cfg.recompute}: use 0 (none), 1 (GELU), 2 (GELU and LayerNorm) or 3 (each block's "
+                        "sublayers whole: the least memory)")  # fmt: skip
+    if cfg.recompute_whole < -1:
+        raise UserError(f"--recompute-whole {cfg.recompute_whole}: the number of blocks recomputed whole (0 or "
+                        "more), or -1 for the fewest that -b needs")  # fmt: skip
+    if cfg.recompute_whole == -1 and not cfg.batch_size:
+        raise UserError("--recompute-whole -1 picks the blocks for a given -b: give -b B, or a count N with "
+                        "-b auto")  # fmt: skip
+    if cfg.on_max_skips not in ("stop", "rollback"):
+        raise UserError(f"--on-max-skips {cfg.on_max_skips!r}: use stop or rollback")
+    if cfg.on_max_skips == "rollback" and not (cfg.max_skips > 0 and cfg.output_dir and cfg.checkpoint_every > 0):
+        raise UserError("--on-max-skips rollback needs --max-skips K, -o DIR and -n N (checkpoints to roll back to)")
+    if not cfg.output_dir and (cfg.resume or cfg.checkpoint_every):
+        raise UserError("-y/-n need an output directory: add -o DIR")
+    if cfg.lr_schedule not in SCHEDULES:
+        raise UserError(f"-k {cfg.lr_schedule!r}: unknown learning rate schedule; use one of {', '.join(SCHEDULES)}")
+    if cfg.attention not in _ATTENTION:
+        raise UserError(f"--attention {cfg.attention!r}: use auto, flash, cudnn, efficient or math")
+
+
+def _model_config(cfg: TrainConfig, env: Environment, lv: dict) -> tuple[ModelConfig, str]:
+    """(the model to train, a word on where its weights come from): the resumed checkpoint's, -e FILE's (the
+    shape overrides refused), or a preset's with the overrides and the architecture levers."""
+    from gpt2train import recipe
+
+    if env.resume_model is not None:
+        return env.resume_model, f"checkpoint at step {env.resume_step}"
+    overrides = {k: getattr(cfg, k) for k in ("n_layer", "n_head", "n_embd", "vocab_size", "max_seq_len")}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    mcfg = preset(cfg.model)
+    if mcfg is None:
+        if env.pretrained_model is None:
+            raise UserError(
+                f"-e {cfg.model!r}: not a model preset (d6..d84, gpt2:dN, gpt3:cN) nor an existing model file or directory"
+            )
+        arch = recipe.architecture(lv)
+        if arch and not recipe.architecture_of(env.pretrained_model):
+            raise UserError(f"-e {cfg.model}: architecture levers ({', '.join(arch)}) "
+                            "need a model trained with them or a fresh one (a preset)")  # fmt: skip
+        if overrides:
+            raise UserError(
+                "--n-layer/--n-head/--n-embd/--vocab-size/--max-seq-len cannot change a pretrained model's shape"
+            )
+        return env.pretrained_model, f"pretrained {cfg.model}"
+    if overrides:
+        fields = {**mcfg.to_dict(), **overrides}
+        if "vocab_size" in overrides:
+            fields["padded_vocab_size"] = 0
+        mcfg = ModelConfig(**fields)
+    return recipe.apply_architecture(mcfg, lv), "random"

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import re
 
-from gpt2train.config import ModelConfig, preset
+from gpt2train.config import ModelConfig, bf16_params_rule, preset
 from gpt2train.errors import UserError
 from gpt2train.hardware import GPU, GPUS
 
@@ -433,8 +433,8 @@ def make_plan(
         raise UserError(f"--tokens {tokens}: must be positive")
     if recipe not in RECIPES:
         raise UserError(f"--recipe {recipe}: use one of {', '.join(RECIPES)}")
-    if bf16_params == -1:  # as the trainer's default: on for one GPU with -w 1 and AdamW (the classic recipe)
-        bf16_params = int(gpus == 1 and master_weights == 1 and recipe == "classic")
+    if bf16_params == -1:  # the trainer's rule, for its CUDA fast path in bf16 (the classic recipe's AdamW)
+        bf16_params = bf16_params_rule(True, gpus, master_weights, "bf16", "adamw" if recipe == "classic" else "muon")
     classic_tokens = tokens
     if recipe == "modern":
         tokens = round(tokens * MODERN_TOKEN_RATIO)

@@ -108,7 +108,7 @@ def config_from_args(args) -> TrainConfig:
 
 def run(args) -> int:
     from gpt2train.train.launch import apply_llmc_process_flags
-    from gpt2train.train.trainer import train
+    from gpt2train.train.loop import train
 
     apply_llmc_process_flags(args)
     # growable segments keep the allocator from fragmenting between differently sized step buffers

@@ -29,21 +29,7 @@ from safetensors.torch import load_file, save_file
 from gpt2train.config import is_int, is_number
 from gpt2train.errors import UserError
 
-# latest_usable_step, model_ext, prune and resume_step: for the trainer, which still calls them from here
-from gpt2train.rundir import (  # noqa: F401
-    checkpoint_problem,
-    complete_steps,
-    done_path,
-    done_record,
-    latest_usable_step,
-    model_ext,
-    model_path,
-    prune,
-    read_done_record,
-    resume_step,
-    state_path,
-    step_of,
-)
+from gpt2train.rundir import checkpoint_problem, complete_steps, done_path, done_record, latest_usable_step, model_ext, model_path, prune, read_done_record, state_path, step_of
 
 # Fault injection (faults.py) sets this to kill the process part-way through a checkpoint write; it is
 # called with (phase, temp path) at "model" and "state" (the temp file written, not yet renamed) and at
@@ -346,3 +332,168 @@ def state_file_for(out_dir: str, step: int, rank: int, world_size: int, zero_sta
             )
         return state_path(out_dir, step, rank)
     return state_path(out_dir, step, 0)
+
+
+# -- a run's checkpoints: write, restore, roll back ----------------------------------------------------------
+# ``run`` is train/build.py's Run, ``rc`` the run's ResolvedConfig.
+
+# settings that change the numbers of a resumed run (so it would no longer equal an uninterrupted one)
+EXACTNESS_KEYS = ("lr", "warmup_steps", "final_lr_frac", "weight_decay", "lr_schedule", "max_steps",
+                  "total_batch_size", "seq_len", "batch_size", "seed", "beta1", "beta2", "eps", "grad_clip",
+                  "master_weights", "bf16_params", "dtype", "shuffle", "optimizer", "recipe", "muon_lr",
+                  "muon_momentum", "head_lr", "embed_lr", "deterministic")  # fmt: skip
+# what a checkpoint written before config.resolve() recorded for a setting it left to the run ("auto"/-1/None)
+_RECORDED_AUTO = ("auto", -1, None)
+
+
+def changed_settings(saved: dict, rc) -> list[str]:
+    """The EXACTNESS_KEYS whose value in a checkpoint's recorded config differs from this run's. A key missing
+    from an older checkpoint had its default then; a recorded auto setting (older checkpoints kept the word, not
+    what it became) is taken as unchanged where this run resolves that setting."""
+    from gpt2train.config import AUTO_FIELDS, TrainConfig
+
+    defaults = TrainConfig()
+    changed = []
+    for key in EXACTNESS_KEYS:
+        value = saved.get(key, getattr(defaults, key))
+        if value in _RECORDED_AUTO and key in AUTO_FIELDS:
+            continue
+        if value != getattr(rc, key):
+            changed.append(key)
+    return changed
+
+
+def _write_files(run, rc, step: int, sharded: bool) -> None:
+    """This rank's files of the checkpoint at ``step``: the model (rank 0) and its state file."""
+    out, main = rc.output_dir, run.rank == 0
+    if main:
+        save_model(model_path(out, step, model_ext(rc.model_config)), run.raw_model.state_dict(), rc.model_config,
+                   rc.model_file_dtype)  # fmt: skip
+    if main or sharded:
+        # an fp32 file holds fp32 or bf16 weights exactly; a bf16 file only bf16 ones
+        exact_in_model_file = rc.model_file_dtype == "fp32" or all(
+            p.dtype == torch.bfloat16 for p in run.raw_model.parameters()
+        )
+        params = None if exact_in_model_file or not main else dict(run.raw_model.named_parameters())
+        meta = {
+            "step": step,
+            "loader": run.train_batches.state_dict(),
+            "detectors": {"loss": run.loss_detector.state_dict(), "grad": run.grad_detector.state_dict()},
+            "world_size": run.world_size,
+            "zero_stage": rc.zero_stage if run.world_size > 1 else 0,
+            "config": rc.to_dict(),
+            "model_config": rc.model_config.to_dict(),
+            "determinism": run.determinism,
+        }
+        save_state(state_path(out, step, run.rank), run.optimizer, meta, params)
+
+
+def _agree(run, rc, step: int, failure: Exception | None) -> None:
+    """Collective after each phase of a checkpoint write: when any rank failed (full disk...), every rank
+    removes its files of this step (no DONE is written, the previous checkpoint stays the newest) and
+    stops with the same one line naming the failing rank and file, instead of waiting for the timeout."""
+    from gpt2train.train import distributed
+
+    message = None
+    if failure is not None:
+        message = str(failure) if isinstance(failure, UserError) else f"{type(failure).__name__}: {failure}"
+    failed = distributed.first_failure(message, run.device)
+    if failed is None:
+        return
+    remove_unfinished(rc.output_dir, step, run.rank)
+    if failure is not None and not isinstance(failure, UserError):
+        raise failure  # not an I/O error but a bug: keep its traceback where it happened
+    rank, text = failed
+    raise UserError(f"rank {rank} of {run.world_size}: {text}" if run.world_size > 1 else text)
+
+
+def write_checkpoint(run, rc, step: int) -> None:
+    """The checkpoint at ``step``, written by every rank (DONE last, by rank 0), then -nk/-nm retention."""
+    import time
+
+    out, main, several = rc.output_dir, run.rank == 0, run.world_size > 1
+    t0 = time.perf_counter()
+    sharded = rc.zero_stage >= 1 and several
+    failure = None
+    try:
+        _write_files(run, rc, step, sharded)
+    except Exception as e:  # every rank must hear of it, or the others would wait at the next collective
+        failure = e
+    _agree(run, rc, step, failure)  # also the barrier: every file is in place before DONE
+    if main:
+        try:
+            write_done(out, step, run.world_size, rc.zero_stage if several else 0, run.world_size if sharded else 1)
+        except Exception as e:
+            failure = e
+    _agree(run, rc, step, failure)
+    if main:
+        deleted = prune(out, rc.checkpoints_keep, rc.major_checkpoint_every)
+        run.runlog.event(step, "checkpoint", seconds=round(time.perf_counter() - t0, 3), deleted=deleted)
+    run.console(f"wrote checkpoint at step {step} in {time.perf_counter() - t0:.2f} s")
+
+
+def restore(run, rc, step: int) -> None:
+    """Resume the run from the checkpoint at ``step``: exact parameters (where the state file keeps them),
+    optimizer, RNG, loader position, outlier detectors and the loop's step."""
+    path = state_file_for(rc.output_dir, step, run.rank, run.world_size, rc.zero_stage)
+    meta, tensors = load_state(path)
+    saved_bf16_params = meta["config"].get("bf16_params", 0)
+    if saved_bf16_params != rc.bf16_params:  # the optimizer state holds the master copy, or does not
+        raise UserError(f"cannot resume step {step} from {path}: it was written with --bf16-params "
+                        f"{saved_bf16_params}, this run has --bf16-params {rc.bf16_params}; resume with "
+                        f"--bf16-params {saved_bf16_params}")  # fmt: skip
+    restore_params(run.raw_model, tensors, path)
+    try:
+        restore_optimizer(run.optimizer, meta, tensors)
+    except (ValueError, KeyError) as e:  # e.g. a Muon checkpoint resumed with AdamW, or the reverse
+        saved = meta["config"].get("optimizer") or meta["config"].get("recipe", "classic")
+        raise UserError(f"cannot resume step {step} from {path}: its optimizer state ({saved}) does not fit "
+                        f"this run's optimizer ({rc.optimizer}): {e}") from None  # fmt: skip
+    restore_rng(tensors)
+    run.train_batches.load_state_dict(meta["loader"])
+    run.loss_detector.load_state_dict(meta["detectors"]["loss"])
+    run.grad_detector.load_state_dict(meta["detectors"]["grad"])
+    run.state.step = meta["step"]
+    changed = changed_settings(meta["config"], rc)
+    if meta.get("world_size") != run.world_size:
+        changed.append(f"world size {meta.get('world_size')} -> {run.world_size}")
+    if changed:
+        run.console(f"warning: resuming with changed settings ({', '.join(changed)}): "
+                    "losses will not equal an uninterrupted run's")  # fmt: skip
+    run.console(f"resumed from checkpoint at step {step} ({path})")
+
+
+def rollback(run, rc, step: int) -> int:
+    """--on-max-skips rollback: reload the newest complete checkpoint in this process (model, optimizer,
+    loader, detectors) and arrange for the loader to go past the batches of the skipped steps, so they
+    are never replayed. Returns the step to go on from."""
+    state, bad = run.state, run.state.skipped
+    first_bad = bad[0][0]
+    what = f"{len(bad)} updates in a row were skipped (steps {first_bad}..{step}, last: {bad[-1][1]})"
+    if state.rollbacks >= rc.max_rollbacks:
+        raise UserError(f"{what} after {state.rollbacks} rollback(s); stopping: check the train data near these "
+                        "steps, lower -l, or raise --max-rollbacks")  # fmt: skip
+    target = latest_usable_step(rc.output_dir, warn=run.console)
+    if target is None:
+        raise UserError(f"{what} and -o {rc.output_dir} holds no complete checkpoint to roll back to yet; "
+                        "use a smaller -n, or resume with -y 1 and a lower -l")  # fmt: skip
+    state.rollbacks += 1
+    from gpt2train.formats.load import load_pretrained
+
+    run.raw_model.load_state_dict(load_pretrained(model_path(rc.output_dir, target))[1])
+    restore(run, rc, target)  # exact parameters (if kept in the state file), optimizer, loader, detectors, RNG
+    # the checkpoint's loader has served the batches of steps < target; the bad ones still ahead are
+    # steps max(target, first_bad)..step: drop them when the run gets there (now, if that is target)
+    resume_at, count = max(target, first_bad), step - max(target, first_bad) + 1
+    if resume_at == target:
+        for _ in range(count):
+            run.train_batches.next_step()
+    else:
+        state.drop_before[resume_at] = state.drop_before.get(resume_at, 0) + count
+    run.runlog.trim_after(target)  # main.log reads as a run that never saw those batches
+    run.runlog.event(target, "rollback", from_step=step, to_step=target, dropped_steps=[first_bad, step],
+                     reasons=[r for _, r in bad], rollback=state.rollbacks)  # fmt: skip
+    run.console(f"rollback {state.rollbacks}/{rc.max_rollbacks}: {what}; rolled back to the checkpoint at step "
+                f"{target}, dropping the batches of steps {first_bad}..{step}")  # fmt: skip
+    state.skips_in_a_row, state.skipped = 0, []
+    return target

@@ -219,8 +219,9 @@ def muon_param_groups(model: nn.Module, lr: float, weight_decay: float, muon_lr:
             for key, ps in buckets.items() if ps]  # fmt: skip
 
 
-def build_muon_optimizer(model: nn.Module, cfg, lv: dict, zero_sharded: bool) -> MuonAdamW:
-    """``--optimizer muon`` for the trainer: ``cfg`` is the TrainConfig, ``lv`` the resolved levers (recipe.py).
+def build_muon_optimizer(model: nn.Module, rc, zero_sharded: bool) -> MuonAdamW:
+    """``--optimizer muon`` for the trainer: ``rc`` is the run's ResolvedConfig (the head's and the embedding's
+    AdamW lrs decided there, recipe.resolved_levers).
 
     ``zero_sharded`` (-z 1 with several processes): each rank owns and updates a share of the parameters."""
     from gpt2train.errors import UserError
@@ -232,12 +233,6 @@ def build_muon_optimizer(model: nn.Module, cfg, lv: dict, zero_sharded: bool) ->
         shard = (dist.get_rank(), dist.get_world_size())
     if any(p.dtype != torch.float32 for p in model.parameters()):
         raise UserError("--optimizer muon needs fp32 parameters: drop -w 0 and --bf16-params 1")
-    from gpt2train.recipe import NORMALISED_EMBED_LR
-
-    embed_lr = lv["embed_lr"]
-    if embed_lr is None:  # a N(0, 1) embedding needs a large lr to move at all; a N(0, 0.02) one takes -l
-        embed_lr = NORMALISED_EMBED_LR if getattr(model.config, "embed_std", 0.02) == 1.0 else cfg.lr
-    head_lr = cfg.lr if lv["head_lr"] is None else lv["head_lr"]
-    groups = muon_param_groups(model, cfg.lr, cfg.weight_decay, cfg.muon_lr, embed_lr, head_lr)
-    return MuonAdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, momentum=cfg.muon_momentum,
+    groups = muon_param_groups(model, rc.lr, rc.weight_decay, rc.muon_lr, rc.embed_lr, rc.head_lr)
+    return MuonAdamW(groups, lr=rc.lr, betas=(rc.beta1, rc.beta2), eps=rc.eps, momentum=rc.muon_momentum,
                      shard=shard)  # fmt: skip

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import math
 
-from gpt2train.errors import UserError
-
 SCHEDULES = ("cosine", "linear", "constant", "wsd")
 
 
 def learning_rate(step: int, lr: float, warmup: int, total_steps: int, final_frac: float,
                   kind: str = "cosine", wsd_decay_frac: float = 0.2) -> float:  # fmt: skip
-    """LR of 0-based ``step``: linear warmup over ``warmup`` steps ((step+1)/warmup, as llm.c), then the decay."""
-    if kind not in SCHEDULES:
-        raise UserError(f"-k {kind!r}: unknown learning rate schedule; use one of {', '.join(SCHEDULES)}")
+    """LR of 0-based ``step``: linear warmup over ``warmup`` steps ((step+1)/warmup, as llm.c), then the decay.
+    ``kind`` is one of SCHEDULES (config.resolve checks -k)."""
     if step < warmup:
         return lr * (step + 1) / warmup
     min_lr = lr * final_frac

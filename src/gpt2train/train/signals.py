@@ -1,8 +1,10 @@
-"""SIGUSR1: write a checkpoint after the current step and go on training (SIGTERM/SIGINT stop instead)."""
+"""Signals a run answers: SIGTERM/SIGINT stop it after the step with a checkpoint; SIGUSR1 writes a checkpoint
+after the step and goes on training."""
 
 from __future__ import annotations
 
 import signal
+import time
 
 import torch
 
@@ -44,3 +46,29 @@ class CheckpointRequest:
         if self._previous is not None:
             signal.signal(signal.SIGUSR1, self._previous)
             self._previous = None
+
+
+class StopRequest:
+    """SIGTERM/SIGINT (preemption, Ctrl-C): finish the step, write a checkpoint, exit 0."""
+
+    def __init__(self):
+        self.signal_name: str | None = None
+        self.when = 0.0
+        self._previous = {}
+
+    def install(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread
+                pass
+
+    def _handle(self, signum, frame) -> None:
+        if self.signal_name is not None:  # a second signal: stop now
+            raise KeyboardInterrupt
+        self.signal_name = signal.Signals(signum).name
+        self.when = time.perf_counter()
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,97 @@
+"""config.resolve: every setting checked and every auto one decided once, into a frozen ResolvedConfig that
+config.json and the checkpoints record."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from gpt2train.config import AUTO_FIELDS, TRAIN_FIELDS, Environment, TrainConfig, resolve
+from gpt2train.errors import UserError
+from gpt2train.train.checkpoint import changed_settings
+from tests.helpers import run_cli, tiny_train_args
+
+CPU = Environment(device=torch.device("cpu"))
+CUDA = Environment(device=torch.device("cuda"), gpu_memory=80 * 2**30, fp8_supported=True)  # faked: no card used
+UNDECIDED = ("auto", -1, None)
+
+
+def test_resolved_config_is_frozen_and_keeps_the_train_fields():
+    rc = resolve(TrainConfig(), CPU)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        rc.lr = 1.0
+    assert tuple(rc.to_dict()) == TRAIN_FIELDS  # config.json's "train" keys stay TrainConfig's
+
+
+@pytest.mark.parametrize("env", [CPU, CUDA], ids=["cpu", "cuda"])
+@pytest.mark.parametrize("fields", [{}, {"recipe": "modern"}, {"plain": True}, {"master_weights": 0, "dtype": "bf16"}])
+def test_every_auto_setting_is_decided(env, fields):
+    rc = resolve(TrainConfig(**fields), env)
+    left = {k: getattr(rc, k) for k in AUTO_FIELDS if getattr(rc, k) in UNDECIDED}
+    assert not left, left
+
+
+def test_decisions_on_cpu_and_on_the_cuda_fast_path():
+    cpu = resolve(TrainConfig(), CPU)
+    assert (cpu.device, cpu.dtype, cpu.bf16_params, cpu.compile, cpu.fused_classifier, cpu.gelu_fusion) == (
+        "cpu", "fp32", 0, 0, 0, 0)  # fmt: skip
+    cuda = resolve(TrainConfig(), CUDA)
+    assert (cuda.device, cuda.dtype, cuda.bf16_params, cuda.compile, cuda.fused_classifier, cuda.gelu_fusion) == (
+        "cuda", "bf16", 1, 1, 1, 2)  # fmt: skip
+    assert cuda.accumulate_in_matmul == 1 and cuda.fast
+    plain = resolve(TrainConfig(plain=True), CUDA)
+    assert (plain.compile, plain.fused_classifier, plain.gelu_fusion, plain.bf16_params) == (0, 0, 0, 0)
+    assert resolve(TrainConfig(compile=1), CPU).compile == 1  # an explicit setting is kept
+    classic = resolve(TrainConfig(lr=1e-3), CPU)
+    assert (classic.optimizer, classic.head_lr, classic.embed_lr, classic.pos) == ("adamw", 1e-3, 1e-3, "learned")
+    modern = resolve(TrainConfig(recipe="modern"), CPU)
+    assert (modern.optimizer, modern.mlp, modern.qk_norm, modern.head_lr, modern.embed_lr) == (
+        "muon", "relu2", 1, 0.004, 0.2)  # fmt: skip
+
+
+def test_recompute_whole_auto_uses_the_planner_on_the_card():
+    rc = resolve(TrainConfig(model="d48", batch_size=40, recompute=2, recompute_whole=-1), CUDA)
+    assert 0 < rc.recompute_whole < 48 and "--recompute-whole -1: the first" in rc.notes[0]
+    assert resolve(TrainConfig(recompute_whole=-1), CPU).recompute_whole == 0  # no card to plan for
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"lr_schedule": "step"}, "-k 'step': unknown learning rate schedule"),
+        ({"attention": "fast"}, "--attention 'fast': use auto, flash, cudnn, efficient or math"),
+        ({"dtype": "fp16"}, "--dtype 'fp16': use auto, bf16 or fp32"),
+        ({"recipe": "new"}, "--recipe 'new': use one of classic, modern"),
+        ({"master_weights": 0}, "-w 0 (bf16 weights without an fp32 master copy) needs bf16: add --dtype bf16"),
+        ({"seq_len": 2048}, "-t 2048 exceeds the model's max sequence length 1024"),
+        ({"fp8": 1, "recipe": "modern"}, "--fp8 1: FP8 matmuls are implemented for the GPT-2 architecture only"),
+    ],
+)
+def test_checks_are_one_line_errors(fields, message):
+    with pytest.raises(UserError) as e:
+        resolve(TrainConfig(**fields), CPU if "fp8" not in fields else CUDA)
+    assert message in str(e.value), e.value
+
+
+def test_recorded_auto_settings_are_not_changed_settings():
+    """A checkpoint written before resolve() recorded "auto"/-1/None for the settings now resolved: resuming it
+    warns of no change for those, and still of a real one."""
+    rc = resolve(TrainConfig(), CPU)
+    old = {**rc.to_dict(), "dtype": "auto", "optimizer": None, "head_lr": None, "embed_lr": None, "compile": -1}
+    assert changed_settings(old, rc) == []
+    assert changed_settings({**old, "lr": 1e-3}, rc) == ["lr"]
+    assert changed_settings({**old, "dtype": "bf16"}, rc) == ["dtype"]
+
+
+def test_config_json_records_the_resolved_values(tmp_path, text_shards, capsys):
+    run = tmp_path / "run"
+    code, _, err = run_cli(tiny_train_args(text_shards, run, 1), capsys)
+    assert code == 0, err
+    train = json.load(open(run / "config.json"))["train"]
+    assert tuple(train) == TRAIN_FIELDS
+    assert (train["dtype"], train["compile"], train["gelu_fusion"], train["optimizer"], train["head_lr"]) == (
+        "fp32", 0, 0, "adamw", 3e-3)  # fmt: skip
+    assert not {k: train[k] for k in AUTO_FIELDS if train[k] in UNDECIDED}
