@@ -28,8 +28,19 @@ from safetensors.torch import load_file, save_file
 
 from gpt2train.config import is_int, is_number
 from gpt2train.errors import UserError
-
-from gpt2train.rundir import checkpoint_problem, complete_steps, done_path, done_record, latest_usable_step, model_ext, model_path, prune, read_done_record, state_path, step_of
+from gpt2train.rundir import (
+    checkpoint_problem,
+    complete_steps,
+    done_path,
+    done_record,
+    latest_usable_step,
+    model_ext,
+    model_path,
+    prune,
+    read_done_record,
+    state_path,
+    step_of,
+)
 
 # Fault injection (faults.py) sets this to kill the process part-way through a checkpoint write; it is
 # called with (phase, temp path) at "model" and "state" (the temp file written, not yet renamed) and at
