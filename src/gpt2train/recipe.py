@@ -63,13 +63,14 @@ def architecture(cfg: TrainConfig) -> dict:
 
 
 def apply_architecture(mcfg: ModelConfig, cfg: TrainConfig) -> ModelConfig:
-    """``mcfg`` itself when every architecture lever is classic, else a ModernConfig of the same shape."""
+    """``mcfg`` itself when every architecture lever is classic, else a ModelConfig of the same shape with the
+    levers set."""
+    import dataclasses
+
     arch = architecture(cfg)
     if not arch:
         return mcfg
-    from gpt2train.model_modern import ModernConfig
-
     for key in ("qk_norm", "zero_init_proj", "untied_head"):
         if key in arch:
             arch[key] = bool(arch[key])
-    return ModernConfig(**{**mcfg.to_dict(), **arch})
+    return dataclasses.replace(mcfg, **arch)

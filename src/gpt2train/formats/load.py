@@ -21,7 +21,7 @@ def newest_model_in_dir(run_dir: str) -> str | None:
 
 
 def load_pretrained(source: str) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
-    """(config, fp32 state dict) from an llm.c model .bin, a modern model .safetensors (model_modern.py),
+    """(config, fp32 state dict) from an llm.c model .bin, a modern model .safetensors (formats/safetensors_model.py),
     a run dir, or a HuggingFace GPT-2 dir."""
     if os.path.isdir(source):
         newest = newest_model_in_dir(source)
@@ -37,9 +37,9 @@ def load_pretrained(source: str) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
     if not os.path.exists(source):
         raise UserError(f"model {source!r} not found: give a preset (d12, gpt3:c768), an llm.c .bin, or a directory")
     if source.endswith(".safetensors"):
-        from gpt2train.model_modern import read_modern_model
+        from gpt2train.formats.safetensors_model import read_safetensors_model
 
-        return read_modern_model(source)
+        return read_safetensors_model(source)
     from gpt2train.formats.llmc_model import read_llmc_model
 
     return read_llmc_model(source)

@@ -1,7 +1,7 @@
 """Checkpoints in the output dir, readable by llm.c where llm.c has a format.
 
 A checkpoint after N updates is:
-- ``model_%08d.bin``: the model in llm.c's format (rank 0); a modern-architecture model (model_modern.py),
+- ``model_%08d.bin``: the model in llm.c's format (rank 0); a modern-architecture model (formats/safetensors_model.py),
   which llm.c's format cannot hold, is ``model_%08d.safetensors`` instead;
 - ``state_%08d_%05d.safetensors``: one per rank: optimizer moments (this rank's shard under ZeRO-1),
   parameters when the model file cannot hold them exactly, RNG states as tensors, and a JSON
@@ -67,9 +67,7 @@ def model_path(out_dir: str, step: int, ext: str | None = None) -> str:
 
 def model_ext(model_cfg) -> str:
     """.safetensors for a modern-architecture model, .bin (llm.c's format) for GPT-2."""
-    from gpt2train.model_modern import is_modern
-
-    return ".safetensors" if is_modern(model_cfg) else ".bin"
+    return ".bin" if model_cfg.classic else ".safetensors"
 
 
 def state_path(out_dir: str, step: int, rank: int) -> str:
@@ -113,9 +111,9 @@ def _step_of(path: str) -> int | None:
 def save_model(path: str, state_dict: dict, model_cfg, dtype: str) -> None:
     """The checkpoint's llm.c model file (atomic); on a failed write (full disk) nothing named like it is left."""
     from gpt2train.formats.llmc_model import write_llmc_model
-    from gpt2train.model_modern import is_modern, save_modern_model
+    from gpt2train.formats.safetensors_model import save_safetensors_model
 
-    write = save_modern_model if is_modern(model_cfg) else write_llmc_model
+    write = write_llmc_model if model_cfg.classic else save_safetensors_model
     try:
         write(path, state_dict, model_cfg, dtype, on_written=lambda tmp: _fault_point("model", tmp))
     except (OSError, SafetensorError) as e:
@@ -405,11 +403,11 @@ def _header_problem(out_dir: str, step: int, names: list[str]) -> str | None:
     """A damaged header (overwritten bytes of the right length) in the model or a state file. Cheap: only the
     headers are read; flipped bits inside tensor data are not detected (no checksums, to keep resume fast)."""
     from gpt2train.formats.llmc_model import read_llmc_header
-    from gpt2train.model_modern import read_modern_header
+    from gpt2train.formats.safetensors_model import read_safetensors_header
 
     path = model_path(out_dir, step)
     try:
-        (read_modern_header if path.endswith(".safetensors") else read_llmc_header)(path)
+        (read_safetensors_header if path.endswith(".safetensors") else read_llmc_header)(path)
     except UserError as e:
         return str(e)
     for name in names:

@@ -12,6 +12,7 @@ for step in 0..max_steps:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -28,10 +29,10 @@ from gpt2train.data.prefetch import Prefetcher
 from gpt2train.errors import UserError
 from gpt2train.hardware import peak_flops
 from gpt2train.kernels.fp8_linear import fp8_supported
-from gpt2train.model import GPT
-from gpt2train.model_modern import build_any_model, is_modern, model_for
+from gpt2train.model import GPT, build_model
 from gpt2train.train import checkpoint as ckpt
 from gpt2train.train import determinism, distributed, preflight
+from gpt2train.train.accelerate import FastPaths, accelerate
 from gpt2train.train.faults import Faults
 from gpt2train.train.guards import OutlierDetector, clip_grad_norm_fp32_
 from gpt2train.train.lock import RunDir
@@ -75,7 +76,7 @@ def resolve_model(cfg: TrainConfig, resume_step: int | None) -> tuple[ModelConfi
         from gpt2train.formats.load import load_pretrained
 
         mcfg, sd = load_pretrained(cfg.model)
-        if recipe.architecture(cfg) and not is_modern(mcfg):
+        if recipe.architecture(cfg) and mcfg.classic:
             raise UserError(f"-e {cfg.model}: architecture levers ({', '.join(recipe.architecture(cfg))}) "
                             "need a model trained with them or a fresh one (a preset)")  # fmt: skip
         return _apply_overrides(mcfg, cfg, pretrained=True), sd, f"pretrained {cfg.model}"
@@ -103,7 +104,7 @@ def auto_accumulate_in_matmul(cfg: TrainConfig, fast: bool, several_processes: b
     """``--accumulate-in-matmul -1``: on (1) where ``.grad`` is one flat bf16 buffer that persists over the
     micro-steps (build_optimizer's flat layout in one process, AdamW, the fast path); elsewhere a layer would
     see no usable ``.grad`` and let autograd sum anyway (grad_accum.py). Off with -r 3, where no block would use
-    it (GPT.configure_fast_paths leaves it off in blocks recomputed whole)."""
+    it (train/accelerate.py leaves it off in blocks recomputed whole)."""
     bf16_model = bool(cfg.bf16_params) or not cfg.master_weights
     return int(fast and not several_processes and bf16_model and cfg.recompute < 3
                and recipe.levers(cfg)["optimizer"] == "adamw")  # fmt: skip
@@ -295,7 +296,7 @@ class Trainer:
             raise UserError(f"-t {cfg.seq_len} exceeds the model's max sequence length {self.model_cfg.max_seq_len}")
 
         # model, precision, fast paths
-        model = build_any_model(self.model_cfg, cfg.seed) if weights is None else self._from_weights(weights)
+        model = build_model(self.model_cfg, cfg.seed) if weights is None else self._from_weights(weights)
         self.autocast_dtype = self._compute_dtype()
         if cfg.bf16_params == -1:  # resolved once here; config.json and the checkpoints record the outcome
             cfg.bf16_params = self._auto_bf16_params()
@@ -349,14 +350,8 @@ class Trainer:
         preflight.check_output_space(cfg.output_dir, self.model_cfg.num_parameters(), cfg.model_file_dtype,
                                      cfg.master_weights, cfg.checkpoint_every, cfg.bf16_params)  # fmt: skip
 
-        self.model = self.raw_model
-        if self._use_compile():
-            mode = None if cfg.compile_mode == "default" else cfg.compile_mode
-            if cfg.compile_scope == "model":
-                self.model = torch.compile(self.raw_model, mode=mode)
-            else:  # regional: every block shares one compiled graph, so start-up does not grow with depth
-                for block in self.raw_model.transformer.h:
-                    block.compile(mode=mode)
+        # the fast paths again, now compiled (after -b auto's probe, which runs them eagerly)
+        self.model = accelerate(self.raw_model, self.fast_paths)
         self.levers = recipe.levers(cfg)
         muon = self.levers["optimizer"] == "muon"
         self.zero = None  # the ZeRO-1 optimizer under -z 1 with several processes (AdamW)
@@ -464,7 +459,7 @@ class Trainer:
         return B
 
     def _from_weights(self, sd: dict) -> GPT:
-        model = model_for(self.model_cfg)
+        model = GPT(self.model_cfg)
         try:
             model.load_state_dict(sd)
         except RuntimeError as e:
@@ -500,21 +495,10 @@ class Trainer:
         if self.cfg.recompute_whole > self.model_cfg.n_layer:
             raise UserError(f"--recompute-whole {self.cfg.recompute_whole}: the model has {self.model_cfg.n_layer} "
                             "blocks; use at most that many (or -r 3 for all)")  # fmt: skip
-        classifier = None
         use_fused = self.cfg.fused_classifier == 1 or (self.cfg.fused_classifier == -1 and self.fast)
-        if use_fused:
-            try:
-                from gpt2train.kernels import select_classifier_loss
-
-                classifier = select_classifier_loss(True, self.cfg.classifier_chunk or 1 << 62)
-            except ImportError:
-                classifier = None
         # -ge as llm.c's: 1 GELU in c_fc's cuBLASLt epilogue, 2 also in the backward one (the fastest on an H100,
         # BENCHMARKS.md); -1: 2 with the fast path
         gelu_fusion = self.cfg.gelu_fusion if self.cfg.gelu_fusion >= 0 else 2 * int(self.fast)
-        if self.cfg.fp8 and is_modern(self.model_cfg):
-            raise UserError("--fp8 1: FP8 matmuls are implemented for the GPT-2 architecture only; drop --fp8 or "
-                            "the modern architecture levers")  # fmt: skip
         accumulate = self.cfg.accumulate_in_matmul
         if accumulate == -1:
             accumulate = auto_accumulate_in_matmul(self.cfg, self.fast, self.info.enabled)
@@ -522,10 +506,13 @@ class Trainer:
         elif accumulate == 1 and self.cfg.recompute == 3:
             self.print("warning: --accumulate-in-matmul 1 with -r 3: blocks recomputed whole leave the gradient sums "
                        "to autograd (compiled on CUDA, the recompute would keep every matmul's input)")  # fmt: skip
-        self.raw_model.configure_fast_paths(
-            recompute=self.cfg.recompute, classifier_loss=classifier, gelu_fusion=gelu_fusion, fp8=self.cfg.fp8,
-            accumulate_grads=bool(accumulate), recompute_whole=self.cfg.recompute_whole,
+        self.fast_paths = FastPaths(
+            recompute=self.cfg.recompute, recompute_whole=self.cfg.recompute_whole, gelu_fusion=gelu_fusion,
+            fp8=self.cfg.fp8, accumulate_grads=bool(accumulate), fused_classifier=use_fused,
+            classifier_chunk=self.cfg.classifier_chunk, compile=self._use_compile(),
+            compile_scope=self.cfg.compile_scope, compile_mode=self.cfg.compile_mode,
         )  # fmt: skip
+        accelerate(self.raw_model, dataclasses.replace(self.fast_paths, compile=False))
 
     def _load_hellaswag(self):
         if not self.cfg.hellaswag:
