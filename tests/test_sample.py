@@ -26,7 +26,7 @@ def test_cached_forward_equals_full_forward(model):
     idx = torch.randint(0, 50257, (2, 20), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         full = model(idx)
-    cache = KVCache(model, 2, "cpu", torch.float32)
+    cache = KVCache(model.config, 2, "cpu", torch.float32)
     # a prefill of 7 tokens, then chunks of 1 and 5, then single tokens
     start = 0
     for n in (7, 1, 5, 1, 1, 1, 1, 1, 1, 1):

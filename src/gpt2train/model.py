@@ -197,11 +197,16 @@ class GPT(nn.Module):
             return cfg.embed_std if name == "transformer.wte.weight" else std
 
         init_llmc_(self, seed, std_of)
-        if cfg.pos == "rotary":  # build_model leaves the buffers empty
-            cos, sin = rotary_tables(cfg)
+        self.init_rotary()
+        return self
+
+    @torch.no_grad()
+    def init_rotary(self) -> None:
+        """Fill the rotary tables (build_model leaves buffers empty; they are not in the state dict)."""
+        if self.config.pos == "rotary":
+            cos, sin = rotary_tables(self.config)
             self.rope_cos.copy_(cos)
             self.rope_sin.copy_(sin)
-        return self
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
