@@ -162,7 +162,9 @@ class ModelConfig:
         C, L, Vp = self.n_embd, self.n_layer, self.padded_vocab_size
         b = 1 if self.bias else 0
         norms = 2 * C if self.norm == "layernorm" else 0  # a LayerNorm's weight and bias
-        per_layer = 2 * norms + (3 * C * C + 3 * C * b) + (C * C + C * b) + (4 * C * C + 4 * C * b) + (4 * C * C + C * b)
+        per_layer = (
+            2 * norms + (3 * C * C + 3 * C * b) + (C * C + C * b) + (4 * C * C + 4 * C * b) + (4 * C * C + C * b)
+        )
         n = Vp * C + L * per_layer + norms
         n += self.max_seq_len * C if self.pos == "learned" else 0
         n += Vp * C if self.untied_head else 0

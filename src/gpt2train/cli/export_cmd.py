@@ -29,6 +29,7 @@ def run(args) -> int:
 
 def _export(args) -> int:
     from gpt2train.formats.load import load_pretrained
+
     cfg, sd = load_pretrained(args.model)
     if args.to == "hf" and not cfg.classic:  # a trust_remote_code directory (formats/hf_modern.py)
         from gpt2train.formats.hf_modern import write_modern_hf_dir
