@@ -222,11 +222,12 @@ class GPT(nn.Module):
         T = idx.shape[1]
         if pos_offset + T > self.config.max_seq_len:
             raise ValueError(f"sequence of {pos_offset + T} tokens exceeds max_seq_len {self.config.max_seq_len}")
+        pos = torch.arange(pos_offset, pos_offset + T, device=idx.device)
         x = self.transformer.wte(idx)
         if self.config.norm == "rmsnorm":
             x = rms_norm(x)
         if self.config.pos == "learned":
-            x = x + self.transformer.wpe(torch.arange(pos_offset, pos_offset + T, device=idx.device))
+            x = x + self.transformer.wpe(pos)
         if torch.is_autocast_enabled(x.device.type):
             # the residual stream in the compute dtype, as llm.c keeps it: half the activation memory and
             # memory traffic of fp32 (the norms still compute in fp32 under autocast)
