@@ -284,7 +284,7 @@ def test_muon_owners_are_balanced_and_deterministic():
 
 @pytest.mark.parametrize("levers", [{}, MODERN], ids=["classic", "modern"])
 def test_fresh_model_skips_default_init_and_draws_the_same_weights(levers):
-    """build_model makes the model on the meta device and initialises it once (init_on_cpu): the same
+    """build_model makes the model on the meta device and initialises it once: the same
     parameters and buffers as constructing it normally and then drawing llm.c's initialisation."""
     cfg = ModelConfig(**SHAPE, **levers)
     fresh = build_model(cfg, seed=5)
@@ -305,3 +305,50 @@ def test_fresh_model_skips_default_init_and_draws_the_same_weights(levers):
             torch.testing.assert_close(w, want, rtol=0, atol=0, msg=name)
         assert not torch.equal(got["transformer.h.0.attn.c_attn.weight"], got["transformer.h.1.attn.c_attn.weight"])
         assert param_seed(5, "x") != param_seed(6, "x")
+
+
+_HF_ALONE = """
+import importlib.abc, sys
+
+class NoGpt2train(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "gpt2train" or name.startswith("gpt2train."):
+            raise ImportError("gpt2train is not installed here")
+
+sys.meta_path.insert(0, NoGpt2train())
+import torch, transformers
+
+hf = transformers.AutoModelForCausalLM.from_pretrained(sys.argv[1], trust_remote_code=True).eval()
+idx = torch.load(sys.argv[2])
+with torch.no_grad():
+    torch.save(hf(idx).logits, sys.argv[3])
+assert not [m for m in sys.modules if m.split(".")[0] == "gpt2train"]
+"""
+
+
+@pytest.mark.parametrize("levers", [{**MODERN, "zero_init_proj": False}, dict(untied_head=True, logit_softcap=5.0)],
+                         ids=["modern", "learned_untied"])  # fmt: skip
+def test_hf_export_is_model_py_itself_and_runs_without_gpt2train(tmp_path, levers):
+    """The exported directory's model is a copy of model.py (the architecture is written once); loaded where
+    gpt2train cannot be imported, it computes model.GPT's logits."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("transformers")
+    import gpt2train.model
+    from gpt2train.formats.hf_modern import write_modern_hf_dir
+
+    cfg = ModelConfig(**SHAPE, **levers)
+    model = build_model(cfg, seed=2)
+    out = tmp_path / "hf"
+    write_modern_hf_dir(out, cfg, model.state_dict())
+    assert (out / "gpt2train_model.py").read_text() == Path(gpt2train.model.__file__).read_text()
+    idx = torch.randint(0, 50257, (2, 24), generator=torch.Generator().manual_seed(0))
+    torch.save(idx, tmp_path / "idx.pt")
+    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1"}
+    subprocess.run([sys.executable, "-c", _HF_ALONE, str(out), str(tmp_path / "idx.pt"), str(tmp_path / "logits.pt")],
+                   check=True, env=env, timeout=300)  # fmt: skip
+    with torch.no_grad():
+        torch.testing.assert_close(torch.load(tmp_path / "logits.pt"), model(idx), rtol=0, atol=1e-5)
