@@ -1,5 +1,5 @@
-"""model.py is the reference: its losses are pinned bit for bit (computed with the code before the redesign,
-GPT and ModernGPT, at df779a8), for the classic model and for the levers."""
+"""model.py is the reference: its losses are pinned bit for bit (computed with the code before the redesign
+(model.py and model_modern.py at df779a8), for the classic model and for the levers."""
 
 from __future__ import annotations
 
