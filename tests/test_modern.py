@@ -351,4 +351,4 @@ def test_hf_export_is_model_py_itself_and_runs_without_gpt2train(tmp_path, lever
     subprocess.run([sys.executable, "-c", _HF_ALONE, str(out), str(tmp_path / "idx.pt"), str(tmp_path / "logits.pt")],
                    check=True, env=env, timeout=300)  # fmt: skip
     with torch.no_grad():
-        torch.testing.assert_close(torch.load(tmp_path / "logits.pt"), model(idx), rtol=0, atol=1e-5)
+        torch.testing.assert_close(torch.load(tmp_path / "logits.pt"), model(idx), rtol=1e-4, atol=1e-4)
