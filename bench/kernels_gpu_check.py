@@ -44,11 +44,12 @@ from gpt2train.kernels import master_adamw as ma  # noqa: E402
 from gpt2train.kernels import stochastic_round as sr  # noqa: E402
 from gpt2train.kernels._triton import triton_available  # noqa: E402
 from gpt2train.kernels.fp8_linear import fp8_linear, fp8_linear_reference  # noqa: E402
-from gpt2train.kernels.fused_classifier import chunked_classifier_loss  # noqa: E402
+from gpt2train.kernels.fused_classifier import chunked_classifier_loss, plain_classifier_loss  # noqa: E402
 from gpt2train.kernels.gelu_linear import gelu_linear, gelu_linear_reference  # noqa: E402
 from gpt2train.kernels.gelu_mlp import STATS as GELU_MLP_STATS  # noqa: E402
 from gpt2train.kernels.gelu_mlp import gelu_mlp, gelu_mlp_reference  # noqa: E402
-from gpt2train.model import GPT, plain_classifier_loss  # noqa: E402
+from gpt2train.model import GPT  # noqa: E402
+from gpt2train.train.accelerate import FastPaths, accelerate  # noqa: E402
 from gpt2train.train.optim import flatten_parameters_  # noqa: E402
 
 CHECK_NAMES = ("classifier", "gelu_linear", "gelu_mlp", "fp8_linear", "grad_accum", "adamw")  # adamw: both AdamWs
@@ -707,7 +708,7 @@ def check_grad_accum(args, dev):
         with guarded("grad_accum", f"{layers} layers C={cfg.n_embd} B={batch} T={seq}"):
             torch._dynamo.reset()
             model = GPT(cfg).init_weights(42).to(dev, torch.bfloat16)
-            model.configure_fast_paths(gelu_fusion=2 if dev.type == "cuda" else 0, accumulate_grads=on)
+            accelerate(model, FastPaths(gelu_fusion=2 if dev.type == "cuda" else 0, accumulate_grads=on))
             _, grad_flat = flatten_parameters_(list(model.parameters()))
             if not args.no_compile:
                 for block in model.transformer.h:

@@ -14,6 +14,7 @@ import torch
 
 from gpt2train.config import ModelConfig
 from gpt2train.model import GPT
+from gpt2train.train.accelerate import FastPaths, accelerate
 
 
 def saved_bytes(recompute: int, compiled: bool, accumulate: bool, gelu_fusion: int, layers: int, B: int, T: int):
@@ -22,13 +23,12 @@ def saved_bytes(recompute: int, compiled: bool, accumulate: bool, gelu_fusion: i
     torch.manual_seed(0)
     cfg = ModelConfig(n_layer=layers, n_head=25, n_embd=1600, vocab_size=50304, max_seq_len=T)
     model = GPT(cfg).to("cuda", torch.bfloat16)
-    model.configure_fast_paths(recompute=recompute, gelu_fusion=gelu_fusion, accumulate_grads=accumulate)
     if accumulate:
         for p in model.parameters():
             p.grad = torch.zeros_like(p)
-    if compiled:
-        for block in model.transformer.h:
-            block.compile()
+    # as the trainer applies them: each block compiled
+    accelerate(model, FastPaths(recompute=recompute, gelu_fusion=gelu_fusion, accumulate_grads=accumulate,
+                                compile=compiled))  # fmt: skip
     idx = torch.randint(0, 50257, (B, T), device="cuda")
     keep = {p.untyped_storage().data_ptr() for p in model.parameters()}
     keep |= {p.grad.untyped_storage().data_ptr() for p in model.parameters() if p.grad is not None}

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gpt2train.kernels.fused_classifier import chunked_classifier_loss
-from gpt2train.model import plain_classifier_loss
+from gpt2train.kernels.fused_classifier import chunked_classifier_loss, plain_classifier_loss
 
 V, VP, C = 97, 128, 32  # a padded vocabulary, like 50257 -> 50304
 
@@ -92,15 +91,23 @@ def test_no_grad_and_all_ignored():
         assert torch.isnan(plain_classifier_loss(x, w, t_all, V)).item()
 
 
-def test_in_a_model(tiny_config):
-    from gpt2train.model import build_model
+@pytest.mark.parametrize("levers", [{}, dict(untied_head=True, logit_softcap=3.0)], ids=["classic", "capped"])
+def test_in_a_model(tiny_config, levers):
+    """accelerate's fused classifier (chunk of 37 rows) gives the plain model's loss and gradients, the soft-cap
+    and an untied head included."""
+    import dataclasses
 
-    ref_model = build_model(tiny_config, seed=1)
-    fast_model = build_model(tiny_config, seed=1)
-    fast_model.configure_fast_paths(classifier_loss=lambda *a: chunked_classifier_loss(*a, chunk_rows=37))
+    from gpt2train.model import build_model
+    from gpt2train.train.accelerate import FastPaths, accelerate
+
+    cfg = dataclasses.replace(tiny_config, **levers)
+    ref_model = build_model(cfg, seed=1)
+    fast_model = build_model(cfg, seed=1)
+    accelerate(fast_model, FastPaths(fused_classifier=True, classifier_chunk=37))
+    assert fast_model.classifier_loss.keywords == {"chunk_rows": 37}
     g = torch.Generator().manual_seed(0)
-    idx = torch.randint(0, tiny_config.vocab_size, (2, 32), generator=g)
-    tgt = torch.randint(0, tiny_config.vocab_size, (2, 32), generator=g)
+    idx = torch.randint(0, cfg.vocab_size, (2, 32), generator=g)
+    tgt = torch.randint(0, cfg.vocab_size, (2, 32), generator=g)
     l_ref, l_fast = ref_model(idx, tgt), fast_model(idx, tgt)
     l_ref.backward()
     l_fast.backward()

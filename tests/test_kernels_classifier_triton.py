@@ -13,8 +13,10 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 from gpt2train.kernels._triton import triton_available  # noqa: E402
-from gpt2train.kernels.fused_classifier import chunked_classifier_loss  # noqa: E402
-from gpt2train.model import plain_classifier_loss  # noqa: E402
+from gpt2train.kernels.fused_classifier import (
+    chunked_classifier_loss,  # noqa: E402
+    plain_classifier_loss,  # noqa: E402
+)
 
 V, VP, C = 97, 128, 16
 

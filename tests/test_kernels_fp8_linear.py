@@ -100,29 +100,34 @@ def test_falls_back_to_the_plain_matmul():
 
 
 def test_model_switch_and_compile():
-    """configure_fast_paths(fp8=True) routes the four block linears through FP8 (and turns -ge off); a
+    """accelerate(FastPaths(fp8=1)) routes the four block linears through FP8 (and turns -ge off); a
     compiled block gives what the eager one gives."""
     from gpt2train.config import ModelConfig
-    from gpt2train.model import GPT
+    from gpt2train.model import GPT, MLP
+    from gpt2train.train.accelerate import FastLinear, FastPaths, RecomputedMLP, accelerate
 
     cfg = ModelConfig(n_layer=2, n_head=4, n_embd=64, vocab_size=256, max_seq_len=32)
     torch.manual_seed(0)
     model = GPT(cfg)
     idx = torch.randint(0, 256, (2, 32), generator=torch.Generator().manual_seed(1))
     plain = model(idx, idx)
-    model.configure_fast_paths(recompute=1, gelu_fusion=2, fp8=True)
-    assert all(b.mlp.gelu_fusion == 0 and b.attn.c_attn.fp8 and b.mlp.c_proj.fp8 for b in model.transformer.h)
+    accelerate(model, FastPaths(gelu_fusion=2, fp8=1))
+    assert all(
+        type(b.mlp) is MLP and type(b.attn.c_attn) is FastLinear and b.mlp.c_proj.fp8 for b in model.transformer.h
+    )
+    accelerate(model, FastPaths(recompute=1, gelu_fusion=2, fp8=1))
+    assert all(type(b.mlp) is RecomputedMLP and not b.mlp.use_gelu_linear for b in model.transformer.h)
     calls = []
     orig = f8._FP8Linear.apply
     f8._FP8Linear.apply = lambda *a: calls.append(a[4]) or orig(*a)  # a[4]: backward_fast_accum
     try:
         eager = model(idx, idx)
         assert len(calls) == 4 * cfg.n_layer and not any(calls)  # --fp8 1: the gradient matmuls accumulate exactly
-        model.configure_fast_paths(recompute=1, gelu_fusion=2, fp8=2)
+        accelerate(model, FastPaths(recompute=1, gelu_fusion=2, fp8=2))
         calls.clear()
         model(idx, idx)
         assert len(calls) == 4 * cfg.n_layer and all(calls)  # --fp8 2: in fast accumulation
-        model.configure_fast_paths(recompute=1, gelu_fusion=2, fp8=1)
+        accelerate(model, FastPaths(recompute=1, gelu_fusion=2, fp8=1))
     finally:
         f8._FP8Linear.apply = orig
     assert abs(eager.item() - plain.item()) < 0.05 * plain.item()
@@ -166,8 +171,11 @@ def test_trainer_fp8_run_and_bad_combinations(tmp_path, text_shards, capsys):
     losses = [v for (kind, _), v in sorted(progress_losses(run).items(), key=lambda kv: kv[0][1]) if kind == "train"]
     assert len(losses) == 8 and losses[-1] < losses[0] - 0.5, losses
     assert json.load(open(run / "config.json"))["train"]["fp8"] == 1
-    for extra, needle in ((["--fp8", "3"], "--fp8 3"), (["--fp8", "1", "--plain"], "--plain"),
-                          (["--fp8", "1", "--recipe", "modern"], "GPT-2 architecture")):  # fmt: skip
+    for extra, needle in ((["--fp8", "3"], "--fp8 3"), (["--fp8", "1", "--plain"], "--plain")):
         code, _, err = run_cli(tiny_train_args(text_shards, tmp_path / "bad", 1, extra), capsys)
         last = err.strip().splitlines()[-1]
         assert code != 0 and needle in last, last
+    # the modern architecture takes FP8 too (its linears have no biases)
+    code, _, err = run_cli(tiny_train_args(text_shards, tmp_path / "modern", 2, ["--fp8", "1", "--recipe", "modern"]),
+                           capsys)  # fmt: skip
+    assert code == 0, err

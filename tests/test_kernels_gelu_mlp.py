@@ -182,10 +182,11 @@ def _loss_and_grads(model, cfg):
 def test_in_a_model(tiny_config):
     """GPT with gelu_fusion on gives the plain model's loss and gradients; -r 1 keeps gelu_linear."""
     from gpt2train.model import build_model
+    from gpt2train.train.accelerate import FastPaths, GeluFusedMLP, accelerate
 
     ref_model, fast_model = build_model(tiny_config, seed=1), build_model(tiny_config, seed=1)
-    fast_model.configure_fast_paths(gelu_fusion=2)
-    assert all(b.mlp.gelu_fusion == 2 for b in fast_model.transformer.h)
+    accelerate(fast_model, FastPaths(gelu_fusion=2))
+    assert all(type(b.mlp) is GeluFusedMLP and b.mlp.backward == "dgelu" for b in fast_model.transformer.h)
     before = STATS["linear_gelu_aux"]["torch"]
     l_fast, g_fast = _loss_and_grads(fast_model, tiny_config)
     assert STATS["linear_gelu_aux"]["torch"] == before + tiny_config.n_layer
@@ -194,7 +195,7 @@ def test_in_a_model(tiny_config):
     for n in g_ref:
         torch.testing.assert_close(g_fast[n], g_ref[n], rtol=1e-5, atol=1e-7, msg=n)
 
-    fast_model.configure_fast_paths(recompute=1, gelu_fusion=True)
+    accelerate(fast_model, FastPaths(recompute=1, gelu_fusion=1))
     before = STATS["linear_gelu_aux"]["torch"]
     _loss_and_grads(fast_model, tiny_config)
     assert STATS["linear_gelu_aux"]["torch"] == before  # -r 1's gelu_linear path, not gelu_mlp
@@ -205,7 +206,7 @@ def test_trainer_resolves_ge(tiny_config):
     an explicit -ge is kept, except where there is no GELU epilogue to fuse (FP8, a relu2 MLP)."""
     from gpt2train.config import Environment, TrainConfig, resolve
     from gpt2train.model import build_model
-    from gpt2train.train.accelerate import FastPaths, accelerate
+    from gpt2train.train.accelerate import FastPaths, GeluFusedMLP, accelerate
 
     shape = dict(model="d6", n_layer=tiny_config.n_layer, n_head=tiny_config.n_head, n_embd=tiny_config.n_embd,
                  max_seq_len=tiny_config.max_seq_len, seq_len=16, recompute=0)  # fmt: skip
@@ -215,7 +216,9 @@ def test_trainer_resolves_ge(tiny_config):
         rc = resolve(TrainConfig(**shape, gelu_fusion=ge, plain=not fast, **fields), cuda)
         model = build_model(tiny_config)
         accelerate(model, FastPaths(recompute=rc.recompute, gelu_fusion=rc.gelu_fusion))
-        assert model.transformer.h[0].mlp.gelu_fusion == rc.gelu_fusion
+        mlp = model.transformer.h[0].mlp
+        assert (type(mlp) is GeluFusedMLP) == bool(rc.gelu_fusion)
+        assert getattr(mlp, "backward", "plain") == ("dgelu" if rc.gelu_fusion == 2 else "plain")
         return rc.gelu_fusion
 
     assert resolved(-1, fast=True) == 2 and resolved(-1, fast=False) == 0
@@ -226,32 +229,31 @@ def test_trainer_resolves_ge(tiny_config):
 
 
 @pytest.mark.parametrize("mlp", ["gelu", "relu2"])
-def test_modern_model_accepts_the_switch(mlp):
-    """train hands -ge to every model: the modern model takes the switch and, its MLP not being GPT-2's fused
-    one, leaves GELU fusion off (the same loss, no fused matmul runs), while the classifier handed over in the
-    same call does take effect."""
-    from gpt2train.model import plain_classifier_loss
-    from gpt2train.model_modern import ModernConfig, ModernGPT
+def test_modern_model_takes_the_switch_where_it_applies(mlp):
+    """train hands -ge to every model: a relu2 MLP (or a GELU one without biases, under RMSNorm) stays plain (the
+    same loss, no fused matmul runs); a GELU MLP with biases under the modern levers is fused. The classifier
+    handed over in the same call takes effect either way."""
+    from gpt2train.config import ModelConfig
+    from gpt2train.model import GPT
+    from gpt2train.train.accelerate import FastPaths, accelerate
 
-    cfg = ModernConfig(n_layer=1, n_head=2, n_embd=32, max_seq_len=16, mlp=mlp)
+    cfg = ModelConfig(n_layer=1, n_head=2, n_embd=32, max_seq_len=16, mlp=mlp, pos="rotary", qk_norm=True,
+                      logit_softcap=15.0)  # fmt: skip
     torch.manual_seed(0)
-    model = ModernGPT(cfg)
+    model = GPT(cfg)
     idx = torch.randint(0, cfg.vocab_size, (2, 16))
     with torch.no_grad():
         ref = model(idx, idx)
-    calls = []
-
-    def counting_loss(*args, **kwargs):
-        calls.append(args[2].shape)
-        return plain_classifier_loss(*args, **kwargs)
-
-    fused_before = {k: dict(v) for k, v in STATS.items()}
-    model.configure_fast_paths(recompute=0, classifier_loss=counting_loss, gelu_fusion=True)
+    fused_before = STATS["linear_gelu_aux"]["torch"]
+    accelerate(model, FastPaths(gelu_fusion=2, fused_classifier=True, classifier_chunk=7))
+    assert model.classifier_loss.keywords == {"chunk_rows": 7}
     with torch.no_grad():
         got = model(idx, idx)
-    assert calls == [idx.shape]  # the call took effect: its classifier computed the loss
-    assert STATS == fused_before  # no fused GELU matmul ran
-    torch.testing.assert_close(got, ref, rtol=0, atol=0)
+    assert STATS["linear_gelu_aux"]["torch"] == fused_before + (mlp == "gelu")
+    torch.testing.assert_close(got, ref, rtol=1e-6, atol=1e-6)
+    rms = GPT(ModelConfig(n_layer=1, n_head=2, n_embd=32, max_seq_len=16, mlp="gelu", norm="rmsnorm"))
+    accelerate(rms, FastPaths(gelu_fusion=2))
+    assert type(rms.transformer.h[0].mlp).__name__ == "MLP"  # no biases for the epilogue: plain
 
 
 # -- the cuBLASLt binding, without a GPU ----------------------------------------------------------

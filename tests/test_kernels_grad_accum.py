@@ -12,7 +12,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from gpt2train.config import ModelConfig
 from gpt2train.kernels.gelu_mlp import BACKWARDS, gelu_mlp, gelu_mlp_reference
 from gpt2train.kernels.grad_accum import accumulating, addmm_into, linear_accumulate
-from gpt2train.model import GPT, Linear
+from gpt2train.model import GPT
+from gpt2train.train.accelerate import FastLinear, FastPaths, accelerate
 from gpt2train.train.optim import flatten_parameters_
 from tests.helpers import progress_losses, run_cli, tiny_train_args
 
@@ -79,8 +80,9 @@ def test_gelu_mlp_accumulates_all_four_gradients(backward):
 
 
 def test_accumulating_only_with_a_usable_grad():
-    layer = Linear(8, 8)
+    layer = FastLinear(8, 8)
     assert accumulating(layer) is None  # switched off
+    assert accumulating(torch.nn.Linear(8, 8)) is None  # the plain model's
     layer.accumulate_grad = True
     assert accumulating(layer) is None  # no .grad yet: autograd makes it
     layer.weight.grad, layer.bias.grad = torch.zeros(8, 8), torch.zeros(8)
@@ -91,11 +93,19 @@ def test_accumulating_only_with_a_usable_grad():
         assert accumulating(layer) is None  # fp32 buffers, bf16 matmuls: autograd casts and sums
 
 
-def _model_grads(accumulate: bool, recompute: int, gelu_fusion: int, backend: str | None, dtype=torch.float32):
+def _model_grads(
+    accumulate: bool,
+    recompute: int,
+    gelu_fusion: int,
+    backend: str | None,
+    dtype=torch.float32,
+    cfg: ModelConfig | None = None,
+):
+    cfg = cfg or CFG
     torch._dynamo.reset()
     torch.manual_seed(0)
-    model = GPT(CFG).to(dtype)
-    model.configure_fast_paths(recompute=recompute, gelu_fusion=gelu_fusion, accumulate_grads=accumulate)
+    model = GPT(cfg).to(dtype)
+    accelerate(model, FastPaths(recompute=recompute, gelu_fusion=gelu_fusion, accumulate_grads=accumulate))
     flatten_parameters_(list(model.parameters()))  # the trainer's one-process layout: .grad views of one buffer
     if backend:
         for block in model.transformer.h:
@@ -103,13 +113,13 @@ def _model_grads(accumulate: bool, recompute: int, gelu_fusion: int, backend: st
     gen = torch.Generator().manual_seed(1)
     with _CountOps() as ops:
         for _ in range(3):  # micro-steps
-            idx = torch.randint(0, 256, (2, 32), generator=gen)
+            idx = torch.randint(0, cfg.vocab_size, (2, 32), generator=gen)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
                 loss = model(idx, idx)
             (loss / 3).backward()
     # the switch took effect: each block's four weight gradients went through the matmul's sum, except in blocks
     # recomputed whole (-r 3), which leave the sums to autograd
-    assert ops.count("gpt2train.addmm_into") == (4 * CFG.n_layer * 3 if accumulate and recompute < 3 else 0)
+    assert ops.count("gpt2train.addmm_into") == (4 * cfg.n_layer * 3 if accumulate and recompute < 3 else 0)
     return {n: p.grad.float() for n, p in model.named_parameters()}
 
 
@@ -127,6 +137,17 @@ def _model_grads(accumulate: bool, recompute: int, gelu_fusion: int, backend: st
 def test_model_gradients_equal_autograd_accumulation(recompute, gelu_fusion, backend):
     ref = _model_grads(False, recompute, gelu_fusion, backend)
     got = _model_grads(True, recompute, gelu_fusion, backend)
+    for name, g in got.items():
+        torch.testing.assert_close(g, ref[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("recompute,backend", [(0, None), (1, "aot_eager_decomp_partition"), (2, None)])
+def test_modern_model_gradients_equal_autograd_accumulation(recompute, backend):
+    """The linears without biases (RMSNorm) and the relu2 MLP: the matmuls' sums equal autograd's."""
+    cfg = ModelConfig(**{**CFG.to_dict(), "pos": "rotary", "qk_norm": True, "mlp": "relu2", "norm": "rmsnorm",
+                         "untied_head": True, "logit_softcap": 15.0})  # fmt: skip
+    ref = _model_grads(False, recompute, 2, backend, cfg=cfg)
+    got = _model_grads(True, recompute, 2, backend, cfg=cfg)
     for name, g in got.items():
         torch.testing.assert_close(g, ref[name], rtol=1e-4, atol=1e-6, msg=name)
 

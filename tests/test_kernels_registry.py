@@ -7,7 +7,7 @@ import importlib
 import torch
 
 from gpt2train import kernels
-from gpt2train.model import plain_classifier_loss
+from gpt2train.kernels.fused_classifier import plain_classifier_loss
 
 
 def test_registry_points_at_real_callables():

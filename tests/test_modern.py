@@ -9,8 +9,7 @@ import pytest
 import torch
 
 from gpt2train.config import ModelConfig
-from gpt2train.model import build_model
-from gpt2train.model_modern import ModernConfig, ModernGPT, apply_rotary, build_any_model, rotary_tables
+from gpt2train.model import GPT, apply_rotary, build_model, rotary_tables
 from gpt2train.train.muon import NS_COEFFICIENTS, MuonAdamW, muon_param_groups, newton_schulz
 from gpt2train.train.optim import set_lr
 from tests.helpers import progress_losses, resume_copy, run_cli, tiny_train_args
@@ -98,7 +97,7 @@ def test_muon_agrees_with_torch_muon():
 
 
 def test_param_groups_and_lr_scales():
-    model = build_any_model(ModernConfig(**SHAPE, **MODERN))
+    model = build_model(ModelConfig(**SHAPE, **MODERN))
     groups = muon_param_groups(model, lr=1e-3, weight_decay=0.1, muon_lr=0.02, embed_lr=0.2, head_lr=0.004)
     by_name = {g["name"]: g for g in groups}
     assert set(by_name) == {"qkv", "matrices", "embed", "head"}  # rmsnorm: no gains, no biases
@@ -118,7 +117,7 @@ def test_param_groups_and_lr_scales():
 
 
 def test_rotary_matches_direct_formula():
-    cfg = ModernConfig(**SHAPE, pos="rotary")
+    cfg = ModelConfig(**SHAPE, pos="rotary")
     hs = cfg.n_embd // cfg.n_head
     cos, sin = rotary_tables(cfg)
     x = torch.randn(1, 1, 5, hs, dtype=torch.float64)
@@ -138,21 +137,26 @@ def test_rotary_matches_direct_formula():
 
 
 def test_qk_norm_makes_attention_scale_free():
-    cfg = ModernConfig(**SHAPE, qk_norm=True, norm="rmsnorm")
-    attn = build_any_model(cfg).transformer.h[0].attn
+    cfg = ModelConfig(**SHAPE, qk_norm=True, norm="rmsnorm")
+    attn = build_model(cfg).transformer.h[0].attn
     x = torch.randn(2, 10, cfg.n_embd)
-    q, k, _ = attn.qkv(x, None)
+    seen = []  # q and k as attention receives them
+    real_sdpa = torch.nn.functional.scaled_dot_product_attention
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(torch.nn.functional, "scaled_dot_product_attention", lambda q, k, v, **kw: seen.append((q, k))
+                   or real_sdpa(q, k, v, **kw))  # fmt: skip
+        before = attn(x)
+    q, k = seen[0]
     assert torch.allclose(q.pow(2).mean(-1), torch.ones(()), atol=1e-3)  # unit RMS per head
     assert torch.allclose(k.pow(2).mean(-1), torch.ones(()), atol=1e-3)
-    before = attn(x, None)
     with torch.no_grad():
         attn.c_attn.weight[: 2 * cfg.n_embd] *= 7.0  # scale the q and k projections
-    assert torch.allclose(attn(x, None), before, atol=1e-5)
+    assert torch.allclose(attn(x), before, atol=1e-5)
 
 
 def test_relu2_mlp():
-    cfg = ModernConfig(**SHAPE, mlp="relu2")
-    mlp = build_any_model(cfg).transformer.h[0].mlp
+    cfg = ModelConfig(**SHAPE, mlp="relu2")
+    mlp = build_model(cfg).transformer.h[0].mlp
     x = torch.randn(3, cfg.n_embd)
     h = x @ mlp.c_fc.weight.T + mlp.c_fc.bias
     expected = (torch.clamp(h, min=0) ** 2) @ mlp.c_proj.weight.T + mlp.c_proj.bias
@@ -160,18 +164,22 @@ def test_relu2_mlp():
 
 
 def test_all_levers_classic_is_gpt():
+    """Every lever at its classic value is the classic config (llm.c's file format, the shape-only config.json);
+    a lever set makes it another: the modern file format, every field in its dict."""
     cfg = ModelConfig(**SHAPE)
-    gpt, modern = build_model(cfg, seed=5), build_any_model(ModernConfig(**SHAPE), seed=5)
-    assert isinstance(modern, ModernGPT)
-    assert gpt.state_dict().keys() == modern.state_dict().keys()
-    idx = torch.randint(0, cfg.vocab_size, (2, 16))
-    assert torch.equal(gpt(idx), modern(idx))
+    assert cfg.classic and cfg == ModelConfig(**SHAPE, pos="learned", qk_norm=False, mlp="gelu", norm="layernorm")
+    assert set(cfg.to_dict()) == {"n_layer", "n_head", "n_embd", "vocab_size", "max_seq_len", "padded_vocab_size"}
+    for lever, value in MODERN.items():
+        one = ModelConfig(**SHAPE, **{lever: value})
+        assert not one.classic and one.to_dict()[lever] == value, lever
+    keys = build_model(cfg).state_dict().keys()
+    assert list(keys)[:3] == ["transformer.wte.weight", "transformer.wpe.weight", "transformer.h.0.ln_1.weight"]
 
 
 def test_cached_sampling_equals_uncached():
     from gpt2train.sample import generate
 
-    model = build_any_model(ModernConfig(**SHAPE, **{**MODERN, "zero_init_proj": False}), seed=1)
+    model = build_model(ModelConfig(**SHAPE, **{**MODERN, "zero_init_proj": False}), seed=1)
     kw = dict(temperature=0.0)
     cached = generate(model, [50256, 464], 70, use_cache=True, **kw)  # runs past max_seq_len 64
     plain = generate(model, [50256, 464], 70, use_cache=False, **kw)
@@ -259,9 +267,9 @@ def test_plan_modern_uses_token_ratio(capsys):
 def test_muon_owners_are_balanced_and_deterministic():
     from gpt2train.train.muon import assign_owners
 
-    model = build_any_model(ModernConfig(**SHAPE, **MODERN), seed=0)
+    model = build_model(ModelConfig(**SHAPE, **MODERN), seed=0)
     groups = muon_param_groups(model, 3e-3, 0.0, 0.02, 0.2, 0.004)
-    other = muon_param_groups(build_any_model(ModernConfig(**SHAPE, **MODERN), seed=1), 3e-3, 0.0, 0.02, 0.2, 0.004)
+    other = muon_param_groups(build_model(ModelConfig(**SHAPE, **MODERN), seed=1), 3e-3, 0.0, 0.02, 0.2, 0.004)
     params = [p for g in groups for p in g["params"]]
     for world in (1, 2, 3, 8):
         owner, again = assign_owners(groups, world), assign_owners(other, world)
@@ -276,13 +284,11 @@ def test_muon_owners_are_balanced_and_deterministic():
 
 @pytest.mark.parametrize("levers", [{}, MODERN], ids=["classic", "modern"])
 def test_fresh_model_skips_default_init_and_draws_the_same_weights(levers):
-    """build_any_model makes the model on the meta device and initialises it once (init_on_cpu): the same
+    """build_model makes the model on the meta device and initialises it once: the same
     parameters and buffers as constructing it normally and then drawing llm.c's initialisation."""
-    from gpt2train.model import GPT
-
-    cfg = ModernConfig(**SHAPE, **levers) if levers else ModelConfig(**SHAPE)
-    fresh = build_any_model(cfg, seed=5)
-    reference = (ModernGPT(cfg) if levers else GPT(cfg)).init_weights(5)
+    cfg = ModelConfig(**SHAPE, **levers)
+    fresh = build_model(cfg, seed=5)
+    reference = GPT(cfg).init_weights(5)
     got, want = fresh.state_dict(keep_vars=True), reference.state_dict(keep_vars=True)
     assert got.keys() == want.keys()
     for name, t in want.items():
@@ -299,3 +305,50 @@ def test_fresh_model_skips_default_init_and_draws_the_same_weights(levers):
             torch.testing.assert_close(w, want, rtol=0, atol=0, msg=name)
         assert not torch.equal(got["transformer.h.0.attn.c_attn.weight"], got["transformer.h.1.attn.c_attn.weight"])
         assert param_seed(5, "x") != param_seed(6, "x")
+
+
+_HF_ALONE = """
+import importlib.abc, sys
+
+class NoGpt2train(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "gpt2train" or name.startswith("gpt2train."):
+            raise ImportError("gpt2train is not installed here")
+
+sys.meta_path.insert(0, NoGpt2train())
+import torch, transformers
+
+hf = transformers.AutoModelForCausalLM.from_pretrained(sys.argv[1], trust_remote_code=True).eval()
+idx = torch.load(sys.argv[2])
+with torch.no_grad():
+    torch.save(hf(idx).logits, sys.argv[3])
+assert not [m for m in sys.modules if m.split(".")[0] == "gpt2train"]
+"""
+
+
+@pytest.mark.parametrize("levers", [{**MODERN, "zero_init_proj": False}, dict(untied_head=True, logit_softcap=5.0)],
+                         ids=["modern", "learned_untied"])  # fmt: skip
+def test_hf_export_is_model_py_itself_and_runs_without_gpt2train(tmp_path, levers):
+    """The exported directory's model is a copy of model.py (the architecture is written once); loaded where
+    gpt2train cannot be imported, it computes model.GPT's logits."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("transformers")
+    import gpt2train.model
+    from gpt2train.formats.hf_modern import write_modern_hf_dir
+
+    cfg = ModelConfig(**SHAPE, **levers)
+    model = build_model(cfg, seed=2)
+    out = tmp_path / "hf"
+    write_modern_hf_dir(out, cfg, model.state_dict())
+    assert (out / "gpt2train_model.py").read_text() == Path(gpt2train.model.__file__).read_text()
+    idx = torch.randint(0, 50257, (2, 24), generator=torch.Generator().manual_seed(0))
+    torch.save(idx, tmp_path / "idx.pt")
+    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1"}
+    subprocess.run([sys.executable, "-c", _HF_ALONE, str(out), str(tmp_path / "idx.pt"), str(tmp_path / "logits.pt")],
+                   check=True, env=env, timeout=300)  # fmt: skip
+    with torch.no_grad():
+        torch.testing.assert_close(torch.load(tmp_path / "logits.pt"), model(idx), rtol=1e-4, atol=1e-4)

@@ -8,20 +8,23 @@ import pytest
 import torch
 
 from gpt2train.config import ModelConfig
-from gpt2train.model import GPT
+from gpt2train.model import GPT, Block
+from gpt2train.train.accelerate import FastLinear, FastPaths, RecomputedBlock, RecomputedMLP, accelerate
 
 CFG = ModelConfig(n_layer=2, n_head=4, n_embd=64, vocab_size=256, max_seq_len=32)
 
 
-def _grads_and_saved_bytes(recompute: int, backend: str | None, whole: int = 0):
+def _grads_and_saved_bytes(recompute: int, backend: str | None, whole: int = 0, cfg: ModelConfig = CFG):
     torch._dynamo.reset()
     torch.manual_seed(0)
-    model = GPT(CFG)
-    model.configure_fast_paths(recompute=recompute, recompute_whole=whole)
+    model = GPT(cfg)
+    keys = list(model.state_dict())
+    accelerate(model, FastPaths(recompute=recompute, recompute_whole=whole))
+    assert list(model.state_dict()) == keys
     if backend:
         for block in model.transformer.h:
             block.compile(backend=backend)
-    idx = torch.randint(0, 256, (2, 32), generator=torch.Generator().manual_seed(1))
+    idx = torch.randint(0, cfg.vocab_size, (2, 32), generator=torch.Generator().manual_seed(1))
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
     storages = {}  # activations only, each storage once (views of one tensor cost its memory once)
 
@@ -58,16 +61,38 @@ def test_recompute_keeps_gradients_and_saves_less(backend):
     assert saved[3] < mixed < saved[0], (mixed, saved)
 
 
+@pytest.mark.parametrize("backend", [None, "aot_eager_decomp_partition"])
+def test_recompute_on_the_modern_architecture(backend):
+    """-r on rotary + QK-norm + relu2 + RMSNorm: the same gradients; -r 1 drops the activation's output (relu2 via
+    a checkpoint: compiled, the partitioner then recomputes it)."""
+    cfg = ModelConfig(**{**CFG.to_dict(), "pos": "rotary", "qk_norm": True, "mlp": "relu2", "norm": "rmsnorm",
+                         "untied_head": True, "logit_softcap": 15.0})  # fmt: skip
+    ref, saved0 = _grads_and_saved_bytes(0, backend, cfg=cfg)
+    saved = {0: saved0}
+    for r, whole in ((1, 0), (2, 0), (3, 0), (0, 1)):
+        grads, saved[r, whole] = _grads_and_saved_bytes(r, backend, whole, cfg=cfg)
+        for name, g in grads.items():
+            torch.testing.assert_close(g, ref[name], rtol=1e-5, atol=1e-6, msg=f"-r {r} whole {whole}: {name}")
+    assert saved[3, 0] < saved[0], saved
+    if backend:
+        assert saved[1, 0] <= saved[0] - 2 * 32 * 4 * 64 * 4 * cfg.n_layer, saved
+
+
 def test_recompute_whole_sets_blocks_and_keeps_accumulation_out_of_them():
     model = GPT(CFG)
-    model.configure_fast_paths(recompute=1, recompute_whole=1, accumulate_grads=True)
+    params = dict(model.named_parameters())
+    accelerate(model, FastPaths(recompute=1, recompute_whole=1, accumulate_grads=True))
+    assert dict(model.named_parameters()) == params  # the same tensors under the same names
     first, second = model.transformer.h
-    assert (first.recompute, second.recompute) == (3, 1)
-    assert first.mlp.recompute_gelu and second.mlp.recompute_gelu
+    assert type(first) is RecomputedBlock and first.recompute == 3 and type(second) is Block
+    assert type(first.mlp) is RecomputedMLP and type(second.mlp) is RecomputedMLP
     # the blocks recomputed whole leave the gradient sums to autograd (compiled on CUDA, the recompute would
     # keep every matmul's input: BENCHMARKS.md round 15)
-    assert not first.attn.c_attn.accumulate_grad and not first.mlp.c_proj.accumulate_grad
-    assert second.attn.c_attn.accumulate_grad and second.mlp.c_fc.accumulate_grad
+    assert type(first.attn.c_attn) is torch.nn.Linear and type(first.mlp.c_proj) is torch.nn.Linear
+    assert type(second.attn.c_attn) is FastLinear and second.attn.c_attn.accumulate_grad
+    assert second.mlp.c_fc.accumulate_grad
+    accelerate(model, FastPaths())  # one flag away from the plain model
+    assert all(type(b) is Block and type(b.attn.c_attn) is torch.nn.Linear for b in model.transformer.h)
 
 
 def test_training_losses_do_not_depend_on_r(tmp_path, text_shards, capsys):
@@ -113,7 +138,7 @@ def test_recompute_whole_auto_takes_the_planners_count(tmp_path, text_shards, ca
 
     def recording(model, paths):
         step_model = real(model, paths)
-        configured.append([b.recompute for b in model.transformer.h])
+        configured.append([getattr(b, "recompute", 0) for b in model.transformer.h])
         return step_model
 
     monkeypatch.setattr(build, "accelerate", recording)

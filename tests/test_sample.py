@@ -26,7 +26,7 @@ def test_cached_forward_equals_full_forward(model):
     idx = torch.randint(0, 50257, (2, 20), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         full = model(idx)
-    cache = KVCache(model, 2, "cpu", torch.float32)
+    cache = KVCache(model.config, 2, "cpu", torch.float32)
     # a prefill of 7 tokens, then chunks of 1 and 5, then single tokens
     start = 0
     for n in (7, 1, 5, 1, 1, 1, 1, 1, 1, 1):
@@ -94,3 +94,22 @@ def test_generate_under_bf16_autocast(model):
     out = generate(model, encode("Hi"), 6, temperature=0, autocast_dtype=torch.bfloat16)
     assert len(out) == 6 and all(0 <= t < 50257 for t in out)
     assert model.transformer.wte.weight.dtype == torch.float32
+
+
+def test_cached_forward_equals_full_forward_with_the_modern_levers():
+    """Rotary positions and QK-norm through the same attention: the cache's keys are stored rotated."""
+    from gpt2train.sample import cached_forward
+
+    cfg = ModelConfig(n_layer=2, n_head=4, n_embd=64, max_seq_len=24, pos="rotary", qk_norm=True, mlp="relu2",
+                      norm="rmsnorm", untied_head=True, logit_softcap=15.0)  # fmt: skip
+    m = build_model(cfg, seed=5).eval()
+    idx = torch.randint(0, 50257, (2, 20), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        full = m(idx)
+    cache = KVCache(cfg, 2, "cpu", torch.float32)
+    start = 0
+    for n in (7, 1, 5, 1, 6):
+        last = cached_forward(m, idx[:, start : start + n], cache)
+        start += n
+        torch.testing.assert_close(last, full[:, start - 1], rtol=1e-4, atol=1e-4)
+    assert cache.length == 20

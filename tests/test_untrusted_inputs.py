@@ -274,10 +274,11 @@ def test_hf_config_claiming_2000_layers_is_an_error(hf_dir, cli_main, capsys, sh
 
 
 def _modern_file(path, n_layer_claimed):
-    from gpt2train.model_modern import ModernConfig, build_any_model, save_modern_model
+    from gpt2train.formats.safetensors_model import save_safetensors_model
+    from gpt2train.model import build_model
 
-    cfg = ModernConfig(n_layer=2, n_head=4, n_embd=64, max_seq_len=64, pos="rotary", norm="rmsnorm")
-    save_modern_model(path, build_any_model(cfg, 0).state_dict(), cfg)
+    cfg = ModelConfig(n_layer=2, n_head=4, n_embd=64, max_seq_len=64, pos="rotary", norm="rmsnorm")
+    save_safetensors_model(path, build_model(cfg, 0).state_dict(), cfg)
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata()
     tensors = load_file(str(path))

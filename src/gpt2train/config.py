@@ -101,7 +101,9 @@ def model_config_from_dict(cls: type[ModelConfig], fields: object, source: str) 
 
 @dataclass
 class ModelConfig:
-    """Shape of a GPT-2 model. ``padded_vocab_size`` rows of wte exist; only ``vocab_size`` are predicted."""
+    """Shape of a GPT-2 model and its architecture levers (gpt2train.recipe). ``padded_vocab_size`` rows of wte
+    exist; only ``vocab_size`` are predicted. The levers' defaults are classic GPT-2 (llm.c); model.py says what
+    each one changes."""
 
     n_layer: int = 12
     n_head: int = 12
@@ -109,6 +111,15 @@ class ModelConfig:
     vocab_size: int = GPT2_VOCAB_SIZE
     max_seq_len: int = 1024
     padded_vocab_size: int = 0  # 0: derived from vocab_size
+    # the architecture levers
+    pos: str = "learned"  # learned | rotary
+    qk_norm: bool = False
+    mlp: str = "gelu"  # gelu | relu2
+    norm: str = "layernorm"  # layernorm | rmsnorm (parameter-free, and no biases)
+    zero_init_proj: bool = False
+    untied_head: bool = False
+    logit_softcap: float = 0.0  # 0: off
+    rope_base: float = 10000.0
 
     def __post_init__(self):
         if self.padded_vocab_size == 0 and isinstance(self.vocab_size, int):
@@ -121,19 +132,57 @@ class ModelConfig:
             raise UserError(f"--n-embd {self.n_embd} is not divisible by --n-head {self.n_head}")
         if self.padded_vocab_size < self.vocab_size:
             raise UserError(f"padded vocab {self.padded_vocab_size} is smaller than vocab {self.vocab_size}")
+        for name, value, allowed in (("--pos", self.pos, ("learned", "rotary")), ("--mlp", self.mlp, ("gelu", "relu2")),
+                                     ("--norm", self.norm, ("layernorm", "rmsnorm"))):  # fmt: skip
+            if value not in allowed:
+                raise UserError(f"{name} {value!r}: use one of {', '.join(allowed)}")
+        if self.pos == "rotary" and (self.n_embd // self.n_head) % 2:
+            raise UserError(f"--pos rotary needs an even head size, not {self.n_embd // self.n_head}")
+        if self.logit_softcap < 0:
+            raise UserError(f"--logit-softcap {self.logit_softcap} must be >= 0")
+        if not self.rope_base > 0:
+            raise UserError(f"rope_base {self.rope_base} must be > 0")
+
+    @property
+    def classic(self) -> bool:
+        """Every lever at its classic (llm.c) value: the model llm.c's .bin format holds."""
+        return all(getattr(self, f.name) == f.default for f in dataclasses.fields(self) if f.name not in SHAPE_FIELDS)
+
+    @property
+    def bias(self) -> bool:
+        """Whether the linear layers have biases (not with the parameter-free RMSNorm)."""
+        return self.norm == "layernorm"
+
+    @property
+    def embed_std(self) -> float:
+        """Init std of wte: N(0, 1) only when it is untied and normalised after the lookup."""
+        return 1.0 if self.untied_head and self.norm == "rmsnorm" else 0.02
 
     def num_parameters(self) -> int:
-        """All parameters, padded vocabulary rows included (llm.c's count)."""
-        C, L = self.n_embd, self.n_layer
-        per_layer = 2 * C + 3 * C * C + 3 * C + C * C + C + 2 * C + 4 * C * C + 4 * C + 4 * C * C + C
-        return self.padded_vocab_size * C + self.max_seq_len * C + L * per_layer + 2 * C
+        """All parameters, padded vocabulary rows included (llm.c's count for the classic model)."""
+        C, L, Vp = self.n_embd, self.n_layer, self.padded_vocab_size
+        b = 1 if self.bias else 0
+        norms = 2 * C if self.norm == "layernorm" else 0  # a LayerNorm's weight and bias
+        per_layer = (
+            2 * norms + (3 * C * C + 3 * C * b) + (C * C + C * b) + (4 * C * C + 4 * C * b) + (4 * C * C + C * b)
+        )
+        n = Vp * C + L * per_layer + norms
+        n += self.max_seq_len * C if self.pos == "learned" else 0
+        n += Vp * C if self.untied_head else 0
+        return n
 
     def flops_per_token(self, seq_len: int) -> int:
         """llm.c's MFU numerator: 6N + 6*L*C*T flops per token (forward and backward)."""
         return 6 * self.num_parameters() + 6 * self.n_layer * self.n_embd * seq_len
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The shape alone for a classic model (config.json and checkpoints as llm.c-compatible runs write them),
+        every field otherwise."""
+        fields = dataclasses.asdict(self)
+        return {k: fields[k] for k in SHAPE_FIELDS} if self.classic else fields
+
+
+SHAPE_FIELDS = ("n_layer", "n_head", "n_embd", "vocab_size", "max_seq_len", "padded_vocab_size")
 
 
 _DEPTH_RE = re.compile(r"^(?:gpt2:)?d(\d+)$")
@@ -515,10 +564,6 @@ def resolve(cfg: TrainConfig, env: Environment) -> ResolvedConfig:
     mcfg, init_source = _model_config(cfg, env, lv)
     if cfg.seq_len > mcfg.max_seq_len:
         raise UserError(f"-t {cfg.seq_len} exceeds the model's max sequence length {mcfg.max_seq_len}")
-    arch = recipe.architecture_of(mcfg)
-    if cfg.fp8 and arch:
-        raise UserError("--fp8 1: FP8 matmuls are implemented for the GPT-2 architecture only; drop --fp8 or "
-                        "the modern architecture levers")  # fmt: skip
     on_cuda = env.device.type == "cuda"
     fast = on_cuda and not cfg.plain  # the fast paths: fused kernels, torch.compile, bf16 parameters
     several = env.world_size > 1
@@ -551,9 +596,9 @@ def resolve(cfg: TrainConfig, env: Environment) -> ResolvedConfig:
                         "many (or -r 3 for all)")  # fmt: skip
 
     # -ge as llm.c's: 1 GELU in c_fc's cuBLASLt epilogue, 2 also in the backward one (the fastest on an H100,
-    # BENCHMARKS.md); its epilogues are bf16 GELU, so neither FP8 nor a relu2 MLP has them
+    # BENCHMARKS.md); its epilogues are bf16 GELU with a bias, so neither FP8 nor a relu2 or bias-free MLP has them
     gelu_fusion = cfg.gelu_fusion if cfg.gelu_fusion >= 0 else 2 * int(fast)
-    if cfg.fp8 or arch.get("mlp") == "relu2":
+    if cfg.fp8 or mcfg.mlp != "gelu" or not mcfg.bias:
         gelu_fusion = 0
     accumulate = cfg.accumulate_in_matmul
     if accumulate == -1:
@@ -599,7 +644,7 @@ def auto_accumulate_in_matmul(bf16_params: int, master_weights: int, recompute: 
     """``--accumulate-in-matmul -1``: on (1) where ``.grad`` is one flat bf16 buffer that persists over the
     micro-steps (build_optimizer's flat layout in one process, AdamW, the fast path); elsewhere a layer would
     see no usable ``.grad`` and let autograd sum anyway (grad_accum.py). Off with -r 3, where no block would use
-    it (GPT.configure_fast_paths leaves it off in blocks recomputed whole)."""
+    it (accelerate() leaves it off in blocks recomputed whole)."""
     bf16_model = bool(bf16_params) or not master_weights
     return int(fast and not several_processes and bf16_model and recompute < 3 and optimizer == "adamw")
 

@@ -65,7 +65,7 @@ def load_model(source: str, device: str | torch.device = "cpu", expect: ModelCon
     With ``expect``, a file of another shape is a UserError naming the file and both shapes.
     """
     from gpt2train.formats.load import load_pretrained
-    from gpt2train.model_modern import model_for
+    from gpt2train.model import GPT
 
     cfg, sd = load_pretrained(source)
     if expect is not None:
@@ -77,7 +77,7 @@ def load_model(source: str, device: str | torch.device = "cpu", expect: ModelCon
         ]
         if diff:
             raise UserError(f"model {source} has another shape than the config: " + ", ".join(diff))
-    model = model_for(cfg)  # GPT, or ModernGPT for a modern model file
+    model = GPT(cfg)
     try:
         model.load_state_dict(sd, strict=True)
     except RuntimeError as e:

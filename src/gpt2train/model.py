@@ -1,14 +1,32 @@
-"""GPT-2 as llm.c trains it, in plain PyTorch, readable top to bottom.
+"""GPT-2 as llm.c trains it, and the modern recipe's architecture levers, in plain PyTorch, read top to bottom.
 
-Pre-LayerNorm transformer with learned position embeddings, GELU (tanh), biases everywhere,
-the token embedding tied to the output layer, and the vocabulary padded (50257 -> 50304) so that
-matrix shapes are friendly; padded rows are never predicted (the loss and the logits see only
-``vocab_size`` columns). Initialisation is llm.c's: N(0, 0.02), residual projections scaled by
-1/sqrt(2L), biases zero, LayerNorm weights one.
+With every lever at its default (``ModelConfig.classic``) this is llm.c's GPT-2: a pre-LayerNorm transformer
+with learned position embeddings, GELU (tanh), biases everywhere, the token embedding tied to the output
+layer, and the vocabulary padded (50257 -> 50304) so that matrix shapes are friendly; padded rows are never
+predicted (the loss and the logits see only ``vocab_size`` columns). Initialisation is llm.c's: N(0, 0.02),
+residual projections scaled by 1/sqrt(2L), biases zero, LayerNorm weights one.
 
-Fast paths (a fused output layer + cross-entropy, activation recomputation, GELU fused into the
-MLP's matmuls) are switched on by the trainer through ``GPT.configure_fast_paths``; with them off,
-this file is the whole model.
+The levers (ModelConfig's fields, set by ``gpt2train.recipe``), each switchable on its own, so an ablation
+"classic + one lever" changes exactly one thing (parameter names and init draws stay the same):
+
+- ``pos="rotary"``: no position table; queries and keys are rotated by position (RoPE, base ``rope_base``,
+  the first and second halves of each head form the rotated pairs).
+- ``qk_norm=True``: queries and keys are RMS-normalised per head before attention (no gains).
+- ``mlp="relu2"``: the MLP activation is relu(x)**2 instead of GELU.
+- ``norm="rmsnorm"``: parameter-free RMSNorm everywhere, linears without biases, and the token embedding
+  normalised right after the lookup.
+- ``zero_init_proj=True``: the attention and MLP output projections (and an untied head) start at zero, so
+  every block starts as the identity.
+- ``untied_head=True``: the output layer ``lm_head`` is its own matrix; with ``norm="rmsnorm"`` the token
+  embedding is drawn from N(0, 1) (it is normalised anyway, and the embedding lr assumes it).
+- ``logit_softcap=c > 0``: logits are squashed to (-c, c) by c * tanh(logits / c).
+
+Fast paths (the fused classifier, activation recomputation, GELU in the matmul epilogues, FP8 matmuls,
+gradients summed by the matmuls, torch.compile) are applied from outside by ``train/accelerate.py``, which
+swaps modules and keeps every parameter; this file is the reference they are tested against.
+
+It imports only torch (the reference loss comes from gpt2train.kernels when that is installed), so the
+HuggingFace export ships this file itself as the exported model's code (formats/hf_modern.py).
 """
 
 from __future__ import annotations
@@ -22,115 +40,232 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.checkpoint import checkpoint
 
-from gpt2train.config import ModelConfig
-from gpt2train.kernels.grad_accum import accumulating, linear_accumulate
+try:
+    from gpt2train.kernels.fused_classifier import plain_classifier_loss
+except ImportError:  # shipped alone in a HuggingFace export, whose wrapper computes the loss from the logits
+    plain_classifier_loss = None
 
 
-class Linear(nn.Linear):
-    """``nn.Linear`` whose matmuls can run in FP8 (``fp8``: 1, or 2 with the gradient matmuls in FP8's fast
-    accumulation too) and whose backward can add its gradients into ``.grad`` itself (``accumulate_grad``); both
-    set by ``GPT.configure_fast_paths``."""
+# -- building blocks --------------------------------------------------------------------------------------------
 
-    fp8 = 0
-    accumulate_grad = False
+
+def rms_norm(x: torch.Tensor) -> torch.Tensor:
+    return F.rms_norm(x, (x.size(-1),), eps=1e-6)
+
+
+class RMSNorm(nn.Module):
+    """Parameter-free RMSNorm over the last dimension."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.fp8:
-            from gpt2train.kernels.fp8_linear import fp8_linear
+        return rms_norm(x)
 
-            return fp8_linear(x, self.weight, self.bias, backward_fast_accum=self.fp8 == 2)
-        grads = accumulating(self)
-        if grads is not None:
-            return linear_accumulate(x, self.weight, self.bias, *grads)
-        return super().forward(x)
+
+def make_norm(cfg) -> nn.Module:
+    return nn.LayerNorm(cfg.n_embd) if cfg.norm == "layernorm" else RMSNorm()
+
+
+def gelu(h: torch.Tensor) -> torch.Tensor:
+    return F.gelu(h, approximate="tanh")
+
+
+def relu2(h: torch.Tensor) -> torch.Tensor:
+    return F.relu(h).square()
+
+
+ACTIVATIONS = {"gelu": gelu, "relu2": relu2}
+
+
+def rotary_tables(cfg, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos, sin of shape (max_seq_len, head_size / 2): angle p * base**(-2i / head_size)."""
+    hs = cfg.n_embd // cfg.n_head
+    inv_freq = cfg.rope_base ** (-torch.arange(0, hs, 2, dtype=torch.float32, device=device) / hs)
+    angles = torch.outer(torch.arange(cfg.max_seq_len, dtype=torch.float32, device=device), inv_freq)
+    return angles.cos(), angles.sin()
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate (B, nh, T, hs) by position: pairs are (x[..., i], x[..., i + hs/2]); cos/sin are (T, hs/2)."""
+    x1, x2 = x.chunk(2, dim=-1)
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
+
+class KVCache:
+    """Keys and values of the tokens fed so far, per layer (B, n_head, max_seq_len, head_size), for generation:
+    each forward appends its new tokens' keys and values, and its queries attend to every cached position up to
+    their own. ``length`` is how many positions are filled (the model advances it)."""
+
+    def __init__(self, cfg, batch: int, device, dtype):
+        shape = (batch, cfg.n_head, cfg.max_seq_len, cfg.n_embd // cfg.n_head)
+        self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layer)]
+        self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layer)]
+        self.length = 0
+
+    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store the new keys and values (B, nh, T, hs) of ``layer``; return all of its keys and values so far."""
+        P, T = self.length, k.size(2)
+        self.k[layer][:, :, P : P + T] = k
+        self.v[layer][:, :, P : P + T] = v
+        return self.k[layer][:, :, : P + T], self.v[layer][:, :, : P + T]
+
+
+# -- the transformer --------------------------------------------------------------------------------------------
 
 
 class CausalSelfAttention(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg, layer: int = 0):
         super().__init__()
         self.n_head = cfg.n_head
-        self.c_attn = Linear(cfg.n_embd, 3 * cfg.n_embd)  # llm.c's qkvw / qkvb
-        self.c_proj = Linear(cfg.n_embd, cfg.n_embd)  # attprojw / attprojb
+        self.qk_norm = cfg.qk_norm
+        self.layer = layer  # its place in a KVCache
+        # one fused q|k|v matrix (llm.c's qkvw / qkvb; Muon orthogonalises its three blocks separately)
+        self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)
+        self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)  # attprojw / attprojb
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rope: tuple | None = None, kv_cache: KVCache | None = None) -> torch.Tensor:
+        """``rope``: (cos, sin) of x's positions with rotary embeddings, else None."""
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        if self.qk_norm:
+            q, k = rms_norm(q), rms_norm(k)
+        if rope is not None:
+            q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
+        if kv_cache is None:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:  # new query i (absolute position P+i) sees keys 0 .. P+i
+            P = kv_cache.length
+            k, v = kv_cache.append(self.layer, k, v)
+            mask = torch.arange(P + T, device=x.device)[None, :] <= torch.arange(P, P + T, device=x.device)[:, None]
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
 
 
 class MLP(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg):
         super().__init__()
-        self.c_fc = Linear(cfg.n_embd, 4 * cfg.n_embd)  # fcw / fcb
-        self.c_proj = Linear(4 * cfg.n_embd, cfg.n_embd)  # fcprojw / fcprojb
-        self.recompute_gelu = False
-        self.gelu_fusion = 0  # llm.c's -ge: 0 off, 1 forward, 2 forward and backward
-
-    def _gelu_proj(self, h: torch.Tensor) -> torch.Tensor:
-        return self.c_proj(F.gelu(h, approximate="tanh"))
+        self.c_fc = nn.Linear(cfg.n_embd, 4 * cfg.n_embd, bias=cfg.bias)  # fcw / fcb
+        self.c_proj = nn.Linear(4 * cfg.n_embd, cfg.n_embd, bias=cfg.bias)  # fcprojw / fcprojb
+        self.activation = ACTIVATIONS[cfg.mlp]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.gelu_fusion and not self.recompute_gelu:
-            # llm.c's -ge: GELU in the cuBLASLt epilogue of c_fc (1), and of c_proj's input gradient too (2)
-            from gpt2train.kernels.gelu_mlp import gelu_mlp
-
-            backward = "dgelu" if self.gelu_fusion >= 2 else "plain"
-            fc, proj = accumulating(self.c_fc), accumulating(self.c_proj)
-            grads = (*fc, *proj) if fc and proj else None
-            return gelu_mlp(x, self.c_fc.weight, self.c_fc.bias, self.c_proj.weight, self.c_proj.bias, backward, grads)
-        h = self.c_fc(x)
-        if self.recompute_gelu and torch.is_grad_enabled():
-            # llm.c's -r 1: keep only the pre-GELU activation; backward recomputes GELU (not the matmul).
-            # Compiled, the partitioner decides what to save and would keep GELU's output too: a checkpointed
-            # GELU tells it to recompute; eager, gelu_linear saves only h (c_proj would save GELU's output),
-            # unless c_proj runs in FP8, which saves its own one-byte copy of its input
-            if torch.compiler.is_compiling() or self.c_proj.fp8:
-                return self.c_proj(checkpoint(F.gelu, h, approximate="tanh", use_reentrant=False))
-            from gpt2train.kernels.gelu_linear import gelu_linear
-
-            return gelu_linear(h, self.c_proj.weight, self.c_proj.bias, accumulating(self.c_proj))
-        return self._gelu_proj(h)
+        return self.c_proj(self.activation(self.c_fc(x)))
 
 
 class Block(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg, layer: int = 0):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(cfg.n_embd)
-        self.attn = CausalSelfAttention(cfg)
-        self.ln_2 = nn.LayerNorm(cfg.n_embd)
+        self.ln_1 = make_norm(cfg)
+        self.attn = CausalSelfAttention(cfg, layer)
+        self.ln_2 = make_norm(cfg)
         self.mlp = MLP(cfg)
-        self.recompute = 0  # -r, set by GPT.configure_fast_paths: 2 and 3 are handled here
 
-    def _ln_attn(self, x):
-        return self.attn(self.ln_1(x))
-
-    def _ln_mlp(self, x):
-        return self.mlp(self.ln_2(x))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.recompute >= 2 and torch.is_grad_enabled():
-            if self.recompute == 2 and torch.compiler.is_compiling():
-                # llm.c's -r 2: the LayerNorm outputs are recomputed from the block's input, not stored. A
-                # checkpointed LayerNorm (with autocast's cast) tells the compiler's partitioner so
-                x = x + self.attn(checkpoint(_norm, self.ln_1, x, use_reentrant=False))
-                return x + self.mlp(checkpoint(_norm, self.ln_2, x, use_reentrant=False))
-            # -r 3, and -r 2 eager (where the matmuls would save the LayerNorm outputs anyway): each sublayer
-            # is recomputed whole from its input, so a block keeps only that
-            x = x + checkpoint(self._ln_attn, x, use_reentrant=False)
-            return x + checkpoint(self._ln_mlp, x, use_reentrant=False)
-        x = x + self.attn(self.ln_1(x))
+    def forward(self, x: torch.Tensor, rope: tuple | None = None, kv_cache: KVCache | None = None) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), rope, kv_cache)
         return x + self.mlp(self.ln_2(x))
 
 
-def _norm(ln: nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
-    """``ln(x)`` in the dtype the next matmul takes (autocast's), so that the cast is recomputed with it."""
-    y = ln(x)
-    dev = x.device.type
-    return y.to(torch.get_autocast_dtype(dev)) if torch.is_autocast_enabled(dev) else y
+class GPT(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.config = cfg
+        parts = dict(wte=nn.Embedding(cfg.padded_vocab_size, cfg.n_embd))
+        if cfg.pos == "learned":
+            parts["wpe"] = nn.Embedding(cfg.max_seq_len, cfg.n_embd)
+        parts["h"] = nn.ModuleList([Block(cfg, i) for i in range(cfg.n_layer)])
+        parts["ln_f"] = make_norm(cfg)
+        self.transformer = nn.ModuleDict(parts)
+        if cfg.untied_head:
+            self.lm_head = nn.Linear(cfg.n_embd, cfg.padded_vocab_size, bias=False)
+        if cfg.pos == "rotary":  # not in the state dict: init_weights computes them
+            cos, sin = rotary_tables(cfg)
+            self.register_buffer("rope_cos", cos, persistent=False)
+            self.register_buffer("rope_sin", sin, persistent=False)
+        # the output layer + mean cross-entropy; train/accelerate.py may swap in the fused one (kernels/)
+        self.classifier_loss: Callable | None = plain_classifier_loss
+
+    @torch.no_grad()
+    def init_weights(self, seed: int = 42) -> GPT:
+        """llm.c's initialisation (each weight its own draw, seeded by ``seed`` and its name), then the levers'
+        changes: zero output projections, and an N(0, 1) embedding when it is untied and normalised."""
+        cfg = self.config
+
+        def std_of(name: str, std: float) -> float:
+            if cfg.zero_init_proj and (name.endswith("c_proj.weight") or name == "lm_head.weight"):
+                return 0.0  # the block (or head) starts as a no-op; the optimizer moves it on step 0
+            return cfg.embed_std if name == "transformer.wte.weight" else std
+
+        init_llmc_(self, seed, std_of)
+        self.init_rotary()
+        return self
+
+    @torch.no_grad()
+    def init_rotary(self) -> None:
+        """Fill the rotary tables (build_model leaves buffers empty; they are not in the state dict)."""
+        if self.config.pos == "rotary":
+            cos, sin = rotary_tables(self.config)
+            self.rope_cos.copy_(cos)
+            self.rope_sin.copy_(sin)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    @property
+    def head_weight(self) -> torch.Tensor:
+        """The output layer: lm_head when untied, else the token embedding."""
+        return self.lm_head.weight if self.config.untied_head else self.transformer.wte.weight
+
+    # -- forward --------------------------------------------------------------------------------------------
+    def embed(self, idx: torch.Tensor, pos_offset: int = 0) -> torch.Tensor:
+        """The residual stream (B, T, C) of token ids (B, T) at positions ``pos_offset`` onwards."""
+        T = idx.shape[1]
+        if pos_offset + T > self.config.max_seq_len:
+            raise ValueError(f"sequence of {pos_offset + T} tokens exceeds max_seq_len {self.config.max_seq_len}")
+        pos = torch.arange(pos_offset, pos_offset + T, device=idx.device)
+        x = self.transformer.wte(idx)
+        if self.config.norm == "rmsnorm":
+            x = rms_norm(x)
+        if self.config.pos == "learned":
+            x = x + self.transformer.wpe(pos)
+        if torch.is_autocast_enabled(x.device.type):
+            # the residual stream in the compute dtype, as llm.c keeps it: half the activation memory and
+            # memory traffic of fp32 (the norms still compute in fp32 under autocast)
+            x = x.to(torch.get_autocast_dtype(x.device.type))
+        return x
+
+    def hidden_states(self, idx: torch.Tensor, pos_offset: int = 0, kv_cache: KVCache | None = None) -> torch.Tensor:
+        """Final norm output (B, T, C) for token ids (B, T) at positions ``pos_offset`` onwards."""
+        x = self.embed(idx, pos_offset)
+        rope = None
+        if self.config.pos == "rotary":
+            end = pos_offset + idx.shape[1]
+            rope = self.rope_cos[pos_offset:end], self.rope_sin[pos_offset:end]
+        for block in self.transformer.h:
+            x = block(x, rope, kv_cache)
+        return self.transformer.ln_f(x)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits over the real (unpadded) vocabulary, soft-capped when the config says so."""
+        logits = F.linear(x, self.head_weight)[..., : self.config.vocab_size]
+        c = self.config.logit_softcap
+        return c * torch.tanh(logits / c) if c else logits
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, kv_cache: KVCache | None = None):
+        """Without targets: logits (B, T, V). With targets: the mean cross-entropy loss (a scalar). With a
+        ``kv_cache``, ``idx`` continues the tokens cached so far (their keys and values are appended to it)."""
+        if kv_cache is None:
+            x = self.hidden_states(idx)
+        else:
+            x = self.hidden_states(idx, kv_cache.length, kv_cache)
+            kv_cache.length += idx.shape[1]
+        if targets is None:
+            return self.logits(x)
+        return self.classifier_loss(x, self.head_weight, targets, self.config.vocab_size,
+                                    softcap=self.config.logit_softcap)  # fmt: skip
+
+
+# -- initialisation ---------------------------------------------------------------------------------------------
 
 
 @torch.no_grad()
@@ -169,116 +304,10 @@ def param_seed(seed: int, name: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}/{name}".encode()).digest()[:8], "little")
 
 
-def plain_classifier_loss(
-    x: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, vocab_size: int, softcap: float = 0.0
-) -> torch.Tensor:
-    """Reference output layer + mean cross-entropy over the unpadded vocabulary, in fp32.
-
-    ``softcap`` > 0 squashes the logits to (-softcap, softcap) by softcap * tanh(logits / softcap) first
-    (the modern recipe's ``--logit-softcap``)."""
-    logits = F.linear(x, weight)[..., :vocab_size].float()
-    if softcap:
-        logits = softcap * torch.tanh(logits / softcap)
-    return F.cross_entropy(logits.reshape(-1, vocab_size), targets.reshape(-1), ignore_index=-1)
-
-
-class GPT(nn.Module):
-    def __init__(self, cfg: ModelConfig):
-        super().__init__()
-        self.config = cfg
-        self.transformer = nn.ModuleDict(
-            dict(
-                wte=nn.Embedding(cfg.padded_vocab_size, cfg.n_embd),
-                wpe=nn.Embedding(cfg.max_seq_len, cfg.n_embd),
-                h=nn.ModuleList([Block(cfg) for _ in range(cfg.n_layer)]),
-                ln_f=nn.LayerNorm(cfg.n_embd),
-            )
-        )
-        self.classifier_loss: Callable = plain_classifier_loss
-
-    # -- construction -------------------------------------------------------------------------
-    @torch.no_grad()
-    def init_weights(self, seed: int = 42) -> GPT:
-        """llm.c's initialisation, drawn from a generator seeded with ``seed``."""
-        return init_llmc_(self, seed)
-
-    def configure_fast_paths(
-        self,
-        recompute: int = 0,
-        classifier_loss: Callable | None = None,
-        gelu_fusion: int = 0,
-        fp8: int = 0,
-        accumulate_grads: bool = False,
-        recompute_whole: int = 0,
-    ) -> None:
-        """Switch activation recomputation (0/1/2 as llm.c's -r; 3: each block's sublayers whole; the first
-        ``recompute_whole`` blocks as 3 whatever ``recompute`` says), the classifier implementation, GELU fused
-        into the MLP's matmuls (llm.c's -ge; -r 1 and up keep their own GELU path), FP8 matmuls in the blocks'
-        linear layers (``kernels/fp8_linear.py``; 2: the gradient matmuls in fast accumulation too; the -ge
-        epilogues are bf16, so FP8 turns them off) and the blocks' weight gradients added into ``.grad``
-        by their matmuls (``kernels/grad_accum.py``: only where ``.grad`` is a persistent buffer nothing
-        else hooks)."""
-        for i, block in enumerate(self.transformer.h):
-            block.recompute = 3 if i < recompute_whole else int(recompute)
-            block.mlp.recompute_gelu = block.recompute >= 1
-            block.mlp.gelu_fusion = 0 if fp8 else int(gelu_fusion)
-            for layer in (block.attn.c_attn, block.attn.c_proj, block.mlp.c_fc, block.mlp.c_proj):
-                layer.fp8 = int(fp8)
-                # not in a block recomputed whole: compiled on CUDA, that recompute would then keep every
-                # matmul's input (35,200 against 3,200 bytes per layer and token at d48, BENCHMARKS.md round 15)
-                layer.accumulate_grad = bool(accumulate_grads) and block.recompute < 3
-        self.classifier_loss = classifier_loss or plain_classifier_loss
-        device = self.transformer.wte.weight.device
-        if gelu_fusion and not fp8 and device.type == "cuda":
-            from gpt2train.kernels import cublaslt
-
-            cublaslt.prepare(device)  # its workspace outside any CUDA-graph pool (--compile-mode reduce-overhead)
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
-    # -- forward ------------------------------------------------------------------------------
-    def embed(self, idx: torch.Tensor, pos_offset: int = 0) -> torch.Tensor:
-        """Token plus position embeddings (B, T, C) of token ids (B, T) starting at ``pos_offset``."""
-        T = idx.shape[1]
-        if pos_offset + T > self.config.max_seq_len:
-            raise ValueError(f"sequence of {pos_offset + T} tokens exceeds max_seq_len {self.config.max_seq_len}")
-        pos = torch.arange(pos_offset, pos_offset + T, device=idx.device)
-        x = self.transformer.wte(idx) + self.transformer.wpe(pos)
-        if torch.is_autocast_enabled(x.device.type):
-            # the residual stream in the compute dtype, as llm.c keeps it: half the activation memory and
-            # memory traffic of fp32 (LayerNorm still computes in fp32 under autocast)
-            x = x.to(torch.get_autocast_dtype(x.device.type))
-        return x
-
-    def hidden_states(self, idx: torch.Tensor, pos_offset: int = 0) -> torch.Tensor:
-        """Final LayerNorm output (B, T, C) for token ids (B, T)."""
-        x = self.embed(idx, pos_offset)
-        for block in self.transformer.h:
-            x = block(x)
-        return self.transformer.ln_f(x)
-
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits over the real (unpadded) vocabulary; the output layer is tied to wte."""
-        return F.linear(x, self.transformer.wte.weight)[..., : self.config.vocab_size]
-
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
-        """Without targets: logits (B, T, V). With targets: the mean cross-entropy loss (a scalar)."""
-        x = self.hidden_states(idx)
-        if targets is None:
-            return self.logits(x)
-        return self.classifier_loss(x, self.transformer.wte.weight, targets, self.config.vocab_size)
-
-
-def build_model(cfg: ModelConfig, seed: int = 42) -> GPT:
-    """A freshly initialised GPT-2 of shape ``cfg`` (fp32, on the CPU)."""
-    return init_on_cpu(GPT, cfg, seed)
-
-
-def init_on_cpu(model_cls: Callable[[ModelConfig], nn.Module], cfg: ModelConfig, seed: int) -> nn.Module:
-    """``model_cls(cfg)`` made on the meta device, given CPU memory and initialised by its ``init_weights(seed)``
-    alone: PyTorch's default initialisation, which that overwrites, took most of d48's start-up (tens of seconds
-    of CPU draws). ``init_weights`` must set every parameter and buffer."""
+def build_model(cfg, seed: int = 42) -> GPT:
+    """A freshly initialised GPT of config ``cfg`` (fp32, on the CPU). Made on the meta device and given memory
+    without PyTorch's default initialisation, which ``init_weights`` overwrites anyway (it took most of d48's
+    start-up: tens of seconds of CPU draws)."""
     with torch.device("meta"):
-        model = model_cls(cfg)
+        model = GPT(cfg)
     return model.to_empty(device="cpu").init_weights(seed)

@@ -27,6 +27,8 @@ are on the careful side rather than tuned here.
 
 from __future__ import annotations
 
+import dataclasses
+
 from gpt2train.config import ModelConfig, TrainConfig
 from gpt2train.errors import UserError
 
@@ -73,12 +75,10 @@ def apply_architecture(mcfg: ModelConfig, lv: dict) -> ModelConfig:
     arch = architecture(lv)
     if not arch:
         return mcfg
-    from gpt2train.model_modern import ModernConfig
-
-    for key in ("qk_norm", "zero_init_proj", "untied_head"):
+    for key in _SWITCHES:
         if key in arch:
             arch[key] = bool(arch[key])
-    return ModernConfig(**{**mcfg.to_dict(), **arch})
+    return dataclasses.replace(mcfg, **arch)
 
 
 def resolved_levers(lv: dict, mcfg: ModelConfig, lr: float) -> dict:

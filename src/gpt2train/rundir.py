@@ -33,9 +33,7 @@ def model_path(out_dir: str, step: int, ext: str | None = None) -> str:
 
 def model_ext(model_cfg) -> str:
     """.safetensors for a modern-architecture model, .bin (llm.c's format) for GPT-2."""
-    from gpt2train.model_modern import is_modern
-
-    return ".safetensors" if is_modern(model_cfg) else ".bin"
+    return ".bin" if model_cfg.classic else ".safetensors"
 
 
 def state_path(out_dir: str, step: int, rank: int) -> str:

@@ -1,13 +1,11 @@
-"""Text generation: a KV-cached forward over the model's own weights, and sampling.
+"""Text generation: sampling from the model's logits, with its KV cache (model.KVCache).
 
-The cached forward walks the same modules as ``GPT.hidden_states`` (so weights are shared and a
-freshly trained model can be sampled mid-run), but per block it computes q, k, v only for the new
-tokens, appends k and v to a preallocated cache, and attends from the new positions to every
-cached position up to and including their own.
+With a cache the model sees each token once: a forward over the new tokens appends their keys and values and
+attends to every cached position up to theirs (model.py's attention, the one used for training).
 
 When a sequence outgrows the model's context (``max_seq_len``), generation continues on the last
-``max_seq_len`` tokens, recomputing that window every step (position embeddings are absolute, so a
-cache cannot slide); cached and uncached generation then agree token for token.
+``max_seq_len`` tokens, recomputing that window every step (a cache cannot slide: learned positions are
+absolute); cached and uncached generation then agree token for token.
 """
 
 from __future__ import annotations
@@ -17,50 +15,15 @@ import contextlib
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 
 from gpt2train.evaluate import unwrap
-
-
-class KVCache:
-    """Per-layer key/value tensors (B, n_head, max_seq_len, head_size) and the filled length."""
-
-    def __init__(self, model, batch: int, device, dtype):
-        cfg = model.config
-        hs = cfg.n_embd // cfg.n_head
-        shape = (batch, cfg.n_head, cfg.max_seq_len, hs)
-        self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layer)]
-        self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layer)]
-        self.length = 0
+from gpt2train.model import KVCache
 
 
 @torch.no_grad()
 def cached_forward(model, idx: torch.Tensor, cache: KVCache) -> torch.Tensor:
     """Logits (B, V) of the last position after feeding ``idx`` (B, Tnew) past the cached tokens."""
-    m = unwrap(model)
-    if hasattr(m, "forward_with_cache"):  # ModernGPT (rotary, QK-norm) brings its own cached forward
-        return m.forward_with_cache(idx, cache)
-    B, Tn = idx.shape
-    P = cache.length
-    tr = m.transformer
-    x = m.embed(idx, P)
-    pos = torch.arange(P, P + Tn, device=idx.device)
-    # new query i (absolute position P+i) may see keys 0 .. P+i
-    mask = torch.arange(P + Tn, device=idx.device)[None, :] <= pos[:, None]
-    for layer, block in enumerate(tr.h):
-        attn = block.attn
-        C = x.size(-1)
-        nh = attn.n_head
-        q, k, v = attn.c_attn(block.ln_1(x)).split(C, dim=2)
-        q, k, v = (t.view(B, Tn, nh, C // nh).transpose(1, 2) for t in (q, k, v))
-        cache.k[layer][:, :, P : P + Tn] = k
-        cache.v[layer][:, :, P : P + Tn] = v
-        keys, values = cache.k[layer][:, :, : P + Tn], cache.v[layer][:, :, : P + Tn]
-        y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
-        x = x + attn.c_proj(y.transpose(1, 2).contiguous().view(B, Tn, C))
-        x = x + block.mlp(block.ln_2(x))
-    cache.length = P + Tn
-    return m.logits(tr.ln_f(x[:, -1]))
+    return unwrap(model)(idx, kv_cache=cache)[:, -1]
 
 
 def sample_next(
@@ -123,7 +86,7 @@ def generate(
     new: list[int] = []
     cache = None
     if use_cache:
-        cache = KVCache(m, 1, device, autocast_dtype or m.transformer.wte.weight.dtype)
+        cache = KVCache(m.config, 1, device, autocast_dtype or m.transformer.wte.weight.dtype)
     pending = seq[-T:]  # tokens not yet fed to the cache
     autocast = (
         torch.autocast(device_type=device.type, dtype=autocast_dtype) if autocast_dtype else contextlib.nullcontext()
@@ -136,7 +99,7 @@ def generate(
                 else:
                     cache = None  # the context is full: recompute the last T tokens from here on
                     window = torch.tensor([seq[-T:]], device=device)
-                    logits = m.logits(m.hidden_states(window)[:, -1])
+                    logits = m.logits(m.hidden_states(window)[:, -1])  # the last position only
             tok = int(sample_next(logits, temperature, top_k, top_p, generator)[0])
             seq.append(tok)
             new.append(tok)

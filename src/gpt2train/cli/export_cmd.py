@@ -29,10 +29,9 @@ def run(args) -> int:
 
 def _export(args) -> int:
     from gpt2train.formats.load import load_pretrained
-    from gpt2train.model_modern import is_modern
 
     cfg, sd = load_pretrained(args.model)
-    if args.to == "hf" and is_modern(cfg):  # a trust_remote_code directory (formats/hf_modern.py)
+    if args.to == "hf" and not cfg.classic:  # a trust_remote_code directory (formats/hf_modern.py)
         from gpt2train.formats.hf_modern import write_modern_hf_dir
 
         write_modern_hf_dir(args.output, cfg, sd, dtype=args.dtype)
@@ -40,7 +39,7 @@ def _export(args) -> int:
         from gpt2train.formats.hf import write_hf_dir
 
         write_hf_dir(args.output, cfg, sd, dtype=args.dtype)
-    elif is_modern(cfg):
+    elif not cfg.classic:
         raise UserError(f"{args.model} is a modern-recipe model: llm.c's format cannot hold it; use --to hf")
     else:
         from gpt2train.formats.llmc_model import write_llmc_model

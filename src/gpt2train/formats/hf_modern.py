@@ -1,12 +1,13 @@
-"""HuggingFace export of a modern-recipe model: a self-contained ``trust_remote_code`` directory.
+"""HuggingFace export of a model with architecture levers: a self-contained ``trust_remote_code`` directory.
 
 No transformers architecture matches every lever combination exactly (rotary + parameter-free
-QK-norm + un-gated relu^2 + soft-capped logits), so the directory brings its own modeling file:
+QK-norm + un-gated relu^2 + soft-capped logits), so the directory brings gpt2train's own model:
 
-    config.json                       model_type "gpt2train_modern", the ModernConfig fields, auto_map
-    modeling_gpt2train_modern.py      a copy of formats/hf_modern_modeling.py (torch + transformers only)
-    model.safetensors                 our state dict, names unchanged (the padded vocab rows kept)
-    tokenizer files                   GPT-2's, as the classic export writes them
+    config.json                 model_type "gpt2train_modern", the ModelConfig fields, auto_map
+    modeling_gpt2train.py       a copy of formats/hf_modeling.py: the transformers wrapper
+    gpt2train_model.py          a copy of gpt2train/model.py, the model itself (it imports only torch)
+    model.safetensors           our state dict, names unchanged (the padded vocab rows kept)
+    tokenizer files             GPT-2's, as the classic export writes them
 
 Load it with ``AutoModelForCausalLM.from_pretrained(dir, trust_remote_code=True)``. ``gpt2train eval /
 sample / export -e DIR`` read it back without running its code (they read config.json and the weights).
@@ -21,17 +22,17 @@ from pathlib import Path
 
 import torch
 
+from gpt2train.config import ModelConfig
 from gpt2train.errors import UserError
 from gpt2train.formats.json_text import read_json_object
-from gpt2train.model_modern import ModernConfig
 
 MODEL_TYPE = "gpt2train_modern"
-MODULE = "modeling_gpt2train_modern"
+MODULE = "modeling_gpt2train"
 
 
-def write_modern_hf_dir(path: str | os.PathLike, cfg: ModernConfig, sd: dict[str, torch.Tensor],
+def write_modern_hf_dir(path: str | os.PathLike, cfg: ModelConfig, sd: dict[str, torch.Tensor],
                         dtype: str = "fp32") -> None:  # fmt: skip
-    """Write the trust_remote_code directory for a ModernGPT of config ``cfg`` and weights ``sd``."""
+    """Write the trust_remote_code directory for a GPT of config ``cfg`` (not classic) and weights ``sd``."""
     from safetensors.torch import save_file
 
     from gpt2train.formats.hf import write_tokenizer_files
@@ -47,14 +48,15 @@ def write_modern_hf_dir(path: str | os.PathLike, cfg: ModernConfig, sd: dict[str
     tmp = path / "model.safetensors.tmp"
     save_file(tensors, str(tmp), metadata={"format": "pt"})
     os.replace(tmp, path / "model.safetensors")
-    shutil.copyfile(Path(__file__).with_name("hf_modern_modeling.py"), path / f"{MODULE}.py")
+    shutil.copyfile(Path(__file__).with_name("hf_modeling.py"), path / f"{MODULE}.py")
+    shutil.copyfile(Path(__file__).parent.parent / "model.py", path / "gpt2train_model.py")
     conf = {
         **cfg.to_dict(),
         "model_type": MODEL_TYPE,
-        "architectures": ["Gpt2TrainModernForCausalLM"],
+        "architectures": ["Gpt2TrainForCausalLM"],
         "auto_map": {
-            "AutoConfig": f"{MODULE}.Gpt2TrainModernConfig",
-            "AutoModelForCausalLM": f"{MODULE}.Gpt2TrainModernForCausalLM",
+            "AutoConfig": f"{MODULE}.Gpt2TrainConfig",
+            "AutoModelForCausalLM": f"{MODULE}.Gpt2TrainForCausalLM",
         },  # fmt: skip
         "tie_word_embeddings": False,
         "use_cache": False,
@@ -74,23 +76,23 @@ def is_modern_hf_dir(path: str | os.PathLike) -> bool:
         return False
 
 
-def read_modern_hf_dir(path: str | os.PathLike) -> tuple[ModernConfig, dict[str, torch.Tensor]]:
+def read_modern_hf_dir(path: str | os.PathLike) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
     """(config, fp32 state dict) of an exported modern directory; its modeling file is not run. The config's
     fields are type-checked and its tensors checked against the weights' header before any is read."""
     from safetensors.torch import load_file
 
     from gpt2train.config import model_config_from_dict
-    from gpt2train.model_modern import check_modern_weights
+    from gpt2train.formats.safetensors_model import check_safetensors_weights
 
     path = Path(path)
     source = path / "config.json"
     conf = read_json_object(source, "re-export the model")
-    fields = {k: conf[k] for k in ModernConfig.__dataclass_fields__ if k in conf}
-    cfg = model_config_from_dict(ModernConfig, fields, str(source))
+    fields = {k: conf[k] for k in ModelConfig.__dataclass_fields__ if k in conf}
+    cfg = model_config_from_dict(ModelConfig, fields, str(source))
     weights = path / "model.safetensors"
     if not weights.is_file():
         raise UserError(f"{path} has a config.json but no model.safetensors: re-export the model")
-    check_modern_weights(weights, cfg, f"{path} (config.json and model.safetensors)")
+    check_safetensors_weights(weights, cfg, f"{path} (config.json and model.safetensors)")
     try:
         sd = {k: v.float() for k, v in load_file(str(weights)).items()}
     except Exception as e:  # corrupt files: name the directory

@@ -13,7 +13,7 @@ from gpt2train.rundir import newest_model
 
 
 def load_pretrained(source: str) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
-    """(config, fp32 state dict) from an llm.c model .bin, a modern model .safetensors (model_modern.py),
+    """(config, fp32 state dict) from an llm.c model .bin, a modern model .safetensors (formats/safetensors_model.py),
     a run dir, or a HuggingFace GPT-2 dir."""
     if os.path.isdir(source):
         # the newest usable checkpoint, as resume picks it; damaged newer ones warned about on stderr
@@ -30,9 +30,9 @@ def load_pretrained(source: str) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
     if not os.path.exists(source):
         raise UserError(f"model {source!r} not found: give a preset (d12, gpt3:c768), an llm.c .bin, or a directory")
     if source.endswith(".safetensors"):
-        from gpt2train.model_modern import read_modern_model
+        from gpt2train.formats.safetensors_model import read_safetensors_model
 
-        return read_modern_model(source)
+        return read_safetensors_model(source)
     from gpt2train.formats.llmc_model import read_llmc_model
 
     return read_llmc_model(source)
@@ -42,9 +42,9 @@ def read_model_header(path: str) -> ModelConfig:
     """The config in a model file's header, its tensors unread: a modern model's .safetensors or an llm.c .bin
     (by the extension, as load_pretrained picks the reader); a UserError naming a damaged file."""
     if path.endswith(".safetensors"):
-        from gpt2train.model_modern import read_modern_header
+        from gpt2train.formats.safetensors_model import read_safetensors_header
 
-        return read_modern_header(path)
+        return read_safetensors_header(path)
     from gpt2train.formats.llmc_model import read_llmc_header
 
     return read_llmc_header(path)[0]

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gpt2train.kernels._triton import triton_available
-from gpt2train.kernels.fused_classifier import DEFAULT_CHUNK_ROWS, chunked_classifier_loss
+from gpt2train.kernels.fused_classifier import DEFAULT_CHUNK_ROWS, chunked_classifier_loss, plain_classifier_loss
 from gpt2train.kernels.gelu_linear import GeluLinear, gelu_linear, gelu_linear_reference
 from gpt2train.kernels.gelu_mlp import GeluMLP, gelu_mlp, gelu_mlp_reference
 from gpt2train.kernels.master_adamw import MasterAdamW, adamw_master_, adamw_master_reference
@@ -42,8 +42,8 @@ KERNELS: dict[str, KernelInfo] = {
         KernelInfo(
             "chunked_classifier_loss",
             "gpt2train.kernels.fused_classifier.chunked_classifier_loss",
-            "gpt2train.model.plain_classifier_loss",
-            "select_classifier_loss(True) -> GPT.configure_fast_paths(classifier_loss=...)",
+            "gpt2train.kernels.fused_classifier.plain_classifier_loss",
+            "--fused-classifier (train/accelerate.py FastPaths.fused_classifier): GPT.classifier_loss",
             False,
             "tests/test_kernels_classifier.py",
         ),
@@ -51,7 +51,7 @@ KERNELS: dict[str, KernelInfo] = {
             "gelu_linear",
             "gpt2train.kernels.gelu_linear.gelu_linear",
             "gpt2train.kernels.gelu_linear.gelu_linear_reference",
-            "-r 1 (MLP.recompute_gelu): gelu_linear(h, c_proj.weight, c_proj.bias)",
+            "-r 1 eager on GELU MLPs (train/accelerate.py): gelu_linear(h, c_proj.weight, c_proj.bias)",
             False,
             "tests/test_kernels_gelu_linear.py",
         ),
@@ -59,7 +59,7 @@ KERNELS: dict[str, KernelInfo] = {
             "gelu_mlp",
             "gpt2train.kernels.gelu_mlp.gelu_mlp",
             "gpt2train.kernels.gelu_mlp.gelu_mlp_reference",
-            "-ge 1/2 with -r 0 (MLP.gelu_fusion): GELU in cuBLASLt epilogues (ctypes; plain torch off CUDA)",
+            "-ge 1/2 with -r 0 (train/accelerate.py): GELU in cuBLASLt epilogues (ctypes; plain torch off CUDA)",
             False,
             "tests/test_kernels_gelu_mlp.py",
         ),
@@ -67,7 +67,7 @@ KERNELS: dict[str, KernelInfo] = {
             "fp8_linear",
             "gpt2train.kernels.fp8_linear.fp8_linear",
             "gpt2train.kernels.fp8_linear.fp8_linear_reference",
-            "--fp8 1|2 (model.Linear.fp8): the blocks' matmuls through torch._scaled_mm, per-tensor scales",
+            "--fp8 1|2 (train/accelerate.py): the blocks' matmuls through torch._scaled_mm, per-tensor scales",
             False,
             "tests/test_kernels_fp8_linear.py",
         ),
@@ -75,7 +75,7 @@ KERNELS: dict[str, KernelInfo] = {
             "linear_accumulate",
             "gpt2train.kernels.grad_accum.linear_accumulate",
             "torch.nn.functional.linear",
-            "--accumulate-in-matmul (model.Linear.accumulate_grad): weight gradients summed by the matmul",
+            "--accumulate-in-matmul (train/accelerate.py): weight gradients summed by the matmul",
             False,
             "tests/test_kernels_grad_accum.py",
         ),
@@ -106,10 +106,8 @@ def available() -> dict[str, bool]:
 
 
 def select_classifier_loss(enabled: bool, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Callable:
-    """The classifier loss to hand to ``GPT.configure_fast_paths``: chunked if enabled, else plain."""
+    """The classifier loss for ``GPT.classifier_loss``: chunked if enabled, else plain."""
     if not enabled:
-        from gpt2train.model import plain_classifier_loss
-
         return plain_classifier_loss
     if chunk_rows == DEFAULT_CHUNK_ROWS:
         return chunked_classifier_loss
@@ -122,6 +120,7 @@ __all__ = [
     "available",
     "select_classifier_loss",
     "chunked_classifier_loss",
+    "plain_classifier_loss",
     "GeluLinear",
     "gelu_linear",
     "gelu_linear_reference",

@@ -1,7 +1,7 @@
 """Output layer + cross-entropy without ever holding the full (B*T, Vp) logits.
 
-Reference: :func:`gpt2train.model.plain_classifier_loss` (logits = x @ W^T, sliced to
-``vocab_size``, fp32 mean cross-entropy, ``ignore_index=-1``).
+Reference: :func:`plain_classifier_loss` (logits = x @ W^T, sliced to ``vocab_size``, fp32 mean
+cross-entropy, ``ignore_index=-1``): the model's own loss head (model.py) unless the fast path is swapped in.
 
 The fast path, :func:`chunked_classifier_loss`, walks the rows of x in chunks. For each chunk it
 computes the logits, the fp32 log-softmax over the real vocabulary, the loss, and at once the
@@ -33,6 +33,19 @@ import torch.nn.functional as F
 from gpt2train.kernels._triton import interpreting, triton_available
 
 DEFAULT_CHUNK_ROWS = 16384  # 16384 x 50304 bf16 logits = 1.6 GB; big enough to keep the GPU busy
+
+
+def plain_classifier_loss(
+    x: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, vocab_size: int, softcap: float = 0.0
+) -> torch.Tensor:
+    """Reference output layer + mean cross-entropy over the unpadded vocabulary, in fp32.
+
+    ``softcap`` > 0 squashes the logits to (-softcap, softcap) by softcap * tanh(logits / softcap) first
+    (the modern recipe's ``--logit-softcap``)."""
+    logits = F.linear(x, weight)[..., :vocab_size].float()
+    if softcap:
+        logits = softcap * torch.tanh(logits / softcap)
+    return F.cross_entropy(logits.reshape(-1, vocab_size), targets.reshape(-1), ignore_index=-1)
 
 
 def _accumulate_fp32(dw: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
@@ -266,7 +279,7 @@ def chunked_classifier_loss(
 ) -> torch.Tensor:
     """Mean cross-entropy of ``x @ weight^T`` over the first ``vocab_size`` columns, chunked.
 
-    Same signature and result as :func:`gpt2train.model.plain_classifier_loss`: ``x`` is
+    Same signature and result as :func:`plain_classifier_loss`: ``x`` is
     (..., C), ``weight`` is (Vp, C) with Vp >= vocab_size, ``targets`` has x's leading shape with
     -1 for positions to ignore. Returns an fp32 scalar. Gradients for x and weight are computed
     during forward, one chunk of ``chunk_rows`` rows at a time, so the full logits never exist.
@@ -275,7 +288,7 @@ def chunked_classifier_loss(
     ``impl`` picks the per-chunk softmax / cross-entropy / gradient step: ``"torch"`` (plain ops),
     ``"triton"`` (one fused kernel; CUDA, or CPU under TRITON_INTERPRET=1) or ``"auto"`` (Triton
     on CUDA when installed, except while torch.compile traces, where inductor fuses the ops).
-    ``softcap`` > 0 soft-caps the logits first, as :func:`gpt2train.model.plain_classifier_loss` does.
+    ``softcap`` > 0 soft-caps the logits first, as :func:`plain_classifier_loss` does.
     """
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be positive, got {chunk_rows}")

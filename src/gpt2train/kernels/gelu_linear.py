@@ -5,11 +5,10 @@ Reference: the plain path ``F.linear(F.gelu(h, approximate="tanh"), W, b)`` (see
 linear layer's weight gradient): two activations of 4C per token per layer.
 
 :class:`GeluLinear` keeps only h (and W). Backward recomputes gelu(h), an elementwise op, for dW;
-it does not redo any matmul. ``torch.utils.checkpoint`` around GELU + c_proj (model.py's current
-``recompute_gelu``) saves the same memory but recomputes the c_proj matmul in backward.
+it does not redo any matmul. ``torch.utils.checkpoint`` around GELU + c_proj saves the same memory
+but recomputes the c_proj matmul in backward.
 
-Wiring into model.py's MLP: ``return gelu_linear(h, self.c_proj.weight, self.c_proj.bias)``
-when ``recompute_gelu`` is on.
+Wiring: train/accelerate.py's MLP for eager -r 1 returns ``gelu_linear(h, c_proj.weight, c_proj.bias)``.
 """
 
 from __future__ import annotations

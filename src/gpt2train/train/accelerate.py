@@ -1,6 +1,19 @@
-"""TEMPORARY shim (the model helper's accelerate.py replaces it): the fast paths of a model, in one call.
+"""The fast paths, applied to a plain model from outside (torchtitan's parallelize.py in spirit).
 
-Today's ``model.configure_fast_paths`` and the trainer's torch.compile code behind the interface the trainer uses.
+model.py is the reference; :func:`accelerate` turns its modules into faster ones that compute the same thing:
+
+- the blocks' linear layers into :class:`FastLinear` (FP8 matmuls, or weight gradients added into ``.grad`` by
+  the matmul: kernels/fp8_linear.py, kernels/grad_accum.py);
+- the MLPs into :class:`RecomputedMLP` (-r 1 and up: only the activation's input is kept) or
+  :class:`GeluFusedMLP` (-ge: GELU in cuBLASLt's matmul epilogues, kernels/gelu_mlp.py);
+- blocks into :class:`RecomputedBlock` (-r 2: the norms recomputed, -r 3: each sublayer recomputed whole);
+- ``GPT.classifier_loss`` into the chunked classifier (kernels/fused_classifier.py);
+- and then compiles each block, or the whole model.
+
+A module is swapped by changing its class to a subclass with another ``forward`` (as torch.nn.utils.parametrize
+does): the module object, its parameters (the same tensors, under the same names) and its place in the model stay,
+so the optimizer, checkpoints and state_dict keys see no difference. Applying ``FastPaths()`` gives the plain
+classes back; applying the same paths twice changes nothing.
 """
 
 from __future__ import annotations
@@ -8,37 +21,148 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn as nn
+from torch.utils.checkpoint import checkpoint
+
+from gpt2train.kernels.fp8_linear import fp8_linear
+from gpt2train.kernels.gelu_linear import gelu_linear
+from gpt2train.kernels.gelu_mlp import gelu_mlp
+from gpt2train.kernels.grad_accum import accumulating, linear_accumulate
+from gpt2train.model import GPT, MLP, Block, gelu
 
 
 @dataclass(frozen=True)
 class FastPaths:
-    recompute: int = 0
-    recompute_whole: int = 0
-    gelu_fusion: int = 0
-    fp8: int = 0
-    accumulate_grads: bool = False
+    recompute: int = 0  # llm.c's -r: 0 none, 1 the MLP activation, 2 also the norms, 3 each block's sublayers whole
+    recompute_whole: int = 0  # the first N blocks recomputed as -r 3, the rest at `recompute`
+    gelu_fusion: int = 0  # llm.c's -ge: 0 off, 1 GELU in c_fc's cuBLASLt epilogue, 2 also backward (GELU MLPs only)
+    fp8: int = 0  # 0 bf16, 1 FP8 matmuls in the blocks' linears, 2 also fast accumulation in the gradient matmuls
+    accumulate_grads: bool = False  # the blocks' matmuls add their weight gradients into .grad (kernels/grad_accum.py)
     fused_classifier: bool = False
-    classifier_chunk: int = 16384
+    classifier_chunk: int = 16384  # rows of logits at once; 0: all rows
     compile: bool = False
-    compile_scope: str = "blocks"
+    compile_scope: str = "blocks"  # blocks: each block compiled (one shared graph); model: the whole model
     compile_mode: str = "default"
 
 
-def accelerate(model, paths: FastPaths) -> torch.nn.Module:
-    """Switch ``model``'s fast paths on in place; returns the module the training step calls (``model`` itself, or
-    torch.compile(model) for compile scope "model")."""
-    classifier = None
-    if paths.fused_classifier:
-        try:
-            from gpt2train.kernels import select_classifier_loss
+class FastLinear(nn.Linear):
+    """A block's linear layer with its matmuls in FP8 (``fp8`` 1, or 2 with the gradient matmuls in FP8's fast
+    accumulation too), or whose backward adds its gradients into ``.grad`` itself (``accumulate_grad``)."""
 
-            classifier = select_classifier_loss(True, paths.classifier_chunk or 1 << 62)
-        except ImportError:
-            classifier = None
-    model.configure_fast_paths(
-        recompute=paths.recompute, classifier_loss=classifier, gelu_fusion=paths.gelu_fusion, fp8=paths.fp8,
-        accumulate_grads=paths.accumulate_grads, recompute_whole=paths.recompute_whole,
-    )  # fmt: skip
+    fp8 = 0
+    accumulate_grad = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fp8:
+            return fp8_linear(x, self.weight, self.bias, backward_fast_accum=self.fp8 == 2)
+        grads = accumulating(self)
+        if grads is not None:
+            return linear_accumulate(x, self.weight, self.bias, *grads)
+        return super().forward(x)
+
+
+class RecomputedMLP(MLP):
+    """llm.c's -r 1: keep only the activation's input; backward recomputes the activation (not the matmul)."""
+
+    use_gelu_linear = True  # eager GELU through kernels/gelu_linear.py; else a checkpointed activation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.c_fc(x)
+        if not torch.is_grad_enabled():
+            return self.c_proj(self.activation(h))
+        # Compiled, the partitioner decides what to save and would keep the activation's output too: a
+        # checkpointed activation tells it to recompute. Eager, gelu_linear saves only h (c_proj would save GELU's
+        # output), unless c_proj runs in FP8, which saves its own one-byte copy of its input
+        if self.use_gelu_linear and not torch.compiler.is_compiling():
+            return gelu_linear(h, self.c_proj.weight, self.c_proj.bias, accumulating(self.c_proj))
+        return self.c_proj(checkpoint(self.activation, h, use_reentrant=False))
+
+
+class GeluFusedMLP(MLP):
+    """llm.c's -ge: GELU in the cuBLASLt epilogue of c_fc ("plain" backward, -ge 1), and of c_proj's input
+    gradient too ("dgelu", -ge 2)."""
+
+    backward = "plain"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        fc, proj = accumulating(self.c_fc), accumulating(self.c_proj)
+        grads = (*fc, *proj) if fc and proj else None
+        return gelu_mlp(x, self.c_fc.weight, self.c_fc.bias, self.c_proj.weight, self.c_proj.bias, self.backward,
+                        grads)  # fmt: skip
+
+
+class RecomputedBlock(Block):
+    """-r 2 and 3: the block's norms (2), or each of its sublayers whole (3), recomputed in backward."""
+
+    recompute = 3
+
+    def _ln_attn(self, x, rope):
+        return self.attn(self.ln_1(x), rope)
+
+    def _ln_mlp(self, x):
+        return self.mlp(self.ln_2(x))
+
+    def forward(self, x: torch.Tensor, rope: tuple | None = None, kv_cache=None) -> torch.Tensor:
+        if not torch.is_grad_enabled():
+            return super().forward(x, rope, kv_cache)
+        if self.recompute == 2 and torch.compiler.is_compiling():
+            # llm.c's -r 2: the norm outputs are recomputed from the block's input, not stored. A checkpointed
+            # norm (with autocast's cast) tells the compiler's partitioner so
+            x = x + self.attn(checkpoint(_norm, self.ln_1, x, use_reentrant=False), rope)
+            return x + self.mlp(checkpoint(_norm, self.ln_2, x, use_reentrant=False))
+        # -r 3, and -r 2 eager (where the matmuls would save the norm outputs anyway): each sublayer is recomputed
+        # whole from its input, so a block keeps only that
+        x = x + checkpoint(self._ln_attn, x, rope, use_reentrant=False)
+        return x + checkpoint(self._ln_mlp, x, use_reentrant=False)
+
+
+def _norm(ln: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``ln(x)`` in the dtype the next matmul takes (autocast's), so that the cast is recomputed with it."""
+    y = ln(x)
+    dev = x.device.type
+    return y.to(torch.get_autocast_dtype(dev)) if torch.is_autocast_enabled(dev) else y
+
+
+def _become(module: nn.Module, cls: type[nn.Module], **settings) -> None:
+    """Make ``module`` a ``cls`` (its plain class or a subclass of it) with ``settings`` as attributes."""
+    module.__class__ = cls
+    for name, value in settings.items():
+        setattr(module, name, value)
+
+
+def accelerate(model: GPT, paths: FastPaths) -> torch.nn.Module:
+    """Apply `paths` to `model` in place (module swaps) and return the module the training step calls
+    (torch.compile(model) when compile_scope == "model" and compile is on, else `model` itself)."""
+    cfg = model.config
+    # the -ge epilogues are bf16 GELU with biases: FP8 turns them off, and other MLPs stay plain
+    fuse_gelu = paths.gelu_fusion and not paths.fp8 and cfg.mlp == "gelu" and cfg.bias
+    for i, block in enumerate(model.transformer.h):
+        recompute = 3 if i < paths.recompute_whole else int(paths.recompute)
+        if recompute >= 2:
+            _become(block, RecomputedBlock, recompute=recompute)
+        else:
+            _become(block, Block)
+        mlp = block.mlp
+        if recompute >= 1:  # -r keeps its own GELU path, whatever -ge says
+            _become(mlp, RecomputedMLP, use_gelu_linear=mlp.activation is gelu and not paths.fp8)
+        elif fuse_gelu:
+            _become(mlp, GeluFusedMLP, backward="dgelu" if paths.gelu_fusion >= 2 else "plain")
+        else:
+            _become(mlp, MLP)
+        # not in a block recomputed whole: compiled on CUDA, that recompute would then keep every matmul's input
+        # (35,200 against 3,200 bytes per layer and token at d48, BENCHMARKS.md round 15)
+        accumulate = bool(paths.accumulate_grads) and recompute < 3
+        for layer in (block.attn.c_attn, block.attn.c_proj, mlp.c_fc, mlp.c_proj):
+            if paths.fp8 or accumulate:
+                _become(layer, FastLinear, fp8=int(paths.fp8), accumulate_grad=accumulate)
+            else:
+                _become(layer, nn.Linear)
+    model.classifier_loss = _classifier_loss(paths)
+    device = model.transformer.wte.weight.device
+    if fuse_gelu and device.type == "cuda":
+        from gpt2train.kernels import cublaslt
+
+        cublaslt.prepare(device)  # its workspace outside any CUDA-graph pool (--compile-mode reduce-overhead)
     if not paths.compile:
         return model
     mode = None if paths.compile_mode == "default" else paths.compile_mode
@@ -47,3 +171,16 @@ def accelerate(model, paths: FastPaths) -> torch.nn.Module:
     for block in model.transformer.h:  # regional: every block shares one compiled graph, so start-up does not grow
         block.compile(mode=mode)
     return model
+
+
+def _classifier_loss(paths: FastPaths):
+    from gpt2train.kernels.fused_classifier import plain_classifier_loss
+
+    if paths.fused_classifier:
+        try:
+            from gpt2train.kernels import select_classifier_loss
+
+            return select_classifier_loss(True, paths.classifier_chunk or 1 << 62)
+        except ImportError:
+            pass
+    return plain_classifier_loss

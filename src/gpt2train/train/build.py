@@ -120,12 +120,12 @@ def environment(cfg: TrainConfig, info: distributed.DistInfo, console) -> tuple[
 
 def _model(rc: ResolvedConfig, env: Environment, weights: dict | None) -> torch.nn.Module:
     """The model on its device, at its parameter dtype: a fresh init, or ``weights``."""
-    from gpt2train.model_modern import build_any_model, model_for
+    from gpt2train.model import GPT, build_model
 
     if weights is None:
-        model = build_any_model(rc.model_config, rc.seed)
+        model = build_model(rc.model_config, rc.seed)
     else:
-        model = model_for(rc.model_config)
+        model = GPT(rc.model_config)
         try:
             model.load_state_dict(weights)
         except RuntimeError as e:

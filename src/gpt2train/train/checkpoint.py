@@ -1,7 +1,7 @@
 """Checkpoints in the output dir, readable by llm.c where llm.c has a format.
 
 A checkpoint after N updates is:
-- ``model_%08d.bin``: the model in llm.c's format (rank 0); a modern-architecture model (model_modern.py),
+- ``model_%08d.bin``: the model in llm.c's format (rank 0); a modern-architecture model (formats/safetensors_model.py),
   which llm.c's format cannot hold, is ``model_%08d.safetensors`` instead;
 - ``state_%08d_%05d.safetensors``: one per rank: optimizer moments (this rank's shard under ZeRO-1),
   parameters when the model file cannot hold them exactly, RNG states as tensors, and a JSON
@@ -97,9 +97,9 @@ def _write_atomic_bytes(path: str, data: bytes) -> None:
 def save_model(path: str, state_dict: dict, model_cfg, dtype: str) -> None:
     """The checkpoint's llm.c model file (atomic); on a failed write (full disk) nothing named like it is left."""
     from gpt2train.formats.llmc_model import write_llmc_model
-    from gpt2train.model_modern import is_modern, save_modern_model
+    from gpt2train.formats.safetensors_model import save_safetensors_model
 
-    write = save_modern_model if is_modern(model_cfg) else write_llmc_model
+    write = write_llmc_model if model_cfg.classic else save_safetensors_model
     try:
         write(path, state_dict, model_cfg, dtype, on_written=lambda tmp: _fault_point("model", tmp))
     except (OSError, SafetensorError) as e:

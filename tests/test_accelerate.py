@@ -1,0 +1,117 @@
+"""train/accelerate.py: every fast path, applied to the plain model from outside, gives the plain model's loss and
+gradients (within the kernels' own tests' tolerances) for both architectures, keeps the parameters (the same tensors
+under the same names), and is one flag away from the plain model."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import pytest
+import torch
+
+from gpt2train.config import ModelConfig
+from gpt2train.model import GPT, MLP, Block, build_model
+from gpt2train.train.accelerate import FastPaths, accelerate
+
+SHAPE = dict(n_layer=2, n_head=4, n_embd=64, vocab_size=256, max_seq_len=32)
+ARCHS = {
+    "classic": ModelConfig(**SHAPE),
+    "modern": ModelConfig(**SHAPE, pos="rotary", qk_norm=True, mlp="relu2", norm="rmsnorm", untied_head=True,
+                          logit_softcap=15.0),
+}  # fmt: skip
+PATHS = {
+    "r1": FastPaths(recompute=1),
+    "r2": FastPaths(recompute=2),
+    "r3": FastPaths(recompute=3),
+    "whole1": FastPaths(recompute=1, recompute_whole=1),
+    "ge1": FastPaths(gelu_fusion=1),
+    "ge2": FastPaths(gelu_fusion=2),
+    "ge2_r1": FastPaths(recompute=1, gelu_fusion=2),
+    "accumulate": FastPaths(accumulate_grads=True, gelu_fusion=2),
+    "classifier": FastPaths(fused_classifier=True, classifier_chunk=24),
+    "everything": FastPaths(recompute=1, recompute_whole=1, gelu_fusion=2, accumulate_grads=True,
+                            fused_classifier=True, classifier_chunk=0),
+}  # fmt: skip
+
+
+def _loss_and_grads(model: GPT, steps: int = 2, step_module: torch.nn.Module | None = None):
+    """Two micro-steps into persistent .grad buffers (accumulate_grads adds into them), as the trainer runs;
+    ``step_module`` is what the step calls (the compiled model), ``model`` the one holding the parameters."""
+    step_module = model if step_module is None else step_module
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    gen = torch.Generator().manual_seed(1)
+    losses = []
+    for _ in range(steps):
+        idx = torch.randint(0, SHAPE["vocab_size"], (2, 32), generator=gen)
+        loss = step_module(idx, idx.roll(-1, 1))
+        (loss / steps).backward()
+        losses.append(loss.detach())
+    return torch.stack(losses), {n: p.grad.clone() for n, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("arch", ARCHS)
+def test_fast_path_equals_the_plain_model(arch, path):
+    cfg = ARCHS[arch]
+    if not cfg.classic:  # zero-initialised projections would give zero gradients to half the weights
+        assert not cfg.zero_init_proj
+    plain, fast = build_model(cfg, seed=3), build_model(cfg, seed=3)
+    params = dict(fast.named_parameters())
+    keys = list(fast.state_dict())
+    assert accelerate(fast, PATHS[path]) is fast
+    assert dict(fast.named_parameters()) == params and list(fast.state_dict()) == keys  # names and tensors
+    ref_loss, ref_grads = _loss_and_grads(plain)
+    loss, grads = _loss_and_grads(fast)
+    torch.testing.assert_close(loss, ref_loss, rtol=1e-5, atol=1e-6)
+    for name, g in grads.items():
+        torch.testing.assert_close(g, ref_grads[name], rtol=1e-4, atol=1e-6, msg=f"{arch} {path}: {name}")
+    with torch.no_grad():  # evaluation and sampling through the swapped modules
+        idx = torch.randint(0, SHAPE["vocab_size"], (1, 8))
+        torch.testing.assert_close(fast(idx), plain(idx), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_fp8_is_close_to_the_plain_model(arch):
+    cfg = ARCHS[arch]
+    plain, fast = build_model(cfg, seed=3), build_model(cfg, seed=3)
+    accelerate(fast, FastPaths(fp8=1, recompute=1, gelu_fusion=2))
+    ref_loss, ref_grads = _loss_and_grads(plain)
+    loss, grads = _loss_and_grads(fast)
+    assert ((loss - ref_loss).abs() < 0.05 * ref_loss).all(), (loss, ref_loss)
+    for name, g in grads.items():
+        err = (g - ref_grads[name]).norm() / ref_grads[name].norm().clamp_min(1e-12)
+        assert err < 0.2, (name, err)
+
+
+@pytest.mark.parametrize("scope", ["blocks", "model"])
+@pytest.mark.parametrize("arch", ARCHS)
+def test_compiled_equals_the_plain_model(arch, scope, monkeypatch):
+    """compile: each block (one shared graph) or the whole model; aot_eager here (no C++ compiler needed)."""
+    torch._dynamo.reset()
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="aot_eager"))
+    cfg = ARCHS[arch]
+    plain, fast = build_model(cfg, seed=3), build_model(cfg, seed=3)
+    step_module = accelerate(fast, FastPaths(recompute=2, fused_classifier=True, compile=True, compile_scope=scope))
+    assert (step_module is fast) == (scope == "blocks")
+    ref_loss, ref_grads = _loss_and_grads(plain)
+    loss, grads = _loss_and_grads(fast, step_module=step_module)
+    torch.testing.assert_close(loss, ref_loss, rtol=1e-5, atol=1e-6)
+    for name, g in grads.items():
+        torch.testing.assert_close(g, ref_grads[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_no_fast_path_applies_nothing_and_undoes_the_others():
+    model = GPT(ARCHS["classic"])
+    plain_loss = model.classifier_loss
+    accelerate(model, FastPaths())
+    assert all(type(b) is Block and type(b.mlp) is MLP and type(b.attn.c_proj) is torch.nn.Linear
+               for b in model.transformer.h)  # fmt: skip
+    assert model.classifier_loss is plain_loss
+    accelerate(model, dataclasses.replace(PATHS["everything"], fp8=1))
+    assert type(model.transformer.h[0]) is not Block and model.classifier_loss is not plain_loss
+    accelerate(model, FastPaths())
+    assert all(type(b) is Block and type(b.mlp) is MLP and type(b.mlp.c_fc) is torch.nn.Linear
+               for b in model.transformer.h)  # fmt: skip
+    assert model.classifier_loss is plain_loss
