@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -16,6 +17,18 @@ from gpt2train.cli import main
 from gpt2train.data.text_sources import pydoc_docs
 
 TINY = ["--n-layer", "2", "--n-head", "4", "--n-embd", "64", "--max-seq-len", "64"]
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Torch's CPU ops on ``n`` threads inside the block: a CPU matmul's sums depend on its thread count, so a run
+    compared with a subprocess's (OMP_NUM_THREADS=1, as cli_subprocess starts it) runs on one thread too."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def run_cli(argv: list[str], capsys=None) -> tuple[int, str, str]:

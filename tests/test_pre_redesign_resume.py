@@ -13,9 +13,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 
-from tests.helpers import progress_losses, run_cli
+from tests.helpers import progress_losses, run_cli, torch_threads
 
 FIXTURE = Path(__file__).parent / "data" / "pre_redesign"
 # the fixture's shape: 2 layers of 16 channels, vocabulary 128 (its shards hold GPT-2 ids modulo 128)
@@ -33,12 +32,8 @@ def test_resume_pre_redesign_checkpoint(tmp_path, capsys, recipe):
     args = ["train", "-i", shards / "train.bin", "-j", shards / "val.bin", "-o", run, *SHAPE, "-b", "4", "-t", "32",
             "-d", "256", "-x", "6", "-n", "3", "-v", "4", "-m", "2", "-s", "0", "-l", "3e-3", "--device", "cpu",
             *RECIPE[recipe], "-y", "1"]  # fmt: skip
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the fixture was made: a CPU matmul's sums can depend on its thread count
-    try:
+    with torch_threads(1):  # as the fixture was made
         code, out, err = run_cli(args, capsys)
-    finally:
-        torch.set_num_threads(threads)
     assert code == 0, out + err
     assert f"resumed from checkpoint at step 3 ({run / 'state_00000003_00000.safetensors'})" in out
     assert "warning" not in out + err  # no changed setting, no unusable checkpoint

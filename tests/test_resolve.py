@@ -67,7 +67,6 @@ def test_recompute_whole_auto_uses_the_planner_on_the_card():
         ({"recipe": "new"}, "--recipe 'new': use one of classic, modern"),
         ({"master_weights": 0}, "-w 0 (bf16 weights without an fp32 master copy) needs bf16: add --dtype bf16"),
         ({"seq_len": 2048}, "-t 2048 exceeds the model's max sequence length 1024"),
-        ({"fp8": 1, "recipe": "modern"}, "--fp8 1: FP8 matmuls are implemented for the GPT-2 architecture only"),
     ],
 )
 def test_checks_are_one_line_errors(fields, message):
@@ -95,3 +94,10 @@ def test_config_json_records_the_resolved_values(tmp_path, text_shards, capsys):
     assert (train["dtype"], train["compile"], train["gelu_fusion"], train["optimizer"], train["head_lr"]) == (
         "fp32", 0, 0, "adamw", 3e-3)  # fmt: skip
     assert not {k: train[k] for k in AUTO_FIELDS if train[k] in UNDECIDED}
+
+
+def test_fp8_applies_to_the_modern_architecture_too():
+    """--fp8 swaps the blocks' linears whatever the architecture (accelerate.py), so the modern recipe takes it; GELU
+    fusion stays off there (relu2, no biases) even when asked for."""
+    rc = resolve(TrainConfig(model="d6", seq_len=64, recipe="modern", fp8=1, gelu_fusion=2), CUDA)
+    assert rc.fp8 == 1 and rc.mlp == "relu2" and rc.gelu_fusion == 0

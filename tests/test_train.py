@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from gpt2train.formats.shards import write_shard
-from tests.helpers import TINY, cli_subprocess, run_cli, tiny_train_args
+from tests.helpers import TINY, cli_subprocess, run_cli, tiny_train_args, torch_threads
 
 
 def _log(path):
@@ -40,7 +40,8 @@ def test_main_log_lines_are_llmc_format(tmp_path, text_shards, capsys):
 def test_sigkill_then_resume_gives_identical_log(tmp_path, text_shards, capsys):
     steps = 12
     ref = tmp_path / "ref"
-    code, _, err = run_cli(tiny_train_args(text_shards, ref, steps, ["-n", "4"]), capsys)
+    with torch_threads(1):  # as the killed subprocess runs
+        code, _, err = run_cli(tiny_train_args(text_shards, ref, steps, ["-n", "4"]), capsys)
     assert code == 0, err
 
     run = tmp_path / "killed"
@@ -56,7 +57,8 @@ def test_sigkill_then_resume_gives_identical_log(tmp_path, text_shards, capsys):
     proc.wait()
     assert (run / "DONE_00000004").exists()
 
-    code, out, err = run_cli(tiny_train_args(text_shards, run, steps, ["-n", "4", "-y", "1"]), capsys)
+    with torch_threads(1):
+        code, out, err = run_cli(tiny_train_args(text_shards, run, steps, ["-n", "4", "-y", "1"]), capsys)
     assert code == 0, err
     assert "resumed from checkpoint at step" in out
     assert _log(run) == _log(ref)
