@@ -101,3 +101,32 @@ def test_fp8_applies_to_the_modern_architecture_too():
     fusion stays off there (relu2, no biases) even when asked for."""
     rc = resolve(TrainConfig(model="d6", seq_len=64, recipe="modern", fp8=1, gelu_fusion=2), CUDA)
     assert rc.fp8 == 1 and rc.mlp == "relu2" and rc.gelu_fusion == 0
+
+
+def test_recompute_whole_auto_plans_for_the_capped_allocator():
+    """--recompute-whole -1 takes the blocks for the memory the run may allocate: d48 B=40 at -r 2 fits a 139 GiB
+    H200 as it is, while under an H100's 80,300 MiB cap (bench capped) it needs blocks recomputed whole."""
+    from gpt2train.plan import whole_blocks_needed
+
+    cfg = TrainConfig(model="d48", batch_size=40, recompute=2, recompute_whole=-1)
+    h200 = Environment(device=torch.device("cuda"), gpu_memory=143_771 * 2**20)
+    capped = Environment(device=torch.device("cuda"), gpu_memory=80_300 * 2**20)
+    assert resolve(cfg, h200).recompute_whole == 0
+    n = resolve(cfg, capped).recompute_whole
+    assert n > 0 and n == whole_blocks_needed(resolve(cfg, capped).model_config, 80_300 * 2**20, 40, 1024,
+                                              world_size=1, zero_stage=0, recompute=2, master_weights=1,
+                                              bf16_params=1)  # fmt: skip
+
+
+def test_usable_gpu_memory_follows_the_allocators_cap(monkeypatch):
+    """The planner's memory is the card's total times the per-process fraction the allocator is capped at."""
+    import types
+
+    from gpt2train.train import memory
+
+    total = 143_771 * 2**20
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda d: types.SimpleNamespace(total_memory=total))
+    monkeypatch.setattr(torch.cuda, "get_per_process_memory_fraction", lambda d: 80_300 / 143_771)
+    assert abs(memory.usable_gpu_memory(torch.device("cuda")) - 80_300 * 2**20) <= 1
+    monkeypatch.setattr(torch.cuda, "get_per_process_memory_fraction", lambda d: 1.0)
+    assert memory.usable_gpu_memory(torch.device("cuda")) == total

@@ -102,7 +102,7 @@ def environment(cfg: TrainConfig, info: distributed.DistInfo, console) -> tuple[
     from gpt2train.kernels.fp8_linear import fp8_supported
 
     device = info.device
-    gpu_memory = torch.cuda.get_device_properties(device).total_memory if device.type == "cuda" else None
+    gpu_memory = memory.usable_gpu_memory(device) if device.type == "cuda" else None
     env = dict(device=device, rank=info.rank, world_size=info.world_size, gpu_memory=gpu_memory,
                fp8_supported=fp8_supported(device))  # fmt: skip
     step = rundir.resume_step(cfg.output_dir, warn=console) if cfg.resume == 1 and cfg.output_dir else None
@@ -164,7 +164,8 @@ def _auto_batch_size(rc: ResolvedConfig, env: Environment, model, autocast_dtype
     start, reserve = None, 0
     if env.device.type == "cuda":  # the planner's figure for the free memory starts the search
         settings = memory.settings(rc, env.world_size)
-        free = torch.cuda.mem_get_info(env.device)[0]
+        # the card's free memory, within what this process may still allocate under a cap
+        free = min(torch.cuda.mem_get_info(env.device)[0], env.gpu_memory - torch.cuda.memory_reserved(env.device))
         start = memory.planned_max_batch(rc.model_config, rc.seq_len, settings, free) or 1
         reserve = memory.optimizer_state_bytes(rc.model_config, rc.seq_len, settings)
     B = auto_batch_size(model, rc.total_batch_size, rc.seq_len, env.world_size, env.device, autocast_dtype, start,

@@ -4,7 +4,20 @@ Off CUDA (``memory_bytes`` None) there is no card to plan for, and the answers a
 
 from __future__ import annotations
 
+import torch
+
 from gpt2train.config import ModelConfig
+
+
+def usable_gpu_memory(device: torch.device) -> int:
+    """Bytes this process may allocate on its card: the card's total, or less where the allocator is capped
+    (``torch.cuda.set_per_process_memory_fraction``, as ``python -m bench capped`` caps an H200 to an H100's
+    80,300 MiB): the planner's answers (--recompute-whole -1, -b auto's start, the fit warning) are then for the
+    cap the run has, not for the card it happens to be on."""
+    total = torch.cuda.get_device_properties(device).total_memory
+    fraction_of = getattr(torch.cuda, "get_per_process_memory_fraction", None)  # torch >= 2.8
+    fraction = fraction_of(device) if fraction_of is not None else 1.0
+    return int(total * min(1.0, fraction))
 
 
 def settings(cfg, world_size: int, **decided) -> dict:

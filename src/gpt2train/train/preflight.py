@@ -55,7 +55,9 @@ def first_step_memory(device: torch.device, largest_batch: int | None = None) ->
     """One line on the first step's peak GPU memory, and the largest B the planner expects to fit (None off CUDA)."""
     if device.type != "cuda":
         return None
-    total = torch.cuda.get_device_properties(device).total_memory
+    from gpt2train.train.memory import usable_gpu_memory
+
+    total = usable_gpu_memory(device)
     peak = torch.cuda.max_memory_reserved(device)
     line = (f"first step peak GPU memory: {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB allocated, "
             f"{peak / 2**30:.2f} GiB reserved of {total / 2**30:.1f} GiB ({peak / total:.0%})")  # fmt: skip
