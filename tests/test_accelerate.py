@@ -115,3 +115,27 @@ def test_no_fast_path_applies_nothing_and_undoes_the_others():
     assert all(type(b) is Block and type(b.mlp) is MLP and type(b.mlp.c_fc) is torch.nn.Linear
                for b in model.transformer.h)  # fmt: skip
     assert model.classifier_loss is plain_loss
+
+
+@pytest.mark.parametrize("arch, scaling", [("classic", "tensorwise"), ("modern", "rowwise")])
+def test_torchao_fp8_is_close_to_the_plain_model_and_keeps_the_parameters(arch, scaling):
+    """--fp8-impl torchao-*: the blocks' four linears become torchao's Float8Linear (the reference FP8 training),
+    holding the same parameters under the same names, within FP8's error of the plain model; FastPaths() undoes it."""
+    from torchao.float8.float8_linear import Float8Linear
+
+    cfg = ARCHS[arch]
+    plain, fast = build_model(cfg, seed=3), build_model(cfg, seed=3)
+    params, keys = dict(fast.named_parameters()), list(fast.state_dict())
+    accelerate(fast, FastPaths(fp8=1, fp8_impl=f"torchao-{scaling}", recompute=1, accumulate_grads=True))
+    layers = [m for b in fast.transformer.h for m in (b.attn.c_attn, b.attn.c_proj, b.mlp.c_fc, b.mlp.c_proj)]
+    assert all(type(m) is Float8Linear for m in layers)
+    assert dict(fast.named_parameters()) == params and list(fast.state_dict()) == keys
+    ref_loss, ref_grads = _loss_and_grads(plain)
+    loss, grads = _loss_and_grads(fast)
+    assert ((loss - ref_loss).abs() < 0.05 * ref_loss).all(), (loss, ref_loss)
+    for name, g in grads.items():
+        err = (g - ref_grads[name]).norm() / ref_grads[name].norm().clamp_min(1e-12)
+        assert err < 0.2, (name, err)
+    accelerate(fast, FastPaths())
+    assert all(type(m) is torch.nn.Linear for b in fast.transformer.h for m in (b.attn.c_attn, b.mlp.c_proj))
+    assert dict(fast.named_parameters()) == params

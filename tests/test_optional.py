@@ -63,3 +63,16 @@ def test_train_wandb_without_wandb(tmp_path, monkeypatch, capsys, text_shards):
     assert code == 1
     assert _one_error_line(err) == "error: --wandb needs the package wandb: pip install 'gpt2train[wandb]'"
     assert not list(run.glob("events.out.tfevents.*"))  # refused before TensorBoard wrote anything
+
+
+def test_train_fp8_torchao_without_torchao(tmp_path, text_shards, monkeypatch, capsys):
+    _missing(monkeypatch, "torchao", "torchao.float8")
+    run = tmp_path / "run"
+    code, _, err = run_cli(
+        tiny_train_args(text_shards, run, 1, ["--fp8", "1", "--fp8-impl", "torchao-rowwise"]), capsys
+    )
+    line = _one_error_line(err)
+    assert code == 1 and line == (
+        "error: --fp8-impl torchao-rowwise needs the package torchao: pip install 'gpt2train[fp8]'"
+    ), line
+    assert not run.exists()

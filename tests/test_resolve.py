@@ -67,6 +67,8 @@ def test_recompute_whole_auto_uses_the_planner_on_the_card():
         ({"recipe": "new"}, "--recipe 'new': use one of classic, modern"),
         ({"master_weights": 0}, "-w 0 (bf16 weights without an fp32 master copy) needs bf16: add --dtype bf16"),
         ({"seq_len": 2048}, "-t 2048 exceeds the model's max sequence length 1024"),
+        ({"fp8_impl": "te"}, "--fp8-impl 'te': use one of ours, torchao-tensorwise, torchao-rowwise"),
+        ({"fp8_impl": "torchao-rowwise"}, "--fp8-impl torchao-rowwise picks whose FP8 linears --fp8 swaps in: add"),
     ],
 )
 def test_checks_are_one_line_errors(fields, message):

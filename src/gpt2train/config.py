@@ -388,6 +388,13 @@ class TrainConfig:
         help="1: the blocks' linear layers in FP8 with per-tensor scaling (CUDA capability 8.9+, or the CPU, emulated;"
         " opt-in, docs/fast-paths.md); 2: the gradient matmuls in FP8's fast accumulation too (faster)",
     )
+    fp8_impl: str = setting(
+        "ours",
+        "--fp8-impl",
+        help="whose FP8 linears --fp8 swaps in: ours (kernels/fp8_linear.py, per-tensor scales), torchao-tensorwise "
+        "or torchao-rowwise (torchao's float8 training, the maintained reference; rowwise: a scale per row; extra "
+        "fp8: pip install 'gpt2train[fp8]'; --fp8 1 and 2 are the same there)",
+    )
     accumulate_in_matmul: int = setting(
         -1,
         "--accumulate-in-matmul",
@@ -649,6 +656,7 @@ def auto_accumulate_in_matmul(bf16_params: int, master_weights: int, recompute: 
     return int(fast and not several_processes and bf16_model and recompute < 3 and optimizer == "adamw")
 
 
+FP8_IMPLS = ("ours", "torchao-tensorwise", "torchao-rowwise")
 _COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 _ATTENTION = ("auto", "flash", "cudnn", "efficient", "math")
 
@@ -679,6 +687,10 @@ def _check_flags(cfg: TrainConfig, env: Environment, lv: dict) -> None:
     if cfg.fp8 not in (0, 1, 2):
         raise UserError(f"--fp8 {cfg.fp8}: use 0 (bf16 matmuls), 1 (FP8) or 2 (FP8, the gradients' matmuls "
                         "in fast accumulation too)")  # fmt: skip
+    if cfg.fp8_impl not in FP8_IMPLS:
+        raise UserError(f"--fp8-impl {cfg.fp8_impl!r}: use one of {', '.join(FP8_IMPLS)}")
+    if cfg.fp8_impl != "ours" and not cfg.fp8:
+        raise UserError(f"--fp8-impl {cfg.fp8_impl} picks whose FP8 linears --fp8 swaps in: add --fp8 1")
     if cfg.fp8 and cfg.plain:
         raise UserError("--fp8 1 --plain: FP8 matmuls are a fast path; drop one")
     if cfg.fp8 and not env.fp8_supported:

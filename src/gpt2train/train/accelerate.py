@@ -37,6 +37,9 @@ class FastPaths:
     recompute_whole: int = 0  # the first N blocks recomputed as -r 3, the rest at `recompute`
     gelu_fusion: int = 0  # llm.c's -ge: 0 off, 1 GELU in c_fc's cuBLASLt epilogue, 2 also backward (GELU MLPs only)
     fp8: int = 0  # 0 bf16, 1 FP8 matmuls in the blocks' linears, 2 also fast accumulation in the gradient matmuls
+    fp8_impl: str = (
+        "ours"  # ours (kernels/fp8_linear.py) | torchao-tensorwise | torchao-rowwise (torchao's Float8Linear)
+    )
     accumulate_grads: bool = False  # the blocks' matmuls add their weight gradients into .grad (kernels/grad_accum.py)
     fused_classifier: bool = False
     classifier_chunk: int = 16384  # rows of logits at once; 0: all rows
@@ -151,12 +154,16 @@ def accelerate(model: GPT, paths: FastPaths) -> torch.nn.Module:
             _become(mlp, MLP)
         # not in a block recomputed whole: compiled on CUDA, that recompute would then keep every matmul's input
         # (35,200 against 3,200 bytes per layer and token at d48, BENCHMARKS.md round 15)
-        accumulate = bool(paths.accumulate_grads) and recompute < 3
+        torchao_fp8 = bool(paths.fp8) and paths.fp8_impl != "ours"
+        accumulate = bool(paths.accumulate_grads) and recompute < 3 and not torchao_fp8
+        ours_fp8 = 0 if torchao_fp8 else int(paths.fp8)
         for layer in (block.attn.c_attn, block.attn.c_proj, mlp.c_fc, mlp.c_proj):
-            if paths.fp8 or accumulate:
-                _become(layer, FastLinear, fp8=int(paths.fp8), accumulate_grad=accumulate)
+            if ours_fp8 or accumulate:
+                _become(layer, FastLinear, fp8=ours_fp8, accumulate_grad=accumulate)
             else:
                 _become(layer, nn.Linear)
+        if torchao_fp8:
+            _torchao_fp8(block, paths.fp8_impl.removeprefix("torchao-"))
     model.classifier_loss = _classifier_loss(paths)
     device = model.transformer.wte.weight.device
     if fuse_gelu and device.type == "cuda":
@@ -171,6 +178,21 @@ def accelerate(model: GPT, paths: FastPaths) -> torch.nn.Module:
     for block in model.transformer.h:  # regional: every block shares one compiled graph, so start-up does not grow
         block.compile(mode=mode)
     return model
+
+
+def _torchao_fp8(block: Block, scaling: str) -> None:
+    """The block's four linear layers as torchao's Float8Linear (the maintained FP8 training reference) with its
+    ``scaling`` recipe: tensorwise (one scale per tensor, as ours) or rowwise (one per row). torchao swaps in new
+    modules holding the same parameters under the same names."""
+    import logging
+
+    from gpt2train.optional import require
+
+    # torchao logs a warning per prebuilt kernel library its torch version cannot load: none of them is float8's
+    logging.getLogger("torchao").setLevel(logging.ERROR)
+    float8 = require("torchao.float8", "fp8", f"--fp8-impl torchao-{scaling}")
+    config = float8.Float8LinearConfig.from_recipe_name(scaling)
+    float8.convert_to_float8_training(block, config=config, module_filter_fn=lambda module, name: name != "")
 
 
 def _classifier_loss(paths: FastPaths):
