@@ -45,17 +45,14 @@ def row(r: throughput.RunResult, flags: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p, argv, extra = throughput.tool_arguments(argv, __doc__.split("\n\n")[0])
+    p, argv, extra = throughput.tool_arguments(argv, __doc__.split("\n\n")[0], timeout=240)
     p.add_argument("groups", nargs="+", type=parse_group, help="'R W B1 B2 ...': -r, -w, then the micro-batches")
     p.add_argument("-e", "--model", default="d48")
     p.add_argument("-t", "--seq-len", type=int, default=1024)
     p.add_argument("--steps", type=int, default=4, help="steps per run (tok/s: the median after the first)")
     p.add_argument("--cap-mib", type=int, default=0, help="cap PyTorch's allocator at this many MiB; 0: no cap")
     p.add_argument("--gpu", type=int, default=0)
-    p.add_argument("--timeout", type=int, default=240, help="seconds per run")
     p.add_argument("--budget-s", type=float, default=0, help="start no run after this many seconds; 0: no limit")
-    p.add_argument("--out", help="write the runs as JSON here")
-    p.add_argument("--keep-logs", help="directory for each run's console output")
     args = p.parse_args(argv)
     flags = " ".join(extra)
     start, results, rows = time.monotonic(), [], []

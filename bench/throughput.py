@@ -142,9 +142,12 @@ def launcher(cap_mib: int = 0, nproc: int = 1) -> list[str]:
     return [sys.executable, "-m", "gpt2train"]
 
 
-def tool_arguments(argv: list[str] | None, description: str) -> tuple[argparse.ArgumentParser, list[str], list[str]]:
-    """A run tool's parser with the shard options (-i, -j: the corpus shards in ``.carry/corpus``), its own
-    arguments, and the train flags after ``--`` (passed on to every run)."""
+def tool_arguments(
+    argv: list[str] | None, description: str, timeout: int = 900
+) -> tuple[argparse.ArgumentParser, list[str], list[str]]:
+    """A run tool's parser with the options every run tool has (-i, -j: the corpus shards in ``.carry/corpus``;
+    --timeout per run, ``timeout`` seconds by default; --out; --keep-logs), its own arguments, and the train flags
+    after ``--`` (passed on to every run)."""
     argv = sys.argv[1:] if argv is None else argv
     extra: list[str] = []
     if "--" in argv:
@@ -153,6 +156,9 @@ def tool_arguments(argv: list[str] | None, description: str) -> tuple[argparse.A
     p = argparse.ArgumentParser(description=description)
     p.add_argument("-i", "--train-data", default=".carry/corpus/corpus_train_*.bin")
     p.add_argument("-j", "--val-data", default=".carry/corpus/corpus_val_*.bin")
+    p.add_argument("--timeout", type=int, default=timeout, help="seconds per run")
+    p.add_argument("--out", help="write the runs as JSON here")
+    p.add_argument("--keep-logs", help="directory for each run's console output")
     return p, argv, extra
 
 
@@ -238,9 +244,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gpu", type=int, default=0, help="the (first) GPU to run on")
     p.add_argument("--nproc", type=int, default=1, help="processes (GPUs) per run, through torchrun")
     p.add_argument("--cap-mib", type=int, default=0, help="cap PyTorch's allocator (bench/capped.py); 0: no cap")
-    p.add_argument("--timeout", type=int, default=900, help="seconds per run")
-    p.add_argument("--out", help="write the results as JSON here")
-    p.add_argument("--keep-logs", help="directory for each run's console output")
     args = p.parse_args(argv)
     results = []
     for model in args.models:

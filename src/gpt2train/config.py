@@ -738,7 +738,7 @@ def _model_config(cfg: TrainConfig, env: Environment, lv: dict) -> tuple[ModelCo
                 f"-e {cfg.model!r}: not a model preset (d6..d84, gpt2:dN, gpt3:cN) nor an existing model file or directory"
             )
         arch = recipe.architecture(lv)
-        if arch and not recipe.architecture_of(env.pretrained_model):
+        if arch and env.pretrained_model.classic:
             raise UserError(f"-e {cfg.model}: architecture levers ({', '.join(arch)}) "
                             "need a model trained with them or a fresh one (a preset)")  # fmt: skip
         if overrides:

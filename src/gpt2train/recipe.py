@@ -63,12 +63,6 @@ def architecture(lv: dict) -> dict:
     return {k: lv[k] for k in ARCH_LEVERS if lv[k] != classic[k]}
 
 
-def architecture_of(mcfg: ModelConfig) -> dict:
-    """The architecture levers a model config carries that differ from classic GPT-2 (empty: the classic model)."""
-    classic = RECIPES["classic"]
-    return {k: getattr(mcfg, k) for k in ARCH_LEVERS if getattr(mcfg, k, classic[k]) != classic[k]}
-
-
 def apply_architecture(mcfg: ModelConfig, lv: dict) -> ModelConfig:
     """``mcfg`` itself when every architecture lever of ``lv`` is classic, else a model config of the same shape
     with those levers."""
@@ -85,14 +79,13 @@ def resolved_levers(lv: dict, mcfg: ModelConfig, lr: float) -> dict:
     """Every lever decided for a ResolvedConfig: the architecture levers the model really has (a resumed or
     pretrained model keeps its own), the optimizer, and the AdamW lrs of an untied head (the recipe's, else -l) and
     token embedding (the recipe's, else 0.2 for a N(0, 1) embedding: untied and RMS-normalised, else -l)."""
-    classic = RECIPES["classic"]
     out = {"optimizer": lv["optimizer"]}
     for key in ARCH_LEVERS:
-        value = getattr(mcfg, key, classic[key])
+        value = getattr(mcfg, key)
         out[key] = float(value) if key == "logit_softcap" else int(value) if key in _SWITCHES else value
     out["head_lr"] = lr if lv["head_lr"] is None else lv["head_lr"]
-    embed_std = getattr(mcfg, "embed_std", 0.02)
-    out["embed_lr"] = lv["embed_lr"] if lv["embed_lr"] is not None else NORMALISED_EMBED_LR if embed_std == 1.0 else lr
+    normalised = mcfg.embed_std == 1.0
+    out["embed_lr"] = lv["embed_lr"] if lv["embed_lr"] is not None else NORMALISED_EMBED_LR if normalised else lr
     return out
 
 
