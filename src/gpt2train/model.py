@@ -234,8 +234,10 @@ class GPT(nn.Module):
             x = x.to(torch.get_autocast_dtype(x.device.type))
         return x
 
-    def hidden_states(self, idx: torch.Tensor, pos_offset: int = 0, kv_cache: KVCache | None = None) -> torch.Tensor:
-        """Final norm output (B, T, C) for token ids (B, T) at positions ``pos_offset`` onwards."""
+    def hidden_states(self, idx: torch.Tensor, kv_cache: KVCache | None = None) -> torch.Tensor:
+        """Final norm output (B, T, C) for token ids (B, T). With a ``kv_cache``, ``idx`` continues the tokens
+        cached so far: their keys and values are appended to it, and its length advances past them."""
+        pos_offset = 0 if kv_cache is None else kv_cache.length
         x = self.embed(idx, pos_offset)
         rope = None
         if self.config.pos == "rotary":
@@ -243,6 +245,8 @@ class GPT(nn.Module):
             rope = self.rope_cos[pos_offset:end], self.rope_sin[pos_offset:end]
         for block in self.transformer.h:
             x = block(x, rope, kv_cache)
+        if kv_cache is not None:
+            kv_cache.length += idx.shape[1]
         return self.transformer.ln_f(x)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -254,11 +258,7 @@ class GPT(nn.Module):
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, kv_cache: KVCache | None = None):
         """Without targets: logits (B, T, V). With targets: the mean cross-entropy loss (a scalar). With a
         ``kv_cache``, ``idx`` continues the tokens cached so far (their keys and values are appended to it)."""
-        if kv_cache is None:
-            x = self.hidden_states(idx)
-        else:
-            x = self.hidden_states(idx, kv_cache.length, kv_cache)
-            kv_cache.length += idx.shape[1]
+        x = self.hidden_states(idx, kv_cache)
         if targets is None:
             return self.logits(x)
         return self.classifier_loss(x, self.head_weight, targets, self.config.vocab_size,

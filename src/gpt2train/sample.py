@@ -11,19 +11,21 @@ absolute); cached and uncached generation then agree token for token.
 from __future__ import annotations
 
 import codecs
-import contextlib
 from collections.abc import Callable
 
 import torch
 
 from gpt2train.evaluate import unwrap
 from gpt2train.model import KVCache
+from gpt2train.precision import autocast
 
 
 @torch.no_grad()
 def cached_forward(model, idx: torch.Tensor, cache: KVCache) -> torch.Tensor:
-    """Logits (B, V) of the last position after feeding ``idx`` (B, Tnew) past the cached tokens."""
-    return unwrap(model)(idx, kv_cache=cache)[:, -1]
+    """Logits (B, V) of the last position after feeding ``idx`` (B, Tnew) past the cached tokens (the output
+    layer runs on that position only: a prompt's prefill needs no logits for the others)."""
+    m = unwrap(model)
+    return m.logits(m.hidden_states(idx, cache)[:, -1])
 
 
 def sample_next(
@@ -88,12 +90,9 @@ def generate(
     if use_cache:
         cache = KVCache(m.config, 1, device, autocast_dtype or m.transformer.wte.weight.dtype)
     pending = seq[-T:]  # tokens not yet fed to the cache
-    autocast = (
-        torch.autocast(device_type=device.type, dtype=autocast_dtype) if autocast_dtype else contextlib.nullcontext()
-    )
     try:
         for _ in range(max_new_tokens):
-            with autocast:
+            with autocast(device, autocast_dtype):
                 if cache is not None and cache.length + len(pending) <= T:
                     logits = cached_forward(m, torch.tensor([pending], device=device), cache)
                 else:

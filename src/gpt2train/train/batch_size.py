@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from gpt2train.errors import UserError
+from gpt2train.precision import autocast
 
 
 def candidate_sizes(total_batch: int, seq_len: int, world_size: int, limit: int = 1024) -> list[int]:
@@ -24,7 +25,7 @@ def fits(model, batch_size: int, seq_len: int, device: torch.device, autocast_dt
     vocab = model.config.vocab_size
     try:
         x = torch.randint(0, vocab, (batch_size, seq_len), device=device)
-        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+        with autocast(device, autocast_dtype):
             loss = model(x, x)
         loss.backward()
         return True
