@@ -83,7 +83,7 @@ def train_loop(run: build.Run, rc: ResolvedConfig, t_launch: float) -> int:
             val_due = (step % rc.val_every == 0 or last) if rc.val_every > 0 else last
             if val_due and not resuming:
                 t_prev_end = None
-                evaluate(run, step)
+                validate(run, step)
             if run.rank == 0 and rc.sample_every > 0 and ((step > 0 and step % rc.sample_every == 0) or last):
                 t_prev_end = None
                 sample(run, rc)
@@ -218,7 +218,7 @@ def train_step(run: build.Run, rc: ResolvedConfig, step: int) -> dict:
             "rollback": rollback_now}  # fmt: skip
 
 
-def evaluate(run: build.Run, step: int) -> None:
+def validate(run: build.Run, step: int) -> None:
     """The val loss (main.log's ``tel``), and HellaSwag with -h 1 (``eval``)."""
     run.state.last_val = vl = mean_val_loss(run.model, run.val_loader, run.device, run.autocast_dtype, run.cuda_graphs)
     run.console(f"val loss {vl:.6f}")
