@@ -56,6 +56,7 @@ class RunResult:
     peak_reserved_mib: float | None = None
     peak_smi_mib: float | None = None
     first_step_s: float | None = None
+    first_step_parts: str | None = None  # the trainer's split of it: imports, setup, the first step
     val_loss: float | None = None
     wall_s: float | None = None
     ref_tok_s: float | None = None
@@ -100,8 +101,10 @@ class SmiPeak:
 def parse_run(stdout: str, progress_path: str, warmup: int) -> dict:
     """Figures from a finished run's console output and progress.jsonl."""
     out: dict = {}
-    if m := re.search(r"time to first step: ([\d.]+) s", stdout):
+    if m := re.search(r"time to first step: ([\d.]+) s(?: \((.*)\))?", stdout):
         out["first_step_s"] = float(m.group(1))
+        if m.group(2):
+            out["first_step_parts"] = m.group(2)
     if m := re.search(r"peak GPU memory: (\d+) MiB allocated, (\d+) MiB reserved", stdout):
         out["peak_alloc_mib"], out["peak_reserved_mib"] = float(m.group(1)), float(m.group(2))
     records = []

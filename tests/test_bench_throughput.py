@@ -56,7 +56,9 @@ def test_parse_run_takes_the_median_after_warmup(tmp_path):
     ms = [3000.0, 100.0, 110.0, 90.0, 105.0]
     prog.write_text("".join(json.dumps({"step": i, "kind": "train", "ms": m, "tok_s": 1e5 / m, "mfu": 40.0}) + "\n"
                             for i, m in enumerate(ms)))  # fmt: skip
-    stdout = "time to first step: 12.5 s\npeak GPU memory: 23107 MiB allocated, 24000 MiB reserved\n"
+    stdout = ("time to first step: 12.5 s (Python and imports 2.0 s, setup 3.5 s, the first step 7.0 s)\n"
+              "peak GPU memory: 23107 MiB allocated, 24000 MiB reserved\n")  # fmt: skip
     got = tp.parse_run(stdout, str(prog), warmup=1)
     assert got["ms_per_step"] == 102.5 and got["first_step_s"] == 12.5
+    assert got["first_step_parts"] == "Python and imports 2.0 s, setup 3.5 s, the first step 7.0 s"
     assert got["peak_alloc_mib"] == 23107 and got["mfu"] == 40.0

@@ -170,6 +170,17 @@ def test_shard_unreadable_mid_run_stops_with_a_checkpoint(tmp_path, text_shards,
     assert any(ln.startswith("s:39 trl") for ln in _log(run))
 
 
+def test_startup_line_splits_the_time_to_first_step():
+    """The parts (imports, setup, evaluation before the step, the step) add up to the total; a part under 0.05 s
+    is left out."""
+    from gpt2train.train.report import StartupClock
+
+    clock = StartupClock(launched=100.0, entered=102.25, built=105.0)
+    line = clock.line(step_start=105.02, step_end=111.0)
+    assert line == "time to first step: 11.0 s (Python and imports 2.2 s, setup 2.8 s, the first step 6.0 s)"
+    assert "evaluation" in clock.line(step_start=106.0, step_end=111.0)
+
+
 def test_process_age_counts_from_the_process_start():
     """ "time to first step" counts from the process's start (Python and torch imports included): a child
     process's age at its end is at most the wall time its parent saw, and more than its own import time."""

@@ -36,7 +36,8 @@ from gpt2train.train.signals import CheckpointRequest, StopRequest
 
 def train(cfg: TrainConfig) -> int:
     """Run ``gpt2train train``; returns the process exit code."""
-    t_launch = time.perf_counter() - report.process_age()  # "time to first step" counts Python's start-up too
+    # "time to first step" counts from the process's start, Python's and torch's imports included
+    startup = report.StartupClock(launched=time.perf_counter() - report.process_age(), entered=time.perf_counter())
     determinism.prepare_environment(cfg.deterministic, cfg.device)  # before any CUDA work
     info = distributed.setup(cfg.device)
     run_dir = RunDir(cfg.output_dir, lock=info.is_main)
@@ -51,7 +52,8 @@ def train(cfg: TrainConfig) -> int:
             try:
                 run = build.build(rc, env, weights, console, det)
                 del weights  # the model holds them now
-                code = train_loop(run, rc, t_launch)
+                startup.built = time.perf_counter()
+                code = train_loop(run, rc, startup)
             except torch.OutOfMemoryError:
                 step, batch = (run.state.step, run.B) if run is not None else (None, None)  # None: setting up
                 raise report.out_of_memory(rc, env, step, batch) from None
@@ -62,7 +64,7 @@ def train(cfg: TrainConfig) -> int:
         distributed.teardown()
 
 
-def train_loop(run: build.Run, rc: ResolvedConfig, t_launch: float) -> int:
+def train_loop(run: build.Run, rc: ResolvedConfig, startup: report.StartupClock) -> int:
     report.print_header(run, rc)
     state, console = run.state, run.console
     stop, checkpoint_now = StopRequest(), CheckpointRequest(run.device, run.world_size)  # SIGTERM/SIGINT, SIGUSR1
@@ -109,7 +111,7 @@ def train_loop(run: build.Run, rc: ResolvedConfig, t_launch: float) -> int:
             t_prev_end = time.perf_counter()
             dt = t_prev_end - t0
             if step == first_step:
-                console(f"time to first step: {time.perf_counter() - t_launch:.1f} s")
+                console(startup.line(t0, t_prev_end))
                 if line := preflight.first_step_memory(run.device, run.planned_max_batch):
                     console(line)
             if step > first_step:  # the first step (compilation, allocation) is a warm-up

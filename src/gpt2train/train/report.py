@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass
 
 import torch
 
@@ -25,6 +26,24 @@ class Console:
     def __call__(self, *args, **kwargs) -> None:
         if self.active:
             print(*args, **kwargs, flush=True)
+
+
+@dataclass
+class StartupClock:
+    """perf_counter() readings of a run's start-up, for the "time to first step" line and its parts."""
+
+    launched: float  # the process's start
+    entered: float  # train() called: the interpreter and the imports are behind
+    built: float | None = None  # the model, data, optimizer and fast paths made
+
+    def line(self, step_start: float, step_end: float) -> str:
+        """``time to first step: T s (...)``: where the start-up went; the first step's own time is mostly
+        compilation (or loading compiled graphs from the cache) and the first allocations."""
+        built = self.built if self.built is not None else self.entered
+        parts = [("Python and imports", self.entered - self.launched), ("setup", built - self.entered),
+                 ("evaluation and sampling", step_start - built), ("the first step", step_end - step_start)]  # fmt: skip
+        shown = ", ".join(f"{name} {s:.1f} s" for name, s in parts if s >= 0.05)
+        return f"time to first step: {step_end - self.launched:.1f} s ({shown})"
 
 
 def process_age() -> float:
