@@ -122,6 +122,35 @@ def test_no_fast_path_applies_nothing_and_undoes_the_others():
     assert model.classifier_loss is plain_loss
 
 
+def _fp8_map(model) -> list[dict[str, int]]:
+    """Per block, each linear's FP8 setting (0: bf16), whoever's FP8 it is (ours: FastLinear.fp8; torchao: 1)."""
+    from gpt2train.train.accelerate import FastLinear, _linears
+
+    def fp8(m):
+        return m.fp8 if type(m) is FastLinear else int(type(m).__name__ == "Float8Linear")
+
+    return [{name: fp8(m) for name, m in _linears(b)} for b in model.transformer.h]
+
+
+@pytest.mark.parametrize("impl", ["ours", "torchao-tensorwise"])
+def test_fp8_bf16_keeps_the_named_linears_and_blocks_in_bf16(impl):
+    """--fp8-bf16 mlp.c_proj,first: the first block wholly bf16, c_proj of every other MLP bf16, the rest FP8;
+    the kept linears are the plain nn.Linear and the model stays within FP8's error of the plain one."""
+    cfg = dataclasses.replace(ARCHS["classic"], n_layer=3)
+    plain, fast = build_model(cfg, seed=3), build_model(cfg, seed=3)
+    accelerate(fast, FastPaths(fp8=2, fp8_impl=impl, fp8_bf16=("mlp.c_proj", "first")))
+    on = 2 if impl == "ours" else 1
+    fp8 = {"attn.c_attn": on, "attn.c_proj": on, "mlp.c_fc": on, "mlp.c_proj": 0}
+    assert _fp8_map(fast) == [dict.fromkeys(fp8, 0), fp8, fp8]
+    assert type(fast.transformer.h[0].attn.c_attn) is torch.nn.Linear
+    assert type(fast.transformer.h[2].mlp.c_proj) is torch.nn.Linear
+    _assert_within_fp8_error(fast, plain)
+    accelerate(fast, FastPaths(fp8=1, fp8_bf16=("attn", "last")))  # ours again, another choice
+    assert _fp8_map(fast) == [{"attn.c_attn": 0, "attn.c_proj": 0, "mlp.c_fc": 1, "mlp.c_proj": 1}] * 2 + [
+        dict.fromkeys(fp8, 0)
+    ]
+
+
 @pytest.mark.parametrize("arch, scaling", [("classic", "tensorwise"), ("modern", "rowwise")])
 def test_torchao_fp8_is_close_to_the_plain_model_and_keeps_the_parameters(arch, scaling):
     """--fp8-impl torchao-*: the blocks' four linears become torchao's Float8Linear (the reference FP8 training),

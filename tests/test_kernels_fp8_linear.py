@@ -175,7 +175,8 @@ def test_trainer_fp8_run_and_bad_combinations(tmp_path, text_shards, capsys):
         code, _, err = run_cli(tiny_train_args(text_shards, tmp_path / "bad", 1, extra), capsys)
         last = err.strip().splitlines()[-1]
         assert code != 0 and needle in last, last
-    # the modern architecture takes FP8 too (its linears have no biases)
-    code, _, err = run_cli(tiny_train_args(text_shards, tmp_path / "modern", 2, ["--fp8", "1", "--recipe", "modern"]),
-                           capsys)  # fmt: skip
+    # the modern architecture takes FP8 too (its linears have no biases), here with the ends and c_proj kept bf16
+    extra = ["--fp8", "1", "--recipe", "modern", "--fp8-bf16", "last,mlp.c_proj,first"]
+    code, _, err = run_cli(tiny_train_args(text_shards, tmp_path / "modern", 2, extra), capsys)
     assert code == 0, err
+    assert json.load(open(tmp_path / "modern" / "config.json"))["train"]["fp8_bf16"] == "mlp.c_proj,first,last"

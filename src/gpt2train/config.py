@@ -395,6 +395,13 @@ class TrainConfig:
         "or torchao-rowwise (torchao's float8 training, the maintained reference; rowwise: a scale per row; extra "
         "fp8: pip install 'gpt2train[fp8]'; --fp8 1 and 2 are the same there)",
     )
+    fp8_bf16: str = setting(
+        "",
+        "--fp8-bf16",
+        help="with --fp8: what stays in bf16, a comma list of linears (attn, mlp, or one of attn.c_attn, attn.c_proj,"
+        " mlp.c_fc, mlp.c_proj, in every block) and blocks (first, last: all four linears of the first or last "
+        "block); e.g. mlp.c_proj,first,last",
+    )
     accumulate_in_matmul: int = setting(
         -1,
         "--accumulate-in-matmul",
@@ -624,6 +631,7 @@ def resolve(cfg: TrainConfig, env: Environment) -> ResolvedConfig:
         compile=cfg.compile if cfg.compile != -1 else int(fast),  # -1: on with the fast path
         fused_classifier=int(cfg.fused_classifier == 1 or (cfg.fused_classifier == -1 and fast)),
         recompute_whole=recompute_whole,
+        fp8_bf16=",".join(fp8_bf16_parts(cfg.fp8_bf16)),
         **recipe.resolved_levers(lv, mcfg, cfg.lr),
     )
     return ResolvedConfig(**{**cfg.to_dict(), **decided}, model_config=mcfg, init_source=init_source, fast=fast,
@@ -657,6 +665,23 @@ def auto_accumulate_in_matmul(bf16_params: int, master_weights: int, recompute: 
 
 
 FP8_IMPLS = ("ours", "torchao-tensorwise", "torchao-rowwise")
+FP8_LINEARS = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")  # a block's linears, by their names in it
+_FP8_BF16_WORDS = {"attn": FP8_LINEARS[:2], "mlp": FP8_LINEARS[2:], **{n: (n,) for n in FP8_LINEARS},
+                   "first": ("first",), "last": ("last",)}  # fmt: skip
+
+
+def fp8_bf16_parts(spec: str) -> tuple[str, ...]:
+    """``--fp8-bf16``'s list as the linears' names and "first"/"last", in a fixed order; a UserError names a word
+    it does not know."""
+    parts = set()
+    for word in filter(None, (w.strip() for w in spec.split(","))):
+        if word not in _FP8_BF16_WORDS:
+            raise UserError(f"--fp8-bf16 {spec}: {word!r} is not a linear or block; use a comma list of "
+                            f"{', '.join(_FP8_BF16_WORDS)}")  # fmt: skip
+        parts.update(_FP8_BF16_WORDS[word])
+    return tuple(p for p in (*FP8_LINEARS, "first", "last") if p in parts)
+
+
 _COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 _ATTENTION = ("auto", "flash", "cudnn", "efficient", "math")
 
@@ -691,6 +716,10 @@ def _check_flags(cfg: TrainConfig, env: Environment, lv: dict) -> None:
         raise UserError(f"--fp8-impl {cfg.fp8_impl!r}: use one of {', '.join(FP8_IMPLS)}")
     if cfg.fp8_impl != "ours" and not cfg.fp8:
         raise UserError(f"--fp8-impl {cfg.fp8_impl} picks whose FP8 linears --fp8 swaps in: add --fp8 1")
+    if cfg.fp8_bf16 and not cfg.fp8:
+        raise UserError(f"--fp8-bf16 {cfg.fp8_bf16} says what stays bf16 under --fp8: add --fp8 1 or 2")
+    if set(FP8_LINEARS) <= set(fp8_bf16_parts(cfg.fp8_bf16)):
+        raise UserError(f"--fp8-bf16 {cfg.fp8_bf16} keeps every linear in bf16: drop --fp8 and --fp8-bf16")
     if cfg.fp8 and cfg.plain:
         raise UserError("--fp8 1 --plain: FP8 matmuls are a fast path; drop one")
     if cfg.fp8 and not env.fp8_supported:

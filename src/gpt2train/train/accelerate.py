@@ -24,6 +24,7 @@ import torch
 import torch.nn as nn
 from torch.utils.checkpoint import checkpoint
 
+from gpt2train.config import FP8_LINEARS, fp8_bf16_parts
 from gpt2train.kernels.fp8_linear import fp8_linear
 from gpt2train.kernels.gelu_linear import gelu_linear
 from gpt2train.kernels.gelu_mlp import gelu_mlp
@@ -40,6 +41,7 @@ class FastPaths:
     fp8_impl: str = (
         "ours"  # ours (kernels/fp8_linear.py) | torchao-tensorwise | torchao-rowwise (torchao's Float8Linear)
     )
+    fp8_bf16: tuple[str, ...] = ()  # under fp8, what stays bf16: --fp8-bf16's words (config.fp8_bf16_parts)
     accumulate_grads: bool = False  # the blocks' matmuls add their weight gradients into .grad (kernels/grad_accum.py)
     fused_classifier: bool = False
     classifier_chunk: int = 16384  # rows of logits at once; 0: all rows
@@ -154,16 +156,17 @@ def accelerate(model: GPT, paths: FastPaths) -> torch.nn.Module:
             _become(mlp, MLP)
         # not in a block recomputed whole: compiled on CUDA, that recompute would then keep every matmul's input
         # (35,200 against 3,200 bytes per layer and token at d48, BENCHMARKS.md round 15)
-        torchao_fp8 = bool(paths.fp8) and paths.fp8_impl != "ours"
+        fp8_linears = _fp8_linears(paths, i, len(model.transformer.h))
+        torchao_fp8 = bool(fp8_linears) and paths.fp8_impl != "ours"
         accumulate = bool(paths.accumulate_grads) and recompute < 3 and not torchao_fp8
-        ours_fp8 = 0 if torchao_fp8 else int(paths.fp8)
-        for layer in (block.attn.c_attn, block.attn.c_proj, mlp.c_fc, mlp.c_proj):
+        for name, layer in _linears(block):
+            ours_fp8 = int(paths.fp8) if name in fp8_linears and not torchao_fp8 else 0
             if ours_fp8 or accumulate:
                 _become(layer, FastLinear, fp8=ours_fp8, accumulate_grad=accumulate)
             else:
                 _become(layer, nn.Linear)
         if torchao_fp8:
-            _torchao_fp8(block, paths.fp8_impl.removeprefix("torchao-"))
+            _torchao_fp8(block, paths.fp8_impl.removeprefix("torchao-"), fp8_linears)
     model.classifier_loss = _classifier_loss(paths)
     device = model.transformer.wte.weight.device
     if fuse_gelu and device.type == "cuda":
@@ -180,10 +183,24 @@ def accelerate(model: GPT, paths: FastPaths) -> torch.nn.Module:
     return model
 
 
-def _torchao_fp8(block: Block, scaling: str) -> None:
-    """The block's four linear layers as torchao's Float8Linear (the maintained FP8 training reference) with its
-    ``scaling`` recipe: tensorwise (one scale per tensor, as ours) or rowwise (one per row). torchao swaps in new
-    modules holding the same parameters under the same names."""
+def _linears(block: Block) -> list[tuple[str, nn.Module]]:
+    """The block's four linear layers with their names in it (config.FP8_LINEARS)."""
+    return [("attn.c_attn", block.attn.c_attn), ("attn.c_proj", block.attn.c_proj), ("mlp.c_fc", block.mlp.c_fc),
+            ("mlp.c_proj", block.mlp.c_proj)]  # fmt: skip
+
+
+def _fp8_linears(paths: FastPaths, index: int, n_blocks: int) -> set[str]:
+    """The names of block ``index``'s linears that run in FP8: none without fp8 or in a block --fp8-bf16 keeps."""
+    keep = set(fp8_bf16_parts(",".join(paths.fp8_bf16)))  # "attn" -> its two linears
+    if not paths.fp8 or (index == 0 and "first" in keep) or (index == n_blocks - 1 and "last" in keep):
+        return set()
+    return set(FP8_LINEARS) - keep
+
+
+def _torchao_fp8(block: Block, scaling: str, names: set[str]) -> None:
+    """The block's linear layers ``names`` as torchao's Float8Linear (the maintained FP8 training reference) with
+    its ``scaling`` recipe: tensorwise (one scale per tensor, as ours) or rowwise (one per row). torchao swaps in
+    new modules holding the same parameters under the same names."""
     import logging
 
     from gpt2train.optional import require
@@ -192,7 +209,7 @@ def _torchao_fp8(block: Block, scaling: str) -> None:
     logging.getLogger("torchao").setLevel(logging.ERROR)
     float8 = require("torchao.float8", "fp8", f"--fp8-impl torchao-{scaling}")
     config = float8.Float8LinearConfig.from_recipe_name(scaling)
-    float8.convert_to_float8_training(block, config=config, module_filter_fn=lambda module, name: name != "")
+    float8.convert_to_float8_training(block, config=config, module_filter_fn=lambda module, name: name in names)
 
 
 def _classifier_loss(paths: FastPaths):
