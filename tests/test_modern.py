@@ -296,6 +296,12 @@ def test_fresh_model_skips_default_init_and_draws_the_same_weights(levers):
     for (name, b), (_, ref) in zip(fresh.named_buffers(), reference.named_buffers(), strict=True):
         assert torch.equal(b, ref), name  # the rotary tables are not in the state dict
     assert all(p.device.type == "cpu" for p in fresh.parameters())
+    # built at bf16 where it runs (the trainer's bf16 layouts): the fp32 values rounded once, buffers too
+    half = build_model(cfg, seed=5, device="cpu", dtype=torch.bfloat16)
+    for (name, t), (_, ref) in zip(half.state_dict().items(), reference.to(torch.bfloat16).state_dict().items()):
+        assert t.dtype == torch.bfloat16 and torch.equal(t, ref), name
+    for (name, b), (_, ref) in zip(half.named_buffers(), reference.named_buffers(), strict=True):
+        assert torch.equal(b, ref), name
     if not levers:  # each weight from its own stream: seeded by the seed and its name, not by the others
         from gpt2train.model import param_seed
 

@@ -289,10 +289,10 @@ def init_llmc_(model: nn.Module, seed: int, std_of: Callable[[str, float], float
     def draw(job: tuple[nn.Parameter, float, int]) -> None:
         p, std, p_seed = job
         gen = torch.Generator(device="cpu").manual_seed(p_seed)
-        if p.device.type == "cpu":  # straight into the parameter: no second buffer of its size
+        if p.device.type == "cpu" and p.dtype == torch.float32:  # straight in: no second buffer of its size
             torch.randn(p.shape, generator=gen, out=p.detach()).mul_(std)
-        else:
-            p.detach().copy_(torch.randn(p.shape, generator=gen).mul_(std))  # (grad mode is per thread)
+        else:  # drawn in fp32 on the CPU, so every device and dtype rounds the same values (grad mode is per thread)
+            p.detach().copy_(torch.randn(p.shape, generator=gen).mul_(std))
 
     with ThreadPoolExecutor(max_workers=max(1, min(len(draws), os.cpu_count() or 1))) as pool:
         list(pool.map(draw, draws))
@@ -304,10 +304,11 @@ def param_seed(seed: int, name: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}/{name}".encode()).digest()[:8], "little")
 
 
-def build_model(cfg, seed: int = 42) -> GPT:
-    """A freshly initialised GPT of config ``cfg`` (fp32, on the CPU). Made on the meta device and given memory
-    without PyTorch's default initialisation, which ``init_weights`` overwrites anyway (it took most of d48's
-    start-up: tens of seconds of CPU draws)."""
+def build_model(cfg, seed: int = 42, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> GPT:
+    """A freshly initialised GPT of config ``cfg``, its parameters ``dtype`` on ``device``: the same values as the
+    fp32 CPU model cast and moved there. Made on the meta device and given memory without PyTorch's default
+    initialisation, which ``init_weights`` overwrites anyway (it took most of d48's start-up: tens of seconds of
+    CPU draws); on a GPU each weight goes there as it is drawn, with no whole fp32 copy of the model on the CPU."""
     with torch.device("meta"):
         model = GPT(cfg)
-    return model.to_empty(device="cpu").init_weights(seed)
+    return model.to(dtype).to_empty(device=device).init_weights(seed)

@@ -122,8 +122,9 @@ def _model(rc: ResolvedConfig, env: Environment, weights: dict | None) -> torch.
     """The model on its device, at its parameter dtype: a fresh init, or ``weights``."""
     from gpt2train.model import GPT, build_model
 
-    if weights is None:
-        model = build_model(rc.model_config, rc.seed)
+    dtype = torch.bfloat16 if not rc.master_weights or rc.bf16_params else torch.float32
+    if weights is None:  # built where it runs, at its dtype (the values of the fp32 CPU build, cast)
+        model = build_model(rc.model_config, rc.seed, env.device, dtype)
     else:
         model = GPT(rc.model_config)
         try:
@@ -134,9 +135,7 @@ def _model(rc: ResolvedConfig, env: Environment, weights: dict | None) -> torch.
         torch.backends.cuda.matmul.allow_tf32 = bool(rc.tf32)
         torch.backends.cudnn.allow_tf32 = bool(rc.tf32)
         _select_attention_backend(rc.attention)
-    if not rc.master_weights or rc.bf16_params:
-        model = model.to(torch.bfloat16)
-    return model.to(env.device)
+    return model.to(dtype).to(env.device)
 
 
 def _select_attention_backend(name: str) -> None:
