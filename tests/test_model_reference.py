@@ -1,5 +1,7 @@
-"""model.py is the reference: its losses are pinned bit for bit (computed with the code before the redesign
-(model.py and model_modern.py at df779a8), for the classic model and for the levers."""
+"""model.py is the reference: its losses are pinned (computed with the code before the redesign, model.py and
+model_modern.py at df779a8), for the classic model and for the levers, to a few float32 roundings: the CPU's
+matmul kernels differ by machine (AVX2 or AVX-512) in their last bits, while any change to what the model computes
+moves these figures by orders of magnitude more."""
 
 from __future__ import annotations
 
@@ -23,14 +25,15 @@ PINNED = {
 
 
 @pytest.mark.parametrize("name", PINNED)
-def test_loss_equals_the_pre_redesign_model_bit_for_bit(name):
+def test_loss_equals_the_pre_redesign_models(name):
     levers, loss, logit_sum = PINNED[name]
     g = torch.Generator().manual_seed(0)
     idx = torch.randint(0, 200, (2, 16), generator=g)
     tgt = torch.randint(0, 200, (2, 16), generator=g)
     model = build_model(ModelConfig(**SHAPE, **levers), 42)
-    assert model(idx, tgt).item().hex() == loss
-    assert model(idx).sum().item().hex() == logit_sum
+    close = dict(rtol=1e-6, atol=1e-6)  # float32 keeps 24 bits: 1e-6 is 8-16 units in the last place
+    torch.testing.assert_close(model(idx, tgt).item(), float.fromhex(loss), **close)
+    torch.testing.assert_close(model(idx).sum().item(), float.fromhex(logit_sum), **close)
 
 
 def test_config_dict_is_the_shape_for_classic_and_everything_otherwise():
