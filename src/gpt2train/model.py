@@ -291,8 +291,9 @@ def init_llmc_(model: nn.Module, seed: int, std_of: Callable[[str, float], float
         gen = torch.Generator(device="cpu").manual_seed(p_seed)
         if p.device.type == "cpu" and p.dtype == torch.float32:  # straight in: no second buffer of its size
             torch.randn(p.shape, generator=gen, out=p.detach()).mul_(std)
-        else:  # drawn in fp32 on the CPU, so every device and dtype rounds the same values (grad mode is per thread)
-            p.detach().copy_(torch.randn(p.shape, generator=gen).mul_(std))
+        else:  # drawn in fp32 on the CPU, so every device and dtype gets the same values, rounded to p's dtype on
+            # the CPU (round-to-nearest-even, as on a GPU) so that a bf16 model copies half the bytes over
+            p.detach().copy_(torch.randn(p.shape, generator=gen).mul_(std).to(p.dtype))  # (grad mode is per thread)
 
     with ThreadPoolExecutor(max_workers=max(1, min(len(draws), os.cpu_count() or 1))) as pool:
         list(pool.map(draw, draws))
