@@ -5,6 +5,7 @@ lever (they follow, so override, the check's own).
 
     python -m bench loss-check --runs 2                  # the fast path
     python -m bench loss-check --runs 2 -- --fp8 2       # a lever
+    python -m bench loss-check --runs 2 --baseline -- --fp8 2   # the fast path first, then the lever, and the verdict
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from bench import throughput
 # -e d12 -b 32 -t 1024 -d 131072 -x 200 -v 25 -m 20 -l 0.0006 -u 50 -q 0.0 -c 0.1 -k cosine, less what run_one sets
 CHECK = {"model": "d12", "B": 32, "T": 1024, "total_batch": 131_072, "steps": 200}
 CHECK_FLAGS = ["-v", "25", "-m", "20", "-l", "0.0006", "-u", "50", "-q", "0.0", "-c", "0.1", "-k", "cosine"]
+MAX_RISE = 0.01  # how far a lever's mean may rise over the fast path's
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--plain", action="store_true", help="the plain PyTorch path (--plain) instead of the fast path")
     p.add_argument("-r", "--recompute", type=int, default=1, help="-r of the runs (the trainer's default: 1)")
     p.add_argument("--gpu", type=int, default=0)
+    p.add_argument("--baseline", action="store_true",
+                   help="run the bf16 fast path --runs times first, in the same sitting, and say whether the lever "
+                   f"holds the check (its mean at most +{MAX_RISE} over the fast path's)")  # fmt: skip
     # for a CPU smoke test: a shorter run of another shape (the check itself is the defaults)
     p.add_argument("--steps", type=int, default=CHECK["steps"], help=argparse.SUPPRESS)
     p.add_argument("-b", "--batch-size", type=int, default=CHECK["B"], help=argparse.SUPPRESS)
@@ -41,20 +46,50 @@ def main(argv: list[str] | None = None) -> int:
         total_batch_size=args.total_batch_size, recompute=args.recompute, master_weights=1, steps=args.steps,
         warmup=3, gpu=args.gpu, timeout=args.timeout, keep_logs=args.keep_logs, nproc=1, cap_mib=0,
     )  # fmt: skip
-    results = [throughput.run_one(run_args, CHECK["model"], path, [*CHECK_FLAGS, *extra], f"loss_check_{k}")
-               for k in range(args.runs)]  # fmt: skip
+    if args.baseline and (args.plain or not extra):
+        p.error("--baseline compares a lever (train flags after --) with the fast path it changes")
+    baseline = _runs(run_args, "fast", [], args.runs, "baseline") if args.baseline else None
+    results = _runs(run_args, path, extra, args.runs, "loss_check")
+    mean = _report(path, extra, results)
+    verdict = None
+    if baseline is not None:
+        base = _report("fast", [], baseline)
+        if mean is not None and base is not None:
+            rise = mean - base
+            verdict = "holds" if rise <= MAX_RISE else "fails"
+            print(f"{' '.join(extra)}: {rise:+.4f} over the fast path's mean in this sitting: {verdict} "
+                  f"(at most +{MAX_RISE})")  # fmt: skip
+    if args.out:
+        data = {"date": time.strftime("%Y-%m-%d"), "path": path, "flags": extra, "mean_val_loss": mean,
+                "runs": [asdict(r) for r in results]}  # fmt: skip
+        if baseline is not None:
+            data.update(baseline_mean_val_loss=_mean(baseline), baseline_runs=[asdict(r) for r in baseline],
+                        verdict=verdict)  # fmt: skip
+        with open(args.out, "w") as f:
+            json.dump(data, f, indent=1)
+    complete = mean is not None and (baseline is None or _mean(baseline) is not None)
+    return 0 if complete else 1
+
+
+def _runs(run_args: argparse.Namespace, path: str, extra: list[str], n: int, name: str) -> list:
+    return [throughput.run_one(run_args, CHECK["model"], path, [*CHECK_FLAGS, *extra], f"{name}_{k}") for k in range(n)]
+
+
+def _mean(results: list) -> float | None:
+    """The runs' mean val loss; None unless every run finished with one."""
     losses = [r.val_loss for r in results if r.ok and r.val_loss is not None]
+    return statistics.mean(losses) if losses and len(losses) == len(results) else None
+
+
+def _report(path: str, extra: list[str], results: list) -> float | None:
+    """Each run's line and the mean's; returns the mean."""
     for k, r in enumerate(results):
         print(
             f"run {k}: " + (f"val loss {r.val_loss:.4f}, {r.ms_per_step:.1f} ms/step" if r.ok else f"failed: {r.error}")
         )
-    mean = statistics.mean(losses) if len(losses) == len(results) else None
+    mean = _mean(results)
     print(f"{path} {' '.join(extra)}".strip() + ": " + (f"mean val loss {mean:.4f}" if mean else "incomplete"))
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump({"date": time.strftime("%Y-%m-%d"), "path": path, "flags": extra, "mean_val_loss": mean,
-                       "runs": [asdict(r) for r in results]}, f, indent=1)  # fmt: skip
-    return 0 if mean is not None else 1
+    return mean
 
 
 if __name__ == "__main__":

@@ -112,6 +112,25 @@ def test_loss_check_runs_the_check_n_times_and_reports_the_mean(tmp_path, capsys
     assert "mean val loss 5.5150" in capsys.readouterr().out
 
 
+def test_loss_check_baseline_runs_the_fast_path_first_and_gives_the_verdict(tmp_path, capsys, monkeypatch):
+    """--baseline: the fast path's runs first (no lever flags), then the lever's; the verdict compares the means
+    against the check's +0.01. The stand-in's losses rise by 0.01 a run: 5.51, 5.52 then 5.53, 5.54 (+0.02)."""
+    calls = _fake_runs(monkeypatch)
+    out = tmp_path / "loss.json"
+    assert loss_check.main(["--runs", "2", "--baseline", "--out", str(out), "--", "--fp8", "2"]) == 0
+    assert [c[3][-2:] for c in calls] == [["-k", "cosine"]] * 2 + [["--fp8", "2"]] * 2
+    data = json.loads(out.read_text())
+    assert data["baseline_mean_val_loss"] == pytest.approx(5.515) and data["mean_val_loss"] == pytest.approx(5.535)
+    assert data["verdict"] == "fails" and "+0.0200 over the fast path's mean in this sitting: fails" in (
+        capsys.readouterr().out
+    )
+    calls.clear()  # one run each: 5.51 then 5.52, +0.01, which holds
+    assert loss_check.main(["--runs", "1", "--baseline", "--", "--fp8", "1"]) == 0
+    assert "in this sitting: holds" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # nothing to compare
+        loss_check.main(["--runs", "2", "--baseline"])
+
+
 def test_launcher_runs_through_capped_or_torchrun():
     assert throughput.launcher()[1:] == ["-m", "gpt2train"]
     capped = throughput.launcher(cap_mib=80300)
