@@ -41,7 +41,8 @@ class StartupClock:
         compilation (or loading compiled graphs from the cache) and the first allocations."""
         built = self.built if self.built is not None else self.entered
         parts = [("Python and imports", self.entered - self.launched), ("setup", built - self.entered),
-                 ("evaluation and sampling", step_start - built), ("the first step", step_end - step_start)]  # fmt: skip
+                 ("evaluation and sampling", step_start - built),
+                 ("the first step", step_end - step_start)]  # fmt: skip
         shown = ", ".join(f"{name} {s:.1f} s" for name, s in parts if s >= 0.05)
         return f"time to first step: {step_end - self.launched:.1f} s ({shown})"
 
