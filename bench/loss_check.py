@@ -50,24 +50,23 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--baseline compares a lever (train flags after --) with the fast path it changes")
     baseline = _runs(run_args, "fast", [], args.runs, "baseline") if args.baseline else None
     results = _runs(run_args, path, extra, args.runs, "loss_check")
+    base = _report("fast", [], baseline) if baseline is not None else None  # in the order they ran
     mean = _report(path, extra, results)
     verdict = None
-    if baseline is not None:
-        base = _report("fast", [], baseline)
-        if mean is not None and base is not None:
-            rise = mean - base
-            verdict = "holds" if rise <= MAX_RISE else "fails"
-            print(f"{' '.join(extra)}: {rise:+.4f} over the fast path's mean in this sitting: {verdict} "
-                  f"(at most +{MAX_RISE})")  # fmt: skip
+    if mean is not None and base is not None:
+        rise = mean - base
+        verdict = "holds" if rise <= MAX_RISE else "fails"
+        print(f"{' '.join(extra)}: {rise:+.4f} over the fast path's mean in this sitting: {verdict} "
+              f"(at most +{MAX_RISE})")  # fmt: skip
     if args.out:
         data = {"date": time.strftime("%Y-%m-%d"), "path": path, "flags": extra, "mean_val_loss": mean,
                 "runs": [asdict(r) for r in results]}  # fmt: skip
         if baseline is not None:
-            data.update(baseline_mean_val_loss=_mean(baseline), baseline_runs=[asdict(r) for r in baseline],
+            data.update(baseline_mean_val_loss=base, baseline_runs=[asdict(r) for r in baseline],
                         verdict=verdict)  # fmt: skip
         with open(args.out, "w") as f:
             json.dump(data, f, indent=1)
-    complete = mean is not None and (baseline is None or _mean(baseline) is not None)
+    complete = mean is not None and (baseline is None or base is not None)
     return 0 if complete else 1
 
 

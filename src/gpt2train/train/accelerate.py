@@ -141,6 +141,7 @@ def accelerate(model: GPT, paths: FastPaths) -> torch.nn.Module:
     cfg = model.config
     # the -ge epilogues are bf16 GELU with biases: FP8 turns them off, and other MLPs stay plain
     fuse_gelu = paths.gelu_fusion and not paths.fp8 and cfg.mlp == "gelu" and cfg.bias
+    fp8_keep = set(fp8_bf16_parts(",".join(paths.fp8_bf16)))  # --fp8-bf16's words as names ("attn": its two)
     for i, block in enumerate(model.transformer.h):
         recompute = 3 if i < paths.recompute_whole else int(paths.recompute)
         if recompute >= 2:
@@ -156,7 +157,7 @@ def accelerate(model: GPT, paths: FastPaths) -> torch.nn.Module:
             _become(mlp, MLP)
         # not in a block recomputed whole: compiled on CUDA, that recompute would then keep every matmul's input
         # (35,200 against 3,200 bytes per layer and token at d48, BENCHMARKS.md round 15)
-        fp8_linears = _fp8_linears(paths, i, len(model.transformer.h))
+        fp8_linears = _fp8_linears(paths.fp8, fp8_keep, i, len(model.transformer.h))
         torchao_fp8 = bool(fp8_linears) and paths.fp8_impl != "ours"
         accumulate = bool(paths.accumulate_grads) and recompute < 3 and not torchao_fp8
         for name, layer in _linears(block):
@@ -189,10 +190,9 @@ def _linears(block: Block) -> list[tuple[str, nn.Module]]:
             ("mlp.c_proj", block.mlp.c_proj)]  # fmt: skip
 
 
-def _fp8_linears(paths: FastPaths, index: int, n_blocks: int) -> set[str]:
-    """The names of block ``index``'s linears that run in FP8: none without fp8 or in a block --fp8-bf16 keeps."""
-    keep = set(fp8_bf16_parts(",".join(paths.fp8_bf16)))  # "attn" -> its two linears
-    if not paths.fp8 or (index == 0 and "first" in keep) or (index == n_blocks - 1 and "last" in keep):
+def _fp8_linears(fp8: int, keep: set[str], index: int, n_blocks: int) -> set[str]:
+    """The names of block ``index``'s linears that run in FP8: none without fp8 or in a block ``keep`` keeps."""
+    if not fp8 or (index == 0 and "first" in keep) or (index == n_blocks - 1 and "last" in keep):
         return set()
     return set(FP8_LINEARS) - keep
 
