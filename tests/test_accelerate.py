@@ -149,6 +149,12 @@ def test_fp8_bf16_keeps_the_named_linears_and_blocks_in_bf16(impl):
     assert _fp8_map(fast) == [{"attn.c_attn": 0, "attn.c_proj": 0, "mlp.c_fc": 1, "mlp.c_proj": 1}] * 2 + [
         dict.fromkeys(fp8, 0)
     ]
+    if impl == "ours":  # weight-grads: the FP8 linears' dW from bf16 dy, nothing else changes
+        accelerate(fast, FastPaths(fp8=1, fp8_bf16=("attn", "weight-grads")))
+        mlps = [(b.mlp.c_fc, b.mlp.c_proj) for b in fast.transformer.h]
+        assert all(m.fp8 == 1 and m.weight_grad_bf16 for pair in mlps for m in pair)
+        accelerate(fast, FastPaths(fp8=1))
+        assert not any(m.weight_grad_bf16 for pair in mlps for m in pair)
 
 
 @pytest.mark.parametrize("arch, scaling", [("classic", "tensorwise"), ("modern", "rowwise")])

@@ -158,6 +158,9 @@ def test_backward_equals_the_dequantized_fp8_arithmetic():
     g, x2 = deq(dy.reshape(-1, 128), f8.E5M2), deq(x.detach().reshape(-1, 96), f8.E4M3)
     torch.testing.assert_close(x.grad.reshape(-1, 96), g @ deq(w.detach(), f8.E4M3), rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(w.grad, g.t() @ x2, rtol=1e-4, atol=1e-5)
+    w.grad = None
+    f8.fp8_linear(x, w, b, weight_grad_bf16=True).backward(dy)  # --fp8-bf16 weight-grads: dy unquantized
+    torch.testing.assert_close(w.grad, dy.reshape(-1, 128).t() @ x2, rtol=1e-4, atol=1e-5)
 
 
 def test_trainer_fp8_run_and_bad_combinations(tmp_path, text_shards, capsys):

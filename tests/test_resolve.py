@@ -70,8 +70,15 @@ def test_recompute_whole_auto_uses_the_planner_on_the_card():
         ({"fp8_impl": "te"}, "--fp8-impl 'te': use one of ours, torchao-tensorwise, torchao-rowwise"),
         ({"fp8_impl": "torchao-rowwise"}, "--fp8-impl torchao-rowwise picks whose FP8 linears --fp8 swaps in: add"),
         ({"fp8_bf16": "mlp"}, "--fp8-bf16 mlp says what stays bf16 under --fp8: add --fp8 1 or 2"),
-        ({"fp8": 1, "fp8_bf16": "first,head"}, "--fp8-bf16 first,head: 'head' is not a linear or block; use a comma"),
+        (
+            {"fp8": 1, "fp8_bf16": "first,head"},
+            "--fp8-bf16 first,head: 'head' is not a linear, a block or weight-grads",
+        ),
         ({"fp8": 1, "fp8_bf16": "attn,mlp"}, "--fp8-bf16 attn,mlp keeps every linear in bf16: drop --fp8"),
+        (
+            {"fp8": 1, "fp8_impl": "torchao-rowwise", "fp8_bf16": "weight-grads"},
+            "--fp8-bf16 weight-grads: weight-grads is ours (torchao's recipes decide their own gradients)",
+        ),
     ],
 )
 def test_checks_are_one_line_errors(fields, message):
@@ -140,6 +147,6 @@ def test_usable_gpu_memory_follows_the_allocators_cap(monkeypatch):
 def test_fp8_bf16_is_resolved_to_the_linears_names():
     """--fp8-bf16's words (attn, mlp, a linear's name, first, last; spaces and repeats allowed) resolve to one
     canonical list, which config.json records."""
-    rc = resolve(TrainConfig(fp8=2, fp8_bf16="last, mlp,first,mlp.c_fc"), CUDA)
-    assert rc.fp8_bf16 == "mlp.c_fc,mlp.c_proj,first,last"
+    rc = resolve(TrainConfig(fp8=2, fp8_bf16="weight-grads,last, mlp,first,mlp.c_fc"), CUDA)
+    assert rc.fp8_bf16 == "mlp.c_fc,mlp.c_proj,first,last,weight-grads"
     assert resolve(TrainConfig(fp8=2), CUDA).fp8_bf16 == ""

@@ -399,8 +399,9 @@ class TrainConfig:
         "",
         "--fp8-bf16",
         help="with --fp8: what stays in bf16, a comma list of linears (attn, mlp, or one of attn.c_attn, attn.c_proj,"
-        " mlp.c_fc, mlp.c_proj, in every block) and blocks (first, last: all four linears of the first or last "
-        "block); e.g. mlp.c_proj,first,last",
+        " mlp.c_fc, mlp.c_proj, in every block), blocks (first, last: all four linears of the first or last "
+        "block) and weight-grads (the FP8 linears' weight-gradient matmuls, dW = dy.T @ x, from bf16 dy; ours "
+        "only); e.g. mlp.c_proj,first,last",
     )
     accumulate_in_matmul: int = setting(
         -1,
@@ -667,7 +668,7 @@ def auto_accumulate_in_matmul(bf16_params: int, master_weights: int, recompute: 
 FP8_IMPLS = ("ours", "torchao-tensorwise", "torchao-rowwise")
 FP8_LINEARS = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")  # a block's linears, by their names in it
 _FP8_BF16_WORDS = {"attn": FP8_LINEARS[:2], "mlp": FP8_LINEARS[2:], **{n: (n,) for n in FP8_LINEARS},
-                   "first": ("first",), "last": ("last",)}  # fmt: skip
+                   "first": ("first",), "last": ("last",), "weight-grads": ("weight-grads",)}  # fmt: skip
 
 
 def fp8_bf16_parts(spec: str) -> tuple[str, ...]:
@@ -676,10 +677,10 @@ def fp8_bf16_parts(spec: str) -> tuple[str, ...]:
     parts = set()
     for word in filter(None, (w.strip() for w in spec.split(","))):
         if word not in _FP8_BF16_WORDS:
-            raise UserError(f"--fp8-bf16 {spec}: {word!r} is not a linear or block; use a comma list of "
-                            f"{', '.join(_FP8_BF16_WORDS)}")  # fmt: skip
+            raise UserError(f"--fp8-bf16 {spec}: {word!r} is not a linear, a block or weight-grads; use a "
+                            f"comma list of {', '.join(_FP8_BF16_WORDS)}")  # fmt: skip
         parts.update(_FP8_BF16_WORDS[word])
-    return tuple(p for p in (*FP8_LINEARS, "first", "last") if p in parts)
+    return tuple(p for p in (*FP8_LINEARS, "first", "last", "weight-grads") if p in parts)
 
 
 _COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -718,6 +719,9 @@ def _check_flags(cfg: TrainConfig, env: Environment, lv: dict) -> None:
         raise UserError(f"--fp8-impl {cfg.fp8_impl} picks whose FP8 linears --fp8 swaps in: add --fp8 1")
     if cfg.fp8_bf16 and not cfg.fp8:
         raise UserError(f"--fp8-bf16 {cfg.fp8_bf16} says what stays bf16 under --fp8: add --fp8 1 or 2")
+    if "weight-grads" in fp8_bf16_parts(cfg.fp8_bf16) and cfg.fp8_impl != "ours":
+        raise UserError(f"--fp8-bf16 {cfg.fp8_bf16}: weight-grads is ours (torchao's recipes decide their own "
+                        f"gradients); drop it or --fp8-impl {cfg.fp8_impl}")  # fmt: skip
     if set(FP8_LINEARS) <= set(fp8_bf16_parts(cfg.fp8_bf16)):
         raise UserError(f"--fp8-bf16 {cfg.fp8_bf16} keeps every linear in bf16: drop --fp8 and --fp8-bf16")
     if cfg.fp8 and cfg.plain:

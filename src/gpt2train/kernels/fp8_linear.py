@@ -91,8 +91,8 @@ class _FP8Linear(torch.autograd.Function):
         # dx = dy @ W: W as (N, K) column-major
         dx = torch._scaled_mm(gq, wq.t().contiguous().t(), scale_a=sg, scale_b=sw, out_dtype=dy.dtype,
                               use_fast_accum=ctx.fast_accum)  # fmt: skip
-        if ctx.weight_grad_bf16:  # dW = dy.T @ x in dy's dtype, from the dequantized saved input
-            dw = (dy2.t() @ (xq.to(dy2.dtype) * sx.to(dy2.dtype))).to(ctx.weight_dtype)
+        if ctx.weight_grad_bf16:  # dW = dy.T @ x in dy's dtype; e4m3 values are exact in bf16, the scale after
+            dw = (dy2.t() @ xq.to(dy2.dtype)).float().mul_(sx).to(ctx.weight_dtype)
         else:  # dW = dy.T @ x: dy.T row-major, x column-major
             dw = torch._scaled_mm(gq.t().contiguous(), xq.t().contiguous().t(), scale_a=sg, scale_b=sx,
                                   out_dtype=ctx.weight_dtype, use_fast_accum=ctx.fast_accum)  # fmt: skip

@@ -52,14 +52,17 @@ class FastPaths:
 
 class FastLinear(nn.Linear):
     """A block's linear layer with its matmuls in FP8 (``fp8`` 1, or 2 with the gradient matmuls in FP8's fast
-    accumulation too), or whose backward adds its gradients into ``.grad`` itself (``accumulate_grad``)."""
+    accumulation too; ``weight_grad_bf16``: dW in bf16), or whose backward adds its gradients into ``.grad``
+    itself (``accumulate_grad``)."""
 
     fp8 = 0
+    weight_grad_bf16 = False
     accumulate_grad = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.fp8:
-            return fp8_linear(x, self.weight, self.bias, backward_fast_accum=self.fp8 == 2)
+            return fp8_linear(x, self.weight, self.bias, backward_fast_accum=self.fp8 == 2,
+                              weight_grad_bf16=self.weight_grad_bf16)  # fmt: skip
         grads = accumulating(self)
         if grads is not None:
             return linear_accumulate(x, self.weight, self.bias, *grads)
@@ -163,7 +166,8 @@ def accelerate(model: GPT, paths: FastPaths) -> torch.nn.Module:
         for name, layer in _linears(block):
             ours_fp8 = int(paths.fp8) if name in fp8_linears and not torchao_fp8 else 0
             if ours_fp8 or accumulate:
-                _become(layer, FastLinear, fp8=ours_fp8, accumulate_grad=accumulate)
+                _become(layer, FastLinear, fp8=ours_fp8, accumulate_grad=accumulate,
+                        weight_grad_bf16="weight-grads" in fp8_keep)  # fmt: skip
             else:
                 _become(layer, nn.Linear)
         if torchao_fp8:
