@@ -154,7 +154,9 @@ def test_fp8_bf16_keeps_the_named_linears_and_blocks_in_bf16(impl):
         mlps = [(b.mlp.c_fc, b.mlp.c_proj) for b in fast.transformer.h]
         assert all(m.fp8 == 1 and m.weight_grad_bf16 for pair in mlps for m in pair)
         accelerate(fast, FastPaths(fp8=1))
-        assert not any(m.weight_grad_bf16 for pair in mlps for m in pair)
+        assert not any(m.weight_grad_bf16 or m.cast_kernel for pair in mlps for m in pair)
+        accelerate(fast, FastPaths(fp8=1, fp8_cast_kernel=True))  # the casts through kernels/fp8_cast.py
+        assert all(m.cast_kernel for pair in mlps for m in pair)
 
 
 @pytest.mark.parametrize("arch, scaling", [("classic", "tensorwise"), ("modern", "rowwise")])

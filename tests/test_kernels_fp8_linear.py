@@ -174,12 +174,15 @@ def test_trainer_fp8_run_and_bad_combinations(tmp_path, text_shards, capsys):
     losses = [v for (kind, _), v in sorted(progress_losses(run).items(), key=lambda kv: kv[0][1]) if kind == "train"]
     assert len(losses) == 8 and losses[-1] < losses[0] - 0.5, losses
     assert json.load(open(run / "config.json"))["train"]["fp8"] == 1
-    for extra, needle in ((["--fp8", "3"], "--fp8 3"), (["--fp8", "1", "--plain"], "--plain")):
+    for extra, needle in ((["--fp8", "3"], "--fp8 3"), (["--fp8", "1", "--plain"], "--plain"),
+                          (["--fp8-cast-kernel", "1"], "--fp8-cast-kernel 1")):  # fmt: skip
         code, _, err = run_cli(tiny_train_args(text_shards, tmp_path / "bad", 1, extra), capsys)
         last = err.strip().splitlines()[-1]
         assert code != 0 and needle in last, last
     # the modern architecture takes FP8 too (its linears have no biases), here with the ends and c_proj kept bf16
-    extra = ["--fp8", "1", "--recipe", "modern", "--fp8-bf16", "last,mlp.c_proj,first"]
+    # and the bf16 casts through kernels/fp8_cast.py's op (its reference on the CPU)
+    extra = ["--fp8", "1", "--recipe", "modern", "--fp8-bf16", "last,mlp.c_proj,first", "--fp8-cast-kernel", "1"]
     code, _, err = run_cli(tiny_train_args(text_shards, tmp_path / "modern", 2, extra), capsys)
     assert code == 0, err
-    assert json.load(open(tmp_path / "modern" / "config.json"))["train"]["fp8_bf16"] == "mlp.c_proj,first,last"
+    train = json.load(open(tmp_path / "modern" / "config.json"))["train"]
+    assert train["fp8_bf16"] == "mlp.c_proj,first,last" and train["fp8_cast_kernel"] == 1

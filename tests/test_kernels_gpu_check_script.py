@@ -19,5 +19,5 @@ def test_cpu_smoke(tmp_path):
     assert mod.main(argv) == 0
     res = json.loads(out.read_text())
     checks = {r["check"] for r in res["rows"]}
-    assert checks == {"classifier", "gelu_linear", "gelu_mlp", "fp8_linear", "adamw_bf16", "adamw_master"}
+    assert checks == {"classifier", "gelu_linear", "gelu_mlp", "fp8_linear", "fp8_cast", "adamw_bf16", "adamw_master"}
     assert not res["failures"]

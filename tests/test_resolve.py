@@ -75,6 +75,8 @@ def test_recompute_whole_auto_uses_the_planner_on_the_card():
             "--fp8-bf16 first,head: 'head' is not a linear, a block or weight-grads",
         ),
         ({"fp8": 1, "fp8_bf16": "attn,mlp"}, "--fp8-bf16 attn,mlp keeps every linear in bf16: drop --fp8"),
+        ({"fp8_cast_kernel": 1}, "--fp8-cast-kernel 1 casts the operands of our FP8 linears: add --fp8 1"),
+        ({"fp8": 1, "fp8_cast_kernel": 2}, "--fp8-cast-kernel 2: use 0 (Inductor's casts) or 1 (the Triton kernel)"),
         (
             {"fp8": 1, "fp8_impl": "torchao-rowwise", "fp8_bf16": "weight-grads"},
             "--fp8-bf16 weight-grads: weight-grads is ours (torchao's recipes decide their own gradients)",

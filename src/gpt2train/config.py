@@ -403,6 +403,12 @@ class TrainConfig:
         "block) and weight-grads (the FP8 linears' weight-gradient matmuls, dW = dy.T @ x, from bf16 dy; ours "
         "only); e.g. mlp.c_proj,first,last",
     )
+    fp8_cast_kernel: int = setting(
+        0,
+        "--fp8-cast-kernel",
+        help="with --fp8 (ours) on CUDA: 1 casts each bf16 FP8 operand in one Triton pass that writes it and its "
+        "transpose (kernels/fp8_cast.py; fp32 ones stay compiled by Inductor), 0: Inductor compiles every cast",
+    )
     accumulate_in_matmul: int = setting(
         -1,
         "--accumulate-in-matmul",
@@ -722,6 +728,10 @@ def _check_flags(cfg: TrainConfig, env: Environment, lv: dict) -> None:
     if "weight-grads" in fp8_bf16_parts(cfg.fp8_bf16) and cfg.fp8_impl != "ours":
         raise UserError(f"--fp8-bf16 {cfg.fp8_bf16}: weight-grads is ours (torchao's recipes decide their own "
                         f"gradients); drop it or --fp8-impl {cfg.fp8_impl}")  # fmt: skip
+    if cfg.fp8_cast_kernel not in (0, 1):
+        raise UserError(f"--fp8-cast-kernel {cfg.fp8_cast_kernel}: use 0 (Inductor's casts) or 1 (the Triton kernel)")
+    if cfg.fp8_cast_kernel and (not cfg.fp8 or cfg.fp8_impl != "ours"):
+        raise UserError("--fp8-cast-kernel 1 casts the operands of our FP8 linears: add --fp8 1 (with --fp8-impl ours)")
     if set(FP8_LINEARS) <= set(fp8_bf16_parts(cfg.fp8_bf16)):
         raise UserError(f"--fp8-bf16 {cfg.fp8_bf16} keeps every linear in bf16: drop --fp8 and --fp8-bf16")
     if cfg.fp8 and cfg.plain:

@@ -72,6 +72,14 @@ KERNELS: dict[str, KernelInfo] = {
             "tests/test_kernels_fp8_linear.py",
         ),
         KernelInfo(
+            "fp8_cast_transpose",
+            "gpt2train.kernels.fp8_cast.cast_transpose",
+            "gpt2train.kernels.fp8_cast.cast_transpose_reference",
+            "--fp8 1|2 on CUDA (kernels/fp8_linear.py): each FP8 operand cast once into both layouts",
+            True,
+            "tests/test_kernels_fp8_cast.py",
+        ),
+        KernelInfo(
             "linear_accumulate",
             "gpt2train.kernels.grad_accum.linear_accumulate",
             "torch.nn.functional.linear",

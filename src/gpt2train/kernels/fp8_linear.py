@@ -32,6 +32,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from gpt2train.kernels.fp8_cast import cast_transpose, cast_transpose_reference
+
 E4M3 = torch.float8_e4m3fn
 E5M2 = torch.float8_e5m2
 
@@ -48,11 +50,21 @@ def fp8_supported(device: torch.device) -> bool:
 def quantize(t: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """``t`` scaled so its largest magnitude is ``dtype``'s largest value, cast to ``dtype``; returns
     (fp8 tensor, fp32 dequantization scale), so ``fp8.float() * scale`` approximates ``t``."""
+    q, _, inv = quantize_transposed(t, dtype, transpose=False)
+    return q, inv
+
+
+def quantize_transposed(t: torch.Tensor, dtype: torch.dtype, transpose: bool = True,
+                        kernel: bool = False) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:  # fmt: skip
+    """:func:`quantize` of a matrix ``t`` (M, N), the FP8 copy also transposed, (N, M) contiguous: (fp8, fp8
+    transposed or None, fp32 dequantization scale). ``kernel``: both from one pass of kernels/fp8_cast.py's kernel
+    where it takes ``t``; else plain PyTorch, which Inductor fuses with ``t``'s producer."""
     fmax = torch.finfo(dtype).max
     amax = t.detach().abs().amax().float().clamp(min=1e-12)
-    # clamp: x * (fmax / amax) can round past fmax, and e4m3fn has no infinity (it would become NaN)
-    q = (t.float() * (fmax / amax)).clamp(-fmax, fmax).to(dtype)
-    return q, amax / fmax
+    # the cast clamps: t * (fmax / amax) can round past fmax, and e4m3fn has no infinity (it would become NaN)
+    cast = cast_transpose if kernel else cast_transpose_reference
+    q, qt = cast(t.detach(), fmax / amax, dtype, transpose)
+    return q, qt, amax / fmax
 
 
 def _fits(m: int, k: int, n: int) -> bool:
@@ -68,46 +80,49 @@ def _out_dtype(x: torch.Tensor) -> torch.dtype:
 class _FP8Linear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, out_dtype: torch.dtype,
-                backward_fast_accum: bool, weight_grad_bf16: bool):  # fmt: skip
+                backward_fast_accum: bool, weight_grad_bf16: bool, cast_kernel: bool):  # fmt: skip
         x2 = x.reshape(-1, x.shape[-1])
-        xq, sx = quantize(x2, E4M3)
-        wq, sw = quantize(weight, E4M3)
+        # each operand K-major for every matmul it enters: x (M, K) here, x.T (K, M) for dW; W (N, K) here,
+        # W.T (K, N) for dx. Only the backward's copies are kept (as many bytes as the forward's).
+        xq, xqt, sx = quantize_transposed(x2, E4M3, kernel=cast_kernel)
+        wq, wqt, sw = quantize_transposed(weight, E4M3, kernel=cast_kernel)
         # mat2 must be column-major: wq is (N, K) row-major, so wq.t() is (K, N) column-major as it stands
         y = torch._scaled_mm(xq, wq.t(), scale_a=sx, scale_b=sw, out_dtype=out_dtype, use_fast_accum=True)
         if bias is not None:
             y = y + bias.to(out_dtype)
-        ctx.save_for_backward(xq, sx, wq, sw)
+        ctx.save_for_backward(xqt, sx, wqt, sw)
         ctx.has_bias = bias is not None
         ctx.weight_dtype = weight.dtype
         ctx.x_dtype = x.dtype
-        ctx.fast_accum, ctx.weight_grad_bf16 = backward_fast_accum, weight_grad_bf16
+        ctx.fast_accum, ctx.weight_grad_bf16, ctx.cast_kernel = backward_fast_accum, weight_grad_bf16, cast_kernel
         return y.reshape(*x.shape[:-1], weight.shape[0])
 
     @staticmethod
     def backward(ctx, dy: torch.Tensor):
-        xq, sx, wq, sw = ctx.saved_tensors
+        xqt, sx, wqt, sw = ctx.saved_tensors
         dy2 = dy.reshape(-1, dy.shape[-1]).contiguous()  # _scaled_mm's first operand must be row-major
-        gq, sg = quantize(dy2, E5M2)
-        # dx = dy @ W: W as (N, K) column-major
-        dx = torch._scaled_mm(gq, wq.t().contiguous().t(), scale_a=sg, scale_b=sw, out_dtype=dy.dtype,
-                              use_fast_accum=ctx.fast_accum)  # fmt: skip
+        gq, gqt, sg = quantize_transposed(dy2, E5M2, transpose=not ctx.weight_grad_bf16, kernel=ctx.cast_kernel)
+        # dx = dy @ W: W as (N, K) column-major, which W.T (K, N) row-major is
+        dx = torch._scaled_mm(gq, wqt.t(), scale_a=sg, scale_b=sw, out_dtype=dy.dtype, use_fast_accum=ctx.fast_accum)
         if ctx.weight_grad_bf16:  # dW = dy.T @ x in dy's dtype; e4m3 values are exact in bf16, the scale after
-            dw = (dy2.t() @ xq.to(dy2.dtype)).float().mul_(sx).to(ctx.weight_dtype)
-        else:  # dW = dy.T @ x: dy.T row-major, x column-major
-            dw = torch._scaled_mm(gq.t().contiguous(), xq.t().contiguous().t(), scale_a=sg, scale_b=sx,
-                                  out_dtype=ctx.weight_dtype, use_fast_accum=ctx.fast_accum)  # fmt: skip
+            dw = (dy2.t() @ xqt.t().to(dy2.dtype)).float().mul_(sx).to(ctx.weight_dtype)
+        else:  # dW = dy.T @ x: dy.T row-major, x column-major (x.T row-major)
+            dw = torch._scaled_mm(gqt, xqt.t(), scale_a=sg, scale_b=sx, out_dtype=ctx.weight_dtype,
+                                  use_fast_accum=ctx.fast_accum)  # fmt: skip
         db = dy2.sum(0).to(ctx.weight_dtype) if ctx.has_bias else None
-        return dx.reshape(*dy.shape[:-1], dx.shape[-1]).to(ctx.x_dtype), dw, db, None, None, None
+        return dx.reshape(*dy.shape[:-1], dx.shape[-1]).to(ctx.x_dtype), dw, db, None, None, None, None
 
 
 def fp8_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, *,
-               backward_fast_accum: bool = False, weight_grad_bf16: bool = False) -> torch.Tensor:  # fmt: skip
+               backward_fast_accum: bool = False, weight_grad_bf16: bool = False,
+               cast_kernel: bool = False) -> torch.Tensor:  # fmt: skip
     """``F.linear(x, weight, bias)`` with its matmuls in FP8 (see the module docstring, also for the two
-    backward options); the plain ``F.linear`` without gradients or where the shapes do not suit ``_scaled_mm``."""
+    backward options; ``cast_kernel``: :func:`quantize_transposed`'s); the plain ``F.linear`` without gradients or
+    where the shapes do not suit ``_scaled_mm``."""
     m = x.numel() // x.shape[-1] if x.shape[-1] else 0
     if not torch.is_grad_enabled() or not _fits(m, x.shape[-1], weight.shape[0]):
         return F.linear(x, weight, bias)
-    return _FP8Linear.apply(x, weight, bias, _out_dtype(x), backward_fast_accum, weight_grad_bf16)
+    return _FP8Linear.apply(x, weight, bias, _out_dtype(x), backward_fast_accum, weight_grad_bf16, cast_kernel)
 
 
 def fp8_linear_reference(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:

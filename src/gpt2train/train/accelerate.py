@@ -42,6 +42,7 @@ class FastPaths:
         "ours"  # ours (kernels/fp8_linear.py) | torchao-tensorwise | torchao-rowwise (torchao's Float8Linear)
     )
     fp8_bf16: tuple[str, ...] = ()  # under fp8, what stays bf16: --fp8-bf16's words (config.fp8_bf16_parts)
+    fp8_cast_kernel: bool = False  # ours: bf16 operands cast by kernels/fp8_cast.py, not compiled by Inductor
     accumulate_grads: bool = False  # the blocks' matmuls add their weight gradients into .grad (kernels/grad_accum.py)
     fused_classifier: bool = False
     classifier_chunk: int = 16384  # rows of logits at once; 0: all rows
@@ -52,17 +53,18 @@ class FastPaths:
 
 class FastLinear(nn.Linear):
     """A block's linear layer with its matmuls in FP8 (``fp8`` 1, or 2 with the gradient matmuls in FP8's fast
-    accumulation too; ``weight_grad_bf16``: dW in bf16), or whose backward adds its gradients into ``.grad``
+    accumulation too; ``weight_grad_bf16``: dW in bf16; ``cast_kernel``: kernels/fp8_cast.py), or whose backward adds its gradients into ``.grad``
     itself (``accumulate_grad``)."""
 
     fp8 = 0
     weight_grad_bf16 = False
+    cast_kernel = False
     accumulate_grad = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.fp8:
             return fp8_linear(x, self.weight, self.bias, backward_fast_accum=self.fp8 == 2,
-                              weight_grad_bf16=self.weight_grad_bf16)  # fmt: skip
+                              weight_grad_bf16=self.weight_grad_bf16, cast_kernel=self.cast_kernel)  # fmt: skip
         grads = accumulating(self)
         if grads is not None:
             return linear_accumulate(x, self.weight, self.bias, *grads)
@@ -167,7 +169,7 @@ def accelerate(model: GPT, paths: FastPaths) -> torch.nn.Module:
             ours_fp8 = int(paths.fp8) if name in fp8_linears and not torchao_fp8 else 0
             if ours_fp8 or accumulate:
                 _become(layer, FastLinear, fp8=ours_fp8, accumulate_grad=accumulate,
-                        weight_grad_bf16="weight-grads" in fp8_keep)  # fmt: skip
+                        weight_grad_bf16="weight-grads" in fp8_keep, cast_kernel=paths.fp8_cast_kernel)  # fmt: skip
             else:
                 _become(layer, nn.Linear)
         if torchao_fp8:

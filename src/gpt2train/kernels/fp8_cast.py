@@ -1,0 +1,102 @@
+"""The FP8 cast of ``--fp8``'s linears in one pass (``--fp8-cast-kernel 1``): a bf16 matrix, scaled, clamped and
+cast to FP8, written both as it is and transposed.
+
+Hopper's FP8 matmul (``torch._scaled_mm``) takes its operands K-major only, so each FP8 operand is needed in two
+layouts: ``x`` (M, K) for ``y = x @ W.T`` and its transpose for ``dW = dy.T @ x``; ``dy`` likewise for ``dx`` and
+``dW``; ``W`` for ``y`` and ``dx``. Compiled as plain PyTorch, Inductor writes the transposed copy with one side's
+accesses strided, and on d48 these casts ran at 1-2 TB/s, 200 ms of the step (BENCHMARKS.md, issue 21). This
+kernel reads a tile once and writes both copies coalesced (the transpose goes through shared memory).
+
+Pieces:
+
+* :func:`cast_transpose_reference` -- the same arithmetic in plain PyTorch (the test oracle, and the CPU path).
+* :func:`cast_transpose_kernel` -- the custom op ``gpt2train::fp8_cast_transpose``: the Triton kernel on CUDA,
+  opaque to torch.compile, the reference elsewhere. On an H200 its bytes equal the reference's from bf16 (one fp32
+  multiply by the same scale, the same clamp, the same round-to-nearest-even cast); from fp32 a quarter of the
+  transposed copy's bytes came out wrong, so:
+* :func:`cast_transpose` -- what ``fp8_linear`` calls: the kernel for bf16 matrices (``KERNEL_SOURCES``), the
+  reference for others, traced into the compiled graph where Inductor fuses it with its producer.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from gpt2train.kernels._triton import interpreting, triton_available
+
+BLOCK_M, BLOCK_N, WARPS = 64, 64, 4  # a tile: BLOCK_M rows by BLOCK_N columns of the input
+# from fp32 (a LayerNorm's output under autocast) its transposed copy came out a quarter wrong on an H200 (triton
+# 3.6, shapes in multiples of 16; bf16 exact, bench/kernels_gpu_check.py --checks fp8_cast): fp32 stays Inductor's
+KERNEL_SOURCES = (torch.bfloat16,)
+
+
+def cast_transpose_reference(t: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype,
+                             transpose: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:  # fmt: skip
+    """``t`` (M, N) times ``scale`` (an fp32 scalar tensor) in fp32, clamped to ``dtype``'s range, cast:
+    (that, its transpose made contiguous or None)."""
+    fmax = torch.finfo(dtype).max
+    q = (t.float() * scale).clamp(-fmax, fmax).to(dtype)
+    return q, (q.t().contiguous() if transpose else None)
+
+
+@functools.lru_cache(maxsize=2)
+def _kernel(interpret: bool):
+    # built on first use: triton.jit picks the interpreter from TRITON_INTERPRET at decoration time
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def fp8_cast_transpose_kernel(x_ptr, scale_ptr, q_ptr, qt_ptr, M, N, fmax, WRITE_T: tl.constexpr,
+                                  BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):  # fmt: skip
+        rows = tl.program_id(0).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
+        cols = tl.program_id(1).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
+        mask = (rows[:, None] < M) & (cols[None, :] < N)
+        x = tl.load(x_ptr + rows[:, None] * N + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+        y = tl.clamp(x * tl.load(scale_ptr), -fmax, fmax)
+        tl.store(q_ptr + rows[:, None] * N + cols[None, :], y.to(q_ptr.dtype.element_ty), mask=mask)
+        if WRITE_T:  # (N, M) row-major: the tile transposed in registers, so both stores run along rows
+            tl.store(qt_ptr + cols[:, None] * M + rows[None, :], tl.trans(y).to(qt_ptr.dtype.element_ty),
+                     mask=tl.trans(mask))  # fmt: skip
+
+    return fp8_cast_transpose_kernel
+
+
+def _launch(t: torch.Tensor, scale: torch.Tensor, q: torch.Tensor, qt: torch.Tensor | None,
+            block_m: int = BLOCK_M, block_n: int = BLOCK_N, warps: int = WARPS) -> None:  # fmt: skip
+    """The kernel over ``t`` (M, N), contiguous, into ``q`` (M, N) and ``qt`` (N, M) (or only ``q``)."""
+    m, n = t.shape
+    grid = ((m + block_m - 1) // block_m, (n + block_n - 1) // block_n)
+    kwargs = {} if interpreting() else {"num_warps": warps}
+    _kernel(interpreting())[grid](t, scale, q, q if qt is None else qt, m, n, torch.finfo(q.dtype).max,
+                                  WRITE_T=qt is not None, BLOCK_M=block_m, BLOCK_N=block_n, **kwargs)  # fmt: skip
+
+
+@torch.library.custom_op("gpt2train::fp8_cast_transpose", mutates_args=())
+def cast_transpose_kernel(t: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype,
+                          transpose: bool) -> list[torch.Tensor]:  # fmt: skip
+    """[q] or [q, q transposed]: :func:`cast_transpose_reference`'s, from the Triton kernel on CUDA."""
+    if not (t.is_cuda and triton_available()):
+        return [c for c in cast_transpose_reference(t, scale, dtype, transpose) if c is not None]
+    t = t.contiguous()
+    q = torch.empty(t.shape, dtype=dtype, device=t.device)
+    qt = torch.empty((t.shape[1], t.shape[0]), dtype=dtype, device=t.device) if transpose else None
+    _launch(t, scale, q, qt)
+    return [q] if qt is None else [q, qt]
+
+
+@cast_transpose_kernel.register_fake
+def _(t, scale, dtype, transpose):  # shapes and dtypes for torch.compile
+    q = t.new_empty(t.shape, dtype=dtype)
+    return [q, t.new_empty((t.shape[1], t.shape[0]), dtype=dtype)] if transpose else [q]
+
+
+def cast_transpose(t: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype,
+                   transpose: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:  # fmt: skip
+    """:func:`cast_transpose_reference`'s result, in one pass of the Triton kernel on CUDA for a bf16 ``t``; the
+    reference itself (compiled with its neighbours) for other dtypes."""
+    if t.dtype not in KERNEL_SOURCES:
+        return cast_transpose_reference(t, scale, dtype, transpose)
+    out = cast_transpose_kernel(t, scale, dtype, transpose)
+    return out[0], (out[1] if transpose else None)

@@ -1,0 +1,120 @@
+"""The one-pass FP8 cast with its transpose (kernels/fp8_cast.py): the Triton kernel on the CPU under
+TRITON_INTERPRET=1 against cast_transpose_reference, and the custom op (the reference off CUDA) as --fp8 uses it."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+# Triton picks its interpreter when first imported; switch it on first (only without a GPU)
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+from gpt2train.kernels import fp8_cast  # noqa: E402
+from gpt2train.kernels._triton import interpreting, triton_available  # noqa: E402
+from gpt2train.kernels.fp8_linear import E4M3, E5M2, quantize, quantize_transposed  # noqa: E402
+
+
+def _matrix(rows, cols, seed, dtype=torch.bfloat16):
+    t = (torch.randn(rows, cols, generator=torch.Generator().manual_seed(seed)) * 3).to(dtype)
+    t[rows // 2, cols // 3] = 600.0  # past e4m3's 448 once scaled by 1: the clamp is exercised
+    return t
+
+
+@pytest.mark.parametrize("rows, cols, block_m, block_n", [(70, 45, 32, 16), (64, 64, 64, 64), (5, 130, 16, 64)])
+@pytest.mark.parametrize("transpose", [True, False])
+@pytest.mark.parametrize("source", [torch.bfloat16, torch.float32])  # fp32: a LayerNorm's output under autocast
+def test_kernel_tiles_scales_clamps_and_transposes(rows, cols, block_m, block_n, transpose, source):
+    """Every element, in both layouts, is the reference's: edge tiles masked, the scale applied in fp32, the
+    result clamped. Written as fp32 (the interpreter rounds fp32 to bf16 and FP8 otherwise than the GPU's
+    round-to-nearest-even; bench/kernels_gpu_check.py --checks fp8_cast compares the FP8 bits on a GPU)."""
+    if not (triton_available() and interpreting()):
+        pytest.skip("needs Triton's CPU interpreter (TRITON_INTERPRET=1 before triton is imported) or a GPU")
+    t, scale = _matrix(rows, cols, seed=rows, dtype=source), torch.tensor(0.75)
+    q = torch.full((rows, cols), float("nan"))
+    qt = torch.full((cols, rows), float("nan")) if transpose else None
+    fp8_cast._launch(t, scale, q, qt, block_m, block_n)
+    ref = (t.float() * scale).clamp(-torch.finfo(torch.float32).max, torch.finfo(torch.float32).max)
+    assert torch.equal(q, ref)
+    if transpose:
+        assert torch.equal(qt, ref.t())
+
+
+@pytest.mark.parametrize("dtype", [E4M3, E5M2])
+def test_reference_is_the_quantize_arithmetic(dtype):
+    """The reference: x * scale in fp32, clamped to the format's largest value (e4m3fn has no infinity), cast;
+    the transpose is the same bits, contiguous."""
+    t = _matrix(33, 17, seed=1)
+    q, qt = fp8_cast.cast_transpose_reference(t, torch.tensor(1.0), dtype)
+    fmax = torch.finfo(dtype).max
+    assert q.dtype == dtype and q.shape == (33, 17) and qt.shape == (17, 33) and qt.is_contiguous()
+    assert torch.equal(q.float(), t.float().clamp(-fmax, fmax).to(dtype).float())
+    assert torch.equal(qt.view(torch.uint8), q.t().contiguous().view(torch.uint8))
+    assert q.float().abs().max() == torch.tensor(min(600.0, fmax)).to(dtype).float()  # e4m3: 448, not NaN
+    assert fp8_cast.cast_transpose_reference(t, torch.tensor(1.0), dtype, transpose=False)[1] is None
+
+
+@pytest.mark.parametrize("dtype", [E4M3, E5M2])
+@pytest.mark.parametrize("source", [torch.bfloat16, torch.float32])
+def test_quantize_transposed_is_quantize_in_both_layouts(dtype, source):
+    """What --fp8's linears call, with --fp8-cast-kernel 1: the same FP8 values and scale as quantize(), the
+    transposed copy too; bf16 through the custom op (an opaque call when compiled; the reference off CUDA), fp32
+    through the reference in the graph."""
+    t = _matrix(48, 80, seed=2, dtype=source)
+    calls = []
+    orig = fp8_cast.cast_transpose_kernel
+    fp8_cast.cast_transpose_kernel = lambda *a: calls.append(a[0].dtype) or orig(*a)
+    try:
+        q, qt, inv = quantize_transposed(t, dtype, kernel=True)
+    finally:
+        fp8_cast.cast_transpose_kernel = orig
+    assert calls == ([torch.bfloat16] if source == torch.bfloat16 else [])  # fp32: not the kernel (KERNEL_SOURCES)
+    q1, inv1 = quantize(t, dtype)
+    assert torch.equal(q.view(torch.uint8), q1.view(torch.uint8)) and torch.equal(inv, inv1)
+    assert torch.equal(qt.view(torch.uint8), q.t().contiguous().view(torch.uint8))
+    assert q.float().abs().max() == torch.finfo(dtype).max  # the largest magnitude lands on the format's max
+    compiled = torch.compile(lambda a: quantize_transposed(a, dtype, kernel=True), backend="aot_eager", fullgraph=True)
+    cq, cqt, cinv = compiled(t)
+    assert torch.equal(cq.view(torch.uint8), q.view(torch.uint8)) and torch.equal(
+        cqt.view(torch.uint8), qt.view(torch.uint8)
+    )
+    assert quantize_transposed(t, dtype, transpose=False)[1] is None
+
+
+def test_model_with_the_cast_kernel_equals_inductors_casts():
+    """--fp8-cast-kernel 1 changes where the casts run, not what they compute: a tiny GPT under bf16 autocast with
+    its blocks compiled (aot_eager) gives the same loss and gradients, bit for bit, as with the casts in the
+    graph (on the CPU the op runs the reference; on a GPU, bench/kernels_gpu_check.py compares the kernel's bytes)."""
+    from gpt2train.config import ModelConfig
+    from gpt2train.model import build_model
+    from gpt2train.train.accelerate import FastPaths, accelerate
+
+    cfg = ModelConfig(n_layer=2, n_head=4, n_embd=64, vocab_size=256, max_seq_len=32)
+    idx = torch.randint(0, 256, (2, 32), generator=torch.Generator().manual_seed(0))
+    results = []
+    for kernel in (False, True):
+        model = build_model(cfg, seed=5)
+        accelerate(model, FastPaths(fp8=1, fp8_cast_kernel=kernel))
+        for block in model.transformer.h:
+            block.compile(backend="aot_eager")
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = model(idx, idx)
+        loss.backward()
+        results.append((loss.detach(), {n: p.grad for n, p in model.named_parameters()}))
+    torch._dynamo.reset()
+    (loss0, grads0), (loss1, grads1) = results
+    assert torch.equal(loss0, loss1)
+    assert all(torch.equal(grads0[n], grads1[n]) for n in grads0)
+    # and the op does take the bf16 operands (the attention output, the output gradients), eagerly counted
+    sources, orig = [], fp8_cast.cast_transpose_kernel
+    fp8_cast.cast_transpose_kernel = lambda t, *a: sources.append(t.dtype) or orig(t, *a)
+    try:
+        model = build_model(cfg, seed=5)
+        accelerate(model, FastPaths(fp8=1, fp8_cast_kernel=True))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            model(idx, idx).backward()
+    finally:
+        fp8_cast.cast_transpose_kernel = orig
+    assert sources and set(sources) == {torch.bfloat16}, sources
