@@ -6,6 +6,7 @@ lever (they follow, so override, the check's own).
     python -m bench loss-check --runs 2                  # the fast path
     python -m bench loss-check --runs 2 -- --fp8 2       # a lever
     python -m bench loss-check --runs 2 --baseline -- --fp8 2   # the fast path first, then the lever, and the verdict
+    python -m bench loss-check --runs 2 --baseline-from $OUT/fp8.json -- --fp8 1   # the same sitting's fast path again
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--baseline", action="store_true",
                    help="run the bf16 fast path --runs times first, in the same sitting, and say whether the lever "
                    f"holds the check (its mean at most +{MAX_RISE} over the fast path's)")  # fmt: skip
+    p.add_argument("--baseline-from", metavar="JSON",
+                   help="as --baseline, with the fast path's runs read from an earlier --out of this sitting (one "
+                   "with --baseline, or the fast path alone) instead of run again")  # fmt: skip
     # for a CPU smoke test: a shorter run of another shape (the check itself is the defaults)
     p.add_argument("--steps", type=int, default=CHECK["steps"], help=argparse.SUPPRESS)
     p.add_argument("-b", "--batch-size", type=int, default=CHECK["B"], help=argparse.SUPPRESS)
@@ -46,9 +50,14 @@ def main(argv: list[str] | None = None) -> int:
         total_batch_size=args.total_batch_size, recompute=args.recompute, master_weights=1, steps=args.steps,
         warmup=3, gpu=args.gpu, timeout=args.timeout, keep_logs=args.keep_logs, nproc=1, cap_mib=0,
     )  # fmt: skip
-    if args.baseline and (args.plain or not extra):
+    if (args.baseline or args.baseline_from) and (args.plain or not extra):
         p.error("--baseline compares a lever (train flags after --) with the fast path it changes")
-    baseline = _runs(run_args, "fast", [], args.runs, "baseline") if args.baseline else None
+    if args.baseline and args.baseline_from:
+        p.error("--baseline runs the fast path, --baseline-from reads its runs: give one")
+    if args.baseline_from:
+        baseline = _baseline_runs(args.baseline_from, p)
+    else:
+        baseline = _runs(run_args, "fast", [], args.runs, "baseline") if args.baseline else None
     results = _runs(run_args, path, extra, args.runs, "loss_check")
     base = _report("fast", [], baseline) if baseline is not None else None  # in the order they ran
     mean = _report(path, extra, results)
@@ -63,11 +72,28 @@ def main(argv: list[str] | None = None) -> int:
                 "runs": [asdict(r) for r in results]}  # fmt: skip
         if baseline is not None:
             data.update(baseline_mean_val_loss=base, baseline_runs=[asdict(r) for r in baseline],
-                        verdict=verdict)  # fmt: skip
+                        verdict=verdict, baseline_from=args.baseline_from)  # fmt: skip
         with open(args.out, "w") as f:
             json.dump(data, f, indent=1)
     complete = mean is not None and (baseline is None or base is not None)
     return 0 if complete else 1
+
+
+def _baseline_runs(path: str, p: argparse.ArgumentParser) -> list:
+    """The fast path's runs in an earlier loss-check's JSON: its baseline, or its own runs if it checked the fast
+    path alone."""
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, ValueError) as e:
+        p.error(f"--baseline-from {path}: cannot read it ({e}); give the --out of an earlier loss-check")
+    if "baseline_runs" in data:
+        runs = data["baseline_runs"]
+    elif data.get("path") == "fast" and not data.get("flags"):
+        runs = data.get("runs", [])
+    else:
+        p.error(f"--baseline-from {path}: it holds no fast-path runs (a lever's check without --baseline)")
+    return [throughput.RunResult(**r) for r in runs]
 
 
 def _runs(run_args: argparse.Namespace, path: str, extra: list[str], n: int, name: str) -> list:

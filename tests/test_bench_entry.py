@@ -131,6 +131,35 @@ def test_loss_check_baseline_runs_the_fast_path_first_and_gives_the_verdict(tmp_
         loss_check.main(["--runs", "2", "--baseline"])
 
 
+def test_loss_check_baseline_from_reuses_the_sittings_fast_path_runs(tmp_path, capsys, monkeypatch):
+    """--baseline-from: the fast path's runs of an earlier --out (its baseline, or a fast-path-only check), not run
+    again: only the lever runs, and the verdict is against those."""
+    calls = _fake_runs(monkeypatch)
+    first = tmp_path / "first.json"
+    assert loss_check.main(["--runs", "2", "--baseline", "--out", str(first), "--", "--fp8", "2"]) == 0
+    calls.clear()  # the stand-in starts again at 5.51: the lever's runs 5.51, 5.52 against the baseline's same
+    second = tmp_path / "second.json"
+    assert (
+        loss_check.main(["--runs", "2", "--baseline-from", str(first), "--out", str(second), "--", "--fp8", "1"]) == 0
+    )
+    assert [c[3][-2:] for c in calls] == [["--fp8", "1"]] * 2  # no fast-path runs this time
+    data = json.loads(second.read_text())
+    assert data["baseline_mean_val_loss"] == pytest.approx(5.515) and data["verdict"] == "holds"
+    assert data["baseline_from"] == str(first) and "+0.0000 over the fast path's mean" in capsys.readouterr().out
+    fast_only = tmp_path / "fast.json"
+    assert loss_check.main(["--runs", "1", "--out", str(fast_only)]) == 0
+    assert loss_check.main(["--runs", "1", "--baseline-from", str(fast_only), "--", "--fp8", "1"]) == 0
+    lever_only = tmp_path / "lever.json"
+    assert loss_check.main(["--runs", "1", "--out", str(lever_only), "--", "--fp8", "2"]) == 0
+    for argv, needle in (([str(tmp_path / "missing.json")], "cannot read it"),
+                         ([str(lever_only)], "holds no fast-path runs")):  # fmt: skip
+        with pytest.raises(SystemExit):
+            loss_check.main(["--runs", "1", "--baseline-from", *argv, "--", "--fp8", "1"])
+        assert needle in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        loss_check.main(["--runs", "1", "--baseline", "--baseline-from", str(first), "--", "--fp8", "1"])
+
+
 def test_launcher_runs_through_capped_or_torchrun():
     assert throughput.launcher()[1:] == ["-m", "gpt2train"]
     capped = throughput.launcher(cap_mib=80300)
