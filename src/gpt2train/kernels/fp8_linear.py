@@ -18,10 +18,11 @@ Pieces:
 * :func:`fp8_supported` -- whether a device runs it: CUDA capability 8.9 (Ada) or 9.0 (Hopper) and up,
   or the CPU (slow, for tests).
 
-Two backward options, off by default, exist to be measured (``bench/kernels_gpu_check.py --checks fp8_linear``):
-``backward_fast_accum`` lets the gradient matmuls accumulate in FP8's fast mode (the forward always does;
-torchao keeps the gradients exact), and ``weight_grad_bf16`` computes dW in a bf16 matmul from dy and the
-dequantized saved input, which needs no transposed FP8 copies of dy and x and keeps dy's full precision.
+Two backward options, off by default: ``backward_fast_accum`` (``--fp8 2``) lets the gradient matmuls accumulate
+in FP8's fast mode (the forward always does; torchao keeps the gradients exact), and ``weight_grad_bf16``
+(``--fp8-bf16 weight-grads``) computes dW in a bf16 matmul from dy and the saved e4m3 input, which needs no
+transposed FP8 copy of dy and keeps dy's full precision. ``cast_kernel`` (``--fp8-cast-kernel 1``) casts the bf16
+operands with kernels/fp8_cast.py's one-pass kernel instead of leaving the casts to Inductor.
 
 ``_scaled_mm`` wants both inner dimensions and the output width divisible by 16 (GPT-2's are); other shapes
 fall back to the plain matmul, as does anything run without gradients (evaluation and sampling are bf16).

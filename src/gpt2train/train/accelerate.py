@@ -53,8 +53,8 @@ class FastPaths:
 
 class FastLinear(nn.Linear):
     """A block's linear layer with its matmuls in FP8 (``fp8`` 1, or 2 with the gradient matmuls in FP8's fast
-    accumulation too; ``weight_grad_bf16``: dW in bf16; ``cast_kernel``: kernels/fp8_cast.py), or whose backward adds its gradients into ``.grad``
-    itself (``accumulate_grad``)."""
+    accumulation too; ``weight_grad_bf16``: dW in bf16; ``cast_kernel``: the casts by kernels/fp8_cast.py), or
+    whose backward adds its gradients into ``.grad`` itself (``accumulate_grad``)."""
 
     fp8 = 0
     weight_grad_bf16 = False
