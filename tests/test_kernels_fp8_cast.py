@@ -26,7 +26,8 @@ def _matrix(rows, cols, seed, dtype=torch.bfloat16):
 @pytest.mark.parametrize("rows, cols, block_m, block_n", [(70, 45, 32, 16), (64, 64, 64, 64), (5, 130, 16, 64)])
 @pytest.mark.parametrize("transpose", [True, False])
 @pytest.mark.parametrize("source", [torch.bfloat16, torch.float32])  # fp32: a LayerNorm's output under autocast
-def test_kernel_tiles_scales_clamps_and_transposes(rows, cols, block_m, block_n, transpose, source):
+@pytest.mark.parametrize("t_by_address", [True, False])  # the transposed copy: stored by address, or tl.trans
+def test_kernel_tiles_scales_clamps_and_transposes(rows, cols, block_m, block_n, transpose, source, t_by_address):
     """Every element, in both layouts, is the reference's: edge tiles masked, the scale applied in fp32, the
     result clamped. Written as fp32 (the interpreter rounds fp32 to bf16 and FP8 otherwise than the GPU's
     round-to-nearest-even; bench/kernels_gpu_check.py --checks fp8_cast compares the FP8 bits on a GPU)."""
@@ -35,7 +36,7 @@ def test_kernel_tiles_scales_clamps_and_transposes(rows, cols, block_m, block_n,
     t, scale = _matrix(rows, cols, seed=rows, dtype=source), torch.tensor(0.75)
     q = torch.full((rows, cols), float("nan"))
     qt = torch.full((cols, rows), float("nan")) if transpose else None
-    fp8_cast._launch(t, scale, q, qt, block_m, block_n)
+    fp8_cast._launch(t, scale, q, qt, block_m, block_n, t_by_address=t_by_address)
     ref = (t.float() * scale).clamp(-torch.finfo(torch.float32).max, torch.finfo(torch.float32).max)
     assert torch.equal(q, ref)
     if transpose:

@@ -27,8 +27,10 @@ import torch
 from gpt2train.kernels._triton import interpreting, triton_available
 
 BLOCK_M, BLOCK_N, WARPS = 64, 64, 4  # a tile: BLOCK_M rows by BLOCK_N columns of the input
-# from fp32 (a LayerNorm's output under autocast) its transposed copy came out a quarter wrong on an H200 (triton
-# 3.6, shapes in multiples of 16; bf16 exact, bench/kernels_gpu_check.py --checks fp8_cast): fp32 stays Inductor's
+# from fp32 (a LayerNorm's output under autocast) the transposed copy came out a quarter wrong on an H200 when the
+# tile was transposed in registers (tl.trans; triton 3.6, shapes in multiples of 16; bf16 exact). Stored to the
+# transposed addresses instead, Triton's own layout conversion does the transpose (T_BY_ADDRESS)
+T_BY_ADDRESS = True
 KERNEL_SOURCES = (torch.bfloat16,)
 
 
@@ -49,29 +51,35 @@ def _kernel(interpret: bool):
 
     @triton.jit
     def fp8_cast_transpose_kernel(x_ptr, scale_ptr, q_ptr, qt_ptr, M, N, fmax, WRITE_T: tl.constexpr,
-                                  BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):  # fmt: skip
+                                  T_BY_ADDRESS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):  # fmt: skip
         rows = tl.program_id(0).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
         cols = tl.program_id(1).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
         mask = (rows[:, None] < M) & (cols[None, :] < N)
         x = tl.load(x_ptr + rows[:, None] * N + cols[None, :], mask=mask, other=0.0).to(tl.float32)
         y = tl.clamp(x * tl.load(scale_ptr), -fmax, fmax)
-        tl.store(q_ptr + rows[:, None] * N + cols[None, :], y.to(q_ptr.dtype.element_ty), mask=mask)
-        if WRITE_T:  # (N, M) row-major: the tile transposed in registers, so both stores run along rows
-            tl.store(qt_ptr + cols[:, None] * M + rows[None, :], tl.trans(y).to(qt_ptr.dtype.element_ty),
-                     mask=tl.trans(mask))  # fmt: skip
+        q = y.to(q_ptr.dtype.element_ty)
+        tl.store(q_ptr + rows[:, None] * N + cols[None, :], q, mask=mask)
+        if WRITE_T:  # qt is (N, M) row-major
+            if T_BY_ADDRESS:  # the same tile to transposed addresses: Triton converts the layout for the store
+                tl.store(qt_ptr + cols[None, :] * M + rows[:, None], q, mask=mask)
+            else:  # transposed in registers, so both stores run along rows
+                tl.store(qt_ptr + cols[:, None] * M + rows[None, :], tl.trans(y).to(qt_ptr.dtype.element_ty),
+                         mask=tl.trans(mask))  # fmt: skip
 
     return fp8_cast_transpose_kernel
 
 
 def _launch(t: torch.Tensor, scale: torch.Tensor, q: torch.Tensor, qt: torch.Tensor | None,
-            block_m: int = BLOCK_M, block_n: int = BLOCK_N, warps: int = WARPS) -> None:  # fmt: skip
+            block_m: int = BLOCK_M, block_n: int = BLOCK_N, warps: int = WARPS,
+            t_by_address: bool = T_BY_ADDRESS) -> None:  # fmt: skip
     """The kernel over ``t`` (M, N), contiguous, into ``q`` (M, N) and ``qt`` (N, M) (or only ``q``)."""
     m, n = t.shape
     grid = ((m + block_m - 1) // block_m, (n + block_n - 1) // block_n)
     interpret = interpreting()  # read once: this runs 2,304 times a d48 step
     kwargs = {} if interpret else {"num_warps": warps}
     _kernel(interpret)[grid](t, scale, q, q if qt is None else qt, m, n, torch.finfo(q.dtype).max,
-                                  WRITE_T=qt is not None, BLOCK_M=block_m, BLOCK_N=block_n, **kwargs)  # fmt: skip
+                             WRITE_T=qt is not None, T_BY_ADDRESS=t_by_address, BLOCK_M=block_m, BLOCK_N=block_n,
+                             **kwargs)  # fmt: skip
 
 
 @torch.library.custom_op("gpt2train::fp8_cast_transpose", mutates_args=())
