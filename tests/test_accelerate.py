@@ -114,9 +114,14 @@ def test_no_fast_path_applies_nothing_and_undoes_the_others():
     assert all(type(b) is Block and type(b.mlp) is MLP and type(b.attn.c_proj) is torch.nn.Linear
                for b in model.transformer.h)  # fmt: skip
     assert model.classifier_loss is plain_loss
-    accelerate(model, dataclasses.replace(PATHS["everything"], fp8=1))
+    keys = list(model.state_dict())
+    accelerate(model, dataclasses.replace(PATHS["everything"], fp8=1, fp8_delayed=True))
     assert type(model.transformer.h[0]) is not Block and model.classifier_loss is not plain_loss
+    # delayed scaling's amax histories: buffers of each FP8 linear, outside the state dict (checkpoints unchanged)
+    assert len([n for n, _ in model.named_buffers() if ".fp8_" in n]) == 2 * 4 * len(model.transformer.h)
+    assert list(model.state_dict()) == keys
     accelerate(model, FastPaths())
+    assert not [n for n, _ in model.named_buffers() if ".fp8_" in n]
     assert all(type(b) is Block and type(b.mlp) is MLP and type(b.mlp.c_fc) is torch.nn.Linear
                for b in model.transformer.h)  # fmt: skip
     assert model.classifier_loss is plain_loss

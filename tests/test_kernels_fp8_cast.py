@@ -36,7 +36,7 @@ def test_kernel_tiles_scales_clamps_and_transposes(rows, cols, block_m, block_n,
     t, scale = _matrix(rows, cols, seed=rows, dtype=source), torch.tensor(0.75)
     q = torch.full((rows, cols), float("nan"))
     qt = torch.full((cols, rows), float("nan")) if transpose else None
-    fp8_cast._launch(t, scale, q, qt, block_m, block_n, t_by_address=t_by_address)
+    fp8_cast._launch(t, scale, q, qt, block_m=block_m, block_n=block_n, t_by_address=t_by_address)
     ref = (t.float() * scale).clamp(-torch.finfo(torch.float32).max, torch.finfo(torch.float32).max)
     assert torch.equal(q, ref)
     if transpose:
@@ -84,10 +84,28 @@ def test_quantize_transposed_is_quantize_in_both_layouts(dtype, source):
     assert quantize_transposed(t, dtype, transpose=False)[1] is None
 
 
-def test_model_with_the_cast_kernel_equals_inductors_casts():
+def test_kernel_records_the_largest_magnitude():
+    """Delayed scaling's record: the kernel raises ``amax`` to the largest |t| over every tile (edge tiles' masked
+    elements do not count), and never lowers it."""
+    if not (triton_available() and interpreting()):
+        pytest.skip("needs Triton's CPU interpreter (TRITON_INTERPRET=1 before triton is imported) or a GPU")
+    t = _matrix(70, 45, seed=3)
+    t[69, 44] = -900.0  # in the last, partly masked tile
+    q, qt = torch.empty(70, 45), torch.empty(45, 70)
+    amax = torch.tensor(5.0)
+    fp8_cast._launch(t, torch.tensor(0.5), q, qt, amax, block_m=32, block_n=16)
+    assert amax.item() == 900.0
+    amax.fill_(1000.0)
+    fp8_cast._launch(t, torch.tensor(0.5), q, None, amax, block_m=32, block_n=16)
+    assert amax.item() == 1000.0
+
+
+@pytest.mark.parametrize("delayed", [False, True])
+def test_model_with_the_cast_kernel_equals_inductors_casts(delayed):
     """--fp8-cast-kernel 1 changes where the casts run, not what they compute: a tiny GPT under bf16 autocast with
     its blocks compiled (aot_eager) gives the same loss and gradients, bit for bit, as with the casts in the
-    graph (on the CPU the op runs the reference; on a GPU, bench/kernels_gpu_check.py compares the kernel's bytes)."""
+    graph (on the CPU the op runs the reference; on a GPU, bench/kernels_gpu_check.py compares the kernel's bytes).
+    With delayed scaling (two micro-steps, the second scaled by the first's record) the histories agree too."""
     from gpt2train.config import ModelConfig
     from gpt2train.model import build_model
     from gpt2train.train.accelerate import FastPaths, accelerate
@@ -97,17 +115,21 @@ def test_model_with_the_cast_kernel_equals_inductors_casts():
     results = []
     for kernel in (False, True):
         model = build_model(cfg, seed=5)
-        accelerate(model, FastPaths(fp8=1, fp8_cast_kernel=kernel))
+        accelerate(model, FastPaths(fp8=1, fp8_cast_kernel=kernel, fp8_delayed=delayed))
         for block in model.transformer.h:
             block.compile(backend="aot_eager")
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            loss = model(idx, idx)
-        loss.backward()
-        results.append((loss.detach(), {n: p.grad for n, p in model.named_parameters()}))
+        for _ in range(1 + delayed):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = model(idx, idx)
+            loss.backward()
+        results.append((loss.detach(), {n: p.grad for n, p in model.named_parameters()}, dict(model.named_buffers())))
     torch._dynamo.reset()
-    (loss0, grads0), (loss1, grads1) = results
+    (loss0, grads0, bufs0), (loss1, grads1, bufs1) = results
     assert torch.equal(loss0, loss1)
     assert all(torch.equal(grads0[n], grads1[n]) for n in grads0)
+    histories = [n for n in bufs0 if "fp8_" in n]
+    assert len(histories) == (2 * 4 * 2 if delayed else 0)  # x's and dy's, four linears, two blocks
+    assert all(torch.equal(bufs0[n], bufs1[n]) and bufs0[n][:2].gt(0).all() for n in histories)
     # and the op does take the bf16 operands (the attention output, the output gradients), eagerly counted
     sources, orig = [], fp8_cast.cast_transpose_kernel
     fp8_cast.cast_transpose_kernel = lambda t, *a: sources.append(t.dtype) or orig(t, *a)

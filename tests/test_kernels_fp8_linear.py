@@ -175,14 +175,71 @@ def test_trainer_fp8_run_and_bad_combinations(tmp_path, text_shards, capsys):
     assert len(losses) == 8 and losses[-1] < losses[0] - 0.5, losses
     assert json.load(open(run / "config.json"))["train"]["fp8"] == 1
     for extra, needle in ((["--fp8", "3"], "--fp8 3"), (["--fp8", "1", "--plain"], "--plain"),
-                          (["--fp8-cast-kernel", "1"], "--fp8-cast-kernel 1")):  # fmt: skip
+                          (["--fp8-cast-kernel", "1"], "--fp8-cast-kernel 1"),
+                          (["--fp8", "1", "--fp8-scaling", "delayed", "-r", "3"], "-r 3")):  # fmt: skip
         code, _, err = run_cli(tiny_train_args(text_shards, tmp_path / "bad", 1, extra), capsys)
         last = err.strip().splitlines()[-1]
         assert code != 0 and needle in last, last
     # the modern architecture takes FP8 too (its linears have no biases), here with the ends and c_proj kept bf16
-    # and the bf16 casts through kernels/fp8_cast.py's op (its reference on the CPU)
-    extra = ["--fp8", "1", "--recipe", "modern", "--fp8-bf16", "last,mlp.c_proj,first", "--fp8-cast-kernel", "1"]
+    # and the bf16 casts through kernels/fp8_cast.py's op (its reference on the CPU), scaled by delayed amaxes
+    extra = ["--fp8", "1", "--recipe", "modern", "--fp8-bf16", "last,mlp.c_proj,first", "--fp8-cast-kernel", "1",
+             "--fp8-scaling", "delayed"]  # fmt: skip
     code, _, err = run_cli(tiny_train_args(text_shards, tmp_path / "modern", 2, extra), capsys)
     assert code == 0, err
     train = json.load(open(tmp_path / "modern" / "config.json"))["train"]
     assert train["fp8_bf16"] == "mlp.c_proj,first,last" and train["fp8_cast_kernel"] == 1
+    assert train["fp8_scaling"] == "delayed"
+
+
+def test_delayed_scaling_scales_by_the_previous_calls_amax():
+    """--fp8-scaling delayed: a call's scale is the largest amax recorded by the previous AMAX_HISTORY calls
+    (FIRST_AMAX before any), and each call records its own; x's history in forward, dy's in backward."""
+    g = torch.Generator().manual_seed(4)
+    w = torch.randn(32, 48, generator=g, requires_grad=True)
+    hx, hg = f8.amax_history(), f8.amax_history()
+    xs = [torch.randn(16, 48, generator=g) * (i + 1) for i in range(f8.AMAX_HISTORY + 2)]
+    dys = [torch.randn(16, 32, generator=g) * 1e-3 / (i + 1) for i in range(len(xs))]
+    for i, (x, dy) in enumerate(zip(xs, dys)):
+        x.requires_grad_(True)
+        previous = [p.detach().abs().max() for p in xs[max(0, i - f8.AMAX_HISTORY) : i]]
+        expect_x = max(previous) if previous else torch.tensor(f8.FIRST_AMAX[f8.E4M3])
+        q, _, inv = f8.quantize_transposed(x.detach(), f8.E4M3, history=hx.clone())
+        assert torch.equal(inv, expect_x / 448)  # what the linear below will scale x by
+        y = f8.fp8_linear(x, w, histories=(hx, hg))
+        y.backward(dy)
+        assert hx[0] == x.abs().max() and hg[0] == dy.abs().max()  # this call's records
+    window = slice(len(xs) - f8.AMAX_HISTORY, len(xs))  # the last AMAX_HISTORY calls, newest first
+    assert torch.equal(hx, torch.stack([x.detach().abs().max() for x in xs[window]][::-1] + [hx[-1]]))
+    assert hx[-1] == xs[len(xs) - f8.AMAX_HISTORY - 1].abs().max()
+    # delayed amax below the tensor's own: the cast clamps (no NaN in e4m3fn), the product stays finite
+    hx2 = f8.amax_history()
+    hx2[1] = 1.0
+    y = f8.fp8_linear(xs[-1], w, histories=(hx2, f8.amax_history()))
+    assert torch.isfinite(y).all()
+
+
+@pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
+def test_delayed_scaling_compiled_records_as_eager(backend):
+    """Compiled, the histories are still updated in place, dy's inside the backward graph: the same records and the
+    same gradients as eager over three micro-steps."""
+    results = []
+    for compiled in (False, True):
+        g = torch.Generator().manual_seed(5)
+        x = torch.randn(2, 16, 48, generator=g, requires_grad=True)
+        w = torch.randn(32, 48, generator=g, requires_grad=True)
+        hx, hg = f8.amax_history(), f8.amax_history()
+
+        def fn(a, b, hx=hx, hg=hg):
+            return f8.fp8_linear(a, b, histories=(hx, hg))
+
+        if compiled:
+            fn = torch.compile(fn, backend=backend, fullgraph=True)
+        for i in range(3):
+            fn(x * (i + 1), w).backward(torch.randn(2, 16, 32, generator=g) * 10.0**-i)
+        results.append((hx.clone(), hg.clone(), w.grad.clone()))
+    torch._dynamo.reset()
+    (hx0, hg0, gw0), (hx1, hg1, gw1) = results
+    assert hx0[:3].gt(0).all() and hg0[:3].gt(0).all() and hx0[3:].eq(0).all()
+    torch.testing.assert_close(hx1, hx0, rtol=0, atol=0)
+    torch.testing.assert_close(hg1, hg0, rtol=0, atol=0)
+    torch.testing.assert_close(gw1, gw0, rtol=1e-5, atol=1e-6)

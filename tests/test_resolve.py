@@ -56,6 +56,9 @@ def test_recompute_whole_auto_uses_the_planner_on_the_card():
     rc = resolve(TrainConfig(model="d48", batch_size=40, recompute=2, recompute_whole=-1), CUDA)
     assert 0 < rc.recompute_whole < 48 and "--recompute-whole -1: the first" in rc.notes[0]
     assert resolve(TrainConfig(recompute_whole=-1), CPU).recompute_whole == 0  # no card to plan for
+    with pytest.raises(UserError, match="--fp8-scaling delayed with .* blocks recomputed whole .--recompute-whole -1"):
+        resolve(TrainConfig(model="d48", batch_size=40, recompute=2, recompute_whole=-1, fp8=1,
+                            fp8_scaling="delayed"), CUDA)  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -77,6 +80,13 @@ def test_recompute_whole_auto_uses_the_planner_on_the_card():
         ({"fp8": 1, "fp8_bf16": "attn,mlp"}, "--fp8-bf16 attn,mlp keeps every linear in bf16: drop --fp8"),
         ({"fp8_cast_kernel": 1}, "--fp8-cast-kernel 1 casts the operands of our FP8 linears: add --fp8 1"),
         ({"fp8": 1, "fp8_cast_kernel": 2}, "--fp8-cast-kernel 2: use 0 (Inductor's casts) or 1 (the Triton kernel)"),
+        ({"fp8": 1, "fp8_scaling": "late"}, "--fp8-scaling 'late': use dynamic (each tensor's own amax) or delayed"),
+        ({"fp8_scaling": "delayed"}, "--fp8-scaling delayed scales our FP8 linears' operands: add --fp8 1"),
+        ({"fp8": 1, "fp8_scaling": "delayed", "recompute": 3}, "--fp8-scaling delayed -r 3: a recomputed linear"),
+        (
+            {"fp8": 1, "fp8_scaling": "delayed", "recompute_whole": 2},
+            "--fp8-scaling delayed with 2 blocks recomputed whole (--recompute-whole 2)",
+        ),
         (
             {"fp8": 1, "fp8_impl": "torchao-rowwise", "fp8_bf16": "weight-grads"},
             "--fp8-bf16 weight-grads: weight-grads is ours (torchao's recipes decide their own gradients)",

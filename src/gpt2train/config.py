@@ -409,6 +409,14 @@ class TrainConfig:
         help="with --fp8 (ours) on CUDA: 1 casts each bf16 FP8 operand in one Triton pass that writes it and its "
         "transpose (kernels/fp8_cast.py; fp32 ones stay compiled by Inductor), 0: Inductor compiles every cast",
     )
+    fp8_scaling: str = setting(
+        "dynamic",
+        "--fp8-scaling",
+        help="with --fp8 (ours): how the inputs' and output gradients' scales are found; dynamic: from each tensor's"
+        " own largest value (a pass over it first), delayed: from the largest of the previous 16 micro-steps' "
+        "(TransformerEngine's recipe; with --fp8-cast-kernel 1 the cast records it, no extra pass); weights: "
+        "always their own",
+    )
     accumulate_in_matmul: int = setting(
         -1,
         "--accumulate-in-matmul",
@@ -612,6 +620,10 @@ def resolve(cfg: TrainConfig, env: Environment) -> ResolvedConfig:
         if recompute_whole:
             notes.append(f"--recompute-whole -1: the first {recompute_whole} of {mcfg.n_layer} blocks recomputed "
                          f"whole, so that -b {cfg.batch_size} fits (gpt2train plan's estimate)")  # fmt: skip
+    if recompute_whole and cfg.fp8_scaling == "delayed":
+        raise UserError(f"--fp8-scaling delayed with {recompute_whole} blocks recomputed whole (--recompute-whole "
+                        f"{cfg.recompute_whole}): a recomputed linear would record its amax twice a micro-step; use "
+                        "--recompute-whole 0 and a smaller -b, or --fp8-scaling dynamic")  # fmt: skip
     if recompute_whole > mcfg.n_layer:
         raise UserError(f"--recompute-whole {recompute_whole}: the model has {mcfg.n_layer} blocks; use at most that "
                         "many (or -r 3 for all)")  # fmt: skip
@@ -732,6 +744,14 @@ def _check_flags(cfg: TrainConfig, env: Environment, lv: dict) -> None:
         raise UserError(f"--fp8-cast-kernel {cfg.fp8_cast_kernel}: use 0 (Inductor's casts) or 1 (the Triton kernel)")
     if cfg.fp8_cast_kernel and (not cfg.fp8 or cfg.fp8_impl != "ours"):
         raise UserError("--fp8-cast-kernel 1 casts the operands of our FP8 linears: add --fp8 1 (with --fp8-impl ours)")
+    if cfg.fp8_scaling not in ("dynamic", "delayed"):
+        raise UserError(f"--fp8-scaling {cfg.fp8_scaling!r}: use dynamic (each tensor's own amax) or delayed (the "
+                        "previous micro-steps')")  # fmt: skip
+    if cfg.fp8_scaling == "delayed" and (not cfg.fp8 or cfg.fp8_impl != "ours"):
+        raise UserError("--fp8-scaling delayed scales our FP8 linears' operands: add --fp8 1 (with --fp8-impl ours)")
+    if cfg.fp8_scaling == "delayed" and cfg.recompute == 3:
+        raise UserError("--fp8-scaling delayed -r 3: a recomputed linear would record its amax twice a micro-step; "
+                        "use -r 2 or --fp8-scaling dynamic")  # fmt: skip
     if set(FP8_LINEARS) <= set(fp8_bf16_parts(cfg.fp8_bf16)):
         raise UserError(f"--fp8-bf16 {cfg.fp8_bf16} keeps every linear in bf16: drop --fp8 and --fp8-bf16")
     if cfg.fp8 and cfg.plain:

@@ -34,10 +34,13 @@ T_BY_ADDRESS = True
 KERNEL_SOURCES = (torch.bfloat16,)
 
 
-def cast_transpose_reference(t: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype,
-                             transpose: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:  # fmt: skip
+def cast_transpose_reference(t: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype, transpose: bool = True,
+                             amax: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:  # fmt: skip
     """``t`` (M, N) times ``scale`` (an fp32 scalar tensor) in fp32, clamped to ``dtype``'s range, cast:
-    (that, its transpose made contiguous or None)."""
+    (that, its transpose made contiguous or None). ``amax`` (an fp32 scalar), if given, is raised in place to the
+    largest ``|t|`` (what delayed scaling records for the next call's scale)."""
+    if amax is not None:
+        amax.copy_(torch.maximum(amax, t.detach().abs().amax().float()))
     fmax = torch.finfo(dtype).max
     q = (t.float() * scale).clamp(-fmax, fmax).to(dtype)
     return q, (q.t().contiguous() if transpose else None)
@@ -50,12 +53,15 @@ def _kernel(interpret: bool):
     import triton.language as tl
 
     @triton.jit
-    def fp8_cast_transpose_kernel(x_ptr, scale_ptr, q_ptr, qt_ptr, M, N, fmax, WRITE_T: tl.constexpr,
-                                  T_BY_ADDRESS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):  # fmt: skip
+    def fp8_cast_transpose_kernel(x_ptr, scale_ptr, q_ptr, qt_ptr, amax_ptr, M, N, fmax, WRITE_T: tl.constexpr,
+                                  AMAX: tl.constexpr, T_BY_ADDRESS: tl.constexpr, BLOCK_M: tl.constexpr,
+                                  BLOCK_N: tl.constexpr):  # fmt: skip
         rows = tl.program_id(0).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
         cols = tl.program_id(1).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
         mask = (rows[:, None] < M) & (cols[None, :] < N)
         x = tl.load(x_ptr + rows[:, None] * N + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+        if AMAX:  # the largest |x| so far, for the next call's scale (delayed scaling); masked elements are 0
+            tl.atomic_max(amax_ptr, tl.max(tl.abs(x)))
         y = tl.clamp(x * tl.load(scale_ptr), -fmax, fmax)
         q = y.to(q_ptr.dtype.element_ty)
         tl.store(q_ptr + rows[:, None] * N + cols[None, :], q, mask=mask)
@@ -70,42 +76,44 @@ def _kernel(interpret: bool):
 
 
 def _launch(t: torch.Tensor, scale: torch.Tensor, q: torch.Tensor, qt: torch.Tensor | None,
-            block_m: int = BLOCK_M, block_n: int = BLOCK_N, warps: int = WARPS,
+            amax: torch.Tensor | None = None, block_m: int = BLOCK_M, block_n: int = BLOCK_N, warps: int = WARPS,
             t_by_address: bool = T_BY_ADDRESS) -> None:  # fmt: skip
-    """The kernel over ``t`` (M, N), contiguous, into ``q`` (M, N) and ``qt`` (N, M) (or only ``q``)."""
+    """The kernel over ``t`` (M, N), contiguous, into ``q`` (M, N) and ``qt`` (N, M) (or only ``q``); ``amax``, an
+    fp32 scalar, raised to the largest ``|t|`` if given."""
     m, n = t.shape
     grid = ((m + block_m - 1) // block_m, (n + block_n - 1) // block_n)
     interpret = interpreting()  # read once: this runs 2,304 times a d48 step
     kwargs = {} if interpret else {"num_warps": warps}
-    _kernel(interpret)[grid](t, scale, q, q if qt is None else qt, m, n, torch.finfo(q.dtype).max,
-                             WRITE_T=qt is not None, T_BY_ADDRESS=t_by_address, BLOCK_M=block_m, BLOCK_N=block_n,
-                             **kwargs)  # fmt: skip
+    _kernel(interpret)[grid](t, scale, q, q if qt is None else qt, scale if amax is None else amax, m, n,
+                             torch.finfo(q.dtype).max, WRITE_T=qt is not None, AMAX=amax is not None,
+                             T_BY_ADDRESS=t_by_address, BLOCK_M=block_m, BLOCK_N=block_n, **kwargs)  # fmt: skip
 
 
-@torch.library.custom_op("gpt2train::fp8_cast_transpose", mutates_args=())
-def cast_transpose_kernel(t: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype,
-                          transpose: bool) -> list[torch.Tensor]:  # fmt: skip
-    """[q] or [q, q transposed]: :func:`cast_transpose_reference`'s, from the Triton kernel on CUDA."""
+@torch.library.custom_op("gpt2train::fp8_cast_transpose", mutates_args=("amax",))
+def cast_transpose_kernel(t: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype, transpose: bool,
+                          amax: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """(q, q transposed or an empty tensor): :func:`cast_transpose_reference`'s (``amax`` too), from the Triton
+    kernel on CUDA."""
     if not (t.is_cuda and triton_available()):
-        return [c for c in cast_transpose_reference(t, scale, dtype, transpose) if c is not None]
+        q, qt = cast_transpose_reference(t, scale, dtype, transpose, amax)
+        return q, (q.new_empty(0) if qt is None else qt)
     t = t.contiguous()
     q = torch.empty(t.shape, dtype=dtype, device=t.device)
-    qt = torch.empty((t.shape[1], t.shape[0]), dtype=dtype, device=t.device) if transpose else None
-    _launch(t, scale, q, qt)
-    return [q] if qt is None else [q, qt]
+    qt = torch.empty((t.shape[1], t.shape[0]) if transpose else 0, dtype=dtype, device=t.device)
+    _launch(t, scale, q, qt if transpose else None, amax)
+    return q, qt
 
 
 @cast_transpose_kernel.register_fake
-def _(t, scale, dtype, transpose):  # shapes and dtypes for torch.compile
-    q = t.new_empty(t.shape, dtype=dtype)
-    return [q, t.new_empty((t.shape[1], t.shape[0]), dtype=dtype)] if transpose else [q]
+def _(t, scale, dtype, transpose, amax=None):  # shapes and dtypes for torch.compile
+    return t.new_empty(t.shape, dtype=dtype), t.new_empty((t.shape[1], t.shape[0]) if transpose else 0, dtype=dtype)
 
 
-def cast_transpose(t: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype,
-                   transpose: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:  # fmt: skip
+def cast_transpose(t: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype, transpose: bool = True,
+                   amax: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:  # fmt: skip
     """:func:`cast_transpose_reference`'s result, in one pass of the Triton kernel on CUDA for a bf16 ``t``; the
     reference itself (compiled with its neighbours) for other dtypes."""
     if t.dtype not in KERNEL_SOURCES:
-        return cast_transpose_reference(t, scale, dtype, transpose)
-    out = cast_transpose_kernel(t, scale, dtype, transpose)
+        return cast_transpose_reference(t, scale, dtype, transpose, amax)
+    out = cast_transpose_kernel(t, scale, dtype, transpose, amax)
     return out[0], (out[1] if transpose else None)

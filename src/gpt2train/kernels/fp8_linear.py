@@ -55,17 +55,41 @@ def quantize(t: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.T
     return q, inv
 
 
-def quantize_transposed(t: torch.Tensor, dtype: torch.dtype, transpose: bool = True,
-                        kernel: bool = False) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:  # fmt: skip
+def quantize_transposed(t: torch.Tensor, dtype: torch.dtype, transpose: bool = True, kernel: bool = False,
+                        history: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:  # fmt: skip
     """:func:`quantize` of a matrix ``t`` (M, N), the FP8 copy also transposed, (N, M) contiguous: (fp8, fp8
     transposed or None, fp32 dequantization scale). ``kernel``: both from one pass of kernels/fp8_cast.py's kernel
-    where it takes ``t``; else plain PyTorch, which Inductor fuses with ``t``'s producer."""
+    where it takes ``t``; else plain PyTorch, which Inductor fuses with ``t``'s producer. ``history``: delayed
+    scaling (:func:`delayed_amax`) instead of ``t``'s own amax."""
     fmax = torch.finfo(dtype).max
-    amax = t.detach().abs().amax().float().clamp(min=1e-12)
+    if history is None:
+        amax, record = t.detach().abs().amax().float().clamp(min=1e-12), None
+    else:
+        amax, record = delayed_amax(history, dtype), history[0]
     # the cast clamps: t * (fmax / amax) can round past fmax, and e4m3fn has no infinity (it would become NaN)
     cast = cast_transpose if kernel else cast_transpose_reference
-    q, qt = cast(t.detach(), fmax / amax, dtype, transpose)
+    q, qt = cast(t.detach(), fmax / amax, dtype, transpose, record)
     return q, qt, amax / fmax
+
+
+AMAX_HISTORY = 16  # delayed scaling: the calls (micro-steps) whose largest |value| sets the next call's scale
+# before any is recorded (the first micro-step after a start): activations quantized as they are (scale 1); a
+# gradient's window (e5m2 spans 2^30) from 1/16 down, far above a mean-reduced loss's gradients
+FIRST_AMAX = {E4M3: torch.finfo(E4M3).max, E5M2: 2.0**-4}
+
+
+def amax_history(device: torch.device | str | None = None) -> torch.Tensor:
+    """A fresh delayed-scaling state for one operand: slot 0 records this call's amax, 1.. the previous calls'."""
+    return torch.zeros(AMAX_HISTORY + 1, dtype=torch.float32, device=device)
+
+
+def delayed_amax(history: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Delayed scaling: the amax to scale by, from the previous calls' (TransformerEngine's recipe), so the cast
+    needs no pass over its input first. Shifts ``history`` in place (the last call's record into the history,
+    slot 0 zeroed for the cast to record into) and returns its largest entry, or FIRST_AMAX before any."""
+    history.copy_(torch.cat([history.new_zeros(1), history[:-1]]))
+    amax = history[1:].amax()
+    return torch.where(amax > 0, amax, torch.tensor(FIRST_AMAX[dtype], device=history.device))
 
 
 def _fits(m: int, k: int, n: int) -> bool:
@@ -81,17 +105,19 @@ def _out_dtype(x: torch.Tensor) -> torch.dtype:
 class _FP8Linear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, out_dtype: torch.dtype,
-                backward_fast_accum: bool, weight_grad_bf16: bool, cast_kernel: bool):  # fmt: skip
+                backward_fast_accum: bool, weight_grad_bf16: bool, cast_kernel: bool,
+                x_history: torch.Tensor | None, grad_history: torch.Tensor | None):  # fmt: skip
         x2 = x.reshape(-1, x.shape[-1])
         # each operand K-major for every matmul it enters: x (M, K) here, x.T (K, M) for dW; W (N, K) here,
-        # W.T (K, N) for dx. Only the backward's copies are kept (as many bytes as the forward's).
-        xq, xqt, sx = quantize_transposed(x2, E4M3, kernel=cast_kernel)
+        # W.T (K, N) for dx. Only the backward's copies are kept (as many bytes as the forward's). The weight's
+        # scale is always its own amax (a small tensor, and the one whose change per step is known to be small)
+        xq, xqt, sx = quantize_transposed(x2, E4M3, kernel=cast_kernel, history=x_history)
         wq, wqt, sw = quantize_transposed(weight, E4M3, kernel=cast_kernel)
         # mat2 must be column-major: wq is (N, K) row-major, so wq.t() is (K, N) column-major as it stands
         y = torch._scaled_mm(xq, wq.t(), scale_a=sx, scale_b=sw, out_dtype=out_dtype, use_fast_accum=True)
         if bias is not None:
             y = y + bias.to(out_dtype)
-        ctx.save_for_backward(xqt, sx, wqt, sw)
+        ctx.save_for_backward(xqt, sx, wqt, sw, grad_history)
         ctx.has_bias = bias is not None
         ctx.weight_dtype = weight.dtype
         ctx.x_dtype = x.dtype
@@ -100,9 +126,10 @@ class _FP8Linear(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dy: torch.Tensor):
-        xqt, sx, wqt, sw = ctx.saved_tensors
+        xqt, sx, wqt, sw, grad_history = ctx.saved_tensors
         dy2 = dy.reshape(-1, dy.shape[-1]).contiguous()  # _scaled_mm's first operand must be row-major
-        gq, gqt, sg = quantize_transposed(dy2, E5M2, transpose=not ctx.weight_grad_bf16, kernel=ctx.cast_kernel)
+        gq, gqt, sg = quantize_transposed(dy2, E5M2, transpose=not ctx.weight_grad_bf16, kernel=ctx.cast_kernel,
+                                          history=grad_history)  # fmt: skip
         # dx = dy @ W: W as (N, K) column-major, which W.T (K, N) row-major is
         dx = torch._scaled_mm(gq, wqt.t(), scale_a=sg, scale_b=sw, out_dtype=dy.dtype, use_fast_accum=ctx.fast_accum)
         if ctx.weight_grad_bf16:  # dW = dy.T @ x in dy's dtype; e4m3 values are exact in bf16, the scale after
@@ -111,19 +138,21 @@ class _FP8Linear(torch.autograd.Function):
             dw = torch._scaled_mm(gqt, xqt.t(), scale_a=sg, scale_b=sx, out_dtype=ctx.weight_dtype,
                                   use_fast_accum=ctx.fast_accum)  # fmt: skip
         db = dy2.sum(0).to(ctx.weight_dtype) if ctx.has_bias else None
-        return dx.reshape(*dy.shape[:-1], dx.shape[-1]).to(ctx.x_dtype), dw, db, None, None, None, None
+        return dx.reshape(*dy.shape[:-1], dx.shape[-1]).to(ctx.x_dtype), dw, db, None, None, None, None, None, None
 
 
 def fp8_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, *,
                backward_fast_accum: bool = False, weight_grad_bf16: bool = False,
-               cast_kernel: bool = False) -> torch.Tensor:  # fmt: skip
+               cast_kernel: bool = False, histories: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:  # fmt: skip
     """``F.linear(x, weight, bias)`` with its matmuls in FP8 (see the module docstring, also for the two
-    backward options; ``cast_kernel``: :func:`quantize_transposed`'s); the plain ``F.linear`` without gradients or
-    where the shapes do not suit ``_scaled_mm``."""
+    backward options; ``cast_kernel``: :func:`quantize_transposed`'s; ``histories``: delayed scaling of x and
+    of the output gradient, two :func:`amax_history` states); the plain ``F.linear`` without gradients or where
+    the shapes do not suit ``_scaled_mm``."""
     m = x.numel() // x.shape[-1] if x.shape[-1] else 0
     if not torch.is_grad_enabled() or not _fits(m, x.shape[-1], weight.shape[0]):
         return F.linear(x, weight, bias)
-    return _FP8Linear.apply(x, weight, bias, _out_dtype(x), backward_fast_accum, weight_grad_bf16, cast_kernel)
+    return _FP8Linear.apply(x, weight, bias, _out_dtype(x), backward_fast_accum, weight_grad_bf16, cast_kernel,
+                            *(histories or (None, None)))  # fmt: skip
 
 
 def fp8_linear_reference(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:

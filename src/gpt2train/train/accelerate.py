@@ -25,7 +25,7 @@ import torch.nn as nn
 from torch.utils.checkpoint import checkpoint
 
 from gpt2train.config import FP8_LINEARS, fp8_bf16_parts
-from gpt2train.kernels.fp8_linear import fp8_linear
+from gpt2train.kernels.fp8_linear import amax_history, fp8_linear
 from gpt2train.kernels.gelu_linear import gelu_linear
 from gpt2train.kernels.gelu_mlp import gelu_mlp
 from gpt2train.kernels.grad_accum import accumulating, linear_accumulate
@@ -43,6 +43,7 @@ class FastPaths:
     )
     fp8_bf16: tuple[str, ...] = ()  # under fp8, what stays bf16: --fp8-bf16's words (config.fp8_bf16_parts)
     fp8_cast_kernel: bool = False  # ours: bf16 operands cast by kernels/fp8_cast.py, not compiled by Inductor
+    fp8_delayed: bool = False  # ours: inputs and output gradients scaled by their previous micro-steps' amax
     accumulate_grads: bool = False  # the blocks' matmuls add their weight gradients into .grad (kernels/grad_accum.py)
     fused_classifier: bool = False
     classifier_chunk: int = 16384  # rows of logits at once; 0: all rows
@@ -53,18 +54,22 @@ class FastPaths:
 
 class FastLinear(nn.Linear):
     """A block's linear layer with its matmuls in FP8 (``fp8`` 1, or 2 with the gradient matmuls in FP8's fast
-    accumulation too; ``weight_grad_bf16``: dW in bf16; ``cast_kernel``: the casts by kernels/fp8_cast.py), or
+    accumulation too; ``weight_grad_bf16``: dW in bf16; ``cast_kernel``: the casts by kernels/fp8_cast.py;
+    ``delayed_scaling``: the inputs' and output gradients' scales from FP8_HISTORIES), or
     whose backward adds its gradients into ``.grad`` itself (``accumulate_grad``)."""
 
     fp8 = 0
     weight_grad_bf16 = False
     cast_kernel = False
+    delayed_scaling = False  # with the buffers of FP8_HISTORIES (accelerate registers them)
     accumulate_grad = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.fp8:
+            histories = (self.fp8_x_history, self.fp8_grad_history) if self.delayed_scaling else None
             return fp8_linear(x, self.weight, self.bias, backward_fast_accum=self.fp8 == 2,
-                              weight_grad_bf16=self.weight_grad_bf16, cast_kernel=self.cast_kernel)  # fmt: skip
+                              weight_grad_bf16=self.weight_grad_bf16, cast_kernel=self.cast_kernel,
+                              histories=histories)  # fmt: skip
         grads = accumulating(self)
         if grads is not None:
             return linear_accumulate(x, self.weight, self.bias, *grads)
@@ -169,9 +174,11 @@ def accelerate(model: GPT, paths: FastPaths) -> torch.nn.Module:
             ours_fp8 = int(paths.fp8) if name in fp8_linears and not torchao_fp8 else 0
             if ours_fp8 or accumulate:
                 _become(layer, FastLinear, fp8=ours_fp8, accumulate_grad=accumulate,
-                        weight_grad_bf16="weight-grads" in fp8_keep, cast_kernel=paths.fp8_cast_kernel)  # fmt: skip
+                        weight_grad_bf16="weight-grads" in fp8_keep, cast_kernel=paths.fp8_cast_kernel,
+                        delayed_scaling=bool(ours_fp8) and paths.fp8_delayed)  # fmt: skip
             else:
                 _become(layer, nn.Linear)
+            _delayed_scaling_states(layer, bool(ours_fp8) and paths.fp8_delayed)
         if torchao_fp8:
             _torchao_fp8(block, paths.fp8_impl.removeprefix("torchao-"), fp8_linears)
     model.classifier_loss = _classifier_loss(paths)
@@ -188,6 +195,19 @@ def accelerate(model: GPT, paths: FastPaths) -> torch.nn.Module:
     for block in model.transformer.h:  # regional: every block shares one compiled graph, so start-up does not grow
         block.compile(mode=mode)
     return model
+
+
+FP8_HISTORIES = ("fp8_x_history", "fp8_grad_history")  # FastLinear's delayed-scaling states: x's, dy's
+
+
+def _delayed_scaling_states(layer: nn.Module, delayed: bool) -> None:
+    """Give ``layer`` FastLinear's amax histories (kept, if it has them) or take them away; not in the state dict
+    (a resumed run records afresh from FIRST_AMAX)."""
+    for name in FP8_HISTORIES:
+        if delayed and name not in layer._buffers:
+            layer.register_buffer(name, amax_history(layer.weight.device), persistent=False)
+        elif not delayed and name in layer._buffers:
+            delattr(layer, name)
 
 
 def _linears(block: Block) -> list[tuple[str, nn.Module]]:
