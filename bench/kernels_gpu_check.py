@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import functools
 import gc
-import itertools
 import json
 import os
 import platform
@@ -729,12 +728,12 @@ def fp8_cast_case(args, dev, case, rows, cols, dtype):
         variants.append(("reference compiled", lambda: compiled(t, scale, dtype)))
     if dev.type == "cuda":
         tiles = ((64, 64, 4), (32, 128, 4), (128, 64, 8), (64, 128, 8), (128, 128, 8))
-        for (bm, bn, warps), by_address in itertools.product(tiles, (True, False)):
+        for bm, bn, warps in tiles:
 
-            def run(bm=bm, bn=bn, warps=warps, by_address=by_address):
-                fp8_cast._launch(t, scale, torch.empty_like(q), torch.empty_like(qt), None, bm, bn, warps, by_address)
+            def run(bm=bm, bn=bn, warps=warps):
+                fp8_cast._launch(t, scale, torch.empty_like(q), torch.empty_like(qt), None, bm, bn, warps)
 
-            variants.append((f"kernel {bm}x{bn} w{warps} {'T by address' if by_address else 'tl.trans'}", run))
+            variants.append((f"kernel {bm}x{bn} w{warps}", run))
     for variant, fn in variants:
         ms = time_ms(fn, dev, args.reps)
         record("fp8_cast", case, variant, ms=ms, gb_s=gbytes / ms * 1e3)
@@ -749,17 +748,12 @@ def fp8_cast_bits(dev, case, rows, cols, dtype, source):
     scale = torch.finfo(dtype).max / t.float().abs().amax()
     ref = fp8_cast.cast_transpose_reference(t, scale, dtype)
     amax = torch.zeros((), device=dev)  # delayed scaling's record, raised by the kernel to the largest |t|
-    got = {"kernel vs reference, bits": fp8_cast.cast_transpose_kernel(t, scale, dtype, True, amax)}
+    got = fp8_cast.cast_transpose_kernel(t, scale, dtype, True, amax)
     record("fp8_cast", case, "kernel's amax record", ok=bool(amax == t.float().abs().amax()), amax=amax.item())
-    if dev.type == "cuda":  # the other way to write the transposed copy (fp8_cast.T_BY_ADDRESS), shown
-        alt = [torch.empty_like(c) for c in ref]
-        fp8_cast._launch(t, scale, *alt, t_by_address=not fp8_cast.T_BY_ADDRESS)
-        got[f"T_BY_ADDRESS={not fp8_cast.T_BY_ADDRESS}, bits"] = alt
-    for variant, out in got.items():
-        wrong = [int((a.view(torch.uint8) != b.view(torch.uint8)).sum()) for a, b in zip(out, ref)]
-        # the sources --fp8-cast-kernel hands it must be exact; the others are shown
-        ok = wrong == [0, 0] if source in fp8_cast.KERNEL_SOURCES and "T_BY" not in variant else None
-        record("fp8_cast", case, variant, ok=ok, wrong_bytes=wrong)
+    wrong = [int((a.view(torch.uint8) != b.view(torch.uint8)).sum()) for a, b in zip(got, ref)]
+    # the sources --fp8-cast-kernel hands it must be exact; the others are shown (fp32's transpose was not)
+    ok = wrong == [0, 0] if source in fp8_cast.KERNEL_SOURCES else None
+    record("fp8_cast", case, "kernel vs reference, bits", ok=ok, wrong_bytes=wrong)
 
 
 def check_grad_accum(args, dev):

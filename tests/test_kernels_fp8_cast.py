@@ -26,8 +26,7 @@ def _matrix(rows, cols, seed, dtype=torch.bfloat16):
 @pytest.mark.parametrize("rows, cols, block_m, block_n", [(70, 45, 32, 16), (64, 64, 64, 64), (5, 130, 16, 64)])
 @pytest.mark.parametrize("transpose", [True, False])
 @pytest.mark.parametrize("source", [torch.bfloat16, torch.float32])  # fp32: a LayerNorm's output under autocast
-@pytest.mark.parametrize("t_by_address", [True, False])  # the transposed copy: stored by address, or tl.trans
-def test_kernel_tiles_scales_clamps_and_transposes(rows, cols, block_m, block_n, transpose, source, t_by_address):
+def test_kernel_tiles_scales_clamps_and_transposes(rows, cols, block_m, block_n, transpose, source):
     """Every element, in both layouts, is the reference's: edge tiles masked, the scale applied in fp32, the
     result clamped. Written as fp32 (the interpreter rounds fp32 to bf16 and FP8 otherwise than the GPU's
     round-to-nearest-even; bench/kernels_gpu_check.py --checks fp8_cast compares the FP8 bits on a GPU)."""
@@ -36,7 +35,7 @@ def test_kernel_tiles_scales_clamps_and_transposes(rows, cols, block_m, block_n,
     t, scale = _matrix(rows, cols, seed=rows, dtype=source), torch.tensor(0.75)
     q = torch.full((rows, cols), float("nan"))
     qt = torch.full((cols, rows), float("nan")) if transpose else None
-    fp8_cast._launch(t, scale, q, qt, block_m=block_m, block_n=block_n, t_by_address=t_by_address)
+    fp8_cast._launch(t, scale, q, qt, block_m=block_m, block_n=block_n)
     ref = (t.float() * scale).clamp(-torch.finfo(torch.float32).max, torch.finfo(torch.float32).max)
     assert torch.equal(q, ref)
     if transpose:
@@ -60,9 +59,9 @@ def test_reference_is_the_quantize_arithmetic(dtype):
 @pytest.mark.parametrize("dtype", [E4M3, E5M2])
 @pytest.mark.parametrize("source", [torch.bfloat16, torch.float32])
 def test_quantize_transposed_is_quantize_in_both_layouts(dtype, source):
-    """What --fp8's linears call, with --fp8-cast-kernel 1: the same FP8 values and scale as quantize(), the
-    transposed copy too; bf16 through the custom op (an opaque call when compiled; the reference off CUDA), fp32
-    through the reference in the graph."""
+    """What --fp8's linears call, with --fp8-cast-kernel 1: every operand through the custom op (an opaque call when
+    compiled; the reference off CUDA), an fp32 one rounded to bf16 first; the same FP8 values and scale as
+    quantize() of that bf16 operand, the transposed copy too."""
     t = _matrix(48, 80, seed=2, dtype=source)
     calls = []
     orig = fp8_cast.cast_transpose_kernel
@@ -71,8 +70,8 @@ def test_quantize_transposed_is_quantize_in_both_layouts(dtype, source):
         q, qt, inv = quantize_transposed(t, dtype, kernel=True)
     finally:
         fp8_cast.cast_transpose_kernel = orig
-    assert calls == ([torch.bfloat16] if source == torch.bfloat16 else [])  # fp32: not the kernel (KERNEL_SOURCES)
-    q1, inv1 = quantize(t, dtype)
+    assert calls == [torch.bfloat16]  # fp32 too, rounded first (the kernel's fp32 transposes were wrong on an H200)
+    q1, inv1 = quantize(t.to(torch.bfloat16), dtype)
     assert torch.equal(q.view(torch.uint8), q1.view(torch.uint8)) and torch.equal(inv, inv1)
     assert torch.equal(qt.view(torch.uint8), q.t().contiguous().view(torch.uint8))
     assert q.float().abs().max() == torch.finfo(dtype).max  # the largest magnitude lands on the format's max
@@ -101,43 +100,45 @@ def test_kernel_records_the_largest_magnitude():
 
 
 @pytest.mark.parametrize("delayed", [False, True])
-def test_model_with_the_cast_kernel_equals_inductors_casts(delayed):
-    """--fp8-cast-kernel 1 changes where the casts run, not what they compute: a tiny GPT under bf16 autocast with
-    its blocks compiled (aot_eager) gives the same loss and gradients, bit for bit, as with the casts in the
-    graph (on the CPU the op runs the reference; on a GPU, bench/kernels_gpu_check.py compares the kernel's bytes).
-    With delayed scaling (two micro-steps, the second scaled by the first's record) the histories agree too."""
+def test_model_with_the_cast_kernel_compiled_equals_eager(delayed):
+    """--fp8-cast-kernel 1 in a tiny GPT under bf16 autocast: every FP8 operand goes through the op as bf16 (the
+    fp32 LayerNorm outputs and weights rounded first; on the CPU the op runs the reference, on a GPU
+    bench/kernels_gpu_check.py compares the kernel's bytes). Compiled (aot_eager) it trains as eager, and close to
+    Inductor's casts from fp32. With delayed scaling (two micro-steps, the second scaled by the first's records) the
+    amax histories are filled as far as they should be, compiled as eager."""
     from gpt2train.config import ModelConfig
     from gpt2train.model import build_model
     from gpt2train.train.accelerate import FastPaths, accelerate
 
     cfg = ModelConfig(n_layer=2, n_head=4, n_embd=64, vocab_size=256, max_seq_len=32)
     idx = torch.randint(0, 256, (2, 32), generator=torch.Generator().manual_seed(0))
-    results = []
-    for kernel in (False, True):
-        model = build_model(cfg, seed=5)
-        accelerate(model, FastPaths(fp8=1, fp8_cast_kernel=kernel, fp8_delayed=delayed))
-        for block in model.transformer.h:
-            block.compile(backend="aot_eager")
-        for _ in range(1 + delayed):
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                loss = model(idx, idx)
-            loss.backward()
-        results.append((loss.detach(), {n: p.grad for n, p in model.named_parameters()}, dict(model.named_buffers())))
-    torch._dynamo.reset()
-    (loss0, grads0, bufs0), (loss1, grads1, bufs1) = results
-    assert torch.equal(loss0, loss1)
-    assert all(torch.equal(grads0[n], grads1[n]) for n in grads0)
-    histories = [n for n in bufs0 if "fp8_" in n]
-    assert len(histories) == (2 * 4 * 2 if delayed else 0)  # x's and dy's, four linears, two blocks
-    assert all(torch.equal(bufs0[n], bufs1[n]) and bufs0[n][:2].gt(0).all() for n in histories)
-    # and the op does take the bf16 operands (the attention output, the output gradients), eagerly counted
-    sources, orig = [], fp8_cast.cast_transpose_kernel
+    results, sources, orig = [], [], fp8_cast.cast_transpose_kernel
     fp8_cast.cast_transpose_kernel = lambda t, *a: sources.append(t.dtype) or orig(t, *a)
     try:
-        model = build_model(cfg, seed=5)
-        accelerate(model, FastPaths(fp8=1, fp8_cast_kernel=True))
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            model(idx, idx).backward()
+        for kernel, compiled in ((False, True), (True, False), (True, True)):
+            model = build_model(cfg, seed=5)
+            accelerate(model, FastPaths(fp8=1, fp8_cast_kernel=kernel, fp8_delayed=delayed))
+            for block in model.transformer.h if compiled else ():
+                block.compile(backend="aot_eager")
+            sources.clear()
+            for _ in range(1 + delayed):
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    loss = model(idx, idx)
+                loss.backward()
+            grads = {n: p.grad for n, p in model.named_parameters()}
+            results.append((loss.detach(), grads, dict(model.named_buffers()), list(sources)))
     finally:
         fp8_cast.cast_transpose_kernel = orig
-    assert sources and set(sources) == {torch.bfloat16}, sources
+        torch._dynamo.reset()
+    (loss0, _, _, _), (loss1, grads1, bufs1, sources1), (loss2, grads2, bufs2, _) = results
+    # eager: x and W of four linears in two blocks forward, dy of each backward, per micro-step; all bf16
+    assert sources1 == [torch.bfloat16] * (3 * 4 * 2 * (1 + delayed)), sources1
+    torch.testing.assert_close(loss2, loss1, rtol=1e-3, atol=0)  # aot_eager's decompositions round differently
+    for n, g in grads1.items():
+        assert ((grads2[n] - g).norm() / g.norm()).item() < 0.2, n  # FP8 rounding amplifies those differences
+    torch.testing.assert_close(loss1, loss0, rtol=0.02, atol=0)
+    histories = [n for n in bufs1 if "fp8_" in n]
+    assert len(histories) == (2 * 4 * 2 if delayed else 0)  # x's and dy's, four linears, two blocks
+    for n in histories:
+        assert bufs1[n][:2].gt(0).all() and bufs1[n][2:].eq(0).all(), (n, bufs1[n])
+        torch.testing.assert_close(bufs2[n], bufs1[n], rtol=0.1, atol=0)

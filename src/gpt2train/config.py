@@ -406,8 +406,9 @@ class TrainConfig:
     fp8_cast_kernel: int = setting(
         0,
         "--fp8-cast-kernel",
-        help="with --fp8 (ours) on CUDA: 1 casts each bf16 FP8 operand in one Triton pass that writes it and its "
-        "transpose (kernels/fp8_cast.py; fp32 ones stay compiled by Inductor), 0: Inductor compiles every cast",
+        help="with --fp8 (ours) on CUDA: 1 casts each FP8 operand in one Triton pass that writes it and its "
+        "transpose (kernels/fp8_cast.py; fp32 ones, the LayerNorm outputs and weights, rounded to bf16 first), 0: "
+        "Inductor compiles every cast from the operand as it is",
     )
     fp8_scaling: str = setting(
         "dynamic",

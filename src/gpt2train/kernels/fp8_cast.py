@@ -13,9 +13,12 @@ Pieces:
 * :func:`cast_transpose_kernel` -- the custom op ``gpt2train::fp8_cast_transpose``: the Triton kernel on CUDA,
   opaque to torch.compile, the reference elsewhere. On an H200 its bytes equal the reference's from bf16 (one fp32
   multiply by the same scale, the same clamp, the same round-to-nearest-even cast); from fp32 a quarter of the
-  transposed copy's bytes came out wrong, so:
-* :func:`cast_transpose` -- what ``fp8_linear`` calls: the kernel for bf16 matrices (``KERNEL_SOURCES``), the
-  reference for others, traced into the compiled graph where Inductor fuses it with its producer.
+  transposed copy's bytes came out wrong (``fp8_linear`` rounds those to bf16 first), so:
+* :func:`cast_transpose` -- the kernel for bf16 matrices (``KERNEL_SOURCES``), the reference for others, traced
+  into the compiled graph where Inductor fuses it with its producer.
+
+Either can also record the largest ``|t|`` into an fp32 scalar (``amax``) as it casts: delayed scaling
+(``--fp8-scaling delayed``) takes its next scale from these records, so no pass over ``t`` precedes the cast.
 """
 
 from __future__ import annotations
@@ -27,10 +30,9 @@ import torch
 from gpt2train.kernels._triton import interpreting, triton_available
 
 BLOCK_M, BLOCK_N, WARPS = 64, 64, 4  # a tile: BLOCK_M rows by BLOCK_N columns of the input
-# from fp32 (a LayerNorm's output under autocast) the transposed copy came out a quarter wrong on an H200 when the
-# tile was transposed in registers (tl.trans; triton 3.6, shapes in multiples of 16; bf16 exact). Stored to the
-# transposed addresses instead, Triton's own layout conversion does the transpose (T_BY_ADDRESS)
-T_BY_ADDRESS = True
+# from fp32 (a LayerNorm's output under autocast) a quarter of the transposed copy's bytes came out wrong on an H200
+# (triton 3.6, shapes in multiples of 16; transposed by tl.trans or by the store's addresses alike), from bf16 none:
+# fp8_linear rounds fp32 operands to bf16 before the kernel
 KERNEL_SOURCES = (torch.bfloat16,)
 
 
@@ -54,8 +56,7 @@ def _kernel(interpret: bool):
 
     @triton.jit
     def fp8_cast_transpose_kernel(x_ptr, scale_ptr, q_ptr, qt_ptr, amax_ptr, M, N, fmax, WRITE_T: tl.constexpr,
-                                  AMAX: tl.constexpr, T_BY_ADDRESS: tl.constexpr, BLOCK_M: tl.constexpr,
-                                  BLOCK_N: tl.constexpr):  # fmt: skip
+                                  AMAX: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):  # fmt: skip
         rows = tl.program_id(0).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
         cols = tl.program_id(1).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
         mask = (rows[:, None] < M) & (cols[None, :] < N)
@@ -65,19 +66,16 @@ def _kernel(interpret: bool):
         y = tl.clamp(x * tl.load(scale_ptr), -fmax, fmax)
         q = y.to(q_ptr.dtype.element_ty)
         tl.store(q_ptr + rows[:, None] * N + cols[None, :], q, mask=mask)
-        if WRITE_T:  # qt is (N, M) row-major
-            if T_BY_ADDRESS:  # the same tile to transposed addresses: Triton converts the layout for the store
-                tl.store(qt_ptr + cols[None, :] * M + rows[:, None], q, mask=mask)
-            else:  # transposed in registers, so both stores run along rows
-                tl.store(qt_ptr + cols[:, None] * M + rows[None, :], tl.trans(y).to(qt_ptr.dtype.element_ty),
-                         mask=tl.trans(mask))  # fmt: skip
+        if WRITE_T:  # qt is (N, M) row-major: Triton converts the tile's layout (through shared memory) so the
+            # store runs along qt's rows (as fast as a tl.trans in registers, bench/kernels_gpu_check.py)
+            tl.store(qt_ptr + cols[None, :] * M + rows[:, None], q, mask=mask)
 
     return fp8_cast_transpose_kernel
 
 
 def _launch(t: torch.Tensor, scale: torch.Tensor, q: torch.Tensor, qt: torch.Tensor | None,
-            amax: torch.Tensor | None = None, block_m: int = BLOCK_M, block_n: int = BLOCK_N, warps: int = WARPS,
-            t_by_address: bool = T_BY_ADDRESS) -> None:  # fmt: skip
+            amax: torch.Tensor | None = None, block_m: int = BLOCK_M, block_n: int = BLOCK_N,
+            warps: int = WARPS) -> None:  # fmt: skip
     """The kernel over ``t`` (M, N), contiguous, into ``q`` (M, N) and ``qt`` (N, M) (or only ``q``); ``amax``, an
     fp32 scalar, raised to the largest ``|t|`` if given."""
     m, n = t.shape
@@ -85,8 +83,8 @@ def _launch(t: torch.Tensor, scale: torch.Tensor, q: torch.Tensor, qt: torch.Ten
     interpret = interpreting()  # read once: this runs 2,304 times a d48 step
     kwargs = {} if interpret else {"num_warps": warps}
     _kernel(interpret)[grid](t, scale, q, q if qt is None else qt, scale if amax is None else amax, m, n,
-                             torch.finfo(q.dtype).max, WRITE_T=qt is not None, AMAX=amax is not None,
-                             T_BY_ADDRESS=t_by_address, BLOCK_M=block_m, BLOCK_N=block_n, **kwargs)  # fmt: skip
+                             torch.finfo(q.dtype).max, WRITE_T=qt is not None, AMAX=amax is not None, BLOCK_M=block_m,
+                             BLOCK_N=block_n, **kwargs)  # fmt: skip
 
 
 @torch.library.custom_op("gpt2train::fp8_cast_transpose", mutates_args=("amax",))

@@ -33,7 +33,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from gpt2train.kernels.fp8_cast import cast_transpose, cast_transpose_reference
+from gpt2train.kernels.fp8_cast import KERNEL_SOURCES, cast_transpose, cast_transpose_reference
 
 E4M3 = torch.float8_e4m3fn
 E5M2 = torch.float8_e5m2
@@ -58,9 +58,12 @@ def quantize(t: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.T
 def quantize_transposed(t: torch.Tensor, dtype: torch.dtype, transpose: bool = True, kernel: bool = False,
                         history: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:  # fmt: skip
     """:func:`quantize` of a matrix ``t`` (M, N), the FP8 copy also transposed, (N, M) contiguous: (fp8, fp8
-    transposed or None, fp32 dequantization scale). ``kernel``: both from one pass of kernels/fp8_cast.py's kernel
-    where it takes ``t``; else plain PyTorch, which Inductor fuses with ``t``'s producer. ``history``: delayed
-    scaling (:func:`delayed_amax`) instead of ``t``'s own amax."""
+    transposed or None, fp32 dequantization scale). ``kernel``: both from one pass of kernels/fp8_cast.py's kernel,
+    an fp32 ``t`` rounded to bf16 first (as autocast rounds a bf16 matmul's operands; the kernel's transposed copy
+    from fp32 was wrong on an H200); else plain PyTorch, which Inductor fuses with ``t``'s producer. ``history``:
+    delayed scaling (:func:`delayed_amax`) instead of ``t``'s own amax."""
+    if kernel and t.dtype not in KERNEL_SOURCES:
+        t = t.to(torch.bfloat16)
     fmax = torch.finfo(dtype).max
     if history is None:
         amax, record = t.detach().abs().amax().float().clamp(min=1e-12), None
