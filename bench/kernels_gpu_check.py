@@ -720,7 +720,7 @@ def fp8_cast_case(args, dev, case, rows, cols, dtype):
     t = (torch.randn(rows, cols, generator=g) * 3).to(dev, torch.bfloat16)
     t[0, 0] = 1e4  # the largest magnitude sets the scale, as in quantize()
     scale = torch.finfo(dtype).max / t.float().abs().amax()
-    q, qt = fp8_cast.cast_transpose_kernel(t, scale, dtype, True)
+    q, qt = fp8_cast.cast_transpose_kernel(t, scale, dtype, True, None)
     gbytes = rows * cols * (t.element_size() + 2 * q.element_size()) / 1e9  # read once, write both layouts
     variants = [("reference eager", lambda: fp8_cast.cast_transpose_reference(t, scale, dtype))]
     if not args.no_compile and dev.type == "cuda":

@@ -89,7 +89,7 @@ def _launch(t: torch.Tensor, scale: torch.Tensor, q: torch.Tensor, qt: torch.Ten
 
 @torch.library.custom_op("gpt2train::fp8_cast_transpose", mutates_args=("amax",))
 def cast_transpose_kernel(t: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype, transpose: bool,
-                          amax: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+                          amax: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """(q, q transposed or an empty tensor): :func:`cast_transpose_reference`'s (``amax`` too), from the Triton
     kernel on CUDA."""
     if not (t.is_cuda and triton_available()):
@@ -103,7 +103,7 @@ def cast_transpose_kernel(t: torch.Tensor, scale: torch.Tensor, dtype: torch.dty
 
 
 @cast_transpose_kernel.register_fake
-def _(t, scale, dtype, transpose, amax=None):  # shapes and dtypes for torch.compile
+def _(t, scale, dtype, transpose, amax):  # shapes and dtypes for torch.compile
     return t.new_empty(t.shape, dtype=dtype), t.new_empty((t.shape[1], t.shape[0]) if transpose else 0, dtype=dtype)
 
 
