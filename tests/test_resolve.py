@@ -79,7 +79,7 @@ def test_recompute_whole_auto_uses_the_planner_on_the_card():
         ),
         ({"fp8": 1, "fp8_bf16": "attn,mlp"}, "--fp8-bf16 attn,mlp keeps every linear in bf16: drop --fp8"),
         ({"fp8_cast_kernel": 1}, "--fp8-cast-kernel 1 casts the operands of our FP8 linears: add --fp8 1"),
-        ({"fp8": 1, "fp8_cast_kernel": 2}, "--fp8-cast-kernel 2: use 0 (Inductor's casts) or 1 (the Triton kernel)"),
+        ({"fp8": 1, "fp8_cast_kernel": 2}, "--fp8-cast-kernel 2: use 0 (Inductor's casts), 1 (the Triton kernel)"),
         ({"fp8": 1, "fp8_scaling": "late"}, "--fp8-scaling 'late': use dynamic (each tensor's own amax) or delayed"),
         ({"fp8_scaling": "delayed"}, "--fp8-scaling delayed scales our FP8 linears' operands: add --fp8 1"),
         ({"fp8": 1, "fp8_scaling": "delayed", "recompute": 3}, "--fp8-scaling delayed -r 3: a recomputed linear"),
@@ -118,6 +118,17 @@ def test_config_json_records_the_resolved_values(tmp_path, text_shards, capsys):
     assert (train["dtype"], train["compile"], train["gelu_fusion"], train["optimizer"], train["head_lr"]) == (
         "fp32", 0, 0, "adamw", 3e-3)  # fmt: skip
     assert not {k: train[k] for k in AUTO_FIELDS if train[k] in UNDECIDED}
+
+
+def test_fp8_cast_kernel_auto_is_on_with_our_fp8_on_cuda():
+    """--fp8-cast-kernel -1 (the default): the one-pass casts wherever our FP8 runs on CUDA; off without --fp8, with
+    torchao's FP8 and on the CPU; an explicit 0 stays 0."""
+    assert resolve(TrainConfig(fp8=1), CUDA).fp8_cast_kernel == 1
+    assert resolve(TrainConfig(fp8=2, fp8_cast_kernel=0), CUDA).fp8_cast_kernel == 0
+    assert resolve(TrainConfig(), CUDA).fp8_cast_kernel == 0
+    assert resolve(TrainConfig(fp8=1, fp8_impl="torchao-tensorwise"), CUDA).fp8_cast_kernel == 0
+    cpu_fp8 = Environment(device=torch.device("cpu"), fp8_supported=True)  # torch emulates FP8 there
+    assert resolve(TrainConfig(fp8=1), cpu_fp8).fp8_cast_kernel == 0
 
 
 def test_fp8_applies_to_the_modern_architecture_too():

@@ -404,11 +404,11 @@ class TrainConfig:
         "only); e.g. mlp.c_proj,first,last",
     )
     fp8_cast_kernel: int = setting(
-        0,
+        -1,
         "--fp8-cast-kernel",
-        help="with --fp8 (ours) on CUDA: 1 casts each FP8 operand in one Triton pass that writes it and its "
-        "transpose (kernels/fp8_cast.py; fp32 ones, the LayerNorm outputs and weights, rounded to bf16 first), 0: "
-        "Inductor compiles every cast from the operand as it is",
+        help="with --fp8 (ours): 1 casts each FP8 operand in one Triton pass that writes it and its transpose "
+        "(kernels/fp8_cast.py; fp32 ones, the LayerNorm outputs and weights, rounded to bf16 first), 0: Inductor "
+        "compiles every cast from the operand as it is; -1: 1 with --fp8 (ours) on CUDA, else 0",
     )
     fp8_scaling: str = setting(
         "dynamic",
@@ -561,7 +561,7 @@ class Environment:
 # the settings resolve() decides (-1, "auto" or None in a TrainConfig); a ResolvedConfig holds none of those
 AUTO_FIELDS = ("device", "dtype", "bf16_params", "gelu_fusion", "accumulate_in_matmul", "compile", "fused_classifier",
                "recompute_whole", "optimizer", "pos", "qk_norm", "mlp", "norm", "zero_init_proj", "untied_head",
-               "logit_softcap", "head_lr", "embed_lr")  # fmt: skip
+               "logit_softcap", "head_lr", "embed_lr", "fp8_cast_kernel")  # fmt: skip
 TRAIN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 
 
@@ -642,12 +642,16 @@ def resolve(cfg: TrainConfig, env: Environment) -> ResolvedConfig:
         notes.append("warning: --accumulate-in-matmul 1 with -r 3: blocks recomputed whole leave the gradient sums "
                      "to autograd (compiled on CUDA, the recompute would keep every matmul's input)")  # fmt: skip
 
+    fp8_cast_kernel = cfg.fp8_cast_kernel
+    if fp8_cast_kernel == -1:  # the one-pass casts: faster than Inductor's and as accurate (BENCHMARKS.md, issue 21)
+        fp8_cast_kernel = int(bool(cfg.fp8) and cfg.fp8_impl == "ours" and on_cuda)
     decided = dict(
         device=env.device.type,
         dtype=dtype,
         bf16_params=int(bf16_params),
         gelu_fusion=gelu_fusion,
         accumulate_in_matmul=int(accumulate),
+        fp8_cast_kernel=fp8_cast_kernel,
         compile=cfg.compile if cfg.compile != -1 else int(fast),  # -1: on with the fast path
         fused_classifier=int(cfg.fused_classifier == 1 or (cfg.fused_classifier == -1 and fast)),
         recompute_whole=recompute_whole,
@@ -741,9 +745,10 @@ def _check_flags(cfg: TrainConfig, env: Environment, lv: dict) -> None:
     if "weight-grads" in fp8_bf16_parts(cfg.fp8_bf16) and cfg.fp8_impl != "ours":
         raise UserError(f"--fp8-bf16 {cfg.fp8_bf16}: weight-grads is ours (torchao's recipes decide their own "
                         f"gradients); drop it or --fp8-impl {cfg.fp8_impl}")  # fmt: skip
-    if cfg.fp8_cast_kernel not in (0, 1):
-        raise UserError(f"--fp8-cast-kernel {cfg.fp8_cast_kernel}: use 0 (Inductor's casts) or 1 (the Triton kernel)")
-    if cfg.fp8_cast_kernel and (not cfg.fp8 or cfg.fp8_impl != "ours"):
+    if cfg.fp8_cast_kernel not in (-1, 0, 1):
+        raise UserError(f"--fp8-cast-kernel {cfg.fp8_cast_kernel}: use 0 (Inductor's casts), 1 (the Triton kernel) "
+                        "or -1 (1 with --fp8 on CUDA)")  # fmt: skip
+    if cfg.fp8_cast_kernel == 1 and (not cfg.fp8 or cfg.fp8_impl != "ours"):
         raise UserError("--fp8-cast-kernel 1 casts the operands of our FP8 linears: add --fp8 1 (with --fp8-impl ours)")
     if cfg.fp8_scaling not in ("dynamic", "delayed"):
         raise UserError(f"--fp8-scaling {cfg.fp8_scaling!r}: use dynamic (each tensor's own amax) or delayed (the "
