@@ -22,7 +22,9 @@ Two backward options, off by default: ``backward_fast_accum`` (``--fp8 2``) lets
 in FP8's fast mode (the forward always does; torchao keeps the gradients exact), and ``weight_grad_bf16``
 (``--fp8-bf16 weight-grads``) computes dW in a bf16 matmul from dy and the saved e4m3 input, which needs no
 transposed FP8 copy of dy and keeps dy's full precision. ``cast_kernel`` (``--fp8-cast-kernel 1``) casts the bf16
-operands with kernels/fp8_cast.py's one-pass kernel instead of leaving the casts to Inductor.
+operands with kernels/fp8_cast.py's one-pass kernel instead of leaving the casts to Inductor. ``histories``
+(``--fp8-scaling delayed``) scales x and dy by the amaxes of the previous calls (:func:`delayed_amax`), recorded by
+the casts themselves, instead of a pass over each tensor first.
 
 ``_scaled_mm`` wants both inner dimensions and the output width divisible by 16 (GPT-2's are); other shapes
 fall back to the plain matmul, as does anything run without gradients (evaluation and sampling are bf16).
@@ -112,8 +114,8 @@ class _FP8Linear(torch.autograd.Function):
                 x_history: torch.Tensor | None, grad_history: torch.Tensor | None):  # fmt: skip
         x2 = x.reshape(-1, x.shape[-1])
         # each operand K-major for every matmul it enters: x (M, K) here, x.T (K, M) for dW; W (N, K) here,
-        # W.T (K, N) for dx. Only the backward's copies are kept (as many bytes as the forward's). The weight's
-        # scale is always its own amax (a small tensor, and the one whose change per step is known to be small)
+        # W.T (K, N) for dx. Only the backward's copies are kept (as many bytes as the forward's). The weight is
+        # always scaled by its own amax: a small tensor, whose pass costs little
         xq, xqt, sx = quantize_transposed(x2, E4M3, kernel=cast_kernel, history=x_history)
         wq, wqt, sw = quantize_transposed(weight, E4M3, kernel=cast_kernel)
         # mat2 must be column-major: wq is (N, K) row-major, so wq.t() is (K, N) column-major as it stands
