@@ -21,8 +21,9 @@ Pieces:
 Two backward options, off by default: ``backward_fast_accum`` (``--fp8 2``) lets the gradient matmuls accumulate
 in FP8's fast mode (the forward always does; torchao keeps the gradients exact), and ``weight_grad_bf16``
 (``--fp8-bf16 weight-grads``) computes dW in a bf16 matmul from dy and the saved e4m3 input, which needs no
-transposed FP8 copy of dy and keeps dy's full precision. ``cast_kernel`` (``--fp8-cast-kernel 1``) casts the bf16
-operands with kernels/fp8_cast.py's one-pass kernel instead of leaving the casts to Inductor. ``histories``
+transposed FP8 copy of dy and keeps dy's full precision. ``cast_kernel`` (``--fp8-cast-kernel``, on by default on
+CUDA) casts every operand with kernels/fp8_cast.py's one-pass kernel, fp32 ones rounded to bf16 first, instead of
+leaving the casts to Inductor. ``histories``
 (``--fp8-scaling delayed``) scales x and dy by the amaxes of the previous calls (:func:`delayed_amax`), recorded by
 the casts themselves, instead of a pass over each tensor first.
 
