@@ -75,8 +75,8 @@ KERNELS: dict[str, KernelInfo] = {
             "fp8_cast_transpose",
             "gpt2train.kernels.fp8_cast.cast_transpose",
             "gpt2train.kernels.fp8_cast.cast_transpose_reference",
-            "--fp8-cast-kernel 1 with --fp8 on CUDA (kernels/fp8_linear.py): each bf16 FP8 operand cast once into "
-            "both layouts",
+            "--fp8-cast-kernel (on with --fp8 on CUDA; kernels/fp8_linear.py): each FP8 operand cast once into both "
+            "layouts (fp32 ones rounded to bf16 first), its amax recorded for --fp8-scaling delayed",
             True,
             "tests/test_kernels_fp8_cast.py",
         ),

@@ -42,7 +42,7 @@ class FastPaths:
         "ours"  # ours (kernels/fp8_linear.py) | torchao-tensorwise | torchao-rowwise (torchao's Float8Linear)
     )
     fp8_bf16: tuple[str, ...] = ()  # under fp8, what stays bf16: --fp8-bf16's words (config.fp8_bf16_parts)
-    fp8_cast_kernel: bool = False  # ours: bf16 operands cast by kernels/fp8_cast.py, not compiled by Inductor
+    fp8_cast_kernel: bool = False  # ours: operands cast by kernels/fp8_cast.py (fp32 ones as bf16), not by Inductor
     fp8_delayed: bool = False  # ours: inputs and output gradients scaled by their previous micro-steps' amax
     accumulate_grads: bool = False  # the blocks' matmuls add their weight gradients into .grad (kernels/grad_accum.py)
     fused_classifier: bool = False
