@@ -243,3 +243,45 @@ def test_delayed_scaling_compiled_records_as_eager(backend):
     torch.testing.assert_close(hx1, hx0, rtol=0, atol=0)
     torch.testing.assert_close(hg1, hg0, rtol=0, atol=0)
     torch.testing.assert_close(gw1, gw0, rtol=1e-5, atol=1e-6)
+
+
+def test_delayed_scaling_resumes_exactly(tmp_path, text_shards, capsys):
+    """--fp8-scaling delayed: the checkpoint's state file keeps each FP8 linear's amax histories, so 4 steps in one
+    go equal 2 steps + a resume from the step-2 checkpoint, loss for loss, and end with the same histories."""
+    from gpt2train.train import checkpoint as ckpt
+    from tests.helpers import progress_losses, resume_copy, run_cli, tiny_train_args
+
+    run = tmp_path / "run"
+    args = tiny_train_args(text_shards, run, 4, ["--fp8", "1", "--fp8-scaling", "delayed", "-n", "2"])
+    code, _, err = run_cli(args, capsys)
+    assert code == 0, err
+    _, saved = ckpt.load_state(str(run / "state_00000004_00000.safetensors"))
+    histories = {k: t for k, t in saved.items() if k.startswith("buffer/")}
+    assert histories and all(k.endswith(("fp8_x_history", "fp8_grad_history")) for k in histories)
+    assert all(t[0] > 0 and t[1] > 0 for t in histories.values())  # recorded over the micro-steps
+    resumed = tmp_path / "resumed"
+    code, out, err = run_cli(resume_copy(run, resumed, 4, args), capsys)
+    assert code == 0, err
+    assert "resumed from checkpoint at step 2" in out
+    assert progress_losses(resumed) == progress_losses(run)
+    _, again = ckpt.load_state(str(resumed / "state_00000004_00000.safetensors"))
+    assert all(torch.equal(again[k], t) for k, t in histories.items())
+    # resumed without delayed scaling, the saved histories are left aside (with a changed-settings warning)
+    code, out, err = run_cli(resume_copy(run, tmp_path / "dynamic", 4, [*args[:-4], "-n", "2"]), capsys)
+    assert code == 0, err
+    assert "resumed from checkpoint at step 2" in out and "changed settings (fp8_scaling)" in out + err
+
+
+def test_restore_buffers_copies_known_names_and_rejects_other_shapes():
+    """restore_buffers: a saved history lands in the model's buffer of that name; one the model lacks is left aside;
+    one of another shape is a one-line error naming the state file."""
+    from gpt2train.errors import UserError
+    from gpt2train.train import checkpoint as ckpt
+
+    model = torch.nn.Linear(4, 4)
+    model.register_buffer("fp8_x_history", f8.amax_history(), persistent=False)
+    saved = torch.arange(f8.AMAX_HISTORY + 1, dtype=torch.float32)
+    ckpt.restore_buffers(model, {"buffer/fp8_x_history": saved, "buffer/fp8_grad_history": saved}, "s.safetensors")
+    assert torch.equal(model.fp8_x_history, saved)
+    with pytest.raises(UserError, match="s.safetensors.*buffer fp8_x_history is \\(3,\\)"):
+        ckpt.restore_buffers(model, {"buffer/fp8_x_history": torch.zeros(3)}, "s.safetensors")

@@ -200,9 +200,15 @@ def accelerate(model: GPT, paths: FastPaths) -> torch.nn.Module:
 FP8_HISTORIES = ("fp8_x_history", "fp8_grad_history")  # FastLinear's delayed-scaling states: x's, dy's
 
 
+def training_buffers(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The buffers the fast paths train outside the state dict (FP8_HISTORIES), by name: what a checkpoint keeps
+    beside the model file so a resumed run scales as the uninterrupted one."""
+    return {name: b for name, b in model.named_buffers() if name.rsplit(".", 1)[-1] in FP8_HISTORIES}
+
+
 def _delayed_scaling_states(layer: nn.Module, delayed: bool) -> None:
     """Give ``layer`` FastLinear's amax histories (kept, if it has them) or take them away; not in the state dict
-    (a resumed run records afresh from FIRST_AMAX)."""
+    (checkpoints keep them in the state file: training_buffers)."""
     for name in FP8_HISTORIES:
         if delayed and name not in layer._buffers:
             layer.register_buffer(name, amax_history(layer.weight.device), persistent=False)

@@ -41,6 +41,7 @@ from gpt2train.rundir import (
     state_path,
     step_of,
 )
+from gpt2train.train.accelerate import training_buffers
 
 # Fault injection (faults.py) sets this to kill the process part-way through a checkpoint write; it is
 # called with (phase, temp path) at "model" and "state" (the temp file written, not yet renamed) and at
@@ -137,14 +138,17 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
-def save_state(path: str, optimizer, meta: dict, params: dict[str, torch.Tensor] | None = None) -> None:
-    """One rank's resumable state as a safetensors file (atomic)."""
+def save_state(path: str, optimizer, meta: dict, params: dict[str, torch.Tensor] | None = None,
+               buffers: dict[str, torch.Tensor] | None = None) -> None:  # fmt: skip
+    """One rank's resumable state as a safetensors file (atomic); ``buffers``: the model's training-state buffers
+    outside its state dict (accelerate.training_buffers: delayed scaling's amax histories)."""
     tensors, opt_meta = _flatten_optimizer(optimizer)
     tensors["rng/cpu"] = torch.get_rng_state()
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         tensors["rng/cuda"] = torch.cuda.get_rng_state()
-    for name, p in (params or {}).items():
-        tensors[f"param/{name}"] = p.detach().to("cpu", copy=True).contiguous()
+    for kind, named in (("param", params), ("buffer", buffers)):
+        for name, t in (named or {}).items():
+            tensors[f"{kind}/{name}"] = t.detach().to("cpu", copy=True).contiguous()
     full_meta = {**meta, "optimizer": opt_meta}
     tmp = path + ".tmp"
     try:
@@ -251,12 +255,13 @@ def _optimizer_meta_problem(opt) -> str | None:
 
 
 def state_tensors_problem(tensors: dict[str, torch.Tensor | None]) -> str | None:
-    """What is wrong with a state file's tensors, or None: names of the three kinds, RNG states as the bytes
+    """What is wrong with a state file's tensors, or None: names of the four kinds, RNG states as the bytes
     torch.set_rng_state takes (not floats, not another length). Only the ``rng/*`` tensors are looked at (the
     others may be None: the checkpoint check reads names only)."""
     for name in tensors:
         kind = name.split("/", 1)[0]
-        if kind not in ("optim", "rng", "param") or (kind == "optim" and not re.fullmatch(r"optim/\d+/[^/]+", name)):
+        known = kind in ("rng", "param", "buffer") or (kind == "optim" and re.fullmatch(r"optim/\d+/[^/]+", name))
+        if not known:
             return f"it holds a tensor named {name!r}, which no checkpoint writes"
     cpu = tensors.get("rng/cpu")
     expected = torch.get_rng_state()
@@ -301,6 +306,22 @@ def restore_params(model, tensors: dict[str, torch.Tensor], path: str) -> None:
     with torch.no_grad():
         for name, p in named.items():
             p.copy_(params[name].to(p.dtype))
+
+
+def restore_buffers(model, tensors: dict[str, torch.Tensor], path: str) -> None:
+    """The training-state buffers a state file keeps (``buffer/<name>``) copied into ``model``'s buffers of those
+    names; the model's others stay as built (a run resumed with delayed scaling newly on records afresh), and a
+    saved buffer the model does not have is dropped (resumed with it off). A shape that differs is a UserError."""
+    named = dict(model.named_buffers())
+    with torch.no_grad():
+        for key, saved in tensors.items():
+            name = key[len("buffer/") :]
+            if not key.startswith("buffer/") or name not in named:
+                continue
+            if saved.shape != named[name].shape:
+                raise unreadable_state(path, f"its buffer {name} is {tuple(saved.shape)}, the model's "
+                                             f"{tuple(named[name].shape)}")  # fmt: skip
+            named[name].copy_(saved)
 
 
 def restore_rng(tensors: dict[str, torch.Tensor]) -> None:
@@ -352,7 +373,8 @@ def state_file_for(out_dir: str, step: int, rank: int, world_size: int, zero_sta
 EXACTNESS_KEYS = ("lr", "warmup_steps", "final_lr_frac", "weight_decay", "lr_schedule", "max_steps",
                   "total_batch_size", "seq_len", "batch_size", "seed", "beta1", "beta2", "eps", "grad_clip",
                   "master_weights", "bf16_params", "dtype", "shuffle", "optimizer", "recipe", "muon_lr",
-                  "muon_momentum", "head_lr", "embed_lr", "deterministic")  # fmt: skip
+                  "muon_momentum", "head_lr", "embed_lr", "deterministic", "fp8", "fp8_impl", "fp8_bf16",
+                  "fp8_cast_kernel", "fp8_scaling")  # fmt: skip
 # what a checkpoint written before config.resolve() recorded for a setting it left to the run ("auto"/-1/None)
 _RECORDED_AUTO = ("auto", -1, None)
 
@@ -396,7 +418,7 @@ def _write_files(run, rc, step: int, sharded: bool) -> None:
             "model_config": rc.model_config.to_dict(),
             "determinism": run.determinism,
         }
-        save_state(state_path(out, step, run.rank), run.optimizer, meta, params)
+        save_state(state_path(out, step, run.rank), run.optimizer, meta, params, training_buffers(run.raw_model))
 
 
 def _agree(run, rc, step: int, failure: Exception | None) -> None:
@@ -454,6 +476,7 @@ def restore(run, rc, step: int) -> None:
                         f"{saved_bf16_params}, this run has --bf16-params {rc.bf16_params}; resume with "
                         f"--bf16-params {saved_bf16_params}")  # fmt: skip
     restore_params(run.raw_model, tensors, path)
+    restore_buffers(run.raw_model, tensors, path)
     try:
         restore_optimizer(run.optimizer, meta, tensors)
     except (ValueError, KeyError) as e:  # e.g. a Muon checkpoint resumed with AdamW, or the reverse
