@@ -415,8 +415,8 @@ class TrainConfig:
         "--fp8-scaling",
         help="with --fp8 (ours): how the inputs' and output gradients' scales are found; dynamic: from each tensor's"
         " own largest value (a pass over it first), delayed: from the largest of the previous 16 micro-steps' "
-        "(TransformerEngine's recipe; with --fp8-cast-kernel 1 the cast records it, no extra pass); weights: "
-        "always their own",
+        "(TransformerEngine's recipe; with the cast kernel the cast records it, no extra pass; checkpoints keep "
+        "them); weights: always their own",
     )
     accumulate_in_matmul: int = setting(
         -1,

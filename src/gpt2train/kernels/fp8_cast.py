@@ -1,5 +1,5 @@
-"""The FP8 cast of ``--fp8``'s linears in one pass (``--fp8-cast-kernel 1``): a bf16 matrix, scaled, clamped and
-cast to FP8, written both as it is and transposed.
+"""The FP8 cast of ``--fp8``'s linears in one pass (``--fp8-cast-kernel``, on with ``--fp8`` on CUDA): a bf16
+matrix, scaled, clamped and cast to FP8, written both as it is and transposed.
 
 Hopper's FP8 matmul (``torch._scaled_mm``) takes its operands K-major only, so each FP8 operand is needed in two
 layouts: ``x`` (M, K) for ``y = x @ W.T`` and its transpose for ``dW = dy.T @ x``; ``dy`` likewise for ``dx`` and
