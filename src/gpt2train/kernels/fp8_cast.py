@@ -82,6 +82,7 @@ def _launch(t: torch.Tensor, scale: torch.Tensor, q: torch.Tensor, qt: torch.Ten
     grid = ((m + block_m - 1) // block_m, (n + block_n - 1) // block_n)
     interpret = interpreting()  # read once: this runs 2,304 times a d48 step
     kwargs = {} if interpret else {"num_warps": warps}
+    # without qt or amax their pointers are q's and scale's, never touched (WRITE_T, AMAX off)
     _kernel(interpret)[grid](t, scale, q, q if qt is None else qt, scale if amax is None else amax, m, n,
                              torch.finfo(q.dtype).max, WRITE_T=qt is not None, AMAX=amax is not None, BLOCK_M=block_m,
                              BLOCK_N=block_n, **kwargs)  # fmt: skip
