@@ -95,7 +95,7 @@ def delayed_amax(history: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     slot 0 zeroed for the cast to record into) and returns its largest entry, or FIRST_AMAX before any."""
     history.copy_(torch.cat([history.new_zeros(1), history[:-1]]))
     amax = history[1:].amax()
-    return torch.where(amax > 0, amax, torch.tensor(FIRST_AMAX[dtype], device=history.device))
+    return torch.where(amax > 0, amax, FIRST_AMAX[dtype])  # a Python scalar: no tensor made (or copied) a call
 
 
 def _fits(m: int, k: int, n: int) -> bool:

@@ -172,13 +172,14 @@ def accelerate(model: GPT, paths: FastPaths) -> torch.nn.Module:
         accumulate = bool(paths.accumulate_grads) and recompute < 3 and not torchao_fp8
         for name, layer in _linears(block):
             ours_fp8 = int(paths.fp8) if name in fp8_linears and not torchao_fp8 else 0
+            delayed = bool(ours_fp8) and paths.fp8_delayed
             if ours_fp8 or accumulate:
                 _become(layer, FastLinear, fp8=ours_fp8, accumulate_grad=accumulate,
                         weight_grad_bf16="weight-grads" in fp8_keep, cast_kernel=paths.fp8_cast_kernel,
-                        delayed_scaling=bool(ours_fp8) and paths.fp8_delayed)  # fmt: skip
+                        delayed_scaling=delayed)  # fmt: skip
             else:
                 _become(layer, nn.Linear)
-            _delayed_scaling_states(layer, bool(ours_fp8) and paths.fp8_delayed)
+            _delayed_scaling_states(layer, delayed)
         if torchao_fp8:
             _torchao_fp8(block, paths.fp8_impl.removeprefix("torchao-"), fp8_linears)
     model.classifier_loss = _classifier_loss(paths)

@@ -294,10 +294,15 @@ def restore_optimizer(optimizer, meta: dict, tensors: dict[str, torch.Tensor]) -
     opt.load_state_dict(state)
 
 
+def _named(tensors: dict[str, torch.Tensor], kind: str) -> dict[str, torch.Tensor]:
+    """A state file's tensors of one kind (``param``, ``buffer``) by the model's name for them."""
+    return {k[len(kind) + 1 :]: v for k, v in tensors.items() if k.startswith(kind + "/")}
+
+
 def restore_params(model, tensors: dict[str, torch.Tensor], path: str) -> None:
     """The exact parameters a state file keeps (``param/<name>``, when the model file cannot hold them), copied
     into ``model``; a set that does not match the model's parameters is a UserError naming the file."""
-    params = {k[len("param/") :]: v for k, v in tensors.items() if k.startswith("param/")}
+    params = _named(tensors, "param")
     if not params:
         return
     named = dict(model.named_parameters())
@@ -314,9 +319,8 @@ def restore_buffers(model, tensors: dict[str, torch.Tensor], path: str) -> None:
     saved buffer the model does not have is dropped (resumed with it off). A shape that differs is a UserError."""
     named = dict(model.named_buffers())
     with torch.no_grad():
-        for key, saved in tensors.items():
-            name = key[len("buffer/") :]
-            if not key.startswith("buffer/") or name not in named:
+        for name, saved in _named(tensors, "buffer").items():
+            if name not in named:
                 continue
             if saved.shape != named[name].shape:
                 raise unreadable_state(path, f"its buffer {name} is {tuple(saved.shape)}, the model's "
