@@ -14,8 +14,8 @@ For each piece, on random inputs:
                db_proj; forward and forward+backward ms of fused, plain and both under torch.compile;
                which path the custom ops took (cuBLASLt or the torch fallback); host overhead per call.
   fp8_cast     the one-pass FP8 cast with its transpose (kernels/fp8_cast.py) vs its reference, bit for bit, for
-               e4m3 and e5m2 at the blocks' shapes; ms and GB/s of the kernel at a few tile sizes, of the
-               reference eager and compiled.
+               e4m3 and e5m2 at the blocks' shapes, and its amax record (--fp8-scaling delayed); ms and GB/s of
+               the kernel at a few tile sizes, of the reference eager and compiled.
   adamw_bf16   the Triton stochastic-rounding AdamW step vs the plain reference (moments equal,
                every parameter on a bf16 neighbour of the fp32 result), step ms vs the reference
                and vs torch.optim.AdamW(fused=True) on fp32 parameters (the -w 1 path).
@@ -700,8 +700,8 @@ def fp8_linear_case(args, dev, case, rows, k, n):
 
 
 def check_fp8_cast(args, dev):
-    """fp8_cast.cast_transpose_kernel (--fp8-cast-kernel 1) against cast_transpose_reference: the same bits, both
-    layouts, from fp32 and bf16; then the time of the kernel from bf16 (tile sizes), of the reference eager and
+    """fp8_cast.cast_transpose_kernel (--fp8-cast-kernel) against cast_transpose_reference: the same bits, both
+    layouts, from fp32 and bf16, and the amax it records; then the time of the kernel from bf16 (tile sizes), of the reference eager and
     compiled (what Inductor makes of it)."""
     shapes = {"small": (1000, 333)} if args.small else {
         "d48 x": (16384, 1600), "d48 dh": (16384, 6400), "d48 qkv": (16384, 4800), "d48 W_fc": (6400, 1600),
