@@ -464,7 +464,8 @@ class TrainConfig:
         "default",
         "--compile-mode",
         help="torch.compile mode: default | max-autotune-no-cudagraphs (slower first start) | reduce-overhead (CUDA "
-        "graphs: measured no faster, BENCHMARKS.md round 18) | max-autotune",
+        "graphs, more memory: no faster in bf16, 5% faster with --fp8 1 --fp8-scaling delayed at d48, BENCHMARKS.md)"
+        " | max-autotune",
     )
     attention: str = setting(
         "auto", "--attention", help="SDPA backend on CUDA: auto | flash | cudnn | efficient | math"
