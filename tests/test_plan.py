@@ -365,3 +365,79 @@ def test_recompute_whole_blocks_take_r3_coefficient(cli_main, capsys):
     assert cli_main(args) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["fits"] and out["whole_blocks_needed"] is None and out["recompute_whole"] == k
+
+
+# Our FP8 linears (--fp8 1, every operand through the cast kernel), bf16 parameters (the one-GPU default), -r as given:
+# peak allocated MiB on an H200, Issue 21's third and fourth sessions (BENCHMARKS.md)
+GPT2TRAIN_FP8_MEASURED = [
+    ("d12", 64, 0, 20064),
+    ("d36", 16, 0, 34185),
+    ("d48", 16, 0, 60007),
+    ("d48", 16, 1, 60007),  # -r 1 recomputes nothing FP8 keeps
+]
+
+
+@pytest.mark.parametrize("model,b,r,mib", GPT2TRAIN_FP8_MEASURED)
+def test_fp8_estimate_matches_measured_peaks(model, b, r, mib):
+    """With FP8 linears the estimate covers each measured peak and is at most 1% above it; the bf16 estimate,
+    which the planner used for FP8 runs before, is below it at -r 1 (its GELU output is not what FP8 keeps)."""
+    est = estimate_memory(preset(model), b, 1024, recompute=r, bf16_params=1, fp8_linears="all")
+    assert mib <= est["total"] / MIB <= mib * 1.01
+    assert est["fp8_weights"] == 12 * preset(model).n_embd ** 2 * preset(model).n_layer
+    if r == 1:
+        assert estimate_memory(preset(model), b, 1024, recompute=r, bf16_params=1)["total"] / MIB < mib
+
+
+def test_fp8_estimate_parts():
+    cfg = preset("d24")
+    for r in (0, 1, 2, 3):
+        kw = dict(recompute=r, master_weights=1)
+        none, all_, some = (estimate_memory(cfg, 8, 1024, fp8_linears=f, **kw) for f in ("none", "all", "some"))
+        # fp32 weights: FP8 linears keep an e4m3 copy of their weights (1 byte) and no bf16 one (2 bytes)
+        assert all_["autocast_copies"] == none["autocast_copies"] - 2 * all_["fp8_weights"]
+        assert "fp8_weights" not in none and some["autocast_copies"] == none["autocast_copies"]
+        # some linears in FP8: never less than either (the larger activation term, both weight copies)
+        assert some["total"] >= max(none["total"], all_["total"])
+        if r == 3:  # a block recomputed whole keeps only its input, FP8 or not
+            assert all_["activations"] == none["activations"]
+    with pytest.raises(UserError, match="fp8_linears 'half': must be one of none, all, some"):
+        estimate_memory(cfg, 8, 1024, fp8_linears="half")
+    with pytest.raises(UserError, match="llm.c's layout has no FP8"):
+        estimate_memory(cfg, 8, 1024, fp8_linears="all", layout="llmc")
+
+
+def test_recompute_whole_for_fp8_under_the_h100_cap(cli_main, capsys):
+    """d48 B=40 -r 2 under bench/capped.py's 80,300 MiB: the bf16 estimate's 8 whole blocks ran out of memory with
+    FP8 on (Issue 21, fourth session, call 2); the FP8 estimate asks for more, and `gpt2train plan --fp8 1` says so."""
+    from gpt2train.plan import whole_blocks_needed
+
+    cfg, cap = preset("d48"), 80300 * MIB
+    assert whole_blocks_needed(cfg, cap, 40, 1024, recompute=2, bf16_params=1) == 8
+    n = whole_blocks_needed(cfg, cap, 40, 1024, recompute=2, bf16_params=1, fp8_linears="all")
+    assert 8 < n < 48
+    base = ["plan", "-e", "d48", "--tokens", "1B", "-b", "40", "-r", "2", "--gpu", "h100"]
+    assert cli_main([*base, "--fp8", "1", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["fp8"] == 1 and out["memory"]["fp8_weights"] > 0 and out["whole_blocks_needed"] > 8, out
+    assert cli_main([*base, "--fp8", "1"]) == 0
+    assert "-r 2 -w 1 --bf16-params 1 --fp8 1 (gpt2train layout)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "flags,expected",
+    [
+        ({}, "none"),
+        ({"fp8": 1}, "all"),
+        ({"fp8": 2, "fp8_bf16": "weight-grads"}, "all"),  # dW in bf16 from the same saved e4m3 input
+        ({"fp8": 1, "fp8_bf16": "first,last"}, "some"),
+        ({"fp8": 1, "fp8_impl": "torchao-rowwise"}, "some"),
+    ],
+)
+def test_trainer_settings_name_its_fp8_linears(flags, expected):
+    """The trainer's --recompute-whole -1 and -b fit warning plan with its FP8 linears (train/memory.py)."""
+    from gpt2train.config import TrainConfig
+    from gpt2train.train import memory
+
+    cfg = TrainConfig(**flags)
+    assert memory.settings(cfg, 1)["fp8_linears"] == expected
+    estimate_memory(preset("d12"), 4, 1024, **memory.settings(cfg, 1))  # the planner takes every setting

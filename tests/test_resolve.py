@@ -151,6 +151,10 @@ def test_recompute_whole_auto_plans_for_the_capped_allocator():
     assert n > 0 and n == whole_blocks_needed(resolve(cfg, capped).model_config, 80_300 * 2**20, 40, 1024,
                                               world_size=1, zero_stage=0, recompute=2, master_weights=1,
                                               bf16_params=1)  # fmt: skip
+    # with FP8 linears the planner counts their saved e4m3 copies: more blocks (8 ran out of memory with FP8 on)
+    fp8 = Environment(device=torch.device("cuda"), gpu_memory=80_300 * 2**20, fp8_supported=True)
+    n_fp8 = resolve(dataclasses.replace(cfg, fp8=1), fp8).recompute_whole
+    assert n_fp8 > n == 8
 
 
 def test_usable_gpu_memory_follows_the_allocators_cap(monkeypatch):

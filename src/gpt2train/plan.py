@@ -130,6 +130,7 @@ def estimate_memory(
     layout: str = DEFAULT_LAYOUT,
     bf16_params: int = 0,
     recompute_whole: int = 0,
+    fp8_linears: str = "none",
 ) -> dict:
     """Estimated peak bytes on one GPU, by part; ``total`` is the sum of the other entries.
 
@@ -137,7 +138,8 @@ def estimate_memory(
     ``_estimate_gpt2train`` for its parts) or ``"llmc"`` (llm.c's; the parts below).
     ``bf16_params`` (our ``--bf16-params 1``) moves our trainer to llm.c's ``-w 1`` layout; llm.c's own
     layout already is that, so ``"llmc"`` ignores it. ``recompute_whole`` (our ``--recompute-whole N``) has N
-    blocks recomputed whole as at -r 3; llm.c has no such setting.
+    blocks recomputed whole as at -r 3; llm.c has no such setting. ``fp8_linears`` (one of ``FP8_LINEARS``; our
+    ``--fp8``) models the FP8 linears' saved copies; llm.c has no FP8.
     """
     if batch_size < 0 or seq_len <= 0:
         raise UserError(f"-b {batch_size} -t {seq_len}: batch size and sequence length must be positive")
@@ -151,12 +153,16 @@ def estimate_memory(
         raise UserError(f"--layout {layout}: must be one of {', '.join(LAYOUTS)}")
     kwargs = dict(world_size=world_size, zero_stage=zero_stage, recompute=recompute,
                   master_weights=master_weights, dtype=dtype, overhead_mib=overhead_mib)  # fmt: skip
+    if fp8_linears not in FP8_LINEARS:
+        raise UserError(f"fp8_linears {fp8_linears!r}: must be one of {', '.join(FP8_LINEARS)}")
     if layout == "llmc":
         if recompute_whole:
             raise UserError("--recompute-whole is gpt2train's; llm.c's layout has no such setting")
+        if fp8_linears != "none":
+            raise UserError("--fp8 is gpt2train's; llm.c's layout has no FP8 (use --layout gpt2train or --fp8 0)")
         return _estimate_llmc(cfg, batch_size, seq_len, **kwargs)
     return _estimate_gpt2train(cfg, batch_size, seq_len, bf16_params=bf16_params, recompute_whole=recompute_whole,
-                               **kwargs)  # fmt: skip
+                               fp8_linears=fp8_linears, **kwargs)  # fmt: skip
 
 
 def _estimate_llmc(
@@ -220,6 +226,16 @@ def _estimate_llmc(
 #               within +5%; 10.25 before, while the weight gradients summed in the matmuls kept every matmul input)
 _GPT2TRAIN_ACT = {(0, 1): 32.5, (0, 0): 32.5, (1, 1): 24.5, (1, 0): 24.5, (2, 1): 20.5, (2, 0): 20.5,
                   (3, 1): 11.5, (3, 0): 2.6}  # fmt: skip
+# With our FP8 linears in every block (--fp8 1 or 2, --fp8-impl ours): each linear keeps the e4m3 copy of its input
+# that its weight gradient needs (7C bytes) in place of the bf16 one, and -r 1 and 2 recompute nothing it keeps (the
+# GELU and LayerNorm outputs it needs are those e4m3 copies), so -r 0 to 2 keep the same. 27.5 fits d12 B=64, d36 B=16
+# and d48 B=16 at -r 0 and d48 at -r 1 within 0.5% (27.36-27.44, bf16 parameters; Issue 21's third and fourth
+# sessions, BENCHMARKS.md), with the weights' e4m3 copies counted apart (FP8_LINEARS below). Blocks recomputed whole
+# keep only their input, as in bf16 (unmeasured with FP8).
+_GPT2TRAIN_FP8_ACT = 27.5
+# What the FP8 estimate models: none (bf16 matmuls), all (our FP8 linears in every block), some (FP8 in some
+# linears only, --fp8-bf16, or torchao's, unmeasured: the larger of the two per layer, the weights' copies kept too)
+FP8_LINEARS = ("none", "all", "some")
 # Chunked classifier (kernels/fused_classifier.py): one chunk of bf16 logits plus about 12 bytes per row
 # per channel (the bf16 input, its fp32 gradient and scratch); the kernel check of 2026-11-27, autocast rows.
 _CLASSIFIER_CHUNK_ROWS = 16384
@@ -248,6 +264,7 @@ def _estimate_gpt2train(
     overhead_mib: float | None,
     bf16_params: int = 0,
     recompute_whole: int = 0,
+    fp8_linears: str = "none",
 ) -> dict:
     """Our trainer's layout: estimated peak bytes on one GPU, by part; ``total`` is the sum of the others.
 
@@ -257,7 +274,10 @@ def _estimate_gpt2train(
     - ``params``: fp32 weights with ``-w 1`` (4 bytes each), bf16 with ``-w 0`` or ``--bf16-params 1`` (2);
       never sharded.
     - ``autocast_copies``: the bf16 casts of the fp32 weights that autocast makes in the forward pass
-      and the backward pass keeps (2 bytes each; none with ``-w 0``, ``--bf16-params 1`` or fp32 compute).
+      and the backward pass keeps (2 bytes each; none with ``-w 0``, ``--bf16-params 1`` or fp32 compute, nor
+      for the blocks' linears when all of them are FP8).
+    - ``fp8_weights`` (only with FP8 linears): the transposed e4m3 copy of each block linear's weight that the
+      backward pass keeps (1 byte each).
     - ``master_weights``: ``--bf16-params 1``'s fp32 master copy in the optimizer (4 bytes each, sharded
       like the moments with ``-z 1``); 0 otherwise (``-w 1`` without it: the fp32 params are the master).
       With it a parameter costs 16 bytes (2 + 2 + 4 + 8), llm.c's ``-w 1`` layout; not yet measured.
@@ -265,8 +285,9 @@ def _estimate_gpt2train(
     - ``ddp_buffers``: with several GPUs under ``-z 0``, 4 more bytes per parameter (measured, see
       ``_DDP_PARAM_BYTES``); under ``-z 1`` (no DDP) this rank's shard of the averaged gradients.
     - ``optimizer``: AdamW's two fp32 moments (8 bytes each), divided by ``world_size`` with ``-z 1``.
-    - ``activations``: B*T*L*C times a fitted per-layer coefficient (``_GPT2TRAIN_ACT``), +2 with several GPUs;
-      with ``recompute_whole`` N, N of the L layers take -r 3's coefficient.
+    - ``activations``: B*T*L*C times a fitted per-layer coefficient (``_GPT2TRAIN_ACT``; ``_GPT2TRAIN_FP8_ACT``
+      with FP8 linears below -r 3), +2 with several GPUs; with ``recompute_whole`` N, N of the L layers take -r 3's
+      coefficient.
     - ``classifier``: the chunked classifier's transient memory; the logits are never held whole.
     - ``overhead``: a fitted 128 MiB of workspaces.
 
@@ -294,7 +315,15 @@ def _estimate_gpt2train(
     if not 0 <= recompute_whole <= L:
         raise UserError(f"--recompute-whole {recompute_whole}: must be in 0..{L} (the model's layers)")
     w = 1 if fp32_params else 0
-    coeff = ((L - recompute_whole) * _GPT2TRAIN_ACT[(recompute, w)] + recompute_whole * _GPT2TRAIN_ACT[(3, w)]) / L
+    per_layer = _GPT2TRAIN_ACT[(recompute, w)]
+    if fp8_linears != "none" and recompute < 3:
+        per_layer = _GPT2TRAIN_FP8_ACT if fp8_linears == "all" else max(per_layer, _GPT2TRAIN_FP8_ACT)
+    coeff = ((L - recompute_whole) * per_layer + recompute_whole * _GPT2TRAIN_ACT[(3, w)]) / L
+    block_linear_params = 12 * C * C * L  # the weights of the four linears a block has, which --fp8 swaps
+    fp8 = fp8_linears != "none"
+    autocast_copies = 0
+    if fp32_params and dtype == "bf16":  # FP8 linears cast their fp32 weights to e4m3 and keep only that
+        autocast_copies = (n - (block_linear_params if fp8_linears == "all" else 0)) * 2
     if dtype == "fp32":
         coeff *= 2  # unmeasured: every saved tensor in fp32 instead of bf16
     if ddp:  # kept for -z 1 too until measured without DDP
@@ -303,7 +332,7 @@ def _estimate_gpt2train(
     chunk = min(_CLASSIFIER_CHUNK_ROWS, tokens)
     parts = {
         "params": n * wb,
-        "autocast_copies": n * 2 if (fp32_params and dtype == "bf16") else 0,
+        "autocast_copies": autocast_copies,
         "master_weights": n * 4 / (world_size if zero_stage >= 1 else 1) if bf16_params else 0,
         "grads": n * wb,
         "ddp_buffers": (n * wb / world_size if zero_stage >= 1 else n * _DDP_PARAM_BYTES) if ddp else 0,
@@ -312,6 +341,8 @@ def _estimate_gpt2train(
         "classifier": chunk * cfg.padded_vocab_size * logit_bytes + tokens * C * _CLASSIFIER_ROW_BYTES_PER_C,
         "overhead": (_GPT2TRAIN_OVERHEAD_MIB if overhead_mib is None else overhead_mib) * MIB,
     }
+    if fp8:  # shown only where there are FP8 linears
+        parts["fp8_weights"] = block_linear_params
     parts = {k: int(math.ceil(v)) for k, v in parts.items()}
     parts["total"] = sum(parts.values())
     return parts
@@ -408,6 +439,7 @@ def make_plan(
     recipe: str = "classic",
     bf16_params: int = -1,
     recompute_whole: int = 0,
+    fp8: int = 0,
 ) -> dict:
     """Everything ``gpt2train plan`` prints, as one JSON-ready dict.
 
@@ -419,7 +451,7 @@ def make_plan(
     memory (bytes by part, which parts depends on ``layout``), memory_gib, gpu_memory_gib, fits, max_batch,
     max_batch_by_recompute (the largest B at each -r the layout has, the other settings kept), recompute_whole,
     whole_blocks_needed (the fewest blocks recomputed whole for batch_size to fit at this -r, when it does not
-    fit as asked; None otherwise).
+    fit as asked; None otherwise), fp8 (the trainer's --fp8: every block linear in FP8, ours).
     """
     cfg = resolve_model(model)
     card = get_gpu(gpu)
@@ -447,8 +479,11 @@ def make_plan(
     if recipe == "modern":
         seconds *= MODERN_STEP_TIME_RATIO  # same tokens per step, slower steps
     hours = seconds / 3600
+    if fp8 not in (0, 1, 2):
+        raise UserError(f"--fp8 {fp8}: use 0 (bf16 matmuls), 1 or 2 (FP8, as the trainer's --fp8)")
     mem_kwargs = dict(world_size=gpus, zero_stage=zero_stage, recompute=recompute, master_weights=master_weights,
-                      layout=layout, bf16_params=bf16_params, recompute_whole=recompute_whole)  # fmt: skip
+                      layout=layout, bf16_params=bf16_params, recompute_whole=recompute_whole,
+                      fp8_linears="all" if fp8 else "none")  # fmt: skip
     mem = estimate_memory(cfg, batch_size, seq_len, **mem_kwargs)
     card_bytes = card.memory_mib * MIB
     max_batch = max_batch_size(cfg, card_bytes, seq_len, **mem_kwargs)
@@ -480,6 +515,7 @@ def make_plan(
         "zero_stage": zero_stage,
         "recompute": recompute,
         "recompute_whole": recompute_whole,
+        "fp8": fp8,
         "master_weights": master_weights,
         "bf16_params": bf16_params,
         "layout": layout,
@@ -526,6 +562,7 @@ def format_plan(p: dict) -> str:
         + (f" --recompute-whole {p['recompute_whole']}" if p.get("recompute_whole") else "")
         + f" -w {p['master_weights']}"
         + (" --bf16-params 1" if p.get("bf16_params") else "")
+        + (f" --fp8 {p['fp8']}" if p.get("fp8") else "")
         + f" ({p['layout']} layout)"
         + ("" if p["fits"] else "  (does NOT fit)"),
     ]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from gpt2train.config import ModelConfig
+from gpt2train.config import ModelConfig, fp8_bf16_parts
 
 
 def usable_gpu_memory(device: torch.device) -> int:
@@ -24,8 +24,19 @@ def settings(cfg, world_size: int, **decided) -> dict:
     """The memory settings of ``cfg`` (a TrainConfig or ResolvedConfig) as ``plan.estimate_memory`` takes them;
     ``decided`` overrides fields that are decided but not yet in ``cfg`` (resolve's bf16_params)."""
     fields = dict(zero_stage=cfg.zero_stage, recompute=cfg.recompute, master_weights=cfg.master_weights,
-                  bf16_params=cfg.bf16_params, recompute_whole=cfg.recompute_whole)  # fmt: skip
+                  bf16_params=cfg.bf16_params, recompute_whole=cfg.recompute_whole,
+                  fp8_linears=fp8_linears(cfg))  # fmt: skip
     return dict(world_size=world_size, **{**fields, **decided})
+
+
+def fp8_linears(cfg) -> str:
+    """Which of the blocks' linears ``cfg``'s --fp8 swaps for FP8 ones, as the planner models it: none, all (ours
+    in every linear; --fp8-bf16 weight-grads keeps the same copies) or some (--fp8-bf16 keeps some linears in bf16,
+    or torchao's)."""
+    if not cfg.fp8:
+        return "none"
+    kept_in_bf16 = set(fp8_bf16_parts(cfg.fp8_bf16)) - {"weight-grads"}
+    return "all" if cfg.fp8_impl == "ours" and not kept_in_bf16 else "some"
 
 
 def planned_max_batch(mcfg: ModelConfig, seq_len: int, memory_settings: dict, memory_bytes: int | None) -> int | None:
