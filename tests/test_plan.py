@@ -227,7 +227,7 @@ def test_gpt2train_switches_move_the_right_parts():
 
 
 def test_plan_layout_cli(cli_main, capsys):
-    argv = ["plan", "-e", "d48", "--tokens", "1B", "-r", "0", "--json"]
+    argv = ["plan", "-e", "d48", "--tokens", "1B", "-r", "0", "--fp8", "0", "--json"]
     assert cli_main(argv) == 0
     ours = json.loads(capsys.readouterr().out)
     assert cli_main(argv + ["--layout", "llmc"]) == 0
@@ -242,8 +242,16 @@ def test_plan_layout_cli(cli_main, capsys):
         by_r = plan["max_batch_by_recompute"]
         assert list(by_r) == levels and by_r["0"] == plan["max_batch"]
         assert all(by_r[a] < by_r[b] for a, b in zip(levels, levels[1:])), by_r
-    assert cli_main(["plan", "-e", "d48", "--tokens", "1B", "--gpu", "h100"]) == 0
+    assert cli_main(["plan", "-e", "d48", "--tokens", "1B", "--gpu", "h100", "--fp8", "0"]) == 0
     assert "  by -r       -r 0: B=22 | -r 1: B=29 | -r 2: B=35 | -r 3: B=258" in capsys.readouterr().out
+    # --fp8 -1 (the default) decides as the trainer at each -r: FP8 at -r 0 and 1 (which then recomputes nothing
+    # FP8 keeps, so the same B), bf16 from -r 2
+    assert cli_main(["plan", "-e", "d48", "--tokens", "1B", "--gpu", "h100"]) == 0
+    out = capsys.readouterr().out
+    assert "-w 1 --bf16-params 1 --fp8 1 (gpt2train layout)" in out and "fp8_weights" in out, out
+    assert "  by -r       -r 0: B=25 | -r 1: B=25 | -r 2: B=35 | -r 3: B=258" in out
+    assert cli_main(["plan", "-e", "d48", "--tokens", "1B", "--gpu", "a100"]) == 0  # no FP8 there
+    assert "--fp8" not in capsys.readouterr().out
 
 
 def test_max_batch_monotone_in_memory():

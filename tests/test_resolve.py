@@ -61,6 +61,41 @@ def test_recompute_whole_auto_uses_the_planner_on_the_card():
                             fp8_scaling="delayed"), CUDA)  # fmt: skip
 
 
+HOPPER = dataclasses.replace(CUDA, gpu_memory=140 * 2**30, gpu_capability=(9, 0))
+
+
+def test_fp8_auto_where_it_was_measured_faster_at_the_same_loss():
+    """--fp8 -1 (the default): our FP8 linears for a wide classic model in one process on a Hopper card at -r 0 or 1;
+    bf16 elsewhere, a resumed run as its checkpoint, and an explicit --fp8 as given."""
+    d48 = resolve(TrainConfig(model="d48", batch_size=16), HOPPER)
+    assert d48.fp8 == 1 and d48.fp8_cast_kernel == 1 and d48.gelu_fusion == 0
+    assert any(n.startswith("--fp8 -1: FP8 matmuls") for n in d48.notes), d48.notes
+    assert resolve(TrainConfig(model="d36", recompute=0), HOPPER).fp8 == 1
+    for fields, env in (({"model": "d12"}, HOPPER), ({"model": "d48", "recompute": 2}, HOPPER),
+                        ({"model": "d48", "batch_size": 40, "recompute": 2, "recompute_whole": -1}, HOPPER),
+                        ({"model": "d48", "fp8": 0}, HOPPER), ({"model": "d48", "plain": True}, HOPPER),
+                        ({"model": "d48", "recipe": "modern"}, HOPPER),
+                        ({"model": "d48", "fp8_impl": "torchao-tensorwise"}, HOPPER),
+                        ({"model": "d48"}, dataclasses.replace(HOPPER, world_size=2)),
+                        ({"model": "d48"}, dataclasses.replace(HOPPER, gpu_capability=(8, 9))),
+                        ({"model": "d48"}, CUDA), ({"model": "d48"}, CPU)):  # fmt: skip
+        rc = None
+        try:
+            rc = resolve(TrainConfig(**fields), env)
+        except UserError as e:  # torchao without FP8 on: its own one-line error
+            assert "--fp8-impl torchao-tensorwise picks whose FP8 linears --fp8 swaps in: add --fp8 1" in str(e)
+            continue
+        assert rc.fp8 == 0 and not any(n.startswith("--fp8 -1") for n in rc.notes), (fields, env)
+    assert resolve(TrainConfig(model="d12", fp8=1), HOPPER).fp8 == 1
+    resumed = dataclasses.replace(HOPPER, resume_config={"fp8": 1})
+    assert resolve(TrainConfig(model="d12"), resumed).fp8 == 1
+    assert resolve(TrainConfig(model="d48"), dataclasses.replace(HOPPER, resume_config={"fp8": 0})).fp8 == 0
+    # the FP8 settings follow --fp8 as decided: fine where -1 turns it on, a one-line error where it does not
+    assert resolve(TrainConfig(model="d48", fp8_grad="e5m2"), HOPPER).fp8_grad == "e5m2"
+    with pytest.raises(UserError, match="--fp8-grad e5m2 is the gradients' format in our FP8 linears: add --fp8 1"):
+        resolve(TrainConfig(model="d12", fp8_grad="e5m2"), HOPPER)
+
+
 @pytest.mark.parametrize(
     "fields, message",
     [
@@ -83,6 +118,9 @@ def test_recompute_whole_auto_uses_the_planner_on_the_card():
         ({"fp8": 1, "fp8_scaling": "late"}, "--fp8-scaling 'late': use dynamic (each tensor's own amax) or delayed"),
         ({"fp8_scaling": "delayed"}, "--fp8-scaling delayed scales our FP8 linears' operands: add --fp8 1"),
         ({"fp8": 1, "fp8_scaling": "delayed", "recompute": 3}, "--fp8-scaling delayed -r 3: a recomputed linear"),
+        ({"fp8": 1, "fp8_grad": "e4m2"}, "--fp8-grad 'e4m2': use e4m3 or e5m2"),
+        ({"fp8_grad": "e5m2"}, "--fp8-grad e5m2 is the gradients' format in our FP8 linears: add --fp8 1"),
+        ({"fp8": 1, "fp8_impl": "torchao-tensorwise", "fp8_grad": "e5m2"}, "--fp8-grad e5m2 is the gradients' format"),
         (
             {"fp8": 1, "fp8_scaling": "delayed", "recompute_whole": 2},
             "--fp8-scaling delayed with 2 blocks recomputed whole (--recompute-whole 2)",
@@ -107,6 +145,11 @@ def test_recorded_auto_settings_are_not_changed_settings():
     assert changed_settings(old, rc) == []
     assert changed_settings({**old, "lr": 1e-3}, rc) == ["lr"]
     assert changed_settings({**old, "dtype": "bf16"}, rc) == ["dtype"]
+    # a checkpoint from before --fp8-grad ran e5m2 gradients: resumed into today's e4m3 default, that is a change
+    before = {k: v for k, v in old.items() if k != "fp8_grad"}
+    assert changed_settings(before, rc) == ["fp8_grad"]
+    e5m2 = resolve(TrainConfig(fp8=1, fp8_grad="e5m2"), CUDA)
+    assert changed_settings({k: v for k, v in e5m2.to_dict().items() if k != "fp8_grad"}, e5m2) == []
 
 
 def test_config_json_records_the_resolved_values(tmp_path, text_shards, capsys):

@@ -224,6 +224,11 @@ def setting(default, *flags: str, help: str, metavar: str | None = None):
     return field(default=default, metadata={"flags": flags, "help": help, "metavar": metavar})
 
 
+# --fp8 -1 turns FP8 on from this width (n_embd): on an H200 it ran d48 (1,600) 1.20x and d36 (1,280) 1.12x as fast
+# as our bf16 step, d12 (768) no faster, and held the loss check (BENCHMARKS.md, issue 21)
+FP8_AUTO_MIN_WIDTH = 1280
+
+
 @dataclass
 class TrainConfig:
     """Every setting of ``gpt2train train``. Short flags are llm.c's; defaults are llm.c's unless the help says
@@ -383,10 +388,13 @@ class TrainConfig:
         " and up keep their own GELU) and not with --fp8; -1: 2 on CUDA unless --plain, else 0",
     )
     fp8: int = setting(
-        0,
+        -1,
         "--fp8",
         help="1: the blocks' linear layers in FP8 with per-tensor scaling (CUDA capability 8.9+, or the CPU, emulated;"
-        " opt-in, docs/fast-paths.md); 2: the gradient matmuls in FP8's fast accumulation too (faster)",
+        " docs/fast-paths.md); 2: the gradient matmuls in FP8's fast accumulation too (faster, fails the loss check);"
+        " 0: bf16; -1: 1 where it was measured faster at the same loss (one process on the fast path of a Hopper "
+        f"GPU, a classic model of {FP8_AUTO_MIN_WIDTH}+ channels such as d36 and d48, AdamW, -r 0 or 1), a resumed "
+        "run its checkpoint's, else 0",
     )
     fp8_impl: str = setting(
         "ours",
@@ -417,6 +425,13 @@ class TrainConfig:
         " own largest value (a pass over it first), delayed: from the largest of the previous 16 micro-steps' "
         "(TransformerEngine's recipe; with the cast kernel the cast records it, no extra pass; checkpoints keep "
         "them); weights: always their own",
+    )
+    fp8_grad: str = setting(
+        "e4m3",
+        "--fp8-grad",
+        help="with --fp8 (ours): the float8 format of the output gradients; e4m3 (3 mantissa bits) held the 200-step "
+        "loss check in two sittings, e5m2 (2 bits, more range, the usual choice) cost 0.007 on average "
+        "(BENCHMARKS.md, issue 21); the same speed",
     )
     accumulate_in_matmul: int = setting(
         -1,
@@ -553,6 +568,7 @@ class Environment:
     world_size: int = 1
     gpu_memory: int | None = None  # total bytes of the GPU; None off CUDA
     fp8_supported: bool = False
+    gpu_capability: tuple[int, int] | None = None  # CUDA compute capability ((9, 0) for Hopper); None off CUDA
     resume_step: int | None = None  # the checkpoint -y 1 resumes from (None: a fresh run)
     resume_config: dict | None = None  # that checkpoint's recorded train config
     resume_model: ModelConfig | None = None  # its model
@@ -562,7 +578,7 @@ class Environment:
 # the settings resolve() decides (-1, "auto" or None in a TrainConfig); a ResolvedConfig holds none of those
 AUTO_FIELDS = ("device", "dtype", "bf16_params", "gelu_fusion", "accumulate_in_matmul", "compile", "fused_classifier",
                "recompute_whole", "optimizer", "pos", "qk_norm", "mlp", "norm", "zero_init_proj", "untied_head",
-               "logit_softcap", "head_lr", "embed_lr", "fp8_cast_kernel")  # fmt: skip
+               "logit_softcap", "head_lr", "embed_lr", "fp8", "fp8_cast_kernel")  # fmt: skip
 TRAIN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 
 
@@ -613,11 +629,19 @@ def resolve(cfg: TrainConfig, env: Environment) -> ResolvedConfig:
             fix = "add --dtype bf16" if cfg.dtype == "auto" else "drop --dtype fp32"
             raise UserError(f"{what} needs bf16: {fix}")
 
+    fp8 = cfg.fp8
+    if fp8 == -1:
+        fp8 = auto_fp8(cfg, env, mcfg, fast, dtype, lv["optimizer"])
+        if fp8:
+            notes.append("--fp8 -1: FP8 matmuls in the blocks' linears (1.2x the bf16 step at d48 on an H200, at the "
+                         "same loss; BENCHMARKS.md); --fp8 0 for bf16")  # fmt: skip
+    _check_fp8(cfg, env, fp8)
+
     recompute_whole = cfg.recompute_whole
     if recompute_whole == -1:  # the planner's fewest blocks for -b on this card
         from gpt2train.train import memory
 
-        settings = memory.settings(cfg, env.world_size, bf16_params=bf16_params)
+        settings = memory.settings(cfg, env.world_size, bf16_params=bf16_params, fp8=fp8)
         recompute_whole = memory.whole_blocks_needed(mcfg, cfg.seq_len, settings, env.gpu_memory, cfg.batch_size) or 0
         if recompute_whole:
             notes.append(f"--recompute-whole -1: the first {recompute_whole} of {mcfg.n_layer} blocks recomputed "
@@ -633,7 +657,7 @@ def resolve(cfg: TrainConfig, env: Environment) -> ResolvedConfig:
     # -ge as llm.c's: 1 GELU in c_fc's cuBLASLt epilogue, 2 also in the backward one (the fastest on an H100,
     # BENCHMARKS.md); its epilogues are bf16 GELU with a bias, so neither FP8 nor a relu2 or bias-free MLP has them
     gelu_fusion = cfg.gelu_fusion if cfg.gelu_fusion >= 0 else 2 * int(fast)
-    if cfg.fp8 or mcfg.mlp != "gelu" or not mcfg.bias:
+    if fp8 or mcfg.mlp != "gelu" or not mcfg.bias:
         gelu_fusion = 0
     accumulate = cfg.accumulate_in_matmul
     if accumulate == -1:
@@ -645,13 +669,14 @@ def resolve(cfg: TrainConfig, env: Environment) -> ResolvedConfig:
 
     fp8_cast_kernel = cfg.fp8_cast_kernel
     if fp8_cast_kernel == -1:  # the one-pass casts: faster than Inductor's and as accurate (BENCHMARKS.md, issue 21)
-        fp8_cast_kernel = int(bool(cfg.fp8) and cfg.fp8_impl == "ours" and on_cuda)
+        fp8_cast_kernel = int(bool(fp8) and cfg.fp8_impl == "ours" and on_cuda)
     decided = dict(
         device=env.device.type,
         dtype=dtype,
         bf16_params=int(bf16_params),
         gelu_fusion=gelu_fusion,
         accumulate_in_matmul=int(accumulate),
+        fp8=fp8,
         fp8_cast_kernel=fp8_cast_kernel,
         compile=cfg.compile if cfg.compile != -1 else int(fast),  # -1: on with the fast path
         fused_classifier=int(cfg.fused_classifier == 1 or (cfg.fused_classifier == -1 and fast)),
@@ -679,6 +704,28 @@ def bf16_params_rule(fast: bool, world_size: int, master_weights: int, dtype: st
     return int(fast and world_size == 1 and master_weights == 1 and dtype == "bf16" and optimizer == "adamw")
 
 
+def auto_fp8(cfg: TrainConfig, env: Environment, mcfg: ModelConfig, fast: bool, dtype: str, optimizer: str) -> int:
+    """``--fp8 -1``: a resumed run keeps its checkpoint's; a new one takes our FP8 linears (1) where they were
+    measured faster at the same loss: one process on the fast path of a Hopper GPU (capability 9.x; others are not
+    measured), a classic model of FP8_AUTO_MIN_WIDTH+ channels with AdamW in bf16, at -r 0 or 1 without blocks
+    recomputed whole (there FP8 keeps its own saved copies, so deeper recompute would need more whole blocks than
+    bf16's). Else 0."""
+    if not (fast and env.fp8_supported) or cfg.fp8_impl != "ours":
+        return 0
+    if env.resume_config is not None:
+        saved = env.resume_config.get("fp8", 0)
+        return saved if saved in (0, 1, 2) else 0
+    hopper = env.gpu_capability is not None and env.gpu_capability[0] == 9
+    return fp8_rule(hopper, env.world_size, mcfg, optimizer, dtype, cfg.recompute, cfg.recompute_whole)
+
+
+def fp8_rule(hopper: bool, world_size: int, mcfg: ModelConfig, optimizer: str, dtype: str, recompute: int,
+             recompute_whole: int) -> int:  # fmt: skip
+    """auto_fp8's rule for a new run on the fast path with FP8 matmuls (``gpt2train plan`` applies it too)."""
+    return int(hopper and world_size == 1 and mcfg.classic and mcfg.n_embd >= FP8_AUTO_MIN_WIDTH
+               and optimizer == "adamw" and dtype == "bf16" and recompute <= 1 and recompute_whole == 0)  # fmt: skip
+
+
 def auto_accumulate_in_matmul(bf16_params: int, master_weights: int, recompute: int, optimizer: str, fast: bool,
                               several_processes: bool) -> int:  # fmt: skip
     """``--accumulate-in-matmul -1``: on (1) where ``.grad`` is one flat bf16 buffer that persists over the
@@ -690,6 +737,7 @@ def auto_accumulate_in_matmul(bf16_params: int, master_weights: int, recompute: 
 
 
 FP8_IMPLS = ("ours", "torchao-tensorwise", "torchao-rowwise")
+FP8_GRAD_FORMATS = ("e4m3", "e5m2")  # --fp8-grad's choices (kernels/fp8_linear.py's GRAD_FORMATS)
 FP8_LINEARS = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")  # a block's linears, by their names in it
 _FP8_BF16_WORDS = {"attn": FP8_LINEARS[:2], "mlp": FP8_LINEARS[2:], **{n: (n,) for n in FP8_LINEARS},
                    "first": ("first",), "last": ("last",), "weight-grads": ("weight-grads",)}  # fmt: skip
@@ -709,6 +757,27 @@ def fp8_bf16_parts(spec: str) -> tuple[str, ...]:
 
 _COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 _ATTENTION = ("auto", "flash", "cudnn", "efficient", "math")
+
+
+def _check_fp8(cfg: TrainConfig, env: Environment, fp8: int) -> None:
+    """The checks of the FP8 settings against --fp8 as decided (``fp8``: -1 already resolved)."""
+    if fp8 and cfg.plain:
+        raise UserError("--fp8 1 --plain: FP8 matmuls are a fast path; drop one")
+    if fp8 and not env.fp8_supported:
+        raise UserError(f"--fp8 {fp8}: {env.device} has no FP8 matmuls (needs CUDA capability 8.9+, e.g. an H100); "
+                        "drop --fp8")  # fmt: skip
+    if cfg.fp8_impl != "ours" and not fp8:
+        raise UserError(f"--fp8-impl {cfg.fp8_impl} picks whose FP8 linears --fp8 swaps in: add --fp8 1")
+    if cfg.fp8_bf16 and not fp8:
+        raise UserError(f"--fp8-bf16 {cfg.fp8_bf16} says what stays bf16 under --fp8: add --fp8 1 or 2")
+    ours = bool(fp8) and cfg.fp8_impl == "ours"
+    if cfg.fp8_cast_kernel == 1 and not ours:
+        raise UserError("--fp8-cast-kernel 1 casts the operands of our FP8 linears: add --fp8 1 (with --fp8-impl ours)")
+    if cfg.fp8_scaling == "delayed" and not ours:
+        raise UserError("--fp8-scaling delayed scales our FP8 linears' operands: add --fp8 1 (with --fp8-impl ours)")
+    if cfg.fp8_grad != "e4m3" and not ours:
+        raise UserError(f"--fp8-grad {cfg.fp8_grad} is the gradients' format in our FP8 linears: add --fp8 1 (with "
+                        "--fp8-impl ours)")  # fmt: skip
 
 
 def _check_flags(cfg: TrainConfig, env: Environment, lv: dict) -> None:
@@ -734,38 +803,27 @@ def _check_flags(cfg: TrainConfig, env: Environment, lv: dict) -> None:
         raise UserError("--optimizer muon --bf16-params 1: Muon updates fp32 parameters; drop --bf16-params")
     if cfg.gelu_fusion not in (-1, 0, 1, 2):
         raise UserError(f"-ge {cfg.gelu_fusion}: use 0 (off), 1 (forward), 2 (forward and backward) or -1 (auto)")
-    if cfg.fp8 not in (0, 1, 2):
-        raise UserError(f"--fp8 {cfg.fp8}: use 0 (bf16 matmuls), 1 (FP8) or 2 (FP8, the gradients' matmuls "
-                        "in fast accumulation too)")  # fmt: skip
+    if cfg.fp8 not in (-1, 0, 1, 2):
+        raise UserError(f"--fp8 {cfg.fp8}: use 0 (bf16 matmuls), 1 (FP8), 2 (FP8, the gradients' matmuls in fast "
+                        "accumulation too) or -1 (auto)")  # fmt: skip
     if cfg.fp8_impl not in FP8_IMPLS:
         raise UserError(f"--fp8-impl {cfg.fp8_impl!r}: use one of {', '.join(FP8_IMPLS)}")
-    if cfg.fp8_impl != "ours" and not cfg.fp8:
-        raise UserError(f"--fp8-impl {cfg.fp8_impl} picks whose FP8 linears --fp8 swaps in: add --fp8 1")
-    if cfg.fp8_bf16 and not cfg.fp8:
-        raise UserError(f"--fp8-bf16 {cfg.fp8_bf16} says what stays bf16 under --fp8: add --fp8 1 or 2")
     if "weight-grads" in fp8_bf16_parts(cfg.fp8_bf16) and cfg.fp8_impl != "ours":
         raise UserError(f"--fp8-bf16 {cfg.fp8_bf16}: weight-grads is ours (torchao's recipes decide their own "
                         f"gradients); drop it or --fp8-impl {cfg.fp8_impl}")  # fmt: skip
     if cfg.fp8_cast_kernel not in (-1, 0, 1):
         raise UserError(f"--fp8-cast-kernel {cfg.fp8_cast_kernel}: use 0 (Inductor's casts), 1 (the Triton kernel) "
                         "or -1 (1 with --fp8 on CUDA)")  # fmt: skip
-    if cfg.fp8_cast_kernel == 1 and (not cfg.fp8 or cfg.fp8_impl != "ours"):
-        raise UserError("--fp8-cast-kernel 1 casts the operands of our FP8 linears: add --fp8 1 (with --fp8-impl ours)")
     if cfg.fp8_scaling not in ("dynamic", "delayed"):
         raise UserError(f"--fp8-scaling {cfg.fp8_scaling!r}: use dynamic (each tensor's own amax) or delayed (the "
                         "previous micro-steps')")  # fmt: skip
-    if cfg.fp8_scaling == "delayed" and (not cfg.fp8 or cfg.fp8_impl != "ours"):
-        raise UserError("--fp8-scaling delayed scales our FP8 linears' operands: add --fp8 1 (with --fp8-impl ours)")
+    if cfg.fp8_grad not in FP8_GRAD_FORMATS:
+        raise UserError(f"--fp8-grad {cfg.fp8_grad!r}: use e4m3 or e5m2")
     if cfg.fp8_scaling == "delayed" and cfg.recompute == 3:
         raise UserError("--fp8-scaling delayed -r 3: a recomputed linear would record its amax twice a micro-step; "
                         "use -r 2 or --fp8-scaling dynamic")  # fmt: skip
     if set(FP8_LINEARS) <= set(fp8_bf16_parts(cfg.fp8_bf16)):
         raise UserError(f"--fp8-bf16 {cfg.fp8_bf16} keeps every linear in bf16: drop --fp8 and --fp8-bf16")
-    if cfg.fp8 and cfg.plain:
-        raise UserError("--fp8 1 --plain: FP8 matmuls are a fast path; drop one")
-    if cfg.fp8 and not env.fp8_supported:
-        raise UserError(f"--fp8 1: {env.device} has no FP8 matmuls (needs CUDA capability 8.9+, e.g. an H100); "
-                        "drop --fp8")  # fmt: skip
     if cfg.accumulate_in_matmul not in (-1, 0, 1):
         raise UserError(f"--accumulate-in-matmul {cfg.accumulate_in_matmul}: use 0, 1 or -1 (auto)")
     if cfg.accumulate_in_matmul == 1 and several:

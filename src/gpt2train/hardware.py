@@ -16,15 +16,16 @@ class GPU:
     name: str
     peak_tflops: float
     memory_mib: int
+    hopper: bool = False  # compute capability 9.x: FP8 tensor cores, where --fp8 -1 was measured
 
 
 _H100_SXM_TFLOPS = 756.0 * (528 / 456) * (1830 / 1620)
 
 GPUS = {
-    "h100": GPU("NVIDIA H100 80GB HBM3 (SXM)", _H100_SXM_TFLOPS, 81559),
-    "h100-pcie": GPU("NVIDIA H100 PCIe", 756.0, 81559),
+    "h100": GPU("NVIDIA H100 80GB HBM3 (SXM)", _H100_SXM_TFLOPS, 81559, hopper=True),
+    "h100-pcie": GPU("NVIDIA H100 PCIe", 756.0, 81559, hopper=True),
     # H200 is the same GH100 chip and clocks as the H100 SXM, with 141 GB of HBM3e
-    "h200": GPU("NVIDIA H200", _H100_SXM_TFLOPS, 143771),
+    "h200": GPU("NVIDIA H200", _H100_SXM_TFLOPS, 143771, hopper=True),
     "a100": GPU("NVIDIA A100-SXM4-80GB", 312.0, 81920),
     "a100-40": GPU("NVIDIA A100 40GB", 312.0, 40960),
 }

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import re
 
-from gpt2train.config import ModelConfig, bf16_params_rule, preset
+from gpt2train.config import ModelConfig, bf16_params_rule, fp8_rule, preset
 from gpt2train.errors import UserError
 from gpt2train.hardware import GPU, GPUS
 
@@ -378,13 +378,19 @@ def max_batch_size(
     return b
 
 
-def max_batch_by_recompute(cfg: ModelConfig, memory_bytes: float, seq_len: int = DEFAULT_SEQ_LEN, **kwargs) -> dict:
+def max_batch_by_recompute(cfg: ModelConfig, memory_bytes: float, seq_len: int = DEFAULT_SEQ_LEN,
+                           fp8_linears_at=None, **kwargs) -> dict:  # fmt: skip
     """``max_batch_size`` at each -r level the layout has (0-2 for llm.c's, 0-3 for ours), ``kwargs``'
-    other settings kept: {recompute: largest B}."""
+    other settings kept (``fp8_linears_at``: a function of -r giving fp8_linears there, for --fp8 -1, which decides
+    by -r): {recompute: largest B}."""
     kwargs.pop("recompute", None)
     kwargs.pop("recompute_whole", None)
     levels = range(3) if kwargs.get("layout") == "llmc" else range(4)
-    return {r: max_batch_size(cfg, memory_bytes, seq_len, recompute=r, **kwargs) for r in levels}
+    if fp8_linears_at is None:
+        return {r: max_batch_size(cfg, memory_bytes, seq_len, recompute=r, **kwargs) for r in levels}
+    kwargs.pop("fp8_linears", None)
+    return {r: max_batch_size(cfg, memory_bytes, seq_len, recompute=r, fp8_linears=fp8_linears_at(r), **kwargs)
+            for r in levels}  # fmt: skip
 
 
 def whole_blocks_needed(
@@ -439,7 +445,7 @@ def make_plan(
     recipe: str = "classic",
     bf16_params: int = -1,
     recompute_whole: int = 0,
-    fp8: int = 0,
+    fp8: int = -1,
 ) -> dict:
     """Everything ``gpt2train plan`` prints, as one JSON-ready dict.
 
@@ -451,7 +457,8 @@ def make_plan(
     memory (bytes by part, which parts depends on ``layout``), memory_gib, gpu_memory_gib, fits, max_batch,
     max_batch_by_recompute (the largest B at each -r the layout has, the other settings kept), recompute_whole,
     whole_blocks_needed (the fewest blocks recomputed whole for batch_size to fit at this -r, when it does not
-    fit as asked; None otherwise), fp8 (the trainer's --fp8: every block linear in FP8, ours).
+    fit as asked; None otherwise), fp8 (the trainer's --fp8: every block linear in FP8, ours; -1 as the trainer
+    decides it, :func:`gpt2train.config.fp8_rule`).
     """
     cfg = resolve_model(model)
     card = get_gpu(gpu)
@@ -479,8 +486,16 @@ def make_plan(
     if recipe == "modern":
         seconds *= MODERN_STEP_TIME_RATIO  # same tokens per step, slower steps
     hours = seconds / 3600
-    if fp8 not in (0, 1, 2):
-        raise UserError(f"--fp8 {fp8}: use 0 (bf16 matmuls), 1 or 2 (FP8, as the trainer's --fp8)")
+    if fp8 not in (-1, 0, 1, 2):
+        raise UserError(f"--fp8 {fp8}: use 0 (bf16 matmuls), 1 or 2 (FP8, as the trainer's --fp8), -1 (as the trainer)")
+    fp8_linears_at = None
+    if fp8 == -1:  # as the trainer decides, at this -r and at each other one the plan shows
+
+        def fp8_linears_at(r: int, whole: int = 0) -> str:
+            rule = fp8_rule(card.hopper, gpus, cfg, "adamw" if recipe == "classic" else "muon", "bf16", r, whole)
+            return "all" if rule and layout != "llmc" else "none"
+
+        fp8 = int(fp8_linears_at(recompute, recompute_whole) == "all")
     mem_kwargs = dict(world_size=gpus, zero_stage=zero_stage, recompute=recompute, master_weights=master_weights,
                       layout=layout, bf16_params=bf16_params, recompute_whole=recompute_whole,
                       fp8_linears="all" if fp8 else "none")  # fmt: skip
@@ -524,7 +539,7 @@ def make_plan(
         "gpu_memory_gib": card_bytes / GIB,
         "fits": mem["total"] <= card_bytes,
         "max_batch": max_batch,
-        "max_batch_by_recompute": max_batch_by_recompute(cfg, card_bytes, seq_len, **mem_kwargs),
+        "max_batch_by_recompute": max_batch_by_recompute(cfg, card_bytes, seq_len, fp8_linears_at, **mem_kwargs),
         "whole_blocks_needed": whole,
     }
 

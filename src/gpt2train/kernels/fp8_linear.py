@@ -4,8 +4,9 @@
 Forward, ``y = x @ W.T + b``: ``x`` and ``W`` are scaled so their largest magnitude lands on
 float8_e4m3's largest value (448), cast to e4m3, and multiplied by ``_scaled_mm`` with the two scales,
 accumulating in fp32 and writing bf16 (or fp32 outside autocast). Backward: the output gradient is
-scaled to float8_e5m2 (more range, less precision, as gradients want) and both gradient matmuls run in
-FP8 too: ``dx = dy @ W`` and ``dW = dy.T @ x``, from the e4m3 copies saved by the forward pass (one byte
+scaled to float8_e4m3 as well (``grad_dtype``; float8_e5m2, with more range and one mantissa bit less, is the
+usual choice for gradients, but per-tensor scaling leaves e4m3 range enough, and e4m3 held the 200-step loss check
+where e5m2 cost 0.007 on average, BENCHMARKS.md issue 21) and both gradient matmuls run in FP8 too: ``dx = dy @ W`` and ``dW = dy.T @ x``, from the e4m3 copies saved by the forward pass (one byte
 per element where the plain path saves two). The bias, the LayerNorms, attention and the classifier stay
 in bf16.
 
@@ -13,6 +14,7 @@ Pieces:
 
 * :func:`fp8_linear_reference` -- the same arithmetic in plain PyTorch: the same FP8 operands, dequantized
   and multiplied in fp32 (the test oracle; the CPU has no FP8 matmul units).
+* ``GRAD_FORMATS`` -- ``--fp8-grad``'s names for the output gradient's format.
 * :func:`fp8_linear` -- the autograd function (``torch._scaled_mm``); compiled, the scaling, casting and
   transposes fuse into the neighbouring kernels.
 * :func:`fp8_supported` -- whether a device runs it: CUDA capability 8.9 (Ada) or 9.0 (Hopper) and up,
@@ -40,6 +42,7 @@ from gpt2train.kernels.fp8_cast import KERNEL_SOURCES, cast_transpose, cast_tran
 
 E4M3 = torch.float8_e4m3fn
 E5M2 = torch.float8_e5m2
+GRAD_FORMATS = {"e4m3": E4M3, "e5m2": E5M2}  # --fp8-grad: the output gradient's float8 format
 
 
 def fp8_supported(device: torch.device) -> bool:
@@ -59,19 +62,20 @@ def quantize(t: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.T
 
 
 def quantize_transposed(t: torch.Tensor, dtype: torch.dtype, transpose: bool = True, kernel: bool = False,
-                        history: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:  # fmt: skip
+                        history: torch.Tensor | None = None, first_amax: float = 0.0,
+                        ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:  # fmt: skip
     """:func:`quantize` of a matrix ``t`` (M, N), the FP8 copy also transposed, (N, M) contiguous: (fp8, fp8
     transposed or None, fp32 dequantization scale). ``kernel``: both from one pass of kernels/fp8_cast.py's kernel,
     an fp32 ``t`` rounded to bf16 first (as autocast rounds a bf16 matmul's operands; the kernel's transposed copy
     from fp32 was wrong on an H200); else plain PyTorch, which Inductor fuses with ``t``'s producer. ``history``:
-    delayed scaling (:func:`delayed_amax`) instead of ``t``'s own amax."""
+    delayed scaling (:func:`delayed_amax`, ``first_amax`` before any record) instead of ``t``'s own amax."""
     if kernel and t.dtype not in KERNEL_SOURCES:
         t = t.to(torch.bfloat16)
     fmax = torch.finfo(dtype).max
     if history is None:
         amax, record = t.detach().abs().amax().float().clamp(min=1e-12), None
     else:
-        amax, record = delayed_amax(history, dtype), history[0]
+        amax, record = delayed_amax(history, first_amax), history[0]
     # the cast clamps: t * (fmax / amax) can round past fmax, and e4m3fn has no infinity (it would become NaN)
     cast = cast_transpose if kernel else cast_transpose_reference
     q, qt = cast(t.detach(), fmax / amax, dtype, transpose, record)
@@ -79,9 +83,10 @@ def quantize_transposed(t: torch.Tensor, dtype: torch.dtype, transpose: bool = T
 
 
 AMAX_HISTORY = 16  # delayed scaling: the calls (micro-steps) whose largest |value| sets the next call's scale
-# before any is recorded (the first micro-step after a start): activations quantized as they are (scale 1); a
-# gradient's window (e5m2 spans 2^30) from 1/16 down, far above a mean-reduced loss's gradients
-FIRST_AMAX = {E4M3: torch.finfo(E4M3).max, E5M2: 2.0**-4}
+# before any is recorded (the first micro-step after a start): inputs quantized as they are (scale 1 in e4m3); a
+# gradient's window (e4m3 spans 2^17, e5m2 2^30) from 1/16 down, far above a mean-reduced loss's gradients
+FIRST_AMAX_X = torch.finfo(E4M3).max
+FIRST_AMAX_GRAD = 2.0**-4
 
 
 def amax_history(device: torch.device | str | None = None) -> torch.Tensor:
@@ -89,13 +94,13 @@ def amax_history(device: torch.device | str | None = None) -> torch.Tensor:
     return torch.zeros(AMAX_HISTORY + 1, dtype=torch.float32, device=device)
 
 
-def delayed_amax(history: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+def delayed_amax(history: torch.Tensor, first_amax: float) -> torch.Tensor:
     """Delayed scaling: the amax to scale by, from the previous calls' (TransformerEngine's recipe), so the cast
     needs no pass over its input first. Shifts ``history`` in place (the last call's record into the history,
-    slot 0 zeroed for the cast to record into) and returns its largest entry, or FIRST_AMAX before any."""
+    slot 0 zeroed for the cast to record into) and returns its largest entry, or ``first_amax`` before any."""
     history.copy_(torch.cat([history.new_zeros(1), history[:-1]]))
     amax = history[1:].amax()
-    return torch.where(amax > 0, amax, FIRST_AMAX[dtype])  # a Python scalar: no tensor made (or copied) a call
+    return torch.where(amax > 0, amax, first_amax)  # a Python scalar: no tensor made (or copied) a call
 
 
 def _fits(m: int, k: int, n: int) -> bool:
@@ -111,13 +116,13 @@ def _out_dtype(x: torch.Tensor) -> torch.dtype:
 class _FP8Linear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, out_dtype: torch.dtype,
-                backward_fast_accum: bool, weight_grad_bf16: bool, cast_kernel: bool,
+                backward_fast_accum: bool, weight_grad_bf16: bool, cast_kernel: bool, grad_dtype: torch.dtype,
                 x_history: torch.Tensor | None, grad_history: torch.Tensor | None):  # fmt: skip
         x2 = x.reshape(-1, x.shape[-1])
         # each operand K-major for every matmul it enters: x (M, K) here, x.T (K, M) for dW; W (N, K) here,
         # W.T (K, N) for dx. Only the backward's copies are kept (as many bytes as the forward's). The weight is
         # always scaled by its own amax: a small tensor, whose pass costs little
-        xq, xqt, sx = quantize_transposed(x2, E4M3, kernel=cast_kernel, history=x_history)
+        xq, xqt, sx = quantize_transposed(x2, E4M3, kernel=cast_kernel, history=x_history, first_amax=FIRST_AMAX_X)
         wq, wqt, sw = quantize_transposed(weight, E4M3, kernel=cast_kernel)
         # mat2 must be column-major: wq is (N, K) row-major, so wq.t() is (K, N) column-major as it stands
         y = torch._scaled_mm(xq, wq.t(), scale_a=sx, scale_b=sw, out_dtype=out_dtype, use_fast_accum=True)
@@ -128,14 +133,15 @@ class _FP8Linear(torch.autograd.Function):
         ctx.weight_dtype = weight.dtype
         ctx.x_dtype = x.dtype
         ctx.fast_accum, ctx.weight_grad_bf16, ctx.cast_kernel = backward_fast_accum, weight_grad_bf16, cast_kernel
+        ctx.grad_dtype = grad_dtype
         return y.reshape(*x.shape[:-1], weight.shape[0])
 
     @staticmethod
     def backward(ctx, dy: torch.Tensor):
         xqt, sx, wqt, sw, grad_history = ctx.saved_tensors
         dy2 = dy.reshape(-1, dy.shape[-1]).contiguous()  # _scaled_mm's first operand must be row-major
-        gq, gqt, sg = quantize_transposed(dy2, E5M2, transpose=not ctx.weight_grad_bf16, kernel=ctx.cast_kernel,
-                                          history=grad_history)  # fmt: skip
+        gq, gqt, sg = quantize_transposed(dy2, ctx.grad_dtype, transpose=not ctx.weight_grad_bf16,
+                                          kernel=ctx.cast_kernel, history=grad_history, first_amax=FIRST_AMAX_GRAD)  # fmt: skip
         # dx = dy @ W: W as (N, K) column-major, which W.T (K, N) row-major is
         dx = torch._scaled_mm(gq, wqt.t(), scale_a=sg, scale_b=sw, out_dtype=dy.dtype, use_fast_accum=ctx.fast_accum)
         if ctx.weight_grad_bf16:  # dW = dy.T @ x in dy's dtype; e4m3 values are exact in bf16, the scale after
@@ -144,27 +150,28 @@ class _FP8Linear(torch.autograd.Function):
             dw = torch._scaled_mm(gqt, xqt.t(), scale_a=sg, scale_b=sx, out_dtype=ctx.weight_dtype,
                                   use_fast_accum=ctx.fast_accum)  # fmt: skip
         db = dy2.sum(0).to(ctx.weight_dtype) if ctx.has_bias else None
-        return dx.reshape(*dy.shape[:-1], dx.shape[-1]).to(ctx.x_dtype), dw, db, None, None, None, None, None, None
+        return dx.reshape(*dy.shape[:-1], dx.shape[-1]).to(ctx.x_dtype), dw, db, *[None] * 7
 
 
 def fp8_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, *,
-               backward_fast_accum: bool = False, weight_grad_bf16: bool = False,
-               cast_kernel: bool = False, histories: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:  # fmt: skip
+               backward_fast_accum: bool = False, weight_grad_bf16: bool = False, cast_kernel: bool = False,
+               grad_dtype: torch.dtype = E4M3, histories: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:  # fmt: skip
     """``F.linear(x, weight, bias)`` with its matmuls in FP8 (see the module docstring, also for the two
-    backward options; ``cast_kernel``: :func:`quantize_transposed`'s; ``histories``: delayed scaling of x and
+    backward options; ``cast_kernel``: :func:`quantize_transposed`'s; ``grad_dtype``: the output gradient's float8
+    format, E4M3 or E5M2; ``histories``: delayed scaling of x and
     of the output gradient, two :func:`amax_history` states); the plain ``F.linear`` without gradients or where
     the shapes do not suit ``_scaled_mm``."""
     m = x.numel() // x.shape[-1] if x.shape[-1] else 0
     if not torch.is_grad_enabled() or not _fits(m, x.shape[-1], weight.shape[0]):
         return F.linear(x, weight, bias)
     return _FP8Linear.apply(x, weight, bias, _out_dtype(x), backward_fast_accum, weight_grad_bf16, cast_kernel,
-                            *(histories or (None, None)))  # fmt: skip
+                            grad_dtype, *(histories or (None, None)))  # fmt: skip
 
 
 def fp8_linear_reference(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """The forward arithmetic of :func:`fp8_linear` in plain PyTorch: the same e4m3 operands and scales,
     dequantized and multiplied in fp32, then cast as ``fp8_linear`` casts. Differentiable through the
-    dequantized values (the backward's own e5m2 rounding of dy is not modelled)."""
+    dequantized values (the backward's own float8 rounding of dy is not modelled)."""
     out_dtype = _out_dtype(x)
     x2 = x.reshape(-1, x.shape[-1])
     xq, sx = quantize(x2, E4M3)

@@ -25,7 +25,7 @@ import torch.nn as nn
 from torch.utils.checkpoint import checkpoint
 
 from gpt2train.config import FP8_LINEARS, fp8_bf16_parts
-from gpt2train.kernels.fp8_linear import amax_history, fp8_linear
+from gpt2train.kernels.fp8_linear import GRAD_FORMATS, amax_history, fp8_linear
 from gpt2train.kernels.gelu_linear import gelu_linear
 from gpt2train.kernels.gelu_mlp import gelu_mlp
 from gpt2train.kernels.grad_accum import accumulating, linear_accumulate
@@ -44,6 +44,7 @@ class FastPaths:
     fp8_bf16: tuple[str, ...] = ()  # under fp8, what stays bf16: --fp8-bf16's words (config.fp8_bf16_parts)
     fp8_cast_kernel: bool = False  # ours: operands cast by kernels/fp8_cast.py (fp32 ones as bf16), not by Inductor
     fp8_delayed: bool = False  # ours: inputs and output gradients scaled by their previous micro-steps' amax
+    fp8_grad: str = "e4m3"  # ours: the output gradients' float8 format (--fp8-grad)
     accumulate_grads: bool = False  # the blocks' matmuls add their weight gradients into .grad (kernels/grad_accum.py)
     fused_classifier: bool = False
     classifier_chunk: int = 16384  # rows of logits at once; 0: all rows
@@ -55,13 +56,15 @@ class FastPaths:
 class FastLinear(nn.Linear):
     """A block's linear layer with its matmuls in FP8 (``fp8`` 1, or 2 with the gradient matmuls in FP8's fast
     accumulation too; ``weight_grad_bf16``: dW in bf16; ``cast_kernel``: the casts by kernels/fp8_cast.py;
-    ``delayed_scaling``: the inputs' and output gradients' scales from FP8_HISTORIES), or
+    ``delayed_scaling``: the inputs' and output gradients' scales from FP8_HISTORIES; ``grad_format``: the output
+    gradients' float8 format, a key of GRAD_FORMATS), or
     whose backward adds its gradients into ``.grad`` itself (``accumulate_grad``)."""
 
     fp8 = 0
     weight_grad_bf16 = False
     cast_kernel = False
     delayed_scaling = False  # with the buffers of FP8_HISTORIES (accelerate registers them)
+    grad_format = "e4m3"
     accumulate_grad = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -69,7 +72,7 @@ class FastLinear(nn.Linear):
             histories = (self.fp8_x_history, self.fp8_grad_history) if self.delayed_scaling else None
             return fp8_linear(x, self.weight, self.bias, backward_fast_accum=self.fp8 == 2,
                               weight_grad_bf16=self.weight_grad_bf16, cast_kernel=self.cast_kernel,
-                              histories=histories)  # fmt: skip
+                              grad_dtype=GRAD_FORMATS[self.grad_format], histories=histories)  # fmt: skip
         grads = accumulating(self)
         if grads is not None:
             return linear_accumulate(x, self.weight, self.bias, *grads)
@@ -176,7 +179,7 @@ def accelerate(model: GPT, paths: FastPaths) -> torch.nn.Module:
             if ours_fp8 or accumulate:
                 _become(layer, FastLinear, fp8=ours_fp8, accumulate_grad=accumulate,
                         weight_grad_bf16="weight-grads" in fp8_keep, cast_kernel=paths.fp8_cast_kernel,
-                        delayed_scaling=delayed)  # fmt: skip
+                        delayed_scaling=delayed, grad_format=paths.fp8_grad)  # fmt: skip
             else:
                 _become(layer, nn.Linear)
             _delayed_scaling_states(layer, delayed)

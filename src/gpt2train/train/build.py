@@ -104,7 +104,8 @@ def environment(cfg: TrainConfig, info: distributed.DistInfo, console) -> tuple[
     device = info.device
     gpu_memory = memory.usable_gpu_memory(device) if device.type == "cuda" else None
     env = dict(device=device, rank=info.rank, world_size=info.world_size, gpu_memory=gpu_memory,
-               fp8_supported=fp8_supported(device))  # fmt: skip
+               fp8_supported=fp8_supported(device),
+               gpu_capability=torch.cuda.get_device_capability(device) if device.type == "cuda" else None)  # fmt: skip
     step = rundir.resume_step(cfg.output_dir, warn=console) if cfg.resume == 1 and cfg.output_dir else None
     if step is not None:
         path = ckpt.state_file_for(cfg.output_dir, step, info.rank, info.world_size, cfg.zero_stage)
@@ -152,7 +153,7 @@ def fast_paths(rc: ResolvedConfig) -> FastPaths:
     return FastPaths(recompute=rc.recompute, recompute_whole=rc.recompute_whole, gelu_fusion=rc.gelu_fusion,
                      fp8=rc.fp8, fp8_impl=rc.fp8_impl, fp8_bf16=tuple(filter(None, rc.fp8_bf16.split(","))),
                      fp8_cast_kernel=bool(rc.fp8_cast_kernel),
-                     fp8_delayed=rc.fp8_scaling == "delayed",
+                     fp8_delayed=rc.fp8_scaling == "delayed", fp8_grad=rc.fp8_grad,
                      accumulate_grads=bool(rc.accumulate_in_matmul),
                      fused_classifier=bool(rc.fused_classifier), classifier_chunk=rc.classifier_chunk,
                      compile=bool(rc.compile), compile_scope=rc.compile_scope,

@@ -22,18 +22,20 @@ def usable_gpu_memory(device: torch.device) -> int:
 
 def settings(cfg, world_size: int, **decided) -> dict:
     """The memory settings of ``cfg`` (a TrainConfig or ResolvedConfig) as ``plan.estimate_memory`` takes them;
-    ``decided`` overrides fields that are decided but not yet in ``cfg`` (resolve's bf16_params)."""
+    ``decided`` overrides fields that are decided but not yet in ``cfg`` (resolve's bf16_params, and ``fp8``, --fp8
+    as decided)."""
+    fp8 = decided.pop("fp8", cfg.fp8)
     fields = dict(zero_stage=cfg.zero_stage, recompute=cfg.recompute, master_weights=cfg.master_weights,
                   bf16_params=cfg.bf16_params, recompute_whole=cfg.recompute_whole,
-                  fp8_linears=fp8_linears(cfg))  # fmt: skip
+                  fp8_linears=fp8_linears(cfg, fp8))  # fmt: skip
     return dict(world_size=world_size, **{**fields, **decided})
 
 
-def fp8_linears(cfg) -> str:
-    """Which of the blocks' linears ``cfg``'s --fp8 swaps for FP8 ones, as the planner models it: none, all (ours
-    in every linear; --fp8-bf16 weight-grads keeps the same copies) or some (--fp8-bf16 keeps some linears in bf16,
-    or torchao's)."""
-    if not cfg.fp8:
+def fp8_linears(cfg, fp8: int | None = None) -> str:
+    """Which of the blocks' linears --fp8 (``fp8``, else ``cfg``'s, decided) swaps for FP8 ones, as the planner
+    models it: none, all (ours in every linear; --fp8-bf16 weight-grads keeps the same copies) or some (--fp8-bf16
+    keeps some linears in bf16, or torchao's)."""
+    if (cfg.fp8 if fp8 is None else fp8) <= 0:
         return "none"
     kept_in_bf16 = set(fp8_bf16_parts(cfg.fp8_bf16)) - {"weight-grads"}
     return "all" if cfg.fp8_impl == "ours" and not kept_in_bf16 else "some"

@@ -85,9 +85,8 @@ def batch_fit_warning(
 
 
 def run_batch_fit_warning(rc: ResolvedConfig, env: Environment, batch: int) -> str | None:
-    """batch_fit_warning for this run's -b on its card (None off CUDA). Not with --fp8, whose one-byte saved
-    inputs the planner does not model (its bf16 estimate is 14 GB high at d48 B=16)."""
-    if not env.gpu_memory or rc.fp8:
+    """batch_fit_warning for this run's -b on its card (None off CUDA); the planner models --fp8's saved copies."""
+    if not env.gpu_memory:
         return None
     settings = memory.settings(rc, env.world_size)
     planned = memory.planned_by_recompute(rc.model_config, rc.seq_len, settings, env.gpu_memory)
