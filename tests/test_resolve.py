@@ -119,6 +119,7 @@ def test_fp8_auto_where_it_was_measured_faster_at_the_same_loss():
         ({"fp8_scaling": "delayed"}, "--fp8-scaling delayed scales our FP8 linears' operands: add --fp8 1"),
         ({"fp8": 1, "fp8_scaling": "delayed", "recompute": 3}, "--fp8-scaling delayed -r 3: a recomputed linear"),
         ({"fp8": 1, "fp8_grad": "e4m2"}, "--fp8-grad 'e4m2': use e4m3 or e5m2"),
+        ({"fp8": 1, "recompute": 3}, "--fp8 1 -r 3: every block is recomputed whole, and those keep bf16 linears"),
         ({"fp8_grad": "e5m2"}, "--fp8-grad e5m2 is the gradients' format in our FP8 linears: add --fp8 1"),
         ({"fp8": 1, "fp8_impl": "torchao-tensorwise", "fp8_grad": "e5m2"}, "--fp8-grad e5m2 is the gradients' format"),
         (
@@ -145,9 +146,11 @@ def test_recorded_auto_settings_are_not_changed_settings():
     assert changed_settings(old, rc) == []
     assert changed_settings({**old, "lr": 1e-3}, rc) == ["lr"]
     assert changed_settings({**old, "dtype": "bf16"}, rc) == ["dtype"]
-    # a checkpoint from before --fp8-grad ran e5m2 gradients: resumed into today's e4m3 default, that is a change
-    before = {k: v for k, v in old.items() if k != "fp8_grad"}
-    assert changed_settings(before, rc) == ["fp8_grad"]
+    # a checkpoint from before --fp8-grad ran e5m2 gradients: resumed with FP8 into today's e4m3 default, that is a
+    # change; without FP8 then or now the format changes nothing
+    assert changed_settings({k: v for k, v in old.items() if k != "fp8_grad"}, rc) == []
+    fp8 = resolve(TrainConfig(fp8=1), CUDA)
+    assert changed_settings({k: v for k, v in fp8.to_dict().items() if k != "fp8_grad"}, fp8) == ["fp8_grad"]
     e5m2 = resolve(TrainConfig(fp8=1, fp8_grad="e5m2"), CUDA)
     assert changed_settings({k: v for k, v in e5m2.to_dict().items() if k != "fp8_grad"}, e5m2) == []
 

@@ -770,6 +770,9 @@ def _check_fp8(cfg: TrainConfig, env: Environment, fp8: int) -> None:
         raise UserError(f"--fp8-impl {cfg.fp8_impl} picks whose FP8 linears --fp8 swaps in: add --fp8 1")
     if cfg.fp8_bf16 and not fp8:
         raise UserError(f"--fp8-bf16 {cfg.fp8_bf16} says what stays bf16 under --fp8: add --fp8 1 or 2")
+    if fp8 and cfg.recompute == 3:
+        raise UserError(f"--fp8 {fp8} -r 3: every block is recomputed whole, and those keep bf16 linears (their "
+                        "recompute would keep FP8's copies); use -r 2 with --recompute-whole N, or drop --fp8")  # fmt: skip
     ours = bool(fp8) and cfg.fp8_impl == "ours"
     if cfg.fp8_cast_kernel == 1 and not ours:
         raise UserError("--fp8-cast-kernel 1 casts the operands of our FP8 linears: add --fp8 1 (with --fp8-impl ours)")

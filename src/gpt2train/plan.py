@@ -319,8 +319,10 @@ def _estimate_gpt2train(
     if fp8_linears != "none" and recompute < 3:
         per_layer = _GPT2TRAIN_FP8_ACT if fp8_linears == "all" else max(per_layer, _GPT2TRAIN_FP8_ACT)
     coeff = ((L - recompute_whole) * per_layer + recompute_whole * _GPT2TRAIN_ACT[(3, w)]) / L
-    block_linear_params = 12 * C * C * L  # the weights of the four linears a block has, which --fp8 swaps
-    fp8 = fp8_linears != "none"
+    # the weights of the four linears of each block --fp8 swaps: not those recomputed whole, which keep bf16 linears
+    fp8_blocks = 0 if recompute == 3 else L - recompute_whole
+    block_linear_params = 12 * C * C * fp8_blocks
+    fp8 = fp8_linears != "none" and fp8_blocks > 0
     autocast_copies = 0
     if fp32_params and dtype == "bf16":  # FP8 linears cast their fp32 weights to e4m3 and keep only that
         autocast_copies = (n - (block_linear_params if fp8_linears == "all" else 0)) * 2

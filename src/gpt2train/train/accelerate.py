@@ -168,9 +168,10 @@ def accelerate(model: GPT, paths: FastPaths) -> torch.nn.Module:
             _become(mlp, GeluFusedMLP, backward="dgelu" if paths.gelu_fusion >= 2 else "plain")
         else:
             _become(mlp, MLP)
-        # not in a block recomputed whole: compiled on CUDA, that recompute would then keep every matmul's input
-        # (35,200 against 3,200 bytes per layer and token at d48, BENCHMARKS.md round 15)
-        fp8_linears = _fp8_linears(paths.fp8, fp8_keep, i, len(model.transformer.h))
+        # neither FP8 nor the sums in the matmuls in a block recomputed whole: compiled on CUDA, that recompute would
+        # then keep every matmul's input (35,200 against 3,200 bytes per layer and token at d48, BENCHMARKS.md round
+        # 15; FP8's e4m3 copies likewise: 48 such blocks saved 6 of 109 GB at d48 B=40, issue 21)
+        fp8_linears = _fp8_linears(paths.fp8, fp8_keep, i, len(model.transformer.h)) if recompute < 3 else set()
         torchao_fp8 = bool(fp8_linears) and paths.fp8_impl != "ours"
         accumulate = bool(paths.accumulate_grads) and recompute < 3 and not torchao_fp8
         for name, layer in _linears(block):
