@@ -1,5 +1,5 @@
-"""FP8 matmuls for the blocks' linear layers (``--fp8 1``, opt-in): Hopper's FP8 tensor cores through
-``torch._scaled_mm``, with dynamic per-tensor scaling.
+"""FP8 matmuls for the blocks' linear layers (``--fp8 1``; on by default for d36 and d48 on Hopper, ``--fp8 -1``):
+Hopper's FP8 tensor cores through ``torch._scaled_mm``, with dynamic per-tensor scaling.
 
 Forward, ``y = x @ W.T + b``: ``x`` and ``W`` are scaled so their largest magnitude lands on
 float8_e4m3's largest value (448), cast to e4m3, and multiplied by ``_scaled_mm`` with the two scales,
