@@ -430,7 +430,7 @@ class TrainConfig:
         "e4m3",
         "--fp8-grad",
         help="with --fp8 (ours): the float8 format of the output gradients; e4m3 (3 mantissa bits) held the 200-step "
-        "loss check in two sittings, e5m2 (2 bits, more range, the usual choice) cost 0.007 on average "
+        "loss check in three sittings, e5m2 (2 bits, more range, the usual choice) cost 0.007 on average "
         "(BENCHMARKS.md, issue 21); the same speed",
     )
     accumulate_in_matmul: int = setting(
