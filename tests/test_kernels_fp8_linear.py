@@ -299,6 +299,22 @@ def test_delayed_scaling_resumes_exactly(tmp_path, text_shards, capsys):
     assert "resumed from checkpoint at step 2" in out and "changed settings (fp8_scaling)" in out + err
 
 
+def test_delayed_scaling_with_a_block_recomputed_whole(tmp_path, text_shards, capsys):
+    """--fp8-scaling delayed --recompute-whole 1: the block recomputed whole keeps bf16 linears (no amax to record
+    twice), the other block records its histories, and the checkpoint keeps only those."""
+    from gpt2train.train import checkpoint as ckpt
+    from tests.helpers import run_cli, tiny_train_args
+
+    run = tmp_path / "run"
+    extra = ["--fp8", "1", "--fp8-scaling", "delayed", "-r", "2", "--recompute-whole", "1", "-n", "2"]
+    code, _, err = run_cli(tiny_train_args(text_shards, run, 2, extra), capsys)
+    assert code == 0, err
+    _, saved = ckpt.load_state(str(run / "state_00000002_00000.safetensors"))
+    histories = sorted(k for k in saved if k.startswith("buffer/"))
+    assert histories and all(".h.1." in k for k in histories), histories  # block 0 is the one recomputed whole
+    assert all(saved[k][1] > 0 for k in histories)
+
+
 def test_restore_buffers_copies_known_names_and_rejects_other_shapes():
     """restore_buffers: a saved history lands in the model's buffer of that name; one the model lacks is left aside;
     one of another shape is a one-line error naming the state file."""

@@ -460,7 +460,7 @@ class TrainConfig:
         "--recompute-whole",
         help="the first N blocks recomputed whole (as -r 3), the others at -r: fits a -b that -r alone does not, at a "
         "fraction of -r 3's cost (gpt2train plan -b B names the N); -1: the N that plan names for -b on this card"
-        " (0 off CUDA, at -r 3 or when no N fits; needs -b B, not auto)",
+        " (0 off CUDA, at -r 3 or when no N fits; needs -b B, not auto); with --fp8 those blocks keep bf16 linears",
     )
     log_gpu_every: int = setting(
         -1,
@@ -646,10 +646,6 @@ def resolve(cfg: TrainConfig, env: Environment) -> ResolvedConfig:
         if recompute_whole:
             notes.append(f"--recompute-whole -1: the first {recompute_whole} of {mcfg.n_layer} blocks recomputed "
                          f"whole, so that -b {cfg.batch_size} fits (gpt2train plan's estimate)")  # fmt: skip
-    if recompute_whole and cfg.fp8_scaling == "delayed":
-        raise UserError(f"--fp8-scaling delayed with {recompute_whole} blocks recomputed whole (--recompute-whole "
-                        f"{cfg.recompute_whole}): a recomputed linear would record its amax twice a micro-step; use "
-                        "--recompute-whole 0 and a smaller -b, or --fp8-scaling dynamic")  # fmt: skip
     if recompute_whole > mcfg.n_layer:
         raise UserError(f"--recompute-whole {recompute_whole}: the model has {mcfg.n_layer} blocks; use at most that "
                         "many (or -r 3 for all)")  # fmt: skip
