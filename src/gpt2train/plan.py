@@ -231,7 +231,8 @@ _GPT2TRAIN_ACT = {(0, 1): 32.5, (0, 0): 32.5, (1, 1): 24.5, (1, 0): 24.5, (2, 1)
 # GELU and LayerNorm outputs it needs are those e4m3 copies), so -r 0 to 2 keep the same. 27.5 fits d12 B=64, d36 B=16
 # and d48 B=16 at -r 0 and d48 at -r 1 within 0.5% (27.36-27.44, bf16 parameters; Issue 21's third and fourth
 # sessions, BENCHMARKS.md), with the weights' e4m3 copies counted apart (FP8_LINEARS below). Blocks recomputed whole
-# keep only their input, as in bf16 (unmeasured with FP8).
+# keep bf16 linears (train/accelerate.py), so -r 3's bf16 figure: d48 B=40 -r 2 with 20 of them peaked at 77,319 MiB
+# against the estimate's 78,414 (issue 21, fifth session).
 _GPT2TRAIN_FP8_ACT = 27.5
 # What the FP8 estimate models: none (bf16 matmuls), all (our FP8 linears in every block), some (FP8 in some
 # linears only, --fp8-bf16, or torchao's, unmeasured: the larger of the two per layer, the weights' copies kept too)
@@ -388,11 +389,9 @@ def max_batch_by_recompute(cfg: ModelConfig, memory_bytes: float, seq_len: int =
     kwargs.pop("recompute", None)
     kwargs.pop("recompute_whole", None)
     levels = range(3) if kwargs.get("layout") == "llmc" else range(4)
-    if fp8_linears_at is None:
-        return {r: max_batch_size(cfg, memory_bytes, seq_len, recompute=r, **kwargs) for r in levels}
-    kwargs.pop("fp8_linears", None)
-    return {r: max_batch_size(cfg, memory_bytes, seq_len, recompute=r, fp8_linears=fp8_linears_at(r), **kwargs)
-            for r in levels}  # fmt: skip
+    kept = kwargs.pop("fp8_linears", "none")
+    at = fp8_linears_at or (lambda r: kept)
+    return {r: max_batch_size(cfg, memory_bytes, seq_len, recompute=r, fp8_linears=at(r), **kwargs) for r in levels}
 
 
 def whole_blocks_needed(

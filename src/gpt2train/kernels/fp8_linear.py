@@ -6,7 +6,8 @@ float8_e4m3's largest value (448), cast to e4m3, and multiplied by ``_scaled_mm`
 accumulating in fp32 and writing bf16 (or fp32 outside autocast). Backward: the output gradient is
 scaled to float8_e4m3 as well (``grad_dtype``; float8_e5m2, with more range and one mantissa bit less, is the
 usual choice for gradients, but per-tensor scaling leaves e4m3 range enough, and e4m3 held the 200-step loss check
-where e5m2 cost 0.007 on average, BENCHMARKS.md issue 21) and both gradient matmuls run in FP8 too: ``dx = dy @ W`` and ``dW = dy.T @ x``, from the e4m3 copies saved by the forward pass (one byte
+where e5m2 cost 0.007 on average, BENCHMARKS.md issue 21) and both gradient matmuls run in FP8 too:
+``dx = dy @ W`` and ``dW = dy.T @ x``, from the e4m3 copies saved by the forward pass (one byte
 per element where the plain path saves two). The bias, the LayerNorms, attention and the classifier stay
 in bf16.
 
@@ -43,6 +44,11 @@ from gpt2train.kernels.fp8_cast import KERNEL_SOURCES, cast_transpose, cast_tran
 E4M3 = torch.float8_e4m3fn
 E5M2 = torch.float8_e5m2
 GRAD_FORMATS = {"e4m3": E4M3, "e5m2": E5M2}  # --fp8-grad: the output gradient's float8 format
+# delayed scaling, before any amax is recorded (the first micro-step after a start): inputs quantized as they are
+# (scale 1 in e4m3); a gradient's window (e4m3 spans 2^17, e5m2 2^30) from 1/16 down, far above a mean-reduced
+# loss's gradients
+FIRST_AMAX_X = torch.finfo(E4M3).max
+FIRST_AMAX_GRAD = 2.0**-4
 
 
 def fp8_supported(device: torch.device) -> bool:
@@ -62,7 +68,7 @@ def quantize(t: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.T
 
 
 def quantize_transposed(t: torch.Tensor, dtype: torch.dtype, transpose: bool = True, kernel: bool = False,
-                        history: torch.Tensor | None = None, first_amax: float = 0.0,
+                        history: torch.Tensor | None = None, first_amax: float = FIRST_AMAX_X,
                         ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:  # fmt: skip
     """:func:`quantize` of a matrix ``t`` (M, N), the FP8 copy also transposed, (N, M) contiguous: (fp8, fp8
     transposed or None, fp32 dequantization scale). ``kernel``: both from one pass of kernels/fp8_cast.py's kernel,
@@ -83,10 +89,6 @@ def quantize_transposed(t: torch.Tensor, dtype: torch.dtype, transpose: bool = T
 
 
 AMAX_HISTORY = 16  # delayed scaling: the calls (micro-steps) whose largest |value| sets the next call's scale
-# before any is recorded (the first micro-step after a start): inputs quantized as they are (scale 1 in e4m3); a
-# gradient's window (e4m3 spans 2^17, e5m2 2^30) from 1/16 down, far above a mean-reduced loss's gradients
-FIRST_AMAX_X = torch.finfo(E4M3).max
-FIRST_AMAX_GRAD = 2.0**-4
 
 
 def amax_history(device: torch.device | str | None = None) -> torch.Tensor:

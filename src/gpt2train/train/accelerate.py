@@ -56,15 +56,15 @@ class FastPaths:
 class FastLinear(nn.Linear):
     """A block's linear layer with its matmuls in FP8 (``fp8`` 1, or 2 with the gradient matmuls in FP8's fast
     accumulation too; ``weight_grad_bf16``: dW in bf16; ``cast_kernel``: the casts by kernels/fp8_cast.py;
-    ``delayed_scaling``: the inputs' and output gradients' scales from FP8_HISTORIES; ``grad_format``: the output
-    gradients' float8 format, a key of GRAD_FORMATS), or
+    ``delayed_scaling``: the inputs' and output gradients' scales from FP8_HISTORIES; ``grad_dtype``: the output
+    gradients' float8 format, a value of GRAD_FORMATS), or
     whose backward adds its gradients into ``.grad`` itself (``accumulate_grad``)."""
 
     fp8 = 0
     weight_grad_bf16 = False
     cast_kernel = False
     delayed_scaling = False  # with the buffers of FP8_HISTORIES (accelerate registers them)
-    grad_format = "e4m3"
+    grad_dtype = GRAD_FORMATS["e4m3"]
     accumulate_grad = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -72,7 +72,7 @@ class FastLinear(nn.Linear):
             histories = (self.fp8_x_history, self.fp8_grad_history) if self.delayed_scaling else None
             return fp8_linear(x, self.weight, self.bias, backward_fast_accum=self.fp8 == 2,
                               weight_grad_bf16=self.weight_grad_bf16, cast_kernel=self.cast_kernel,
-                              grad_dtype=GRAD_FORMATS[self.grad_format], histories=histories)  # fmt: skip
+                              grad_dtype=self.grad_dtype, histories=histories)  # fmt: skip
         grads = accumulating(self)
         if grads is not None:
             return linear_accumulate(x, self.weight, self.bias, *grads)
@@ -180,7 +180,7 @@ def accelerate(model: GPT, paths: FastPaths) -> torch.nn.Module:
             if ours_fp8 or accumulate:
                 _become(layer, FastLinear, fp8=ours_fp8, accumulate_grad=accumulate,
                         weight_grad_bf16="weight-grads" in fp8_keep, cast_kernel=paths.fp8_cast_kernel,
-                        delayed_scaling=delayed, grad_format=paths.fp8_grad)  # fmt: skip
+                        delayed_scaling=delayed, grad_dtype=GRAD_FORMATS[paths.fp8_grad])  # fmt: skip
             else:
                 _become(layer, nn.Linear)
             _delayed_scaling_states(layer, delayed)
