@@ -14,6 +14,7 @@ from pathlib import Path
 # tool name -> (module under bench/, what it measures; where it runs)
 TOOLS = {
     "throughput": ("throughput", "ms/step, tok/s, MFU, memory, time to first step of d12/d48 beside llm.c (GPU)"),
+    "startup": ("startup", "time to first step, cold (no compiled kernels, page cache dropped) and warm, split (GPU)"),
     "profile": ("profile_step", "where one real training step's GPU time goes, by kernel category (GPU)"),
     "memory-table": ("memory_table", "peak memory and tok/s by micro-batch, -r and -w; allocator capped or not (GPU)"),
     "capped": ("capped", "a gpt2train command on a capped allocator, e.g. an 80 GB H100's 80,300 MiB (GPU)"),

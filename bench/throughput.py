@@ -165,15 +165,17 @@ def tool_arguments(
     return p, argv, extra
 
 
-def run_one(args, model: str, path: str, extra: list[str], log_name: str = "") -> RunResult:
-    """One fresh ``gpt2train train`` run of ``args.steps`` steps; its figures, or its error line."""
+def run_one(args, model: str, path: str, extra: list[str], log_name: str = "", prefix: list[str] | None = None
+            ) -> RunResult:  # fmt: skip
+    """One fresh ``gpt2train train`` run of ``args.steps`` steps; its figures, or its error line. ``prefix``: the
+    command that runs ``gpt2train ARGS`` instead of launcher()'s."""
     ref = REFERENCE.get(model, {})
     B = args.batch_size or ref.get("B", 16)
     D = args.total_batch_size or ref.get("total_batch", B * args.seq_len)
     res = RunResult(model, path, B, args.seq_len, D, args.recompute, args.master_weights, "")
     with tempfile.TemporaryDirectory(prefix=f"tp_{model}_{path}_") as run_dir:
         nproc = args.nproc
-        cmd = [*launcher(args.cap_mib, nproc), "train", "-i", args.train_data, "-j", args.val_data,
+        cmd = [*(prefix or launcher(args.cap_mib, nproc)), "train", "-i", args.train_data, "-j", args.val_data,
                "-o", run_dir, "-e", model, "-b", str(B), "-t", str(args.seq_len), "-d", str(D),
                "-x", str(args.steps), "-v", "0", "-m", "1", "-s", "0", "-r", str(args.recompute),
                "-w", str(args.master_weights), "-l", "6e-4", "--no-tensorboard",
