@@ -18,7 +18,7 @@ from gpt2train.data.prefetch import Prefetcher
 from gpt2train.errors import UserError
 from gpt2train.hardware import peak_flops
 from gpt2train.train import checkpoint as ckpt
-from gpt2train.train import distributed, memory, preflight, report
+from gpt2train.train import distributed, memory, preflight, report, startup
 from gpt2train.train.accelerate import FastPaths, accelerate
 from gpt2train.train.faults import Faults
 from gpt2train.train.guards import OutlierDetector
@@ -232,6 +232,8 @@ def build(rc: ResolvedConfig, env: Environment, weights: dict | None, console: r
     """The Run of ``rc``: ``weights`` (environment()'s) are the model's start, ``determinism`` the mode's record."""
     device, is_main = env.device, env.rank == 0
     mcfg = rc.model_config
+    if device.type == "cuda" and rc.compile:  # up by the first step (the pool compiles Triton kernels: CUDA's)
+        startup.start_compile_workers()
     # before a minute goes into building the model: every shard's header and length and the val shards' token
     # ids (the train loader checks each train shard's ids as it opens it: a start on 100 shards reads no 20 GB)
     check_shards(rc.val_data, "-j", mcfg.vocab_size)
