@@ -108,11 +108,20 @@ def activity(stack: list[tuple[str, str]], compiled_dir: str | None = None) -> s
     return "other"
 
 
+def stack_of(frame) -> list[tuple[str, str]]:
+    """(file, function) of ``frame`` and its callers, outermost first (no source lines read: the sampler stays
+    cheap, as traceback.extract_stack, which reads them, is not)."""
+    stack = []
+    while frame is not None:
+        stack.append((frame.f_code.co_filename, frame.f_code.co_name))
+        frame = frame.f_back
+    return stack[::-1]
+
+
 def sampled_main(out_path: str, argv: list[str]) -> int:
     """Run ``gpt2train ARGV`` in this process while a thread samples the main thread's stack; write the seconds by
     activity() to ``out_path`` (each sample counts the time since the one before it)."""
     import runpy
-    import traceback
 
     main_thread, seconds, stop = threading.get_ident(), {}, threading.Event()
     compiled_dir = os.environ.get("TORCHINDUCTOR_CACHE_DIR")  # Inductor writes the code it generates there
@@ -123,7 +132,7 @@ def sampled_main(out_path: str, argv: list[str]) -> int:
             frame = sys._current_frames().get(main_thread)
             now = time.perf_counter()
             if frame is not None:
-                name = activity([(f.filename, f.name) for f in traceback.extract_stack(frame)], compiled_dir)
+                name = activity(stack_of(frame), compiled_dir)
                 seconds[name] = seconds.get(name, 0.0) + now - last
             last = now
 
