@@ -18,7 +18,7 @@ from gpt2train.data.prefetch import Prefetcher
 from gpt2train.errors import UserError
 from gpt2train.hardware import peak_flops
 from gpt2train.train import checkpoint as ckpt
-from gpt2train.train import distributed, memory, preflight, report, startup
+from gpt2train.train import distributed, memory, preflight, report
 from gpt2train.train.accelerate import FastPaths, accelerate
 from gpt2train.train.faults import Faults
 from gpt2train.train.guards import OutlierDetector
@@ -149,6 +149,18 @@ def _select_attention_backend(name: str) -> None:
         enable(backend == name)
 
 
+def start_compile_workers() -> None:
+    """Start Inductor's compile workers now, while the model and data are made: a pool not yet up when the first
+    step compiles leaves every kernel of that compilation to this process, one after another (torch starts it only
+    at the first compilation, and on a machine just booted its workers take seconds to import torch; bench startup's
+    cold start, BENCHMARKS.md "Start-up")."""
+    try:
+        from torch._inductor.async_compile import maybe_warm_pool
+    except ImportError:  # a torch without it starts its pool at the first compilation, as before
+        return
+    maybe_warm_pool()
+
+
 def fast_paths(rc: ResolvedConfig) -> FastPaths:
     return FastPaths(recompute=rc.recompute, recompute_whole=rc.recompute_whole, gelu_fusion=rc.gelu_fusion,
                      fp8=rc.fp8, fp8_impl=rc.fp8_impl, fp8_bf16=tuple(filter(None, rc.fp8_bf16.split(","))),
@@ -233,7 +245,7 @@ def build(rc: ResolvedConfig, env: Environment, weights: dict | None, console: r
     device, is_main = env.device, env.rank == 0
     mcfg = rc.model_config
     if device.type == "cuda" and rc.compile:  # up by the first step (the pool compiles Triton kernels: CUDA's)
-        startup.start_compile_workers()
+        start_compile_workers()
     # before a minute goes into building the model: every shard's header and length and the val shards' token
     # ids (the train loader checks each train shard's ids as it opens it: a start on 100 shards reads no 20 GB)
     check_shards(rc.val_data, "-j", mcfg.vocab_size)
