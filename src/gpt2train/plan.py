@@ -138,7 +138,7 @@ def estimate_memory(
     ``_estimate_gpt2train`` for its parts) or ``"llmc"`` (llm.c's; the parts below).
     ``bf16_params`` (our ``--bf16-params 1``) moves our trainer to llm.c's ``-w 1`` layout; llm.c's own
     layout already is that, so ``"llmc"`` ignores it. ``recompute_whole`` (our ``--recompute-whole N``) has N
-    blocks recomputed whole as at -r 3; llm.c has no such setting. ``fp8_linears`` (one of ``FP8_LINEARS``; our
+    blocks recomputed whole as at -r 3; llm.c has no such setting. ``fp8_linears`` (one of ``FP8_LINEAR_MODES``; our
     ``--fp8``) models the FP8 linears' saved copies; llm.c has no FP8.
     """
     if batch_size < 0 or seq_len <= 0:
@@ -153,8 +153,8 @@ def estimate_memory(
         raise UserError(f"--layout {layout}: must be one of {', '.join(LAYOUTS)}")
     kwargs = dict(world_size=world_size, zero_stage=zero_stage, recompute=recompute,
                   master_weights=master_weights, dtype=dtype, overhead_mib=overhead_mib)  # fmt: skip
-    if fp8_linears not in FP8_LINEARS:
-        raise UserError(f"fp8_linears {fp8_linears!r}: must be one of {', '.join(FP8_LINEARS)}")
+    if fp8_linears not in FP8_LINEAR_MODES:
+        raise UserError(f"fp8_linears {fp8_linears!r}: must be one of {', '.join(FP8_LINEAR_MODES)}")
     if layout == "llmc":
         if recompute_whole:
             raise UserError("--recompute-whole is gpt2train's; llm.c's layout has no such setting")
@@ -230,13 +230,13 @@ _GPT2TRAIN_ACT = {(0, 1): 32.5, (0, 0): 32.5, (1, 1): 24.5, (1, 0): 24.5, (2, 1)
 # that its weight gradient needs (7C bytes) in place of the bf16 one, and -r 1 and 2 recompute nothing it keeps (the
 # GELU and LayerNorm outputs it needs are those e4m3 copies), so -r 0 to 2 keep the same. 27.5 fits d12 B=64, d36 B=16
 # and d48 B=16 at -r 0 and d48 at -r 1 within 0.5% (27.36-27.44, bf16 parameters; Issue 21's third and fourth
-# sessions, BENCHMARKS.md), with the weights' e4m3 copies counted apart (FP8_LINEARS below). Blocks recomputed whole
+# sessions, BENCHMARKS.md), with the weights' e4m3 copies counted apart (FP8_LINEAR_MODES below). Blocks recomputed whole
 # keep bf16 linears (train/accelerate.py), so -r 3's bf16 figure: d48 B=40 -r 2 with 20 of them peaked at 77,319 MiB
 # against the estimate's 78,414 (issue 21, fifth session).
 _GPT2TRAIN_FP8_ACT = 27.5
 # What the FP8 estimate models: none (bf16 matmuls), all (our FP8 linears in every block), some (FP8 in some
 # linears only, --fp8-bf16, or torchao's, unmeasured: the larger of the two per layer, the weights' copies kept too)
-FP8_LINEARS = ("none", "all", "some")
+FP8_LINEAR_MODES = ("none", "all", "some")
 # Chunked classifier (kernels/fused_classifier.py): one chunk of bf16 logits plus about 12 bytes per row
 # per channel (the bf16 input, its fp32 gradient and scratch); the kernel check of 2026-11-27, autocast rows.
 _CLASSIFIER_CHUNK_ROWS = 16384

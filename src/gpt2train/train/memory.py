@@ -31,11 +31,11 @@ def settings(cfg, world_size: int, **decided) -> dict:
     return dict(world_size=world_size, **{**fields, **decided})
 
 
-def fp8_linears(cfg, fp8: int | None = None) -> str:
-    """Which of the blocks' linears --fp8 (``fp8``, else ``cfg``'s, decided) swaps for FP8 ones, as the planner
-    models it: none, all (ours in every linear; --fp8-bf16 weight-grads keeps the same copies) or some (--fp8-bf16
-    keeps some linears in bf16, or torchao's)."""
-    if (cfg.fp8 if fp8 is None else fp8) <= 0:
+def fp8_linears(cfg, fp8: int) -> str:
+    """Which of the blocks' linears --fp8 (``fp8``, as decided) swaps for FP8 ones, as the planner models it
+    (plan.FP8_LINEAR_MODES): none, all (ours in every linear; --fp8-bf16 weight-grads keeps the same copies) or some
+    (--fp8-bf16 keeps some linears in bf16, or torchao's)."""
+    if fp8 <= 0:
         return "none"
     kept_in_bf16 = set(fp8_bf16_parts(cfg.fp8_bf16)) - {"weight-grads"}
     return "all" if cfg.fp8_impl == "ours" and not kept_in_bf16 else "some"
