@@ -54,7 +54,7 @@ ACTIVITIES = (
 @dataclass
 class Start:
     model: str
-    start: str  # cold | warm
+    start: str  # cold | warm (the second start) | warm2, warm3... (--warm: the third, the fourth...)
     repeat: int
     page_cache_dropped: bool
     ok: bool
@@ -65,6 +65,7 @@ class Start:
     first_step_own_s: float | None
     wall_s: float | None
     activities: dict | None = None  # --sample: seconds by what the main thread was doing
+    compile_phases: dict | None = None  # --sample: torch's own timings of its compilation's phases (s, summed)
 
 
 def drop_page_cache() -> bool:
@@ -149,7 +150,18 @@ def sampled_main(out_path: str, argv: list[str]) -> int:
         sampler.join()
         with open(out_path, "w") as f:
             json.dump(dict(sorted(seconds.items(), key=lambda kv: -kv[1])), f, indent=1)
+        with open(out_path + ".phases", "w") as f:
+            json.dump(compile_phases(), f, indent=1)
     return code
+
+
+def compile_phases() -> dict:
+    """torch's timings of the phases of this process's compilations (torch._dynamo.utils' dynamo_timed
+    records: tracing, cache lookups, code loading...), seconds summed by phase, largest first; {} without them."""
+    dynamo_utils = sys.modules.get("torch._dynamo.utils")
+    metrics = getattr(dynamo_utils, "compilation_time_metrics", None) or {}
+    summed = {name: round(sum(times), 3) for name, times in metrics.items()}
+    return dict(sorted(summed.items(), key=lambda kv: -kv[1]))
 
 
 def one_start(args, model: str, start: str, repeat: int, extra: list[str]) -> Start:
@@ -157,13 +169,15 @@ def one_start(args, model: str, start: str, repeat: int, extra: list[str]) -> St
     samples = os.path.join(args.cache, f"samples_{model}_{start}_{repeat}.json")
     prefix = [sys.executable, THIS, "--sampled", samples, "--"] if args.sample else None
     r = run_one(args, model, "fast", extra, log_name=f"{model}_{start}_{repeat}", prefix=prefix)
-    activities = None
+    activities = phases = None
     if args.sample and os.path.exists(samples):
         with open(samples) as f:
             activities = {k: round(v, 2) for k, v in json.load(f).items()}
+        with open(samples + ".phases") as f:
+            phases = json.load(f)
     ok = r.first_step_s is not None
     return Start(model, start, repeat, dropped, ok, None if ok else r.error, r.first_step_s,
-                 **split(r.first_step_parts), wall_s=r.wall_s, activities=activities)  # fmt: skip
+                 **split(r.first_step_parts), wall_s=r.wall_s, activities=activities, compile_phases=phases)  # fmt: skip
 
 
 def table(starts: list[Start], keep: bool = False) -> str:
@@ -172,7 +186,7 @@ def table(starts: list[Start], keep: bool = False) -> str:
 
     rows = [("model", "start", "page cache", "time to first step s", "imports s", "setup s", "first step s")]
     for s in starts:
-        cache = "dropped" if s.page_cache_dropped else ("kept" if s.start == "warm" or keep else "could not drop")
+        cache = "dropped" if s.page_cache_dropped else ("kept" if s.start != "cold" or keep else "could not drop")
         if not s.ok:
             rows.append((s.model, s.start, cache, "failed: " + (s.error or "")))
             continue
@@ -183,6 +197,9 @@ def table(starts: list[Start], keep: bool = False) -> str:
         if s.activities:
             top = ", ".join(f"{k} {v:.1f}" for k, v in list(s.activities.items())[:8])
             lines.append(f"- {s.model} {s.start} #{s.repeat} (s): {top}")
+        if s.compile_phases:
+            top = ", ".join(f"{k} {v:.2f}" for k, v in list(s.compile_phases.items())[:8])
+            lines.append(f"  torch's compile phases (s): {top}")
     return "\n".join(lines)
 
 
@@ -193,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     p, argv, extra = tool_arguments(argv, __doc__.split("\n\n")[0], timeout=300)
     p.add_argument("-e", "--models", nargs="+", default=["d12", "d48"])
     p.add_argument("--repeats", type=int, default=1, help="cold-then-warm pairs per model")
+    p.add_argument("--warm", type=int, default=1, help="warm starts after each cold one (warm, warm2, ...; 0: none): a "
+                   "warm start varies by a second or more from one to the next")  # fmt: skip
     p.add_argument("--sample", action="store_true", help="say what the main thread spent the start-up on")
     p.add_argument("--keep-page-cache", action="store_true", help="cold starts keep the page cache (only the "
                    "compile caches are new)")  # fmt: skip
@@ -211,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
                 os.makedirs(args.cache)
                 os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(args.cache, "inductor")
                 os.environ["TRITON_CACHE_DIR"] = os.path.join(args.cache, "triton")
-                for start in ("cold", "warm"):
+                for start in ("cold", *("warm" if k == 1 else f"warm{k}" for k in range(1, args.warm + 1))):
                     s = one_start(args, model, start, repeat, extra)
                     starts.append(s)
                     print(json.dumps(asdict(s)), flush=True)

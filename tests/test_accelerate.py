@@ -107,6 +107,36 @@ def test_compiled_equals_the_plain_model(arch, scope, monkeypatch):
         torch.testing.assert_close(g, ref_grads[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
+def test_compiled_blocks_with_custom_autograd_functions_are_kept_by_aot_autograds_cache(monkeypatch):
+    """FP8's and -ge's autograd.Functions: torch's AOTAutograd cache takes their graphs once accelerate() allows it
+    (else each start traces and partitions the joint graph again); its own check judges each graph Dynamo makes."""
+    import torch._functorch.config as functorch_config
+    from torch._functorch._aot_autograd.autograd_cache import BypassAOTAutogradCache, check_cacheable
+
+    torch._dynamo.reset()
+    monkeypatch.setattr(functorch_config, "autograd_cache_allow_custom_autograd_functions", False)
+    verdicts = []
+
+    def judge(gm, example_inputs):
+        try:
+            check_cacheable(gm)
+            verdicts.append("cacheable")
+        except BypassAOTAutogradCache as e:
+            verdicts.append(str(e).splitlines()[0])
+        return gm.forward
+
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend=judge))
+    fast = build_model(ARCHS["classic"], seed=3)
+    accelerate(fast, FastPaths(fp8=1, compile=True))
+    assert functorch_config.autograd_cache_allow_custom_autograd_functions
+    _loss_and_grads(fast)
+    assert verdicts == ["cacheable"]  # one graph shared by the blocks
+    functorch_config.autograd_cache_allow_custom_autograd_functions = False  # torch's default: the graph bypasses
+    torch._dynamo.reset()
+    _loss_and_grads(fast)
+    assert verdicts[1].startswith("Unsupported call_function target autograd_function_apply")
+
+
 def test_no_fast_path_applies_nothing_and_undoes_the_others():
     model = GPT(ARCHS["classic"])
     plain_loss = model.classifier_loss

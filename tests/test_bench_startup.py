@@ -13,10 +13,10 @@ from tests.helpers import TINY
 def test_a_cold_and_a_warm_start_with_their_split_and_samples(text_shards, tmp_path, capsys):
     out = tmp_path / "startup.json"
     argv = ["-i", text_shards["train"], "-j", text_shards["val"], "-e", "d12", "-b", "2", "-t", "32", "-d", "128",
-            "--sample", "--keep-page-cache", "--out", str(out), "--", *TINY, "--device", "cpu"]  # fmt: skip
+            "--sample", "--keep-page-cache", "--warm", "2", "--out", str(out), "--", *TINY, "--device", "cpu"]  # fmt: skip
     assert startup.main(argv) == 0
     starts = json.loads(out.read_text())["starts"]
-    assert [s["start"] for s in starts] == ["cold", "warm"]
+    assert [s["start"] for s in starts] == ["cold", "warm", "warm2"]  # --warm 2: two warm starts after the cold
     for s in starts:
         assert s["ok"] and s["error"] is None
         parts = s["imports_s"] + s["setup_s"] + s["first_step_own_s"]
@@ -24,9 +24,10 @@ def test_a_cold_and_a_warm_start_with_their_split_and_samples(text_shards, tmp_p
         # the sampler saw the run's own functions and the imports, and no more time than the process lived
         assert "imports" in s["activities"] and any(k.startswith("gpt2train.") for k in s["activities"])
         assert 0 < sum(s["activities"].values()) <= s["wall_s"]
+        assert s["compile_phases"] == {}  # nothing compiled on the CPU (--compile is off there)
     assert not any(s["page_cache_dropped"] for s in starts)  # --keep-page-cache
     table = capsys.readouterr().out
-    assert "| d12 | cold | kept |" in table and "| d12 | warm | kept |" in table and "- d12 cold #0 (s): " in table
+    assert "| d12 | cold | kept |" in table and "| d12 | warm2 | kept |" in table and "- d12 cold #0 (s): " in table
 
 
 def test_split_reads_the_trainers_line():
@@ -56,3 +57,13 @@ def test_activity_names_what_a_stack_was_doing():
     assert startup.activity(generated) == "Inductor (lowering, code generation, cache)"
     triton = ("/site/triton/compiler/compiler.py", "compile")
     assert startup.activity([*generated, triton], "/cache/inductor") == "Triton compiling in this process"
+
+
+def test_compile_phases_sums_torchs_timings_by_phase(monkeypatch):
+    import torch._dynamo.utils as dynamo_utils
+
+    monkeypatch.setattr(dynamo_utils, "compilation_time_metrics", {"bytecode_tracing": [0.1, 0.2], "load": [0.5]})
+    assert startup.compile_phases() == {"load": 0.5, "bytecode_tracing": 0.3}  # summed, largest first
+    row = startup.Start("d48", "warm", 0, False, True, None, 9.0, 1.5, 3.0, 4.5, 12.0, {"imports": 3.0},
+                        startup.compile_phases())  # fmt: skip
+    assert "  torch's compile phases (s): load 0.50, bytecode_tracing 0.30" in startup.table([row])

@@ -194,12 +194,24 @@ def accelerate(model: GPT, paths: FastPaths) -> torch.nn.Module:
         cublaslt.prepare(device)  # its workspace outside any CUDA-graph pool (--compile-mode reduce-overhead)
     if not paths.compile:
         return model
+    cache_custom_autograd_graphs()
     mode = None if paths.compile_mode == "default" else paths.compile_mode
     if paths.compile_scope == "model":
         return torch.compile(model, mode=mode)
     for block in model.transformer.h:  # regional: every block shares one compiled graph, so start-up does not grow
         block.compile(mode=mode)
     return model
+
+
+def cache_custom_autograd_graphs() -> None:
+    """Let AOTAutograd's cache keep graphs that hold a custom autograd.Function (FP8's, the -ge MLP's): torch
+    bypasses it for them by default, so every start of such a run traced the joint graph and partitioned it again
+    (1.3 s of a warm d48 start: BENCHMARKS.md "Start-up"). Dynamo traces such a Function's forward and backward
+    into the graph, so the graph the cache is keyed by holds what they compute."""
+    import torch._functorch.config as functorch_config
+
+    if hasattr(functorch_config, "autograd_cache_allow_custom_autograd_functions"):
+        functorch_config.autograd_cache_allow_custom_autograd_functions = True
 
 
 FP8_HISTORIES = ("fp8_x_history", "fp8_grad_history")  # FastLinear's delayed-scaling states: x's, dy's
