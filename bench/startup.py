@@ -7,16 +7,18 @@ directory):
 - cold: as on a machine that has just booted with gpt2train installed: no compiled kernels, and the page cache
   dropped first (Python's bytecode stays: an install keeps its .pyc files). Dropping the page cache needs root;
   where it cannot be dropped the table says so;
-- warm: the second start of the same shape, on the cache the cold start filled.
+- warm: the second start of the same shape, on the cache the cold start filled (``--warm N``: N such starts, one
+  after the other: warm starts vary by a second or more).
 
 Reported: the trainer's own "time to first step" (from the process's start) and its split: Python and imports,
 setup (model, data, optimizer, fast paths), the first step (mostly compilation, or loading compiled kernels).
 ``--sample`` also samples the trainer's main thread every 20 ms and says what it was doing: importing, Dynamo's
 and AOTAutograd's tracing, Inductor, Triton compiling in this process, waiting for compile workers, or which of
-gpt2train's functions.
+gpt2train's functions; and torch's own timings of its compilation's phases (tracing, cache lookups, code loading).
 
     python -m bench startup --out $OUT/startup.json                  # d12 and d48, one cold and one warm start each
     python -m bench startup -e d48 --repeats 2 --sample -- --fp8 0    # train flags after --
+    python -m bench startup -e d48 --warm 4                           # one cold start, then four warm ones
 
 A machine image that ships no ``__pycache__`` and sets PYTHONDONTWRITEBYTECODE=1 compiles torch's bytecode at every
 start: run with ``PYTHONDONTWRITEBYTECODE`` unset and ``PYTHONPYCACHEPREFIX`` set, after one start (or
