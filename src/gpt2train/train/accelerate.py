@@ -206,8 +206,8 @@ def accelerate(model: GPT, paths: FastPaths) -> torch.nn.Module:
 def cache_custom_autograd_graphs() -> None:
     """Let AOTAutograd's cache keep graphs that hold a custom autograd.Function (FP8's, the -ge MLP's): torch
     bypasses it for them by default, so every start of such a run traced the joint graph and partitioned it again
-    (1.3 s of a warm d48 start: BENCHMARKS.md "Start-up"). Dynamo traces such a Function's forward and backward
-    into the graph, so the graph the cache is keyed by holds what they compute."""
+    (1.4-2.6 s of a warm d48 start on an H200: BENCHMARKS.md, issue 21's seventh session). Dynamo traces such a
+    Function's forward and backward into the graph, so the graph the cache is keyed by holds what they compute."""
     import torch._functorch.config as functorch_config
 
     if hasattr(functorch_config, "autograd_cache_allow_custom_autograd_functions"):
