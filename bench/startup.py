@@ -43,6 +43,7 @@ from bench.throughput import REFERENCE, run_one, tool_arguments
 
 THIS = os.path.abspath(__file__)
 SAMPLE_S = 0.02
+PHASES = ".phases"  # the suffix of the file beside a --sampled OUT that holds compile_phases()
 # what the main thread was doing: the first rule whose every group has a marker in some frame's file on its stack
 ACTIVITIES = (
     ("imports", (("<frozen importlib._bootstrap",),)),
@@ -152,7 +153,7 @@ def sampled_main(out_path: str, argv: list[str]) -> int:
         sampler.join()
         with open(out_path, "w") as f:
             json.dump(dict(sorted(seconds.items(), key=lambda kv: -kv[1])), f, indent=1)
-        with open(out_path + ".phases", "w") as f:
+        with open(out_path + PHASES, "w") as f:
             json.dump(compile_phases(), f, indent=1)
     return code
 
@@ -175,7 +176,7 @@ def one_start(args, model: str, start: str, repeat: int, extra: list[str]) -> St
     if args.sample and os.path.exists(samples):
         with open(samples) as f:
             activities = {k: round(v, 2) for k, v in json.load(f).items()}
-        with open(samples + ".phases") as f:
+        with open(samples + PHASES) as f:
             phases = json.load(f)
     ok = r.first_step_s is not None
     return Start(model, start, repeat, dropped, ok, None if ok else r.error, r.first_step_s,
