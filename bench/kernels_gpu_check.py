@@ -6,7 +6,8 @@
 For each piece, on random inputs:
   classifier   chunked_classifier_loss vs plain_classifier_loss: loss / dx / dW relative error,
                fwd+bwd ms (median), peak extra memory (torch.cuda.max_memory_allocated above the
-               inputs), then both under torch.compile (compile seconds, ms, peak).
+               inputs), then both under torch.compile (compile seconds, ms, peak); in bf16 on an FP8 card also
+               with its matmuls in FP8 (--fp8-classifier), and that path's gradient kernel bit for bit.
   gelu_linear  gelu_linear vs the plain path and vs torch.utils.checkpoint (model.py's -r 1):
                error, fwd+bwd ms, bytes saved for backward.
   gelu_mlp     gelu_mlp (GELU in the cuBLASLt GELU_AUX_BIAS / DGELU_BGRAD epilogues, -ge) vs the plain
@@ -42,11 +43,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from gpt2train.config import ModelConfig  # noqa: E402
-from gpt2train.kernels import cublaslt, fp8_cast  # noqa: E402
+from gpt2train.kernels import cublaslt, fp8_cast, fused_classifier  # noqa: E402
 from gpt2train.kernels import master_adamw as ma  # noqa: E402
 from gpt2train.kernels import stochastic_round as sr  # noqa: E402
 from gpt2train.kernels._triton import triton_available  # noqa: E402
-from gpt2train.kernels.fp8_linear import fp8_linear, fp8_linear_reference  # noqa: E402
+from gpt2train.kernels.fp8_linear import fp8_linear, fp8_linear_reference, fp8_supported  # noqa: E402
 from gpt2train.kernels.fused_classifier import chunked_classifier_loss, plain_classifier_loss  # noqa: E402
 from gpt2train.kernels.gelu_linear import gelu_linear, gelu_linear_reference  # noqa: E402
 from gpt2train.kernels.gelu_mlp import STATS as GELU_MLP_STATS  # noqa: E402
@@ -67,6 +68,7 @@ SHAPES = {  # name: (rows = B*T, C)
 SMALL_SHAPES = {"small": (512, 64)}
 V_REAL, V_PAD = 50257, 50304
 TOL = {"fp32": 1e-5, "bf16": 2e-2, "autocast": 2e-2}
+TOL_FP8 = 0.1  # --fp8-classifier's relative error: e4m3 logits, an e5m2 gradient (CPU: about 0.05 at 64 channels)
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -206,6 +208,11 @@ def classifier_case(args, dev, case, rows, c, vp, v, dtype_name):
     variants[f"chunked rows={args.chunk_rows} impl=torch"] = functools.partial(
         chunked_classifier_loss, chunk_rows=args.chunk_rows, impl="torch", softcap=cap
     )
+    fp8 = dtype_name != "fp32" and fp8_supported(dev)
+    if fp8:  # --fp8-classifier: the three matmuls in FP8, within FP8's error of the reference
+        variants[f"chunked rows={args.chunk_rows} fp8"] = functools.partial(
+            chunked_classifier_loss, chunk_rows=args.chunk_rows, softcap=cap, fp8=True
+        )
     for name, fn in variants.items():
         out = classifier_step(fn, x, w, t, v, dtype_name, dev)
         errs = dict(
@@ -213,7 +220,7 @@ def classifier_case(args, dev, case, rows, c, vp, v, dtype_name):
             err_dx=rel_err(out[1], ref[1]),
             err_dw=rel_err(out[2], ref[2]),
         )
-        tol = TOL[dtype_name]
+        tol = TOL_FP8 if name.endswith("fp8") else TOL[dtype_name]
         ok = all(e <= tol for e in errs.values()) if name != "plain" else None
         del out
         step = lambda fn=fn: classifier_step(fn, x, w, t, v, dtype_name, dev)
@@ -221,11 +228,32 @@ def classifier_case(args, dev, case, rows, c, vp, v, dtype_name):
         x.grad = w.grad = None  # so the peak counts this step's gradients
         peak = peak_extra_mib(step, dev)
         record("classifier", case, name, ok=ok, ms=ms, peak_extra_mib=peak, tol=tol, **errs)
+    if fp8:
+        fp8_gradient_bits(dev, case, min(rows, args.chunk_rows), vp, v, cap)
     compile_here = dtype_name in args.compile_dtypes.split(",") and (
         args.small or case.split()[0] in args.compile_shapes.split(",")
     )
     if compile_here and not args.no_compile:
         compile_classifier(args, dev, case, x, w, t, v, dtype_name, ref)
+
+
+def fp8_gradient_bits(dev, case, rows, vp, v, softcap):
+    """--fp8-classifier's gradient kernel against the PyTorch gradient of the same bf16 logits computed in fp32 and
+    cast to float8 (round-to-nearest-even): the share of bytes that differ (exp's last bit may tip a value on a
+    rounding boundary), and its transposed copy bit for bit (on the CPU: both from the reference path)."""
+    g = torch.Generator().manual_seed(rows)
+    logits = (torch.randn(rows, vp, generator=g) * 3).to(dev, torch.bfloat16)
+    t = torch.randint(0, v, (rows,), generator=g).to(dev)
+    t[::101] = -1
+    scale = (t != -1).float() * torch.finfo(fused_classifier.FP8_GRAD).max
+    triton = dev.type == "cuda" and triton_available()
+    _, q, qt = fused_classifier._chunk_loss_and_fp8_grads(logits.clone(), t, v, scale, softcap, triton)
+    _, rq, _ = fused_classifier._chunk_loss_and_fp8_grads(logits.float(), t, v, scale, softcap, False)
+    wrong = (q.view(torch.uint8) != rq.view(torch.uint8)).float().mean().item()
+    transposed = bool(torch.equal(qt.view(torch.uint8), q.t().contiguous().view(torch.uint8)))
+    ok = (wrong < 1e-3 and transposed) if triton else None  # off CUDA both came from the reference
+    record("classifier", case, "fp8 gradient kernel vs reference, bits", ok=ok,
+           wrong_share=wrong, transpose_exact=transposed)  # fmt: skip
 
 
 def compile_classifier(args, dev, case, x, w, t, v, dtype_name, ref):

@@ -160,3 +160,73 @@ def test_softcap_matches_reference(chunk_rows):
         _assert_close(a, b, rtol=2e-2, atol=2e-2)
     with torch.no_grad():  # the loss-only path
         _assert_close(chunked_classifier_loss(x, w, t, V, chunk_rows=chunk_rows, softcap=3.0), ref[0], 1e-2, 1e-2)
+
+
+def test_fp8_is_within_fp8_error_of_the_reference():
+    """--fp8-classifier: the three matmuls in FP8 (emulated on the CPU) give the reference's loss and gradients to
+    within FP8's rounding, and do round (not a silent bf16 path)."""
+    x, w, t = _inputs((4, 16), torch.float32, seed=9, ignore_frac=0.2)
+    ref = _run(plain_classifier_loss, x, w, t)
+    bf16 = _run(chunked_classifier_loss, x, w, t, chunk_rows=16, impl="torch")
+    fp8 = _run(chunked_classifier_loss, x, w, t, chunk_rows=16, impl="torch", fp8=True)
+    _assert_close(fp8[0], ref[0], rtol=2e-2, atol=0)
+    for got, want, plain in zip(fp8[1:], ref[1:], bf16[1:]):
+        assert got.dtype == want.dtype
+        assert 1e-3 < ((got - want).norm() / want.norm()).item() < 0.1
+        assert ((plain - want).norm() / want.norm()).item() < 1e-5
+    assert torch.count_nonzero(fp8[2][V:]) == 0  # padded columns: zero gradient, as the reference
+
+
+def test_fp8_under_autocast_and_with_softcap():
+    x, w, t = _inputs((2, 32), torch.float32, seed=10, ignore_frac=0.1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ref = _run(plain_classifier_loss, x, w, t, softcap=3.0)
+        got = _run(chunked_classifier_loss, x, w, t, chunk_rows=32, impl="torch", softcap=3.0, fp8=True)
+    _assert_close(got[0], ref[0], rtol=2e-2, atol=0)
+    for a, b in zip(got[1:], ref[1:]):
+        assert a.dtype == torch.float32 and ((a - b).norm() / b.norm()).item() < 0.1
+
+
+def test_fp8_falls_back_to_bf16_where_shapes_do_not_suit_scaled_mm():
+    """_scaled_mm wants every dimension a multiple of 16: 3 x 10 rows are not, so the chunks run unquantized."""
+    x, w, t = _inputs((3, 10), torch.float32, seed=11)
+    plain = _run(chunked_classifier_loss, x, w, t, chunk_rows=16, impl="torch")
+    fp8 = _run(chunked_classifier_loss, x, w, t, chunk_rows=16, impl="torch", fp8=True)
+    for a, b in zip(fp8, plain):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    with torch.no_grad():  # evaluation: bf16 logits (here fp32) whatever fp8 says
+        x2, w2, t2 = _inputs((4, 16), torch.float32, seed=12)
+        got = chunked_classifier_loss(x2, w2, t2, V, chunk_rows=16, fp8=True)
+        torch.testing.assert_close(got, plain_classifier_loss(x2, w2, t2, V), rtol=1e-5, atol=1e-7)
+
+
+def test_trainer_fp8_classifier_run(tmp_path, text_shards, capsys):
+    """--fp8-classifier 1 trains (the loss falls) with the fused classifier, and is refused without it."""
+    import json
+
+    from tests.helpers import progress_losses, run_cli, tiny_train_args
+
+    run = tmp_path / "fp8c"
+    code, _, err = run_cli(tiny_train_args(text_shards, run, 8, ["--fused-classifier", "1", "--fp8-classifier", "1"]),
+                           capsys)  # fmt: skip
+    assert code == 0, err
+    losses = [v for (kind, _), v in sorted(progress_losses(run).items(), key=lambda kv: kv[0][1]) if kind == "train"]
+    assert len(losses) == 8 and losses[-1] < losses[0] - 0.5, losses
+    train = json.load(open(run / "config.json"))["train"]
+    assert train["fp8_classifier"] == 1 and train["fused_classifier"] == 1
+    code, _, err = run_cli(tiny_train_args(text_shards, tmp_path / "bad", 1, ["--fp8-classifier", "1"]), capsys)
+    last = err.strip().splitlines()[-1]
+    assert code != 0 and last.startswith("error: --fp8-classifier 1:") and "--fused-classifier 1" in last, last
+
+
+def test_accelerate_swaps_in_the_fp8_classifier(tiny_config):
+    from gpt2train.model import build_model
+    from gpt2train.train.accelerate import FastPaths, accelerate
+
+    model = build_model(tiny_config, seed=1)
+    accelerate(model, FastPaths(fused_classifier=True, fp8_classifier=True))
+    assert model.classifier_loss.keywords == {"fp8": True}
+    accelerate(model, FastPaths(fused_classifier=True, classifier_chunk=64, fp8_classifier=True))
+    assert model.classifier_loss.keywords == {"chunk_rows": 64, "fp8": True}
+    accelerate(model, FastPaths(fused_classifier=True))
+    assert model.classifier_loss is chunked_classifier_loss

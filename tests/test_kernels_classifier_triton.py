@@ -118,3 +118,31 @@ def test_target_outside_the_vocabulary_is_a_nan_loss_not_a_read_out_of_bounds(im
     assert torch.count_nonzero(gw[V:]) == 0
     with torch.no_grad():
         assert torch.isnan(chunked_classifier_loss(x, w, t, V, chunk_rows=4, impl=impl))
+
+
+@pytest.mark.parametrize("softcap", [0.0, 3.0])
+def test_fp8_gradient_kernel_matches_torch(softcap):
+    """--fp8-classifier's tiled kernel (softmax - onehot, scaled, written both ways) against the PyTorch gradient of
+    the same logits. Written as fp32: the interpreter rounds to float8 otherwise than the GPU's round-to-nearest-even
+    (bench/kernels_gpu_check.py --checks classifier compares the float8 bits on a GPU)."""
+    from gpt2train.kernels import fused_classifier as fc
+
+    g = torch.Generator().manual_seed(3)
+    n, vp, v = 80, 200, 150  # two 64-row tiles and four 64-column ones, the last of each partial
+    logits = torch.randn(n, vp, generator=g) * 4
+    t = torch.randint(0, v, (n,), generator=g)
+    t[::7] = -1
+    t[1] = v - 1  # the last real column
+    scale = (t != -1).float() * 1000.0
+    lse = torch.full((n,), float("nan"))
+    loss_k, _ = fc._chunk_loss_and_dlogits_triton(logits.clone(), t, v, None, softcap, lse=lse)
+    q, qt = torch.full((n, vp), float("nan")), torch.full((vp, n), float("nan"))
+    fc._launch_fp8_grad(logits, lse, t, scale, v, softcap, q, qt)
+    loss_r, ref = fc._chunk_loss_and_dlogits(logits.clone(), t, v, scale, softcap)
+    torch.testing.assert_close(loss_k, loss_r, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(q, ref, rtol=1e-4, atol=1e-5)  # the soft-cap: tanh written otherwise
+    assert torch.equal(qt, q.t())
+    assert torch.count_nonzero(q[:, v:]) == 0 and torch.count_nonzero(q[::7]) == 0
+    fmax = torch.finfo(fc.FP8_GRAD).max
+    fc._launch_fp8_grad(logits, lse, t, scale * 1e3, v, softcap, q, qt)  # past e5m2's range: clamped
+    assert q.abs().max().item() == fmax and torch.equal(qt, q.t())

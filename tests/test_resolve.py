@@ -122,6 +122,10 @@ def test_fp8_auto_where_it_was_measured_faster_at_the_same_loss():
         ({"fp8": 1, "fp8_grad": "e4m2"}, "--fp8-grad 'e4m2': use e4m3 or e5m2"),
         ({"fp8": 1, "recompute": 3}, "--fp8 1 -r 3: every block is recomputed whole, and those keep bf16 linears"),
         ({"fp8_grad": "e5m2"}, "--fp8-grad e5m2 is the gradients' format in our FP8 linears: add --fp8 1"),
+        ({"fp8_classifier": 2}, "--fp8-classifier 2: use 0 (bf16) or 1 (FP8)"),
+        ({"fp8_classifier": 1}, "--fp8-classifier 1: cpu has no FP8 matmuls (needs CUDA capability 8.9+"),
+        ({"fp8": 0, "fp8_classifier": 1, "plain": True}, "--fp8-classifier 1: its matmuls are the fused classifier's"),
+        ({"fp8": 0, "fp8_classifier": 1, "fused_classifier": 0}, "which is off here: add --fused-classifier 1"),
         ({"fp8": 1, "fp8_impl": "torchao-tensorwise", "fp8_grad": "e5m2"}, "--fp8-grad e5m2 is the gradients' format"),
         (
             {"fp8": 1, "fp8_impl": "torchao-rowwise", "fp8_bf16": "weight-grads"},
@@ -161,6 +165,16 @@ def test_config_json_records_the_resolved_values(tmp_path, text_shards, capsys):
     assert (train["dtype"], train["compile"], train["gelu_fusion"], train["optimizer"], train["head_lr"]) == (
         "fp32", 0, 0, "adamw", 3e-3)  # fmt: skip
     assert not {k: train[k] for k in AUTO_FIELDS if train[k] in UNDECIDED}
+
+
+def test_fp8_classifier_needs_the_fused_classifier_and_fp8_matmuls():
+    """--fp8-classifier 1 resolves where the fused classifier runs on FP8 matmuls (CUDA, or the CPU's emulation)."""
+    assert resolve(TrainConfig(fp8_classifier=1), CUDA).fp8_classifier == 1
+    assert resolve(TrainConfig(), CUDA).fp8_classifier == 0
+    cpu_fp8 = Environment(device=torch.device("cpu"), fp8_supported=True)
+    assert resolve(TrainConfig(fp8_classifier=1, fused_classifier=1), cpu_fp8).fp8_classifier == 1
+    with pytest.raises(UserError, match="add --fused-classifier 1"):  # off by default on the CPU
+        resolve(TrainConfig(fp8_classifier=1), cpu_fp8)
 
 
 def test_fp8_cast_kernel_auto_is_on_with_our_fp8_on_cuda():

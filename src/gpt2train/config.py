@@ -433,6 +433,13 @@ class TrainConfig:
         "loss check in three sittings, e5m2 (2 bits, more range, the usual choice) cost 0.007 on average "
         "(BENCHMARKS.md, issue 21); the same speed",
     )
+    fp8_classifier: int = setting(
+        0,
+        "--fp8-classifier",
+        help="1: the output layer's three matmuls in FP8 too (the logits from e4m3 copies of x and W, their gradient "
+        "in e5m2 at a fixed scale; needs the fused classifier and a GPU with FP8 matmuls, or the CPU, emulated; "
+        "docs/fast-paths.md); 0: bf16. The evaluation loss always comes from bf16 logits",
+    )
     accumulate_in_matmul: int = setting(
         -1,
         "--accumulate-in-matmul",
@@ -666,6 +673,11 @@ def resolve(cfg: TrainConfig, env: Environment) -> ResolvedConfig:
     fp8_cast_kernel = cfg.fp8_cast_kernel
     if fp8_cast_kernel == -1:  # the one-pass casts: faster than Inductor's and as accurate (BENCHMARKS.md, issue 21)
         fp8_cast_kernel = int(bool(fp8) and cfg.fp8_impl == "ours" and on_cuda)
+    fused_classifier = int(cfg.fused_classifier == 1 or (cfg.fused_classifier == -1 and fast))
+    if cfg.fp8_classifier and not (fused_classifier and env.fp8_supported):
+        why = (f"{env.device} has no FP8 matmuls (needs CUDA capability 8.9+, e.g. an H100)" if not env.fp8_supported
+               else "its matmuls are the fused classifier's, which is off here: add --fused-classifier 1")  # fmt: skip
+        raise UserError(f"--fp8-classifier 1: {why}, or drop --fp8-classifier")
     decided = dict(
         device=env.device.type,
         dtype=dtype,
@@ -675,7 +687,7 @@ def resolve(cfg: TrainConfig, env: Environment) -> ResolvedConfig:
         fp8=fp8,
         fp8_cast_kernel=fp8_cast_kernel,
         compile=cfg.compile if cfg.compile != -1 else int(fast),  # -1: on with the fast path
-        fused_classifier=int(cfg.fused_classifier == 1 or (cfg.fused_classifier == -1 and fast)),
+        fused_classifier=fused_classifier,
         recompute_whole=recompute_whole,
         fp8_bf16=",".join(fp8_bf16_parts(cfg.fp8_bf16)),
         **recipe.resolved_levers(lv, mcfg, cfg.lr),
@@ -813,6 +825,8 @@ def _check_flags(cfg: TrainConfig, env: Environment, lv: dict) -> None:
     if cfg.fp8_cast_kernel not in (-1, 0, 1):
         raise UserError(f"--fp8-cast-kernel {cfg.fp8_cast_kernel}: use 0 (Inductor's casts), 1 (the Triton kernel) "
                         "or -1 (1 with --fp8 on CUDA)")  # fmt: skip
+    if cfg.fp8_classifier not in (0, 1):
+        raise UserError(f"--fp8-classifier {cfg.fp8_classifier}: use 0 (bf16) or 1 (FP8)")
     if cfg.fp8_scaling not in ("dynamic", "delayed"):
         raise UserError(f"--fp8-scaling {cfg.fp8_scaling!r}: use dynamic (each tensor's own amax) or delayed (the "
                         "previous micro-steps')")  # fmt: skip

@@ -125,8 +125,10 @@ def _ce_kernel(interpret: bool):
         Vp,
         softcap,  # > 0 when HAS_CAP: logits become softcap * tanh(logits / softcap), tanh(u) written as
         # 1 - 2 / (exp(2u) + 1): exact limits at +-inf and no libdevice, so the CPU interpreter runs it too
+        lse_ptr,  # (n,) fp32 out when WRITE_LSE: each row's log-sum-exp (for ce_grad_fp8_kernel)
         HAS_GRAD: tl.constexpr,
         HAS_CAP: tl.constexpr,
+        WRITE_LSE: tl.constexpr,
         BLOCK: tl.constexpr,
     ):
         row = tl.program_id(0).to(tl.int64)
@@ -154,6 +156,8 @@ def _ce_kernel(interpret: bool):
         if HAS_CAP:
             x_t = softcap * (1.0 - 2.0 / (tl.exp(2.0 * x_t / softcap) + 1.0))
         tl.store(loss_ptr + row, tl.where(in_vocab, lse - x_t, tl.where(valid, float("nan"), 0.0)))
+        if WRITE_LSE:
+            tl.store(lse_ptr + row, lse)
         if HAS_GRAD:
             # pass 2: (softmax - onehot) * scale, written in place; padded columns get 0
             scale = tl.load(row_scale_ptr + row)
@@ -169,7 +173,48 @@ def _ce_kernel(interpret: bool):
                     g = g * (1.0 - t * t)
                 tl.store(base + cols, g.to(logits_ptr.dtype.element_ty), mask=cols < Vp)
 
-    return ce_grad_kernel
+    @triton.jit
+    def ce_grad_fp8_kernel(
+        logits_ptr,  # (n, Vp), bf16 or fp32, rows contiguous
+        stride_row,
+        lse_ptr,  # (n,) fp32: each row's log-sum-exp (ce_grad_kernel's WRITE_LSE)
+        targets_ptr,  # (n,) int64, -1 = ignore
+        row_scale_ptr,  # (n,) fp32: the gradient's scale per row (1/N, or 0 for ignored rows) times the FP8 scale
+        g_ptr,  # (n, Vp) float8 out: d(loss)/d(logits), scaled
+        gt_ptr,  # (Vp, n) float8 out: the same, transposed
+        n,
+        V,
+        Vp,
+        softcap,
+        fmax,
+        HAS_CAP: tl.constexpr,
+        BLOCK_M: tl.constexpr,
+        BLOCK_N: tl.constexpr,
+    ):
+        # one tile of (softmax - onehot) * scale, cast to float8 and written both ways: the gradient matmuls take
+        # their FP8 operands K-major only, so dx = g @ W wants g and dW = g.T @ x wants g's transpose
+        rows = tl.program_id(0).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
+        cols = tl.program_id(1).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
+        row_ok = rows < n
+        mask = row_ok[:, None] & (cols[None, :] < Vp)
+        x = tl.load(logits_ptr + rows[:, None] * stride_row + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+        if HAS_CAP:
+            t = 1.0 - 2.0 / (tl.exp(2.0 * x / softcap) + 1.0)
+            x = softcap * t
+        lse = tl.load(lse_ptr + rows, mask=row_ok, other=0.0)
+        target = tl.load(targets_ptr + rows, mask=row_ok, other=-1)
+        in_vocab = (target >= 0) & (target < V)
+        scale = tl.load(row_scale_ptr + rows, mask=row_ok, other=0.0)
+        p = tl.where(cols[None, :] < V, tl.exp(x - lse[:, None]), 0.0)
+        hit = (cols[None, :] == target[:, None]) & in_vocab[:, None]
+        g = (p - tl.where(hit, 1.0, 0.0)) * scale[:, None]
+        if HAS_CAP:
+            g = g * (1.0 - t * t)
+        q = tl.clamp(g, -fmax, fmax).to(g_ptr.dtype.element_ty)
+        tl.store(g_ptr + rows[:, None] * Vp + cols[None, :], q, mask=mask)
+        tl.store(gt_ptr + cols[None, :] * n + rows[:, None], q, mask=mask)
+
+    return ce_grad_kernel, ce_grad_fp8_kernel
 
 
 CE_BLOCK = 4096  # columns per tile: 13 tiles over 50304
@@ -177,17 +222,23 @@ CE_WARPS = 8
 
 
 def _chunk_loss_and_dlogits_triton(
-    logits: torch.Tensor, targets: torch.Tensor, vocab_size: int, row_scale: torch.Tensor | None, softcap: float = 0.0
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    vocab_size: int,
+    row_scale: torch.Tensor | None,
+    softcap: float = 0.0,
+    lse: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Same contract as :func:`_chunk_loss_and_dlogits`, as one Triton kernel: two passes over
-    the logits in their own dtype (fp32 math in registers), the gradient written in place."""
+    the logits in their own dtype (fp32 math in registers), the gradient written in place. ``lse``, an (n,) fp32
+    buffer, receives each row's log-sum-exp if given."""
     n, vp = logits.shape
     if logits.stride(1) != 1:
         raise ValueError("logits rows must be contiguous")
     loss_rows = torch.empty(n, dtype=torch.float32, device=logits.device)
     has_grad = row_scale is not None
     kwargs = {} if interpreting() else {"num_warps": CE_WARPS}
-    _ce_kernel(interpreting())[(n,)](
+    _ce_kernel(interpreting())[0][(n,)](
         logits,
         logits.stride(0),
         targets.contiguous(),
@@ -196,12 +247,64 @@ def _chunk_loss_and_dlogits_triton(
         vocab_size,
         vp,
         float(softcap),
+        loss_rows if lse is None else lse,  # unused without WRITE_LSE
         HAS_GRAD=has_grad,
         HAS_CAP=bool(softcap),
+        WRITE_LSE=lse is not None,
         BLOCK=min(CE_BLOCK, 1 << (vp - 1).bit_length()),
         **kwargs,
     )
     return loss_rows.sum(), (logits if has_grad else None)
+
+
+FP8_TILE_M, FP8_TILE_N, FP8_WARPS = 64, 64, 4  # ce_grad_fp8_kernel's tile: rows by columns of the logits
+# the gradient's float8 format: its scale is fixed (|softmax - onehot| <= 1), and e5m2's range keeps probabilities
+# down to 1e-9 where e4m3's would drop those below 4e-6 (most of a 50,257-token row)
+FP8_GRAD = torch.float8_e5m2
+
+
+def _chunk_loss_and_fp8_grads(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    vocab_size: int,
+    row_scale: torch.Tensor,
+    softcap: float,
+    triton: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Summed cross-entropy of one chunk, and d(loss)/d(logits) times ``row_scale`` cast to FP8_GRAD (clamped to its
+    range) both as it is (n, Vp) and transposed (Vp, n). ``triton``: the loss pass of ce_grad_kernel, then one pass
+    of ce_grad_fp8_kernel writing both float8 copies; else :func:`_chunk_loss_and_dlogits`'s gradient in fp32 cast
+    and transposed in PyTorch: the reference."""
+    fmax = torch.finfo(FP8_GRAD).max
+    if not triton:
+        # from fp32 logits (the copy it would make of bf16 ones anyway), so the gradient is rounded once, as the kernel's
+        loss_sum, g = _chunk_loss_and_dlogits(logits.float(), targets, vocab_size, row_scale, softcap)
+        q = g.float().clamp(-fmax, fmax).to(FP8_GRAD)
+        return loss_sum, q, q.t().contiguous()
+    n, vp = logits.shape
+    lse = torch.empty(n, dtype=torch.float32, device=logits.device)
+    loss_sum, _ = _chunk_loss_and_dlogits_triton(logits, targets, vocab_size, None, softcap, lse=lse)
+    g = torch.empty((n, vp), dtype=FP8_GRAD, device=logits.device)
+    gt = torch.empty((vp, n), dtype=FP8_GRAD, device=logits.device)
+    _launch_fp8_grad(logits, lse, targets, row_scale, vocab_size, softcap, g, gt)
+    return loss_sum, g, gt
+
+
+def _launch_fp8_grad(logits: torch.Tensor, lse: torch.Tensor, targets: torch.Tensor, row_scale: torch.Tensor,
+                     vocab_size: int, softcap: float, g: torch.Tensor, gt: torch.Tensor) -> None:  # fmt: skip
+    """ce_grad_fp8_kernel over ``logits`` (n, Vp) into ``g`` (n, Vp) and ``gt`` (Vp, n), clamped to FP8_GRAD's
+    range and cast to their dtype (fp32 ones in tests: Triton's interpreter rounds to float8 otherwise than a GPU)."""
+    n, vp = logits.shape
+    grid = ((n + FP8_TILE_M - 1) // FP8_TILE_M, (vp + FP8_TILE_N - 1) // FP8_TILE_N)
+    kwargs = {} if interpreting() else {"num_warps": FP8_WARPS}
+    _ce_kernel(interpreting())[1][grid](logits, logits.stride(0), lse, targets.contiguous(), row_scale, g, gt, n,
+                                        vocab_size, vp, float(softcap), torch.finfo(FP8_GRAD).max,
+                                        HAS_CAP=bool(softcap), BLOCK_M=FP8_TILE_M, BLOCK_N=FP8_TILE_N, **kwargs)  # fmt: skip
+
+
+def _fp8_fits(n_rows: int, chunk_rows: int, width: int, padded_vocab: int) -> bool:
+    """torch._scaled_mm wants every dimension of its operands divisible by 16."""
+    return all(d % 16 == 0 for d in (n_rows, min(chunk_rows, n_rows), width, padded_vocab))
 
 
 def _use_triton(x: torch.Tensor, impl: str) -> bool:
@@ -219,13 +322,12 @@ class ChunkedClassifierLoss(torch.autograd.Function):
     """autograd.Function behind :func:`chunked_classifier_loss` (forward does all the work)."""
 
     @staticmethod
-    def forward(ctx, x, weight, targets, vocab_size: int, chunk_rows: int, impl: str, softcap: float):
+    def forward(ctx, x, weight, targets, vocab_size: int, chunk_rows: int, impl: str, softcap: float, fp8: bool):
         cdt = _compute_dtype(x)
-        chunk_fn = _chunk_loss_and_dlogits_triton if _use_triton(x, impl) else _chunk_loss_and_dlogits
+        triton = _use_triton(x, impl)
         x_shape = x.shape
         x2 = x.reshape(-1, x.shape[-1])
         t2 = targets.reshape(-1)
-        n_rows = x2.shape[0]
         need_dx, need_dw = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         with torch.autocast(x.device.type, enabled=False):
             w = weight.to(cdt)
@@ -236,22 +338,10 @@ class ChunkedClassifierLoss(torch.autograd.Function):
             row_scale_all = valid.to(torch.float32) * inv_n
             dx = torch.empty(x2.shape, dtype=x.dtype, device=x.device) if need_dx else None
             dw = torch.zeros(weight.shape, dtype=torch.float32, device=x.device) if need_dw else None
-            loss_sum = torch.zeros((), dtype=torch.float32, device=x.device)
-            for start in range(0, n_rows, chunk_rows):
-                end = min(start + chunk_rows, n_rows)
-                xc = xc_all[start:end]
-                logits = F.linear(xc, w)  # full Vp width keeps the matmul shapes aligned
-                scale = row_scale_all[start:end]
-                chunk_sum, dlogits = chunk_fn(logits, t2[start:end], vocab_size, scale, softcap)
-                loss_sum = loss_sum + chunk_sum
-                if need_dx:
-                    if dx.dtype == cdt:
-                        torch.mm(dlogits, w, out=dx[start:end])
-                    else:
-                        dx[start:end] = dlogits @ w
-                if need_dw:
-                    _accumulate_fp32(dw, dlogits.t(), xc)
-                del logits, dlogits
+            chunks = (
+                _fp8_chunks if fp8 and _fp8_fits(x2.shape[0], chunk_rows, x2.shape[1], weight.shape[0]) else _chunks
+            )
+            loss_sum = chunks(xc_all, w, t2, vocab_size, chunk_rows, softcap, row_scale_all, inv_n, triton, dx, dw)
         ctx.x_shape = x_shape
         ctx.weight_dtype = weight.dtype
         ctx.save_for_backward(dx if dx is not None else torch.empty(0), dw if dw is not None else torch.empty(0))
@@ -265,7 +355,63 @@ class ChunkedClassifierLoss(torch.autograd.Function):
             gx = (dx * grad_out.to(dx.dtype)).reshape(ctx.x_shape)
         if ctx.needs_input_grad[1]:
             gw = (dw * grad_out.float()).to(ctx.weight_dtype)
-        return gx, gw, None, None, None, None, None
+        return gx, gw, None, None, None, None, None, None
+
+
+def _chunks(x: torch.Tensor, w: torch.Tensor, targets: torch.Tensor, vocab_size: int, chunk_rows: int, softcap: float,
+            row_scale: torch.Tensor, inv_n: torch.Tensor, triton: bool, dx: torch.Tensor | None,
+            dw: torch.Tensor | None) -> torch.Tensor:  # fmt: skip
+    """ChunkedClassifierLoss's chunks in the compute dtype (x's and w's): fills ``dx`` (if given) and adds into the
+    fp32 ``dw`` (if given); returns the summed loss. ``triton``: each chunk's loss and gradient by ce_grad_kernel."""
+    chunk_fn = _chunk_loss_and_dlogits_triton if triton else _chunk_loss_and_dlogits
+    loss_sum = torch.zeros((), dtype=torch.float32, device=x.device)
+    for start in range(0, x.shape[0], chunk_rows):
+        end = min(start + chunk_rows, x.shape[0])
+        xc = x[start:end]
+        logits = F.linear(xc, w)  # full Vp width keeps the matmul shapes aligned
+        chunk_sum, dlogits = chunk_fn(logits, targets[start:end], vocab_size, row_scale[start:end], softcap)
+        loss_sum = loss_sum + chunk_sum
+        if dx is not None:
+            if dx.dtype == x.dtype:
+                torch.mm(dlogits, w, out=dx[start:end])
+            else:
+                dx[start:end] = dlogits @ w
+        if dw is not None:
+            _accumulate_fp32(dw, dlogits.t(), xc)
+        del logits, dlogits
+    return loss_sum
+
+
+def _fp8_chunks(x: torch.Tensor, w: torch.Tensor, targets: torch.Tensor, vocab_size: int, chunk_rows: int,
+                softcap: float, row_scale: torch.Tensor, inv_n: torch.Tensor, triton: bool, dx: torch.Tensor | None,
+                dw: torch.Tensor | None) -> torch.Tensor:  # fmt: skip
+    """:func:`_chunks` with the three matmuls in FP8 (``--fp8-classifier``): the logits from e4m3
+    copies of x and W scaled by their own largest values (as kernels/fp8_linear.py's), the gradient d(loss)/d(logits)
+    in FP8_GRAD at a fixed scale, dx = g @ W and dW = g.T @ x accumulating exactly (no fast accumulation). Fills
+    ``dx`` (if given) and adds into ``dw`` (if given); returns the summed loss."""
+    from gpt2train.kernels.fp8_linear import E4M3, quantize_transposed
+
+    wq, wqt, sw = quantize_transposed(w, E4M3, kernel=triton)
+    xq, _, sx = quantize_transposed(x, E4M3, transpose=False, kernel=triton)
+    gmax = torch.finfo(FP8_GRAD).max
+    # the gradient of a valid row is (softmax - onehot) / N: stored as (softmax - onehot) * gmax, dequantized by N*gmax
+    g_scale = row_scale * (gmax / inv_n)
+    g_dequant = inv_n / gmax
+    loss_sum = torch.zeros((), dtype=torch.float32, device=x.device)
+    for start in range(0, x.shape[0], chunk_rows):
+        end = min(start + chunk_rows, x.shape[0])
+        logits = torch._scaled_mm(xq[start:end], wq.t(), scale_a=sx, scale_b=sw, out_dtype=w.dtype,
+                                  use_fast_accum=True)  # fmt: skip
+        chunk_sum, g, gt = _chunk_loss_and_fp8_grads(logits, targets[start:end], vocab_size, g_scale[start:end],
+                                                     softcap, triton)  # fmt: skip
+        del logits
+        loss_sum = loss_sum + chunk_sum
+        if dx is not None:  # W (Vp, C) column-major is W.T (C, Vp) row-major
+            dx[start:end] = torch._scaled_mm(g, wqt.t(), scale_a=g_dequant, scale_b=sw, out_dtype=dx.dtype)
+        if dw is not None:  # x's rows (n, C) column-major: their transpose (C, n) row-major
+            xt = xq[start:end].t().contiguous()
+            dw.add_(torch._scaled_mm(gt, xt.t(), scale_a=g_dequant, scale_b=sx, out_dtype=torch.float32))
+    return loss_sum
 
 
 def chunked_classifier_loss(
@@ -276,6 +422,7 @@ def chunked_classifier_loss(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     impl: str = "auto",
     softcap: float = 0.0,
+    fp8: bool = False,
 ) -> torch.Tensor:
     """Mean cross-entropy of ``x @ weight^T`` over the first ``vocab_size`` columns, chunked.
 
@@ -288,12 +435,14 @@ def chunked_classifier_loss(
     ``impl`` picks the per-chunk softmax / cross-entropy / gradient step: ``"torch"`` (plain ops),
     ``"triton"`` (one fused kernel; CUDA, or CPU under TRITON_INTERPRET=1) or ``"auto"`` (Triton
     on CUDA when installed, except while torch.compile traces, where inductor fuses the ops).
-    ``softcap`` > 0 soft-caps the logits first, as :func:`plain_classifier_loss` does.
+    ``softcap`` > 0 soft-caps the logits first, as :func:`plain_classifier_loss` does. ``fp8`` (with gradients,
+    where every dimension is a multiple of 16): the three matmuls in FP8 (:func:`_fp8_chunks`); the loss without
+    gradients is always computed from bf16 logits.
     """
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be positive, got {chunk_rows}")
     if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
-        return ChunkedClassifierLoss.apply(x, weight, targets, vocab_size, chunk_rows, impl, softcap)
+        return ChunkedClassifierLoss.apply(x, weight, targets, vocab_size, chunk_rows, impl, softcap, fp8)
     # inference: the same chunked loss, without the gradient work
     cdt = _compute_dtype(x)
     chunk_fn = _chunk_loss_and_dlogits_triton if _use_triton(x, impl) else _chunk_loss_and_dlogits

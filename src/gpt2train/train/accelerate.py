@@ -7,7 +7,7 @@ model.py is the reference; :func:`accelerate` turns its modules into faster ones
 - the MLPs into :class:`RecomputedMLP` (-r 1 and up: only the activation's input is kept) or
   :class:`GeluFusedMLP` (-ge: GELU in cuBLASLt's matmul epilogues, kernels/gelu_mlp.py);
 - blocks into :class:`RecomputedBlock` (-r 2: the norms recomputed, -r 3: each sublayer recomputed whole);
-- ``GPT.classifier_loss`` into the chunked classifier (kernels/fused_classifier.py);
+- ``GPT.classifier_loss`` into the chunked classifier (kernels/fused_classifier.py), its matmuls in FP8 or bf16;
 - and then compiles each block, or the whole model.
 
 A module is swapped by changing its class to a subclass with another ``forward`` (as torch.nn.utils.parametrize
@@ -48,6 +48,7 @@ class FastPaths:
     accumulate_grads: bool = False  # the blocks' matmuls add their weight gradients into .grad (kernels/grad_accum.py)
     fused_classifier: bool = False
     classifier_chunk: int = 16384  # rows of logits at once; 0: all rows
+    fp8_classifier: bool = False  # the fused classifier's matmuls in FP8 (--fp8-classifier)
     compile: bool = False
     compile_scope: str = "blocks"  # blocks: each block compiled (one shared graph); model: the whole model
     compile_mode: str = "default"
@@ -268,7 +269,7 @@ def _classifier_loss(paths: FastPaths):
         try:
             from gpt2train.kernels import select_classifier_loss
 
-            return select_classifier_loss(True, paths.classifier_chunk or 1 << 62)
+            return select_classifier_loss(True, paths.classifier_chunk or 1 << 62, fp8=paths.fp8_classifier)
         except ImportError:
             pass
     return plain_classifier_loss
