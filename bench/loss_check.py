@@ -3,10 +3,11 @@ run N times; prints each run's val loss at the last step and their mean. A lever
 the mean by at most 0.01 over the bf16 fast path's (run both in one sitting). Train flags after ``--`` are the
 lever (they follow, so override, the check's own).
 
-    python -m bench loss-check --runs 2                  # the fast path
+    python -m bench loss-check --runs 2                  # the fast path as it is by default
     python -m bench loss-check --runs 2 -- --fp8 2       # a lever
-    python -m bench loss-check --runs 2 --baseline -- --fp8 2   # the fast path first, then the lever, and the verdict
-    python -m bench loss-check --runs 2 --baseline-from $OUT/fp8.json -- --fp8 1   # the same sitting's fast path again
+    python -m bench loss-check --runs 2 --baseline -- --fp8 2   # the bf16 fast path first, then the lever, the verdict
+    python -m bench loss-check --runs 2 --baseline-from $OUT/fp8.json -- --fp8 1   # the same sitting's bf16 runs again
+    python -m bench loss-check --runs 2 --baseline -- --fp8 -1 --fp8-classifier -1   # the default path's check
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from bench import throughput
 # -e d12 -b 32 -t 1024 -d 131072 -x 200 -v 25 -m 20 -l 0.0006 -u 50 -q 0.0 -c 0.1 -k cosine, less what run_one sets
 CHECK = {"model": "d12", "B": 32, "T": 1024, "total_batch": 131_072, "steps": 200}
 CHECK_FLAGS = ["-v", "25", "-m", "20", "-l", "0.0006", "-u", "50", "-q", "0.0", "-c", "0.1", "-k", "cosine"]
-MAX_RISE = 0.01  # how far a lever's mean may rise over the fast path's
+MAX_RISE = 0.01  # how far a lever's mean may rise over the bf16 fast path's
+# the bf16 fast path, the baseline: the fast path with every FP8 setting off (at d12 the output layer's is on by default)
+BF16_FLAGS = ["--fp8", "0", "--fp8-classifier", "0"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,11 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-r", "--recompute", type=int, default=1, help="-r of the runs (the trainer's default: 1)")
     p.add_argument("--gpu", type=int, default=0)
     p.add_argument("--baseline", action="store_true",
-                   help="run the bf16 fast path --runs times first, in the same sitting, and say whether the lever "
-                   f"holds the check (its mean at most +{MAX_RISE} over the fast path's)")  # fmt: skip
+                   help="run the bf16 fast path (--fp8 0 --fp8-classifier 0) --runs times first, in the same "
+                   f"sitting, and say whether the lever holds the check (its mean at most +{MAX_RISE} over that "
+                   "path's)")  # fmt: skip
     p.add_argument("--baseline-from", metavar="JSON",
-                   help="as --baseline, with the fast path's runs read from an earlier --out of this sitting (one "
-                   "with --baseline, or the fast path alone) instead of run again")  # fmt: skip
+                   help="as --baseline, with the bf16 fast path's runs read from an earlier --out of this sitting "
+                   "(one with --baseline, or of that path alone) instead of run again")  # fmt: skip
     # for a CPU smoke test: a shorter run of another shape (the check itself is the defaults)
     p.add_argument("--steps", type=int, default=CHECK["steps"], help=argparse.SUPPRESS)
     p.add_argument("-b", "--batch-size", type=int, default=CHECK["B"], help=argparse.SUPPRESS)
@@ -51,21 +55,21 @@ def main(argv: list[str] | None = None) -> int:
         warmup=3, gpu=args.gpu, timeout=args.timeout, keep_logs=args.keep_logs, nproc=1, cap_mib=0,
     )  # fmt: skip
     if (args.baseline or args.baseline_from) and (args.plain or not extra):
-        p.error("--baseline compares a lever (train flags after --) with the fast path it changes")
+        p.error("--baseline compares a lever (train flags after --) with the bf16 fast path")
     if args.baseline and args.baseline_from:
         p.error("--baseline runs the fast path, --baseline-from reads its runs: give one")
     if args.baseline_from:
         baseline = _baseline_runs(args.baseline_from, p)
     else:
-        baseline = _runs(run_args, "fast", [], args.runs, "baseline") if args.baseline else None
+        baseline = _runs(run_args, "fast", BF16_FLAGS, args.runs, "baseline") if args.baseline else None
     results = _runs(run_args, path, extra, args.runs, "loss_check")
-    base = _report("fast", [], baseline) if baseline is not None else None  # in the order they ran
+    base = _report("fast", BF16_FLAGS, baseline) if baseline is not None else None  # in the order they ran
     mean = _report(path, extra, results)
     verdict = None
     if mean is not None and base is not None:
         rise = mean - base
         verdict = "holds" if rise <= MAX_RISE else "fails"
-        print(f"{' '.join(extra)}: {rise:+.4f} over the fast path's mean in this sitting: {verdict} "
+        print(f"{' '.join(extra)}: {rise:+.4f} over the bf16 fast path's mean in this sitting: {verdict} "
               f"(at most +{MAX_RISE})")  # fmt: skip
     if args.out:
         data = {"date": time.strftime("%Y-%m-%d"), "path": path, "flags": extra, "mean_val_loss": mean,
@@ -80,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _baseline_runs(path: str, p: argparse.ArgumentParser) -> list:
-    """The fast path's runs in an earlier loss-check's JSON: its baseline, or its own runs if it checked the fast
-    path alone."""
+    """The bf16 fast path's runs in an earlier loss-check's JSON: its baseline, or its own runs if it checked that
+    path alone (with BF16_FLAGS)."""
     try:
         with open(path) as f:
             data = json.load(f)
@@ -89,10 +93,11 @@ def _baseline_runs(path: str, p: argparse.ArgumentParser) -> list:
         p.error(f"--baseline-from {path}: cannot read it ({e}); give the --out of an earlier loss-check")
     if "baseline_runs" in data:
         runs = data["baseline_runs"]
-    elif data.get("path") == "fast" and not data.get("flags"):
+    elif data.get("path") == "fast" and data.get("flags") == BF16_FLAGS:
         runs = data.get("runs", [])
     else:
-        p.error(f"--baseline-from {path}: it holds no fast-path runs (a lever's check without --baseline)")
+        p.error(f"--baseline-from {path}: it holds no bf16 fast-path runs (a lever's check without --baseline, or "
+                "the default path's)")  # fmt: skip
     return [throughput.RunResult(**r) for r in runs]
 
 

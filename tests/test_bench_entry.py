@@ -113,15 +113,16 @@ def test_loss_check_runs_the_check_n_times_and_reports_the_mean(tmp_path, capsys
 
 
 def test_loss_check_baseline_runs_the_fast_path_first_and_gives_the_verdict(tmp_path, capsys, monkeypatch):
-    """--baseline: the fast path's runs first (no lever flags), then the lever's; the verdict compares the means
-    against the check's +0.01. The stand-in's losses rise by 0.01 a run: 5.51, 5.52 then 5.53, 5.54 (+0.02)."""
+    """--baseline: the bf16 fast path's runs first (every FP8 setting off), then the lever's; the verdict compares
+    the means against the check's +0.01. The stand-in's losses rise by 0.01 a run: 5.51, 5.52 then 5.53, 5.54."""
     calls = _fake_runs(monkeypatch)
     out = tmp_path / "loss.json"
     assert loss_check.main(["--runs", "2", "--baseline", "--out", str(out), "--", "--fp8", "2"]) == 0
-    assert [c[3][-2:] for c in calls] == [["-k", "cosine"]] * 2 + [["--fp8", "2"]] * 2
+    assert [c[3][-6:] for c in calls[:2]] == [["-k", "cosine", "--fp8", "0", "--fp8-classifier", "0"]] * 2
+    assert [c[3][-2:] for c in calls[2:]] == [["--fp8", "2"]] * 2
     data = json.loads(out.read_text())
     assert data["baseline_mean_val_loss"] == pytest.approx(5.515) and data["mean_val_loss"] == pytest.approx(5.535)
-    assert data["verdict"] == "fails" and "+0.0200 over the fast path's mean in this sitting: fails" in (
+    assert data["verdict"] == "fails" and "+0.0200 over the bf16 fast path's mean in this sitting: fails" in (
         capsys.readouterr().out
     )
     calls.clear()  # one run each: 5.51 then 5.52, +0.01, which holds
@@ -145,14 +146,17 @@ def test_loss_check_baseline_from_reuses_the_sittings_fast_path_runs(tmp_path, c
     assert [c[3][-2:] for c in calls] == [["--fp8", "1"]] * 2  # no fast-path runs this time
     data = json.loads(second.read_text())
     assert data["baseline_mean_val_loss"] == pytest.approx(5.515) and data["verdict"] == "holds"
-    assert data["baseline_from"] == str(first) and "+0.0000 over the fast path's mean" in capsys.readouterr().out
+    assert data["baseline_from"] == str(first) and "+0.0000 over the bf16 fast path's mean" in capsys.readouterr().out
     fast_only = tmp_path / "fast.json"
-    assert loss_check.main(["--runs", "1", "--out", str(fast_only)]) == 0
+    assert loss_check.main(["--runs", "1", "--out", str(fast_only), "--", *loss_check.BF16_FLAGS]) == 0
     assert loss_check.main(["--runs", "1", "--baseline-from", str(fast_only), "--", "--fp8", "1"]) == 0
     lever_only = tmp_path / "lever.json"
     assert loss_check.main(["--runs", "1", "--out", str(lever_only), "--", "--fp8", "2"]) == 0
+    default_only = tmp_path / "default.json"  # the fast path as it is by default: FP8 where that is on
+    assert loss_check.main(["--runs", "1", "--out", str(default_only)]) == 0
     for argv, needle in (([str(tmp_path / "missing.json")], "cannot read it"),
-                         ([str(lever_only)], "holds no fast-path runs")):  # fmt: skip
+                         ([str(lever_only)], "holds no bf16 fast-path runs"),
+                         ([str(default_only)], "holds no bf16 fast-path runs")):  # fmt: skip
         with pytest.raises(SystemExit):
             loss_check.main(["--runs", "1", "--baseline-from", *argv, "--", "--fp8", "1"])
         assert needle in capsys.readouterr().err

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import re
 
-from gpt2train.config import ModelConfig, bf16_params_rule, fp8_rule, preset
+from gpt2train.config import ModelConfig, bf16_params_rule, fp8_classifier_rule, fp8_rule, preset
 from gpt2train.errors import UserError
 from gpt2train.hardware import GPU, GPUS
 
@@ -131,6 +131,7 @@ def estimate_memory(
     bf16_params: int = 0,
     recompute_whole: int = 0,
     fp8_linears: str = "none",
+    fp8_classifier: bool = False,
 ) -> dict:
     """Estimated peak bytes on one GPU, by part; ``total`` is the sum of the other entries.
 
@@ -139,7 +140,8 @@ def estimate_memory(
     ``bf16_params`` (our ``--bf16-params 1``) moves our trainer to llm.c's ``-w 1`` layout; llm.c's own
     layout already is that, so ``"llmc"`` ignores it. ``recompute_whole`` (our ``--recompute-whole N``) has N
     blocks recomputed whole as at -r 3; llm.c has no such setting. ``fp8_linears`` (one of ``FP8_LINEAR_MODES``; our
-    ``--fp8``) models the FP8 linears' saved copies; llm.c has no FP8.
+    ``--fp8``) models the FP8 linears' saved copies, ``fp8_classifier`` (our ``--fp8-classifier``) the output layer's
+    float8 gradient; llm.c has no FP8.
     """
     if batch_size < 0 or seq_len <= 0:
         raise UserError(f"-b {batch_size} -t {seq_len}: batch size and sequence length must be positive")
@@ -158,11 +160,11 @@ def estimate_memory(
     if layout == "llmc":
         if recompute_whole:
             raise UserError("--recompute-whole is gpt2train's; llm.c's layout has no such setting")
-        if fp8_linears != "none":
+        if fp8_linears != "none" or fp8_classifier:
             raise UserError("--fp8 is gpt2train's; llm.c's layout has no FP8 (use --layout gpt2train or --fp8 0)")
         return _estimate_llmc(cfg, batch_size, seq_len, **kwargs)
     return _estimate_gpt2train(cfg, batch_size, seq_len, bf16_params=bf16_params, recompute_whole=recompute_whole,
-                               fp8_linears=fp8_linears, **kwargs)  # fmt: skip
+                               fp8_linears=fp8_linears, fp8_classifier=fp8_classifier, **kwargs)  # fmt: skip
 
 
 def _estimate_llmc(
@@ -241,6 +243,8 @@ FP8_LINEAR_MODES = ("none", "all", "some")
 # per channel (the bf16 input, its fp32 gradient and scratch); the kernel check of 2026-11-27, autocast rows.
 _CLASSIFIER_CHUNK_ROWS = 16384
 _CLASSIFIER_ROW_BYTES_PER_C = 12
+# --fp8-classifier: a chunk's logit gradient in float8 twice (as it is and transposed) beside its bf16 logits
+_FP8_CLASSIFIER_LOGIT_BYTES = 2
 # Several GPUs under DDP (-z 0; also -z 1 before it got its own ZeRO-1), measured on d12 and d48 at 2 and 4 GPUs:
 # 4 more bytes per parameter (a second fp32 gradient-sized buffer, despite gradient_as_bucket_view) and
 # 2 more bytes per token per layer per channel (torch.compile splits the graph at DDP's bucket
@@ -266,6 +270,7 @@ def _estimate_gpt2train(
     bf16_params: int = 0,
     recompute_whole: int = 0,
     fp8_linears: str = "none",
+    fp8_classifier: bool = False,
 ) -> dict:
     """Our trainer's layout: estimated peak bytes on one GPU, by part; ``total`` is the sum of the others.
 
@@ -289,7 +294,8 @@ def _estimate_gpt2train(
     - ``activations``: B*T*L*C times a fitted per-layer coefficient (``_GPT2TRAIN_ACT``; ``_GPT2TRAIN_FP8_ACT``
       with FP8 linears below -r 3), +2 with several GPUs; with ``recompute_whole`` N, N of the L layers take -r 3's
       coefficient.
-    - ``classifier``: the chunked classifier's transient memory; the logits are never held whole.
+    - ``classifier``: the chunked classifier's transient memory; the logits are never held whole (with
+      ``fp8_classifier``, --fp8-classifier, a chunk's float8 gradient in two layouts too).
     - ``overhead``: a fitted 128 MiB of workspaces.
 
     Our trainer supports ZeRO stages 0 and 1 only.
@@ -331,7 +337,7 @@ def _estimate_gpt2train(
         coeff *= 2  # unmeasured: every saved tensor in fp32 instead of bf16
     if ddp:  # kept for -z 1 too until measured without DDP
         coeff += _DDP_ACT_BYTES
-    logit_bytes = 2 if dtype == "bf16" else 4
+    logit_bytes = (2 if dtype == "bf16" else 4) + (_FP8_CLASSIFIER_LOGIT_BYTES if fp8_classifier else 0)
     chunk = min(_CLASSIFIER_CHUNK_ROWS, tokens)
     parts = {
         "params": n * wb,
@@ -459,7 +465,8 @@ def make_plan(
     max_batch_by_recompute (the largest B at each -r the layout has, the other settings kept), recompute_whole,
     whole_blocks_needed (the fewest blocks recomputed whole for batch_size to fit at this -r, when it does not
     fit as asked; None otherwise), fp8 (the trainer's --fp8: every block linear in FP8, ours; -1 as the trainer
-    decides it, :func:`gpt2train.config.fp8_rule`).
+    decides it, :func:`gpt2train.config.fp8_rule`), fp8_classifier (the output layer in FP8 as the trainer's
+    --fp8-classifier -1 decides it, with ``fp8`` -1 only: :func:`gpt2train.config.fp8_classifier_rule`).
     """
     cfg = resolve_model(model)
     card = get_gpu(gpu)
@@ -497,9 +504,13 @@ def make_plan(
             return "all" if rule and layout != "llmc" else "none"
 
         fp8 = int(fp8_linears_at(recompute, recompute_whole) == "all")
+    # the output layer in FP8 as the trainer decides it (--fp8-classifier -1) where its blocks' FP8 is decided so too
+    optimizer = "adamw" if recipe == "classic" else "muon"
+    fp8_classifier = bool(fp8_linears_at and layout != "llmc" and fp8_classifier_rule(card.hopper, gpus, cfg, optimizer,
+                                                                                      "bf16"))  # fmt: skip
     mem_kwargs = dict(world_size=gpus, zero_stage=zero_stage, recompute=recompute, master_weights=master_weights,
                       layout=layout, bf16_params=bf16_params, recompute_whole=recompute_whole,
-                      fp8_linears="all" if fp8 else "none")  # fmt: skip
+                      fp8_linears="all" if fp8 else "none", fp8_classifier=fp8_classifier)  # fmt: skip
     mem = estimate_memory(cfg, batch_size, seq_len, **mem_kwargs)
     card_bytes = card.memory_mib * MIB
     max_batch = max_batch_size(cfg, card_bytes, seq_len, **mem_kwargs)
@@ -532,6 +543,7 @@ def make_plan(
         "recompute": recompute,
         "recompute_whole": recompute_whole,
         "fp8": fp8,
+        "fp8_classifier": int(fp8_classifier),
         "master_weights": master_weights,
         "bf16_params": bf16_params,
         "layout": layout,

@@ -411,6 +411,7 @@ def _fp8_chunks(x: torch.Tensor, w: torch.Tensor, targets: torch.Tensor, vocab_s
         if dw is not None:  # x's rows (n, C) column-major: their transpose (C, n) row-major
             xt = xq[start:end].t().contiguous()
             dw.add_(torch._scaled_mm(gt, xt.t(), scale_a=g_dequant, scale_b=sx, out_dtype=torch.float32))
+        del g, gt  # before the next chunk's logits: a chunk holds its bf16 logits and two float8 copies at most
     return loss_sum
 
 
