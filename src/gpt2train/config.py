@@ -227,9 +227,6 @@ def setting(default, *flags: str, help: str, metavar: str | None = None):
 # --fp8 -1 turns FP8 on from this width (n_embd): on an H200 it ran d48 (1,600) 1.20x and d36 (1,280) 1.12x as fast
 # as our bf16 step, d12 (768) no faster, and held the loss check (BENCHMARKS.md, issue 21)
 FP8_AUTO_MIN_WIDTH = 1280
-# --fp8-classifier -1 turns the output layer's FP8 on up to this width: at d12 (768) the output layer is 31% of the
-# matmuls and FP8 made the step 1.05x as fast at the same loss; at d48 (5%) no faster, 1.7 GB more (BENCHMARKS.md)
-FP8_CLASSIFIER_AUTO_MAX_WIDTH = 768
 
 
 @dataclass
@@ -437,13 +434,12 @@ class TrainConfig:
         "(BENCHMARKS.md, issue 21); the same speed",
     )
     fp8_classifier: int = setting(
-        -1,
+        0,
         "--fp8-classifier",
         help="1: the output layer's three matmuls in FP8 (the logits from e4m3 copies of x and W, their gradient "
-        "in e5m2 at a fixed scale; needs the fused classifier and a GPU with FP8 matmuls, or the CPU, emulated; "
-        "docs/fast-paths.md); 0: bf16; -1: 1 where it was measured faster at the same loss (one process on the fast "
-        f"path of a Hopper GPU, a classic model of at most {FP8_CLASSIFIER_AUTO_MAX_WIDTH} channels such as d12, "
-        "AdamW in bf16), a resumed run its checkpoint's, else 0. The evaluation loss always comes from bf16 logits",
+        "in e5m2 at a fixed scale; needs the fused classifier and a GPU with FP8 matmuls, or the CPU, emulated): "
+        "d12's step 1.05x as fast on an H200, but the 200-step loss check held in one sitting and failed in the "
+        "other (+0.0125; docs/fast-paths.md); 0: bf16. The evaluation loss always comes from bf16 logits",
     )
     accumulate_in_matmul: int = setting(
         -1,
@@ -590,7 +586,7 @@ class Environment:
 # the settings resolve() decides (-1, "auto" or None in a TrainConfig); a ResolvedConfig holds none of those
 AUTO_FIELDS = ("device", "dtype", "bf16_params", "gelu_fusion", "accumulate_in_matmul", "compile", "fused_classifier",
                "recompute_whole", "optimizer", "pos", "qk_norm", "mlp", "norm", "zero_init_proj", "untied_head",
-               "logit_softcap", "head_lr", "embed_lr", "fp8", "fp8_cast_kernel", "fp8_classifier")  # fmt: skip
+               "logit_softcap", "head_lr", "embed_lr", "fp8", "fp8_cast_kernel")  # fmt: skip
 TRAIN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 
 
@@ -650,13 +646,7 @@ def resolve(cfg: TrainConfig, env: Environment) -> ResolvedConfig:
     _check_fp8(cfg, env, fp8)
 
     fused_classifier = int(cfg.fused_classifier == 1 or (cfg.fused_classifier == -1 and fast))
-    fp8_classifier = cfg.fp8_classifier
-    if fp8_classifier == -1:
-        fp8_classifier = auto_fp8_classifier(env, mcfg, fast and bool(fused_classifier), dtype, lv["optimizer"])
-        if fp8_classifier:
-            notes.append("--fp8-classifier -1: the output layer's matmuls in FP8 (1.05x the bf16 step at d12 on an "
-                         "H200, at the same loss; BENCHMARKS.md); --fp8-classifier 0 for bf16")  # fmt: skip
-    elif fp8_classifier and not (fused_classifier and env.fp8_supported):
+    if cfg.fp8_classifier and not (fused_classifier and env.fp8_supported):
         why = (f"{env.device} has no FP8 matmuls (needs CUDA capability 8.9+, e.g. an H100)" if not env.fp8_supported
                else "its matmuls are the fused classifier's, which is off here: add --fused-classifier 1")  # fmt: skip
         raise UserError(f"--fp8-classifier 1: {why}, or drop --fp8-classifier")
@@ -665,8 +655,7 @@ def resolve(cfg: TrainConfig, env: Environment) -> ResolvedConfig:
     if recompute_whole == -1:  # the planner's fewest blocks for -b on this card
         from gpt2train.train import memory
 
-        settings = memory.settings(cfg, env.world_size, bf16_params=bf16_params, fp8=fp8,
-                                   fp8_classifier=fp8_classifier)  # fmt: skip
+        settings = memory.settings(cfg, env.world_size, bf16_params=bf16_params, fp8=fp8)
         recompute_whole = memory.whole_blocks_needed(mcfg, cfg.seq_len, settings, env.gpu_memory, cfg.batch_size) or 0
         if recompute_whole:
             notes.append(f"--recompute-whole -1: the first {recompute_whole} of {mcfg.n_layer} blocks recomputed "
@@ -701,7 +690,6 @@ def resolve(cfg: TrainConfig, env: Environment) -> ResolvedConfig:
         fp8_cast_kernel=fp8_cast_kernel,
         compile=cfg.compile if cfg.compile != -1 else int(fast),  # -1: on with the fast path
         fused_classifier=fused_classifier,
-        fp8_classifier=fp8_classifier,
         recompute_whole=recompute_whole,
         fp8_bf16=",".join(fp8_bf16_parts(cfg.fp8_bf16)),
         **recipe.resolved_levers(lv, mcfg, cfg.lr),
@@ -746,26 +734,6 @@ def fp8_rule(hopper: bool, world_size: int, mcfg: ModelConfig, optimizer: str, d
     """auto_fp8's rule for a new run on the fast path with FP8 matmuls (``gpt2train plan`` applies it too)."""
     return int(hopper and world_size == 1 and mcfg.classic and mcfg.n_embd >= FP8_AUTO_MIN_WIDTH
                and optimizer == "adamw" and dtype == "bf16" and recompute <= 1 and recompute_whole == 0)  # fmt: skip
-
-
-def auto_fp8_classifier(env: Environment, mcfg: ModelConfig, fused_fast: bool, dtype: str, optimizer: str) -> int:
-    """``--fp8-classifier -1``: a resumed run keeps its checkpoint's (0 if it predates the setting); a new one takes
-    the FP8 output layer where it was measured faster at the same loss: one process on the fast path of a Hopper
-    GPU with the fused classifier, a classic model of at most FP8_CLASSIFIER_AUTO_MAX_WIDTH channels with AdamW in
-    bf16 (others are not measured). Else 0."""
-    if not (fused_fast and env.fp8_supported):
-        return 0
-    if env.resume_config is not None:
-        return int(env.resume_config.get("fp8_classifier", 0) == 1)
-    hopper = env.gpu_capability is not None and env.gpu_capability[0] == 9
-    return fp8_classifier_rule(hopper, env.world_size, mcfg, optimizer, dtype)
-
-
-def fp8_classifier_rule(hopper: bool, world_size: int, mcfg: ModelConfig, optimizer: str, dtype: str) -> int:
-    """auto_fp8_classifier's rule for a new run on the fast path with FP8 matmuls (``gpt2train plan`` applies it
-    too)."""
-    return int(hopper and world_size == 1 and mcfg.classic and mcfg.n_embd <= FP8_CLASSIFIER_AUTO_MAX_WIDTH
-               and optimizer == "adamw" and dtype == "bf16")  # fmt: skip
 
 
 def auto_accumulate_in_matmul(bf16_params: int, master_weights: int, recompute: int, optimizer: str, fast: bool,
@@ -859,8 +827,8 @@ def _check_flags(cfg: TrainConfig, env: Environment, lv: dict) -> None:
     if cfg.fp8_cast_kernel not in (-1, 0, 1):
         raise UserError(f"--fp8-cast-kernel {cfg.fp8_cast_kernel}: use 0 (Inductor's casts), 1 (the Triton kernel) "
                         "or -1 (1 with --fp8 on CUDA)")  # fmt: skip
-    if cfg.fp8_classifier not in (-1, 0, 1):
-        raise UserError(f"--fp8-classifier {cfg.fp8_classifier}: use 0 (bf16), 1 (FP8) or -1 (auto)")
+    if cfg.fp8_classifier not in (0, 1):
+        raise UserError(f"--fp8-classifier {cfg.fp8_classifier}: use 0 (bf16) or 1 (FP8)")
     if cfg.fp8_scaling not in ("dynamic", "delayed"):
         raise UserError(f"--fp8-scaling {cfg.fp8_scaling!r}: use dynamic (each tensor's own amax) or delayed (the "
                         "previous micro-steps')")  # fmt: skip

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import re
 
-from gpt2train.config import ModelConfig, bf16_params_rule, fp8_classifier_rule, fp8_rule, preset
+from gpt2train.config import ModelConfig, bf16_params_rule, fp8_rule, preset
 from gpt2train.errors import UserError
 from gpt2train.hardware import GPU, GPUS
 
@@ -465,8 +465,7 @@ def make_plan(
     max_batch_by_recompute (the largest B at each -r the layout has, the other settings kept), recompute_whole,
     whole_blocks_needed (the fewest blocks recomputed whole for batch_size to fit at this -r, when it does not
     fit as asked; None otherwise), fp8 (the trainer's --fp8: every block linear in FP8, ours; -1 as the trainer
-    decides it, :func:`gpt2train.config.fp8_rule`), fp8_classifier (the output layer in FP8 as the trainer's
-    --fp8-classifier -1 decides it, with ``fp8`` -1 only: :func:`gpt2train.config.fp8_classifier_rule`).
+    decides it, :func:`gpt2train.config.fp8_rule`).
     """
     cfg = resolve_model(model)
     card = get_gpu(gpu)
@@ -504,13 +503,9 @@ def make_plan(
             return "all" if rule and layout != "llmc" else "none"
 
         fp8 = int(fp8_linears_at(recompute, recompute_whole) == "all")
-    # the output layer in FP8 as the trainer decides it (--fp8-classifier -1) where its blocks' FP8 is decided so too
-    optimizer = "adamw" if recipe == "classic" else "muon"
-    fp8_classifier = bool(fp8_linears_at and layout != "llmc" and fp8_classifier_rule(card.hopper, gpus, cfg, optimizer,
-                                                                                      "bf16"))  # fmt: skip
     mem_kwargs = dict(world_size=gpus, zero_stage=zero_stage, recompute=recompute, master_weights=master_weights,
                       layout=layout, bf16_params=bf16_params, recompute_whole=recompute_whole,
-                      fp8_linears="all" if fp8 else "none", fp8_classifier=fp8_classifier)  # fmt: skip
+                      fp8_linears="all" if fp8 else "none")  # fmt: skip
     mem = estimate_memory(cfg, batch_size, seq_len, **mem_kwargs)
     card_bytes = card.memory_mib * MIB
     max_batch = max_batch_size(cfg, card_bytes, seq_len, **mem_kwargs)
@@ -543,7 +538,6 @@ def make_plan(
         "recompute": recompute,
         "recompute_whole": recompute_whole,
         "fp8": fp8,
-        "fp8_classifier": int(fp8_classifier),
         "master_weights": master_weights,
         "bf16_params": bf16_params,
         "layout": layout,
