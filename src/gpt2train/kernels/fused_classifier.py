@@ -17,6 +17,11 @@ exactly as in the reference. A target outside ``[0, vocab_size)`` other than -1 
 index (no read out of bounds): its row's loss is NaN, so the loss fails loudly (the reference raises);
 the shard readers refuse such tokens before training (formats/shards.py check_token_ids).
 
+With ``fp8`` (``--fp8-classifier 1``) the three matmuls of each chunk run in FP8 (:func:`_fp8_chunks`): the
+logits from e4m3 copies of x and W, and the gradient of the logits, written in e5m2 at a fixed scale as it is and
+transposed by one Triton pass (``ce_grad_fp8_kernel``), for dx and dW. Its reference is the same chunk's PyTorch
+gradient cast in PyTorch (:func:`_chunk_loss_and_fp8_grads`).
+
 Under ``torch.autocast`` the matmuls run in the autocast dtype (like ``F.linear`` would) and the
 returned gradients are cast back to the dtypes of x and W. The function is plain tensor code with
 a Python loop over chunks, so ``torch.compile`` can trace it (the loop is unrolled for a fixed
@@ -362,7 +367,8 @@ def _chunks(x: torch.Tensor, w: torch.Tensor, targets: torch.Tensor, vocab_size:
             row_scale: torch.Tensor, inv_n: torch.Tensor, triton: bool, dx: torch.Tensor | None,
             dw: torch.Tensor | None) -> torch.Tensor:  # fmt: skip
     """ChunkedClassifierLoss's chunks in the compute dtype (x's and w's): fills ``dx`` (if given) and adds into the
-    fp32 ``dw`` (if given); returns the summed loss. ``triton``: each chunk's loss and gradient by ce_grad_kernel."""
+    fp32 ``dw`` (if given); returns the summed loss. ``triton``: each chunk's loss and gradient by ce_grad_kernel.
+    (``inv_n``, 1/N, is for :func:`_fp8_chunks`'s scales; ``row_scale`` already holds it here.)"""
     chunk_fn = _chunk_loss_and_dlogits_triton if triton else _chunk_loss_and_dlogits
     loss_sum = torch.zeros((), dtype=torch.float32, device=x.device)
     for start in range(0, x.shape[0], chunk_rows):
