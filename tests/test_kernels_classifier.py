@@ -230,3 +230,15 @@ def test_accelerate_swaps_in_the_fp8_classifier(tiny_config):
     assert model.classifier_loss.keywords == {"chunk_rows": 64, "fp8": True}
     accelerate(model, FastPaths(fused_classifier=True))
     assert model.classifier_loss is chunked_classifier_loss
+
+
+def test_fp8_compile_traces():
+    """The FP8 path traces as one graph under torch.compile too (--compile-scope model; aot_eager on the CPU), and
+    gives what it gives eager."""
+    x, w, t = _inputs((4, 16), torch.float32, seed=13)
+    loss = lambda a, b, c: chunked_classifier_loss(a, b, c, V, chunk_rows=32, fp8=True)
+    fn = torch.compile(loss, backend="aot_eager", fullgraph=True)
+    got = _run(lambda a, b, c, _v: fn(a, b, c), x, w, t)
+    eager = _run(chunked_classifier_loss, x, w, t, chunk_rows=32, impl="torch", fp8=True)
+    for a, b in zip(got, eager):
+        _assert_close(a, b, rtol=1e-5, atol=1e-7)
