@@ -68,7 +68,7 @@ SHAPES = {  # name: (rows = B*T, C)
 SMALL_SHAPES = {"small": (512, 64)}
 V_REAL, V_PAD = 50257, 50304
 TOL = {"fp32": 1e-5, "bf16": 2e-2, "autocast": 2e-2}
-TOL_FP8 = 0.1  # --fp8-classifier's relative error: e4m3 logits, an e5m2 gradient (CPU: about 0.05 at 64 channels)
+TOL_FP8 = 0.1  # --fp8-classifier's relative error: e4m3 logits, an e5m2 gradient (0.027 at d12 on an H200)
 
 
 # -- helpers --------------------------------------------------------------------------------------
