@@ -161,7 +161,8 @@ def estimate_memory(
         if recompute_whole:
             raise UserError("--recompute-whole is gpt2train's; llm.c's layout has no such setting")
         if fp8_linears != "none" or fp8_classifier:
-            raise UserError("--fp8 is gpt2train's; llm.c's layout has no FP8 (use --layout gpt2train or --fp8 0)")
+            flag = "--fp8" if fp8_linears != "none" else "--fp8-classifier"
+            raise UserError(f"{flag} is gpt2train's; llm.c's layout has no FP8 (use --layout gpt2train or {flag} 0)")
         return _estimate_llmc(cfg, batch_size, seq_len, **kwargs)
     return _estimate_gpt2train(cfg, batch_size, seq_len, bf16_params=bf16_params, recompute_whole=recompute_whole,
                                fp8_linears=fp8_linears, fp8_classifier=fp8_classifier, **kwargs)  # fmt: skip
