@@ -307,9 +307,15 @@ def param_seed(seed: int, name: str) -> int:
 
 def build_model(cfg, seed: int = 42, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> GPT:
     """A freshly initialised GPT of config ``cfg``, its parameters ``dtype`` on ``device``: the same values as the
-    fp32 CPU model cast and moved there. Made on the meta device and given memory without PyTorch's default
-    initialisation, which ``init_weights`` overwrites anyway (it took most of d48's start-up: tens of seconds of
-    CPU draws); on a GPU each weight goes there as it is drawn, with no whole fp32 copy of the model on the CPU."""
+    fp32 CPU model cast and moved there. On a GPU each weight goes there as it is drawn, with no whole fp32 copy of
+    the model on the CPU."""
+    return empty_model(cfg, device, dtype).init_weights(seed)
+
+
+def empty_model(cfg, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> GPT:
+    """A GPT of config ``cfg`` whose parameters (``dtype`` on ``device``) hold whatever their memory held, for
+    ``init_weights`` to fill: made on the meta device and given memory without PyTorch's default initialisation,
+    which ``init_weights`` overwrites anyway (it took most of d48's start-up: tens of seconds of CPU draws)."""
     with torch.device("meta"):
         model = GPT(cfg)
-    return model.to(dtype).to_empty(device=device).init_weights(seed)
+    return model.to(dtype).to_empty(device=device)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import torch
@@ -119,24 +121,43 @@ def environment(cfg: TrainConfig, info: distributed.DistInfo, console) -> tuple[
     return Environment(**env), None
 
 
-def _model(rc: ResolvedConfig, env: Environment, weights: dict | None) -> torch.nn.Module:
-    """The model on its device, at its parameter dtype: a fresh init, or ``weights``."""
-    from gpt2train.model import GPT, build_model
+def _model(rc: ResolvedConfig, env: Environment, weights: dict | None) -> tuple[torch.nn.Module, Callable[[], None]]:
+    """The model on its device, at its parameter dtype: a fresh init, or ``weights``; and a function that returns
+    once its weights hold their values. A fresh init draws them in a background thread (kernels and copies that
+    release the GIL), so the process can import the compiler meanwhile; nothing may read them before."""
+    from gpt2train.model import GPT, empty_model
 
     dtype = torch.bfloat16 if not rc.master_weights or rc.bf16_params else torch.float32
-    if weights is None:  # built where it runs, at its dtype (the values of the fp32 CPU build, cast)
-        model = build_model(rc.model_config, rc.seed, env.device, dtype)
-    else:
-        model = GPT(rc.model_config)
-        try:
-            model.load_state_dict(weights)
-        except RuntimeError as e:
-            raise UserError(f"model weights do not fit the model shape: {str(e).splitlines()[0]}") from None
     if env.device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = bool(rc.tf32)
         torch.backends.cudnn.allow_tf32 = bool(rc.tf32)
         _select_attention_backend(rc.attention)
-    return model.to(dtype).to(env.device)
+    if weights is None:  # built where it runs, at its dtype (the values of the fp32 CPU build, cast)
+        model = empty_model(rc.model_config, env.device, dtype)
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="init_weights")
+        drawing = pool.submit(model.init_weights, rc.seed)
+        pool.shutdown(wait=False)  # the thread ends with its one task
+
+        def weights_drawn() -> None:
+            drawing.result()  # (re-raises what the draws raised)
+
+        return model, weights_drawn
+    model = GPT(rc.model_config)
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as e:
+        raise UserError(f"model weights do not fit the model shape: {str(e).splitlines()[0]}") from None
+    return model.to(dtype).to(env.device), lambda: None
+
+
+def import_compiler(device: torch.device) -> None:
+    """Import what the first step's compilation would import (Dynamo, Inductor and, on CUDA, its Triton code
+    generation) now, while the weights are drawn in the background."""
+    import torch._dynamo  # noqa: F401
+    import torch._inductor.compile_fx  # noqa: F401
+
+    if device.type == "cuda":
+        import torch._inductor.codegen.triton  # noqa: F401
 
 
 def _select_attention_backend(name: str) -> None:
@@ -252,7 +273,10 @@ def build(rc: ResolvedConfig, env: Environment, weights: dict | None, console: r
     check_shards(rc.val_data, "-j", mcfg.vocab_size)
     if not rc.overfit_single_batch:
         check_shards(rc.train_data, "-i", None)
-    raw_model = _model(rc, env, weights)
+    raw_model, weights_drawn = _model(rc, env, weights)
+    if rc.compile:
+        import_compiler(device)  # 1-2 s of imports beside the draws of a fresh init
+    weights_drawn()
     autocast_dtype = torch.bfloat16 if rc.dtype == "bf16" else None
     for note in rc.notes:
         console(note)
