@@ -242,3 +242,25 @@ def test_fp8_compile_traces():
     eager = _run(chunked_classifier_loss, x, w, t, chunk_rows=32, impl="torch", fp8=True)
     for a, b in zip(got, eager):
         _assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_fp8_logits_only_keeps_the_gradient_matmuls_unquantized():
+    """--fp8-classifier 2: the logits from e4m3 copies, the gradient's matmuls in the compute dtype: dx and dW are
+    the exact matmuls of the gradient of those logits."""
+    x, w, t = _inputs((4, 16), torch.float32, seed=14, ignore_frac=0.1)
+    ref = _run(plain_classifier_loss, x, w, t)
+    got = _run(chunked_classifier_loss, x, w, t, chunk_rows=32, impl="torch", fp8=2)
+    _assert_close(got[0], ref[0], rtol=2e-2, atol=0)
+    for a, b in zip(got[1:], ref[1:]):
+        assert 1e-4 < ((a - b).norm() / b.norm()).item() < 0.1
+    from gpt2train.kernels.fp8_linear import E4M3, quantize
+
+    x2 = x.detach().reshape(-1, C)
+    (xq, sx), (wq, sw) = quantize(x2, E4M3), quantize(w.detach(), E4M3)
+    logits = (xq.float() * sx) @ (wq.float() * sw).t()
+    xl = logits.clone().requires_grad_()
+    plain_classifier_loss_of_logits = torch.nn.functional.cross_entropy(xl[:, :V], t.reshape(-1), ignore_index=-1)
+    plain_classifier_loss_of_logits.backward()
+    g = xl.grad
+    torch.testing.assert_close(got[1].reshape(-1, C), g @ w.detach(), rtol=1e-3, atol=1e-6)
+    torch.testing.assert_close(got[2], g.t() @ x2, rtol=1e-3, atol=1e-6)

@@ -439,7 +439,8 @@ class TrainConfig:
         help="1: the output layer's three matmuls in FP8 (the logits from e4m3 copies of x and W, their gradient "
         "in e5m2 at a fixed scale; needs the fused classifier and a GPU with FP8 matmuls, or the CPU, emulated): "
         "d12's step 1.05x as fast on an H200, but the 200-step loss check held in one sitting and failed in the "
-        "other (+0.0125; docs/fast-paths.md); 0: bf16. The evaluation loss always comes from bf16 logits",
+        "other (+0.0125; docs/fast-paths.md); 2: the logits' matmul only, the gradient's two in bf16; 0: bf16. The "
+        "evaluation loss always comes from bf16 logits",
     )
     accumulate_in_matmul: int = setting(
         -1,
@@ -649,7 +650,7 @@ def resolve(cfg: TrainConfig, env: Environment) -> ResolvedConfig:
     if cfg.fp8_classifier and not (fused_classifier and env.fp8_supported):
         why = (f"{env.device} has no FP8 matmuls (needs CUDA capability 8.9+, e.g. an H100)" if not env.fp8_supported
                else "its matmuls are the fused classifier's, which is off here: add --fused-classifier 1")  # fmt: skip
-        raise UserError(f"--fp8-classifier 1: {why}, or drop --fp8-classifier")
+        raise UserError(f"--fp8-classifier {cfg.fp8_classifier}: {why}, or drop --fp8-classifier")
 
     recompute_whole = cfg.recompute_whole
     if recompute_whole == -1:  # the planner's fewest blocks for -b on this card
@@ -827,8 +828,8 @@ def _check_flags(cfg: TrainConfig, env: Environment, lv: dict) -> None:
     if cfg.fp8_cast_kernel not in (-1, 0, 1):
         raise UserError(f"--fp8-cast-kernel {cfg.fp8_cast_kernel}: use 0 (Inductor's casts), 1 (the Triton kernel) "
                         "or -1 (1 with --fp8 on CUDA)")  # fmt: skip
-    if cfg.fp8_classifier not in (0, 1):
-        raise UserError(f"--fp8-classifier {cfg.fp8_classifier}: use 0 (bf16) or 1 (FP8)")
+    if cfg.fp8_classifier not in (0, 1, 2):
+        raise UserError(f"--fp8-classifier {cfg.fp8_classifier}: use 0 (bf16), 1 (FP8) or 2 (FP8 logits only)")
     if cfg.fp8_scaling not in ("dynamic", "delayed"):
         raise UserError(f"--fp8-scaling {cfg.fp8_scaling!r}: use dynamic (each tensor's own amax) or delayed (the "
                         "previous micro-steps')")  # fmt: skip

@@ -114,14 +114,14 @@ def available() -> dict[str, bool]:
     return {name: (has_triton or not k.needs_triton) for name, k in KERNELS.items()}
 
 
-def select_classifier_loss(enabled: bool, chunk_rows: int = DEFAULT_CHUNK_ROWS, fp8: bool = False) -> Callable:
+def select_classifier_loss(enabled: bool, chunk_rows: int = DEFAULT_CHUNK_ROWS, fp8: int = 0) -> Callable:
     """The classifier loss for ``GPT.classifier_loss``: chunked if enabled (its matmuls in FP8 with ``fp8``), else
     plain."""
     if not enabled:
         return plain_classifier_loss
     settings = {"chunk_rows": chunk_rows} if chunk_rows != DEFAULT_CHUNK_ROWS else {}
     if fp8:
-        settings["fp8"] = True
+        settings["fp8"] = fp8
     return functools.partial(chunked_classifier_loss, **settings) if settings else chunked_classifier_loss
 
 

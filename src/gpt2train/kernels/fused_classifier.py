@@ -327,7 +327,7 @@ class ChunkedClassifierLoss(torch.autograd.Function):
     """autograd.Function behind :func:`chunked_classifier_loss` (forward does all the work)."""
 
     @staticmethod
-    def forward(ctx, x, weight, targets, vocab_size: int, chunk_rows: int, impl: str, softcap: float, fp8: bool):
+    def forward(ctx, x, weight, targets, vocab_size: int, chunk_rows: int, impl: str, softcap: float, fp8: int):
         cdt = _compute_dtype(x)
         triton = _use_triton(x, impl)
         x_shape = x.shape
@@ -343,9 +343,9 @@ class ChunkedClassifierLoss(torch.autograd.Function):
             row_scale_all = valid.to(torch.float32) * inv_n
             dx = torch.empty(x2.shape, dtype=x.dtype, device=x.device) if need_dx else None
             dw = torch.zeros(weight.shape, dtype=torch.float32, device=x.device) if need_dw else None
-            chunks = (
-                _fp8_chunks if fp8 and _fp8_fits(x2.shape[0], chunk_rows, x2.shape[1], weight.shape[0]) else _chunks
-            )
+            fits = _fp8_fits(x2.shape[0], chunk_rows, x2.shape[1], weight.shape[0])
+            chunks = (_fp8_chunks if fp8 == 1 and fits
+                      else functools.partial(_chunks, fp8_logits=fp8 == 2 and fits))  # fmt: skip
             loss_sum = chunks(xc_all, w, t2, vocab_size, chunk_rows, softcap, row_scale_all, inv_n, triton, dx, dw)
         ctx.x_shape = x_shape
         ctx.weight_dtype = weight.dtype
@@ -365,16 +365,26 @@ class ChunkedClassifierLoss(torch.autograd.Function):
 
 def _chunks(x: torch.Tensor, w: torch.Tensor, targets: torch.Tensor, vocab_size: int, chunk_rows: int, softcap: float,
             row_scale: torch.Tensor, inv_n: torch.Tensor, triton: bool, dx: torch.Tensor | None,
-            dw: torch.Tensor | None) -> torch.Tensor:  # fmt: skip
+            dw: torch.Tensor | None, fp8_logits: bool = False) -> torch.Tensor:  # fmt: skip
     """ChunkedClassifierLoss's chunks in the compute dtype (x's and w's): fills ``dx`` (if given) and adds into the
     fp32 ``dw`` (if given); returns the summed loss. ``triton``: each chunk's loss and gradient by ce_grad_kernel.
-    (``inv_n``, 1/N, is for :func:`_fp8_chunks`'s scales; ``row_scale`` already holds it here.)"""
+    ``fp8_logits``: the logits from e4m3 copies of x and W (``--fp8-classifier 2``), the gradient's matmuls in the
+    compute dtype. (``inv_n``, 1/N, is for :func:`_fp8_chunks`'s scales; ``row_scale`` already holds it here.)"""
     chunk_fn = _chunk_loss_and_dlogits_triton if triton else _chunk_loss_and_dlogits
+    if fp8_logits:
+        from gpt2train.kernels.fp8_linear import E4M3, quantize_transposed
+
+        wq, _, sw = quantize_transposed(w, E4M3, transpose=False, kernel=triton)
+        xq, _, sx = quantize_transposed(x, E4M3, transpose=False, kernel=triton)
     loss_sum = torch.zeros((), dtype=torch.float32, device=x.device)
     for start in range(0, x.shape[0], chunk_rows):
         end = min(start + chunk_rows, x.shape[0])
         xc = x[start:end]
-        logits = F.linear(xc, w)  # full Vp width keeps the matmul shapes aligned
+        if fp8_logits:
+            logits = torch._scaled_mm(xq[start:end], wq.t(), scale_a=sx, scale_b=sw, out_dtype=w.dtype,
+                                      use_fast_accum=True)  # fmt: skip
+        else:
+            logits = F.linear(xc, w)  # full Vp width keeps the matmul shapes aligned
         chunk_sum, dlogits = chunk_fn(logits, targets[start:end], vocab_size, row_scale[start:end], softcap)
         loss_sum = loss_sum + chunk_sum
         if dx is not None:
@@ -429,7 +439,7 @@ def chunked_classifier_loss(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     impl: str = "auto",
     softcap: float = 0.0,
-    fp8: bool = False,
+    fp8: int = 0,
 ) -> torch.Tensor:
     """Mean cross-entropy of ``x @ weight^T`` over the first ``vocab_size`` columns, chunked.
 
@@ -443,8 +453,8 @@ def chunked_classifier_loss(
     ``"triton"`` (one fused kernel; CUDA, or CPU under TRITON_INTERPRET=1) or ``"auto"`` (Triton
     on CUDA when installed, except while torch.compile traces, where inductor fuses the ops).
     ``softcap`` > 0 soft-caps the logits first, as :func:`plain_classifier_loss` does. ``fp8`` (with gradients,
-    where every dimension is a multiple of 16): the three matmuls in FP8 (:func:`_fp8_chunks`); the loss without
-    gradients is always computed from bf16 logits.
+    where every dimension is a multiple of 16): 1, the three matmuls in FP8 (:func:`_fp8_chunks`); 2, the logits'
+    only; the loss without gradients is always computed from bf16 logits.
     """
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be positive, got {chunk_rows}")

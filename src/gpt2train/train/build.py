@@ -189,7 +189,7 @@ def fast_paths(rc: ResolvedConfig) -> FastPaths:
                      fp8_delayed=rc.fp8_scaling == "delayed", fp8_grad=rc.fp8_grad,
                      accumulate_grads=bool(rc.accumulate_in_matmul),
                      fused_classifier=bool(rc.fused_classifier), classifier_chunk=rc.classifier_chunk,
-                     fp8_classifier=bool(rc.fp8_classifier),
+                     fp8_classifier=rc.fp8_classifier,
                      compile=bool(rc.compile), compile_scope=rc.compile_scope,
                      compile_mode=rc.compile_mode)  # fmt: skip
 
