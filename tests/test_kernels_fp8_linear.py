@@ -293,8 +293,9 @@ def test_delayed_scaling_resumes_exactly(tmp_path, text_shards, capsys):
     assert progress_losses(resumed) == progress_losses(run)
     _, again = ckpt.load_state(str(resumed / "state_00000004_00000.safetensors"))
     assert all(torch.equal(again[k], t) for k, t in histories.items())
-    # resumed without delayed scaling, the saved histories are left aside (with a changed-settings warning)
-    code, out, err = run_cli(resume_copy(run, tmp_path / "dynamic", 4, [*args[:-4], "-n", "2"]), capsys)
+    # resumed with dynamic scaling, the saved histories are left aside (with a changed-settings warning)
+    dynamic = [*args[:-4], "--fp8-scaling", "dynamic", "-n", "2"]
+    code, out, err = run_cli(resume_copy(run, tmp_path / "dynamic", 4, dynamic), capsys)
     assert code == 0, err
     assert "resumed from checkpoint at step 2" in out and "changed settings (fp8_scaling)" in out + err
 

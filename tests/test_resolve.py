@@ -97,6 +97,24 @@ def test_fp8_auto_where_it_was_measured_faster_at_the_same_loss():
         resolve(TrainConfig(model="d12", fp8_grad="e5m2"), HOPPER)
 
 
+def test_fp8_scaling_auto_is_delayed_in_one_process():
+    """--fp8-scaling auto (the default): delayed scaling wherever our FP8 linears run in one process (d48's default
+    included); dynamic in several (a checkpoint would keep rank 0's amaxes only), with torchao's FP8 and without FP8;
+    a resumed run keeps its checkpoint's (dynamic where it recorded none); an explicit choice stays."""
+    assert resolve(TrainConfig(model="d48", batch_size=16), HOPPER).fp8_scaling == "delayed"
+    assert resolve(TrainConfig(model="d12", fp8=1), HOPPER).fp8_scaling == "delayed"
+    assert resolve(TrainConfig(model="d12", fp8=1, fp8_scaling="dynamic"), HOPPER).fp8_scaling == "dynamic"
+    for fields, env in (({"fp8": 1}, dataclasses.replace(HOPPER, world_size=2)), ({}, HOPPER),
+                        ({"fp8": 1, "fp8_impl": "torchao-tensorwise"}, HOPPER),
+                        ({"fp8": 1}, dataclasses.replace(HOPPER, resume_config={"fp8": 1})),
+                        ({"fp8": 1}, dataclasses.replace(HOPPER, resume_config={"fp8": 1, "fp8_scaling": "dynamic"}))):  # fmt: skip
+        assert resolve(TrainConfig(model="d12", **fields), env).fp8_scaling == "dynamic", (fields, env)
+    resumed = dataclasses.replace(HOPPER, resume_config={"fp8": 1, "fp8_scaling": "delayed"})
+    assert resolve(TrainConfig(model="d12"), resumed).fp8_scaling == "delayed"
+    with pytest.raises(UserError, match="--fp8-scaling 'often': use dynamic"):
+        resolve(TrainConfig(fp8_scaling="often"), HOPPER)
+
+
 @pytest.mark.parametrize(
     "fields, message",
     [
@@ -116,7 +134,7 @@ def test_fp8_auto_where_it_was_measured_faster_at_the_same_loss():
         ({"fp8": 1, "fp8_bf16": "attn,mlp"}, "--fp8-bf16 attn,mlp keeps every linear in bf16: drop --fp8"),
         ({"fp8_cast_kernel": 1}, "--fp8-cast-kernel 1 casts the operands of our FP8 linears: add --fp8 1"),
         ({"fp8": 1, "fp8_cast_kernel": 2}, "--fp8-cast-kernel 2: use 0 (Inductor's casts), 1 (the Triton kernel)"),
-        ({"fp8": 1, "fp8_scaling": "late"}, "--fp8-scaling 'late': use dynamic (each tensor's own amax) or delayed"),
+        ({"fp8": 1, "fp8_scaling": "late"}, "--fp8-scaling 'late': use dynamic (each tensor's own amax), delayed"),
         ({"fp8_scaling": "delayed"}, "--fp8-scaling delayed scales our FP8 linears' operands: add --fp8 1"),
         ({"fp8": 1, "fp8_scaling": "delayed", "recompute": 3}, "--fp8-scaling delayed -r 3: a recomputed linear"),
         ({"fp8": 1, "fp8_grad": "e4m2"}, "--fp8-grad 'e4m2': use e4m3 or e5m2"),

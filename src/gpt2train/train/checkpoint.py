@@ -381,7 +381,10 @@ EXACTNESS_KEYS = ("lr", "warmup_steps", "final_lr_frac", "weight_decay", "lr_sch
                   "fp8_cast_kernel", "fp8_scaling", "fp8_grad", "fp8_classifier")  # fmt: skip
 # what a checkpoint that does not record a setting ran with, where that is not today's default, and the setting
 # without which it changes nothing (the gradients' format matters only with FP8 on, then or now)
-_DEFAULT_BEFORE = {"fp8_grad": ("e5m2", "fp8")}  # e4m3 since issue 21's fifth session
+_DEFAULT_BEFORE = {
+    "fp8_grad": ("e5m2", "fp8"),  # e4m3 since issue 21's fifth session
+    "fp8_scaling": ("dynamic", "fp8"),  # auto (delayed in one process) since its ninth
+}
 # what a checkpoint written before config.resolve() recorded for a setting it left to the run ("auto"/-1/None)
 _RECORDED_AUTO = ("auto", -1, None)
 
