@@ -7,7 +7,7 @@ lever (they follow, so override, the check's own).
     python -m bench loss-check --runs 2 -- --fp8 2       # a lever
     python -m bench loss-check --runs 2 --baseline -- --fp8 2   # the bf16 fast path first, then the lever, the verdict
     python -m bench loss-check --runs 2 --baseline-from $OUT/fp8.json -- --fp8 1   # the same sitting's bf16 runs again
-    python -m bench loss-check --runs 2 --baseline -- --fp8 -1   # the default path's check
+    python -m bench loss-check --runs 2 --baseline -- --fp8 -1 --fp8-classifier -1   # the default path's check
 """
 
 from __future__ import annotations

@@ -140,7 +140,7 @@ def test_fp8_scaling_auto_is_delayed_in_one_process():
         ({"fp8": 1, "fp8_grad": "e4m2"}, "--fp8-grad 'e4m2': use e4m3 or e5m2"),
         ({"fp8": 1, "recompute": 3}, "--fp8 1 -r 3: every block is recomputed whole, and those keep bf16 linears"),
         ({"fp8_grad": "e5m2"}, "--fp8-grad e5m2 is the gradients' format in our FP8 linears: add --fp8 1"),
-        ({"fp8_classifier": 3}, "--fp8-classifier 3: use 0 (bf16), 1 (FP8) or 2 (FP8 logits only)"),
+        ({"fp8_classifier": 3}, "--fp8-classifier 3: use 0 (bf16), 1 (FP8), 2 (FP8 logits only) or -1"),
         ({"fp8_classifier": 1}, "--fp8-classifier 1: cpu has no FP8 matmuls (needs CUDA capability 8.9+"),
         ({"fp8": 0, "fp8_classifier": 1, "plain": True}, "--fp8-classifier 1: its matmuls are the fused classifier's"),
         ({"fp8": 0, "fp8_classifier": 1, "fused_classifier": 0}, "which is off here: add --fused-classifier 1"),
@@ -194,13 +194,27 @@ def test_fp8_classifier_needs_the_fused_classifier_and_fp8_matmuls():
         resolve(TrainConfig(fp8_classifier=1), cpu_fp8)
 
 
-def test_fp8_classifier_is_opt_in_and_planned():
-    """Off unless asked (it failed the loss check in one of two sittings); asked for, the memory planner counts the
+def test_fp8_classifier_auto_is_the_fp8_logits_in_one_process_on_hopper_and_1_is_planned():
+    """--fp8-classifier -1 (the default): 2 (the FP8 logits; it held the loss check in two sittings) where the fused
+    classifier runs in one process on a Hopper GPU beside bf16 blocks (d12's default, not d48's FP8); 0 elsewhere, a
+    resumed run its checkpoint's, an explicit value as given. 1 (it failed the loss check in one of two sittings) is asked for only; the memory planner counts its
     chunk's two float8 copies of the logits' gradient (2 bytes per logit more)."""
     from gpt2train.plan import estimate_memory
     from gpt2train.train import memory
 
-    assert resolve(TrainConfig(model="d12"), HOPPER).fp8_classifier == 0
+    d12 = resolve(TrainConfig(model="d12"), HOPPER)
+    assert d12.fp8_classifier == 2 and any(n.startswith("--fp8-classifier -1: the output layer's") for n in d12.notes)
+    assert resolve(TrainConfig(model="d48", batch_size=16, fp8=0), HOPPER).fp8_classifier == 2
+    assert resolve(TrainConfig(model="d48", batch_size=16), HOPPER).fp8_classifier == 0  # FP8 blocks: not checked
+    assert resolve(TrainConfig(model="d12", fp8=1, fp8_classifier=2), HOPPER).fp8_classifier == 2
+    assert resolve(TrainConfig(model="d12", fp8_classifier=0), HOPPER).fp8_classifier == 0
+    for fields, env in (({}, CUDA), ({}, dataclasses.replace(HOPPER, world_size=2)), ({"plain": True}, HOPPER),
+                        ({"fp8": 1}, HOPPER),
+                        ({"fused_classifier": 0}, HOPPER), ({}, dataclasses.replace(HOPPER, fp8_supported=False)),
+                        ({}, dataclasses.replace(HOPPER, resume_config={})), ({}, CPU)):  # fmt: skip
+        assert resolve(TrainConfig(model="d12", **fields), env).fp8_classifier == 0, (fields, env)
+    resumed = dataclasses.replace(CUDA, resume_config={"fp8_classifier": 1})
+    assert resolve(TrainConfig(model="d12"), resumed).fp8_classifier == 1
     rc = resolve(TrainConfig(model="d12", fp8_classifier=1), HOPPER)
     assert memory.settings(rc, 1)["fp8_classifier"] is True
     assert memory.settings(resolve(TrainConfig(model="d12"), HOPPER), 1)["fp8_classifier"] is False

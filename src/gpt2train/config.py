@@ -436,13 +436,14 @@ class TrainConfig:
         "(BENCHMARKS.md, issue 21); the same speed",
     )
     fp8_classifier: int = setting(
-        0,
+        -1,
         "--fp8-classifier",
-        help="1: the output layer's three matmuls in FP8 (the logits from e4m3 copies of x and W, their gradient "
-        "in e5m2 at a fixed scale; needs the fused classifier and a GPU with FP8 matmuls, or the CPU, emulated): "
-        "d12's step 1.05x as fast on an H200, but the 200-step loss check held in one sitting and failed in the "
-        "other (+0.0125; docs/fast-paths.md); 2: the logits' matmul only, the gradient's two in bf16; 0: bf16. The "
-        "evaluation loss always comes from bf16 logits",
+        help="the fused classifier's matmuls in FP8 (needs a GPU with FP8 matmuls, or the CPU, emulated); 2: the "
+        "logits' from e4m3 copies of x and W, the gradient's two in bf16 (d12's step 1.02x as fast on an H200, the "
+        "200-step loss check held in two sittings); 1: all three, the gradient in e5m2 at a fixed scale (1.05x, but"
+        " the loss check held in one sitting and failed in the other, +0.0125; docs/fast-paths.md); 0: bf16; -1: 2 "
+        "in one process on a Hopper GPU with the fused classifier and bf16 blocks (--fp8 0, as d12's default), a "
+        "resumed run its checkpoint's, else 0. The evaluation loss always comes from bf16 logits",
     )
     accumulate_in_matmul: int = setting(
         -1,
@@ -589,7 +590,7 @@ class Environment:
 # the settings resolve() decides (-1, "auto" or None in a TrainConfig); a ResolvedConfig holds none of those
 AUTO_FIELDS = ("device", "dtype", "bf16_params", "gelu_fusion", "accumulate_in_matmul", "compile", "fused_classifier",
                "recompute_whole", "optimizer", "pos", "qk_norm", "mlp", "norm", "zero_init_proj", "untied_head",
-               "logit_softcap", "head_lr", "embed_lr", "fp8", "fp8_cast_kernel", "fp8_scaling")  # fmt: skip
+               "logit_softcap", "head_lr", "embed_lr", "fp8", "fp8_cast_kernel", "fp8_scaling", "fp8_classifier")  # fmt: skip
 TRAIN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 
 
@@ -649,10 +650,16 @@ def resolve(cfg: TrainConfig, env: Environment) -> ResolvedConfig:
     _check_fp8(cfg, env, fp8)
 
     fused_classifier = int(cfg.fused_classifier == 1 or (cfg.fused_classifier == -1 and fast))
-    if cfg.fp8_classifier and not (fused_classifier and env.fp8_supported):
+    fp8_classifier = cfg.fp8_classifier
+    if fp8_classifier == -1:
+        fp8_classifier = auto_fp8_classifier(env, bool(fused_classifier), fp8)
+        if fp8_classifier and env.resume_config is None:
+            notes.append("--fp8-classifier -1: the output layer's logits from FP8 matmuls (1.02x the step at d12 on an"
+                         " H200, at the same loss; BENCHMARKS.md); --fp8-classifier 0 for bf16")  # fmt: skip
+    elif fp8_classifier and not (fused_classifier and env.fp8_supported):
         why = (f"{env.device} has no FP8 matmuls (needs CUDA capability 8.9+, e.g. an H100)" if not env.fp8_supported
                else "its matmuls are the fused classifier's, which is off here: add --fused-classifier 1")  # fmt: skip
-        raise UserError(f"--fp8-classifier {cfg.fp8_classifier}: {why}, or drop --fp8-classifier")
+        raise UserError(f"--fp8-classifier {fp8_classifier}: {why}, or drop --fp8-classifier")
 
     recompute_whole = cfg.recompute_whole
     if recompute_whole == -1:  # the planner's fewest blocks for -b on this card
@@ -697,6 +704,7 @@ def resolve(cfg: TrainConfig, env: Environment) -> ResolvedConfig:
         fp8_scaling=fp8_scaling,
         compile=cfg.compile if cfg.compile != -1 else int(fast),  # -1: on with the fast path
         fused_classifier=fused_classifier,
+        fp8_classifier=fp8_classifier,
         recompute_whole=recompute_whole,
         fp8_bf16=",".join(fp8_bf16_parts(cfg.fp8_bf16)),
         **recipe.resolved_levers(lv, mcfg, cfg.lr),
@@ -744,6 +752,19 @@ def auto_fp8_scaling(env: Environment, ours: bool) -> str:
         saved = env.resume_config.get("fp8_scaling", "dynamic")
         return saved if saved in ("dynamic", "delayed") else "dynamic"
     return "delayed" if ours and env.world_size == 1 else "dynamic"
+
+
+def auto_fp8_classifier(env: Environment, fused_classifier: bool, fp8: int) -> int:
+    """``--fp8-classifier -1``: where the fused classifier runs on FP8 matmuls, a resumed run keeps its checkpoint's
+    and a new one takes 2, the logits' matmul in FP8, where it was measured: one process on a Hopper GPU with the
+    blocks' linears in bf16 (``fp8`` 0: its loss check ran beside bf16 blocks, not FP8 ones). Else 0."""
+    if not (fused_classifier and env.fp8_supported):
+        return 0
+    if env.resume_config is not None:
+        saved = env.resume_config.get("fp8_classifier", 0)
+        return saved if saved in (0, 1, 2) else 0
+    hopper = env.gpu_capability is not None and env.gpu_capability[0] == 9
+    return 2 if hopper and env.world_size == 1 and not fp8 else 0
 
 
 def fp8_rule(hopper: bool, world_size: int, mcfg: ModelConfig, optimizer: str, dtype: str, recompute: int,
@@ -845,8 +866,9 @@ def _check_flags(cfg: TrainConfig, env: Environment, lv: dict) -> None:
     if cfg.fp8_cast_kernel not in (-1, 0, 1):
         raise UserError(f"--fp8-cast-kernel {cfg.fp8_cast_kernel}: use 0 (Inductor's casts), 1 (the Triton kernel) "
                         "or -1 (1 with --fp8 on CUDA)")  # fmt: skip
-    if cfg.fp8_classifier not in (0, 1, 2):
-        raise UserError(f"--fp8-classifier {cfg.fp8_classifier}: use 0 (bf16), 1 (FP8) or 2 (FP8 logits only)")
+    if cfg.fp8_classifier not in (-1, 0, 1, 2):
+        raise UserError(f"--fp8-classifier {cfg.fp8_classifier}: use 0 (bf16), 1 (FP8), 2 (FP8 logits only) or -1 "
+                        "(auto)")  # fmt: skip
     if cfg.fp8_scaling not in FP8_SCALINGS:
         raise UserError(f"--fp8-scaling {cfg.fp8_scaling!r}: use dynamic (each tensor's own amax), delayed (the "
                         "previous micro-steps') or auto")  # fmt: skip

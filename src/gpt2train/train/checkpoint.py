@@ -384,6 +384,7 @@ EXACTNESS_KEYS = ("lr", "warmup_steps", "final_lr_frac", "weight_decay", "lr_sch
 _DEFAULT_BEFORE = {
     "fp8_grad": ("e5m2", "fp8"),  # e4m3 since issue 21's fifth session
     "fp8_scaling": ("dynamic", "fp8"),  # auto (delayed in one process) since its ninth
+    "fp8_classifier": (0, None),  # auto (2 in one process on a Hopper GPU) since its ninth
 }
 # what a checkpoint written before config.resolve() recorded for a setting it left to the run ("auto"/-1/None)
 _RECORDED_AUTO = ("auto", -1, None)
