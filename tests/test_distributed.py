@@ -214,3 +214,21 @@ def test_muon_zero1_resume_is_exact(tmp_path, text_shards, muon_pair):
 
     with pytest.raises(UserError, match="written by 2 processes with -z 1.*resume with 2 processes"):
         ckpt.state_file_for(str(run), 6, 0, 1, 1)
+
+
+def test_fp8_at_two_processes_follows_one(tmp_path, text_shards):
+    """Our FP8 linears and the FP8 logits under torchrun (FP8 emulated on the CPU): --fp8-scaling auto picks dynamic
+    scaling for several processes, so each micro-batch is scaled by its own amaxes, as in one process of two
+    micro-steps with dynamic scaling; the losses follow that run's (the sums' order differs)."""
+    import json
+
+    extra = ["--fp8", "1", "--fused-classifier", "1", "--fp8-classifier", "2", "-n", "4", "-z", "1", *NO_CLIP]
+    one = tmp_path / "one"
+    code, _, err = run_cli(tiny_train_args(text_shards, one, 4, [*extra, "--fp8-scaling", "dynamic"]))
+    assert code == 0, err
+    two = tmp_path / "two"
+    res = torchrun(tiny_train_args(text_shards, two, 4, extra))
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    train = json.loads((two / "config.json").read_text())["train"]
+    assert (train["fp8"], train["fp8_scaling"], train["fp8_classifier"]) == (1, "dynamic", 2)
+    assert _losses(two) == pytest.approx(_losses(one), abs=2e-4)  # (bf16 linears: 6e-3 away by step 4)
