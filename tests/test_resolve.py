@@ -194,11 +194,12 @@ def test_fp8_classifier_needs_the_fused_classifier_and_fp8_matmuls():
         resolve(TrainConfig(fp8_classifier=1), cpu_fp8)
 
 
-def test_fp8_classifier_auto_is_the_fp8_logits_in_one_process_on_hopper_and_1_is_planned():
+def test_fp8_classifier_auto_is_the_fp8_logits_in_one_process_on_hopper_and_planned():
     """--fp8-classifier -1 (the default): 2 (the FP8 logits; it held the loss check in two sittings) where the fused
     classifier runs in one process on a Hopper GPU beside bf16 blocks (d12's default, not d48's FP8); 0 elsewhere, a
-    resumed run its checkpoint's, an explicit value as given. 1 (it failed the loss check in one of two sittings) is asked for only; the memory planner counts its
-    chunk's two float8 copies of the logits' gradient (2 bytes per logit more)."""
+    resumed run its checkpoint's, an explicit value as given. 1 (it failed the loss check in one of two sittings) is
+    asked for only. The memory planner counts the e4m3 copies of x and W (both), and 1's chunk of float8 gradient in
+    two layouts (2 bytes per logit more)."""
     from gpt2train.plan import estimate_memory
     from gpt2train.train import memory
 
@@ -216,11 +217,13 @@ def test_fp8_classifier_auto_is_the_fp8_logits_in_one_process_on_hopper_and_1_is
     resumed = dataclasses.replace(CUDA, resume_config={"fp8_classifier": 1})
     assert resolve(TrainConfig(model="d12"), resumed).fp8_classifier == 1
     rc = resolve(TrainConfig(model="d12", fp8_classifier=1), HOPPER)
-    assert memory.settings(rc, 1)["fp8_classifier"] is True
-    assert memory.settings(resolve(TrainConfig(model="d12"), HOPPER), 1)["fp8_classifier"] is False
+    assert memory.settings(rc, 1)["fp8_classifier"] == 1
+    assert memory.settings(resolve(TrainConfig(model="d12"), HOPPER), 1)["fp8_classifier"] == 2
+    assert memory.settings(resolve(TrainConfig(model="d12", fp8_classifier=0), HOPPER), 1)["fp8_classifier"] == 0
     d12 = rc.model_config
-    plain, fp8 = (estimate_memory(d12, 64, 1024, fp8_classifier=on)["classifier"] for on in (False, True))
-    assert fp8 - plain == 16384 * d12.padded_vocab_size * 2
+    bf16, logits, all3 = (estimate_memory(d12, 64, 1024, fp8_classifier=m)["classifier"] for m in (0, 2, 1))
+    assert logits - bf16 == (64 * 1024 + d12.padded_vocab_size) * d12.n_embd  # x's and W's e4m3 copies
+    assert all3 - logits == 16384 * d12.padded_vocab_size * 2  # and a chunk's float8 gradient, both layouts
     with pytest.raises(UserError, match="llm.c's layout has no FP8"):
         estimate_memory(d12, 64, 1024, layout="llmc", fp8_classifier=True)
 

@@ -665,7 +665,8 @@ def resolve(cfg: TrainConfig, env: Environment) -> ResolvedConfig:
     if recompute_whole == -1:  # the planner's fewest blocks for -b on this card
         from gpt2train.train import memory
 
-        settings = memory.settings(cfg, env.world_size, bf16_params=bf16_params, fp8=fp8)
+        settings = memory.settings(cfg, env.world_size, bf16_params=bf16_params, fp8=fp8,
+                                   fp8_classifier=fp8_classifier)  # fmt: skip
         recompute_whole = memory.whole_blocks_needed(mcfg, cfg.seq_len, settings, env.gpu_memory, cfg.batch_size) or 0
         if recompute_whole:
             notes.append(f"--recompute-whole -1: the first {recompute_whole} of {mcfg.n_layer} blocks recomputed "
@@ -764,7 +765,13 @@ def auto_fp8_classifier(env: Environment, fused_classifier: bool, fp8: int) -> i
         saved = env.resume_config.get("fp8_classifier", 0)
         return saved if saved in (0, 1, 2) else 0
     hopper = env.gpu_capability is not None and env.gpu_capability[0] == 9
-    return 2 if hopper and env.world_size == 1 and not fp8 else 0
+    return fp8_classifier_rule(hopper, env.world_size, fp8)
+
+
+def fp8_classifier_rule(hopper: bool, world_size: int, fp8: int) -> int:
+    """auto_fp8_classifier's rule for a new run whose fused classifier runs on FP8 matmuls (``gpt2train plan``
+    applies it too)."""
+    return 2 if hopper and world_size == 1 and not fp8 else 0
 
 
 def fp8_rule(hopper: bool, world_size: int, mcfg: ModelConfig, optimizer: str, dtype: str, recompute: int,

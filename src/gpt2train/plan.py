@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import re
 
-from gpt2train.config import ModelConfig, bf16_params_rule, fp8_rule, preset
+from gpt2train.config import ModelConfig, bf16_params_rule, fp8_classifier_rule, fp8_rule, preset
 from gpt2train.errors import UserError
 from gpt2train.hardware import GPU, GPUS
 
@@ -131,7 +131,7 @@ def estimate_memory(
     bf16_params: int = 0,
     recompute_whole: int = 0,
     fp8_linears: str = "none",
-    fp8_classifier: bool = False,
+    fp8_classifier: int = 0,
 ) -> dict:
     """Estimated peak bytes on one GPU, by part; ``total`` is the sum of the other entries.
 
@@ -140,8 +140,8 @@ def estimate_memory(
     ``bf16_params`` (our ``--bf16-params 1``) moves our trainer to llm.c's ``-w 1`` layout; llm.c's own
     layout already is that, so ``"llmc"`` ignores it. ``recompute_whole`` (our ``--recompute-whole N``) has N
     blocks recomputed whole as at -r 3; llm.c has no such setting. ``fp8_linears`` (one of ``FP8_LINEAR_MODES``; our
-    ``--fp8``) models the FP8 linears' saved copies, ``fp8_classifier`` (our ``--fp8-classifier``) the output layer's
-    float8 gradient; llm.c has no FP8.
+    ``--fp8``) models the FP8 linears' saved copies, ``fp8_classifier`` (our ``--fp8-classifier`` 1 or 2) the output
+    layer's float8 copies; llm.c has no FP8.
     """
     if batch_size < 0 or seq_len <= 0:
         raise UserError(f"-b {batch_size} -t {seq_len}: batch size and sequence length must be positive")
@@ -244,7 +244,7 @@ FP8_LINEAR_MODES = ("none", "all", "some")
 # per channel (the bf16 input, its fp32 gradient and scratch); the kernel check of 2026-11-27, autocast rows.
 _CLASSIFIER_CHUNK_ROWS = 16384
 _CLASSIFIER_ROW_BYTES_PER_C = 12
-# --fp8-classifier: a chunk's logit gradient in float8 twice (as it is and transposed) beside its bf16 logits
+# --fp8-classifier 1: a chunk's logit gradient in float8 twice (as it is and transposed) beside its bf16 logits
 _FP8_CLASSIFIER_LOGIT_BYTES = 2
 # Several GPUs under DDP (-z 0; also -z 1 before it got its own ZeRO-1), measured on d12 and d48 at 2 and 4 GPUs:
 # 4 more bytes per parameter (a second fp32 gradient-sized buffer, despite gradient_as_bucket_view) and
@@ -271,7 +271,7 @@ def _estimate_gpt2train(
     bf16_params: int = 0,
     recompute_whole: int = 0,
     fp8_linears: str = "none",
-    fp8_classifier: bool = False,
+    fp8_classifier: int = 0,
 ) -> dict:
     """Our trainer's layout: estimated peak bytes on one GPU, by part; ``total`` is the sum of the others.
 
@@ -295,8 +295,9 @@ def _estimate_gpt2train(
     - ``activations``: B*T*L*C times a fitted per-layer coefficient (``_GPT2TRAIN_ACT``; ``_GPT2TRAIN_FP8_ACT``
       with FP8 linears below -r 3), +2 with several GPUs; with ``recompute_whole`` N, N of the L layers take -r 3's
       coefficient.
-    - ``classifier``: the chunked classifier's transient memory; the logits are never held whole (with
-      ``fp8_classifier``, --fp8-classifier, a chunk's float8 gradient in two layouts too).
+    - ``classifier``: the chunked classifier's transient memory; the logits are never held whole. With
+      ``fp8_classifier`` (--fp8-classifier 1 or 2) also the e4m3 copies of its input and weight (1 byte each), and
+      with 1 a chunk's float8 gradient in two layouts.
     - ``overhead``: a fitted 128 MiB of workspaces.
 
     Our trainer supports ZeRO stages 0 and 1 only.
@@ -338,7 +339,8 @@ def _estimate_gpt2train(
         coeff *= 2  # unmeasured: every saved tensor in fp32 instead of bf16
     if ddp:  # kept for -z 1 too until measured without DDP
         coeff += _DDP_ACT_BYTES
-    logit_bytes = (2 if dtype == "bf16" else 4) + (_FP8_CLASSIFIER_LOGIT_BYTES if fp8_classifier else 0)
+    logit_bytes = (2 if dtype == "bf16" else 4) + (_FP8_CLASSIFIER_LOGIT_BYTES if fp8_classifier == 1 else 0)
+    fp8_copies = (tokens + cfg.padded_vocab_size) * C if fp8_classifier else 0  # e4m3 x and W, a byte each
     chunk = min(_CLASSIFIER_CHUNK_ROWS, tokens)
     parts = {
         "params": n * wb,
@@ -348,7 +350,9 @@ def _estimate_gpt2train(
         "ddp_buffers": (n * wb / world_size if zero_stage >= 1 else n * _DDP_PARAM_BYTES) if ddp else 0,
         "optimizer": n * 8 / (world_size if zero_stage >= 1 else 1),
         "activations": tokens * L * C * coeff,
-        "classifier": chunk * cfg.padded_vocab_size * logit_bytes + tokens * C * _CLASSIFIER_ROW_BYTES_PER_C,
+        "classifier": chunk * cfg.padded_vocab_size * logit_bytes
+        + tokens * C * _CLASSIFIER_ROW_BYTES_PER_C
+        + fp8_copies,
         "overhead": (_GPT2TRAIN_OVERHEAD_MIB if overhead_mib is None else overhead_mib) * MIB,
     }
     if fp8:  # shown only where there are FP8 linears
@@ -504,9 +508,11 @@ def make_plan(
             return "all" if rule and layout != "llmc" else "none"
 
         fp8 = int(fp8_linears_at(recompute, recompute_whole) == "all")
+    # the trainer's --fp8-classifier -1 on its fast path (the FP8 logits' e4m3 copies), at the -r asked for
+    fp8_classifier = fp8_classifier_rule(card.hopper, gpus, fp8) if layout != "llmc" else 0
     mem_kwargs = dict(world_size=gpus, zero_stage=zero_stage, recompute=recompute, master_weights=master_weights,
                       layout=layout, bf16_params=bf16_params, recompute_whole=recompute_whole,
-                      fp8_linears="all" if fp8 else "none")  # fmt: skip
+                      fp8_linears="all" if fp8 else "none", fp8_classifier=fp8_classifier)  # fmt: skip
     mem = estimate_memory(cfg, batch_size, seq_len, **mem_kwargs)
     card_bytes = card.memory_mib * MIB
     max_batch = max_batch_size(cfg, card_bytes, seq_len, **mem_kwargs)

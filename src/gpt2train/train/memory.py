@@ -22,13 +22,13 @@ def usable_gpu_memory(device: torch.device) -> int:
 
 def settings(cfg, world_size: int, **decided) -> dict:
     """The memory settings of ``cfg`` (a TrainConfig or ResolvedConfig) as ``plan.estimate_memory`` takes them;
-    ``decided`` overrides fields that are decided but not yet in ``cfg`` (resolve's bf16_params, and ``fp8``, --fp8
-    as decided)."""
+    ``decided`` overrides fields that are decided but not yet in ``cfg`` (resolve's bf16_params and fp8_classifier,
+    and ``fp8``, --fp8 as decided)."""
     fp8 = decided.pop("fp8", cfg.fp8)
     fields = dict(zero_stage=cfg.zero_stage, recompute=cfg.recompute, master_weights=cfg.master_weights,
                   bf16_params=cfg.bf16_params, recompute_whole=cfg.recompute_whole,
                   fp8_linears=fp8_linears(cfg, fp8),
-                  fp8_classifier=cfg.fp8_classifier == 1)  # fmt: skip
+                  fp8_classifier=max(cfg.fp8_classifier, 0))  # fmt: skip
     return dict(world_size=world_size, **{**fields, **decided})
 
 
