@@ -200,23 +200,24 @@ def test_fp8_falls_back_to_bf16_where_shapes_do_not_suit_scaled_mm():
         torch.testing.assert_close(got, plain_classifier_loss(x2, w2, t2, V), rtol=1e-5, atol=1e-7)
 
 
-def test_trainer_fp8_classifier_run(tmp_path, text_shards, capsys):
-    """--fp8-classifier 1 trains (the loss falls) with the fused classifier, and is refused without it."""
+@pytest.mark.parametrize("mode", ["1", "2"])
+def test_trainer_fp8_classifier_run(tmp_path, text_shards, capsys, mode):
+    """--fp8-classifier 1 and 2 train (the loss falls) with the fused classifier, and are refused without it."""
     import json
 
     from tests.helpers import progress_losses, run_cli, tiny_train_args
 
     run = tmp_path / "fp8c"
-    code, _, err = run_cli(tiny_train_args(text_shards, run, 8, ["--fused-classifier", "1", "--fp8-classifier", "1"]),
+    code, _, err = run_cli(tiny_train_args(text_shards, run, 8, ["--fused-classifier", "1", "--fp8-classifier", mode]),
                            capsys)  # fmt: skip
     assert code == 0, err
     losses = [v for (kind, _), v in sorted(progress_losses(run).items(), key=lambda kv: kv[0][1]) if kind == "train"]
     assert len(losses) == 8 and losses[-1] < losses[0] - 0.5, losses
     train = json.load(open(run / "config.json"))["train"]
-    assert train["fp8_classifier"] == 1 and train["fused_classifier"] == 1
-    code, _, err = run_cli(tiny_train_args(text_shards, tmp_path / "bad", 1, ["--fp8-classifier", "1"]), capsys)
+    assert train["fp8_classifier"] == int(mode) and train["fused_classifier"] == 1
+    code, _, err = run_cli(tiny_train_args(text_shards, tmp_path / "bad", 1, ["--fp8-classifier", mode]), capsys)
     last = err.strip().splitlines()[-1]
-    assert code != 0 and last.startswith("error: --fp8-classifier 1:") and "--fused-classifier 1" in last, last
+    assert code != 0 and last.startswith(f"error: --fp8-classifier {mode}:") and "--fused-classifier 1" in last, last
 
 
 def test_accelerate_swaps_in_the_fp8_classifier(tiny_config):
@@ -232,14 +233,16 @@ def test_accelerate_swaps_in_the_fp8_classifier(tiny_config):
     assert model.classifier_loss is chunked_classifier_loss
 
 
-def test_fp8_compile_traces():
-    """The FP8 path traces as one graph under torch.compile too (--compile-scope model; aot_eager on the CPU), and
-    gives what it gives eager."""
+@pytest.mark.parametrize("mode", [1, 2])
+def test_fp8_compile_traces(mode):
+    """The FP8 paths trace as one graph under torch.compile too (--compile-scope model; aot_eager on the CPU), and
+    give what they give eager."""
+    torch._dynamo.reset()
     x, w, t = _inputs((4, 16), torch.float32, seed=13)
-    loss = lambda a, b, c: chunked_classifier_loss(a, b, c, V, chunk_rows=32, fp8=True)
+    loss = lambda a, b, c: chunked_classifier_loss(a, b, c, V, chunk_rows=32, fp8=mode)
     fn = torch.compile(loss, backend="aot_eager", fullgraph=True)
     got = _run(lambda a, b, c, _v: fn(a, b, c), x, w, t)
-    eager = _run(chunked_classifier_loss, x, w, t, chunk_rows=32, impl="torch", fp8=True)
+    eager = _run(chunked_classifier_loss, x, w, t, chunk_rows=32, impl="torch", fp8=mode)
     for a, b in zip(got, eager):
         _assert_close(a, b, rtol=1e-5, atol=1e-7)
 
