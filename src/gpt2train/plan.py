@@ -393,16 +393,16 @@ def max_batch_size(
 
 
 def max_batch_by_recompute(cfg: ModelConfig, memory_bytes: float, seq_len: int = DEFAULT_SEQ_LEN,
-                           fp8_linears_at=None, **kwargs) -> dict:  # fmt: skip
+                           fp8_at=None, **kwargs) -> dict:  # fmt: skip
     """``max_batch_size`` at each -r level the layout has (0-2 for llm.c's, 0-3 for ours), ``kwargs``'
-    other settings kept (``fp8_linears_at``: a function of -r giving fp8_linears there, for --fp8 -1, which decides
-    by -r): {recompute: largest B}."""
+    other settings kept (``fp8_at``: a function of -r giving the FP8 settings there, fp8_linears and fp8_classifier,
+    for --fp8 -1, which decides by -r): {recompute: largest B}."""
     kwargs.pop("recompute", None)
     kwargs.pop("recompute_whole", None)
     levels = range(3) if kwargs.get("layout") == "llmc" else range(4)
-    kept = kwargs.pop("fp8_linears", "none")
-    at = fp8_linears_at or (lambda r: kept)
-    return {r: max_batch_size(cfg, memory_bytes, seq_len, recompute=r, fp8_linears=at(r), **kwargs) for r in levels}
+    kept = {k: kwargs.pop(k) for k in ("fp8_linears", "fp8_classifier") if k in kwargs}
+    at = fp8_at or (lambda r: kept)
+    return {r: max_batch_size(cfg, memory_bytes, seq_len, recompute=r, **at(r), **kwargs) for r in levels}
 
 
 def whole_blocks_needed(
@@ -500,19 +500,20 @@ def make_plan(
     hours = seconds / 3600
     if fp8 not in (-1, 0, 1, 2):
         raise UserError(f"--fp8 {fp8}: use 0 (bf16 matmuls), 1 or 2 (FP8, as the trainer's --fp8), -1 (as the trainer)")
-    fp8_linears_at = None
-    if fp8 == -1:  # as the trainer decides, at this -r and at each other one the plan shows
+    asked = fp8
 
-        def fp8_linears_at(r: int, whole: int = 0) -> str:
-            rule = fp8_rule(card.hopper, gpus, cfg, "adamw" if recipe == "classic" else "muon", "bf16", r, whole)
-            return "all" if rule and layout != "llmc" else "none"
+    def fp8_at(r: int, whole: int = 0) -> dict:
+        """The trainer's FP8 settings on its fast path at -r ``r``: --fp8 as asked or by its rule (-1), and
+        --fp8-classifier -1's FP8 logits (their e4m3 copies of x and W) beside bf16 blocks."""
+        rule = fp8_rule(card.hopper, gpus, cfg, "adamw" if recipe == "classic" else "muon", "bf16", r, whole)
+        linears = asked if asked != -1 else int(rule and layout != "llmc")
+        classifier = fp8_classifier_rule(card.hopper, gpus, linears) if layout != "llmc" else 0
+        return {"fp8_linears": "all" if linears else "none", "fp8_classifier": classifier}
 
-        fp8 = int(fp8_linears_at(recompute, recompute_whole) == "all")
-    # the trainer's --fp8-classifier -1 on its fast path (the FP8 logits' e4m3 copies), at the -r asked for
-    fp8_classifier = fp8_classifier_rule(card.hopper, gpus, fp8) if layout != "llmc" else 0
+    decided = fp8_at(recompute, recompute_whole)
+    fp8 = int(decided["fp8_linears"] == "all")
     mem_kwargs = dict(world_size=gpus, zero_stage=zero_stage, recompute=recompute, master_weights=master_weights,
-                      layout=layout, bf16_params=bf16_params, recompute_whole=recompute_whole,
-                      fp8_linears="all" if fp8 else "none", fp8_classifier=fp8_classifier)  # fmt: skip
+                      layout=layout, bf16_params=bf16_params, recompute_whole=recompute_whole, **decided)  # fmt: skip
     mem = estimate_memory(cfg, batch_size, seq_len, **mem_kwargs)
     card_bytes = card.memory_mib * MIB
     max_batch = max_batch_size(cfg, card_bytes, seq_len, **mem_kwargs)
@@ -553,7 +554,7 @@ def make_plan(
         "gpu_memory_gib": card_bytes / GIB,
         "fits": mem["total"] <= card_bytes,
         "max_batch": max_batch,
-        "max_batch_by_recompute": max_batch_by_recompute(cfg, card_bytes, seq_len, fp8_linears_at, **mem_kwargs),
+        "max_batch_by_recompute": max_batch_by_recompute(cfg, card_bytes, seq_len, fp8_at, **mem_kwargs),
         "whole_blocks_needed": whole,
     }
 
