@@ -714,11 +714,23 @@ def resolve(cfg: TrainConfig, env: Environment) -> ResolvedConfig:
                           notes=tuple(notes))  # fmt: skip
 
 
+def _resumed_setting(env: Environment, key: str, choices: tuple, before):
+    """What a resumed run's checkpoint recorded for the auto setting ``key`` (``before``, the setting's old default,
+    where it recorded none or a value outside ``choices``); None for a new run, which applies the setting's rule."""
+    if env.resume_config is None:
+        return None
+    saved = env.resume_config.get(key, before)
+    return saved if saved in choices else before
+
+
+def _hopper(env: Environment) -> bool:
+    return env.gpu_capability is not None and env.gpu_capability[0] == 9
+
+
 def auto_bf16_params(cfg: TrainConfig, env: Environment, dtype: str, optimizer: str) -> int:
     """``--bf16-params -1``: a resumed run keeps its checkpoint's layout; a new one takes :func:`bf16_params_rule`."""
-    if env.resume_config is not None:
-        saved = env.resume_config.get("bf16_params", 0)
-        return saved if saved in (0, 1) else 0
+    if (saved := _resumed_setting(env, "bf16_params", (0, 1), 0)) is not None:
+        return saved
     fast = env.device.type == "cuda" and not cfg.plain
     return bf16_params_rule(fast, env.world_size, cfg.master_weights, dtype, optimizer)
 
@@ -738,20 +750,17 @@ def auto_fp8(cfg: TrainConfig, env: Environment, mcfg: ModelConfig, fast: bool, 
     bf16's). Else 0."""
     if not (fast and env.fp8_supported) or cfg.fp8_impl != "ours":
         return 0
-    if env.resume_config is not None:
-        saved = env.resume_config.get("fp8", 0)
-        return saved if saved in (0, 1, 2) else 0
-    hopper = env.gpu_capability is not None and env.gpu_capability[0] == 9
-    return fp8_rule(hopper, env.world_size, mcfg, optimizer, dtype, cfg.recompute, cfg.recompute_whole)
+    if (saved := _resumed_setting(env, "fp8", (0, 1, 2), 0)) is not None:
+        return saved
+    return fp8_rule(_hopper(env), env.world_size, mcfg, optimizer, dtype, cfg.recompute, cfg.recompute_whole)
 
 
 def auto_fp8_scaling(env: Environment, ours: bool) -> str:
     """``--fp8-scaling auto``: a resumed run keeps its checkpoint's; a new one scales our FP8 linears' inputs and
     output gradients by the previous micro-steps' amaxes (delayed: no pass over each tensor before its cast) in one
     process. Several keep dynamic: each process records its own amaxes, and a checkpoint keeps rank 0's only."""
-    if env.resume_config is not None:
-        saved = env.resume_config.get("fp8_scaling", "dynamic")
-        return saved if saved in ("dynamic", "delayed") else "dynamic"
+    if (saved := _resumed_setting(env, "fp8_scaling", ("dynamic", "delayed"), "dynamic")) is not None:
+        return saved
     return "delayed" if ours and env.world_size == 1 else "dynamic"
 
 
@@ -761,11 +770,9 @@ def auto_fp8_classifier(env: Environment, fused_classifier: bool, fp8: int) -> i
     blocks' linears in bf16 (``fp8`` 0: its loss check ran beside bf16 blocks, not FP8 ones). Else 0."""
     if not (fused_classifier and env.fp8_supported):
         return 0
-    if env.resume_config is not None:
-        saved = env.resume_config.get("fp8_classifier", 0)
-        return saved if saved in (0, 1, 2) else 0
-    hopper = env.gpu_capability is not None and env.gpu_capability[0] == 9
-    return fp8_classifier_rule(hopper, env.world_size, fp8)
+    if (saved := _resumed_setting(env, "fp8_classifier", (0, 1, 2), 0)) is not None:
+        return saved
+    return fp8_classifier_rule(_hopper(env), env.world_size, fp8)
 
 
 def fp8_classifier_rule(hopper: bool, world_size: int, fp8: int) -> int:

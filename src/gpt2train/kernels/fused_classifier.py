@@ -381,8 +381,7 @@ def _chunks(x: torch.Tensor, w: torch.Tensor, targets: torch.Tensor, vocab_size:
         end = min(start + chunk_rows, x.shape[0])
         xc = x[start:end]
         if fp8_logits:
-            logits = torch._scaled_mm(xq[start:end], wq.t(), scale_a=sx, scale_b=sw, out_dtype=w.dtype,
-                                      use_fast_accum=True)  # fmt: skip
+            logits = _e4m3_logits(xq[start:end], sx, wq, sw, w.dtype)
         else:
             logits = F.linear(xc, w)  # full Vp width keeps the matmul shapes aligned
         chunk_sum, dlogits = chunk_fn(logits, targets[start:end], vocab_size, row_scale[start:end], softcap)
@@ -396,6 +395,13 @@ def _chunks(x: torch.Tensor, w: torch.Tensor, targets: torch.Tensor, vocab_size:
             _accumulate_fp32(dw, dlogits.t(), xc)
         del logits, dlogits
     return loss_sum
+
+
+def _e4m3_logits(xq: torch.Tensor, sx: torch.Tensor, wq: torch.Tensor, sw: torch.Tensor,
+                 out_dtype: torch.dtype) -> torch.Tensor:  # fmt: skip
+    """A chunk's logits x @ W.T from e4m3 copies of its rows ``xq`` and of W ``wq`` with their dequantization scales,
+    in FP8's fast accumulation (as the FP8 linears' forward), written in ``out_dtype``."""
+    return torch._scaled_mm(xq, wq.t(), scale_a=sx, scale_b=sw, out_dtype=out_dtype, use_fast_accum=True)
 
 
 def _fp8_chunks(x: torch.Tensor, w: torch.Tensor, targets: torch.Tensor, vocab_size: int, chunk_rows: int,
@@ -416,8 +422,7 @@ def _fp8_chunks(x: torch.Tensor, w: torch.Tensor, targets: torch.Tensor, vocab_s
     loss_sum = torch.zeros((), dtype=torch.float32, device=x.device)
     for start in range(0, x.shape[0], chunk_rows):
         end = min(start + chunk_rows, x.shape[0])
-        logits = torch._scaled_mm(xq[start:end], wq.t(), scale_a=sx, scale_b=sw, out_dtype=w.dtype,
-                                  use_fast_accum=True)  # fmt: skip
+        logits = _e4m3_logits(xq[start:end], sx, wq, sw, w.dtype)
         chunk_sum, g, gt = _chunk_loss_and_fp8_grads(logits, targets[start:end], vocab_size, g_scale[start:end],
                                                      softcap, triton)  # fmt: skip
         del logits
