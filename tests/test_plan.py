@@ -246,13 +246,14 @@ def test_plan_layout_cli(cli_main, capsys):
     # (bf16 blocks on a Hopper card: the trainer's FP8 logits, whose e4m3 copy of x takes -r 3's B=258 to 256)
     assert "  by -r       -r 0: B=22 | -r 1: B=29 | -r 2: B=35 | -r 3: B=256" in capsys.readouterr().out
     # --fp8 -1 (the default) decides as the trainer at each -r: FP8 at -r 0 and 1 (which then recomputes nothing
-    # FP8 keeps, so the same B), bf16 blocks with the FP8 logits from -r 2
+    # FP8 keeps, so the same B), bf16 blocks from -r 2; the FP8 logits at each
     assert cli_main(["plan", "-e", "d48", "--tokens", "1B", "--gpu", "h100"]) == 0
     out = capsys.readouterr().out
     assert "-w 1 --bf16-params 1 --fp8 1 (gpt2train layout)" in out and "fp8_weights" in out, out
     assert "  by -r       -r 0: B=25 | -r 1: B=25 | -r 2: B=35 | -r 3: B=256" in out
     assert cli_main(["plan", "-e", "d48", "--tokens", "1B", "--gpu", "h100", "--fp8", "1"]) == 0  # FP8 at every -r
-    assert "  by -r       -r 0: B=25 | -r 1: B=25 | -r 2: B=25 | -r 3: B=258" in capsys.readouterr().out
+    # (with the FP8 logits beside them too, whose copies take -r 3's B=258 to 256 as beside bf16 blocks)
+    assert "  by -r       -r 0: B=25 | -r 1: B=25 | -r 2: B=25 | -r 3: B=256" in capsys.readouterr().out
     assert cli_main(["plan", "-e", "d48", "--tokens", "1B", "--gpu", "a100"]) == 0  # no FP8 there
     assert "--fp8" not in capsys.readouterr().out
 

@@ -195,10 +195,10 @@ def test_fp8_classifier_needs_the_fused_classifier_and_fp8_matmuls():
 
 
 def test_fp8_classifier_auto_is_the_fp8_logits_in_one_process_on_hopper_and_planned():
-    """--fp8-classifier -1 (the default): 2 (the FP8 logits; it held the loss check in two sittings) where the fused
-    classifier runs in one process on a Hopper GPU beside bf16 blocks (d12's default, not d48's FP8); 0 elsewhere, a
-    resumed run its checkpoint's, an explicit value as given. 1 (it failed the loss check in one of two sittings) is
-    asked for only. The memory planner counts the e4m3 copies of x and W (both), and 1's chunk of float8 gradient in
+    """--fp8-classifier -1 (the default): 2 (the FP8 logits; beside bf16 blocks and beside FP8 ones each held the
+    loss check in two sittings) where the fused classifier runs in one process on a Hopper GPU (d12's default with
+    bf16 blocks, d48's with FP8 ones); 0 elsewhere, a resumed run its checkpoint's, an explicit value as given. 1 (it
+    failed the loss check in one of two sittings) is asked for only. The memory planner counts the e4m3 copies of x and W (both), and 1's chunk of float8 gradient in
     two layouts (2 bytes per logit more)."""
     from gpt2train.plan import estimate_memory
     from gpt2train.train import memory
@@ -206,11 +206,11 @@ def test_fp8_classifier_auto_is_the_fp8_logits_in_one_process_on_hopper_and_plan
     d12 = resolve(TrainConfig(model="d12"), HOPPER)
     assert d12.fp8_classifier == 2 and any(n.startswith("--fp8-classifier -1: the output layer's") for n in d12.notes)
     assert resolve(TrainConfig(model="d48", batch_size=16, fp8=0), HOPPER).fp8_classifier == 2
-    assert resolve(TrainConfig(model="d48", batch_size=16), HOPPER).fp8_classifier == 0  # FP8 blocks: not checked
+    d48 = resolve(TrainConfig(model="d48", batch_size=16), HOPPER)
+    assert d48.fp8 == 1 and d48.fp8_classifier == 2  # beside FP8 blocks
     assert resolve(TrainConfig(model="d12", fp8=1, fp8_classifier=2), HOPPER).fp8_classifier == 2
     assert resolve(TrainConfig(model="d12", fp8_classifier=0), HOPPER).fp8_classifier == 0
     for fields, env in (({}, CUDA), ({}, dataclasses.replace(HOPPER, world_size=2)), ({"plain": True}, HOPPER),
-                        ({"fp8": 1}, HOPPER),
                         ({"fused_classifier": 0}, HOPPER), ({}, dataclasses.replace(HOPPER, fp8_supported=False)),
                         ({}, dataclasses.replace(HOPPER, resume_config={})), ({}, CPU)):  # fmt: skip
         assert resolve(TrainConfig(model="d12", **fields), env).fp8_classifier == 0, (fields, env)

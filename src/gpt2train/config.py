@@ -652,7 +652,7 @@ def resolve(cfg: TrainConfig, env: Environment) -> ResolvedConfig:
     fused_classifier = int(cfg.fused_classifier == 1 or (cfg.fused_classifier == -1 and fast))
     fp8_classifier = cfg.fp8_classifier
     if fp8_classifier == -1:
-        fp8_classifier = auto_fp8_classifier(env, bool(fused_classifier), fp8)
+        fp8_classifier = auto_fp8_classifier(env, bool(fused_classifier))
         if fp8_classifier and env.resume_config is None:
             notes.append("--fp8-classifier -1: the output layer's logits from FP8 matmuls (1.02x the step at d12 on an"
                          " H200, at the same loss; BENCHMARKS.md); --fp8-classifier 0 for bf16")  # fmt: skip
@@ -764,21 +764,21 @@ def auto_fp8_scaling(env: Environment, ours: bool) -> str:
     return "delayed" if ours and env.world_size == 1 else "dynamic"
 
 
-def auto_fp8_classifier(env: Environment, fused_classifier: bool, fp8: int) -> int:
+def auto_fp8_classifier(env: Environment, fused_classifier: bool) -> int:
     """``--fp8-classifier -1``: where the fused classifier runs on FP8 matmuls, a resumed run keeps its checkpoint's
-    and a new one takes 2, the logits' matmul in FP8, where it was measured: one process on a Hopper GPU with the
-    blocks' linears in bf16 (``fp8`` 0: its loss check ran beside bf16 blocks, not FP8 ones). Else 0."""
+    and a new one takes 2, the logits' matmul in FP8, where it was measured: one process on a Hopper GPU, beside
+    bf16 blocks (d12) and FP8 ones (d48; each pair held the loss check in two sittings). Else 0."""
     if not (fused_classifier and env.fp8_supported):
         return 0
     if (saved := _resumed_setting(env, "fp8_classifier", (0, 1, 2), 0)) is not None:
         return saved
-    return fp8_classifier_rule(_hopper(env), env.world_size, fp8)
+    return fp8_classifier_rule(_hopper(env), env.world_size)
 
 
-def fp8_classifier_rule(hopper: bool, world_size: int, fp8: int) -> int:
+def fp8_classifier_rule(hopper: bool, world_size: int) -> int:
     """auto_fp8_classifier's rule for a new run whose fused classifier runs on FP8 matmuls (``gpt2train plan``
     applies it too)."""
-    return 2 if hopper and world_size == 1 and not fp8 else 0
+    return 2 if hopper and world_size == 1 else 0
 
 
 def fp8_rule(hopper: bool, world_size: int, mcfg: ModelConfig, optimizer: str, dtype: str, recompute: int,

@@ -504,10 +504,10 @@ def make_plan(
 
     def fp8_at(r: int, whole: int = 0) -> dict:
         """The trainer's FP8 settings on its fast path at -r ``r``: --fp8 as asked or by its rule (-1), and
-        --fp8-classifier -1's FP8 logits (their e4m3 copies of x and W) beside bf16 blocks."""
+        --fp8-classifier -1's FP8 logits (their e4m3 copies of x and W)."""
         rule = fp8_rule(card.hopper, gpus, cfg, "adamw" if recipe == "classic" else "muon", "bf16", r, whole)
         linears = asked if asked != -1 else int(rule and layout != "llmc")
-        classifier = fp8_classifier_rule(card.hopper, gpus, linears) if layout != "llmc" else 0
+        classifier = fp8_classifier_rule(card.hopper, gpus) if layout != "llmc" else 0
         return {"fp8_linears": "all" if linears else "none", "fp8_classifier": classifier}
 
     decided = fp8_at(recompute, recompute_whole)
