@@ -755,7 +755,7 @@ def fp8_cast_case(args, dev, case, rows, cols, dtype):
         compiled = torch.compile(fp8_cast.cast_transpose_reference)
         variants.append(("reference compiled", lambda: compiled(t, scale, dtype)))
     if dev.type == "cuda":
-        tiles = ((64, 64, 4), (32, 128, 4), (128, 64, 8), (64, 128, 8), (128, 128, 8))
+        tiles = ((64, 128, 4), (64, 64, 4), (32, 128, 4), (128, 64, 8), (64, 128, 8), (128, 128, 8))
         for bm, bn, warps in tiles:
 
             def run(bm=bm, bn=bn, warps=warps):

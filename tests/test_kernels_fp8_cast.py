@@ -26,16 +26,17 @@ def _matrix(rows, cols, seed, dtype=torch.bfloat16):
 @pytest.mark.parametrize("rows, cols, block_m, block_n", [(70, 45, 32, 16), (64, 64, 64, 64), (5, 130, 16, 64)])
 @pytest.mark.parametrize("transpose", [True, False])
 @pytest.mark.parametrize("source", [torch.bfloat16, torch.float32])  # fp32: a LayerNorm's output under autocast
-def test_kernel_tiles_scales_clamps_and_transposes(rows, cols, block_m, block_n, transpose, source):
+@pytest.mark.parametrize("programs", [None, 2])  # one per tile; two looping over all tiles (as on a GPU, by SMs)
+def test_kernel_tiles_scales_clamps_and_transposes(rows, cols, block_m, block_n, transpose, source, programs):
     """Every element, in both layouts, is the reference's: edge tiles masked, the scale applied in fp32, the
-    result clamped. Written as fp32 (the interpreter rounds fp32 to bf16 and FP8 otherwise than the GPU's
+    result clamped, every tile visited by the programs' loop. Written as fp32 (the interpreter rounds fp32 to bf16 and FP8 otherwise than the GPU's
     round-to-nearest-even; bench/kernels_gpu_check.py --checks fp8_cast compares the FP8 bits on a GPU)."""
     if not (triton_available() and interpreting()):
         pytest.skip("needs Triton's CPU interpreter (TRITON_INTERPRET=1 before triton is imported) or a GPU")
     t, scale = _matrix(rows, cols, seed=rows, dtype=source), torch.tensor(0.75)
     q = torch.full((rows, cols), float("nan"))
     qt = torch.full((cols, rows), float("nan")) if transpose else None
-    fp8_cast._launch(t, scale, q, qt, block_m=block_m, block_n=block_n)
+    fp8_cast._launch(t, scale, q, qt, block_m=block_m, block_n=block_n, programs=programs)
     ref = (t.float() * scale).clamp(-torch.finfo(torch.float32).max, torch.finfo(torch.float32).max)
     assert torch.equal(q, ref)
     if transpose:
@@ -83,19 +84,20 @@ def test_quantize_transposed_is_quantize_in_both_layouts(dtype, source):
     assert quantize_transposed(t, dtype, transpose=False)[1] is None
 
 
-def test_kernel_records_the_largest_magnitude():
+@pytest.mark.parametrize("programs", [None, 1, 3])
+def test_kernel_records_the_largest_magnitude(programs):
     """Delayed scaling's record: the kernel raises ``amax`` to the largest |t| over every tile (edge tiles' masked
-    elements do not count), and never lowers it."""
+    elements do not count), whichever program's loop visits it, and never lowers it."""
     if not (triton_available() and interpreting()):
         pytest.skip("needs Triton's CPU interpreter (TRITON_INTERPRET=1 before triton is imported) or a GPU")
     t = _matrix(70, 45, seed=3)
     t[69, 44] = -900.0  # in the last, partly masked tile
     q, qt = torch.empty(70, 45), torch.empty(45, 70)
     amax = torch.tensor(5.0)
-    fp8_cast._launch(t, torch.tensor(0.5), q, qt, amax, block_m=32, block_n=16)
+    fp8_cast._launch(t, torch.tensor(0.5), q, qt, amax, block_m=32, block_n=16, programs=programs)
     assert amax.item() == 900.0
     amax.fill_(1000.0)
-    fp8_cast._launch(t, torch.tensor(0.5), q, None, amax, block_m=32, block_n=16)
+    fp8_cast._launch(t, torch.tensor(0.5), q, None, amax, block_m=32, block_n=16, programs=programs)
     assert amax.item() == 1000.0
 
 

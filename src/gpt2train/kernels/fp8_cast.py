@@ -29,7 +29,10 @@ import torch
 
 from gpt2train.kernels._triton import interpreting, triton_available
 
-BLOCK_M, BLOCK_N, WARPS = 64, 64, 4  # a tile: BLOCK_M rows by BLOCK_N columns of the input
+# a tile: BLOCK_M rows by BLOCK_N columns of the input; the grid: WAVES programs per SM, each looping over tiles with
+# the next tile's load in flight (STAGES). Against one 64x64 tile per program: 3.3-3.4 TB/s instead of 3.0-3.1 on an
+# H200's d12 and d48 activations (BENCHMARKS.md, issue 21's tenth session), and one amax atomic per program
+BLOCK_M, BLOCK_N, WARPS, STAGES, WAVES = 64, 128, 4, 2, 4
 # from fp32 (a LayerNorm's output under autocast) a quarter of the transposed copy's bytes came out wrong on an H200
 # (triton 3.6, shapes in multiples of 16; transposed by tl.trans or by the store's addresses alike), from bf16 none:
 # fp8_linear rounds fp32 operands to bf16 before the kernel
@@ -56,36 +59,63 @@ def _kernel(interpret: bool):
 
     @triton.jit
     def fp8_cast_transpose_kernel(x_ptr, scale_ptr, q_ptr, qt_ptr, amax_ptr, M, N, fmax, WRITE_T: tl.constexpr,
-                                  AMAX: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):  # fmt: skip
-        rows = tl.program_id(0).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
-        cols = tl.program_id(1).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
-        mask = (rows[:, None] < M) & (cols[None, :] < N)
-        x = tl.load(x_ptr + rows[:, None] * N + cols[None, :], mask=mask, other=0.0).to(tl.float32)
-        if AMAX:  # the largest |x| so far, for the next call's scale (delayed scaling); masked elements are 0
-            tl.atomic_max(amax_ptr, tl.max(tl.abs(x)))
-        y = tl.clamp(x * tl.load(scale_ptr), -fmax, fmax)
-        q = y.to(q_ptr.dtype.element_ty)
-        tl.store(q_ptr + rows[:, None] * N + cols[None, :], q, mask=mask)
-        if WRITE_T:  # qt is (N, M) row-major: Triton converts the tile's layout (through shared memory) so the
-            # store runs along qt's rows (as fast as a tl.trans in registers, bench/kernels_gpu_check.py)
-            tl.store(qt_ptr + cols[None, :] * M + rows[:, None], q, mask=mask)
+                                  AMAX: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                                  STAGES: tl.constexpr):  # fmt: skip
+        tiles_n = tl.cdiv(N, BLOCK_N)
+        scale = tl.load(scale_ptr)
+        largest = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)  # |x| so far, element-wise over this program's tiles
+        for tile in tl.range(tl.program_id(0), tl.cdiv(M, BLOCK_M) * tiles_n, tl.num_programs(0), num_stages=STAGES):
+            rows = (tile // tiles_n).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
+            cols = (tile % tiles_n).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
+            mask = (rows[:, None] < M) & (cols[None, :] < N)
+            x = tl.load(x_ptr + rows[:, None] * N + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+            if AMAX:  # masked elements are 0
+                largest = tl.maximum(largest, tl.abs(x))
+            q = tl.clamp(x * scale, -fmax, fmax).to(q_ptr.dtype.element_ty)
+            tl.store(q_ptr + rows[:, None] * N + cols[None, :], q, mask=mask)
+            if WRITE_T:  # qt is (N, M) row-major: Triton converts the tile's layout (through shared memory) so the
+                # store runs along qt's rows (as fast as a tl.trans in registers, bench/kernels_gpu_check.py)
+                tl.store(qt_ptr + cols[None, :] * M + rows[:, None], q, mask=mask)
+        if AMAX:  # the largest |x| so far, for the next call's scale (delayed scaling): one atomic per program
+            tl.atomic_max(amax_ptr, tl.max(largest))
 
     return fp8_cast_transpose_kernel
 
 
+@functools.lru_cache(maxsize=8)
+def _sm_count(device: torch.device) -> int:
+    return torch.cuda.get_device_properties(device).multi_processor_count
+
+
 def _launch(t: torch.Tensor, scale: torch.Tensor, q: torch.Tensor, qt: torch.Tensor | None,
             amax: torch.Tensor | None = None, block_m: int = BLOCK_M, block_n: int = BLOCK_N,
-            warps: int = WARPS) -> None:  # fmt: skip
+            warps: int = WARPS, programs: int | None = None) -> None:  # fmt: skip
     """The kernel over ``t`` (M, N), contiguous, into ``q`` (M, N) and ``qt`` (N, M) (or only ``q``); ``amax``, an
-    fp32 scalar, raised to the largest ``|t|`` if given."""
+    fp32 scalar, raised to the largest ``|t|`` if given. ``programs``: how many loop over the tiles (WAVES per SM on
+    CUDA by default, one per tile elsewhere)."""
     m, n = t.shape
-    grid = ((m + block_m - 1) // block_m, (n + block_n - 1) // block_n)
-    interpret = interpreting()  # read once: this runs 2,304 times a d48 step
+    tiles = ((m + block_m - 1) // block_m) * ((n + block_n - 1) // block_n)
+    if programs is None:
+        programs = _sm_count(t.device) * WAVES if t.is_cuda else tiles
+    interpret = interpreting()  # read once: this runs 2,312 times a d48 step
     kwargs = {} if interpret else {"num_warps": warps}
     # without qt or amax their pointers are q's and scale's, never touched (WRITE_T, AMAX off)
-    _kernel(interpret)[grid](t, scale, q, q if qt is None else qt, scale if amax is None else amax, m, n,
-                             torch.finfo(q.dtype).max, WRITE_T=qt is not None, AMAX=amax is not None, BLOCK_M=block_m,
-                             BLOCK_N=block_n, **kwargs)  # fmt: skip
+    _kernel(interpret)[(max(1, min(tiles, programs)),)](
+        t,
+        scale,
+        q,
+        q if qt is None else qt,
+        scale if amax is None else amax,
+        m,
+        n,
+        torch.finfo(q.dtype).max,
+        WRITE_T=qt is not None,
+        AMAX=amax is not None,
+        BLOCK_M=block_m,
+        BLOCK_N=block_n,
+        STAGES=STAGES,
+        **kwargs,
+    )
 
 
 @torch.library.custom_op("gpt2train::fp8_cast_transpose", mutates_args=("amax",))
