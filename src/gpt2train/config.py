@@ -439,11 +439,12 @@ class TrainConfig:
         -1,
         "--fp8-classifier",
         help="the fused classifier's matmuls in FP8 (needs a GPU with FP8 matmuls, or the CPU, emulated); 2: the "
-        "logits' from e4m3 copies of x and W, the gradient's two in bf16 (d12's step 1.02x as fast on an H200, the "
-        "200-step loss check held in two sittings); 1: all three, the gradient in e5m2 at a fixed scale (1.05x, but"
-        " the loss check held in one sitting and failed in the other, +0.0125; docs/fast-paths.md); 0: bf16; -1: 2 "
-        "in one process on a Hopper GPU with the fused classifier and bf16 blocks (--fp8 0, as d12's default), a "
-        "resumed run its checkpoint's, else 0. The evaluation loss always comes from bf16 logits",
+        "logits' from e4m3 copies of x and W, the gradient's two in bf16 (d12's step 1.02x as fast on an H200, d48's "
+        "up to 1.01x; the 200-step loss check held in two sittings beside bf16 blocks and two beside FP8 ones); 1: "
+        "all three, the gradient in e5m2 at a fixed scale (1.05x, but the loss check held in one sitting and failed"
+        " in the other, +0.0125; docs/fast-paths.md); 0: bf16; -1: 2 in one process on a Hopper GPU with the fused "
+        "classifier (d12's and d48's default), a resumed run its checkpoint's, else 0. The evaluation loss always "
+        "comes from bf16 logits",
     )
     accumulate_in_matmul: int = setting(
         -1,
@@ -655,7 +656,7 @@ def resolve(cfg: TrainConfig, env: Environment) -> ResolvedConfig:
         fp8_classifier = auto_fp8_classifier(env, bool(fused_classifier))
         if fp8_classifier and env.resume_config is None:
             notes.append("--fp8-classifier -1: the output layer's logits from FP8 matmuls (1.02x the step at d12 on an"
-                         " H200, at the same loss; BENCHMARKS.md); --fp8-classifier 0 for bf16")  # fmt: skip
+                         " H200, up to 1.01x at d48, at the same loss; BENCHMARKS.md); --fp8-classifier 0 for bf16")  # fmt: skip
     elif fp8_classifier and not (fused_classifier and env.fp8_supported):
         why = (f"{env.device} has no FP8 matmuls (needs CUDA capability 8.9+, e.g. an H100)" if not env.fp8_supported
                else "its matmuls are the fused classifier's, which is off here: add --fused-classifier 1")  # fmt: skip
