@@ -730,7 +730,7 @@ def fp8_linear_case(args, dev, case, rows, k, n):
 def check_fp8_cast(args, dev):
     """fp8_cast.cast_transpose_kernel (--fp8-cast-kernel) against cast_transpose_reference: the same bits, both
     layouts, from fp32 and bf16, and the amax it records; then the time of the kernel from bf16 (tile sizes), of the reference eager and
-    compiled (what Inductor makes of it)."""
+    compiled (what Inductor makes of it), and of the copy-only transpose (--fp8-cast-kernel 2) with its bits."""
     shapes = {"small": (1000, 333)} if args.small else {
         "d48 x": (16384, 1600), "d48 dh": (16384, 6400), "d48 qkv": (16384, 4800), "d48 W_fc": (6400, 1600),
         "d12 x": (65536, 768), "d12 dh": (65536, 3072), "odd": (1000, 333)}  # fmt: skip
@@ -765,6 +765,11 @@ def fp8_cast_case(args, dev, case, rows, cols, dtype):
     for variant, fn in variants:
         ms = time_ms(fn, dev, args.reps)
         record("fp8_cast", case, variant, ms=ms, gb_s=gbytes / ms * 1e3)
+    # --fp8-cast-kernel 2's transpose of the cast copy: its bytes, and its time (a byte read and one written)
+    record("fp8_cast", case, "copy-only transpose vs the one pass's, bits",
+           ok=bool(torch.equal(fp8_cast.transpose_kernel(q).view(torch.uint8), qt.view(torch.uint8))))  # fmt: skip
+    ms = time_ms(lambda: fp8_cast.transpose_kernel(q), dev, args.reps)
+    record("fp8_cast", case, "copy-only transpose", ms=ms, gb_s=rows * cols * 2 / 1e9 / ms * 1e3)
 
 
 def fp8_cast_bits(dev, case, rows, cols, dtype, source):

@@ -1,5 +1,6 @@
 """The one-pass FP8 cast with its transpose (kernels/fp8_cast.py): the Triton kernel on the CPU under
-TRITON_INTERPRET=1 against cast_transpose_reference, and the custom op (the reference off CUDA) as --fp8 uses it."""
+TRITON_INTERPRET=1 against cast_transpose_reference, its copy-only pass (the transpose of a matrix already cast), and
+the custom ops (the reference off CUDA) as --fp8 uses them (--fp8-cast-kernel 1 and 2)."""
 
 from __future__ import annotations
 
@@ -144,3 +145,84 @@ def test_model_with_the_cast_kernel_compiled_equals_eager(delayed):
     for n in histories:
         assert bufs1[n][:2].gt(0).all() and bufs1[n][2:].eq(0).all(), (n, bufs1[n])
         torch.testing.assert_close(bufs2[n], bufs1[n], rtol=0.1, atol=0)
+
+
+@pytest.mark.parametrize("rows, cols, block_m, block_n", [(70, 45, 32, 16), (5, 130, 16, 64)])
+@pytest.mark.parametrize("programs", [None, 2])
+def test_kernel_copy_only_pass_transposes_the_bytes(rows, cols, block_m, block_n, programs):
+    """--fp8-cast-kernel 2's transpose: the kernel without a scale and a row-major output copies a matrix already
+    cast, as bytes, into its transpose: every byte (edge tiles masked), whichever program's loop visits its tile."""
+    if not (triton_available() and interpreting()):
+        pytest.skip("needs Triton's CPU interpreter (TRITON_INTERPRET=1 before triton is imported) or a GPU")
+    q = torch.randint(0, 256, (rows, cols), generator=torch.Generator().manual_seed(rows), dtype=torch.uint8)
+    qt = torch.zeros(cols, rows, dtype=torch.uint8)
+    fp8_cast._launch(q, None, None, qt, block_m=block_m, block_n=block_n, programs=programs)
+    assert torch.equal(qt, q.t())
+
+
+@pytest.mark.parametrize("source", [torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("delayed", [False, True])
+def test_cast_then_transpose_is_the_one_pass_kernels_bytes(source, delayed):
+    """--fp8-cast-kernel 2 gives --fp8-cast-kernel 1's bytes, scale and amax record (so its numerics are the
+    default's): the cast in plain PyTorch (an fp32 operand rounded to bf16 first, as for 1) and its transposed copy
+    through the gpt2train::fp8_transpose op (the reference off CUDA), compiled as eager."""
+    from gpt2train.kernels.fp8_linear import amax_history
+
+    t = _matrix(48, 80, seed=4, dtype=source)
+    calls, orig = [], fp8_cast.transpose_kernel
+    fp8_cast.transpose_kernel = lambda q: calls.append(q.dtype) or orig(q)
+    try:
+        outs = {}
+        for kernel in (1, 2):
+            history = amax_history() if delayed else None
+            if delayed:
+                history[0] = 100.0  # the last call's record: the scale this call uses
+            outs[kernel] = (*quantize_transposed(t, E5M2, kernel=kernel, history=history), history)
+    finally:
+        fp8_cast.transpose_kernel = orig
+    assert calls == [E5M2]  # kernel 2's transpose only; kernel 1 writes both layouts in one pass
+    (q1, qt1, s1, h1), (q2, qt2, s2, h2) = outs[1], outs[2]
+    assert torch.equal(q1.view(torch.uint8), q2.view(torch.uint8)) and torch.equal(s1, s2)
+    assert torch.equal(qt2.view(torch.uint8), qt1.view(torch.uint8)) and qt2.is_contiguous()
+    if delayed:  # this call's amax recorded in slot 0, the last call's moved to slot 1
+        assert torch.equal(h1, h2) and h2[0] == t.to(torch.bfloat16).float().abs().amax() and h2[1] == 100.0
+    compiled = torch.compile(lambda a: quantize_transposed(a, E5M2, kernel=2), backend="aot_eager", fullgraph=True)
+    cq, cqt, cs = compiled(t)
+    q, qt, s = quantize_transposed(t, E5M2, kernel=2)
+    assert torch.equal(cq.view(torch.uint8), q.view(torch.uint8)) and torch.equal(cs, s)
+    assert torch.equal(cqt.view(torch.uint8), qt.view(torch.uint8))
+    assert quantize_transposed(t, E5M2, transpose=False, kernel=2)[1] is None
+
+
+def test_model_with_cast_then_transpose_trains_as_the_one_pass_kernel():
+    """--fp8-cast-kernel 2 in a tiny GPT under bf16 autocast, delayed scaling, two micro-steps: the same loss,
+    gradients and amax histories as --fp8-cast-kernel 1, bit for bit (eager; on the CPU both ops run their
+    references); compiled (aot_eager) as eager."""
+    from gpt2train.config import ModelConfig
+    from gpt2train.model import build_model
+    from gpt2train.train.accelerate import FastPaths, accelerate
+
+    cfg = ModelConfig(n_layer=2, n_head=4, n_embd=64, vocab_size=256, max_seq_len=32)
+    idx = torch.randint(0, 256, (2, 32), generator=torch.Generator().manual_seed(0))
+    results = []
+    try:
+        for kernel, compiled in ((1, False), (2, False), (2, True)):
+            model = build_model(cfg, seed=5)
+            accelerate(model, FastPaths(fp8=1, fp8_cast_kernel=kernel, fp8_delayed=True))
+            for block in model.transformer.h if compiled else ():
+                block.compile(backend="aot_eager")
+            for _ in range(2):
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    loss = model(idx, idx)
+                loss.backward()
+            grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+            results.append((loss.detach(), grads, {n: b.clone() for n, b in model.named_buffers()}))
+    finally:
+        torch._dynamo.reset()
+    (loss1, grads1, bufs1), (loss2, grads2, bufs2), (loss3, _, bufs3) = results
+    assert torch.equal(loss1, loss2)
+    assert all(torch.equal(grads1[n], grads2[n]) for n in grads1)
+    histories = [n for n in bufs1 if "fp8" in n and "history" in n]
+    assert histories and all(torch.equal(bufs1[n], bufs2[n]) for n in histories)
+    assert all(bufs2[n][:2].gt(0).all() for n in histories)  # two micro-steps recorded
+    torch.testing.assert_close(loss3, loss2, rtol=1e-3, atol=0)  # aot_eager's decompositions round differently

@@ -181,7 +181,7 @@ def test_trainer_fp8_run_and_bad_combinations(tmp_path, text_shards, capsys):
     assert len(losses) == 8 and losses[-1] < losses[0] - 0.5, losses
     assert json.load(open(run / "config.json"))["train"]["fp8"] == 1
     for extra, needle in ((["--fp8", "3"], "--fp8 3"), (["--fp8", "1", "--plain"], "--plain"),
-                          (["--fp8-cast-kernel", "1"], "--fp8-cast-kernel 1"),
+                          (["--fp8-cast-kernel", "1"], "--fp8-cast-kernel 1"), (["--fp8-cast-kernel", "2"], "--fp8-cast-kernel 2"),
                           (["--fp8", "1", "--fp8-scaling", "delayed", "-r", "3"], "-r 3")):  # fmt: skip
         code, _, err = run_cli(tiny_train_args(text_shards, tmp_path / "bad", 1, extra), capsys)
         last = err.strip().splitlines()[-1]
@@ -195,6 +195,11 @@ def test_trainer_fp8_run_and_bad_combinations(tmp_path, text_shards, capsys):
     train = json.load(open(tmp_path / "modern" / "config.json"))["train"]
     assert train["fp8_bf16"] == "mlp.c_proj,first,last" and train["fp8_cast_kernel"] == 1
     assert train["fp8_scaling"] == "delayed"
+    # the casts compiled into their producers, the transposes by the kernel's copy-only pass (its reference here)
+    code, _, err = run_cli(tiny_train_args(text_shards, tmp_path / "split", 2, ["--fp8", "1", "--fp8-cast-kernel", "2"]),
+                           capsys)  # fmt: skip
+    assert code == 0, err
+    assert json.load(open(tmp_path / "split" / "config.json"))["train"]["fp8_cast_kernel"] == 2
 
 
 def test_delayed_scaling_scales_by_the_previous_calls_amax():

@@ -415,8 +415,10 @@ class TrainConfig:
         -1,
         "--fp8-cast-kernel",
         help="with --fp8 (ours): 1 casts each FP8 operand in one Triton pass that writes it and its transpose "
-        "(kernels/fp8_cast.py; fp32 ones, the LayerNorm outputs and weights, rounded to bf16 first), 0: Inductor "
-        "compiles every cast from the operand as it is; -1: 1 with --fp8 (ours) on CUDA, else 0",
+        "(kernels/fp8_cast.py; fp32 ones, the LayerNorm outputs and weights, rounded to bf16 first), 2: the same "
+        "bytes, each cast compiled by Inductor into its operand's producer and only the transposed copy by the "
+        "kernel (not measured on a GPU yet), 0: Inductor compiles every cast from the operand as it is; -1: 1 with "
+        "--fp8 (ours) on CUDA, else 0",
     )
     fp8_scaling: str = setting(
         "auto",
@@ -838,8 +840,9 @@ def _check_fp8(cfg: TrainConfig, env: Environment, fp8: int) -> None:
         raise UserError(f"--fp8 {fp8} -r 3: every block is recomputed whole, and those keep bf16 linears (their "
                         "recompute would keep FP8's copies); use -r 2 with --recompute-whole N, or drop --fp8")  # fmt: skip
     ours = bool(fp8) and cfg.fp8_impl == "ours"
-    if cfg.fp8_cast_kernel == 1 and not ours:
-        raise UserError("--fp8-cast-kernel 1 casts the operands of our FP8 linears: add --fp8 1 (with --fp8-impl ours)")
+    if cfg.fp8_cast_kernel in (1, 2) and not ours:
+        raise UserError(f"--fp8-cast-kernel {cfg.fp8_cast_kernel} casts the operands of our FP8 linears: add --fp8 1 "
+                        "(with --fp8-impl ours)")  # fmt: skip
     if cfg.fp8_scaling == "delayed" and not ours:
         raise UserError("--fp8-scaling delayed scales our FP8 linears' operands: add --fp8 1 (with --fp8-impl ours)")
     if cfg.fp8_grad != "e4m3" and not ours:
@@ -878,9 +881,9 @@ def _check_flags(cfg: TrainConfig, env: Environment, lv: dict) -> None:
     if "weight-grads" in fp8_bf16_parts(cfg.fp8_bf16) and cfg.fp8_impl != "ours":
         raise UserError(f"--fp8-bf16 {cfg.fp8_bf16}: weight-grads is ours (torchao's recipes decide their own "
                         f"gradients); drop it or --fp8-impl {cfg.fp8_impl}")  # fmt: skip
-    if cfg.fp8_cast_kernel not in (-1, 0, 1):
-        raise UserError(f"--fp8-cast-kernel {cfg.fp8_cast_kernel}: use 0 (Inductor's casts), 1 (the Triton kernel) "
-                        "or -1 (1 with --fp8 on CUDA)")  # fmt: skip
+    if cfg.fp8_cast_kernel not in (-1, 0, 1, 2):
+        raise UserError(f"--fp8-cast-kernel {cfg.fp8_cast_kernel}: use 0 (Inductor's casts), 1 (the Triton kernel), "
+                        "2 (Inductor's casts, the kernel's transposes) or -1 (1 with --fp8 on CUDA)")  # fmt: skip
     if cfg.fp8_classifier not in (-1, 0, 1, 2):
         raise UserError(f"--fp8-classifier {cfg.fp8_classifier}: use 0 (bf16), 1 (FP8), 2 (FP8 logits only) or -1 "
                         "(auto)")  # fmt: skip

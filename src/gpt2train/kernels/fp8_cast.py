@@ -16,6 +16,9 @@ Pieces:
   transposed copy's bytes came out wrong (``fp8_linear`` rounds those to bf16 first), so:
 * :func:`cast_transpose` -- the kernel for bf16 matrices (``KERNEL_SOURCES``), the reference for others, traced
   into the compiled graph where Inductor fuses it with its producer.
+* :func:`transpose_kernel` -- the custom op ``gpt2train::fp8_transpose``: the same kernel's copy-only pass, the
+  transpose of a matrix already cast; and :func:`cast_then_transpose` (``--fp8-cast-kernel 2``): the reference's
+  cast, which Inductor fuses into the operand's producer, then that transpose.
 
 Either can also record the largest ``|t|`` into an fp32 scalar (``amax``) as it casts: delayed scaling
 (``--fp8-scaling delayed``) takes its next scale from these records, so no pass over ``t`` precedes the cast.
@@ -58,21 +61,23 @@ def _kernel(interpret: bool):
     import triton.language as tl
 
     @triton.jit
-    def fp8_cast_transpose_kernel(x_ptr, scale_ptr, q_ptr, qt_ptr, amax_ptr, M, N, fmax, WRITE_T: tl.constexpr,
-                                  AMAX: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                                  STAGES: tl.constexpr):  # fmt: skip
+    def fp8_cast_transpose_kernel(x_ptr, scale_ptr, q_ptr, qt_ptr, amax_ptr, M, N, fmax, CAST: tl.constexpr,
+                                  WRITE_T: tl.constexpr, AMAX: tl.constexpr, BLOCK_M: tl.constexpr,
+                                  BLOCK_N: tl.constexpr, STAGES: tl.constexpr):  # fmt: skip
         tiles_n = tl.cdiv(N, BLOCK_N)
-        scale = tl.load(scale_ptr)
         largest = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)  # |x| so far, element-wise over this program's tiles
         for tile in tl.range(tl.program_id(0), tl.cdiv(M, BLOCK_M) * tiles_n, tl.num_programs(0), num_stages=STAGES):
             rows = (tile // tiles_n).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
             cols = (tile % tiles_n).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
             mask = (rows[:, None] < M) & (cols[None, :] < N)
-            x = tl.load(x_ptr + rows[:, None] * N + cols[None, :], mask=mask, other=0.0).to(tl.float32)
-            if AMAX:  # masked elements are 0
-                largest = tl.maximum(largest, tl.abs(x))
-            q = tl.clamp(x * scale, -fmax, fmax).to(q_ptr.dtype.element_ty)
-            tl.store(q_ptr + rows[:, None] * N + cols[None, :], q, mask=mask)
+            if CAST:
+                x = tl.load(x_ptr + rows[:, None] * N + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+                if AMAX:  # masked elements are 0
+                    largest = tl.maximum(largest, tl.abs(x))
+                q = tl.clamp(x * tl.load(scale_ptr), -fmax, fmax).to(q_ptr.dtype.element_ty)
+                tl.store(q_ptr + rows[:, None] * N + cols[None, :], q, mask=mask)
+            else:  # x is already cast (its bytes): only the transposed copy
+                q = tl.load(x_ptr + rows[:, None] * N + cols[None, :], mask=mask)
             if WRITE_T:  # qt is (N, M) row-major: Triton converts the tile's layout (through shared memory) so the
                 # store runs along qt's rows (as fast as a tl.trans in registers, bench/kernels_gpu_check.py)
                 tl.store(qt_ptr + cols[None, :] * M + rows[:, None], q, mask=mask)
@@ -87,35 +92,26 @@ def _sm_count(device: torch.device) -> int:
     return torch.cuda.get_device_properties(device).multi_processor_count
 
 
-def _launch(t: torch.Tensor, scale: torch.Tensor, q: torch.Tensor, qt: torch.Tensor | None,
+def _launch(t: torch.Tensor, scale: torch.Tensor | None, q: torch.Tensor | None, qt: torch.Tensor | None,
             amax: torch.Tensor | None = None, block_m: int = BLOCK_M, block_n: int = BLOCK_N,
             warps: int = WARPS, programs: int | None = None) -> None:  # fmt: skip
     """The kernel over ``t`` (M, N), contiguous, into ``q`` (M, N) and ``qt`` (N, M) (or only ``q``); ``amax``, an
-    fp32 scalar, raised to the largest ``|t|`` if given. ``programs``: how many loop over the tiles (WAVES per SM on
-    CUDA by default, one per tile elsewhere)."""
+    fp32 scalar, raised to the largest ``|t|`` if given. Without ``scale`` and ``q``, ``t`` is already cast (as
+    uint8 bytes) and only ``qt`` is written: its transpose. ``programs``: how many loop over the tiles (WAVES per
+    SM on CUDA by default, one per tile elsewhere)."""
     m, n = t.shape
     tiles = ((m + block_m - 1) // block_m) * ((n + block_n - 1) // block_n)
     if programs is None:
         programs = _sm_count(t.device) * WAVES if t.is_cuda else tiles
     interpret = interpreting()  # read once: this runs 2,312 times a d48 step
     kwargs = {} if interpret else {"num_warps": warps}
-    # without qt or amax their pointers are q's and scale's, never touched (WRITE_T, AMAX off)
+    cast, write_t = q is not None, qt is not None
+    fmax = torch.finfo(q.dtype).max if cast else 0.0
+    # a pointer a pass does not touch (q without CAST, qt without WRITE_T, amax without AMAX) is another tensor's
     _kernel(interpret)[(max(1, min(tiles, programs)),)](
-        t,
-        scale,
-        q,
-        q if qt is None else qt,
-        scale if amax is None else amax,
-        m,
-        n,
-        torch.finfo(q.dtype).max,
-        WRITE_T=qt is not None,
-        AMAX=amax is not None,
-        BLOCK_M=block_m,
-        BLOCK_N=block_n,
-        STAGES=STAGES,
-        **kwargs,
-    )
+        t, t if scale is None else scale, q if cast else qt, qt if write_t else q, t if amax is None else amax, m, n,
+        fmax, CAST=cast, WRITE_T=write_t, AMAX=amax is not None, BLOCK_M=block_m, BLOCK_N=block_n, STAGES=STAGES,
+        **kwargs)  # fmt: skip
 
 
 @torch.library.custom_op("gpt2train::fp8_cast_transpose", mutates_args=("amax",))
@@ -138,6 +134,23 @@ def _(t, scale, dtype, transpose, amax):  # shapes and dtypes for torch.compile
     return t.new_empty(t.shape, dtype=dtype), t.new_empty((t.shape[1], t.shape[0]) if transpose else 0, dtype=dtype)
 
 
+@torch.library.custom_op("gpt2train::fp8_transpose", mutates_args=())
+def transpose_kernel(q: torch.Tensor) -> torch.Tensor:
+    """``q`` (M, N), already cast, transposed and made contiguous: by the kernel's copy-only pass over its bytes on
+    CUDA, ``q.t().contiguous()`` elsewhere."""
+    if not (q.is_cuda and triton_available()):
+        return q.t().contiguous()
+    q = q.contiguous()
+    qt = torch.empty((q.shape[1], q.shape[0]), dtype=q.dtype, device=q.device)
+    _launch(q.view(torch.uint8), None, None, qt.view(torch.uint8))
+    return qt
+
+
+@transpose_kernel.register_fake
+def _(q):
+    return q.new_empty((q.shape[1], q.shape[0]))
+
+
 def cast_transpose(t: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype, transpose: bool = True,
                    amax: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:  # fmt: skip
     """:func:`cast_transpose_reference`'s result, in one pass of the Triton kernel on CUDA for a bf16 ``t``; the
@@ -146,3 +159,13 @@ def cast_transpose(t: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype, tra
         return cast_transpose_reference(t, scale, dtype, transpose, amax)
     out = cast_transpose_kernel(t, scale, dtype, transpose, amax)
     return out[0], (out[1] if transpose else None)
+
+
+def cast_then_transpose(t: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype, transpose: bool = True,
+                        amax: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:  # fmt: skip
+    """:func:`cast_transpose_reference`'s result in two steps (``--fp8-cast-kernel 2``): the cast (and the amax
+    record) as plain PyTorch, which Inductor can fuse into ``t``'s producer so ``t`` need not be written at all, then
+    the transposed copy by the kernel's copy-only pass (a byte read and written per element, where the one-pass kernel
+    reads ``t``'s two and writes two)."""
+    q, _ = cast_transpose_reference(t, scale, dtype, False, amax)
+    return q, (transpose_kernel(q) if transpose else None)

@@ -39,7 +39,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from gpt2train.kernels.fp8_cast import KERNEL_SOURCES, cast_transpose, cast_transpose_reference
+from gpt2train.kernels.fp8_cast import KERNEL_SOURCES, cast_then_transpose, cast_transpose, cast_transpose_reference
 
 E4M3 = torch.float8_e4m3fn
 E5M2 = torch.float8_e5m2
@@ -67,13 +67,15 @@ def quantize(t: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.T
     return q, inv
 
 
-def quantize_transposed(t: torch.Tensor, dtype: torch.dtype, transpose: bool = True, kernel: bool = False,
+def quantize_transposed(t: torch.Tensor, dtype: torch.dtype, transpose: bool = True, kernel: int = 0,
                         history: torch.Tensor | None = None, first_amax: float = FIRST_AMAX_X,
                         ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:  # fmt: skip
     """:func:`quantize` of a matrix ``t`` (M, N), the FP8 copy also transposed, (N, M) contiguous: (fp8, fp8
-    transposed or None, fp32 dequantization scale). ``kernel``: both from one pass of kernels/fp8_cast.py's kernel,
+    transposed or None, fp32 dequantization scale). ``kernel`` 1: both from one pass of kernels/fp8_cast.py's kernel,
     an fp32 ``t`` rounded to bf16 first (as autocast rounds a bf16 matmul's operands; the kernel's transposed copy
-    from fp32 was wrong on an H200); else plain PyTorch, which Inductor fuses with ``t``'s producer. ``history``:
+    from fp32 was wrong on an H200); 2: the same bytes, the cast in plain PyTorch (fused by Inductor into ``t``'s
+    producer) and its transpose by the kernel (:func:`~gpt2train.kernels.fp8_cast.cast_then_transpose`); 0: plain
+    PyTorch from ``t`` as it is, which Inductor fuses with ``t``'s producer. ``history``:
     delayed scaling (:func:`delayed_amax`, ``first_amax`` before any record) instead of ``t``'s own amax."""
     if kernel and t.dtype not in KERNEL_SOURCES:
         t = t.to(torch.bfloat16)
@@ -83,7 +85,7 @@ def quantize_transposed(t: torch.Tensor, dtype: torch.dtype, transpose: bool = T
     else:
         amax, record = delayed_amax(history, first_amax), history[0]
     # the cast clamps: t * (fmax / amax) can round past fmax, and e4m3fn has no infinity (it would become NaN)
-    cast = cast_transpose if kernel else cast_transpose_reference
+    cast = {0: cast_transpose_reference, 1: cast_transpose, 2: cast_then_transpose}[int(kernel)]
     q, qt = cast(t.detach(), fmax / amax, dtype, transpose, record)
     return q, qt, amax / fmax
 
@@ -118,7 +120,7 @@ def _out_dtype(x: torch.Tensor) -> torch.dtype:
 class _FP8Linear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, out_dtype: torch.dtype,
-                backward_fast_accum: bool, weight_grad_bf16: bool, cast_kernel: bool, grad_dtype: torch.dtype,
+                backward_fast_accum: bool, weight_grad_bf16: bool, cast_kernel: int, grad_dtype: torch.dtype,
                 x_history: torch.Tensor | None, grad_history: torch.Tensor | None):  # fmt: skip
         x2 = x.reshape(-1, x.shape[-1])
         # each operand K-major for every matmul it enters: x (M, K) here, x.T (K, M) for dW; W (N, K) here,
@@ -156,7 +158,7 @@ class _FP8Linear(torch.autograd.Function):
 
 
 def fp8_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, *,
-               backward_fast_accum: bool = False, weight_grad_bf16: bool = False, cast_kernel: bool = False,
+               backward_fast_accum: bool = False, weight_grad_bf16: bool = False, cast_kernel: int = 0,
                grad_dtype: torch.dtype = E4M3, histories: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:  # fmt: skip
     """``F.linear(x, weight, bias)`` with its matmuls in FP8 (see the module docstring, also for the two
     backward options; ``cast_kernel``: :func:`quantize_transposed`'s; ``grad_dtype``: the output gradient's float8

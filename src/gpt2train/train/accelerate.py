@@ -42,7 +42,8 @@ class FastPaths:
         "ours"  # ours (kernels/fp8_linear.py) | torchao-tensorwise | torchao-rowwise (torchao's Float8Linear)
     )
     fp8_bf16: tuple[str, ...] = ()  # under fp8, what stays bf16: --fp8-bf16's words (config.fp8_bf16_parts)
-    fp8_cast_kernel: bool = False  # ours: operands cast by kernels/fp8_cast.py (fp32 ones as bf16), not by Inductor
+    fp8_cast_kernel: int = 0  # ours: 1 operands cast by kernels/fp8_cast.py (fp32 ones as bf16), 2 only transposed by
+    # it (cast by Inductor in their producers), 0 all by Inductor
     fp8_delayed: bool = False  # ours: inputs and output gradients scaled by their previous micro-steps' amax
     fp8_grad: str = "e4m3"  # ours: the output gradients' float8 format (--fp8-grad)
     accumulate_grads: bool = False  # the blocks' matmuls add their weight gradients into .grad (kernels/grad_accum.py)
@@ -63,7 +64,7 @@ class FastLinear(nn.Linear):
 
     fp8 = 0
     weight_grad_bf16 = False
-    cast_kernel = False
+    cast_kernel = 0
     delayed_scaling = False  # with the buffers of FP8_HISTORIES (accelerate registers them)
     grad_dtype = GRAD_FORMATS["e4m3"]
     accumulate_grad = False

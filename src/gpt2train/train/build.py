@@ -185,7 +185,7 @@ def start_compile_workers() -> None:
 def fast_paths(rc: ResolvedConfig) -> FastPaths:
     return FastPaths(recompute=rc.recompute, recompute_whole=rc.recompute_whole, gelu_fusion=rc.gelu_fusion,
                      fp8=rc.fp8, fp8_impl=rc.fp8_impl, fp8_bf16=tuple(filter(None, rc.fp8_bf16.split(","))),
-                     fp8_cast_kernel=bool(rc.fp8_cast_kernel),
+                     fp8_cast_kernel=int(rc.fp8_cast_kernel),
                      fp8_delayed=rc.fp8_scaling == "delayed", fp8_grad=rc.fp8_grad,
                      accumulate_grads=bool(rc.accumulate_in_matmul),
                      fused_classifier=bool(rc.fused_classifier), classifier_chunk=rc.classifier_chunk,
