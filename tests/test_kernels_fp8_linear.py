@@ -180,8 +180,16 @@ def test_trainer_fp8_run_and_bad_combinations(tmp_path, text_shards, capsys):
     losses = [v for (kind, _), v in sorted(progress_losses(run).items(), key=lambda kv: kv[0][1]) if kind == "train"]
     assert len(losses) == 8 and losses[-1] < losses[0] - 0.5, losses
     assert json.load(open(run / "config.json"))["train"]["fp8"] == 1
+    # the weights cast once a step: the same run, loss for loss
+    cached = tmp_path / "cached"
+    code, out, err = run_cli(
+        tiny_train_args(text_shards, cached, 8, ["--fp8", "1", "--fp8-cache-weights", "1"]), capsys
+    )
+    assert code == 0, err
+    assert progress_losses(cached) == progress_losses(run)
     for extra, needle in ((["--fp8", "3"], "--fp8 3"), (["--fp8", "1", "--plain"], "--plain"),
                           (["--fp8-cast-kernel", "1"], "--fp8-cast-kernel 1"), (["--fp8-cast-kernel", "2"], "--fp8-cast-kernel 2"),
+                          (["--fp8-cache-weights", "1"], "--fp8-cache-weights 1"),
                           (["--fp8", "1", "--fp8-scaling", "delayed", "-r", "3"], "-r 3")):  # fmt: skip
         code, _, err = run_cli(tiny_train_args(text_shards, tmp_path / "bad", 1, extra), capsys)
         last = err.strip().splitlines()[-1]
@@ -334,3 +342,54 @@ def test_restore_buffers_copies_known_names_and_rejects_other_shapes():
     assert torch.equal(model.fp8_x_history, saved)
     with pytest.raises(UserError, match="s.safetensors.*buffer fp8_x_history is \\(3,\\)"):
         ckpt.restore_buffers(model, {"buffer/fp8_x_history": torch.zeros(3)}, "s.safetensors")
+
+
+def test_weight_copies_cast_once_a_step_train_as_casting_every_micro_step():
+    """--fp8-cache-weights 1: the FP8 linears take their weights' copies from buffers that cast_weight_copies fills
+    before a step's micro-steps. A tiny GPT over two micro-steps gives the same loss and gradients, bit for bit, as
+    casting in every forward, eager and compiled; after the weights change, the copies follow them only once cast
+    again (so the forward does read the buffers)."""
+    from gpt2train.config import ModelConfig
+    from gpt2train.model import build_model
+    from gpt2train.train.accelerate import FastPaths, accelerate, cast_weight_copies, weight_copy_layers
+
+    cfg = ModelConfig(n_layer=2, n_head=4, n_embd=64, vocab_size=256, max_seq_len=32)
+    idx = torch.randint(0, 256, (2, 32), generator=torch.Generator().manual_seed(0))
+
+    def step(model, layers):
+        cast_weight_copies(layers)
+        for _ in range(2):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = model(idx, idx)
+            loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+        model.zero_grad(set_to_none=True)
+        return loss.detach(), grads
+
+    def update(model):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.01 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+
+    results = {}
+    try:
+        for cached, compiled in ((False, False), (True, False), (True, True)):
+            model = build_model(cfg, seed=5)
+            accelerate(model, FastPaths(fp8=1, fp8_cast_kernel=1, fp8_delayed=True, fp8_cache_weights=cached))
+            for block in model.transformer.h if compiled else ():
+                block.compile(backend="aot_eager")
+            layers = weight_copy_layers(model)
+            assert len(layers) == (8 if cached else 0)  # four linears in each of two blocks
+            steps = [step(model, layers)]
+            update(model)
+            steps.append(step(model, layers))
+            update(model)
+            steps.append(step(model, []))  # the copies not cast again: the cached model still sees step 2's weights
+            results[cached, compiled] = steps
+    finally:
+        torch._dynamo.reset()
+    for i in (0, 1):
+        (l0, g0), (l1, g1) = results[False, False][i], results[True, False][i]
+        assert torch.equal(l0, l1) and all(torch.equal(g0[n], g1[n]) for n in g0), i
+        torch.testing.assert_close(results[True, True][i][0], l1, rtol=1e-3, atol=0)
+    assert not torch.equal(results[True, False][2][0], results[False, False][2][0])

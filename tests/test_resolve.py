@@ -115,6 +115,28 @@ def test_fp8_scaling_auto_is_delayed_in_one_process():
         resolve(TrainConfig(fp8_scaling="often"), HOPPER)
 
 
+def test_fp8_cache_weights_is_one_process_and_planned():
+    """--fp8-cache-weights 1 (off by default): one process only (DDP would broadcast the copies' buffers at every
+    forward); the planner counts the forward's e4m3 copy of the blocks' linear weights beside the backward's."""
+    from gpt2train.plan import estimate_memory
+    from gpt2train.train import memory
+
+    assert resolve(TrainConfig(model="d48", batch_size=16), HOPPER).fp8_cache_weights == 0
+    rc = resolve(TrainConfig(model="d48", batch_size=16, fp8_cache_weights=1), HOPPER)
+    assert rc.fp8_cache_weights == 1 and memory.settings(rc, 1)["fp8_cache_weights"] == 1
+    with pytest.raises(UserError, match="--fp8-cache-weights 1 runs in one process only .* not 2: drop it"):
+        resolve(
+            TrainConfig(model="d48", batch_size=16, fp8=1, fp8_cache_weights=1),
+            dataclasses.replace(HOPPER, world_size=2),
+        )
+    d48 = rc.model_config
+    plain, cached = (
+        estimate_memory(d48, 16, 1024, recompute=0, fp8_linears="all", fp8_cache_weights=c) for c in (0, 1)
+    )
+    assert cached["fp8_weights"] == 2 * plain["fp8_weights"] == 2 * 12 * 1600 * 1600 * 48
+    assert cached["total"] - plain["total"] == plain["fp8_weights"]
+
+
 @pytest.mark.parametrize(
     "fields, message",
     [
@@ -134,6 +156,8 @@ def test_fp8_scaling_auto_is_delayed_in_one_process():
         ({"fp8": 1, "fp8_bf16": "attn,mlp"}, "--fp8-bf16 attn,mlp keeps every linear in bf16: drop --fp8"),
         ({"fp8_cast_kernel": 1}, "--fp8-cast-kernel 1 casts the operands of our FP8 linears: add --fp8 1"),
         ({"fp8_cast_kernel": 2}, "--fp8-cast-kernel 2 casts the operands of our FP8 linears: add --fp8 1"),
+        ({"fp8_cache_weights": 1}, "--fp8-cache-weights 1 keeps the weights' copies of our FP8 linears: add --fp8 1"),
+        ({"fp8": 1, "fp8_cache_weights": 2}, "--fp8-cache-weights 2: use 0 (cast in every micro-step) or 1"),
         ({"fp8": 1, "fp8_cast_kernel": 3}, "--fp8-cast-kernel 3: use 0 (Inductor's casts), 1 (the Triton kernel), 2"),
         ({"fp8": 1, "fp8_scaling": "late"}, "--fp8-scaling 'late': use dynamic (each tensor's own amax), delayed"),
         ({"fp8_scaling": "delayed"}, "--fp8-scaling delayed scales our FP8 linears' operands: add --fp8 1"),

@@ -132,6 +132,7 @@ def estimate_memory(
     recompute_whole: int = 0,
     fp8_linears: str = "none",
     fp8_classifier: int = 0,
+    fp8_cache_weights: int = 0,
 ) -> dict:
     """Estimated peak bytes on one GPU, by part; ``total`` is the sum of the other entries.
 
@@ -140,8 +141,9 @@ def estimate_memory(
     ``bf16_params`` (our ``--bf16-params 1``) moves our trainer to llm.c's ``-w 1`` layout; llm.c's own
     layout already is that, so ``"llmc"`` ignores it. ``recompute_whole`` (our ``--recompute-whole N``) has N
     blocks recomputed whole as at -r 3; llm.c has no such setting. ``fp8_linears`` (one of ``FP8_LINEAR_MODES``; our
-    ``--fp8``) models the FP8 linears' saved copies, ``fp8_classifier`` (our ``--fp8-classifier`` 1 or 2) the output
-    layer's float8 copies; llm.c has no FP8.
+    ``--fp8``) models the FP8 linears' saved copies (``fp8_cache_weights``, our ``--fp8-cache-weights``, one more of
+    their weights), ``fp8_classifier`` (our ``--fp8-classifier`` 1 or 2) the output layer's float8 copies; llm.c has
+    no FP8.
     """
     if batch_size < 0 or seq_len <= 0:
         raise UserError(f"-b {batch_size} -t {seq_len}: batch size and sequence length must be positive")
@@ -165,7 +167,8 @@ def estimate_memory(
             raise UserError(f"{flag} is gpt2train's; llm.c's layout has no FP8 (use --layout gpt2train or {flag} 0)")
         return _estimate_llmc(cfg, batch_size, seq_len, **kwargs)
     return _estimate_gpt2train(cfg, batch_size, seq_len, bf16_params=bf16_params, recompute_whole=recompute_whole,
-                               fp8_linears=fp8_linears, fp8_classifier=fp8_classifier, **kwargs)  # fmt: skip
+                               fp8_linears=fp8_linears, fp8_classifier=fp8_classifier,
+                               fp8_cache_weights=fp8_cache_weights, **kwargs)  # fmt: skip
 
 
 def _estimate_llmc(
@@ -272,6 +275,7 @@ def _estimate_gpt2train(
     recompute_whole: int = 0,
     fp8_linears: str = "none",
     fp8_classifier: int = 0,
+    fp8_cache_weights: int = 0,
 ) -> dict:
     """Our trainer's layout: estimated peak bytes on one GPU, by part; ``total`` is the sum of the others.
 
@@ -284,7 +288,7 @@ def _estimate_gpt2train(
       and the backward pass keeps (2 bytes each; none with ``-w 0``, ``--bf16-params 1`` or fp32 compute, nor
       for the blocks' linears when all of them are FP8).
     - ``fp8_weights`` (only with FP8 linears): the transposed e4m3 copy of each block linear's weight that the
-      backward pass keeps (1 byte each).
+      backward pass keeps (1 byte each); with ``fp8_cache_weights`` the forward's copy too, kept between steps.
     - ``master_weights``: ``--bf16-params 1``'s fp32 master copy in the optimizer (4 bytes each, sharded
       like the moments with ``-z 1``); 0 otherwise (``-w 1`` without it: the fp32 params are the master).
       With it a parameter costs 16 bytes (2 + 2 + 4 + 8), llm.c's ``-w 1`` layout; not yet measured.
@@ -356,7 +360,7 @@ def _estimate_gpt2train(
         "overhead": (_GPT2TRAIN_OVERHEAD_MIB if overhead_mib is None else overhead_mib) * MIB,
     }
     if fp8:  # shown only where there are FP8 linears
-        parts["fp8_weights"] = block_linear_params
+        parts["fp8_weights"] = block_linear_params * (2 if fp8_cache_weights else 1)
     parts = {k: int(math.ceil(v)) for k, v in parts.items()}
     parts["total"] = sum(parts.values())
     return parts

@@ -121,13 +121,15 @@ class _FP8Linear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, out_dtype: torch.dtype,
                 backward_fast_accum: bool, weight_grad_bf16: bool, cast_kernel: int, grad_dtype: torch.dtype,
-                x_history: torch.Tensor | None, grad_history: torch.Tensor | None):  # fmt: skip
+                x_history: torch.Tensor | None, grad_history: torch.Tensor | None, wq: torch.Tensor | None,
+                wqt: torch.Tensor | None, sw: torch.Tensor | None):  # fmt: skip
         x2 = x.reshape(-1, x.shape[-1])
         # each operand K-major for every matmul it enters: x (M, K) here, x.T (K, M) for dW; W (N, K) here,
         # W.T (K, N) for dx. Only the backward's copies are kept (as many bytes as the forward's). The weight is
         # always scaled by its own amax: a small tensor, whose pass costs little
         xq, xqt, sx = quantize_transposed(x2, E4M3, kernel=cast_kernel, history=x_history, first_amax=FIRST_AMAX_X)
-        wq, wqt, sw = quantize_transposed(weight, E4M3, kernel=cast_kernel)
+        if wq is None:  # else the weight's copies cast before the step's first micro-step (weight_copies)
+            wq, wqt, sw = quantize_transposed(weight, E4M3, kernel=cast_kernel)
         # mat2 must be column-major: wq is (N, K) row-major, so wq.t() is (K, N) column-major as it stands
         y = torch._scaled_mm(xq, wq.t(), scale_a=sx, scale_b=sw, out_dtype=out_dtype, use_fast_accum=True)
         if bias is not None:
@@ -154,22 +156,24 @@ class _FP8Linear(torch.autograd.Function):
             dw = torch._scaled_mm(gqt, xqt.t(), scale_a=sg, scale_b=sx, out_dtype=ctx.weight_dtype,
                                   use_fast_accum=ctx.fast_accum)  # fmt: skip
         db = dy2.sum(0).to(ctx.weight_dtype) if ctx.has_bias else None
-        return dx.reshape(*dy.shape[:-1], dx.shape[-1]).to(ctx.x_dtype), dw, db, *[None] * 7
+        return dx.reshape(*dy.shape[:-1], dx.shape[-1]).to(ctx.x_dtype), dw, db, *[None] * 10
 
 
 def fp8_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, *,
                backward_fast_accum: bool = False, weight_grad_bf16: bool = False, cast_kernel: int = 0,
-               grad_dtype: torch.dtype = E4M3, histories: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:  # fmt: skip
+               grad_dtype: torch.dtype = E4M3, histories: tuple[torch.Tensor, torch.Tensor] | None = None,
+               weight_copies: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:  # fmt: skip
     """``F.linear(x, weight, bias)`` with its matmuls in FP8 (see the module docstring, also for the two
     backward options; ``cast_kernel``: :func:`quantize_transposed`'s; ``grad_dtype``: the output gradient's float8
     format, E4M3 or E5M2; ``histories``: delayed scaling of x and
-    of the output gradient, two :func:`amax_history` states); the plain ``F.linear`` without gradients or where
-    the shapes do not suit ``_scaled_mm``."""
+    of the output gradient, two :func:`amax_history` states; ``weight_copies``: ``weight``'s
+    :func:`quantize_transposed` made beforehand, as ``--fp8-cache-weights`` makes it once a step instead of once a
+    micro-step); the plain ``F.linear`` without gradients or where the shapes do not suit ``_scaled_mm``."""
     m = x.numel() // x.shape[-1] if x.shape[-1] else 0
     if not torch.is_grad_enabled() or not _fits(m, x.shape[-1], weight.shape[0]):
         return F.linear(x, weight, bias)
     return _FP8Linear.apply(x, weight, bias, _out_dtype(x), backward_fast_accum, weight_grad_bf16, cast_kernel,
-                            grad_dtype, *(histories or (None, None)))  # fmt: skip
+                            grad_dtype, *(histories or (None, None)), *(weight_copies or (None, None, None)))  # fmt: skip
 
 
 def fp8_linear_reference(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:

@@ -25,7 +25,7 @@ import torch.nn as nn
 from torch.utils.checkpoint import checkpoint
 
 from gpt2train.config import FP8_LINEARS, fp8_bf16_parts
-from gpt2train.kernels.fp8_linear import GRAD_FORMATS, amax_history, fp8_linear
+from gpt2train.kernels.fp8_linear import E4M3, GRAD_FORMATS, amax_history, fp8_linear, quantize_transposed
 from gpt2train.kernels.gelu_linear import gelu_linear
 from gpt2train.kernels.gelu_mlp import gelu_mlp
 from gpt2train.kernels.grad_accum import accumulating, linear_accumulate
@@ -45,6 +45,7 @@ class FastPaths:
     fp8_cast_kernel: int = 0  # ours: 1 operands cast by kernels/fp8_cast.py (fp32 ones as bf16), 2 only transposed by
     # it (cast by Inductor in their producers), 0 all by Inductor
     fp8_delayed: bool = False  # ours: inputs and output gradients scaled by their previous micro-steps' amax
+    fp8_cache_weights: bool = False  # ours: the weights' FP8 copies cast once a step (cast_weight_copies), kept
     fp8_grad: str = "e4m3"  # ours: the output gradients' float8 format (--fp8-grad)
     accumulate_grads: bool = False  # the blocks' matmuls add their weight gradients into .grad (kernels/grad_accum.py)
     fused_classifier: bool = False
@@ -59,22 +60,25 @@ class FastLinear(nn.Linear):
     """A block's linear layer with its matmuls in FP8 (``fp8`` 1, or 2 with the gradient matmuls in FP8's fast
     accumulation too; ``weight_grad_bf16``: dW in bf16; ``cast_kernel``: the casts by kernels/fp8_cast.py;
     ``delayed_scaling``: the inputs' and output gradients' scales from FP8_HISTORIES; ``grad_dtype``: the output
-    gradients' float8 format, a value of GRAD_FORMATS), or
+    gradients' float8 format, a value of GRAD_FORMATS; ``cache_weights``: the weight's FP8 copies from the buffers
+    of WEIGHT_COPIES, cast by :func:`cast_weight_copies` before each step), or
     whose backward adds its gradients into ``.grad`` itself (``accumulate_grad``)."""
 
     fp8 = 0
     weight_grad_bf16 = False
     cast_kernel = 0
     delayed_scaling = False  # with the buffers of FP8_HISTORIES (accelerate registers them)
+    cache_weights = False  # with the buffers of WEIGHT_COPIES (accelerate registers them)
     grad_dtype = GRAD_FORMATS["e4m3"]
     accumulate_grad = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.fp8:
             histories = (self.fp8_x_history, self.fp8_grad_history) if self.delayed_scaling else None
+            copies = tuple(getattr(self, name) for name in WEIGHT_COPIES) if self.cache_weights else None
             return fp8_linear(x, self.weight, self.bias, backward_fast_accum=self.fp8 == 2,
                               weight_grad_bf16=self.weight_grad_bf16, cast_kernel=self.cast_kernel,
-                              grad_dtype=self.grad_dtype, histories=histories)  # fmt: skip
+                              grad_dtype=self.grad_dtype, histories=histories, weight_copies=copies)  # fmt: skip
         grads = accumulating(self)
         if grads is not None:
             return linear_accumulate(x, self.weight, self.bias, *grads)
@@ -179,13 +183,16 @@ def accelerate(model: GPT, paths: FastPaths) -> torch.nn.Module:
         for name, layer in _linears(block):
             ours_fp8 = int(paths.fp8) if name in fp8_linears and not torchao_fp8 else 0
             delayed = bool(ours_fp8) and paths.fp8_delayed
+            cached = bool(ours_fp8) and paths.fp8_cache_weights
             if ours_fp8 or accumulate:
                 _become(layer, FastLinear, fp8=ours_fp8, accumulate_grad=accumulate,
                         weight_grad_bf16="weight-grads" in fp8_keep, cast_kernel=paths.fp8_cast_kernel,
-                        delayed_scaling=delayed, grad_dtype=GRAD_FORMATS[paths.fp8_grad])  # fmt: skip
+                        delayed_scaling=delayed, grad_dtype=GRAD_FORMATS[paths.fp8_grad],
+                        cache_weights=cached)  # fmt: skip
             else:
                 _become(layer, nn.Linear)
             _delayed_scaling_states(layer, delayed)
+            _weight_copy_buffers(layer, cached)
         if torchao_fp8:
             _torchao_fp8(block, paths.fp8_impl.removeprefix("torchao-"), fp8_linears)
     model.classifier_loss = _classifier_loss(paths)
@@ -233,6 +240,37 @@ def _delayed_scaling_states(layer: nn.Module, delayed: bool) -> None:
             layer.register_buffer(name, amax_history(layer.weight.device), persistent=False)
         elif not delayed and name in layer._buffers:
             delattr(layer, name)
+
+
+WEIGHT_COPIES = ("fp8_weight", "fp8_weight_t", "fp8_weight_scale")  # FastLinear's cached W, W.T in e4m3, the scale
+
+
+def _weight_copy_buffers(layer: nn.Module, cached: bool) -> None:
+    """Give ``layer`` FastLinear's buffers for its weight's FP8 copies (``--fp8-cache-weights``; filled by
+    :func:`cast_weight_copies`) or take them away; not in the state dict, and nothing a checkpoint needs."""
+    for name in WEIGHT_COPIES:
+        if cached and name not in layer._buffers:
+            n, k = layer.weight.shape
+            shape = {"fp8_weight": (n, k), "fp8_weight_t": (k, n), "fp8_weight_scale": ()}[name]
+            dtype = torch.float32 if name == "fp8_weight_scale" else E4M3
+            layer.register_buffer(name, torch.zeros(shape, dtype=dtype, device=layer.weight.device), persistent=False)
+        elif not cached and name in layer._buffers:
+            delattr(layer, name)
+
+
+def weight_copy_layers(model: nn.Module) -> list[FastLinear]:
+    """The FP8 linears of ``model`` that take their weight's copies from buffers (``--fp8-cache-weights``)."""
+    return [m for m in model.modules() if isinstance(m, FastLinear) and m.cache_weights]
+
+
+@torch.no_grad()
+def cast_weight_copies(layers: list[FastLinear]) -> None:
+    """Cast each layer's weight to its FP8 copies, as its forward would (the same scale and bytes): once before a
+    step's micro-steps, since the weights change only between steps."""
+    for layer in layers:
+        copies = quantize_transposed(layer.weight, E4M3, kernel=layer.cast_kernel)
+        for name, t in zip(WEIGHT_COPIES, copies):
+            getattr(layer, name).copy_(t)
 
 
 def _linears(block: Block) -> list[tuple[str, nn.Module]]:

@@ -21,7 +21,7 @@ from gpt2train.errors import UserError
 from gpt2train.hardware import peak_flops
 from gpt2train.train import checkpoint as ckpt
 from gpt2train.train import distributed, memory, preflight, report
-from gpt2train.train.accelerate import FastPaths, accelerate
+from gpt2train.train.accelerate import FastPaths, accelerate, weight_copy_layers
 from gpt2train.train.faults import Faults
 from gpt2train.train.guards import OutlierDetector
 from gpt2train.train.lock import RunDir
@@ -72,6 +72,7 @@ class Run:
     max_steps: int
     autocast_dtype: torch.dtype | None
     cuda_graphs: bool  # compiled with CUDA graphs: each forward marks a new graph step
+    weight_copy_layers: list  # --fp8-cache-weights: the FP8 linears whose weights are cast once a step
     peak_flops: float | None
     planned_max_batch: int | None  # the planner's largest B for this card and these settings (None off CUDA)
     resume_step: int | None
@@ -187,6 +188,7 @@ def fast_paths(rc: ResolvedConfig) -> FastPaths:
                      fp8=rc.fp8, fp8_impl=rc.fp8_impl, fp8_bf16=tuple(filter(None, rc.fp8_bf16.split(","))),
                      fp8_cast_kernel=int(rc.fp8_cast_kernel),
                      fp8_delayed=rc.fp8_scaling == "delayed", fp8_grad=rc.fp8_grad,
+                     fp8_cache_weights=bool(rc.fp8_cache_weights),
                      accumulate_grads=bool(rc.accumulate_in_matmul),
                      fused_classifier=bool(rc.fused_classifier), classifier_chunk=rc.classifier_chunk,
                      fp8_classifier=rc.fp8_classifier,
@@ -318,6 +320,7 @@ def build(rc: ResolvedConfig, env: Environment, weights: dict | None, console: r
         faults=Faults(env.rank), runlog=runlog,
         B=B, T=T, grad_accum=train_loader.grad_accum, total_batch=total_batch, max_steps=max_steps,
         autocast_dtype=autocast_dtype, cuda_graphs=bool(rc.compile) and rc.compile_mode in CUDA_GRAPH_MODES,
+        weight_copy_layers=weight_copy_layers(raw_model),
         peak_flops=peak_flops(torch.cuda.get_device_name(device)) if device.type == "cuda" else None,
         planned_max_batch=memory.planned_max_batch(mcfg, T, memory.settings(rc, env.world_size), env.gpu_memory),
         resume_step=env.resume_step, determinism=determinism or {"enabled": False}, state=state,

@@ -26,6 +26,7 @@ from gpt2train.errors import UserError
 from gpt2train.evaluate import mean_val_loss
 from gpt2train.precision import autocast
 from gpt2train.train import build, determinism, distributed, preflight, report
+from gpt2train.train.accelerate import cast_weight_copies
 from gpt2train.train.checkpoint import rollback, write_checkpoint
 from gpt2train.train.guards import clip_grad_norm_fp32_
 from gpt2train.train.lock import RunDir
@@ -157,6 +158,7 @@ def train_step(run: build.Run, rc: ResolvedConfig, step: int) -> dict:
     run.faults.maybe_crash(step, run.rank)
     inject_nan = run.faults("nan_loss", step)
     loss_sum = torch.zeros((), device=run.device)
+    cast_weight_copies(run.weight_copy_layers)  # --fp8-cache-weights: the FP8 weights once a step, not a micro-step
     for micro, (x, y) in enumerate(batches):
         x = x.to(run.device, non_blocking=True)
         y = y.to(run.device, non_blocking=True)

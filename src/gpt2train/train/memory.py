@@ -28,7 +28,7 @@ def settings(cfg, world_size: int, **decided) -> dict:
     fields = dict(zero_stage=cfg.zero_stage, recompute=cfg.recompute, master_weights=cfg.master_weights,
                   bf16_params=cfg.bf16_params, recompute_whole=cfg.recompute_whole,
                   fp8_linears=fp8_linears(cfg, fp8),
-                  fp8_classifier=max(cfg.fp8_classifier, 0))  # fmt: skip
+                  fp8_classifier=max(cfg.fp8_classifier, 0), fp8_cache_weights=cfg.fp8_cache_weights)  # fmt: skip
     return dict(world_size=world_size, **{**fields, **decided})
 
 
