@@ -19,6 +19,7 @@ classes back; applying the same paths twice changes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn as nn
@@ -191,8 +192,12 @@ def accelerate(model: GPT, paths: FastPaths) -> torch.nn.Module:
                         cache_weights=cached)  # fmt: skip
             else:
                 _become(layer, nn.Linear)
-            _delayed_scaling_states(layer, delayed)
-            _weight_copy_buffers(layer, cached)
+            device, (n, k) = layer.weight.device, layer.weight.shape
+            _state_buffers(layer, delayed, dict.fromkeys(FP8_HISTORIES, partial(amax_history, device)))
+            zeros = partial(torch.zeros, device=device)
+            _state_buffers(layer, cached, {"fp8_weight": partial(zeros, n, k, dtype=E4M3),
+                                           "fp8_weight_t": partial(zeros, k, n, dtype=E4M3),
+                                           "fp8_weight_scale": partial(zeros, (), dtype=torch.float32)})  # fmt: skip
         if torchao_fp8:
             _torchao_fp8(block, paths.fp8_impl.removeprefix("torchao-"), fp8_linears)
     model.classifier_loss = _classifier_loss(paths)
@@ -232,30 +237,18 @@ def training_buffers(model: nn.Module) -> dict[str, torch.Tensor]:
     return {name: b for name, b in model.named_buffers() if name.rsplit(".", 1)[-1] in FP8_HISTORIES}
 
 
-def _delayed_scaling_states(layer: nn.Module, delayed: bool) -> None:
-    """Give ``layer`` FastLinear's amax histories (kept, if it has them) or take them away; not in the state dict
-    (checkpoints keep them in the state file: training_buffers)."""
-    for name in FP8_HISTORIES:
-        if delayed and name not in layer._buffers:
-            layer.register_buffer(name, amax_history(layer.weight.device), persistent=False)
-        elif not delayed and name in layer._buffers:
+def _state_buffers(layer: nn.Module, on: bool, make: dict) -> None:
+    """Give ``layer`` the buffers ``make`` names (each made by its function, kept if it has them) or take them away;
+    not in the state dict: FastLinear's FP8_HISTORIES (checkpoints keep them in the state file: training_buffers)
+    and WEIGHT_COPIES (cast again before every step, nothing a checkpoint needs)."""
+    for name, new in make.items():
+        if on and name not in layer._buffers:
+            layer.register_buffer(name, new(), persistent=False)
+        elif not on and name in layer._buffers:
             delattr(layer, name)
 
 
 WEIGHT_COPIES = ("fp8_weight", "fp8_weight_t", "fp8_weight_scale")  # FastLinear's cached W, W.T in e4m3, the scale
-
-
-def _weight_copy_buffers(layer: nn.Module, cached: bool) -> None:
-    """Give ``layer`` FastLinear's buffers for its weight's FP8 copies (``--fp8-cache-weights``; filled by
-    :func:`cast_weight_copies`) or take them away; not in the state dict, and nothing a checkpoint needs."""
-    for name in WEIGHT_COPIES:
-        if cached and name not in layer._buffers:
-            n, k = layer.weight.shape
-            shape = {"fp8_weight": (n, k), "fp8_weight_t": (k, n), "fp8_weight_scale": ()}[name]
-            dtype = torch.float32 if name == "fp8_weight_scale" else E4M3
-            layer.register_buffer(name, torch.zeros(shape, dtype=dtype, device=layer.weight.device), persistent=False)
-        elif not cached and name in layer._buffers:
-            delattr(layer, name)
 
 
 def weight_copy_layers(model: nn.Module) -> list[FastLinear]:
@@ -267,10 +260,13 @@ def weight_copy_layers(model: nn.Module) -> list[FastLinear]:
 def cast_weight_copies(layers: list[FastLinear]) -> None:
     """Cast each layer's weight to its FP8 copies, as its forward would (the same scale and bytes): once before a
     step's micro-steps, since the weights change only between steps."""
+    if not layers:
+        return
+    buffers, copies = [], []
     for layer in layers:
-        copies = quantize_transposed(layer.weight, E4M3, kernel=layer.cast_kernel)
-        for name, t in zip(WEIGHT_COPIES, copies):
-            getattr(layer, name).copy_(t)
+        buffers += [getattr(layer, name) for name in WEIGHT_COPIES]
+        copies += quantize_transposed(layer.weight, E4M3, kernel=layer.cast_kernel)
+    torch._foreach_copy_(buffers, copies)  # into the buffers the compiled forward reads, in a few launches
 
 
 def _linears(block: Block) -> list[tuple[str, nn.Module]]:
