@@ -225,8 +225,9 @@ def setting(default, *flags: str, help: str, metavar: str | None = None):
 
 
 # --fp8 -1 turns FP8 on from this width (n_embd): on an H200 it ran d48 (1,600) 1.20x and d36 (1,280) 1.12x as fast
-# as our bf16 step, d12 (768) no faster, and held the loss check (BENCHMARKS.md, issue 21)
-FP8_AUTO_MIN_WIDTH = 1280
+# as our bf16 step, and d12 (768, with delayed scaling and the FP8 logits) 3.1-3.7% faster than bf16 blocks in two
+# pairs of one sitting (22.8 ms in another), holding the loss check (BENCHMARKS.md, issue 21); narrower is not measured
+FP8_AUTO_MIN_WIDTH = 768
 
 
 @dataclass
@@ -393,7 +394,7 @@ class TrainConfig:
         help="1: the blocks' linear layers in FP8 with per-tensor scaling (CUDA capability 8.9+, or the CPU, emulated;"
         " docs/fast-paths.md); 2: the gradient matmuls in FP8's fast accumulation too (faster, fails the loss check);"
         " 0: bf16; -1: 1 where it was measured faster at the same loss (one process on the fast path of a Hopper "
-        f"GPU, a classic model of {FP8_AUTO_MIN_WIDTH}+ channels such as d36 and d48, AdamW, -r 0 or 1), a resumed "
+        f"GPU, a classic model of {FP8_AUTO_MIN_WIDTH}+ channels such as d12 and d48, AdamW, -r 0 or 1), a resumed "
         "run its checkpoint's, else 0",
     )
     fp8_impl: str = setting(

@@ -1,4 +1,4 @@
-"""FP8 matmuls for the blocks' linear layers (``--fp8 1``; on by default for d36 and d48 on Hopper, ``--fp8 -1``):
+"""FP8 matmuls for the blocks' linear layers (``--fp8 1``; on by default from d12 up on one Hopper GPU, ``--fp8 -1``):
 Hopper's FP8 tensor cores through ``torch._scaled_mm``, with dynamic per-tensor scaling.
 
 Forward, ``y = x @ W.T + b``: ``x`` and ``W`` are scaled so their largest magnitude lands on
