@@ -33,6 +33,22 @@ def test_quantize_maps_the_largest_value_to_the_format_max_and_back():
     assert torch.isfinite(s) and not q.float().any()
 
 
+@pytest.mark.parametrize("out_dtype", [torch.float32, torch.bfloat16])
+def test_scaled_mm_on_the_cpu_is_torchs(out_dtype):
+    """scaled_mm's CPU product (fp32 from the FP8 values, where oneDNN's FP8 matmul can be its slow reference) is
+    torch._scaled_mm's: the dequantized product written in out_dtype, e4m3 by e5m2 too, a column-major second
+    operand as the FP8 linears pass it."""
+    g = torch.Generator().manual_seed(1)
+    a = (torch.randn(32, 48, generator=g) * 4).to(f8.E4M3)
+    b = (torch.randn(64, 48, generator=g) * 4).to(f8.E5M2).t()  # (48, 64) column-major
+    sa, sb = torch.tensor(0.25), torch.tensor(3.0)
+    got = f8.scaled_mm(a, b, sa, sb, out_dtype)
+    want = torch._scaled_mm(a, b, scale_a=sa, scale_b=sb, out_dtype=out_dtype)
+    assert got.dtype == out_dtype and got.shape == (32, 64)
+    torch.testing.assert_close(got, want, rtol=1e-6 if out_dtype == torch.float32 else 1e-2, atol=1e-5)
+    torch.testing.assert_close(got.float(), ((a.float() @ b.float()) * 0.75).to(out_dtype).float())
+
+
 @pytest.mark.parametrize("scale", [1.0, 1e3, 1e-3])
 def test_forward_equals_the_dequantized_reference(scale):
     x, w, b = _inputs(scale=scale)

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from gpt2train.kernels._triton import interpreting, triton_available
+from gpt2train.kernels.fp8_linear import scaled_mm
 
 DEFAULT_CHUNK_ROWS = 16384  # 16384 x 50304 bf16 logits = 1.6 GB; big enough to keep the GPU busy
 
@@ -401,7 +402,7 @@ def _e4m3_logits(xq: torch.Tensor, sx: torch.Tensor, wq: torch.Tensor, sw: torch
                  out_dtype: torch.dtype) -> torch.Tensor:  # fmt: skip
     """A chunk's logits x @ W.T from e4m3 copies of its rows ``xq`` and of W ``wq`` with their dequantization scales,
     in FP8's fast accumulation (as the FP8 linears' forward), written in ``out_dtype``."""
-    return torch._scaled_mm(xq, wq.t(), scale_a=sx, scale_b=sw, out_dtype=out_dtype, use_fast_accum=True)
+    return scaled_mm(xq, wq.t(), sx, sw, out_dtype, use_fast_accum=True)
 
 
 def _fp8_chunks(x: torch.Tensor, w: torch.Tensor, targets: torch.Tensor, vocab_size: int, chunk_rows: int,
@@ -428,10 +429,10 @@ def _fp8_chunks(x: torch.Tensor, w: torch.Tensor, targets: torch.Tensor, vocab_s
         del logits
         loss_sum = loss_sum + chunk_sum
         if dx is not None:  # W (Vp, C) column-major is W.T (C, Vp) row-major
-            dx[start:end] = torch._scaled_mm(g, wqt.t(), scale_a=g_dequant, scale_b=sw, out_dtype=dx.dtype)
+            dx[start:end] = scaled_mm(g, wqt.t(), g_dequant, sw, dx.dtype)
         if dw is not None:  # x's rows (n, C) column-major: their transpose (C, n) row-major
             xt = xq[start:end].t().contiguous()
-            dw.add_(torch._scaled_mm(gt, xt.t(), scale_a=g_dequant, scale_b=sx, out_dtype=torch.float32))
+            dw.add_(scaled_mm(gt, xt.t(), g_dequant, sx, torch.float32))
         del g, gt  # before the next chunk's logits: a chunk holds its bf16 logits and two float8 copies at most
     return loss_sum
 
