@@ -311,3 +311,25 @@ def test_fp8_bf16_is_resolved_to_the_linears_names():
     rc = resolve(TrainConfig(fp8=2, fp8_bf16="weight-grads,last, mlp,first,mlp.c_fc"), CUDA)
     assert rc.fp8_bf16 == "mlp.c_fc,mlp.c_proj,first,last,weight-grads"
     assert resolve(TrainConfig(fp8=2), CUDA).fp8_bf16 == ""
+
+
+def test_fp8_gelu_cast_auto_where_it_can_run():
+    """--fp8-gelu-cast -1 (the default): 1 wherever our FP8 linears run with delayed scaling and the cast kernel
+    (d12 and d48 on one Hopper GPU); 0 without FP8, with dynamic scaling (several processes), Inductor's casts,
+    torchao's FP8 or a relu2 MLP; a resumed run keeps its checkpoint's (0 where it recorded none); 1 where it cannot
+    run is a one-line error."""
+    assert resolve(TrainConfig(model="d12"), HOPPER).fp8_gelu_cast == 1
+    assert resolve(TrainConfig(model="d48", batch_size=16), HOPPER).fp8_gelu_cast == 1
+    for fields, env in (({"fp8": 0}, HOPPER), ({"fp8_scaling": "dynamic"}, HOPPER), ({"fp8_cast_kernel": 0}, HOPPER),
+                        ({"fp8": 1}, dataclasses.replace(HOPPER, world_size=2)), ({"fp8": 1, "recipe": "modern"}, HOPPER),
+                        ({"fp8": 1, "fp8_impl": "torchao-tensorwise"}, HOPPER), ({}, CPU),
+                        ({"fp8": 1}, dataclasses.replace(HOPPER, resume_config={"fp8": 1, "fp8_scaling": "delayed"}))):  # fmt: skip
+        assert resolve(TrainConfig(model="d12", **fields), env).fp8_gelu_cast == 0, (fields, env)
+    resumed = dataclasses.replace(HOPPER, resume_config={"fp8": 1, "fp8_scaling": "delayed", "fp8_gelu_cast": 1})
+    assert resolve(TrainConfig(model="d12"), resumed).fp8_gelu_cast == 1
+    assert resolve(TrainConfig(model="d12", fp8_gelu_cast=0), HOPPER).fp8_gelu_cast == 0
+    for fields in ({"fp8": 0}, {"fp8_scaling": "dynamic"}, {"fp8_cast_kernel": 2}):
+        with pytest.raises(UserError, match="--fp8-gelu-cast 1 computes GELU inside our FP8 linears' cast kernel"):
+            resolve(TrainConfig(model="d12", fp8_gelu_cast=1, **fields), HOPPER)
+    with pytest.raises(UserError, match="--fp8-gelu-cast 2: use 0"):
+        resolve(TrainConfig(model="d12", fp8_gelu_cast=2), HOPPER)

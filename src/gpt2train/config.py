@@ -418,8 +418,8 @@ class TrainConfig:
         help="with --fp8 (ours): 1 casts each FP8 operand in one Triton pass that writes it and its transpose "
         "(kernels/fp8_cast.py; fp32 ones, the LayerNorm outputs and weights, rounded to bf16 first), 2: the same "
         "bytes, each cast compiled by Inductor into its operand's producer and only the transposed copy by the "
-        "kernel (not measured on a GPU yet), 0: Inductor compiles every cast from the operand as it is; -1: 1 with "
-        "--fp8 (ours) on CUDA, else 0",
+        "kernel (8-12% slower than 1 on an H200), 0: Inductor compiles every cast from the operand as it is; -1: 1 "
+        "with --fp8 (ours) on CUDA, else 0",
     )
     fp8_scaling: str = setting(
         "auto",
@@ -443,7 +443,16 @@ class TrainConfig:
         "--fp8-cache-weights",
         help="with --fp8 (ours), in one process: 1 casts the weights to FP8 once a step, before its micro-steps, and "
         "keeps the copies (the same bytes; an e4m3 copy of the blocks' linear weights more in memory, 1.5 GB at d48)"
-        ", where 0 casts them in every micro-step's forward (not measured on a GPU yet)",
+        ", where 0 casts them in every micro-step's forward (as fast on an H200, d12 and d48)",
+    )
+    fp8_gelu_cast: int = setting(
+        -1,
+        "--fp8-gelu-cast",
+        help="with --fp8 (ours), delayed scaling and the cast kernel: 1 computes the MLP's GELU inside the FP8 casts "
+        "around it (c_fc's output straight to c_proj's e4m3 input; in backward, GELU's derivative and c_fc's bias "
+        "gradient inside the cast of c_fc's output gradient; kernels/fp8_mlp.py; d12's step 3.5-3.7% faster on an "
+        "H200, the loss check held once), 0: GELU and its backward compiled by Inductor between the casts; -1: 1 "
+        "where it can run (a resumed run: its checkpoint's), else 0",
     )
     fp8_classifier: int = setting(
         -1,
@@ -601,7 +610,8 @@ class Environment:
 # the settings resolve() decides (-1, "auto" or None in a TrainConfig); a ResolvedConfig holds none of those
 AUTO_FIELDS = ("device", "dtype", "bf16_params", "gelu_fusion", "accumulate_in_matmul", "compile", "fused_classifier",
                "recompute_whole", "optimizer", "pos", "qk_norm", "mlp", "norm", "zero_init_proj", "untied_head",
-               "logit_softcap", "head_lr", "embed_lr", "fp8", "fp8_cast_kernel", "fp8_scaling", "fp8_classifier")  # fmt: skip
+               "logit_softcap", "head_lr", "embed_lr", "fp8", "fp8_cast_kernel", "fp8_scaling", "fp8_classifier",
+               "fp8_gelu_cast")  # fmt: skip
 TRAIN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 
 
@@ -705,6 +715,14 @@ def resolve(cfg: TrainConfig, env: Environment) -> ResolvedConfig:
     fp8_cast_kernel = cfg.fp8_cast_kernel
     if fp8_cast_kernel == -1:  # the one-pass casts: faster than Inductor's and as accurate (BENCHMARKS.md, issue 21)
         fp8_cast_kernel = int(bool(fp8) and cfg.fp8_impl == "ours" and on_cuda)
+    fp8_gelu_cast = cfg.fp8_gelu_cast
+    gelu_cast_runs = (bool(fp8) and cfg.fp8_impl == "ours" and fp8_scaling == "delayed" and fp8_cast_kernel == 1
+                      and mcfg.mlp == "gelu")  # fmt: skip
+    if fp8_gelu_cast == -1:
+        fp8_gelu_cast = auto_fp8_gelu_cast(env, gelu_cast_runs)
+    elif fp8_gelu_cast and not gelu_cast_runs:
+        raise UserError("--fp8-gelu-cast 1 computes GELU inside our FP8 linears' cast kernel with delayed scaling: "
+                        "add --fp8 1 --fp8-scaling delayed --fp8-cast-kernel 1 (a GELU MLP), or drop it")  # fmt: skip
     decided = dict(
         device=env.device.type,
         dtype=dtype,
@@ -714,6 +732,7 @@ def resolve(cfg: TrainConfig, env: Environment) -> ResolvedConfig:
         fp8=fp8,
         fp8_cast_kernel=fp8_cast_kernel,
         fp8_scaling=fp8_scaling,
+        fp8_gelu_cast=int(fp8_gelu_cast),
         compile=cfg.compile if cfg.compile != -1 else int(fast),  # -1: on with the fast path
         fused_classifier=fused_classifier,
         fp8_classifier=fp8_classifier,
@@ -784,6 +803,16 @@ def auto_fp8_classifier(env: Environment, fused_classifier: bool) -> int:
     if (saved := _resumed_setting(env, "fp8_classifier", (0, 1, 2), 0)) is not None:
         return saved
     return fp8_classifier_rule(_hopper(env), env.world_size)
+
+
+def auto_fp8_gelu_cast(env: Environment, runs: bool) -> int:
+    """``--fp8-gelu-cast -1``: where GELU can run inside the FP8 casts (``runs``: our FP8 linears with delayed
+    scaling and the cast kernel, a GELU MLP), a resumed run keeps its checkpoint's and a new one takes 1. Else 0."""
+    if not runs:
+        return 0
+    if (saved := _resumed_setting(env, "fp8_gelu_cast", (0, 1), 0)) is not None:
+        return saved
+    return 1
 
 
 def fp8_classifier_rule(hopper: bool, world_size: int) -> int:
@@ -904,6 +933,9 @@ def _check_flags(cfg: TrainConfig, env: Environment, lv: dict) -> None:
     if cfg.fp8_scaling not in FP8_SCALINGS:
         raise UserError(f"--fp8-scaling {cfg.fp8_scaling!r}: use dynamic (each tensor's own amax), delayed (the "
                         "previous micro-steps') or auto")  # fmt: skip
+    if cfg.fp8_gelu_cast not in (-1, 0, 1):
+        raise UserError(f"--fp8-gelu-cast {cfg.fp8_gelu_cast}: use 0 (GELU between the casts), 1 (inside them) or -1 "
+                        "(1 where it can run)")  # fmt: skip
     if cfg.fp8_cache_weights not in (0, 1):
         raise UserError(f"--fp8-cache-weights {cfg.fp8_cache_weights}: use 0 (cast in every micro-step) or 1 (once a "
                         "step)")  # fmt: skip

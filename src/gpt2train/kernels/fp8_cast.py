@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 
 import torch
+import torch.nn.functional as F
 
 from gpt2train.kernels._triton import interpreting, triton_available
 
@@ -40,6 +41,10 @@ BLOCK_M, BLOCK_N, WARPS, STAGES, WAVES = 64, 128, 4, 2, 4
 # (triton 3.6, shapes in multiples of 16; transposed by tl.trans or by the store's addresses alike), from bf16 none:
 # fp8_linear rounds fp32 operands to bf16 before the kernel
 KERNEL_SOURCES = (torch.bfloat16,)
+GELU_FORWARD, GELU_BACKWARD = 1, 2  # the kernel's ACT: what it computes from its input before the cast (0: nothing)
+# the GELU passes' tiles, warps and programs per SM (0: one program per tile): the fastest of ten launches on an H200,
+# 2.0-2.3 TB/s where the cast's own ran them at 1.0-1.9 (BENCHMARKS.md, issue 21's eleventh session)
+GELU_BLOCK_M, GELU_BLOCK_N, GELU_WARPS, GELU_WAVES = 64, 64, 4, 8
 
 
 def cast_transpose_reference(t: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype, transpose: bool = True,
@@ -61,9 +66,10 @@ def _kernel(interpret: bool):
     import triton.language as tl
 
     @triton.jit
-    def fp8_cast_transpose_kernel(x_ptr, scale_ptr, q_ptr, qt_ptr, amax_ptr, M, N, fmax, CAST: tl.constexpr,
-                                  WRITE_T: tl.constexpr, AMAX: tl.constexpr, BLOCK_M: tl.constexpr,
-                                  BLOCK_N: tl.constexpr, STAGES: tl.constexpr):  # fmt: skip
+    def fp8_cast_transpose_kernel(x_ptr, scale_ptr, q_ptr, qt_ptr, amax_ptr, bias_ptr, g_ptr, sums_ptr, M, N, fmax,
+                                  CAST: tl.constexpr, WRITE_T: tl.constexpr, AMAX: tl.constexpr, ACT: tl.constexpr,
+                                  BIAS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                                  STAGES: tl.constexpr):  # fmt: skip
         tiles_n = tl.cdiv(N, BLOCK_N)
         if CAST:  # loaded once per program, as in the variant measured (BENCHMARKS.md, issue 21's tenth session)
             scale = tl.load(scale_ptr)
@@ -74,6 +80,20 @@ def _kernel(interpret: bool):
             mask = (rows[:, None] < M) & (cols[None, :] < N)
             if CAST:
                 x = tl.load(x_ptr + rows[:, None] * N + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+                if BIAS:  # h = x + bias, rounded to bf16 as the unfused path's bias add rounds it
+                    b = tl.load(bias_ptr + cols, mask=cols < N, other=0.0).to(tl.bfloat16).to(tl.float32)
+                    x = (x + b[None, :]).to(tl.bfloat16).to(tl.float32)
+                if ACT != 0:  # GELU (tanh) of h, or its backward: gelu(h) = h * sigmoid(2u), u = k (h + c h^3)
+                    s = tl.sigmoid(1.5957691216057308 * (x + 0.044715 * x * x * x))
+                    if ACT == 1:
+                        x = x * s
+                    else:  # g * gelu'(h), gelu'(h) = s + h s (1 - s) 2k (1 + 3c h^2)
+                        g = tl.load(g_ptr + rows[:, None] * N + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+                        x = g * (s + x * s * (1.0 - s) * 1.5957691216057308 * (1.0 + 0.134145 * x * x))
+                    # rounded to bf16 as the unfused path writes it; masked elements 0 (gelu(bias) is not)
+                    x = tl.where(mask, x.to(tl.bfloat16).to(tl.float32), 0.0)
+                    if ACT == 2:  # the bias gradient's share of this tile: its column sums, one row per row of tiles
+                        tl.store(sums_ptr + (tile // tiles_n) * N + cols, tl.sum(x, axis=0), mask=cols < N)
                 if AMAX:  # masked elements are 0
                     largest = tl.maximum(largest, tl.abs(x))
                 q = tl.clamp(x * scale, -fmax, fmax).to(q_ptr.dtype.element_ty)
@@ -96,11 +116,14 @@ def _sm_count(device: torch.device) -> int:
 
 def _launch(t: torch.Tensor, scale: torch.Tensor | None, q: torch.Tensor | None, qt: torch.Tensor | None,
             amax: torch.Tensor | None = None, block_m: int = BLOCK_M, block_n: int = BLOCK_N,
-            warps: int = WARPS, programs: int | None = None) -> None:  # fmt: skip
+            warps: int = WARPS, programs: int | None = None, act: int = 0, bias: torch.Tensor | None = None,
+            g: torch.Tensor | None = None, sums: torch.Tensor | None = None) -> None:  # fmt: skip
     """The kernel over ``t`` (M, N), contiguous, into ``q`` (M, N) and ``qt`` (N, M) (or only ``q``); ``amax``, an
     fp32 scalar, raised to the largest ``|t|`` if given. Without ``scale`` and ``q``, ``t`` is already cast (as
-    uint8 bytes) and only ``qt`` is written: its transpose. ``programs``: how many loop over the tiles (WAVES per
-    SM on CUDA by default, one per tile elsewhere)."""
+    uint8 bytes) and only ``qt`` is written: its transpose. ``act`` (GELU_FORWARD, GELU_BACKWARD): what is cast is
+    GELU of ``h = t + bias`` (``bias`` (N,) or None), or ``g`` (M, N) times GELU's derivative at ``h``, whose column
+    sums over each BLOCK_M rows go to ``sums`` (cdiv(M, BLOCK_M), N) in fp32. ``programs``: how many loop over the
+    tiles (WAVES per SM on CUDA by default, one per tile elsewhere)."""
     m, n = t.shape
     tiles = ((m + block_m - 1) // block_m) * ((n + block_n - 1) // block_n)
     if programs is None:
@@ -109,11 +132,12 @@ def _launch(t: torch.Tensor, scale: torch.Tensor | None, q: torch.Tensor | None,
     kwargs = {} if interpret else {"num_warps": warps}
     cast, write_t = q is not None, qt is not None
     fmax = torch.finfo(q.dtype).max if cast else 0.0
-    # a pointer a pass does not touch (q without CAST, qt without WRITE_T, amax without AMAX) is another tensor's
+    # a pointer a pass does not touch (q without CAST, qt without WRITE_T, amax without AMAX...) is another tensor's
     _kernel(interpret)[(max(1, min(tiles, programs)),)](
-        t, t if scale is None else scale, q if cast else qt, qt if write_t else q, t if amax is None else amax, m, n,
-        fmax, CAST=cast, WRITE_T=write_t, AMAX=amax is not None, BLOCK_M=block_m, BLOCK_N=block_n, STAGES=STAGES,
-        **kwargs)  # fmt: skip
+        t, t if scale is None else scale, q if cast else qt, qt if write_t else q, t if amax is None else amax,
+        t if bias is None else bias, t if g is None else g, t if sums is None else sums, m, n, fmax, CAST=cast,
+        WRITE_T=write_t, AMAX=amax is not None, ACT=act, BIAS=bias is not None, BLOCK_M=block_m, BLOCK_N=block_n,
+        STAGES=STAGES, **kwargs)  # fmt: skip
 
 
 @torch.library.custom_op("gpt2train::fp8_cast_transpose", mutates_args=("amax",))
@@ -171,3 +195,53 @@ def cast_then_transpose(t: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype
     reads ``t``'s two and writes two)."""
     q, _ = cast_transpose_reference(t, scale, dtype, False, amax)
     return q, (transpose_kernel(q) if transpose else None)
+
+
+def gelu_cast_transpose_reference(h: torch.Tensor, bias: torch.Tensor | None, g: torch.Tensor | None,
+                                  scale: torch.Tensor, dtype: torch.dtype, amax: torch.Tensor | None = None,
+                                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:  # fmt: skip
+    """What ``--fp8``'s MLP casts around GELU (``--fp8-gelu-cast``), as the unfused path computes it: with ``g``
+    None, GELU (tanh) of ``h + bias`` (c_proj's input); else ``g`` times GELU's derivative there (c_fc's output
+    gradient). Either in ``h``'s dtype, then rounded to bf16 and cast as :func:`cast_transpose_reference` (``amax``
+    too). Returns (q, q transposed, the gradient's column sums in fp32, c_fc's bias gradient; None without ``g``)."""
+    if bias is not None:
+        h = h + bias.to(h.dtype)
+    if g is None:
+        t = F.gelu(h, approximate="tanh")
+    else:
+        t = torch.ops.aten.gelu_backward(g.to(h.dtype), h, approximate="tanh")
+    q, qt = cast_transpose_reference(t.to(torch.bfloat16), scale, dtype, True, amax)
+    return q, qt, (None if g is None else t.float().sum(0))
+
+
+@torch.library.custom_op("gpt2train::fp8_gelu_cast_transpose", mutates_args=("amax",))
+def gelu_cast_transpose_kernel(h: torch.Tensor, bias: torch.Tensor | None, g: torch.Tensor | None,
+                               scale: torch.Tensor, dtype: torch.dtype, amax: torch.Tensor | None,
+                               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    """:func:`gelu_cast_transpose_reference`'s (q, qt, column sums or an empty tensor), in one pass of the Triton
+    kernel on CUDA for a bf16 ``h`` (GELU computed in fp32 from its sigmoid form, the reference's tanh up to
+    rounding)."""
+    if not (h.is_cuda and triton_available() and h.dtype in KERNEL_SOURCES):
+        q, qt, sums = gelu_cast_transpose_reference(h, bias, g, scale, dtype, amax)
+        return q, qt, (h.new_empty(0, dtype=torch.float32) if sums is None else sums)
+    h = h.contiguous()
+    m, n = h.shape
+    q = torch.empty((m, n), dtype=dtype, device=h.device)
+    qt = torch.empty((n, m), dtype=dtype, device=h.device)
+    tiles_m = -(-m // GELU_BLOCK_M)
+    sums = None if g is None else torch.empty((tiles_m, n), dtype=torch.float32, device=h.device)
+    programs = _sm_count(h.device) * GELU_WAVES if GELU_WAVES else tiles_m * -(-n // GELU_BLOCK_N)
+    _launch(h, scale, q, qt, amax, GELU_BLOCK_M, GELU_BLOCK_N, GELU_WARPS, programs,
+            act=GELU_FORWARD if g is None else GELU_BACKWARD, bias=bias, g=None if g is None else g.contiguous(),
+            sums=sums)  # fmt: skip
+    return q, qt, (h.new_empty(0, dtype=torch.float32) if sums is None else sums.sum(0))
+
+
+@gelu_cast_transpose_kernel.register_fake
+def _(h, bias, g, scale, dtype, amax):
+    m, n = h.shape
+    return (
+        h.new_empty((m, n), dtype=dtype),
+        h.new_empty((n, m), dtype=dtype),
+        h.new_empty(0 if g is None else n, dtype=torch.float32),
+    )

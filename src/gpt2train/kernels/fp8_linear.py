@@ -79,15 +79,16 @@ def quantize_transposed(t: torch.Tensor, dtype: torch.dtype, transpose: bool = T
     delayed scaling (:func:`delayed_amax`, ``first_amax`` before any record) instead of ``t``'s own amax."""
     if kernel and t.dtype not in KERNEL_SOURCES:
         t = t.to(torch.bfloat16)
-    fmax = torch.finfo(dtype).max
     if history is None:
-        amax, record = t.detach().abs().amax().float().clamp(min=1e-12), None
+        fmax = torch.finfo(dtype).max
+        amax = t.detach().abs().amax().float().clamp(min=1e-12)
+        scale, record, inverse = fmax / amax, None, amax / fmax
     else:
-        amax, record = delayed_amax(history, first_amax), history[0]
-    # the cast clamps: t * (fmax / amax) can round past fmax, and e4m3fn has no infinity (it would become NaN)
+        scale, record, inverse = delayed_scale(history, dtype, first_amax)
+    # the cast clamps: t * scale can round past fmax, and e4m3fn has no infinity (it would become NaN)
     cast = {0: cast_transpose_reference, 1: cast_transpose, 2: cast_then_transpose}[int(kernel)]
-    q, qt = cast(t.detach(), fmax / amax, dtype, transpose, record)
-    return q, qt, amax / fmax
+    q, qt = cast(t.detach(), scale, dtype, transpose, record)
+    return q, qt, inverse
 
 
 AMAX_HISTORY = 16  # delayed scaling: the calls (micro-steps) whose largest |value| sets the next call's scale
@@ -105,6 +106,15 @@ def delayed_amax(history: torch.Tensor, first_amax: float) -> torch.Tensor:
     history.copy_(torch.cat([history.new_zeros(1), history[:-1]]))
     amax = history[1:].amax()
     return torch.where(amax > 0, amax, first_amax)  # a Python scalar: no tensor made (or copied) a call
+
+
+def delayed_scale(history: torch.Tensor, dtype: torch.dtype, first_amax: float,
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    """Delayed scaling's (scale, record, dequantization scale) for the next cast to ``dtype``: the scale from
+    :func:`delayed_amax`, and the slot the cast records this call's amax into."""
+    fmax = torch.finfo(dtype).max
+    amax = delayed_amax(history, first_amax)
+    return fmax / amax, history[0], amax / fmax
 
 
 def scaled_mm(a: torch.Tensor, b: torch.Tensor, scale_a: torch.Tensor, scale_b: torch.Tensor, out_dtype: torch.dtype,

@@ -4,8 +4,9 @@ model.py is the reference; :func:`accelerate` turns its modules into faster ones
 
 - the blocks' linear layers into :class:`FastLinear` (FP8 matmuls, or weight gradients added into ``.grad`` by
   the matmul: kernels/fp8_linear.py, kernels/grad_accum.py);
-- the MLPs into :class:`RecomputedMLP` (-r 1 and up: only the activation's input is kept) or
-  :class:`GeluFusedMLP` (-ge: GELU in cuBLASLt's matmul epilogues, kernels/gelu_mlp.py);
+- the MLPs into :class:`RecomputedMLP` (-r 1 and up: only the activation's input is kept),
+  :class:`GeluFusedMLP` (-ge: GELU in cuBLASLt's matmul epilogues, kernels/gelu_mlp.py) or :class:`FP8GeluMLP`
+  (FP8 linears with GELU inside their casts, kernels/fp8_mlp.py);
 - blocks into :class:`RecomputedBlock` (-r 2: the norms recomputed, -r 3: each sublayer recomputed whole);
 - ``GPT.classifier_loss`` into the chunked classifier (kernels/fused_classifier.py), its matmuls in FP8 or bf16;
 - and then compiles each block, or the whole model.
@@ -27,6 +28,7 @@ from torch.utils.checkpoint import checkpoint
 
 from gpt2train.config import FP8_LINEARS, fp8_bf16_parts
 from gpt2train.kernels.fp8_linear import E4M3, GRAD_FORMATS, amax_history, fp8_linear, quantize_transposed
+from gpt2train.kernels.fp8_mlp import fp8_gelu_mlp
 from gpt2train.kernels.gelu_linear import gelu_linear
 from gpt2train.kernels.gelu_mlp import gelu_mlp
 from gpt2train.kernels.grad_accum import accumulating, linear_accumulate
@@ -47,6 +49,7 @@ class FastPaths:
     # it (cast by Inductor in their producers), 0 all by Inductor
     fp8_delayed: bool = False  # ours: inputs and output gradients scaled by their previous micro-steps' amax
     fp8_cache_weights: bool = False  # ours: the weights' FP8 copies cast once a step (cast_weight_copies), kept
+    fp8_gelu_cast: bool = False  # ours, delayed, with the cast kernel: GELU MLPs' GELU inside their casts (FP8GeluMLP)
     fp8_grad: str = "e4m3"  # ours: the output gradients' float8 format (--fp8-grad)
     accumulate_grads: bool = False  # the blocks' matmuls add their weight gradients into .grad (kernels/grad_accum.py)
     fused_classifier: bool = False
@@ -116,6 +119,20 @@ class GeluFusedMLP(MLP):
                         grads)  # fmt: skip
 
 
+class FP8GeluMLP(MLP):
+    """``--fp8-gelu-cast``: c_fc and c_proj, both :class:`FastLinear` in FP8 with delayed scaling and the cast
+    kernel, run as one function that computes GELU and its backward inside the FP8 casts (kernels/fp8_mlp.py); it
+    keeps what -r 1 keeps (GELU's input, and c_proj's own e4m3 copy of its input)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        fc, proj = self.c_fc, self.c_proj
+        histories = tuple(getattr(layer, name) for layer in (fc, proj) for name in FP8_HISTORIES)
+        copies = tuple(getattr(layer, name) if layer.cache_weights else None for layer in (fc, proj)
+                       for name in WEIGHT_COPIES)  # fmt: skip
+        return fp8_gelu_mlp(x, fc, proj, backward_fast_accum=fc.fp8 == 2, grad_dtype=fc.grad_dtype,
+                            histories=histories, weight_copies=copies)  # fmt: skip
+
+
 class RecomputedBlock(Block):
     """-r 2 and 3: the block's norms (2), or each of its sublayers whole (3), recomputed in backward."""
 
@@ -168,18 +185,24 @@ def accelerate(model: GPT, paths: FastPaths) -> torch.nn.Module:
             _become(block, RecomputedBlock, recompute=recompute)
         else:
             _become(block, Block)
-        mlp = block.mlp
-        if recompute >= 1:  # -r keeps its own GELU path, whatever -ge says
-            _become(mlp, RecomputedMLP, use_gelu_linear=mlp.activation is gelu and not paths.fp8)
-        elif fuse_gelu:
-            _become(mlp, GeluFusedMLP, backward="dgelu" if paths.gelu_fusion >= 2 else "plain")
-        else:
-            _become(mlp, MLP)
         # neither FP8 nor the sums in the matmuls in a block recomputed whole: compiled on CUDA, that recompute would
         # then keep every matmul's input (35,200 against 3,200 bytes per layer and token at d48, BENCHMARKS.md round
         # 15; FP8's e4m3 copies likewise: 48 such blocks saved 6 of 109 GB at d48 B=40, issue 21)
         fp8_linears = _fp8_linears(paths.fp8, fp8_keep, i, len(model.transformer.h)) if recompute < 3 else set()
         torchao_fp8 = bool(fp8_linears) and paths.fp8_impl != "ours"
+        mlp = block.mlp
+        # GELU inside the casts wants both linears in our FP8 with the scales known before the cast (delayed), the
+        # cast kernel, and FP8 weight gradients (--fp8-bf16 weight-grads needs dh in bf16); it keeps what -r 1 keeps
+        if (paths.fp8_gelu_cast and {"mlp.c_fc", "mlp.c_proj"} <= fp8_linears and not torchao_fp8
+                and paths.fp8_delayed and paths.fp8_cast_kernel == 1 and "weight-grads" not in fp8_keep
+                and mlp.activation is gelu):  # fmt: skip
+            _become(mlp, FP8GeluMLP)
+        elif recompute >= 1:  # -r keeps its own GELU path, whatever -ge says
+            _become(mlp, RecomputedMLP, use_gelu_linear=mlp.activation is gelu and not paths.fp8)
+        elif fuse_gelu:
+            _become(mlp, GeluFusedMLP, backward="dgelu" if paths.gelu_fusion >= 2 else "plain")
+        else:
+            _become(mlp, MLP)
         accumulate = bool(paths.accumulate_grads) and recompute < 3 and not torchao_fp8
         for name, layer in _linears(block):
             ours_fp8 = int(paths.fp8) if name in fp8_linears and not torchao_fp8 else 0

@@ -188,7 +188,7 @@ def fast_paths(rc: ResolvedConfig) -> FastPaths:
                      fp8=rc.fp8, fp8_impl=rc.fp8_impl, fp8_bf16=tuple(filter(None, rc.fp8_bf16.split(","))),
                      fp8_cast_kernel=int(rc.fp8_cast_kernel),
                      fp8_delayed=rc.fp8_scaling == "delayed", fp8_grad=rc.fp8_grad,
-                     fp8_cache_weights=bool(rc.fp8_cache_weights),
+                     fp8_cache_weights=bool(rc.fp8_cache_weights), fp8_gelu_cast=bool(rc.fp8_gelu_cast),
                      accumulate_grads=bool(rc.accumulate_in_matmul),
                      fused_classifier=bool(rc.fused_classifier), classifier_chunk=rc.classifier_chunk,
                      fp8_classifier=rc.fp8_classifier,

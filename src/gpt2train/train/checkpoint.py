@@ -378,13 +378,14 @@ EXACTNESS_KEYS = ("lr", "warmup_steps", "final_lr_frac", "weight_decay", "lr_sch
                   "total_batch_size", "seq_len", "batch_size", "seed", "beta1", "beta2", "eps", "grad_clip",
                   "master_weights", "bf16_params", "dtype", "shuffle", "optimizer", "recipe", "muon_lr",
                   "muon_momentum", "head_lr", "embed_lr", "deterministic", "fp8", "fp8_impl", "fp8_bf16",
-                  "fp8_cast_kernel", "fp8_scaling", "fp8_grad", "fp8_classifier")  # fmt: skip
+                  "fp8_cast_kernel", "fp8_scaling", "fp8_grad", "fp8_classifier", "fp8_gelu_cast")  # fmt: skip
 # what a checkpoint that does not record a setting ran with, where that is not today's default, and the setting
 # without which it changes nothing (the gradients' format matters only with FP8 on, then or now)
 _DEFAULT_BEFORE = {
     "fp8_grad": ("e5m2", "fp8"),  # e4m3 since issue 21's fifth session
     "fp8_scaling": ("dynamic", "fp8"),  # auto (delayed in one process) since its ninth
     "fp8_classifier": (0, None),  # auto (2 in one process on a Hopper GPU) since its ninth
+    "fp8_gelu_cast": (0, "fp8"),  # auto (1 with delayed scaling and the cast kernel) since its eleventh
 }
 # what a checkpoint written before config.resolve() recorded for a setting it left to the run ("auto"/-1/None)
 _RECORDED_AUTO = ("auto", -1, None)

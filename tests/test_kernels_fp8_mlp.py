@@ -1,0 +1,185 @@
+"""GELU inside the FP8 casts (--fp8-gelu-cast; kernels/fp8_mlp.py and the cast kernel's GELU passes): the Triton
+kernel's passes on the CPU under TRITON_INTERPRET=1 against gelu_cast_transpose_reference, the reference against
+the unfused arithmetic, and a tiny GPT whose MLPs run fused against the same GPT unfused (FastLinear, GELU, FastLinear),
+eager and compiled."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+# Triton picks its interpreter when first imported; switch it on first (only without a GPU)
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+from gpt2train.kernels import fp8_cast  # noqa: E402
+from gpt2train.kernels._triton import interpreting, triton_available  # noqa: E402
+from gpt2train.kernels.fp8_linear import E4M3, E5M2  # noqa: E402
+
+
+def _pair(rows, cols, seed):
+    gen = torch.Generator().manual_seed(seed)
+    h = (torch.randn(rows, cols, generator=gen) * 2).to(torch.bfloat16)
+    g = (torch.randn(rows, cols, generator=gen) * 3).to(torch.bfloat16)
+    bias = (torch.randn(cols, generator=gen) * 0.5).to(torch.bfloat16)
+    return h, g, bias
+
+
+@pytest.mark.parametrize("rows, cols, block_m, block_n", [(70, 45, 32, 16), (64, 64, 64, 64), (5, 130, 16, 64)])
+@pytest.mark.parametrize("backward", [False, True])
+@pytest.mark.parametrize("with_bias", [True, False])
+@pytest.mark.parametrize("programs", [None, 2])
+def test_kernel_gelu_passes_are_the_reference(rows, cols, block_m, block_n, backward, with_bias, programs):
+    """The kernel's GELU passes: what it casts, in both layouts, is GELU of h + bias (forward) or g times GELU's
+    derivative there (backward), as the reference computes them with torch's tanh GELU, up to the bf16 rounding
+    both apply (the kernel's sigmoid form differs from tanh in the last bits; the interpreter rounds to bf16
+    otherwise than the GPU). Edge tiles' masked elements add nothing to the amax record or the column sums, which
+    (backward) are the bias gradient's, one row of sums per BLOCK_M rows. Written as fp32 (before any FP8 rounding;
+    bench/kernels_gpu_check.py --checks fp8_cast compares the FP8 bits on a GPU)."""
+    if not (triton_available() and interpreting()):
+        pytest.skip("needs Triton's CPU interpreter (TRITON_INTERPRET=1 before triton is imported) or a GPU")
+    h, g, bias = _pair(rows, cols, seed=rows + cols)
+    bias = bias if with_bias else None
+    scale, amax = torch.tensor(0.5), torch.tensor(0.0)
+    q, qt = torch.full((rows, cols), float("nan")), torch.full((cols, rows), float("nan"))
+    sums = torch.full((-(-rows // block_m), cols), float("nan")) if backward else None
+    fp8_cast._launch(h, scale, q, qt, amax, block_m=block_m, block_n=block_n, programs=programs,
+                     act=fp8_cast.GELU_BACKWARD if backward else fp8_cast.GELU_FORWARD, bias=bias,
+                     g=g if backward else None, sums=sums)  # fmt: skip
+    hb = h.float() if bias is None else (h + bias).float()  # the bias added in bf16, as the kernel rounds it
+
+    def want_at(hb):
+        return (
+            torch.ops.aten.gelu_backward(g.float(), hb, approximate="tanh")
+            if backward
+            else F.gelu(hb, approximate="tanh")
+        )
+
+    # within what one bf16 rounding of h + bias (either way) and one of the result change: the interpreter rounds
+    # toward zero where the GPU rounds to nearest, and GELU's tails turn h's last bit into a large relative change
+    want = want_at(hb)
+    bound = torch.stack([(want_at(hb * (1 + d)) - want).abs() for d in (2**-7, -(2**-7))]).amax(0)
+    bound = bound + want.abs() * 2**-7 + 1e-5  # torch's tanh saturates to 0 in the far tail, the sigmoid not quite
+    assert ((q - want * scale).abs() <= bound * scale).all()
+    assert torch.equal(qt, q.t())
+    torch.testing.assert_close(amax, want.abs().max(), rtol=1e-2, atol=0)
+    if backward:
+        # each row of sums is its BLOCK_M rows' column sums of what was cast (before the scale)
+        blocks = torch.nn.functional.pad(q / scale, (0, 0, 0, sums.shape[0] * block_m - rows))
+        torch.testing.assert_close(sums, blocks.view(sums.shape[0], block_m, cols).sum(1), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [E4M3, E5M2])
+@pytest.mark.parametrize("source", [torch.bfloat16, torch.float32])
+def test_reference_is_the_unfused_arithmetic(dtype, source):
+    """The reference casts what the unfused MLP casts: GELU of (h + bias) in h's dtype, or GELU's backward there,
+    rounded to bf16 (as the cast kernel's path rounds fp32 operands) and cast by cast_transpose_reference with the
+    amax recorded; the column sums are the bias gradient as fp8_linear sums it (from the gradient in h's dtype)."""
+    h, g, bias = (t.to(source) for t in _pair(33, 48, seed=2))
+    scale = torch.tensor(4.0)
+    amax = torch.tensor(0.0)
+    q, qt, sums = fp8_cast.gelu_cast_transpose_reference(h, bias, None, scale, dtype, amax)
+    a = F.gelu(h + bias, approximate="tanh").to(torch.bfloat16)
+    wq, wqt = fp8_cast.cast_transpose_reference(a, scale, dtype)
+    assert sums is None and torch.equal(q.view(torch.uint8), wq.view(torch.uint8))
+    assert torch.equal(qt.view(torch.uint8), wqt.view(torch.uint8)) and amax == a.float().abs().max()
+    q, qt, sums = fp8_cast.gelu_cast_transpose_reference(h, bias, g, scale, dtype)
+    dh = torch.ops.aten.gelu_backward(g, h + bias, approximate="tanh")
+    wq, wqt = fp8_cast.cast_transpose_reference(dh.to(torch.bfloat16), scale, dtype)
+    assert torch.equal(q.view(torch.uint8), wq.view(torch.uint8))
+    assert torch.equal(qt.view(torch.uint8), wqt.view(torch.uint8))
+    assert sums.dtype == torch.float32 and torch.equal(sums, dh.float().sum(0))
+    # the op: the reference off CUDA, an empty tensor for the forward's sums
+    q2, _, sums2 = fp8_cast.gelu_cast_transpose_kernel(h, bias, None, scale, dtype, None)
+    q3, _, sums3 = fp8_cast.gelu_cast_transpose_kernel(h, bias, g, scale, dtype, None)
+    assert sums2.numel() == 0 and torch.equal(sums3, sums) and torch.equal(q3.view(torch.uint8), q.view(torch.uint8))
+
+
+def _tiny_runs(variants, autocast: bool, steps: int = 2):
+    """For each (gelu_cast, compiled, extra FastPaths fields): a tiny GPT (same seed) with our FP8 linears, delayed
+    scaling and the cast kernel, trained ``steps`` micro-steps: (loss, grads, buffers, MLP class names)."""
+    from gpt2train.config import ModelConfig
+    from gpt2train.model import build_model
+    from gpt2train.train.accelerate import FastPaths, accelerate, cast_weight_copies, weight_copy_layers
+
+    cfg = ModelConfig(n_layer=2, n_head=4, n_embd=64, vocab_size=256, max_seq_len=32)
+    idx = torch.randint(0, 256, (2, 32), generator=torch.Generator().manual_seed(0))
+    results = []
+    try:
+        for gelu_cast, compiled, extra in variants:
+            model = build_model(cfg, seed=5)
+            accelerate(model, FastPaths(fp8=1, fp8_cast_kernel=1, fp8_delayed=True, fp8_gelu_cast=gelu_cast, **extra))
+            for block in model.transformer.h if compiled else ():
+                block.compile(backend="aot_eager")
+            cast_weight_copies(weight_copy_layers(model))
+            for _ in range(steps):
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                    loss = model(idx, idx)
+                loss.backward()
+            grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+            mlps = [type(b.mlp).__name__ for b in model.transformer.h]
+            results.append((loss.detach(), grads, {n: b.clone() for n, b in model.named_buffers()}, mlps))
+    finally:
+        torch._dynamo.reset()
+    return results
+
+
+@pytest.mark.parametrize("autocast", [True, False])
+def test_fused_mlp_trains_as_the_unfused_one(autocast):
+    """A tiny GPT with --fp8-gelu-cast 1 against 0 (two micro-steps of delayed scaling, bf16 autocast and fp32): the
+    same loss, gradients and amax histories bit for bit (on the CPU the op runs its reference), but c_fc's bias
+    gradient, which the fused pass sums in fp32 before rounding once (fp8_linear sums the bf16 gradient); the MLPs
+    are the fused class only with the flag."""
+    (loss0, grads0, bufs0, mlps0), (loss1, grads1, bufs1, mlps1) = _tiny_runs([(False, False, {}), (True, False, {})],
+                                                                            autocast)  # fmt: skip
+    assert mlps0 == ["MLP", "MLP"] and mlps1 == ["FP8GeluMLP", "FP8GeluMLP"]
+    assert torch.equal(loss0, loss1)
+    for n, g in grads0.items():
+        if n.endswith("mlp.c_fc.bias"):
+            torch.testing.assert_close(grads1[n], g, rtol=1e-2, atol=1e-5)
+        else:
+            assert torch.equal(grads1[n], g), n
+    histories = [n for n in bufs0 if "history" in n]
+    assert len(histories) == 16 and all(torch.equal(bufs0[n], bufs1[n]) for n in histories)
+    assert all(bufs1[n][:2].gt(0).all() for n in histories)  # both micro-steps recorded, the fused MLPs' too
+
+
+def test_fused_mlp_compiled_and_with_cached_weights():
+    """Compiled (aot_eager), the fused MLP trains as eager; with --fp8-cache-weights (the weights' copies from the
+    buffers) as without."""
+    (loss0, grads0, _, _), (loss1, grads1, _, _), (loss2, grads2, _, _) = _tiny_runs(
+        [(True, False, {}), (True, True, {}), (True, False, {"fp8_cache_weights": True})], autocast=True
+    )
+    torch.testing.assert_close(loss1, loss0, rtol=1e-3, atol=0)  # aot_eager's decompositions round differently
+    for n, g in grads0.items():
+        assert ((grads1[n] - g).norm() / g.norm()).item() < 0.2, n  # FP8 rounding amplifies those differences
+    assert torch.equal(loss2, loss0) and all(torch.equal(grads2[n], g) for n, g in grads0.items())
+
+
+def test_fused_mlp_only_where_it_can_run():
+    """The fused class needs both MLP linears in our FP8 with delayed scaling and the cast kernel: --fp8-bf16
+    mlp.c_proj, dynamic scaling, Inductor's casts or weight-grads leave the unfused MLP; blocks recomputed whole
+    keep bf16 MLPs; without gradients it is the plain MLP's arithmetic."""
+    from gpt2train.config import ModelConfig
+    from gpt2train.model import build_model
+    from gpt2train.train.accelerate import FastPaths, accelerate
+
+    cfg = ModelConfig(n_layer=2, n_head=4, n_embd=64, vocab_size=256, max_seq_len=32)
+    on = dict(fp8=1, fp8_cast_kernel=1, fp8_delayed=True, fp8_gelu_cast=True)
+    for fields, want in (({}, ["FP8GeluMLP"] * 2), ({"fp8_bf16": ("mlp.c_proj",)}, ["MLP"] * 2),
+                         ({"fp8_delayed": False}, ["MLP"] * 2), ({"fp8_cast_kernel": 0}, ["MLP"] * 2),
+                         ({"fp8_bf16": ("weight-grads",)}, ["MLP"] * 2), ({"fp8_bf16": ("first",)}, ["MLP", "FP8GeluMLP"]),
+                         ({"recompute": 1}, ["FP8GeluMLP"] * 2), ({"recompute": 2, "recompute_whole": 1},
+                                                                  ["RecomputedMLP", "FP8GeluMLP"])):  # fmt: skip
+        model = build_model(cfg, seed=5)
+        accelerate(model, FastPaths(**{**on, **fields}))
+        assert [type(b.mlp).__name__ for b in model.transformer.h] == want, fields
+    model = build_model(cfg, seed=5)
+    accelerate(model, FastPaths(**on))
+    x = torch.randn(2, 32, 64)
+    with torch.no_grad():
+        plain = model.transformer.h[0].mlp.c_proj(F.gelu(model.transformer.h[0].mlp.c_fc(x), approximate="tanh"))
+        assert torch.equal(model.transformer.h[0].mlp(x), plain)
