@@ -20,6 +20,11 @@ Pieces:
   transpose of a matrix already cast; and :func:`cast_then_transpose` (``--fp8-cast-kernel 2``): the reference's
   cast, which Inductor fuses into the operand's producer, then that transpose.
 
+* :func:`gelu_cast_transpose_kernel` -- the custom op ``gpt2train::fp8_gelu_cast_transpose`` (``--fp8-gelu-cast``,
+  kernels/fp8_mlp.py): the same kernel's GELU passes, which cast GELU of ``h + bias`` (c_fc's output into c_proj's
+  FP8 input), or a gradient times GELU's derivative there with the bias gradient's column sums (c_fc's FP8 output
+  gradient), computed in the pass itself; :func:`gelu_cast_transpose_reference` is the same in plain PyTorch.
+
 Either can also record the largest ``|t|`` into an fp32 scalar (``amax``) as it casts: delayed scaling
 (``--fp8-scaling delayed``) takes its next scale from these records, so no pass over ``t`` precedes the cast.
 """

@@ -7,8 +7,8 @@ layouts. Backward: c_proj's input-gradient matmul writes GELU's output gradient,
 write c_fc's output gradient dh in bf16, the bias gradient reads dh, and the cast kernel reads it again for c_fc's
 gradient matmuls. Here the cast kernel (kernels/fp8_cast.py, its GELU passes) does each side in one pass: from h
 (before the bias) straight to the e4m3 copies of GELU's output; from h and the output gradient straight to dh's FP8
-copies and the bias gradient's column sums. At d12 that is 12 of the 28 bytes an element the unfused path moves
-there.
+copies and the bias gradient's column sums: by our count 10 bytes an element of h between the matmuls, against
+20-22 unfused.
 
 Pieces:
 
