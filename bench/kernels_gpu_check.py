@@ -17,9 +17,12 @@ For each piece, on random inputs:
   fp8_cast     the one-pass FP8 cast with its transpose (kernels/fp8_cast.py) vs its reference, bit for bit, for
                e4m3 and e5m2 at the blocks' shapes, and its amax record (--fp8-scaling delayed); ms and GB/s of
                the kernel at a few tile sizes, of the reference eager and compiled.
-  fp8_gelu     the cast kernel's GELU passes (--fp8-gelu-cast, kernels/fp8_mlp.py) vs gelu_cast_transpose_reference:
+  fp8_gelu     the cast kernel's GELU passes (--fp8-gelu-cast, kernels/fp8_fused.py) vs gelu_cast_transpose_reference:
                bytes off and by how much, the amax record, the bias gradient's sums; ms of each pass against the
                unfused pair (GELU or its backward with the bias sum compiled by Inductor, then the cast kernel).
+  fp8_qkv      the cast kernel's gather of q, k and v's gradients (--fp8-qkv-cast, kernels/fp8_fused.py) vs
+               qkv_grad_cast_transpose_reference, bit for bit, with the bias gradient's sums; ms against the unfused
+               pair (the concatenation and bias sum compiled by Inductor, then the cast kernel).
   adamw_bf16   the Triton stochastic-rounding AdamW step vs the plain reference (moments equal,
                every parameter on a bf16 neighbour of the fp32 result), step ms vs the reference
                and vs torch.optim.AdamW(fused=True) on fp32 parameters (the -w 1 path).
@@ -60,7 +63,8 @@ from gpt2train.train.accelerate import FastPaths, accelerate  # noqa: E402
 from gpt2train.train.optim import flatten_parameters_  # noqa: E402
 
 # adamw: both AdamWs
-CHECK_NAMES = ("classifier", "gelu_linear", "gelu_mlp", "fp8_linear", "fp8_cast", "fp8_gelu", "grad_accum", "adamw")
+CHECK_NAMES = ("classifier", "gelu_linear", "gelu_mlp", "fp8_linear", "fp8_cast", "fp8_gelu", "fp8_qkv", "grad_accum",
+               "adamw")  # fmt: skip
 ROWS: list[dict] = []
 FAILURES: list[str] = []
 
@@ -848,6 +852,44 @@ def fp8_gelu_case(args, dev, case, rows, cols, backward):
         record("fp8_gelu", case, variant, ms=ms, fused_gb_s=gbytes / ms * 1e3)
 
 
+def check_fp8_qkv(args, dev):
+    """The cast kernel's gather of q, k and v's gradients (B, heads, T, 64 each, contiguous as cuDNN's attention
+    returns them) against its reference, e4m3, bit for bit; then its time against the unfused pair."""
+    shapes = {"small": (2, 4, 64)} if args.small else {"d12": (64, 12, 1024), "d48": (16, 25, 1024)}
+    for name, (b, heads, seq) in shapes.items():
+        case = f"{name} B={b} heads={heads} T={seq}"
+        with guarded("fp8_qkv", case):
+            fp8_qkv_case(args, dev, case, b, heads, seq)
+
+
+def fp8_qkv_case(args, dev, case, b, heads, seq):
+    gen = torch.Generator().manual_seed(b * heads)
+    dq, dk, dv = ((torch.randn(b, heads, seq, 64, generator=gen) * 1e-3).to(dev, torch.bfloat16) for _ in range(3))
+    dtype, scale = torch.float8_e4m3fn, torch.tensor(4e4, device=dev)
+    amax, ref_amax = torch.zeros((), device=dev), torch.zeros((), device=dev)
+    got = fp8_cast.qkv_grad_cast_transpose_kernel(dq, dk, dv, scale, dtype, amax)
+    ref = fp8_cast.qkv_grad_cast_transpose_reference(dq, dk, dv, scale, dtype, ref_amax)
+    wrong = [int((a.view(torch.uint8) != r.view(torch.uint8)).sum()) for a, r in zip(got[:2], ref[:2])]
+    sums_err = ((got[2] - ref[2]).norm() / ref[2].norm()).item()
+    ok = wrong == [0, 0] and bool(amax == ref_amax) and sums_err < 1e-3
+    record("fp8_qkv", case, "kernel vs reference", ok=ok, wrong_bytes=wrong, sums_rel_err=sums_err)
+    if dev.type != "cuda":
+        return
+    from gpt2train.kernels.fp8_cast import cast_transpose_kernel
+
+    def concatenated(dq, dk, dv):
+        t = torch.cat([g.transpose(1, 2).reshape(b * seq, heads * 64) for g in (dq, dk, dv)], dim=1)
+        return t, t.sum(0)
+
+    compiled = torch.compile(concatenated)
+    gbytes = b * seq * heads * 64 * 3 * 4 / 1e9  # read once, both e4m3 layouts written
+    for variant, fn in (("unfused: Inductor's concatenation and bias sum, then the cast",
+                         lambda: cast_transpose_kernel(compiled(dq, dk, dv)[0], scale, dtype, True, amax)),
+                        ("gather pass", lambda: fp8_cast.qkv_grad_cast_transpose_kernel(dq, dk, dv, scale, dtype, amax))):  # fmt: skip
+        ms = time_ms(fn, dev, args.reps)
+        record("fp8_qkv", case, variant, ms=ms, gather_gb_s=gbytes / ms * 1e3)
+
+
 def check_grad_accum(args, dev):
     """--accumulate-in-matmul: a few d12-wide blocks (bf16 parameters, flat gradients, -ge 2, compiled as the
     trainer compiles them) over 4 micro-steps, gradients summed by the matmuls against autograd's sums, and
@@ -988,6 +1030,8 @@ def main(argv=None) -> int:
         check_fp8_cast(args, dev)
     if "fp8_gelu" in checks:
         check_fp8_gelu(args, dev)
+    if "fp8_qkv" in checks:
+        check_fp8_qkv(args, dev)
     if "grad_accum" in checks:
         check_grad_accum(args, dev)
     if "adamw" in checks:

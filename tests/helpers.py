@@ -105,3 +105,48 @@ def write_hellaswag(path, n: int, seed: int = 0):
     with open(path, "w", encoding="utf-8") as f:
         f.writelines(lines)
     return path
+
+
+def tiny_fp8_runs(variants, autocast: bool = True, steps: int = 2) -> list:
+    """For each (FastPaths fields, compiled): a tiny GPT (the same seed and batch) accelerated with them (our FP8
+    linears, delayed scaling and the cast kernel, plus the fields), blocks compiled with aot_eager if ``compiled``,
+    trained ``steps`` micro-steps (bf16 autocast on the CPU if ``autocast``): (loss, grads, buffers, model) each."""
+    from gpt2train.config import ModelConfig
+    from gpt2train.model import build_model
+    from gpt2train.train.accelerate import FastPaths, accelerate, cast_weight_copies, weight_copy_layers
+
+    cfg = ModelConfig(n_layer=2, n_head=4, n_embd=64, vocab_size=256, max_seq_len=32)
+    idx = torch.randint(0, 256, (2, 32), generator=torch.Generator().manual_seed(0))
+    results = []
+    try:
+        for fields, compiled in variants:
+            model = build_model(cfg, seed=5)
+            accelerate(model, FastPaths(**{"fp8": 1, "fp8_cast_kernel": 1, "fp8_delayed": True, **fields}))
+            for block in model.transformer.h if compiled else ():
+                block.compile(backend="aot_eager")
+            cast_weight_copies(weight_copy_layers(model))
+            for _ in range(steps):
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                    loss = model(idx, idx)
+                loss.backward()
+            grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+            results.append((loss.detach(), grads, {n: b.clone() for n, b in model.named_buffers()}, model))
+    finally:
+        torch._dynamo.reset()
+    return results
+
+
+def assert_trains_bit_for_bit(run0, run1, bias: str) -> None:
+    """Two tiny_fp8_runs results with the same loss, gradients and amax histories (both micro-steps recorded), bit
+    for bit, but the gradient of the parameter named ``...bias``: a fused pass sums it in fp32 before rounding once,
+    where fp8_linear sums the bf16 gradient."""
+    (loss0, grads0, bufs0, _), (loss1, grads1, bufs1, _) = run0, run1
+    assert torch.equal(loss0, loss1)
+    for n, g in grads0.items():
+        if n.endswith(bias):
+            torch.testing.assert_close(grads1[n], g, rtol=1e-2, atol=1e-5)
+        else:
+            assert torch.equal(grads1[n], g), n
+    histories = [n for n in bufs0 if "history" in n]
+    assert len(histories) == 16 and all(torch.equal(bufs0[n], bufs1[n]) for n in histories)
+    assert all(bufs1[n][:2].gt(0).all() for n in histories)

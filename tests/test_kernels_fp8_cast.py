@@ -235,20 +235,24 @@ from triton.compiler import ASTSource
 from gpt2train.kernels import fp8_cast
 
 fn = fp8_cast._kernel(False)
-names = ["x_ptr", "scale_ptr", "q_ptr", "qt_ptr", "amax_ptr", "bias_ptr", "g_ptr", "sums_ptr", "M", "N", "fmax"]
-plain = dict(ACT=0, BIAS=False)
+names = ["x_ptr", "scale_ptr", "q_ptr", "qt_ptr", "amax_ptr", "bias_ptr", "g_ptr", "sums_ptr", "k_ptr", "v_ptr", "M",
+         "N", "fmax", "seq", "width", "head_dim", "stride_b", "stride_h", "stride_t"]
+plain = dict(ACT=0, BIAS=False, GATHER=False)
+e4m3 = ["*bf16", "*fp32", "*fp8e4nv", "*fp8e4nv", "*fp32"]
 for ptrs, consts in [
-    (["*bf16", "*fp32", "*fp8e4nv", "*fp8e4nv", "*fp32"] + ["*bf16"] * 3, dict(CAST=True, WRITE_T=True, AMAX=True, **plain)),
-    (["*bf16", "*fp32", "*fp8e5", "*fp8e5"] + ["*bf16"] * 4, dict(CAST=True, WRITE_T=False, AMAX=False, **plain)),
-    (["*u8"] * 8, dict(CAST=False, WRITE_T=True, AMAX=False, **plain)),
+    (e4m3 + ["*bf16"] * 5, dict(CAST=True, WRITE_T=True, AMAX=True, **plain)),
+    (["*bf16", "*fp32", "*fp8e5", "*fp8e5"] + ["*bf16"] * 6, dict(CAST=True, WRITE_T=False, AMAX=False, **plain)),
+    (["*u8"] * 10, dict(CAST=False, WRITE_T=True, AMAX=False, **plain)),
     # --fp8-gelu-cast's two passes: GELU of h + bias into c_proj's input; GELU's backward with the bias's sums
-    (["*bf16", "*fp32", "*fp8e4nv", "*fp8e4nv", "*fp32", "*bf16", "*bf16", "*bf16"],
-     dict(CAST=True, WRITE_T=True, AMAX=True, ACT=1, BIAS=True)),
-    (["*bf16", "*fp32", "*fp8e4nv", "*fp8e4nv", "*fp32", "*bf16", "*bf16", "*fp32"],
-     dict(CAST=True, WRITE_T=True, AMAX=True, ACT=2, BIAS=True)),
+    (e4m3 + ["*bf16"] * 5, dict(CAST=True, WRITE_T=True, AMAX=True, ACT=1, BIAS=True, GATHER=False)),
+    (e4m3 + ["*bf16", "*bf16", "*fp32", "*bf16", "*bf16"], dict(CAST=True, WRITE_T=True, AMAX=True, ACT=2, BIAS=True,
+                                                                GATHER=False)),
+    # --fp8-qkv-cast's gather of q, k and v's gradients, with the bias's sums
+    (e4m3 + ["*bf16", "*bf16", "*fp32", "*bf16", "*bf16"], dict(CAST=True, WRITE_T=True, AMAX=True, ACT=0, BIAS=False,
+                                                                GATHER=True)),
 ]:
     consts.update(BLOCK_M=64, BLOCK_N=128, STAGES=2)
-    sig = dict(zip(names, ptrs + ["i32", "i32", "fp32"]), **{k: "constexpr" for k in consts})
+    sig = dict(zip(names, ptrs + ["i32", "i32", "fp32"] + ["i32"] * 6), **{k: "constexpr" for k in consts})
     src = ASTSource(fn=fn, signature=sig, constexprs={(list(sig).index(k),): v for k, v in consts.items()})
     kernel = triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": 4})
     assert "cubin" in kernel.asm, consts
@@ -258,8 +262,8 @@ print("compiled")
 
 def test_kernel_compiles_for_hopper():
     """The interpreter runs the kernel as Python; Triton's compiler is stricter. Each pass the trainer launches
-    (cast with both layouts and the amax, cast alone, the copy-only transpose, GELU's forward and backward passes)
-    compiles for sm_90 down to a cubin
+    (cast with both layouts and the amax, cast alone, the copy-only transpose, GELU's forward and backward passes,
+    the q, k, v gradients' gather) compiles for sm_90 down to a cubin
     with the ptxas Triton ships, no GPU needed (in a process without TRITON_INTERPRET)."""
     import subprocess
     import sys

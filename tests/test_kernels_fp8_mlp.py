@@ -1,4 +1,4 @@
-"""GELU inside the FP8 casts (--fp8-gelu-cast; kernels/fp8_mlp.py and the cast kernel's GELU passes): the Triton
+"""GELU inside the FP8 casts (--fp8-gelu-cast; kernels/fp8_fused.py and the cast kernel's GELU passes): the Triton
 kernel's passes on the CPU under TRITON_INTERPRET=1 against gelu_cast_transpose_reference, the reference against
 the unfused arithmetic, and a tiny GPT whose MLPs run fused against the same GPT unfused (FastLinear, GELU, FastLinear),
 eager and compiled."""
@@ -18,6 +18,7 @@ if not torch.cuda.is_available():
 from gpt2train.kernels import fp8_cast  # noqa: E402
 from gpt2train.kernels._triton import interpreting, triton_available  # noqa: E402
 from gpt2train.kernels.fp8_linear import E4M3, E5M2  # noqa: E402
+from tests.helpers import assert_trains_bit_for_bit, tiny_fp8_runs  # noqa: E402
 
 
 def _pair(rows, cols, seed):
@@ -98,60 +99,24 @@ def test_reference_is_the_unfused_arithmetic(dtype, source):
     assert sums2.numel() == 0 and torch.equal(sums3, sums) and torch.equal(q3.view(torch.uint8), q.view(torch.uint8))
 
 
-def _tiny_runs(variants, autocast: bool, steps: int = 2):
-    """For each (gelu_cast, compiled, extra FastPaths fields): a tiny GPT (same seed) with our FP8 linears, delayed
-    scaling and the cast kernel, trained ``steps`` micro-steps: (loss, grads, buffers, MLP class names)."""
-    from gpt2train.config import ModelConfig
-    from gpt2train.model import build_model
-    from gpt2train.train.accelerate import FastPaths, accelerate, cast_weight_copies, weight_copy_layers
-
-    cfg = ModelConfig(n_layer=2, n_head=4, n_embd=64, vocab_size=256, max_seq_len=32)
-    idx = torch.randint(0, 256, (2, 32), generator=torch.Generator().manual_seed(0))
-    results = []
-    try:
-        for gelu_cast, compiled, extra in variants:
-            model = build_model(cfg, seed=5)
-            accelerate(model, FastPaths(fp8=1, fp8_cast_kernel=1, fp8_delayed=True, fp8_gelu_cast=gelu_cast, **extra))
-            for block in model.transformer.h if compiled else ():
-                block.compile(backend="aot_eager")
-            cast_weight_copies(weight_copy_layers(model))
-            for _ in range(steps):
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-                    loss = model(idx, idx)
-                loss.backward()
-            grads = {n: p.grad.clone() for n, p in model.named_parameters()}
-            mlps = [type(b.mlp).__name__ for b in model.transformer.h]
-            results.append((loss.detach(), grads, {n: b.clone() for n, b in model.named_buffers()}, mlps))
-    finally:
-        torch._dynamo.reset()
-    return results
-
-
 @pytest.mark.parametrize("autocast", [True, False])
 def test_fused_mlp_trains_as_the_unfused_one(autocast):
     """A tiny GPT with --fp8-gelu-cast 1 against 0 (two micro-steps of delayed scaling, bf16 autocast and fp32): the
     same loss, gradients and amax histories bit for bit (on the CPU the op runs its reference), but c_fc's bias
     gradient, which the fused pass sums in fp32 before rounding once (fp8_linear sums the bf16 gradient); the MLPs
     are the fused class only with the flag."""
-    (loss0, grads0, bufs0, mlps0), (loss1, grads1, bufs1, mlps1) = _tiny_runs([(False, False, {}), (True, False, {})],
-                                                                            autocast)  # fmt: skip
+    run0, run1 = tiny_fp8_runs([({"fp8_gelu_cast": False}, False), ({"fp8_gelu_cast": True}, False)], autocast)
+    mlps0, mlps1 = ([type(b.mlp).__name__ for b in m.transformer.h] for m in (run0[3], run1[3]))
     assert mlps0 == ["MLP", "MLP"] and mlps1 == ["FP8GeluMLP", "FP8GeluMLP"]
-    assert torch.equal(loss0, loss1)
-    for n, g in grads0.items():
-        if n.endswith("mlp.c_fc.bias"):
-            torch.testing.assert_close(grads1[n], g, rtol=1e-2, atol=1e-5)
-        else:
-            assert torch.equal(grads1[n], g), n
-    histories = [n for n in bufs0 if "history" in n]
-    assert len(histories) == 16 and all(torch.equal(bufs0[n], bufs1[n]) for n in histories)
-    assert all(bufs1[n][:2].gt(0).all() for n in histories)  # both micro-steps recorded, the fused MLPs' too
+    assert_trains_bit_for_bit(run0, run1, "mlp.c_fc.bias")
 
 
 def test_fused_mlp_compiled_and_with_cached_weights():
     """Compiled (aot_eager), the fused MLP trains as eager; with --fp8-cache-weights (the weights' copies from the
     buffers) as without."""
-    (loss0, grads0, _, _), (loss1, grads1, _, _), (loss2, grads2, _, _) = _tiny_runs(
-        [(True, False, {}), (True, True, {}), (True, False, {"fp8_cache_weights": True})], autocast=True
+    on = {"fp8_gelu_cast": True}
+    (loss0, grads0, _, _), (loss1, grads1, _, _), (loss2, grads2, _, _) = tiny_fp8_runs(
+        [(on, False), (on, True), ({**on, "fp8_cache_weights": True}, False)]
     )
     torch.testing.assert_close(loss1, loss0, rtol=1e-3, atol=0)  # aot_eager's decompositions round differently
     for n, g in grads0.items():

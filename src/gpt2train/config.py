@@ -450,9 +450,16 @@ class TrainConfig:
         "--fp8-gelu-cast",
         help="with --fp8 (ours), delayed scaling and the cast kernel: 1 computes the MLP's GELU inside the FP8 casts "
         "around it (c_fc's output straight to c_proj's e4m3 input; in backward, GELU's derivative and c_fc's bias "
-        "gradient inside the cast of c_fc's output gradient; kernels/fp8_mlp.py; d12's step 3.5-3.7% faster on an "
+        "gradient inside the cast of c_fc's output gradient; kernels/fp8_fused.py; d12's step 3.5-3.7% faster on an "
         "H200, the loss check held once), 0: GELU and its backward compiled by Inductor between the casts; -1: 1 "
         "where it can run (a resumed run: its checkpoint's), else 0",
+    )
+    fp8_qkv_cast: int = setting(
+        0,
+        "--fp8-qkv-cast",
+        help="with --fp8 (ours), delayed scaling and the cast kernel: 1 gathers attention's q, k and v gradients "
+        "inside the FP8 cast of c_attn's output gradient, with its bias gradient (kernels/fp8_fused.py), where 0 lets "
+        "autograd concatenate them first (not measured on a GPU yet)",
     )
     fp8_classifier: int = setting(
         -1,
@@ -723,6 +730,10 @@ def resolve(cfg: TrainConfig, env: Environment) -> ResolvedConfig:
     elif fp8_gelu_cast and not gelu_cast_runs:
         raise UserError("--fp8-gelu-cast 1 computes GELU inside our FP8 linears' cast kernel with delayed scaling: "
                         "add --fp8 1 --fp8-scaling delayed --fp8-cast-kernel 1 (a GELU MLP), or drop it")  # fmt: skip
+    if cfg.fp8_qkv_cast and not (bool(fp8) and cfg.fp8_impl == "ours" and fp8_scaling == "delayed"
+                                 and fp8_cast_kernel == 1):  # fmt: skip
+        raise UserError("--fp8-qkv-cast 1 gathers q, k and v's gradients inside our FP8 linears' cast kernel with "
+                        "delayed scaling: add --fp8 1 --fp8-scaling delayed --fp8-cast-kernel 1, or drop it")  # fmt: skip
     decided = dict(
         device=env.device.type,
         dtype=dtype,
@@ -936,6 +947,9 @@ def _check_flags(cfg: TrainConfig, env: Environment, lv: dict) -> None:
     if cfg.fp8_gelu_cast not in (-1, 0, 1):
         raise UserError(f"--fp8-gelu-cast {cfg.fp8_gelu_cast}: use 0 (GELU between the casts), 1 (inside them) or -1 "
                         "(1 where it can run)")  # fmt: skip
+    if cfg.fp8_qkv_cast not in (0, 1):
+        raise UserError(f"--fp8-qkv-cast {cfg.fp8_qkv_cast}: use 0 (autograd concatenates the gradients) or 1 (the "
+                        "cast kernel gathers them)")  # fmt: skip
     if cfg.fp8_cache_weights not in (0, 1):
         raise UserError(f"--fp8-cache-weights {cfg.fp8_cache_weights}: use 0 (cast in every micro-step) or 1 (once a "
                         "step)")  # fmt: skip

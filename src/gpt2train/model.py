@@ -123,11 +123,16 @@ class CausalSelfAttention(nn.Module):
         self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)
         self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)  # attprojw / attprojb
 
+    def qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """q, k and v, each (B, n_head, T, head_dim), from one matmul."""
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        return tuple(t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+
     def forward(self, x: torch.Tensor, rope: tuple | None = None, kv_cache: KVCache | None = None) -> torch.Tensor:
         """``rope``: (cos, sin) of x's positions with rotary embeddings, else None."""
         B, T, C = x.shape
-        q, k, v = self.c_attn(x).split(C, dim=2)
-        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        q, k, v = self.qkv(x)
         if self.qk_norm:
             q, k = rms_norm(q), rms_norm(k)
         if rope is not None:

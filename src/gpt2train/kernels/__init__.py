@@ -84,10 +84,19 @@ KERNELS: dict[str, KernelInfo] = {
             "fp8_gelu_cast_transpose",
             "gpt2train.kernels.fp8_cast.gelu_cast_transpose_kernel",
             "gpt2train.kernels.fp8_cast.gelu_cast_transpose_reference",
-            "--fp8-gelu-cast (on with our FP8's delayed scaling and cast kernel; kernels/fp8_mlp.py): GELU of c_fc's "
+            "--fp8-gelu-cast (on with our FP8's delayed scaling and cast kernel; kernels/fp8_fused.py): GELU of c_fc's "
             "output cast into c_proj's FP8 input, its backward into c_fc's FP8 output gradient with the bias gradient",
             True,
             "tests/test_kernels_fp8_mlp.py",
+        ),
+        KernelInfo(
+            "fp8_qkv_grad_cast_transpose",
+            "gpt2train.kernels.fp8_cast.qkv_grad_cast_transpose_kernel",
+            "gpt2train.kernels.fp8_cast.qkv_grad_cast_transpose_reference",
+            "--fp8-qkv-cast (opt-in; kernels/fp8_fused.py): attention's q, k and v gradients gathered into the FP8 "
+            "cast of c_attn's output gradient, with its bias gradient",
+            True,
+            "tests/test_kernels_fp8_qkv.py",
         ),
         KernelInfo(
             "linear_accumulate",

@@ -21,7 +21,7 @@ Pieces:
   cast, which Inductor fuses into the operand's producer, then that transpose.
 
 * :func:`gelu_cast_transpose_kernel` -- the custom op ``gpt2train::fp8_gelu_cast_transpose`` (``--fp8-gelu-cast``,
-  kernels/fp8_mlp.py): the same kernel's GELU passes, which cast GELU of ``h + bias`` (c_fc's output into c_proj's
+  kernels/fp8_fused.py): the same kernel's GELU passes, which cast GELU of ``h + bias`` (c_fc's output into c_proj's
   FP8 input), or a gradient times GELU's derivative there with the bias gradient's column sums (c_fc's FP8 output
   gradient), computed in the pass itself; :func:`gelu_cast_transpose_reference` is the same in plain PyTorch.
 
@@ -47,9 +47,10 @@ BLOCK_M, BLOCK_N, WARPS, STAGES, WAVES = 64, 128, 4, 2, 4
 # fp8_linear rounds fp32 operands to bf16 before the kernel
 KERNEL_SOURCES = (torch.bfloat16,)
 GELU_FORWARD, GELU_BACKWARD = 1, 2  # the kernel's ACT: what it computes from its input before the cast (0: nothing)
-# the GELU passes' tiles, warps and programs per SM (0: one program per tile): the fastest of ten launches on an H200,
-# 2.0-2.3 TB/s where the cast's own ran them at 1.0-1.9 (BENCHMARKS.md, issue 21's eleventh session)
-GELU_BLOCK_M, GELU_BLOCK_N, GELU_WARPS, GELU_WAVES = 64, 64, 4, 8
+# the passes that compute before they cast (GELU's, the gather of q, k and v's gradients): tiles, warps and programs
+# per SM (0: one program per tile). For GELU's the fastest of ten launches on an H200, 2.0-2.3 TB/s where the cast's
+# own ran them at 1.0-1.9 (BENCHMARKS.md, issue 21's eleventh session); the gather's is not measured yet
+FUSED_BLOCK_M, FUSED_BLOCK_N, FUSED_WARPS, FUSED_WAVES = 64, 64, 4, 8
 
 
 def cast_transpose_reference(t: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype, transpose: bool = True,
@@ -71,9 +72,10 @@ def _kernel(interpret: bool):
     import triton.language as tl
 
     @triton.jit
-    def fp8_cast_transpose_kernel(x_ptr, scale_ptr, q_ptr, qt_ptr, amax_ptr, bias_ptr, g_ptr, sums_ptr, M, N, fmax,
-                                  CAST: tl.constexpr, WRITE_T: tl.constexpr, AMAX: tl.constexpr, ACT: tl.constexpr,
-                                  BIAS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    def fp8_cast_transpose_kernel(x_ptr, scale_ptr, q_ptr, qt_ptr, amax_ptr, bias_ptr, g_ptr, sums_ptr, k_ptr, v_ptr,
+                                  M, N, fmax, seq, width, head_dim, stride_b, stride_h, stride_t, CAST: tl.constexpr,
+                                  WRITE_T: tl.constexpr, AMAX: tl.constexpr, ACT: tl.constexpr, BIAS: tl.constexpr,
+                                  GATHER: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                                   STAGES: tl.constexpr):  # fmt: skip
         tiles_n = tl.cdiv(N, BLOCK_N)
         if CAST:  # loaded once per program, as in the variant measured (BENCHMARKS.md, issue 21's tenth session)
@@ -83,8 +85,17 @@ def _kernel(interpret: bool):
             rows = (tile // tiles_n).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
             cols = (tile % tiles_n).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
             mask = (rows[:, None] < M) & (cols[None, :] < N)
-            if CAST:
+            if GATHER:  # x (M = B*T, N = 3*width) is q|k|v's gradient: column j from x_ptr, k_ptr or v_ptr by
+                # j // width, each (B, heads, T, head_dim) with the strides given and head_dim's stride 1
+                batch, t = rows // seq, rows % seq
+                part, head, d = cols // width, (cols % width) // head_dim, cols % head_dim
+                at = batch[:, None] * stride_b + t[:, None] * stride_t + head[None, :] * stride_h + d[None, :]
+                x = tl.load(x_ptr + at, mask=mask & (part == 0)[None, :], other=0.0).to(tl.float32)
+                x += tl.load(k_ptr + at, mask=mask & (part == 1)[None, :], other=0.0).to(tl.float32)
+                x += tl.load(v_ptr + at, mask=mask & (part == 2)[None, :], other=0.0).to(tl.float32)
+            elif CAST:
                 x = tl.load(x_ptr + rows[:, None] * N + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+            if CAST:
                 if BIAS:  # h = x + bias, rounded to bf16 as the unfused path's bias add rounds it
                     b = tl.load(bias_ptr + cols, mask=cols < N, other=0.0).to(tl.bfloat16).to(tl.float32)
                     x = (x + b[None, :]).to(tl.bfloat16).to(tl.float32)
@@ -97,8 +108,8 @@ def _kernel(interpret: bool):
                         x = g * (s + x * s * (1.0 - s) * 1.5957691216057308 * (1.0 + 0.134145 * x * x))
                     # rounded to bf16 as the unfused path writes it; masked elements 0 (gelu(bias) is not)
                     x = tl.where(mask, x.to(tl.bfloat16).to(tl.float32), 0.0)
-                    if ACT == 2:  # the bias gradient's share of this tile: its column sums, one row per row of tiles
-                        tl.store(sums_ptr + (tile // tiles_n) * N + cols, tl.sum(x, axis=0), mask=cols < N)
+                if ACT == 2 or GATHER:  # a bias gradient's share of this tile: its column sums, a row per row of tiles
+                    tl.store(sums_ptr + (tile // tiles_n) * N + cols, tl.sum(x, axis=0), mask=cols < N)
                 if AMAX:  # masked elements are 0
                     largest = tl.maximum(largest, tl.abs(x))
                 q = tl.clamp(x * scale, -fmax, fmax).to(q_ptr.dtype.element_ty)
@@ -122,14 +133,23 @@ def _sm_count(device: torch.device) -> int:
 def _launch(t: torch.Tensor, scale: torch.Tensor | None, q: torch.Tensor | None, qt: torch.Tensor | None,
             amax: torch.Tensor | None = None, block_m: int = BLOCK_M, block_n: int = BLOCK_N,
             warps: int = WARPS, programs: int | None = None, act: int = 0, bias: torch.Tensor | None = None,
-            g: torch.Tensor | None = None, sums: torch.Tensor | None = None) -> None:  # fmt: skip
+            g: torch.Tensor | None = None, sums: torch.Tensor | None = None,
+            gather: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:  # fmt: skip
     """The kernel over ``t`` (M, N), contiguous, into ``q`` (M, N) and ``qt`` (N, M) (or only ``q``); ``amax``, an
     fp32 scalar, raised to the largest ``|t|`` if given. Without ``scale`` and ``q``, ``t`` is already cast (as
     uint8 bytes) and only ``qt`` is written: its transpose. ``act`` (GELU_FORWARD, GELU_BACKWARD): what is cast is
     GELU of ``h = t + bias`` (``bias`` (N,) or None), or ``g`` (M, N) times GELU's derivative at ``h``, whose column
-    sums over each BLOCK_M rows go to ``sums`` (cdiv(M, BLOCK_M), N) in fp32. ``programs``: how many loop over the
-    tiles (WAVES per SM on CUDA by default, one per tile elsewhere)."""
-    m, n = t.shape
+    sums over each BLOCK_M rows go to ``sums`` (cdiv(M, BLOCK_M), N) in fp32. ``gather`` (k's and v's gradients):
+    ``t`` is q's, (B, heads, T, head_dim) as attention returns it, and the matrix cast is (B*T, 3C) q|k|v's
+    gradient, gathered in the pass, its column sums to ``sums`` too. ``programs``: how many loop over the tiles
+    (WAVES per SM on CUDA by default, one per tile elsewhere)."""
+    if gather is None:
+        m, n = t.shape
+        dims, gather = (0,) * 6, (t, t)  # the gathered tensors' T, width, head_dim and strides
+    else:
+        b, heads, seq, head_dim = t.shape
+        m, n = b * seq, 3 * heads * head_dim
+        dims = (seq, heads * head_dim, head_dim, t.stride(0), t.stride(1), t.stride(2))
     tiles = ((m + block_m - 1) // block_m) * ((n + block_n - 1) // block_n)
     if programs is None:
         programs = _sm_count(t.device) * WAVES if t.is_cuda else tiles
@@ -140,9 +160,9 @@ def _launch(t: torch.Tensor, scale: torch.Tensor | None, q: torch.Tensor | None,
     # a pointer a pass does not touch (q without CAST, qt without WRITE_T, amax without AMAX...) is another tensor's
     _kernel(interpret)[(max(1, min(tiles, programs)),)](
         t, t if scale is None else scale, q if cast else qt, qt if write_t else q, t if amax is None else amax,
-        t if bias is None else bias, t if g is None else g, t if sums is None else sums, m, n, fmax, CAST=cast,
-        WRITE_T=write_t, AMAX=amax is not None, ACT=act, BIAS=bias is not None, BLOCK_M=block_m, BLOCK_N=block_n,
-        STAGES=STAGES, **kwargs)  # fmt: skip
+        t if bias is None else bias, t if g is None else g, t if sums is None else sums, *gather, m, n, fmax, *dims,
+        CAST=cast, WRITE_T=write_t, AMAX=amax is not None, ACT=act, BIAS=bias is not None, GATHER=dims[0] > 0,
+        BLOCK_M=block_m, BLOCK_N=block_n, STAGES=STAGES, **kwargs)  # fmt: skip
 
 
 @torch.library.custom_op("gpt2train::fp8_cast_transpose", mutates_args=("amax",))
@@ -202,6 +222,17 @@ def cast_then_transpose(t: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype
     return q, (transpose_kernel(q) if transpose else None)
 
 
+def _fused_launch(device: torch.device, m: int, n: int) -> tuple[int, int, int, int]:
+    """(block_m, block_n, warps, programs) of a pass that computes before it casts, over an (m, n) matrix."""
+    tiles = -(-m // FUSED_BLOCK_M) * -(-n // FUSED_BLOCK_N)
+    return FUSED_BLOCK_M, FUSED_BLOCK_N, FUSED_WARPS, _sm_count(device) * FUSED_WAVES if FUSED_WAVES else tiles
+
+
+def _column_sums(m: int, n: int, device: torch.device) -> torch.Tensor:
+    """The buffer a pass writes its tiles' column sums into: a row per FUSED_BLOCK_M rows, summed after."""
+    return torch.empty((-(-m // FUSED_BLOCK_M), n), dtype=torch.float32, device=device)
+
+
 def gelu_cast_transpose_reference(h: torch.Tensor, bias: torch.Tensor | None, g: torch.Tensor | None,
                                   scale: torch.Tensor, dtype: torch.dtype, amax: torch.Tensor | None = None,
                                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:  # fmt: skip
@@ -233,12 +264,9 @@ def gelu_cast_transpose_kernel(h: torch.Tensor, bias: torch.Tensor | None, g: to
     m, n = h.shape
     q = torch.empty((m, n), dtype=dtype, device=h.device)
     qt = torch.empty((n, m), dtype=dtype, device=h.device)
-    tiles_m = -(-m // GELU_BLOCK_M)
-    sums = None if g is None else torch.empty((tiles_m, n), dtype=torch.float32, device=h.device)
-    programs = _sm_count(h.device) * GELU_WAVES if GELU_WAVES else tiles_m * -(-n // GELU_BLOCK_N)
-    _launch(h, scale, q, qt, amax, GELU_BLOCK_M, GELU_BLOCK_N, GELU_WARPS, programs,
-            act=GELU_FORWARD if g is None else GELU_BACKWARD, bias=bias, g=None if g is None else g.contiguous(),
-            sums=sums)  # fmt: skip
+    sums = None if g is None else _column_sums(m, n, h.device)
+    _launch(h, scale, q, qt, amax, *_fused_launch(h.device, m, n), act=GELU_FORWARD if g is None else GELU_BACKWARD,
+            bias=bias, g=None if g is None else g.contiguous(), sums=sums)  # fmt: skip
     return q, qt, (h.new_empty(0, dtype=torch.float32) if sums is None else sums.sum(0))
 
 
@@ -250,3 +278,40 @@ def _(h, bias, g, scale, dtype, amax):
         h.new_empty((n, m), dtype=dtype),
         h.new_empty(0 if g is None else n, dtype=torch.float32),
     )
+
+
+def qkv_grad_cast_transpose_reference(dq: torch.Tensor, dk: torch.Tensor, dv: torch.Tensor, scale: torch.Tensor,
+                                      dtype: torch.dtype, amax: torch.Tensor | None = None,
+                                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    """c_attn's output gradient as the unfused path makes it from attention's q, k and v gradients (each (B, heads,
+    T, head_dim)): concatenated into (B*T, 3C), rounded to bf16 and cast as :func:`cast_transpose_reference`
+    (``amax`` too). Returns (q, q transposed, its column sums in fp32: c_attn's bias gradient)."""
+    b, heads, seq, head_dim = dq.shape
+    t = torch.cat([g.transpose(1, 2).reshape(b * seq, heads * head_dim) for g in (dq, dk, dv)], dim=1)
+    q, qt = cast_transpose_reference(t.to(torch.bfloat16), scale, dtype, True, amax)
+    return q, qt, t.float().sum(0)
+
+
+@torch.library.custom_op("gpt2train::fp8_qkv_grad_cast_transpose", mutates_args=("amax",))
+def qkv_grad_cast_transpose_kernel(dq: torch.Tensor, dk: torch.Tensor, dv: torch.Tensor, scale: torch.Tensor,
+                                   dtype: torch.dtype, amax: torch.Tensor | None,
+                                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    """:func:`qkv_grad_cast_transpose_reference`'s result, the three gradients gathered by the Triton kernel in its
+    cast pass on CUDA (bf16, the same strides, head_dim's 1), so the concatenated gradient is never written."""
+    same = dk.stride() == dq.stride() == dv.stride() and dq.stride(3) == 1
+    if not (dq.is_cuda and triton_available() and dq.dtype in KERNEL_SOURCES and same):
+        return qkv_grad_cast_transpose_reference(dq, dk, dv, scale, dtype, amax)
+    b, heads, seq, head_dim = dq.shape
+    m, n = b * seq, 3 * heads * head_dim
+    q = torch.empty((m, n), dtype=dtype, device=dq.device)
+    qt = torch.empty((n, m), dtype=dtype, device=dq.device)
+    sums = _column_sums(m, n, dq.device)
+    _launch(dq, scale, q, qt, amax, *_fused_launch(dq.device, m, n), sums=sums, gather=(dk, dv))
+    return q, qt, sums.sum(0)
+
+
+@qkv_grad_cast_transpose_kernel.register_fake
+def _(dq, dk, dv, scale, dtype, amax):
+    b, heads, seq, head_dim = dq.shape
+    m, n = b * seq, 3 * heads * head_dim
+    return dq.new_empty((m, n), dtype=dtype), dq.new_empty((n, m), dtype=dtype), dq.new_empty(n, dtype=torch.float32)

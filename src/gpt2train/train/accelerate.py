@@ -6,7 +6,7 @@ model.py is the reference; :func:`accelerate` turns its modules into faster ones
   the matmul: kernels/fp8_linear.py, kernels/grad_accum.py);
 - the MLPs into :class:`RecomputedMLP` (-r 1 and up: only the activation's input is kept),
   :class:`GeluFusedMLP` (-ge: GELU in cuBLASLt's matmul epilogues, kernels/gelu_mlp.py) or :class:`FP8GeluMLP`
-  (FP8 linears with GELU inside their casts, kernels/fp8_mlp.py);
+  (FP8 linears with GELU inside their casts, kernels/fp8_fused.py);
 - blocks into :class:`RecomputedBlock` (-r 2: the norms recomputed, -r 3: each sublayer recomputed whole);
 - ``GPT.classifier_loss`` into the chunked classifier (kernels/fused_classifier.py), its matmuls in FP8 or bf16;
 - and then compiles each block, or the whole model.
@@ -27,12 +27,12 @@ import torch.nn as nn
 from torch.utils.checkpoint import checkpoint
 
 from gpt2train.config import FP8_LINEARS, fp8_bf16_parts
+from gpt2train.kernels.fp8_fused import fp8_gelu_mlp, fp8_qkv, fp8_qkv_runs
 from gpt2train.kernels.fp8_linear import E4M3, GRAD_FORMATS, amax_history, fp8_linear, quantize_transposed
-from gpt2train.kernels.fp8_mlp import fp8_gelu_mlp
 from gpt2train.kernels.gelu_linear import gelu_linear
 from gpt2train.kernels.gelu_mlp import gelu_mlp
 from gpt2train.kernels.grad_accum import accumulating, linear_accumulate
-from gpt2train.model import GPT, MLP, Block, gelu
+from gpt2train.model import GPT, MLP, Block, CausalSelfAttention, gelu
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,7 @@ class FastPaths:
     fp8_delayed: bool = False  # ours: inputs and output gradients scaled by their previous micro-steps' amax
     fp8_cache_weights: bool = False  # ours: the weights' FP8 copies cast once a step (cast_weight_copies), kept
     fp8_gelu_cast: bool = False  # ours, delayed, with the cast kernel: GELU MLPs' GELU inside their casts (FP8GeluMLP)
+    fp8_qkv_cast: bool = False  # likewise: q, k and v's gradients gathered inside c_attn's cast (FP8QKVAttention)
     fp8_grad: str = "e4m3"  # ours: the output gradients' float8 format (--fp8-grad)
     accumulate_grads: bool = False  # the blocks' matmuls add their weight gradients into .grad (kernels/grad_accum.py)
     fused_classifier: bool = False
@@ -121,7 +122,7 @@ class GeluFusedMLP(MLP):
 
 class FP8GeluMLP(MLP):
     """``--fp8-gelu-cast``: c_fc and c_proj, both :class:`FastLinear` in FP8 with delayed scaling and the cast
-    kernel, run as one function that computes GELU and its backward inside the FP8 casts (kernels/fp8_mlp.py); it
+    kernel, run as one function that computes GELU and its backward inside the FP8 casts (kernels/fp8_fused.py); it
     keeps what -r 1 keeps (GELU's input, and c_proj's own e4m3 copy of its input)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -131,6 +132,20 @@ class FP8GeluMLP(MLP):
                        for name in WEIGHT_COPIES)  # fmt: skip
         return fp8_gelu_mlp(x, fc, proj, backward_fast_accum=fc.fp8 == 2, grad_dtype=fc.grad_dtype,
                             histories=histories, weight_copies=copies)  # fmt: skip
+
+
+class FP8QKVAttention(CausalSelfAttention):
+    """``--fp8-qkv-cast``: c_attn, a :class:`FastLinear` in FP8 with delayed scaling and the cast kernel, and the
+    split into q, k and v run as one function whose backward gathers their gradients inside the FP8 cast
+    (kernels/fp8_fused.py)."""
+
+    def qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if not fp8_qkv_runs(x):
+            return super().qkv(x)
+        layer = self.c_attn
+        copies = tuple(getattr(layer, name) if layer.cache_weights else None for name in WEIGHT_COPIES)
+        return fp8_qkv(x, layer, self.n_head, backward_fast_accum=layer.fp8 == 2, grad_dtype=layer.grad_dtype,
+                       histories=tuple(getattr(layer, name) for name in FP8_HISTORIES), weight_copies=copies)  # fmt: skip
 
 
 class RecomputedBlock(Block):
@@ -191,11 +206,12 @@ def accelerate(model: GPT, paths: FastPaths) -> torch.nn.Module:
         fp8_linears = _fp8_linears(paths.fp8, fp8_keep, i, len(model.transformer.h)) if recompute < 3 else set()
         torchao_fp8 = bool(fp8_linears) and paths.fp8_impl != "ours"
         mlp = block.mlp
-        # GELU inside the casts wants both linears in our FP8 with the scales known before the cast (delayed), the
-        # cast kernel, and FP8 weight gradients (--fp8-bf16 weight-grads needs dh in bf16); it keeps what -r 1 keeps
-        if (paths.fp8_gelu_cast and {"mlp.c_fc", "mlp.c_proj"} <= fp8_linears and not torchao_fp8
-                and paths.fp8_delayed and paths.fp8_cast_kernel == 1 and "weight-grads" not in fp8_keep
-                and mlp.activation is gelu):  # fmt: skip
+        # GELU (and q, k, v's gradients) inside the casts want our FP8 with the scales known before the cast
+        # (delayed), the cast kernel, and FP8 weight gradients (--fp8-bf16 weight-grads needs dy in bf16)
+        fused_casts_run = (not torchao_fp8 and paths.fp8_delayed and paths.fp8_cast_kernel == 1
+                           and "weight-grads" not in fp8_keep)  # fmt: skip
+        gelu_in_casts = paths.fp8_gelu_cast and {"mlp.c_fc", "mlp.c_proj"} <= fp8_linears and fused_casts_run
+        if gelu_in_casts and mlp.activation is gelu:
             _become(mlp, FP8GeluMLP)
         elif recompute >= 1:  # -r keeps its own GELU path, whatever -ge says
             _become(mlp, RecomputedMLP, use_gelu_linear=mlp.activation is gelu and not paths.fp8)
@@ -203,6 +219,8 @@ def accelerate(model: GPT, paths: FastPaths) -> torch.nn.Module:
             _become(mlp, GeluFusedMLP, backward="dgelu" if paths.gelu_fusion >= 2 else "plain")
         else:
             _become(mlp, MLP)
+        gather_qkv = paths.fp8_qkv_cast and "attn.c_attn" in fp8_linears and fused_casts_run
+        _become(block.attn, FP8QKVAttention if gather_qkv else CausalSelfAttention)
         accumulate = bool(paths.accumulate_grads) and recompute < 3 and not torchao_fp8
         for name, layer in _linears(block):
             ours_fp8 = int(paths.fp8) if name in fp8_linears and not torchao_fp8 else 0

@@ -1,0 +1,166 @@
+"""``--fp8``'s linears fused with their neighbours: GELU inside the MLP's FP8 casts (``--fp8-gelu-cast``), and
+q, k and v's gradients gathered inside c_attn's (``--fp8-qkv-cast``).
+
+**The MLP.** Unfused, the MLP ``c_proj(gelu(c_fc(x)))`` with both linears in FP8 (kernels/fp8_linear.py) passes over
+its widest tensors (4C a token) more often than the arithmetic needs. Forward: c_fc's matmul writes h, a fused
+kernel reads it to add the bias and write GELU's output in bf16, and the cast kernel reads that to write c_proj's
+e4m3 input in both layouts. Backward: c_proj's input-gradient matmul writes GELU's output gradient, a fused kernel
+reads it and h to write c_fc's output gradient dh in bf16, the bias gradient reads dh, and the cast kernel reads it
+again for c_fc's gradient matmuls. Here the cast kernel (kernels/fp8_cast.py, its GELU passes) does each side in one
+pass: from h (before the bias) straight to the e4m3 copies of GELU's output; from h and the output gradient straight
+to dh's FP8 copies and the bias gradient's column sums: by our count 10 bytes an element of h between the matmuls,
+against 20-22 unfused.
+
+**q, k and v.** Unfused, c_attn's output (B, T, 3C) is split into q, k and v views for attention, and attention's
+backward returns their gradients as three tensors that autograd concatenates back into (B, T, 3C) (a copy, 13.2 ms
+of d12's step on an H200), whose bias gradient is summed (6.6 ms) before the cast kernel reads it again for c_attn's
+FP8 gradient matmuls (BENCHMARKS.md, issue 21's tenth-session profile). Here c_attn and the split are one autograd
+function: its backward hands the three gradients to the cast kernel's gather pass (kernels/fp8_cast.py), which reads
+them where attention wrote them and writes the e4m3 copies of the concatenated gradient in both layouts with the
+bias gradient's column sums, so the concatenation is never written.
+
+Pieces:
+
+* :func:`fp8_gelu_mlp` and :func:`fp8_qkv` (with :func:`fp8_qkv_runs`) -- the autograd functions; their matmuls,
+  scales and casts are ``fp8_linear``'s (the same operands, histories and formats), with delayed scaling only (a
+  dynamic scale would need a pass over the tensor before its cast, which is what this removes).
+* The references are the unfused modules themselves: the MLP ``c_proj(gelu(c_fc(x)))`` and
+  ``CausalSelfAttention.qkv`` over ``fp8_linear`` (``--fp8-gelu-cast 0``, ``--fp8-qkv-cast 0``);
+  tests/test_kernels_fp8_mlp.py and tests/test_kernels_fp8_qkv.py compare each pair.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from gpt2train.kernels.fp8_cast import gelu_cast_transpose_kernel, qkv_grad_cast_transpose_kernel
+from gpt2train.kernels.fp8_linear import (
+    E4M3,
+    FIRST_AMAX_GRAD,
+    FIRST_AMAX_X,
+    _fits,
+    _out_dtype,
+    delayed_scale,
+    quantize_transposed,
+    scaled_mm,
+)
+
+
+class _FP8GeluMLP(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, w_fc: torch.Tensor, b_fc: torch.Tensor | None, w_proj: torch.Tensor,
+                b_proj: torch.Tensor | None, out_dtype: torch.dtype, backward_fast_accum: bool,
+                grad_dtype: torch.dtype, fc_x_history: torch.Tensor, fc_grad_history: torch.Tensor,
+                proj_x_history: torch.Tensor, proj_grad_history: torch.Tensor, *weight_copies):  # fmt: skip
+        x2 = x.reshape(-1, x.shape[-1])
+        # as fp8_linear: each operand K-major for every matmul it enters, the backward's copies kept
+        xq, xqt, sx = quantize_transposed(x2, E4M3, kernel=1, history=fc_x_history, first_amax=FIRST_AMAX_X)
+        fc_copies, proj_copies = weight_copies[:3], weight_copies[3:]
+        wq_fc, wqt_fc, sw_fc = fc_copies if fc_copies[0] is not None else quantize_transposed(w_fc, E4M3, kernel=1)
+        h = scaled_mm(xq, wq_fc.t(), sx, sw_fc, out_dtype, use_fast_accum=True)
+        # c_proj's input: GELU of h + b_fc, cast in both layouts in one pass (its amax recorded as c_proj's input's)
+        scale, record, sa = delayed_scale(proj_x_history, E4M3, FIRST_AMAX_X)
+        aq, aqt, _ = gelu_cast_transpose_kernel(h, b_fc, None, scale, E4M3, record)
+        wq_proj, wqt_proj, sw_proj = (proj_copies if proj_copies[0] is not None
+                                      else quantize_transposed(w_proj, E4M3, kernel=1))  # fmt: skip
+        y = scaled_mm(aq, wq_proj.t(), sa, sw_proj, out_dtype, use_fast_accum=True)
+        if b_proj is not None:
+            y = y + b_proj.to(out_dtype)
+        # h is kept before its bias (GELU's backward adds it again): the one bf16 tensor saved, as unfused
+        ctx.save_for_backward(xqt, sx, wqt_fc, sw_fc, h, b_fc, aqt, sa, wqt_proj, sw_proj, fc_grad_history,
+                              proj_grad_history)  # fmt: skip
+        ctx.has_proj_bias = b_proj is not None
+        ctx.weight_dtype, ctx.x_dtype = w_fc.dtype, x.dtype
+        ctx.fast_accum, ctx.grad_dtype = backward_fast_accum, grad_dtype
+        return y.reshape(*x.shape[:-1], w_proj.shape[0])
+
+    @staticmethod
+    def backward(ctx, dy: torch.Tensor):
+        xqt, sx, wqt_fc, sw_fc, h, b_fc, aqt, sa, wqt_proj, sw_proj, fc_grad_history, proj_grad_history = (
+            ctx.saved_tensors
+        )
+        mm = dict(use_fast_accum=ctx.fast_accum)
+        dy2 = dy.reshape(-1, dy.shape[-1]).contiguous()
+        gq, gqt, sg = quantize_transposed(dy2, ctx.grad_dtype, kernel=1, history=proj_grad_history,
+                                          first_amax=FIRST_AMAX_GRAD)  # fmt: skip
+        # c_proj: the gradient of GELU's output, its weight's and bias's
+        da = scaled_mm(gq, wqt_proj.t(), sg, sw_proj, dy.dtype, **mm)
+        dw_proj = scaled_mm(gqt, aqt.t(), sg, sa, ctx.weight_dtype, **mm)
+        db_proj = dy2.sum(0).to(ctx.weight_dtype) if ctx.has_proj_bias else None
+        # c_fc's output gradient, GELU's derivative times da, cast in both layouts with its column sums in one pass
+        scale, record, sh = delayed_scale(fc_grad_history, ctx.grad_dtype, FIRST_AMAX_GRAD)
+        hq, hqt, db_fc = gelu_cast_transpose_kernel(h, b_fc, da, scale, ctx.grad_dtype, record)
+        dx = scaled_mm(hq, wqt_fc.t(), sh, sw_fc, dy.dtype, **mm)
+        dw_fc = scaled_mm(hqt, xqt.t(), sh, sx, ctx.weight_dtype, **mm)
+        db_fc = db_fc.to(ctx.weight_dtype) if b_fc is not None else None
+        dx = dx.reshape(*dy.shape[:-1], dx.shape[-1]).to(ctx.x_dtype)
+        return dx, dw_fc, db_fc, dw_proj, db_proj, *[None] * 13
+
+
+def fp8_gelu_mlp(x: torch.Tensor, c_fc: torch.nn.Linear, c_proj: torch.nn.Linear, *, backward_fast_accum: bool = False,
+                 grad_dtype: torch.dtype = E4M3, histories: tuple[torch.Tensor, ...],
+                 weight_copies: tuple[torch.Tensor | None, ...] = (None,) * 6) -> torch.Tensor:  # fmt: skip
+    """``c_proj(gelu(c_fc(x)))`` (GELU tanh) with both linears' matmuls in FP8 as ``fp8_linear`` makes them with
+    delayed scaling, GELU computed inside the casts (module docstring). ``histories``: c_fc's input and output
+    gradient's :func:`~gpt2train.kernels.fp8_linear.amax_history` states, then c_proj's; ``weight_copies``: c_fc's
+    (fp8, fp8 transposed, scale), then c_proj's, or Nones (cast here). Without gradients, or where the shapes do not
+    suit ``_scaled_mm``, the plain MLP in bf16."""
+    m = x.numel() // x.shape[-1] if x.shape[-1] else 0
+    if not torch.is_grad_enabled() or not (_fits(m, x.shape[-1], c_fc.weight.shape[0])
+                                           and _fits(m, c_fc.weight.shape[0], c_proj.weight.shape[0])):  # fmt: skip
+        return c_proj(F.gelu(c_fc(x), approximate="tanh"))
+    return _FP8GeluMLP.apply(x, c_fc.weight, c_fc.bias, c_proj.weight, c_proj.bias, _out_dtype(x), backward_fast_accum,
+                             grad_dtype, *histories, *weight_copies)  # fmt: skip
+
+
+class _FP8QKV(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, n_head: int,
+                out_dtype: torch.dtype, backward_fast_accum: bool, grad_dtype: torch.dtype, x_history: torch.Tensor,
+                grad_history: torch.Tensor, wq: torch.Tensor | None, wqt: torch.Tensor | None,
+                sw: torch.Tensor | None):  # fmt: skip
+        B, T, C = x.shape
+        xq, xqt, sx = quantize_transposed(x.reshape(-1, C), E4M3, kernel=1, history=x_history, first_amax=FIRST_AMAX_X)
+        if wq is None:  # else the weight's copies cast before the step's first micro-step (weight_copies)
+            wq, wqt, sw = quantize_transposed(weight, E4M3, kernel=1)
+        y = scaled_mm(xq, wq.t(), sx, sw, out_dtype, use_fast_accum=True)
+        if bias is not None:
+            y = y + bias.to(out_dtype)
+        ctx.save_for_backward(xqt, sx, wqt, sw, grad_history)
+        ctx.has_bias, ctx.weight_dtype, ctx.x_dtype = bias is not None, weight.dtype, x.dtype
+        ctx.fast_accum, ctx.grad_dtype = backward_fast_accum, grad_dtype
+        # the views CausalSelfAttention.qkv makes: (B, n_head, T, head_dim) each, over one (B, T, 3C) tensor
+        return tuple(t.transpose(1, 2) for t in y.view(B, T, 3, n_head, C // n_head).unbind(2))
+
+    @staticmethod
+    def backward(ctx, dq: torch.Tensor, dk: torch.Tensor, dv: torch.Tensor):
+        xqt, sx, wqt, sw, grad_history = ctx.saved_tensors
+        grads = [g for g in (dq, dk, dv) if g is not None]
+        dq, dk, dv = (torch.zeros_like(grads[0]) if g is None else g for g in (dq, dk, dv))
+        scale, record, sg = delayed_scale(grad_history, ctx.grad_dtype, FIRST_AMAX_GRAD)
+        # the three gradients gathered into c_attn's output gradient, cast in both layouts with its column sums
+        gq, gqt, db = qkv_grad_cast_transpose_kernel(dq, dk, dv, scale, ctx.grad_dtype, record)
+        dx = scaled_mm(gq, wqt.t(), sg, sw, dq.dtype, use_fast_accum=ctx.fast_accum)
+        dw = scaled_mm(gqt, xqt.t(), sg, sx, ctx.weight_dtype, use_fast_accum=ctx.fast_accum)
+        B, T = dq.shape[0], dq.shape[2]
+        db = db.to(ctx.weight_dtype) if ctx.has_bias else None
+        return dx.view(B, T, -1).to(ctx.x_dtype), dw, db, *[None] * 9
+
+
+def fp8_qkv(x: torch.Tensor, c_attn: torch.nn.Linear, n_head: int, *, backward_fast_accum: bool = False,
+            grad_dtype: torch.dtype = E4M3, histories: tuple[torch.Tensor, torch.Tensor],
+            weight_copies: tuple[torch.Tensor | None, ...] = (None,) * 3) -> tuple[torch.Tensor, ...]:  # fmt: skip
+    """``CausalSelfAttention.qkv``: q, k and v (B, n_head, T, head_dim) from ``c_attn`` with its matmuls in FP8 as
+    ``fp8_linear`` makes them with delayed scaling, their gradients gathered inside the cast of c_attn's output
+    gradient (module docstring). ``histories``: c_attn's input and output gradient's amax histories;
+    ``weight_copies``: its (fp8, fp8 transposed, scale) or Nones. Only where :func:`fp8_qkv_runs`."""
+    return _FP8QKV.apply(x, c_attn.weight, c_attn.bias, n_head, _out_dtype(x), backward_fast_accum, grad_dtype,
+                         *histories, *weight_copies)  # fmt: skip
+
+
+def fp8_qkv_runs(x: torch.Tensor) -> bool:
+    """Whether :func:`fp8_qkv` runs on ``x`` (B, T, C): with gradients, and shapes that suit ``_scaled_mm``
+    (evaluation and sampling take the plain path)."""
+    B, T, C = x.shape
+    return torch.is_grad_enabled() and _fits(B * T, C, 3 * C)
