@@ -323,13 +323,16 @@ def test_fp8_gelu_cast_auto_where_it_can_run():
     for fields, env in (({"fp8": 0}, HOPPER), ({"fp8_scaling": "dynamic"}, HOPPER), ({"fp8_cast_kernel": 0}, HOPPER),
                         ({"fp8": 1}, dataclasses.replace(HOPPER, world_size=2)), ({"fp8": 1, "recipe": "modern"}, HOPPER),
                         ({"fp8": 1, "fp8_impl": "torchao-tensorwise"}, HOPPER), ({}, CPU),
+                        ({"fp8_bf16": "weight-grads"}, HOPPER),
                         ({"fp8": 1}, dataclasses.replace(HOPPER, resume_config={"fp8": 1, "fp8_scaling": "delayed"}))):  # fmt: skip
         assert resolve(TrainConfig(model="d12", **fields), env).fp8_gelu_cast == 0, (fields, env)
     resumed = dataclasses.replace(HOPPER, resume_config={"fp8": 1, "fp8_scaling": "delayed", "fp8_gelu_cast": 1})
     assert resolve(TrainConfig(model="d12"), resumed).fp8_gelu_cast == 1
     assert resolve(TrainConfig(model="d12", fp8_gelu_cast=0), HOPPER).fp8_gelu_cast == 0
-    for fields in ({"fp8": 0}, {"fp8_scaling": "dynamic"}, {"fp8_cast_kernel": 2}):
-        with pytest.raises(UserError, match="--fp8-gelu-cast 1 computes GELU inside our FP8 linears' cast kernel"):
+    for fields in ({"fp8": 0}, {"fp8_scaling": "dynamic"}, {"fp8_cast_kernel": 2}, {"fp8_bf16": "weight-grads"}):
+        with pytest.raises(
+            UserError, match="--fp8-gelu-cast 1 computes a GELU MLP's GELU inside our FP8 linears' casts: add --fp8 1"
+        ):
             resolve(TrainConfig(model="d12", fp8_gelu_cast=1, **fields), HOPPER)
     with pytest.raises(UserError, match="--fp8-gelu-cast 2: use 0"):
         resolve(TrainConfig(model="d12", fp8_gelu_cast=2), HOPPER)
@@ -340,7 +343,7 @@ def test_fp8_qkv_cast_is_opt_in_where_it_can_run():
     scaling and the cast kernel, and is a one-line error elsewhere (or as another value)."""
     assert resolve(TrainConfig(model="d12"), HOPPER).fp8_qkv_cast == 0
     assert resolve(TrainConfig(model="d12", fp8_qkv_cast=1), HOPPER).fp8_qkv_cast == 1
-    for fields in ({"fp8": 0}, {"fp8_scaling": "dynamic"}, {"fp8_cast_kernel": 0}):
+    for fields in ({"fp8": 0}, {"fp8_scaling": "dynamic"}, {"fp8_cast_kernel": 0}, {"fp8_bf16": "weight-grads"}):
         with pytest.raises(UserError, match="--fp8-qkv-cast 1 gathers q, k and v's gradients"):
             resolve(TrainConfig(model="d12", fp8_qkv_cast=1, **fields), HOPPER)
     with pytest.raises(UserError, match="--fp8-qkv-cast 2: use 0"):

@@ -722,18 +722,18 @@ def resolve(cfg: TrainConfig, env: Environment) -> ResolvedConfig:
     fp8_cast_kernel = cfg.fp8_cast_kernel
     if fp8_cast_kernel == -1:  # the one-pass casts: faster than Inductor's and as accurate (BENCHMARKS.md, issue 21)
         fp8_cast_kernel = int(bool(fp8) and cfg.fp8_impl == "ours" and on_cuda)
+    # the casts that compute (GELU's, the gather of q, k and v's gradients) need our FP8 with the scales known before
+    # the cast (delayed), the cast kernel, and FP8 weight gradients (--fp8-bf16 weight-grads wants dy in bf16)
+    fused_casts_run = (bool(fp8) and cfg.fp8_impl == "ours" and fp8_scaling == "delayed" and fp8_cast_kernel == 1
+                       and "weight-grads" not in fp8_bf16_parts(cfg.fp8_bf16))  # fmt: skip
+    needs = "add --fp8 1 --fp8-scaling delayed --fp8-cast-kernel 1 (without --fp8-bf16 weight-grads), or drop it"
     fp8_gelu_cast = cfg.fp8_gelu_cast
-    gelu_cast_runs = (bool(fp8) and cfg.fp8_impl == "ours" and fp8_scaling == "delayed" and fp8_cast_kernel == 1
-                      and mcfg.mlp == "gelu")  # fmt: skip
     if fp8_gelu_cast == -1:
-        fp8_gelu_cast = auto_fp8_gelu_cast(env, gelu_cast_runs)
-    elif fp8_gelu_cast and not gelu_cast_runs:
-        raise UserError("--fp8-gelu-cast 1 computes GELU inside our FP8 linears' cast kernel with delayed scaling: "
-                        "add --fp8 1 --fp8-scaling delayed --fp8-cast-kernel 1 (a GELU MLP), or drop it")  # fmt: skip
-    if cfg.fp8_qkv_cast and not (bool(fp8) and cfg.fp8_impl == "ours" and fp8_scaling == "delayed"
-                                 and fp8_cast_kernel == 1):  # fmt: skip
-        raise UserError("--fp8-qkv-cast 1 gathers q, k and v's gradients inside our FP8 linears' cast kernel with "
-                        "delayed scaling: add --fp8 1 --fp8-scaling delayed --fp8-cast-kernel 1, or drop it")  # fmt: skip
+        fp8_gelu_cast = auto_fp8_gelu_cast(env, fused_casts_run and mcfg.mlp == "gelu")
+    elif fp8_gelu_cast and not (fused_casts_run and mcfg.mlp == "gelu"):
+        raise UserError(f"--fp8-gelu-cast 1 computes a GELU MLP's GELU inside our FP8 linears' casts: {needs}")
+    if cfg.fp8_qkv_cast and not fused_casts_run:
+        raise UserError(f"--fp8-qkv-cast 1 gathers q, k and v's gradients inside our FP8 linears' cast: {needs}")
     decided = dict(
         device=env.device.type,
         dtype=dtype,
