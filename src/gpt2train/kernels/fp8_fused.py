@@ -21,7 +21,7 @@ bias gradient's column sums, so the concatenation is never written.
 
 Pieces:
 
-* :func:`fp8_gelu_mlp` and :func:`fp8_qkv` (with :func:`fp8_qkv_runs`) -- the autograd functions; their matmuls,
+* :func:`fp8_gelu_mlp` and :func:`fp8_qkv` -- the autograd functions (where ``fp8_linear.fp8_runs``); their matmuls,
   scales and casts are ``fp8_linear``'s (the same operands, histories and formats), with delayed scaling only (a
   dynamic scale would need a pass over the tensor before its cast, which is what this removes).
 * The references are the unfused modules themselves: the MLP ``c_proj(gelu(c_fc(x)))`` and
@@ -32,18 +32,18 @@ Pieces:
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from gpt2train.kernels.fp8_cast import gelu_cast_transpose_kernel, qkv_grad_cast_transpose_kernel
 from gpt2train.kernels.fp8_linear import (
     E4M3,
     FIRST_AMAX_GRAD,
     FIRST_AMAX_X,
-    _fits,
     _out_dtype,
+    backward_matmuls,
     delayed_scale,
+    forward_matmul,
     quantize_transposed,
-    scaled_mm,
+    weight_operand,
 )
 
 
@@ -56,17 +56,13 @@ class _FP8GeluMLP(torch.autograd.Function):
         x2 = x.reshape(-1, x.shape[-1])
         # as fp8_linear: each operand K-major for every matmul it enters, the backward's copies kept
         xq, xqt, sx = quantize_transposed(x2, E4M3, kernel=1, history=fc_x_history, first_amax=FIRST_AMAX_X)
-        fc_copies, proj_copies = weight_copies[:3], weight_copies[3:]
-        wq_fc, wqt_fc, sw_fc = fc_copies if fc_copies[0] is not None else quantize_transposed(w_fc, E4M3, kernel=1)
-        h = scaled_mm(xq, wq_fc.t(), sx, sw_fc, out_dtype, use_fast_accum=True)
+        wq_fc, wqt_fc, sw_fc = weight_operand(w_fc, weight_copies[:3], 1)
+        h = forward_matmul(xq, sx, wq_fc, sw_fc, None, out_dtype)  # its bias is added in GELU's pass
         # c_proj's input: GELU of h + b_fc, cast in both layouts in one pass (its amax recorded as c_proj's input's)
         scale, record, sa = delayed_scale(proj_x_history, E4M3, FIRST_AMAX_X)
         aq, aqt, _ = gelu_cast_transpose_kernel(h, b_fc, None, scale, E4M3, record)
-        wq_proj, wqt_proj, sw_proj = (proj_copies if proj_copies[0] is not None
-                                      else quantize_transposed(w_proj, E4M3, kernel=1))  # fmt: skip
-        y = scaled_mm(aq, wq_proj.t(), sa, sw_proj, out_dtype, use_fast_accum=True)
-        if b_proj is not None:
-            y = y + b_proj.to(out_dtype)
+        wq_proj, wqt_proj, sw_proj = weight_operand(w_proj, weight_copies[3:], 1)
+        y = forward_matmul(aq, sa, wq_proj, sw_proj, b_proj, out_dtype)
         # h is kept before its bias (GELU's backward adds it again): the one bf16 tensor saved, as unfused
         ctx.save_for_backward(xqt, sx, wqt_fc, sw_fc, h, b_fc, aqt, sa, wqt_proj, sw_proj, fc_grad_history,
                               proj_grad_history)  # fmt: skip
@@ -80,19 +76,17 @@ class _FP8GeluMLP(torch.autograd.Function):
         xqt, sx, wqt_fc, sw_fc, h, b_fc, aqt, sa, wqt_proj, sw_proj, fc_grad_history, proj_grad_history = (
             ctx.saved_tensors
         )
-        mm = dict(use_fast_accum=ctx.fast_accum)
         dy2 = dy.reshape(-1, dy.shape[-1]).contiguous()
         gq, gqt, sg = quantize_transposed(dy2, ctx.grad_dtype, kernel=1, history=proj_grad_history,
                                           first_amax=FIRST_AMAX_GRAD)  # fmt: skip
         # c_proj: the gradient of GELU's output, its weight's and bias's
-        da = scaled_mm(gq, wqt_proj.t(), sg, sw_proj, dy.dtype, **mm)
-        dw_proj = scaled_mm(gqt, aqt.t(), sg, sa, ctx.weight_dtype, **mm)
+        da, dw_proj = backward_matmuls(gq, gqt, sg, aqt, sa, wqt_proj, sw_proj, dy.dtype, ctx.weight_dtype,
+                                       ctx.fast_accum)  # fmt: skip
         db_proj = dy2.sum(0).to(ctx.weight_dtype) if ctx.has_proj_bias else None
         # c_fc's output gradient, GELU's derivative times da, cast in both layouts with its column sums in one pass
         scale, record, sh = delayed_scale(fc_grad_history, ctx.grad_dtype, FIRST_AMAX_GRAD)
         hq, hqt, db_fc = gelu_cast_transpose_kernel(h, b_fc, da, scale, ctx.grad_dtype, record)
-        dx = scaled_mm(hq, wqt_fc.t(), sh, sw_fc, dy.dtype, **mm)
-        dw_fc = scaled_mm(hqt, xqt.t(), sh, sx, ctx.weight_dtype, **mm)
+        dx, dw_fc = backward_matmuls(hq, hqt, sh, xqt, sx, wqt_fc, sw_fc, dy.dtype, ctx.weight_dtype, ctx.fast_accum)
         db_fc = db_fc.to(ctx.weight_dtype) if b_fc is not None else None
         dx = dx.reshape(*dy.shape[:-1], dx.shape[-1]).to(ctx.x_dtype)
         return dx, dw_fc, db_fc, dw_proj, db_proj, *[None] * 13
@@ -104,12 +98,7 @@ def fp8_gelu_mlp(x: torch.Tensor, c_fc: torch.nn.Linear, c_proj: torch.nn.Linear
     """``c_proj(gelu(c_fc(x)))`` (GELU tanh) with both linears' matmuls in FP8 as ``fp8_linear`` makes them with
     delayed scaling, GELU computed inside the casts (module docstring). ``histories``: c_fc's input and output
     gradient's :func:`~gpt2train.kernels.fp8_linear.amax_history` states, then c_proj's; ``weight_copies``: c_fc's
-    (fp8, fp8 transposed, scale), then c_proj's, or Nones (cast here). Without gradients, or where the shapes do not
-    suit ``_scaled_mm``, the plain MLP in bf16."""
-    m = x.numel() // x.shape[-1] if x.shape[-1] else 0
-    if not torch.is_grad_enabled() or not (_fits(m, x.shape[-1], c_fc.weight.shape[0])
-                                           and _fits(m, c_fc.weight.shape[0], c_proj.weight.shape[0])):  # fmt: skip
-        return c_proj(F.gelu(c_fc(x), approximate="tanh"))
+    (fp8, fp8 transposed, scale), then c_proj's, or Nones (cast here). Only where ``fp8_runs(x, 4C, C)``."""
     return _FP8GeluMLP.apply(x, c_fc.weight, c_fc.bias, c_proj.weight, c_proj.bias, _out_dtype(x), backward_fast_accum,
                              grad_dtype, *histories, *weight_copies)  # fmt: skip
 
@@ -122,11 +111,8 @@ class _FP8QKV(torch.autograd.Function):
                 sw: torch.Tensor | None):  # fmt: skip
         B, T, C = x.shape
         xq, xqt, sx = quantize_transposed(x.reshape(-1, C), E4M3, kernel=1, history=x_history, first_amax=FIRST_AMAX_X)
-        if wq is None:  # else the weight's copies cast before the step's first micro-step (weight_copies)
-            wq, wqt, sw = quantize_transposed(weight, E4M3, kernel=1)
-        y = scaled_mm(xq, wq.t(), sx, sw, out_dtype, use_fast_accum=True)
-        if bias is not None:
-            y = y + bias.to(out_dtype)
+        wq, wqt, sw = weight_operand(weight, (wq, wqt, sw), 1)
+        y = forward_matmul(xq, sx, wq, sw, bias, out_dtype)
         ctx.save_for_backward(xqt, sx, wqt, sw, grad_history)
         ctx.has_bias, ctx.weight_dtype, ctx.x_dtype = bias is not None, weight.dtype, x.dtype
         ctx.fast_accum, ctx.grad_dtype = backward_fast_accum, grad_dtype
@@ -141,8 +127,7 @@ class _FP8QKV(torch.autograd.Function):
         scale, record, sg = delayed_scale(grad_history, ctx.grad_dtype, FIRST_AMAX_GRAD)
         # the three gradients gathered into c_attn's output gradient, cast in both layouts with its column sums
         gq, gqt, db = qkv_grad_cast_transpose_kernel(dq, dk, dv, scale, ctx.grad_dtype, record)
-        dx = scaled_mm(gq, wqt.t(), sg, sw, dq.dtype, use_fast_accum=ctx.fast_accum)
-        dw = scaled_mm(gqt, xqt.t(), sg, sx, ctx.weight_dtype, use_fast_accum=ctx.fast_accum)
+        dx, dw = backward_matmuls(gq, gqt, sg, xqt, sx, wqt, sw, dq.dtype, ctx.weight_dtype, ctx.fast_accum)
         B, T = dq.shape[0], dq.shape[2]
         db = db.to(ctx.weight_dtype) if ctx.has_bias else None
         return dx.view(B, T, -1).to(ctx.x_dtype), dw, db, *[None] * 9
@@ -154,13 +139,6 @@ def fp8_qkv(x: torch.Tensor, c_attn: torch.nn.Linear, n_head: int, *, backward_f
     """``CausalSelfAttention.qkv``: q, k and v (B, n_head, T, head_dim) from ``c_attn`` with its matmuls in FP8 as
     ``fp8_linear`` makes them with delayed scaling, their gradients gathered inside the cast of c_attn's output
     gradient (module docstring). ``histories``: c_attn's input and output gradient's amax histories;
-    ``weight_copies``: its (fp8, fp8 transposed, scale) or Nones. Only where :func:`fp8_qkv_runs`."""
+    ``weight_copies``: its (fp8, fp8 transposed, scale) or Nones. Only where ``fp8_runs(x, 3C)``."""
     return _FP8QKV.apply(x, c_attn.weight, c_attn.bias, n_head, _out_dtype(x), backward_fast_accum, grad_dtype,
                          *histories, *weight_copies)  # fmt: skip
-
-
-def fp8_qkv_runs(x: torch.Tensor) -> bool:
-    """Whether :func:`fp8_qkv` runs on ``x`` (B, T, C): with gradients, and shapes that suit ``_scaled_mm``
-    (evaluation and sampling take the plain path)."""
-    B, T, C = x.shape
-    return torch.is_grad_enabled() and _fits(B * T, C, 3 * C)

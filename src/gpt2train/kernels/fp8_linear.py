@@ -128,8 +128,37 @@ def scaled_mm(a: torch.Tensor, b: torch.Tensor, scale_a: torch.Tensor, scale_b: 
     return ((a.float() @ b.float()) * (scale_a * scale_b)).to(out_dtype)
 
 
-def _fits(m: int, k: int, n: int) -> bool:
-    return m % 16 == 0 and k % 16 == 0 and n % 16 == 0
+def fp8_runs(x: torch.Tensor, *widths: int) -> bool:
+    """Whether FP8 matmuls run on ``x`` (..., K) through layers of these output ``widths`` in turn: with gradients
+    (evaluation and sampling stay bf16), and every dimension divisible by 16, as ``_scaled_mm`` wants."""
+    m = x.numel() // x.shape[-1] if x.shape[-1] else 0
+    return torch.is_grad_enabled() and all(d % 16 == 0 for d in (m, x.shape[-1], *widths))
+
+
+def weight_operand(weight: torch.Tensor, copies: tuple, kernel: int) -> tuple[torch.Tensor, ...]:
+    """(W in e4m3, W.T in e4m3, W's dequantization scale): ``copies`` if they were cast before the step's first
+    micro-step (``--fp8-cache-weights``), else cast here. A weight is always scaled by its own amax: a small tensor,
+    whose pass costs little."""
+    return copies if copies[0] is not None else quantize_transposed(weight, E4M3, kernel=kernel)
+
+
+def forward_matmul(xq: torch.Tensor, sx: torch.Tensor, wq: torch.Tensor, sw: torch.Tensor,
+                   bias: torch.Tensor | None, out_dtype: torch.dtype) -> torch.Tensor:  # fmt: skip
+    """``x @ W.T + bias`` from their e4m3 copies, in FP8's fast accumulation, written in ``out_dtype``. mat2 must be
+    column-major: wq is (N, K) row-major, so wq.t() is (K, N) column-major as it stands."""
+    y = scaled_mm(xq, wq.t(), sx, sw, out_dtype, use_fast_accum=True)
+    return y if bias is None else y + bias.to(out_dtype)
+
+
+def backward_matmuls(gq: torch.Tensor, gqt: torch.Tensor | None, sg: torch.Tensor, xqt: torch.Tensor,
+                     sx: torch.Tensor, wqt: torch.Tensor, sw: torch.Tensor, dx_dtype: torch.dtype,
+                     weight_dtype: torch.dtype, fast_accum: bool) -> tuple[torch.Tensor, torch.Tensor | None]:  # fmt: skip
+    """(dx, dW) from the output gradient's e4m3 copies (``gqt`` None: no dW here) and the forward's saved ones:
+    dx = dy @ W, W as (N, K) column-major, which W.T (K, N) row-major is; dW = dy.T @ x, dy.T row-major, x
+    column-major (x.T row-major)."""
+    dx = scaled_mm(gq, wqt.t(), sg, sw, dx_dtype, use_fast_accum=fast_accum)
+    dw = None if gqt is None else scaled_mm(gqt, xqt.t(), sg, sx, weight_dtype, use_fast_accum=fast_accum)
+    return dx, dw
 
 
 def _out_dtype(x: torch.Tensor) -> torch.dtype:
@@ -146,15 +175,10 @@ class _FP8Linear(torch.autograd.Function):
                 wqt: torch.Tensor | None, sw: torch.Tensor | None):  # fmt: skip
         x2 = x.reshape(-1, x.shape[-1])
         # each operand K-major for every matmul it enters: x (M, K) here, x.T (K, M) for dW; W (N, K) here,
-        # W.T (K, N) for dx. Only the backward's copies are kept (as many bytes as the forward's). The weight is
-        # always scaled by its own amax: a small tensor, whose pass costs little
+        # W.T (K, N) for dx. Only the backward's copies are kept (as many bytes as the forward's)
         xq, xqt, sx = quantize_transposed(x2, E4M3, kernel=cast_kernel, history=x_history, first_amax=FIRST_AMAX_X)
-        if wq is None:  # else the weight's copies cast before the step's first micro-step (weight_copies)
-            wq, wqt, sw = quantize_transposed(weight, E4M3, kernel=cast_kernel)
-        # mat2 must be column-major: wq is (N, K) row-major, so wq.t() is (K, N) column-major as it stands
-        y = scaled_mm(xq, wq.t(), sx, sw, out_dtype, use_fast_accum=True)
-        if bias is not None:
-            y = y + bias.to(out_dtype)
+        wq, wqt, sw = weight_operand(weight, (wq, wqt, sw), cast_kernel)
+        y = forward_matmul(xq, sx, wq, sw, bias, out_dtype)
         ctx.save_for_backward(xqt, sx, wqt, sw, grad_history)
         ctx.has_bias = bias is not None
         ctx.weight_dtype = weight.dtype
@@ -169,12 +193,9 @@ class _FP8Linear(torch.autograd.Function):
         dy2 = dy.reshape(-1, dy.shape[-1]).contiguous()  # _scaled_mm's first operand must be row-major
         gq, gqt, sg = quantize_transposed(dy2, ctx.grad_dtype, transpose=not ctx.weight_grad_bf16,
                                           kernel=ctx.cast_kernel, history=grad_history, first_amax=FIRST_AMAX_GRAD)  # fmt: skip
-        # dx = dy @ W: W as (N, K) column-major, which W.T (K, N) row-major is
-        dx = scaled_mm(gq, wqt.t(), sg, sw, dy.dtype, use_fast_accum=ctx.fast_accum)
+        dx, dw = backward_matmuls(gq, gqt, sg, xqt, sx, wqt, sw, dy.dtype, ctx.weight_dtype, ctx.fast_accum)
         if ctx.weight_grad_bf16:  # dW = dy.T @ x in dy's dtype; e4m3 values are exact in bf16, the scale after
             dw = (dy2.t() @ xqt.t().to(dy2.dtype)).float().mul_(sx).to(ctx.weight_dtype)
-        else:  # dW = dy.T @ x: dy.T row-major, x column-major (x.T row-major)
-            dw = scaled_mm(gqt, xqt.t(), sg, sx, ctx.weight_dtype, use_fast_accum=ctx.fast_accum)
         db = dy2.sum(0).to(ctx.weight_dtype) if ctx.has_bias else None
         return dx.reshape(*dy.shape[:-1], dx.shape[-1]).to(ctx.x_dtype), dw, db, *[None] * 10
 
@@ -189,8 +210,7 @@ def fp8_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None 
     of the output gradient, two :func:`amax_history` states; ``weight_copies``: ``weight``'s
     :func:`quantize_transposed` made beforehand, as ``--fp8-cache-weights`` makes it once a step instead of once a
     micro-step); the plain ``F.linear`` without gradients or where the shapes do not suit ``_scaled_mm``."""
-    m = x.numel() // x.shape[-1] if x.shape[-1] else 0
-    if not torch.is_grad_enabled() or not _fits(m, x.shape[-1], weight.shape[0]):
+    if not fp8_runs(x, weight.shape[0]):
         return F.linear(x, weight, bias)
     return _FP8Linear.apply(x, weight, bias, _out_dtype(x), backward_fast_accum, weight_grad_bf16, cast_kernel,
                             grad_dtype, *(histories or (None, None)), *(weight_copies or (None, None, None)))  # fmt: skip

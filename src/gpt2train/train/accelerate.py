@@ -27,8 +27,8 @@ import torch.nn as nn
 from torch.utils.checkpoint import checkpoint
 
 from gpt2train.config import FP8_LINEARS, fp8_bf16_parts
-from gpt2train.kernels.fp8_fused import fp8_gelu_mlp, fp8_qkv, fp8_qkv_runs
-from gpt2train.kernels.fp8_linear import E4M3, GRAD_FORMATS, amax_history, fp8_linear, quantize_transposed
+from gpt2train.kernels.fp8_fused import fp8_gelu_mlp, fp8_qkv
+from gpt2train.kernels.fp8_linear import E4M3, GRAD_FORMATS, amax_history, fp8_linear, fp8_runs, quantize_transposed
 from gpt2train.kernels.gelu_linear import gelu_linear
 from gpt2train.kernels.gelu_mlp import gelu_mlp
 from gpt2train.kernels.grad_accum import accumulating, linear_accumulate
@@ -127,6 +127,8 @@ class FP8GeluMLP(MLP):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         fc, proj = self.c_fc, self.c_proj
+        if not fp8_runs(x, fc.weight.shape[0], proj.weight.shape[0]):
+            return super().forward(x)
         histories = tuple(getattr(layer, name) for layer in (fc, proj) for name in FP8_HISTORIES)
         copies = tuple(getattr(layer, name) if layer.cache_weights else None for layer in (fc, proj)
                        for name in WEIGHT_COPIES)  # fmt: skip
@@ -140,7 +142,7 @@ class FP8QKVAttention(CausalSelfAttention):
     (kernels/fp8_fused.py)."""
 
     def qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        if not fp8_qkv_runs(x):
+        if not fp8_runs(x, self.c_attn.weight.shape[0]):
             return super().qkv(x)
         layer = self.c_attn
         copies = tuple(getattr(layer, name) if layer.cache_weights else None for name in WEIGHT_COPIES)
