@@ -35,14 +35,14 @@ def _concatenated(dq, dk, dv):
 
 
 @pytest.mark.parametrize("layout", ["bhtd", "bthd"])
-@pytest.mark.parametrize("shape, block_m, block_n", [((2, 3, 40, 16), 32, 16), ((1, 2, 64, 32), 64, 64),
-                                                     ((3, 1, 8, 16), 16, 32)])  # fmt: skip
+@pytest.mark.parametrize("shape, block_m, block_n", [((2, 3, 40, 16), 32, 16), ((1, 2, 64, 32), 64, 32),
+                                                     ((3, 1, 8, 32), 16, 16)])  # fmt: skip
 @pytest.mark.parametrize("programs", [None, 2])
 def test_kernel_gathers_the_three_gradients(layout, shape, block_m, block_n, programs):
     """The gather pass casts (B*T, 3C) q|k|v's gradient, in both layouts, read from the three tensors where they
-    lie (any strides with head_dim's 1): every element where the concatenation has it, edge tiles masked, tiles whose
-    columns span two of the tensors included; the column sums over each BLOCK_M rows and the amax as the
-    concatenation's. Written as fp32 (bench/kernels_gpu_check.py compares the FP8 bits on a GPU)."""
+    lie (any strides with head_dim's 1): every element where the concatenation has it, edge tiles masked, heads one
+    tile wide and two; the column sums over each BLOCK_M rows and the amax as the concatenation's. Written as fp32
+    (bench/kernels_gpu_check.py compares the FP8 bits on a GPU)."""
     if not (triton_available() and interpreting()):
         pytest.skip("needs Triton's CPU interpreter (TRITON_INTERPRET=1 before triton is imported) or a GPU")
     dq, dk, dv = _grads(*shape, seed=sum(shape), layout=layout)
@@ -57,6 +57,15 @@ def test_kernel_gathers_the_three_gradients(layout, shape, block_m, block_n, pro
     assert amax.item() == want.abs().max().item()
     blocks = torch.nn.functional.pad(want, (0, 0, 0, sums.shape[0] * block_m - m))
     torch.testing.assert_close(sums, blocks.view(sums.shape[0], block_m, n).sum(1), rtol=1e-5, atol=1e-5)
+
+
+def test_gather_tiles_lie_within_a_head():
+    """A tile's columns come from one head of one tensor (what keeps its loads row-major on a GPU): a block_n that
+    does not divide head_dim is refused before anything launches."""
+    dq, dk, dv = _grads(1, 2, 16, 16, seed=1, layout="bhtd")
+    q, qt = torch.zeros(16, 96), torch.zeros(96, 16)
+    with pytest.raises(ValueError, match="divide head_dim"):
+        fp8_cast._launch(dq, torch.tensor(1.0), q, qt, block_m=16, block_n=32, gather=(dk, dv))
 
 
 @pytest.mark.parametrize("dtype", [E4M3, E5M2])

@@ -32,6 +32,7 @@ Either can also record the largest ``|t|`` into an fp32 scalar (``amax``) as it 
 from __future__ import annotations
 
 import functools
+import math
 
 import torch
 import torch.nn.functional as F
@@ -86,13 +87,17 @@ def _kernel(interpret: bool):
             cols = (tile % tiles_n).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
             mask = (rows[:, None] < M) & (cols[None, :] < N)
             if GATHER:  # x (M = B*T, N = 3*width) is q|k|v's gradient: column j from x_ptr, k_ptr or v_ptr by
-                # j // width, each (B, heads, T, head_dim) with the strides given and head_dim's stride 1
+                # j // width, each (B, heads, T, head_dim) with the strides given and head_dim's stride 1. BLOCK_N
+                # divides head_dim, so a tile's columns are one head's, contiguous in one source: its rows load as
+                # the plain cast's do. (Gathered column by column, Triton 3.6 loaded the tile in the transposed
+                # copy's layout and converted the e4m3 tile for the other store: half its bytes came out wrong on
+                # an H200, BENCHMARKS.md, issue 21's twelfth session.)
+                col = (tile % tiles_n) * BLOCK_N
+                part, head, d = col // width, (col % width) // head_dim, tl.multiple_of(col % head_dim, BLOCK_N)
+                src = tl.where(part == 0, x_ptr, tl.where(part == 1, k_ptr, v_ptr))
                 batch, t = rows // seq, rows % seq
-                part, head, d = cols // width, (cols % width) // head_dim, cols % head_dim
-                at = batch[:, None] * stride_b + t[:, None] * stride_t + head[None, :] * stride_h + d[None, :]
-                x = tl.load(x_ptr + at, mask=mask & (part == 0)[None, :], other=0.0).to(tl.float32)
-                x += tl.load(k_ptr + at, mask=mask & (part == 1)[None, :], other=0.0).to(tl.float32)
-                x += tl.load(v_ptr + at, mask=mask & (part == 2)[None, :], other=0.0).to(tl.float32)
+                at = (batch * stride_b + t * stride_t)[:, None] + (head * stride_h + d + tl.arange(0, BLOCK_N))[None, :]
+                x = tl.load(src + at, mask=mask, other=0.0).to(tl.float32)
             elif CAST:
                 x = tl.load(x_ptr + rows[:, None] * N + cols[None, :], mask=mask, other=0.0).to(tl.float32)
             if CAST:
@@ -141,7 +146,7 @@ def _launch(t: torch.Tensor, scale: torch.Tensor | None, q: torch.Tensor | None,
     GELU of ``h = t + bias`` (``bias`` (N,) or None), or ``g`` (M, N) times GELU's derivative at ``h``, whose column
     sums over each BLOCK_M rows go to ``sums`` (cdiv(M, BLOCK_M), N) in fp32. ``gather`` (k's and v's gradients):
     ``t`` is q's, (B, heads, T, head_dim) as attention returns it, and the matrix cast is (B*T, 3C) q|k|v's
-    gradient, gathered in the pass, its column sums to ``sums`` too. ``programs``: how many loop over the tiles
+    gradient, gathered in the pass (``block_n`` must divide head_dim), its column sums to ``sums`` too. ``programs``: how many loop over the tiles
     (WAVES per SM on CUDA by default, one per tile elsewhere)."""
     if gather is None:
         m, n = t.shape
@@ -149,6 +154,8 @@ def _launch(t: torch.Tensor, scale: torch.Tensor | None, q: torch.Tensor | None,
     else:
         b, heads, seq, head_dim = t.shape
         m, n = b * seq, 3 * heads * head_dim
+        if head_dim % block_n:
+            raise ValueError(f"the gather pass needs block_n ({block_n}) to divide head_dim ({head_dim})")
         dims = (seq, heads * head_dim, head_dim, t.stride(0), t.stride(1), t.stride(2))
     tiles = ((m + block_m - 1) // block_m) * ((n + block_n - 1) // block_n)
     if programs is None:
@@ -298,15 +305,17 @@ def qkv_grad_cast_transpose_kernel(dq: torch.Tensor, dk: torch.Tensor, dv: torch
                                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
     """:func:`qkv_grad_cast_transpose_reference`'s result, the three gradients gathered by the Triton kernel in its
     cast pass on CUDA (bf16, the same strides, head_dim's 1), so the concatenated gradient is never written."""
-    same = dk.stride() == dq.stride() == dv.stride() and dq.stride(3) == 1
-    if not (dq.is_cuda and triton_available() and dq.dtype in KERNEL_SOURCES and same):
-        return qkv_grad_cast_transpose_reference(dq, dk, dv, scale, dtype, amax)
     b, heads, seq, head_dim = dq.shape
     m, n = b * seq, 3 * heads * head_dim
+    block_n = math.gcd(FUSED_BLOCK_N, head_dim)  # a tile's columns within one head (16 at least: 16-byte loads)
+    same = dk.stride() == dq.stride() == dv.stride() and dq.stride(3) == 1
+    if not (dq.is_cuda and triton_available() and dq.dtype in KERNEL_SOURCES and same and block_n >= 16):
+        return qkv_grad_cast_transpose_reference(dq, dk, dv, scale, dtype, amax)
+    block_m, _, warps, programs = _fused_launch(dq.device, m, n)
     q = torch.empty((m, n), dtype=dtype, device=dq.device)
     qt = torch.empty((n, m), dtype=dtype, device=dq.device)
     sums = _column_sums(m, n, dq.device)
-    _launch(dq, scale, q, qt, amax, *_fused_launch(dq.device, m, n), sums=sums, gather=(dk, dv))
+    _launch(dq, scale, q, qt, amax, block_m, block_n, warps, programs, sums=sums, gather=(dk, dv))
     return q, qt, sums.sum(0)
 
 
