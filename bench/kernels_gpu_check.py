@@ -23,6 +23,8 @@ For each piece, on random inputs:
   fp8_qkv      the cast kernel's gather of q, k and v's gradients (--fp8-qkv-cast, kernels/fp8_fused.py) vs
                qkv_grad_cast_transpose_reference, bit for bit, with the bias gradient's sums; ms against the unfused
                pair (the concatenation and bias sum compiled by Inductor, then the cast kernel).
+  op_overhead  host time per call of the FP8 cast op as kernels/_library.py registers it, against the same
+               function as a torch.library.custom_op and called directly (tiny tensors; CPU or GPU).
   adamw_bf16   the Triton stochastic-rounding AdamW step vs the plain reference (moments equal,
                every parameter on a bf16 neighbour of the fp32 result), step ms vs the reference
                and vs torch.optim.AdamW(fused=True) on fp32 parameters (the -w 1 path).
@@ -64,7 +66,7 @@ from gpt2train.train.optim import flatten_parameters_  # noqa: E402
 
 # adamw: both AdamWs
 CHECK_NAMES = ("classifier", "gelu_linear", "gelu_mlp", "fp8_linear", "fp8_cast", "fp8_gelu", "fp8_qkv", "grad_accum",
-               "adamw")  # fmt: skip
+               "adamw", "op_overhead")  # fmt: skip
 ROWS: list[dict] = []
 FAILURES: list[str] = []
 
@@ -487,16 +489,42 @@ def gelu_mlp_overhead(dev):
         "torch.addmm": lambda: torch.addmm(b, x, w.t()),
     }
     for name, fn in calls.items():
-        for _ in range(10):
-            fn()
-        torch.cuda.synchronize()
-        n = 2000
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        host_us = (time.perf_counter() - t0) / n * 1e6
-        torch.cuda.synchronize()
-        record("gelu_mlp", "host overhead 64x64x64 bf16", name, host_us_per_call=host_us)
+        record("gelu_mlp", "host overhead 64x64x64 bf16", name, host_us_per_call=host_us(fn, dev))
+
+
+def host_us(fn, dev, calls: int = 2000) -> float:
+    """Host time per call of fn() in us, the device not waited for (on tiny tensors: the launch path's cost)."""
+    for _ in range(10):
+        fn()
+    sync(dev)
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    us = (time.perf_counter() - t0) / calls * 1e6
+    sync(dev)
+    return us
+
+
+def check_op_overhead(args, dev):
+    """Host time per call of the FP8 cast op (kernels/_library.py's registration: the dispatcher calls the
+    function) against the same function registered by torch.library.custom_op and against the function called
+    directly, on a 64x64 bf16 tile (the device's work is negligible next to the host's)."""
+    from gpt2train.kernels import _library
+
+    qualname = "gpt2train::fp8_cast_transpose"
+    fn = _library.FUNCTIONS[qualname]
+    if not hasattr(torch.ops.gpt2train_bench, "fp8_cast_transpose"):  # called eagerly only: no shape function
+        torch.library.custom_op("gpt2train_bench::fp8_cast_transpose", mutates_args=("amax",))(fn)
+    t = torch.randn(64, 64, device=dev).to(torch.bfloat16)
+    scale, amax, e4m3 = torch.tensor(1.0, device=dev), torch.zeros((), device=dev), torch.float8_e4m3fn
+    lean = torch.ops.gpt2train.fp8_cast_transpose.default
+    wrapped = torch.ops.gpt2train_bench.fp8_cast_transpose.default
+    for variant, call in (("our op (kernels/_library.py)", lambda: lean(t, scale, e4m3, True, amax)),
+                          ("torch.library.custom_op", lambda: wrapped(t, scale, e4m3, True, amax)),
+                          ("the function, no dispatch", lambda: fn(t, scale, e4m3, True, amax))):  # fmt: skip
+        record(
+            "op_overhead", f"fp8_cast_transpose 64x64 bf16 on {dev.type}", variant, host_us_per_call=host_us(call, dev)
+        )
 
 
 # -- bf16 AdamW -----------------------------------------------------------------------------------
@@ -1037,6 +1065,9 @@ def main(argv=None) -> int:
     if "adamw" in checks:
         check_adamw(args, dev)
         check_adamw_master(args, dev)
+    if "op_overhead" in checks:
+        with guarded("op_overhead", "host time per call"):
+            check_op_overhead(args, dev)
     env["total_s"] = time.perf_counter() - t0
     Path(args.out).write_text(json.dumps(dict(env=env, rows=ROWS, failures=FAILURES), indent=1))
     print_table()

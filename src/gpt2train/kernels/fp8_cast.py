@@ -37,6 +37,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from gpt2train.kernels._library import op
 from gpt2train.kernels._triton import interpreting, triton_available
 
 # a tile: BLOCK_M rows by BLOCK_N columns of the input; the grid: WAVES programs per SM, each looping over tiles with
@@ -172,7 +173,7 @@ def _launch(t: torch.Tensor, scale: torch.Tensor | None, q: torch.Tensor | None,
         BLOCK_M=block_m, BLOCK_N=block_n, STAGES=STAGES, **kwargs)  # fmt: skip
 
 
-@torch.library.custom_op("gpt2train::fp8_cast_transpose", mutates_args=("amax",))
+@op("gpt2train::fp8_cast_transpose", mutates_args=("amax",))
 def cast_transpose_kernel(t: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype, transpose: bool,
                           amax: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """(q, q transposed or an empty tensor): :func:`cast_transpose_reference`'s (``amax`` too), from the Triton
@@ -187,12 +188,12 @@ def cast_transpose_kernel(t: torch.Tensor, scale: torch.Tensor, dtype: torch.dty
     return q, qt
 
 
-@cast_transpose_kernel.register_fake
+@torch.library.register_fake("gpt2train::fp8_cast_transpose")
 def _(t, scale, dtype, transpose, amax):  # shapes and dtypes for torch.compile
     return t.new_empty(t.shape, dtype=dtype), t.new_empty((t.shape[1], t.shape[0]) if transpose else 0, dtype=dtype)
 
 
-@torch.library.custom_op("gpt2train::fp8_transpose", mutates_args=())
+@op("gpt2train::fp8_transpose", mutates_args=())
 def transpose_kernel(q: torch.Tensor) -> torch.Tensor:
     """``q`` (M, N), already cast, transposed and made contiguous: by the kernel's copy-only pass over its bytes on
     CUDA, ``q.t().contiguous()`` elsewhere."""
@@ -204,7 +205,7 @@ def transpose_kernel(q: torch.Tensor) -> torch.Tensor:
     return qt
 
 
-@transpose_kernel.register_fake
+@torch.library.register_fake("gpt2train::fp8_transpose")
 def _(q):
     return q.new_empty((q.shape[1], q.shape[0]))
 
@@ -257,7 +258,7 @@ def gelu_cast_transpose_reference(h: torch.Tensor, bias: torch.Tensor | None, g:
     return q, qt, (None if g is None else t.float().sum(0))
 
 
-@torch.library.custom_op("gpt2train::fp8_gelu_cast_transpose", mutates_args=("amax",))
+@op("gpt2train::fp8_gelu_cast_transpose", mutates_args=("amax",))
 def gelu_cast_transpose_kernel(h: torch.Tensor, bias: torch.Tensor | None, g: torch.Tensor | None,
                                scale: torch.Tensor, dtype: torch.dtype, amax: torch.Tensor | None,
                                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
@@ -277,7 +278,7 @@ def gelu_cast_transpose_kernel(h: torch.Tensor, bias: torch.Tensor | None, g: to
     return q, qt, (h.new_empty(0, dtype=torch.float32) if sums is None else sums.sum(0))
 
 
-@gelu_cast_transpose_kernel.register_fake
+@torch.library.register_fake("gpt2train::fp8_gelu_cast_transpose")
 def _(h, bias, g, scale, dtype, amax):
     m, n = h.shape
     return (
@@ -299,7 +300,7 @@ def qkv_grad_cast_transpose_reference(dq: torch.Tensor, dk: torch.Tensor, dv: to
     return q, qt, t.float().sum(0)
 
 
-@torch.library.custom_op("gpt2train::fp8_qkv_grad_cast_transpose", mutates_args=("amax",))
+@op("gpt2train::fp8_qkv_grad_cast_transpose", mutates_args=("amax",))
 def qkv_grad_cast_transpose_kernel(dq: torch.Tensor, dk: torch.Tensor, dv: torch.Tensor, scale: torch.Tensor,
                                    dtype: torch.dtype, amax: torch.Tensor | None,
                                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
@@ -319,7 +320,7 @@ def qkv_grad_cast_transpose_kernel(dq: torch.Tensor, dk: torch.Tensor, dv: torch
     return q, qt, sums.sum(0)
 
 
-@qkv_grad_cast_transpose_kernel.register_fake
+@torch.library.register_fake("gpt2train::fp8_qkv_grad_cast_transpose")
 def _(dq, dk, dv, scale, dtype, amax):
     b, heads, seq, head_dim = dq.shape
     m, n = b * seq, 3 * heads * head_dim

@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from gpt2train.kernels import cublaslt, grad_accum
+from gpt2train.kernels._library import op
 
 STATS: dict[str, dict[str, int]] = {
     "linear_gelu_aux": {"cublaslt": 0, "torch": 0},
@@ -83,7 +84,7 @@ def _fell_back(op: str, err: Exception) -> None:
 # -- the two cuBLASLt calls as custom ops ---------------------------------------------------------
 
 
-@torch.library.custom_op("gpt2train::linear_gelu_aux", mutates_args=())
+@op("gpt2train::linear_gelu_aux", mutates_args=())
 def linear_gelu_aux(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(gelu_tanh(h), h) with h = x @ weight^T + bias; x (M, K), weight (N, K), bias (N,)."""
     if _fusable(x, weight, bias):
@@ -99,13 +100,13 @@ def linear_gelu_aux(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -
     return F.gelu(h, approximate="tanh"), h
 
 
-@linear_gelu_aux.register_fake
+@torch.library.register_fake("gpt2train::linear_gelu_aux")
 def _(x, weight, bias):
     h = x.new_empty((x.shape[0], weight.shape[0]))
     return torch.empty_like(h), h
 
 
-@torch.library.custom_op("gpt2train::matmul_dgelu_bgrad", mutates_args=())
+@op("gpt2train::matmul_dgelu_bgrad", mutates_args=())
 def matmul_dgelu_bgrad(dy: torch.Tensor, weight: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(dh, db) with dh = (dy @ weight) * gelu_tanh'(h) and db = dh summed over rows;
     dy (M, N), weight (N, H) (the next layer's weight, as nn.Linear stores it), h (M, H)."""
@@ -124,13 +125,13 @@ def matmul_dgelu_bgrad(dy: torch.Tensor, weight: torch.Tensor, h: torch.Tensor) 
     return dh, dh.sum(0)
 
 
-@matmul_dgelu_bgrad.register_fake
+@torch.library.register_fake("gpt2train::matmul_dgelu_bgrad")
 def _(dy, weight, h):
     dh = dy.new_empty((dy.shape[0], weight.shape[1]))
     return dh, dy.new_empty((weight.shape[1],))
 
 
-@torch.library.custom_op("gpt2train::matmul_dgelu", mutates_args=())
+@op("gpt2train::matmul_dgelu", mutates_args=())
 def matmul_dgelu(dy: torch.Tensor, weight: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     """dh = (dy @ weight) * gelu_tanh'(h); shapes as :func:`matmul_dgelu_bgrad`."""
     if _fusable(dy, weight, h):
@@ -144,7 +145,7 @@ def matmul_dgelu(dy: torch.Tensor, weight: torch.Tensor, h: torch.Tensor) -> tor
     return torch.ops.aten.gelu_backward(dy.mm(weight), h, approximate="tanh")
 
 
-@matmul_dgelu.register_fake
+@torch.library.register_fake("gpt2train::matmul_dgelu")
 def _(dy, weight, h):
     return dy.new_empty((dy.shape[0], weight.shape[1]))
 

@@ -24,14 +24,16 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from gpt2train.kernels._library import op
 
-@torch.library.custom_op("gpt2train::addmm_into", mutates_args=("out",))
+
+@op("gpt2train::addmm_into", mutates_args=("out",))
 def addmm_into(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
     """out += a @ b in place (cuBLAS's beta = 1: the product is added before it is rounded)."""
     out.addmm_(a, b)
 
 
-@addmm_into.register_fake
+@torch.library.register_fake("gpt2train::addmm_into")
 def _(out, a, b):
     return None
 
