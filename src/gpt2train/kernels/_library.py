@@ -3,10 +3,9 @@
 ``torch.library.custom_op`` wraps an op's function in Python kernels for autograd and in-place views as well as
 its own: on this repository's CPU about 40 us a call, where the dispatcher calling the function directly costs
 about 5; on an H200 machine's, 18 us of the FP8 cast's 75 (``python bench/kernels_gpu_check.py --checks
-op_overhead``; BENCHMARKS.md). The trainer's FP8 step calls our cast ops
-about 1,170 times at d12, on the host path that feeds the GPU. None of our ops needs those wrappers: each is
-called on tensors that need no gradient (inside an autograd.Function, or on detached tensors), and torch.compile
-treats the op as opaque either way.
+op_overhead``; BENCHMARKS.md). The trainer's FP8 step calls our cast ops about 1,170 times at d12, on the host
+path that feeds the GPU. None of our ops needs those wrappers: each is called on tensors that need no gradient
+(inside an autograd.Function, or on detached tensors), and torch.compile treats the op as opaque either way.
 
 :func:`op` defines the op from the function's signature (``torch.library.infer_schema``, custom_op's own
 inference, so the schema is the one custom_op would write), registers the function for the CPU and CUDA, and
