@@ -3,7 +3,8 @@
 Builds the Run (train/build.py) from ``gpt2train train`` flags, runs a few warm-up steps, then profiles
 ``--steps`` steps with torch.profiler. Writes, under ``--out``: ``profile.txt`` (GPU time by
 category: matmuls, attention, compiled fusions, classifier, optimizer, copies, other; the top
-kernels; GPU busy time against the step's wall time, i.e. the idle gaps) and ``profile.json``.
+kernels; GPU busy time against the step's wall time; the idle between kernels by gap length and by the host op
+running then, and the longest gaps) and ``profile.json``.
 
     python bench/profile_step.py --out $OUT/prof_d12 -- -i ".carry/corpus/corpus_train_*.bin" \\
         -j ".carry/corpus/corpus_val_*.bin" -e d12 -b 64 -t 1024 -d 524288 -r 0
@@ -76,18 +77,24 @@ def busy_time(intervals: list[tuple[float, float, str]]) -> float:
     return busy
 
 
-def idle_gaps(kernels: list[tuple[float, float, str]], host_ops: list[tuple[float, float, str]], top: int) -> list[str]:
-    """The ``top`` longest stretches with no kernel running (kernels sorted by start, times in us), each
-    with the kernels around it and the host ops that were running at its middle: what kept the GPU waiting."""
+def gaps_between(kernels: list[tuple[float, float, str]]) -> list[tuple[float, float, str, str]]:
+    """The stretches with no kernel running between the first kernel and the last (kernels sorted by start,
+    times in us): (length, start, the kernel before, the kernel after)."""
     gaps, end, before = [], None, None
     for s, e, name in kernels:
         if end is not None and s > end:
             gaps.append((s - end, end, before, name))
         if end is None or e > end:
             end, before = e, name
+    return gaps
+
+
+def idle_gaps(kernels: list[tuple[float, float, str]], host_ops: list[tuple[float, float, str]], top: int) -> list[str]:
+    """The ``top`` longest stretches with no kernel running (kernels sorted by start, times in us), each
+    with the kernels around it and the host ops that were running at its middle: what kept the GPU waiting."""
     t0 = kernels[0][0] if kernels else 0.0
     out = []
-    for dur, start, before, after in sorted(gaps, reverse=True)[:top]:
+    for dur, start, before, after in sorted(gaps_between(kernels), reverse=True)[:top]:
         mid = start + dur / 2
         running = sorted((e - s, n) for s, e, n in host_ops if s <= mid <= e)
         shown = running if len(running) <= 4 else running[:2] + running[-2:]  # innermost two, outermost two
@@ -97,6 +104,46 @@ def idle_gaps(kernels: list[tuple[float, float, str]], host_ops: list[tuple[floa
             f" | host: {names or '-'}"
         )
     return out
+
+
+GAP_SIZES_US = (20, 100, 1000)  # idle by gap length: under 20 us (the host launching as fast as the GPU runs) ...
+
+
+def idle_by_size(gaps: list[tuple[float, float, str, str]], steps: int) -> dict[str, tuple[float, float]]:
+    """Idle time split by the gaps' lengths: {"<20 us": (ms per step, gaps per step), ...}. Many short gaps say
+    the host's launches are slower than the kernels they launch; a few long ones, a wait (a sync, a copy)."""
+    edges = (0, *GAP_SIZES_US, float("inf"))
+    labels = [f"<{GAP_SIZES_US[0]} us"]
+    labels += [f"{a}-{b} us" for a, b in zip(GAP_SIZES_US, GAP_SIZES_US[1:])] + [f">={GAP_SIZES_US[-1]} us"]
+    out = {label: [0.0, 0.0] for label in labels}
+    for dur, *_ in gaps:
+        label = next(lab for lab, lo, hi in zip(labels, edges, edges[1:]) if lo <= dur < hi)
+        out[label][0] += dur / 1000 / steps
+        out[label][1] += 1 / steps
+    return {k: (ms, n) for k, (ms, n) in out.items()}
+
+
+def idle_by_host_op(gaps: list[tuple[float, float, str, str]], host_ops: list[tuple[float, float, str]],
+                    steps: int) -> dict[str, tuple[float, float]]:  # fmt: skip
+    """Idle time by the host ops running at each gap's middle: {op name: (ms per step, gaps per step)}, a gap
+    counted once for each op (at every nesting level) running then; the window's own range left out."""
+    import heapq
+
+    ops = sorted(host_ops)
+    active: list[tuple[float, int, str]] = []  # (end, index, name) of the ops started by the current middle
+    out: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    i = 0
+    for dur, start, *_ in sorted(gaps, key=lambda g: g[1]):
+        mid = start + dur / 2
+        while i < len(ops) and ops[i][0] <= mid:
+            heapq.heappush(active, (ops[i][1], i, ops[i][2]))
+            i += 1
+        while active and active[0][0] < mid:
+            heapq.heappop(active)
+        for name in {n for _, _, n in active} - {WINDOW}:
+            out[name][0] += dur / 1000 / steps
+            out[name][1] += 1 / steps
+    return {k: (ms, n) for k, (ms, n) in out.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
 
     by_kernel, intervals, host_ops = split_events(prof.events(), args.steps)
     gap_lines = idle_gaps(intervals, host_ops, args.gaps)
+    gaps = gaps_between(intervals)
+    by_size = idle_by_size(gaps, args.steps)
+    by_host = sorted(idle_by_host_op(gaps, host_ops, args.steps).items(), key=lambda kv: -kv[1][0])[: args.gaps]
     window = [(st, en) for st, en, name in host_ops if name == WINDOW]
     edges = ""
     if window and intervals:  # idle before the first kernel and after the last, within the window
@@ -177,6 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     top = sorted(by_kernel.items(), key=lambda kv: -kv[1][0])[: args.top]
     for name, (ms, n) in top:
         lines.append(f"| {name[:110]} | {category(name)} | {ms:.2f} | {n / args.steps:.0f} |")
+    lines += ["", "GPU idle between kernels, by gap length:", "", "| gaps | ms/step | gaps/step |", "|---|---|---|"]
+    lines += [f"| {label} | {ms:.1f} | {n:.0f} |" for label, (ms, n) in by_size.items()]
+    lines += ["", "GPU idle between kernels, by the host op running (every nesting level):", "",
+              "| host op | ms/step | gaps/step |", "|---|---|---|"]  # fmt: skip
+    lines += [f"| {name[:100]} | {ms:.1f} | {n:.0f} |" for name, (ms, n) in by_host]
     lines += [
         "",
         f"largest GPU idle gaps (of {args.steps} step(s); host ops running then, outermost first):",
@@ -189,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     with open(os.path.join(args.out, "profile.json"), "w") as f:
         json.dump({"wall_ms": wall_ms, "busy_ms": busy_ms, "by_category": by_cat, "static_mib": static_mib,
                    "after_warmup_mib": after_warmup_mib, "peak_mib": peak_mib,
-                   "kernels": {k: v for k, v in top}}, f, indent=1)  # fmt: skip
+                   "kernels": {k: v for k, v in top}, "idle_by_gap_length": by_size,
+                   "idle_by_host_op": dict(by_host)}, f, indent=1)  # fmt: skip
     return 0
 
 

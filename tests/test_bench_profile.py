@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,3 +43,22 @@ def test_annotations_on_the_gpu_timeline_are_not_kernels():
     assert (
         prof.category("sm90_xmma_gemm_bf16") == "matmul" and prof.category("triton_poi_fused_add") == "compiled fusion"
     )
+
+
+def test_idle_split_by_gap_length_and_by_the_host_op_running():
+    """Each gap between kernels lands in one length bucket, and is charged to every host op running at its middle
+    (nested ones included, the window left out), per step."""
+    prof = _load()
+    kernels = [(0, 100, "a"), (110, 200, "b"), (250, 300, "c"), (1800, 1900, "d")]  # gaps: 10, 50, 1500 us
+    host = [(0, 2000, prof.WINDOW), (0, 1000, "train_step"), (240, 260, "never at a middle"),
+            (200, 300, "gpt2train::fp8_cast_transpose"), (300, 2000, "Optimizer.step")]  # fmt: skip
+    gaps = prof.gaps_between(kernels)
+    assert [g[0] for g in gaps] == [10, 50, 1500]
+    by_size = prof.idle_by_size(gaps, steps=2)
+    assert list(by_size) == ["<20 us", "20-100 us", "100-1000 us", ">=1000 us"]
+    assert [pytest.approx(v) for v in by_size.values()] == [(0.005, 0.5), (0.025, 0.5), (0.0, 0.0), (0.75, 0.5)]
+    by_op = prof.idle_by_host_op(gaps, host, steps=1)
+    # middles at 105 (train_step), 225 (train_step, the cast op), 1050 (Optimizer.step)
+    assert sorted(by_op) == ["Optimizer.step", "gpt2train::fp8_cast_transpose", "train_step"]
+    assert by_op["train_step"] == pytest.approx((0.06, 2)) and by_op["Optimizer.step"] == pytest.approx((1.5, 1))
+    assert by_op["gpt2train::fp8_cast_transpose"] == pytest.approx((0.05, 1))
