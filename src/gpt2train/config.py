@@ -451,8 +451,8 @@ class TrainConfig:
         help="with --fp8 (ours), delayed scaling and the cast kernel: 1 computes the MLP's GELU inside the FP8 casts "
         "around it (c_fc's output straight to c_proj's e4m3 input; in backward, GELU's derivative and c_fc's bias "
         "gradient inside the cast of c_fc's output gradient; kernels/fp8_fused.py; d12's step 3.5-3.7% faster on an "
-        "H200, the loss check held in two sittings), 0: GELU and its backward compiled by Inductor between the casts; -1: 1 "
-        "where it can run (a resumed run: its checkpoint's), else 0",
+        "H200, the loss check held in two sittings), 0: GELU and its backward compiled by Inductor between the "
+        "casts; -1: 1 where it can run (a resumed run: its checkpoint's), else 0",
     )
     fp8_qkv_cast: int = setting(
         0,

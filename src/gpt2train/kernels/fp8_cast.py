@@ -147,8 +147,8 @@ def _launch(t: torch.Tensor, scale: torch.Tensor | None, q: torch.Tensor | None,
     GELU of ``h = t + bias`` (``bias`` (N,) or None), or ``g`` (M, N) times GELU's derivative at ``h``, whose column
     sums over each BLOCK_M rows go to ``sums`` (cdiv(M, BLOCK_M), N) in fp32. ``gather`` (k's and v's gradients):
     ``t`` is q's, (B, heads, T, head_dim) as attention returns it, and the matrix cast is (B*T, 3C) q|k|v's
-    gradient, gathered in the pass (``block_n`` must divide head_dim), its column sums to ``sums`` too. ``programs``: how many loop over the tiles
-    (WAVES per SM on CUDA by default, one per tile elsewhere)."""
+    gradient, gathered in the pass (``block_n`` must divide head_dim), its column sums to ``sums`` too.
+    ``programs``: how many loop over the tiles (WAVES per SM on CUDA by default, one per tile elsewhere)."""
     if gather is None:
         m, n = t.shape
         dims, gather = (0,) * 6, (t, t)  # the gathered tensors' T, width, head_dim and strides
@@ -188,7 +188,7 @@ def cast_transpose_kernel(t: torch.Tensor, scale: torch.Tensor, dtype: torch.dty
     return q, qt
 
 
-@torch.library.register_fake("gpt2train::fp8_cast_transpose")
+@torch.library.register_fake(cast_transpose_kernel)
 def _(t, scale, dtype, transpose, amax):  # shapes and dtypes for torch.compile
     return t.new_empty(t.shape, dtype=dtype), t.new_empty((t.shape[1], t.shape[0]) if transpose else 0, dtype=dtype)
 
@@ -205,7 +205,7 @@ def transpose_kernel(q: torch.Tensor) -> torch.Tensor:
     return qt
 
 
-@torch.library.register_fake("gpt2train::fp8_transpose")
+@torch.library.register_fake(transpose_kernel)
 def _(q):
     return q.new_empty((q.shape[1], q.shape[0]))
 
@@ -278,7 +278,7 @@ def gelu_cast_transpose_kernel(h: torch.Tensor, bias: torch.Tensor | None, g: to
     return q, qt, (h.new_empty(0, dtype=torch.float32) if sums is None else sums.sum(0))
 
 
-@torch.library.register_fake("gpt2train::fp8_gelu_cast_transpose")
+@torch.library.register_fake(gelu_cast_transpose_kernel)
 def _(h, bias, g, scale, dtype, amax):
     m, n = h.shape
     return (
@@ -320,7 +320,7 @@ def qkv_grad_cast_transpose_kernel(dq: torch.Tensor, dk: torch.Tensor, dv: torch
     return q, qt, sums.sum(0)
 
 
-@torch.library.register_fake("gpt2train::fp8_qkv_grad_cast_transpose")
+@torch.library.register_fake(qkv_grad_cast_transpose_kernel)
 def _(dq, dk, dv, scale, dtype, amax):
     b, heads, seq, head_dim = dq.shape
     m, n = b * seq, 3 * heads * head_dim
