@@ -20,9 +20,13 @@ gpt2train's functions; and torch's own timings of its compilation's phases (trac
     python -m bench startup -e d48 --repeats 2 --sample -- --fp8 0    # train flags after --
     python -m bench startup -e d48 --warm 4                           # one cold start, then four warm ones
 
-A machine image that ships no ``__pycache__`` and sets PYTHONDONTWRITEBYTECODE=1 compiles torch's bytecode at every
-start: run with ``PYTHONDONTWRITEBYTECODE`` unset and ``PYTHONPYCACHEPREFIX`` set, after one start (or
-``python -m compileall``) has filled that cache, as an installed torch would start.
+Python's bytecode: an installed torch has its .pyc files, but a machine image may ship none (and set
+PYTHONDONTWRITEBYTECODE=1), so that every start compiles torch's bytecode first: several seconds that no install
+pays. Before the first cold start, one throwaway start of the first model, on compile caches of its own, writes
+the bytecode of everything the trainer imports (reported as "bytecode_fill", not as a cold start;
+``--no-bytecode-fill`` skips it). Where the image's folders are read-only, run with ``PYTHONDONTWRITEBYTECODE``
+unset and ``PYTHONPYCACHEPREFIX`` set to a writable folder; with PYTHONDONTWRITEBYTECODE set nothing can be
+written, and the tool says so.
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ ACTIVITIES = (
 @dataclass
 class Start:
     model: str
-    start: str  # cold | warm (the second start) | warm2, warm3... (--warm: the third, the fourth...)
+    start: str  # cold | warm (the second start) | warm2, warm3... (--warm: the third, the fourth...) | bytecode_fill
     repeat: int
     page_cache_dropped: bool
     ok: bool
@@ -183,6 +187,27 @@ def one_start(args, model: str, start: str, repeat: int, extra: list[str]) -> St
                  **split(r.first_step_parts), wall_s=r.wall_s, activities=activities, compile_phases=phases)  # fmt: skip
 
 
+def new_compile_caches(args, folder: str) -> None:
+    """Inductor's and Triton's caches, new and empty, in ``folder`` (also ``args.cache``) for the starts to come."""
+    args.cache = folder
+    os.makedirs(folder)
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(folder, "inductor")
+    os.environ["TRITON_CACHE_DIR"] = os.path.join(folder, "triton")
+
+
+def fill_bytecode(args, root: str, extra: list[str]) -> Start | None:
+    """One throwaway start of the first model, on compile caches of its own, so that Python's bytecode of all the
+    trainer imports is written before the cold starts (as an install writes it); None where it cannot be written."""
+    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        print("note: PYTHONDONTWRITEBYTECODE is set, so the cold starts compile Python's bytecode too (an install "
+              "would not); unset it, with PYTHONPYCACHEPREFIX set where site-packages is read-only", flush=True)  # fmt: skip
+        return None
+    new_compile_caches(args, os.path.join(root, "bytecode_fill"))
+    fill = one_start(args, args.models[0], "bytecode_fill", 0, extra)
+    print(json.dumps(asdict(fill)), flush=True)
+    return fill
+
+
 def table(starts: list[Start], keep: bool = False) -> str:
     def f(v):
         return "-" if v is None else f"{v:.1f}"
@@ -218,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sample", action="store_true", help="say what the main thread spent the start-up on")
     p.add_argument("--keep-page-cache", action="store_true", help="cold starts keep the page cache (only the "
                    "compile caches are new)")  # fmt: skip
+    p.add_argument("--no-bytecode-fill", action="store_true", help="no throwaway start first to write Python's "
+                   "bytecode (the cold starts then compile whatever bytecode is missing)")  # fmt: skip
     p.add_argument("-b", "--batch-size", type=int, default=0, help="micro-batch (default: the reference's B)")
     p.add_argument("-t", "--seq-len", type=int, default=1024)
     p.add_argument("-d", "--total-batch-size", type=int, default=0, help="default: the reference's -d")
@@ -225,14 +252,13 @@ def main(argv: list[str] | None = None) -> int:
     # the rest of what run_one needs of throughput's options: one step, -r 0, on GPU 0
     args.recompute, args.master_weights = 0, 1
     args.steps, args.warmup, args.gpu, args.nproc, args.cap_mib = 1, 0, 0, 1, 0
-    starts = []
+    starts, fill = [], None
     with tempfile.TemporaryDirectory(prefix="startup_") as root:
+        if not args.no_bytecode_fill:
+            fill = fill_bytecode(args, root, extra)
         for model in args.models:
             for repeat in range(args.repeats):
-                args.cache = os.path.join(root, f"{model}_{repeat}")  # new, empty compile caches per pair
-                os.makedirs(args.cache)
-                os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(args.cache, "inductor")
-                os.environ["TRITON_CACHE_DIR"] = os.path.join(args.cache, "triton")
+                new_compile_caches(args, os.path.join(root, f"{model}_{repeat}"))  # per cold-then-warm pair
                 for start in ("cold", *("warm" if k == 1 else f"warm{k}" for k in range(1, args.warm + 1))):
                     s = one_start(args, model, start, repeat, extra)
                     starts.append(s)
@@ -240,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         meta = {"date": time.strftime("%Y-%m-%d"), "argv": argv, "extra": extra, "reference": REFERENCE}
         with open(args.out, "w") as f:
-            json.dump({"meta": meta, "starts": [asdict(s) for s in starts]}, f, indent=1)
+            json.dump({"meta": meta, "bytecode_fill": fill and asdict(fill), "starts": [asdict(s) for s in starts]},
+                      f, indent=1)  # fmt: skip
     print(table(starts, args.keep_page_cache))
     return 0 if all(s.ok for s in starts) else 1
 

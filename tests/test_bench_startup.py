@@ -4,6 +4,7 @@ figures themselves come from the GPU)."""
 from __future__ import annotations
 
 import json
+import os
 
 from bench import startup
 
@@ -15,8 +16,10 @@ def test_a_cold_and_a_warm_start_with_their_split_and_samples(text_shards, tmp_p
     argv = ["-i", text_shards["train"], "-j", text_shards["val"], "-e", "d12", "-b", "2", "-t", "32", "-d", "128",
             "--sample", "--keep-page-cache", "--warm", "2", "--out", str(out), "--", *TINY, "--device", "cpu"]  # fmt: skip
     assert startup.main(argv) == 0
-    starts = json.loads(out.read_text())["starts"]
+    result = json.loads(out.read_text())
+    starts = result["starts"]
     assert [s["start"] for s in starts] == ["cold", "warm", "warm2"]  # --warm 2: two warm starts after the cold
+    assert result["bytecode_fill"] is None  # this suite runs with PYTHONDONTWRITEBYTECODE set: nothing to fill
     for s in starts:
         assert s["ok"] and s["error"] is None
         parts = s["imports_s"] + s["setup_s"] + s["first_step_own_s"]
@@ -28,6 +31,29 @@ def test_a_cold_and_a_warm_start_with_their_split_and_samples(text_shards, tmp_p
     assert not any(s["page_cache_dropped"] for s in starts)  # --keep-page-cache
     table = capsys.readouterr().out
     assert "| d12 | cold | kept |" in table and "| d12 | warm2 | kept |" in table and "- d12 cold #0 (s): " in table
+
+
+def test_bytecode_fill_is_one_throwaway_start_on_caches_of_its_own(monkeypatch, capsys, tmp_path):
+    """Before the cold starts: one start of the first model, on new compile caches that no later start uses; none
+    (and a note) where PYTHONDONTWRITEBYTECODE forbids writing bytecode."""
+    args = type("Args", (), {"models": ["d48", "d12"]})()
+    seen = []
+
+    def one_start(args_, model, start, repeat, extra):
+        seen.append((model, start, os.environ["TORCHINDUCTOR_CACHE_DIR"], os.environ["TRITON_CACHE_DIR"], extra))
+        return startup.Start(model, start, repeat, False, True, None, 9.0, 2.0, 3.0, 4.0, 10.0)
+
+    monkeypatch.setattr(startup, "one_start", one_start)
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "unchanged")
+    monkeypatch.setenv("TRITON_CACHE_DIR", "unchanged")
+    fill = startup.fill_bytecode(args, str(tmp_path), ["--fp8", "0"])
+    caches = str(tmp_path / "bytecode_fill")
+    assert fill.start == "bytecode_fill" and fill.ok and args.cache == caches
+    assert seen == [("d48", "bytecode_fill", f"{caches}/inductor", f"{caches}/triton", ["--fp8", "0"])]
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    assert startup.fill_bytecode(args, str(tmp_path / "again"), []) is None and len(seen) == 1
+    assert "PYTHONDONTWRITEBYTECODE is set" in capsys.readouterr().out
 
 
 def test_split_reads_the_trainers_line():
