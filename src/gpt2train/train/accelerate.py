@@ -77,13 +77,20 @@ class FastLinear(nn.Linear):
     grad_dtype = GRAD_FORMATS["e4m3"]
     accumulate_grad = False
 
+    def fp8_histories(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """x's and dy's delayed-scaling states (FP8_HISTORIES), or None with dynamic scaling."""
+        return tuple(getattr(self, name) for name in FP8_HISTORIES) if self.delayed_scaling else None
+
+    def fp8_weight_copies(self) -> tuple[torch.Tensor | None, ...]:
+        """The weight's FP8 copies cast before the step (WEIGHT_COPIES), or Nones: cast in each forward."""
+        return tuple(getattr(self, name) for name in WEIGHT_COPIES) if self.cache_weights else (None,) * 3
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.fp8:
-            histories = (self.fp8_x_history, self.fp8_grad_history) if self.delayed_scaling else None
-            copies = tuple(getattr(self, name) for name in WEIGHT_COPIES) if self.cache_weights else None
             return fp8_linear(x, self.weight, self.bias, backward_fast_accum=self.fp8 == 2,
                               weight_grad_bf16=self.weight_grad_bf16, cast_kernel=self.cast_kernel,
-                              grad_dtype=self.grad_dtype, histories=histories, weight_copies=copies)  # fmt: skip
+                              grad_dtype=self.grad_dtype, histories=self.fp8_histories(),
+                              weight_copies=self.fp8_weight_copies())  # fmt: skip
         grads = accumulating(self)
         if grads is not None:
             return linear_accumulate(x, self.weight, self.bias, *grads)
@@ -129,11 +136,9 @@ class FP8GeluMLP(MLP):
         fc, proj = self.c_fc, self.c_proj
         if not fp8_runs(x, fc.weight.shape[0], proj.weight.shape[0]):
             return super().forward(x)
-        histories = tuple(getattr(layer, name) for layer in (fc, proj) for name in FP8_HISTORIES)
-        copies = tuple(getattr(layer, name) if layer.cache_weights else None for layer in (fc, proj)
-                       for name in WEIGHT_COPIES)  # fmt: skip
         return fp8_gelu_mlp(x, fc, proj, backward_fast_accum=fc.fp8 == 2, grad_dtype=fc.grad_dtype,
-                            histories=histories, weight_copies=copies)  # fmt: skip
+                            histories=fc.fp8_histories() + proj.fp8_histories(),
+                            weight_copies=fc.fp8_weight_copies() + proj.fp8_weight_copies())  # fmt: skip
 
 
 class FP8QKVAttention(CausalSelfAttention):
@@ -145,9 +150,8 @@ class FP8QKVAttention(CausalSelfAttention):
         if not fp8_runs(x, self.c_attn.weight.shape[0]):
             return super().qkv(x)
         layer = self.c_attn
-        copies = tuple(getattr(layer, name) if layer.cache_weights else None for name in WEIGHT_COPIES)
         return fp8_qkv(x, layer, self.n_head, backward_fast_accum=layer.fp8 == 2, grad_dtype=layer.grad_dtype,
-                       histories=tuple(getattr(layer, name) for name in FP8_HISTORIES), weight_copies=copies)  # fmt: skip
+                       histories=layer.fp8_histories(), weight_copies=layer.fp8_weight_copies())  # fmt: skip
 
 
 class RecomputedBlock(Block):
