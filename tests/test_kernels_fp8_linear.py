@@ -49,6 +49,23 @@ def test_scaled_mm_on_the_cpu_is_torchs(out_dtype):
     torch.testing.assert_close(got.float(), ((a.float() @ b.float()) * 0.75).to(out_dtype).float())
 
 
+def test_forward_matmul_adds_a_bf16_bias_before_its_one_rounding():
+    """A bf16 output takes the bias in the matmul's epilogue (as torch._scaled_mm's ``bias``): the bias is added to
+    the fp32 product and the sum rounded once, not the product rounded to bf16 and rounded again after the add."""
+    g = torch.Generator().manual_seed(2)
+    xq = (torch.randn(64, 48, generator=g) * 8).to(f8.E4M3)
+    wq = (torch.randn(96, 48, generator=g) * 8).to(f8.E4M3)
+    sx, sw = torch.tensor(0.03), torch.tensor(0.02)
+    bias = (torch.randn(96, generator=g) * 3).bfloat16()
+    got = f8.forward_matmul(xq, sx, wq, sw, bias, torch.bfloat16)
+    exact = (xq.float() @ wq.float().t()) * (sx * sw) + bias.float()
+    assert torch.equal(got, exact.bfloat16())
+    assert torch.equal(got, torch._scaled_mm(xq, wq.t(), scale_a=sx, scale_b=sw, bias=bias, out_dtype=torch.bfloat16,
+                                             use_fast_accum=True))  # fmt: skip
+    twice = (((xq.float() @ wq.float().t()) * (sx * sw)).bfloat16().float() + bias.float()).bfloat16()
+    assert not torch.equal(got, twice)  # the two roundings differ somewhere here: the check above can fail
+
+
 @pytest.mark.parametrize("scale", [1.0, 1e3, 1e-3])
 def test_forward_equals_the_dequantized_reference(scale):
     x, w, b = _inputs(scale=scale)
