@@ -728,7 +728,8 @@ def fp8_linear_case(args, dev, case, rows, k, n):
     g = torch.Generator().manual_seed(7)
     x = torch.randn(rows, k, generator=g).to(dev, torch.bfloat16).requires_grad_()
     w = (torch.randn(n, k, generator=g) * 0.02).to(dev).requires_grad_()
-    b = torch.zeros(n, device=dev, requires_grad=True)
+    # a bias of the outputs' size, so the forward matmul's epilogue bias is checked against the reference's add
+    b = (torch.randn(n, generator=g) * 0.5).to(dev).requires_grad_()
     dy = torch.randn(rows, n, generator=g).to(dev, torch.bfloat16)
 
     def run(fn):
