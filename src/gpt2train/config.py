@@ -467,10 +467,10 @@ class TrainConfig:
         help="the fused classifier's matmuls in FP8 (needs a GPU with FP8 matmuls, or the CPU, emulated); 2: the "
         "logits' from e4m3 copies of x and W, the gradient's two in bf16 (d12's step 1.02x as fast on an H200, d48's "
         "up to 1.01x; the 200-step loss check held in two sittings beside bf16 blocks and two beside FP8 ones); 1: "
-        "all three, the gradient in e5m2 at a fixed scale (beside bf16 blocks 1.05x, beside FP8 blocks 22.5-24.5 ms off"
-        " d12's step; the loss check held in two sittings of three, failed once, +0.0125; docs/fast-paths.md); 0: bf16; -1: 2 in one process on a Hopper GPU with the fused "
-        "classifier (d12's and d48's default), a resumed run its checkpoint's, else 0. The evaluation loss always "
-        "comes from bf16 logits",
+        "all three, the gradient in e5m2 at a fixed scale (beside bf16 blocks 1.05x, beside FP8 blocks 22.5-24.5 ms "
+        "off d12's step; the loss check held in two sittings of three, failed once, +0.0125; docs/fast-paths.md); 0: "
+        "bf16; -1: 2 in one process on a Hopper GPU with the fused classifier (d12's and d48's default), a resumed "
+        "run its checkpoint's, else 0. The evaluation loss always comes from bf16 logits",
     )
     accumulate_in_matmul: int = setting(
         -1,
