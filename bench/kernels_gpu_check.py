@@ -806,6 +806,17 @@ def fp8_cast_case(args, dev, case, rows, cols, dtype):
            ok=bool(torch.equal(fp8_cast.transpose_kernel(q).view(torch.uint8), qt.view(torch.uint8))))  # fmt: skip
     ms = time_ms(lambda: fp8_cast.transpose_kernel(q), dev, args.reps)
     record("fp8_cast", case, "copy-only transpose", ms=ms, gb_s=rows * cols * 2 / 1e9 / ms * 1e3)
+    # a linear's output gradient with its bias gradient (grad_cast_transpose_kernel): the same bytes as the plain
+    # cast's, the column sums as PyTorch's in fp32, and what the sums add to the pass's time
+    gq, gqt, sums = fp8_cast.grad_cast_transpose_kernel(t, scale, dtype, None)
+    same = torch.equal(gq.view(torch.uint8), q.view(torch.uint8)) and torch.equal(
+        gqt.view(torch.uint8), qt.view(torch.uint8)
+    )
+    err = rel_err(sums, t.float().sum(0))
+    record("fp8_cast", case, "cast with column sums vs the cast, bits; sums vs PyTorch's", ok=same and err < 1e-5,
+           sums_rel_err=err)  # fmt: skip
+    ms = time_ms(lambda: fp8_cast.grad_cast_transpose_kernel(t, scale, dtype, None), dev, args.reps)
+    record("fp8_cast", case, "cast with column sums", ms=ms, gb_s=gbytes / ms * 1e3)
 
 
 def fp8_cast_bits(dev, case, rows, cols, dtype, source):

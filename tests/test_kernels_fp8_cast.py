@@ -115,8 +115,11 @@ def test_model_with_the_cast_kernel_compiled_equals_eager(delayed):
 
     cfg = ModelConfig(n_layer=2, n_head=4, n_embd=64, vocab_size=256, max_seq_len=32)
     idx = torch.randint(0, 256, (2, 32), generator=torch.Generator().manual_seed(0))
-    results, sources, orig = [], [], fp8_cast.cast_transpose_kernel
-    fp8_cast.cast_transpose_kernel = lambda t, *a: sources.append(t.dtype) or orig(t, *a)
+    results, sources = [], []
+    # the ops every cast goes through: plain, and with the bias gradient's column sums (the linears' dy)
+    origs = {name: getattr(fp8_cast, name) for name in ("cast_transpose_kernel", "grad_cast_transpose_kernel")}
+    for name, orig in origs.items():
+        setattr(fp8_cast, name, lambda t, *a, orig=orig: sources.append(t.dtype) or orig(t, *a))
     try:
         for kernel, compiled in ((False, True), (True, False), (True, True)):
             model = build_model(cfg, seed=5)
@@ -131,7 +134,8 @@ def test_model_with_the_cast_kernel_compiled_equals_eager(delayed):
             grads = {n: p.grad for n, p in model.named_parameters()}
             results.append((loss.detach(), grads, dict(model.named_buffers()), list(sources)))
     finally:
-        fp8_cast.cast_transpose_kernel = orig
+        for name, orig in origs.items():
+            setattr(fp8_cast, name, orig)
         torch._dynamo.reset()
     (loss0, _, _, _), (loss1, grads1, bufs1, sources1), (loss2, grads2, bufs2, _) = results
     # eager: x and W of four linears in two blocks forward, dy of each backward, per micro-step; all bf16
@@ -145,6 +149,46 @@ def test_model_with_the_cast_kernel_compiled_equals_eager(delayed):
     for n in histories:
         assert bufs1[n][:2].gt(0).all() and bufs1[n][2:].eq(0).all(), (n, bufs1[n])
         torch.testing.assert_close(bufs2[n], bufs1[n], rtol=0.1, atol=0)
+
+
+@pytest.mark.parametrize("rows, cols, block_m, block_n", [(70, 45, 32, 16), (64, 64, 64, 64), (5, 130, 16, 64)])
+@pytest.mark.parametrize("programs", [None, 2])
+def test_kernel_cast_pass_sums_the_columns(rows, cols, block_m, block_n, programs):
+    """A linear's output gradient (grad_cast_transpose_kernel): the cast pass writes each tile's column sums, a row
+    per row of tiles (edge tiles' masked elements 0), and casts both layouts as without them."""
+    if not (triton_available() and interpreting()):
+        pytest.skip("needs Triton's CPU interpreter (TRITON_INTERPRET=1 before triton is imported) or a GPU")
+    t, scale = _matrix(rows, cols, seed=rows + 1), torch.tensor(0.75)
+    q, qt = torch.full((rows, cols), float("nan")), torch.full((cols, rows), float("nan"))
+    sums = torch.full((-(-rows // block_m), cols), float("nan"))
+    fp8_cast._launch(t, scale, q, qt, block_m=block_m, block_n=block_n, programs=programs, sums=sums)
+    ref = t.float() * scale
+    assert torch.equal(q, ref) and torch.equal(qt, ref.t())
+    for i in range(sums.shape[0]):  # each row of tiles' own sums, not a running total
+        torch.testing.assert_close(sums[i], t[i * block_m : (i + 1) * block_m].float().sum(0), rtol=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("kernel", [0, 1, 2])
+@pytest.mark.parametrize("source", [torch.bfloat16, torch.float32])
+def test_quantize_transposed_with_column_sums(kernel, source):
+    """``column_sums``: the same FP8 copies and scale as without, and the operand's column sums in fp32 (a bias
+    gradient), from the op's own pass with the cast kernel (the reference off CUDA), summed in PyTorch else."""
+    from gpt2train.kernels.fp8_linear import amax_history
+
+    t = _matrix(48, 80, seed=3, dtype=source)
+    calls, orig = [], fp8_cast.grad_cast_transpose_kernel
+    fp8_cast.grad_cast_transpose_kernel = lambda *a: calls.append(a[0].dtype) or orig(*a)
+    try:
+        q, qt, inv, sums = quantize_transposed(t, E4M3, kernel=kernel, history=amax_history(), column_sums=True)
+    finally:
+        fp8_cast.grad_cast_transpose_kernel = orig
+    assert calls == ([torch.bfloat16] if kernel == 1 else [])
+    q0, qt0, inv0 = quantize_transposed(t, E4M3, kernel=kernel, history=amax_history())
+    assert torch.equal(q.view(torch.uint8), q0.view(torch.uint8)) and torch.equal(inv, inv0)
+    assert torch.equal(qt.view(torch.uint8), qt0.view(torch.uint8))
+    summed = (t.to(torch.bfloat16) if kernel else t).float().sum(0)  # the kernels cast (and sum) bf16
+    assert sums.dtype == torch.float32 and torch.allclose(sums, summed, rtol=1e-6, atol=1e-4)
+    assert not torch.allclose(sums, t.float().mean(0), rtol=1e-2, atol=1e-2)  # sums, not another reduction
 
 
 @pytest.mark.parametrize("rows, cols, block_m, block_n", [(70, 45, 32, 16), (5, 130, 16, 64)])
@@ -237,19 +281,20 @@ from gpt2train.kernels import fp8_cast
 fn = fp8_cast._kernel(False)
 names = ["x_ptr", "scale_ptr", "q_ptr", "qt_ptr", "amax_ptr", "bias_ptr", "g_ptr", "sums_ptr", "k_ptr", "v_ptr", "M",
          "N", "fmax", "seq", "width", "head_dim", "stride_b", "stride_h", "stride_t"]
-plain = dict(ACT=0, BIAS=False, GATHER=False)
+plain = dict(ACT=0, BIAS=False, GATHER=False, SUMS=False)
 e4m3 = ["*bf16", "*fp32", "*fp8e4nv", "*fp8e4nv", "*fp32"]
+with_sums = e4m3 + ["*bf16", "*bf16", "*fp32", "*bf16", "*bf16"]
 for ptrs, consts in [
     (e4m3 + ["*bf16"] * 5, dict(CAST=True, WRITE_T=True, AMAX=True, **plain)),
     (["*bf16", "*fp32", "*fp8e5", "*fp8e5"] + ["*bf16"] * 6, dict(CAST=True, WRITE_T=False, AMAX=False, **plain)),
     (["*u8"] * 10, dict(CAST=False, WRITE_T=True, AMAX=False, **plain)),
+    # a linear's output gradient with its bias gradient's column sums (grad_cast_transpose_kernel)
+    (with_sums, dict(CAST=True, WRITE_T=True, AMAX=True, ACT=0, BIAS=False, GATHER=False, SUMS=True)),
     # --fp8-gelu-cast's two passes: GELU of h + bias into c_proj's input; GELU's backward with the bias's sums
-    (e4m3 + ["*bf16"] * 5, dict(CAST=True, WRITE_T=True, AMAX=True, ACT=1, BIAS=True, GATHER=False)),
-    (e4m3 + ["*bf16", "*bf16", "*fp32", "*bf16", "*bf16"], dict(CAST=True, WRITE_T=True, AMAX=True, ACT=2, BIAS=True,
-                                                                GATHER=False)),
+    (e4m3 + ["*bf16"] * 5, dict(CAST=True, WRITE_T=True, AMAX=True, ACT=1, BIAS=True, GATHER=False, SUMS=False)),
+    (with_sums, dict(CAST=True, WRITE_T=True, AMAX=True, ACT=2, BIAS=True, GATHER=False, SUMS=True)),
     # --fp8-qkv-cast's gather of q, k and v's gradients, with the bias's sums
-    (e4m3 + ["*bf16", "*bf16", "*fp32", "*bf16", "*bf16"], dict(CAST=True, WRITE_T=True, AMAX=True, ACT=0, BIAS=False,
-                                                                GATHER=True)),
+    (with_sums, dict(CAST=True, WRITE_T=True, AMAX=True, ACT=0, BIAS=False, GATHER=True, SUMS=True)),
 ]:
     consts.update(BLOCK_M=64, BLOCK_N=64 if consts["GATHER"] else 128, STAGES=2)
     sig = dict(zip(names, ptrs + ["i32", "i32", "fp32"] + ["i32"] * 6), **{k: "constexpr" for k in consts})
@@ -264,7 +309,7 @@ for ptrs, consts in [
     # pass does, and casts each copy from the loaded tile. (Triton 3.9 converts GELU's forward tile the other way:
     # not yet run on a GPU, bench/kernels_gpu_check.py --checks fp8_gelu checks it)
     converted = [line for line in kernel.asm["ttgir"].splitlines() if "convert_layout" in line and "xf8" in line]
-    assert not (consts["GATHER"] and converted), converted
+    assert not ((consts["GATHER"] or consts["SUMS"] and not consts["ACT"]) and converted), converted
 print("compiled")
 """
 

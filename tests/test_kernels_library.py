@@ -26,6 +26,8 @@ def _samples() -> dict:
         "gpt2train::fp8_cast_transpose": [(bf16(32, 16), scale, E4M3, True, torch.zeros(())),
                                           (bf16(32, 16), scale, E5M2, False, None)],
         "gpt2train::fp8_transpose": [(bf16(16, 32).to(E4M3),)],
+        "gpt2train::fp8_grad_cast_transpose": [(bf16(32, 16), scale, E4M3, torch.zeros(())),
+                                               (bf16(32, 16), scale, E5M2, None)],
         "gpt2train::fp8_gelu_cast_transpose": [(bf16(32, 64), bf16(64), None, scale, E4M3, torch.zeros(())),
                                                (bf16(32, 64), bf16(64), bf16(32, 64), scale, E4M3, None)],
         "gpt2train::fp8_qkv_grad_cast_transpose": [(*qkv, scale, E4M3, torch.zeros(()))],

@@ -81,6 +81,15 @@ KERNELS: dict[str, KernelInfo] = {
             "tests/test_kernels_fp8_cast.py",
         ),
         KernelInfo(
+            "fp8_grad_cast_transpose",
+            "gpt2train.kernels.fp8_cast.grad_cast_transpose_kernel",
+            "gpt2train.kernels.fp8_cast.grad_cast_transpose_reference",
+            "--fp8-cast-kernel (kernels/fp8_linear.py, fp8_fused.py): a linear's FP8 output gradient cast into both "
+            "layouts with its bias gradient's column sums from the same pass",
+            True,
+            "tests/test_kernels_fp8_cast.py",
+        ),
+        KernelInfo(
             "fp8_gelu_cast_transpose",
             "gpt2train.kernels.fp8_cast.gelu_cast_transpose_kernel",
             "gpt2train.kernels.fp8_cast.gelu_cast_transpose_reference",

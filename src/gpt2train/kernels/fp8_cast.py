@@ -19,6 +19,10 @@ Pieces:
 * :func:`transpose_kernel` -- the custom op ``gpt2train::fp8_transpose``: the same kernel's copy-only pass, the
   transpose of a matrix already cast; and :func:`cast_then_transpose` (``--fp8-cast-kernel 2``): the reference's
   cast, which Inductor fuses into the operand's producer, then that transpose.
+* :func:`grad_cast_transpose_kernel` -- the custom op ``gpt2train::fp8_grad_cast_transpose``: an output gradient's
+  cast in both layouts with its column sums (the layer's bias gradient) from the same pass, where a separate sum read
+  the gradient again (c_attn's and the c_proj layers' bias gradients, 12.7 ms of d12's step on an H200: BENCHMARKS.md,
+  issue 21's thirteenth session).
 
 * :func:`gelu_cast_transpose_kernel` -- the custom op ``gpt2train::fp8_gelu_cast_transpose`` (``--fp8-gelu-cast``,
   kernels/fp8_fused.py): the same kernel's GELU passes, which cast GELU of ``h + bias`` (c_fc's output into c_proj's
@@ -77,8 +81,8 @@ def _kernel(interpret: bool):
     def fp8_cast_transpose_kernel(x_ptr, scale_ptr, q_ptr, qt_ptr, amax_ptr, bias_ptr, g_ptr, sums_ptr, k_ptr, v_ptr,
                                   M, N, fmax, seq, width, head_dim, stride_b, stride_h, stride_t, CAST: tl.constexpr,
                                   WRITE_T: tl.constexpr, AMAX: tl.constexpr, ACT: tl.constexpr, BIAS: tl.constexpr,
-                                  GATHER: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                                  STAGES: tl.constexpr):  # fmt: skip
+                                  GATHER: tl.constexpr, SUMS: tl.constexpr, BLOCK_M: tl.constexpr,
+                                  BLOCK_N: tl.constexpr, STAGES: tl.constexpr):  # fmt: skip
         tiles_n = tl.cdiv(N, BLOCK_N)
         if CAST:  # loaded once per program, as in the variant measured (BENCHMARKS.md, issue 21's tenth session)
             scale = tl.load(scale_ptr)
@@ -114,7 +118,7 @@ def _kernel(interpret: bool):
                         x = g * (s + x * s * (1.0 - s) * 1.5957691216057308 * (1.0 + 0.134145 * x * x))
                     # rounded to bf16 as the unfused path writes it; masked elements 0 (gelu(bias) is not)
                     x = tl.where(mask, x.to(tl.bfloat16).to(tl.float32), 0.0)
-                if ACT == 2 or GATHER:  # a bias gradient's share of this tile: its column sums, a row per row of tiles
+                if SUMS:  # a bias gradient's share of this tile: its column sums, a row per row of tiles
                     tl.store(sums_ptr + (tile // tiles_n) * N + cols, tl.sum(x, axis=0), mask=cols < N)
                 if AMAX:  # masked elements are 0
                     largest = tl.maximum(largest, tl.abs(x))
@@ -144,10 +148,10 @@ def _launch(t: torch.Tensor, scale: torch.Tensor | None, q: torch.Tensor | None,
     """The kernel over ``t`` (M, N), contiguous, into ``q`` (M, N) and ``qt`` (N, M) (or only ``q``); ``amax``, an
     fp32 scalar, raised to the largest ``|t|`` if given. Without ``scale`` and ``q``, ``t`` is already cast (as
     uint8 bytes) and only ``qt`` is written: its transpose. ``act`` (GELU_FORWARD, GELU_BACKWARD): what is cast is
-    GELU of ``h = t + bias`` (``bias`` (N,) or None), or ``g`` (M, N) times GELU's derivative at ``h``, whose column
-    sums over each BLOCK_M rows go to ``sums`` (cdiv(M, BLOCK_M), N) in fp32. ``gather`` (k's and v's gradients):
+    GELU of ``h = t + bias`` (``bias`` (N,) or None), or ``g`` (M, N) times GELU's derivative at ``h``. ``sums``
+    (cdiv(M, block_m), N) fp32, if given, receives what is cast's column sums over each block_m rows. ``gather`` (k's and v's gradients):
     ``t`` is q's, (B, heads, T, head_dim) as attention returns it, and the matrix cast is (B*T, 3C) q|k|v's
-    gradient, gathered in the pass (``block_n`` must divide head_dim), its column sums to ``sums`` too.
+    gradient, gathered in the pass (``block_n`` must divide head_dim).
     ``programs``: how many loop over the tiles (WAVES per SM on CUDA by default, one per tile elsewhere)."""
     if gather is None:
         m, n = t.shape
@@ -170,7 +174,7 @@ def _launch(t: torch.Tensor, scale: torch.Tensor | None, q: torch.Tensor | None,
         t, t if scale is None else scale, q if cast else qt, qt if write_t else q, t if amax is None else amax,
         t if bias is None else bias, t if g is None else g, t if sums is None else sums, *gather, m, n, fmax, *dims,
         CAST=cast, WRITE_T=write_t, AMAX=amax is not None, ACT=act, BIAS=bias is not None, GATHER=dims[0] > 0,
-        BLOCK_M=block_m, BLOCK_N=block_n, STAGES=STAGES, **kwargs)  # fmt: skip
+        SUMS=sums is not None, BLOCK_M=block_m, BLOCK_N=block_n, STAGES=STAGES, **kwargs)  # fmt: skip
 
 
 @op("gpt2train::fp8_cast_transpose", mutates_args=("amax",))
@@ -210,6 +214,36 @@ def _(q):
     return q.new_empty((q.shape[1], q.shape[0]))
 
 
+def grad_cast_transpose_reference(g: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype,
+                                  amax: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    """A linear's output gradient ``g`` (M, N) as :func:`cast_transpose_reference` casts it in both layouts
+    (``amax`` too), with its column sums in fp32: the layer's bias gradient."""
+    q, qt = cast_transpose_reference(g, scale, dtype, True, amax)
+    return q, qt, g.float().sum(0)
+
+
+@op("gpt2train::fp8_grad_cast_transpose", mutates_args=("amax",))
+def grad_cast_transpose_kernel(g: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype, amax: torch.Tensor | None,
+                               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    """:func:`grad_cast_transpose_reference`'s result, on CUDA from one pass of the Triton kernel over a bf16 ``g``:
+    the column sums come from the cast's own pass instead of a pass of their own."""
+    if not (g.is_cuda and triton_available() and g.dtype in KERNEL_SOURCES):
+        return grad_cast_transpose_reference(g, scale, dtype, amax)
+    g = g.contiguous()
+    m, n = g.shape
+    q = torch.empty((m, n), dtype=dtype, device=g.device)
+    qt = torch.empty((n, m), dtype=dtype, device=g.device)
+    sums = _column_sums(m, n, g.device, BLOCK_M)
+    _launch(g, scale, q, qt, amax, sums=sums)
+    return q, qt, sums.sum(0)
+
+
+@torch.library.register_fake(grad_cast_transpose_kernel)
+def _(g, scale, dtype, amax):
+    m, n = g.shape
+    return g.new_empty((m, n), dtype=dtype), g.new_empty((n, m), dtype=dtype), g.new_empty(n, dtype=torch.float32)
+
+
 def cast_transpose(t: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype, transpose: bool = True,
                    amax: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:  # fmt: skip
     """:func:`cast_transpose_reference`'s result, in one pass of the Triton kernel on CUDA for a bf16 ``t``; the
@@ -218,6 +252,15 @@ def cast_transpose(t: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype, tra
         return cast_transpose_reference(t, scale, dtype, transpose, amax)
     out = cast_transpose_kernel(t, scale, dtype, transpose, amax)
     return out[0], (out[1] if transpose else None)
+
+
+def grad_cast_transpose(g: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype, amax: torch.Tensor | None = None,
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    """:func:`grad_cast_transpose_reference`'s result: the op for a bf16 ``g``, the reference (compiled with its
+    neighbours) for other dtypes."""
+    if g.dtype not in KERNEL_SOURCES:
+        return grad_cast_transpose_reference(g, scale, dtype, amax)
+    return grad_cast_transpose_kernel(g, scale, dtype, amax)
 
 
 def cast_then_transpose(t: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype, transpose: bool = True,
@@ -236,9 +279,9 @@ def _fused_launch(device: torch.device, m: int, n: int) -> tuple[int, int, int, 
     return FUSED_BLOCK_M, FUSED_BLOCK_N, FUSED_WARPS, _sm_count(device) * FUSED_WAVES if FUSED_WAVES else tiles
 
 
-def _column_sums(m: int, n: int, device: torch.device) -> torch.Tensor:
-    """The buffer a pass writes its tiles' column sums into: a row per FUSED_BLOCK_M rows, summed after."""
-    return torch.empty((-(-m // FUSED_BLOCK_M), n), dtype=torch.float32, device=device)
+def _column_sums(m: int, n: int, device: torch.device, block_m: int = FUSED_BLOCK_M) -> torch.Tensor:
+    """The buffer a pass writes its tiles' column sums into: a row per ``block_m`` rows, summed after."""
+    return torch.empty((-(-m // block_m), n), dtype=torch.float32, device=device)
 
 
 def gelu_cast_transpose_reference(h: torch.Tensor, bias: torch.Tensor | None, g: torch.Tensor | None,

@@ -77,12 +77,12 @@ class _FP8GeluMLP(torch.autograd.Function):
             ctx.saved_tensors
         )
         dy2 = dy.reshape(-1, dy.shape[-1]).contiguous()
-        gq, gqt, sg = quantize_transposed(dy2, ctx.grad_dtype, kernel=1, history=proj_grad_history,
-                                          first_amax=FIRST_AMAX_GRAD)  # fmt: skip
-        # c_proj: the gradient of GELU's output, its weight's and bias's
+        gq, gqt, sg, *db_proj = quantize_transposed(dy2, ctx.grad_dtype, kernel=1, history=proj_grad_history,
+                                                    first_amax=FIRST_AMAX_GRAD, column_sums=ctx.has_proj_bias)  # fmt: skip
+        # c_proj: the gradient of GELU's output, its weight's and bias's (dy's column sums, from the cast's pass)
         da, dw_proj = backward_matmuls(gq, gqt, sg, aqt, sa, wqt_proj, sw_proj, dy.dtype, ctx.weight_dtype,
                                        ctx.fast_accum)  # fmt: skip
-        db_proj = dy2.sum(0).to(ctx.weight_dtype) if ctx.has_proj_bias else None
+        db_proj = db_proj[0].to(ctx.weight_dtype) if ctx.has_proj_bias else None
         # c_fc's output gradient, GELU's derivative times da, cast in both layouts with its column sums in one pass
         scale, record, sh = delayed_scale(fc_grad_history, ctx.grad_dtype, FIRST_AMAX_GRAD)
         hq, hqt, db_fc = gelu_cast_transpose_kernel(h, b_fc, da, scale, ctx.grad_dtype, record)

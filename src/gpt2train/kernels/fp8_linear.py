@@ -39,7 +39,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from gpt2train.kernels.fp8_cast import KERNEL_SOURCES, cast_then_transpose, cast_transpose, cast_transpose_reference
+from gpt2train.kernels.fp8_cast import (
+    KERNEL_SOURCES,
+    cast_then_transpose,
+    cast_transpose,
+    cast_transpose_reference,
+    grad_cast_transpose,
+)
 
 E4M3 = torch.float8_e4m3fn
 E5M2 = torch.float8_e5m2
@@ -69,14 +75,16 @@ def quantize(t: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.T
 
 def quantize_transposed(t: torch.Tensor, dtype: torch.dtype, transpose: bool = True, kernel: int = 0,
                         history: torch.Tensor | None = None, first_amax: float = FIRST_AMAX_X,
-                        ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:  # fmt: skip
+                        column_sums: bool = False) -> tuple[torch.Tensor | None, ...]:  # fmt: skip
     """:func:`quantize` of a matrix ``t`` (M, N), the FP8 copy also transposed, (N, M) contiguous: (fp8, fp8
     transposed or None, fp32 dequantization scale). ``kernel`` 1: both from one pass of kernels/fp8_cast.py's kernel,
     an fp32 ``t`` rounded to bf16 first (as autocast rounds a bf16 matmul's operands; the kernel's transposed copy
     from fp32 was wrong on an H200); 2: the same bytes, the cast in plain PyTorch (fused by Inductor into ``t``'s
     producer) and its transpose by the kernel (:func:`~gpt2train.kernels.fp8_cast.cast_then_transpose`); 0: plain
     PyTorch from ``t`` as it is, which Inductor fuses with ``t``'s producer. ``history``:
-    delayed scaling (:func:`delayed_amax`, ``first_amax`` before any record) instead of ``t``'s own amax."""
+    delayed scaling (:func:`delayed_amax`, ``first_amax`` before any record) instead of ``t``'s own amax.
+    ``column_sums``: a fourth element, ``t``'s column sums in fp32 (a bias gradient), from the kernel's own pass
+    where ``kernel`` is 1 with the transposed copy, else summed in PyTorch."""
     if kernel and t.dtype not in KERNEL_SOURCES:
         t = t.to(torch.bfloat16)
     if history is None:
@@ -85,10 +93,14 @@ def quantize_transposed(t: torch.Tensor, dtype: torch.dtype, transpose: bool = T
         scale, record, inverse = fmax / amax, None, amax / fmax
     else:
         scale, record, inverse = delayed_scale(history, dtype, first_amax)
+    t = t.detach()
     # the cast clamps: t * scale can round past fmax, and e4m3fn has no infinity (it would become NaN)
+    if column_sums and int(kernel) == 1 and transpose:
+        q, qt, sums = grad_cast_transpose(t, scale, dtype, record)
+        return q, qt, inverse, sums
     cast = {0: cast_transpose_reference, 1: cast_transpose, 2: cast_then_transpose}[int(kernel)]
-    q, qt = cast(t.detach(), scale, dtype, transpose, record)
-    return q, qt, inverse
+    q, qt = cast(t, scale, dtype, transpose, record)
+    return (q, qt, inverse, t.float().sum(0)) if column_sums else (q, qt, inverse)
 
 
 AMAX_HISTORY = 16  # delayed scaling: the calls (micro-steps) whose largest |value| sets the next call's scale
@@ -196,12 +208,14 @@ class _FP8Linear(torch.autograd.Function):
     def backward(ctx, dy: torch.Tensor):
         xqt, sx, wqt, sw, grad_history = ctx.saved_tensors
         dy2 = dy.reshape(-1, dy.shape[-1]).contiguous()  # _scaled_mm's first operand must be row-major
-        gq, gqt, sg = quantize_transposed(dy2, ctx.grad_dtype, transpose=not ctx.weight_grad_bf16,
-                                          kernel=ctx.cast_kernel, history=grad_history, first_amax=FIRST_AMAX_GRAD)  # fmt: skip
+        # with a bias, its gradient (dy's column sums) from the cast's pass over dy where the kernel runs
+        gq, gqt, sg, *db = quantize_transposed(dy2, ctx.grad_dtype, transpose=not ctx.weight_grad_bf16,
+                                               kernel=ctx.cast_kernel, history=grad_history,
+                                               first_amax=FIRST_AMAX_GRAD, column_sums=ctx.has_bias)  # fmt: skip
         dx, dw = backward_matmuls(gq, gqt, sg, xqt, sx, wqt, sw, dy.dtype, ctx.weight_dtype, ctx.fast_accum)
         if ctx.weight_grad_bf16:  # dW = dy.T @ x in dy's dtype; e4m3 values are exact in bf16, the scale after
             dw = (dy2.t() @ xqt.t().to(dy2.dtype)).float().mul_(sx).to(ctx.weight_dtype)
-        db = dy2.sum(0).to(ctx.weight_dtype) if ctx.has_bias else None
+        db = db[0].to(ctx.weight_dtype) if ctx.has_bias else None
         return dx.reshape(*dy.shape[:-1], dx.shape[-1]).to(ctx.x_dtype), dw, db, *[None] * 10
 
 
