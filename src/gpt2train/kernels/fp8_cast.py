@@ -149,9 +149,9 @@ def _launch(t: torch.Tensor, scale: torch.Tensor | None, q: torch.Tensor | None,
     fp32 scalar, raised to the largest ``|t|`` if given. Without ``scale`` and ``q``, ``t`` is already cast (as
     uint8 bytes) and only ``qt`` is written: its transpose. ``act`` (GELU_FORWARD, GELU_BACKWARD): what is cast is
     GELU of ``h = t + bias`` (``bias`` (N,) or None), or ``g`` (M, N) times GELU's derivative at ``h``. ``sums``
-    (cdiv(M, block_m), N) fp32, if given, receives what is cast's column sums over each block_m rows. ``gather`` (k's and v's gradients):
-    ``t`` is q's, (B, heads, T, head_dim) as attention returns it, and the matrix cast is (B*T, 3C) q|k|v's
-    gradient, gathered in the pass (``block_n`` must divide head_dim).
+    (cdiv(M, block_m), N) fp32, if given, receives the column sums of what is cast over each block_m rows.
+    ``gather`` (k's and v's gradients): ``t`` is q's, (B, heads, T, head_dim) as attention returns it, and the
+    matrix cast is (B*T, 3C) q|k|v's gradient, gathered in the pass (``block_n`` must divide head_dim).
     ``programs``: how many loop over the tiles (WAVES per SM on CUDA by default, one per tile elsewhere)."""
     if gather is None:
         m, n = t.shape
@@ -215,7 +215,8 @@ def _(q):
 
 
 def grad_cast_transpose_reference(g: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype,
-                                  amax: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+                                  amax: torch.Tensor | None = None,
+                                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
     """A linear's output gradient ``g`` (M, N) as :func:`cast_transpose_reference` casts it in both layouts
     (``amax`` too), with its column sums in fp32: the layer's bias gradient."""
     q, qt = cast_transpose_reference(g, scale, dtype, True, amax)

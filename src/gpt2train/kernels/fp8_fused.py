@@ -78,7 +78,8 @@ class _FP8GeluMLP(torch.autograd.Function):
         )
         dy2 = dy.reshape(-1, dy.shape[-1]).contiguous()
         gq, gqt, sg, *db_proj = quantize_transposed(dy2, ctx.grad_dtype, kernel=1, history=proj_grad_history,
-                                                    first_amax=FIRST_AMAX_GRAD, column_sums=ctx.has_proj_bias)  # fmt: skip
+                                                    first_amax=FIRST_AMAX_GRAD,
+                                                    column_sums=ctx.has_proj_bias)  # fmt: skip
         # c_proj: the gradient of GELU's output, its weight's and bias's (dy's column sums, from the cast's pass)
         da, dw_proj = backward_matmuls(gq, gqt, sg, aqt, sa, wqt_proj, sw_proj, dy.dtype, ctx.weight_dtype,
                                        ctx.fast_accum)  # fmt: skip
