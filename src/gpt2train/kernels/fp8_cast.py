@@ -255,15 +255,6 @@ def cast_transpose(t: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype, tra
     return out[0], (out[1] if transpose else None)
 
 
-def grad_cast_transpose(g: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype, amax: torch.Tensor | None = None,
-                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
-    """:func:`grad_cast_transpose_reference`'s result: the op for a bf16 ``g``, the reference (compiled with its
-    neighbours) for other dtypes."""
-    if g.dtype not in KERNEL_SOURCES:
-        return grad_cast_transpose_reference(g, scale, dtype, amax)
-    return grad_cast_transpose_kernel(g, scale, dtype, amax)
-
-
 def cast_then_transpose(t: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype, transpose: bool = True,
                         amax: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:  # fmt: skip
     """:func:`cast_transpose_reference`'s result in two steps (``--fp8-cast-kernel 2``): the cast (and the amax

@@ -39,13 +39,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from gpt2train.kernels.fp8_cast import (
-    KERNEL_SOURCES,
-    cast_then_transpose,
-    cast_transpose,
-    cast_transpose_reference,
-    grad_cast_transpose,
-)
+from gpt2train.kernels import fp8_cast
+from gpt2train.kernels.fp8_cast import KERNEL_SOURCES, cast_then_transpose, cast_transpose, cast_transpose_reference
 
 E4M3 = torch.float8_e4m3fn
 E5M2 = torch.float8_e5m2
@@ -96,7 +91,7 @@ def quantize_transposed(t: torch.Tensor, dtype: torch.dtype, transpose: bool = T
     t = t.detach()
     # the cast clamps: t * scale can round past fmax, and e4m3fn has no infinity (it would become NaN)
     if column_sums and int(kernel) == 1 and transpose:
-        q, qt, sums = grad_cast_transpose(t, scale, dtype, record)
+        q, qt, sums = fp8_cast.grad_cast_transpose_kernel(t, scale, dtype, record)  # t is bf16 here (above)
         return q, qt, inverse, sums
     cast = {0: cast_transpose_reference, 1: cast_transpose, 2: cast_then_transpose}[int(kernel)]
     q, qt = cast(t, scale, dtype, transpose, record)
