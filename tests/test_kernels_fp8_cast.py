@@ -296,7 +296,9 @@ for ptrs, consts in [
     # --fp8-qkv-cast's gather of q, k and v's gradients, with the bias's sums
     (with_sums, dict(CAST=True, WRITE_T=True, AMAX=True, ACT=0, BIAS=False, GATHER=True, SUMS=True)),
 ]:
-    consts.update(BLOCK_M=64, BLOCK_N=64 if consts["GATHER"] else 128, STAGES=2)
+    # as _launch: the passes that compute before they cast reduce their amax per tile
+    consts.update(BLOCK_M=64, BLOCK_N=64 if consts["GATHER"] else 128, STAGES=2,
+                  TILE_AMAX=consts["ACT"] != 0 or consts["GATHER"])  # fmt: skip
     sig = dict(zip(names, ptrs + ["i32", "i32", "fp32"] + ["i32"] * 6), **{k: "constexpr" for k in consts})
     # as launched: pointers, sizes and strides in multiples of 16 (Triton specializes on it)
     attrs = {(i,): [["tt.divisibility", 16]] for i, name in enumerate(names) if name not in ("scale_ptr", "fmax")}

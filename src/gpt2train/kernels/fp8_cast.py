@@ -55,8 +55,11 @@ KERNEL_SOURCES = (torch.bfloat16,)
 GELU_FORWARD, GELU_BACKWARD = 1, 2  # the kernel's ACT: what it computes from its input before the cast (0: nothing)
 # the passes that compute before they cast (GELU's, the gather of q, k and v's gradients): tiles, warps and programs
 # per SM (0: one program per tile). For GELU's the fastest of ten launches on an H200, 2.0-2.3 TB/s where the cast's
-# own ran them at 1.0-1.9 (BENCHMARKS.md, issue 21's eleventh session); the gather's is not measured yet
-FUSED_BLOCK_M, FUSED_BLOCK_N, FUSED_WARPS, FUSED_WAVES = 64, 64, 4, 8
+# own ran them at 1.0-1.9 (BENCHMARKS.md, issue 21's eleventh session); then, of 26 variants, 12 programs per SM
+# with the amax reduced per tile (fewer registers than the plain cast's running max per element): d12's forward
+# and backward passes 0.352 and 0.574 ms against 0.378 and 0.613, d48's 0.200 and 0.301 against 0.214 and 0.345
+# (fifteenth session). The gather's is not measured
+FUSED_BLOCK_M, FUSED_BLOCK_N, FUSED_WARPS, FUSED_WAVES = 64, 64, 4, 12
 
 
 def cast_transpose_reference(t: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype, transpose: bool = True,
@@ -82,11 +85,16 @@ def _kernel(interpret: bool):
                                   M, N, fmax, seq, width, head_dim, stride_b, stride_h, stride_t, CAST: tl.constexpr,
                                   WRITE_T: tl.constexpr, AMAX: tl.constexpr, ACT: tl.constexpr, BIAS: tl.constexpr,
                                   GATHER: tl.constexpr, SUMS: tl.constexpr, BLOCK_M: tl.constexpr,
-                                  BLOCK_N: tl.constexpr, STAGES: tl.constexpr):  # fmt: skip
+                                  BLOCK_N: tl.constexpr, STAGES: tl.constexpr, TILE_AMAX: tl.constexpr):  # fmt: skip
         tiles_n = tl.cdiv(N, BLOCK_N)
         if CAST:  # loaded once per program, as in the variant measured (BENCHMARKS.md, issue 21's tenth session)
             scale = tl.load(scale_ptr)
-        largest = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)  # |x| so far, element-wise over this program's tiles
+        # |x| so far over this program's tiles: element-wise (the plain cast's faster form), or one value reduced
+        # from each tile (TILE_AMAX: the passes that compute before they cast, where registers are short)
+        if TILE_AMAX:
+            largest = 0.0
+        else:
+            largest = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
         for tile in tl.range(tl.program_id(0), tl.cdiv(M, BLOCK_M) * tiles_n, tl.num_programs(0), num_stages=STAGES):
             rows = (tile // tiles_n).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
             cols = (tile % tiles_n).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -120,7 +128,9 @@ def _kernel(interpret: bool):
                     x = tl.where(mask, x.to(tl.bfloat16).to(tl.float32), 0.0)
                 if SUMS:  # a bias gradient's share of this tile: its column sums, a row per row of tiles
                     tl.store(sums_ptr + (tile // tiles_n) * N + cols, tl.sum(x, axis=0), mask=cols < N)
-                if AMAX:  # masked elements are 0
+                if AMAX and TILE_AMAX:  # masked elements are 0
+                    largest = tl.maximum(largest, tl.max(tl.abs(x)))
+                elif AMAX:
                     largest = tl.maximum(largest, tl.abs(x))
                 q = tl.clamp(x * scale, -fmax, fmax).to(q_ptr.dtype.element_ty)
                 tl.store(q_ptr + rows[:, None] * N + cols[None, :], q, mask=mask)
@@ -130,7 +140,7 @@ def _kernel(interpret: bool):
                 # store runs along qt's rows (as fast as a tl.trans in registers, bench/kernels_gpu_check.py)
                 tl.store(qt_ptr + cols[None, :] * M + rows[:, None], q, mask=mask)
         if AMAX:  # the largest |x| so far, for the next call's scale (delayed scaling): one atomic per program
-            tl.atomic_max(amax_ptr, tl.max(largest))
+            tl.atomic_max(amax_ptr, largest if TILE_AMAX else tl.max(largest))
 
     return fp8_cast_transpose_kernel
 
@@ -174,7 +184,8 @@ def _launch(t: torch.Tensor, scale: torch.Tensor | None, q: torch.Tensor | None,
         t, t if scale is None else scale, q if cast else qt, qt if write_t else q, t if amax is None else amax,
         t if bias is None else bias, t if g is None else g, t if sums is None else sums, *gather, m, n, fmax, *dims,
         CAST=cast, WRITE_T=write_t, AMAX=amax is not None, ACT=act, BIAS=bias is not None, GATHER=dims[0] > 0,
-        SUMS=sums is not None, BLOCK_M=block_m, BLOCK_N=block_n, STAGES=STAGES, **kwargs)  # fmt: skip
+        SUMS=sums is not None, BLOCK_M=block_m, BLOCK_N=block_n, STAGES=STAGES, TILE_AMAX=act != 0 or dims[0] > 0,
+        **kwargs)  # fmt: skip
 
 
 @op("gpt2train::fp8_cast_transpose", mutates_args=("amax",))
