@@ -23,6 +23,10 @@ For each piece, on random inputs:
   fp8_qkv      the cast kernel's gather of q, k and v's gradients (--fp8-qkv-cast, kernels/fp8_fused.py) vs
                qkv_grad_cast_transpose_reference, bit for bit, with the bias gradient's sums; ms against the unfused
                pair (the concatenation and bias sum compiled by Inductor, then the cast kernel).
+  fp8_norm     the LayerNorm inside the FP8 cast (--fp8-norm-cast, kernels/fp8_layernorm.py) vs
+               ln_cast_transpose_reference, with and without the residual add: bytes off, the sum, mean and 1/std,
+               the amax record; ms against the unfused pair (Inductor's add and LayerNorm, then the cast kernel); the
+               LayerNorm backward the fused linears run (layer_norm_backward) against autograd's.
   op_overhead  host time per call of the FP8 cast op as kernels/_library.py registers it, against the same
                function as a torch.library.custom_op and called directly (tiny tensors; CPU or GPU).
   adamw_bf16   the Triton stochastic-rounding AdamW step vs the plain reference (moments equal,
@@ -65,8 +69,8 @@ from gpt2train.train.accelerate import FastPaths, accelerate  # noqa: E402
 from gpt2train.train.optim import flatten_parameters_  # noqa: E402
 
 # adamw: both AdamWs
-CHECK_NAMES = ("classifier", "gelu_linear", "gelu_mlp", "fp8_linear", "fp8_cast", "fp8_gelu", "fp8_qkv", "grad_accum",
-               "adamw", "op_overhead")  # fmt: skip
+CHECK_NAMES = ("classifier", "gelu_linear", "gelu_mlp", "fp8_linear", "fp8_cast", "fp8_gelu", "fp8_qkv", "fp8_norm",
+               "grad_accum", "adamw", "op_overhead")  # fmt: skip
 ROWS: list[dict] = []
 FAILURES: list[str] = []
 
@@ -930,6 +934,79 @@ def fp8_qkv_case(args, dev, case, b, heads, seq):
         record("fp8_qkv", case, variant, ms=ms, gather_gb_s=gbytes / ms * 1e3)
 
 
+def check_fp8_norm(args, dev):
+    """The LayerNorm inside the FP8 cast against its reference at d12's and d48's widths, with and without the
+    residual add before it: its statistics are summed in another order than torch's, so a few bf16 values (ties) may
+    round the other way and their bytes differ by a step; then its time against the unfused pair; and the fused
+    linears' LayerNorm backward against autograd's."""
+    shapes = {"small": (1000, 320)} if args.small else {"d12": (65536, 768), "d48": (16384, 1600)}
+    for name, (rows, c) in shapes.items():
+        for residual in (False, True):
+            case = f"{name} {rows}x{c}{' with the residual add' if residual else ''}"
+            with guarded("fp8_norm", case):
+                fp8_norm_case(args, dev, case, rows, c, residual)
+        with guarded("fp8_norm", f"{name} backward"):
+            norm_backward_case(dev, f"{name} {rows}x{c} backward", rows, c)
+
+
+def _norm_inputs(dev, rows, c, seed):
+    gen = torch.Generator().manual_seed(seed)
+    x = (torch.randn(rows, c, generator=gen) * 3 + 0.5).to(dev, torch.bfloat16)
+    w = (1 + 0.1 * torch.randn(c, generator=gen)).to(dev, torch.bfloat16)
+    b = (0.1 * torch.randn(c, generator=gen)).to(dev, torch.bfloat16)
+    return gen, x, w, b
+
+
+def fp8_norm_case(args, dev, case, rows, c, residual):
+    from gpt2train.kernels import fp8_layernorm
+
+    gen, x, w, b = _norm_inputs(dev, rows, c, rows + c)
+    r = torch.randn(rows, c, generator=gen).to(dev, torch.bfloat16) if residual else None
+    dtype, scale, eps = torch.float8_e4m3fn, torch.tensor(30.0, device=dev), 1e-5
+    amax, ref_amax = torch.zeros((), device=dev), torch.zeros((), device=dev)
+    got = fp8_layernorm.ln_cast_transpose_kernel(x, r, w, b, eps, scale, dtype, amax)
+    ref = fp8_layernorm.ln_cast_transpose_reference(x, r, w, b, eps, scale, dtype, ref_amax)
+    wrong = [int((a.view(torch.uint8) != e.view(torch.uint8)).sum()) for a, e in zip(got[:2], ref[:2])]
+    off = ((got[0].float() - ref[0].float()).abs() / ref[0].float().abs().clamp(min=2**-6)).max().item()
+    sum_equal = r is None or bool(torch.equal(got[2], ref[2]))
+    rstd_err = ((got[4] - ref[4]).abs() / ref[4]).max().item()
+    mean_err = (got[3] - ref[3]).abs().max().item()
+    # at most a byte in a thousand off, by one e4m3 step (1/8 relative), the same one in both layouts
+    ok = wrong[0] == wrong[1] and wrong[0] <= rows * c * 1e-3 and off <= 0.13 and sum_equal and rstd_err < 1e-4
+    ok = ok and bool(amax == ref_amax)
+    record("fp8_norm", case, "kernel vs reference", ok=ok, wrong_bytes=wrong, largest_off=off, sum_equal=sum_equal,
+           mean_abs_err=mean_err, rstd_rel_err=rstd_err)  # fmt: skip
+    if dev.type != "cuda":
+        return
+    from gpt2train.kernels.fp8_cast import cast_transpose_kernel
+
+    def unfused_norm(x, r):
+        s = x if r is None else x + r
+        return torch.nn.functional.layer_norm(s.float(), (c,), w.float(), b.float(), eps).to(torch.bfloat16), s
+
+    compiled = torch.compile(unfused_norm)
+    gbytes = rows * c * (2 + 4 * residual + 2) / 1e9  # x (and r) read, (s written,) both e4m3 layouts written
+    for variant, fn in (("unfused: Inductor's add and LayerNorm, then the cast",
+                         lambda: cast_transpose_kernel(compiled(x, r)[0], scale, dtype, True, amax)),
+                        ("fused pass", lambda: fp8_layernorm.ln_cast_transpose_kernel(x, r, w, b, eps, scale, dtype,
+                                                                                      amax))):  # fmt: skip
+        ms = time_ms(fn, dev, args.reps)
+        record("fp8_norm", case, variant, ms=ms, fused_gb_s=gbytes / ms * 1e3)
+
+
+def norm_backward_case(dev, case, rows, c):
+    from gpt2train.kernels.fp8_layernorm import layer_norm_backward
+
+    gen, x, w, b = _norm_inputs(dev, rows, c, rows)
+    dy = (torch.randn(rows, c, generator=gen) * 1e-3).to(dev, torch.bfloat16)
+    xr, wr, br = (t.clone().requires_grad_() for t in (x, w, b))
+    torch.nn.functional.layer_norm(xr.float(), (c,), wr.float(), br.float(), 1e-5).backward(dy.float())
+    _, mean, rstd = torch.native_layer_norm(x.float(), (c,), w.float(), b.float(), 1e-5)
+    grads = layer_norm_backward(dy, x, w, mean.view(-1), rstd.view(-1))
+    errs = [rel_err(g, e) for g, e in zip(grads, (xr.grad, wr.grad, br.grad))]
+    record("fp8_norm", case, "layer_norm_backward vs autograd", ok=max(errs) < 1e-2, rel_errs=errs)
+
+
 def check_grad_accum(args, dev):
     """--accumulate-in-matmul: a few d12-wide blocks (bf16 parameters, flat gradients, -ge 2, compiled as the
     trainer compiles them) over 4 micro-steps, gradients summed by the matmuls against autograd's sums, and
@@ -1072,6 +1149,8 @@ def main(argv=None) -> int:
         check_fp8_gelu(args, dev)
     if "fp8_qkv" in checks:
         check_fp8_qkv(args, dev)
+    if "fp8_norm" in checks:
+        check_fp8_norm(args, dev)
     if "grad_accum" in checks:
         check_grad_accum(args, dev)
     if "adamw" in checks:

@@ -31,6 +31,9 @@ def _samples() -> dict:
         "gpt2train::fp8_gelu_cast_transpose": [(bf16(32, 64), bf16(64), None, scale, E4M3, torch.zeros(())),
                                                (bf16(32, 64), bf16(64), bf16(32, 64), scale, E4M3, None)],
         "gpt2train::fp8_qkv_grad_cast_transpose": [(*qkv, scale, E4M3, torch.zeros(()))],
+        "gpt2train::fp8_ln_cast_transpose": [(bf16(32, 16), bf16(32, 16), torch.randn(16), torch.randn(16), 1e-5, scale,
+                                              E4M3, torch.zeros(())),
+                                             (bf16(32, 16), None, torch.randn(16), None, 1e-5, scale, E5M2, None)],
         "gpt2train::addmm_into": [(torch.randn(8, 4), torch.randn(8, 16), torch.randn(16, 4))],
     }  # fmt: skip
 

@@ -348,3 +348,15 @@ def test_fp8_qkv_cast_is_opt_in_where_it_can_run():
             resolve(TrainConfig(model="d12", fp8_qkv_cast=1, **fields), HOPPER)
     with pytest.raises(UserError, match="--fp8-qkv-cast 2: use 0"):
         resolve(TrainConfig(model="d12", fp8_qkv_cast=2), HOPPER)
+
+
+def test_fp8_norm_cast_is_opt_in_where_it_can_run():
+    """--fp8-norm-cast is 0 by default; 1 stays where our FP8 linears run with delayed scaling and the cast kernel
+    after LayerNorms, and is a one-line error elsewhere (or as another value)."""
+    assert resolve(TrainConfig(model="d12"), HOPPER).fp8_norm_cast == 0
+    assert resolve(TrainConfig(model="d12", fp8_norm_cast=1), HOPPER).fp8_norm_cast == 1
+    for fields in ({"fp8": 0}, {"fp8_scaling": "dynamic"}, {"fp8_cast_kernel": 0}, {"fp8_bf16": "weight-grads"}):
+        with pytest.raises(UserError, match="--fp8-norm-cast 1 computes the LayerNorms inside"):
+            resolve(TrainConfig(model="d12", fp8_norm_cast=1, **fields), HOPPER)
+    with pytest.raises(UserError, match="--fp8-norm-cast 2: use 0"):
+        resolve(TrainConfig(model="d12", fp8_norm_cast=2), HOPPER)

@@ -461,6 +461,13 @@ class TrainConfig:
         "inside the FP8 cast of c_attn's output gradient, with its bias gradient (kernels/fp8_fused.py), where 0 lets "
         "autograd concatenate them first (no faster on an H200: d12 825.0 against 823.0-824.1 ms/step, BENCHMARKS.md)",
     )
+    fp8_norm_cast: int = setting(
+        0,
+        "--fp8-norm-cast",
+        help="with --fp8 (ours), delayed scaling and the cast kernel: 1 computes ln_1 and ln_2 inside the FP8 casts of "
+        "c_attn's and c_fc's inputs (kernels/fp8_layernorm.py: the LayerNorm's output is never written in bf16), "
+        "where 0 lets Inductor compute it and the cast kernel read it again",
+    )
     fp8_classifier: int = setting(
         -1,
         "--fp8-classifier",
@@ -734,6 +741,8 @@ def resolve(cfg: TrainConfig, env: Environment) -> ResolvedConfig:
         raise UserError(f"--fp8-gelu-cast 1 computes a GELU MLP's GELU inside our FP8 linears' casts: {needs}")
     if cfg.fp8_qkv_cast and not fused_casts_run:
         raise UserError(f"--fp8-qkv-cast 1 gathers q, k and v's gradients inside our FP8 linears' cast: {needs}")
+    if cfg.fp8_norm_cast and not (fused_casts_run and mcfg.norm == "layernorm"):
+        raise UserError(f"--fp8-norm-cast 1 computes the LayerNorms inside our FP8 linears' casts: {needs}")
     decided = dict(
         device=env.device.type,
         dtype=dtype,
@@ -950,6 +959,9 @@ def _check_flags(cfg: TrainConfig, env: Environment, lv: dict) -> None:
     if cfg.fp8_qkv_cast not in (0, 1):
         raise UserError(f"--fp8-qkv-cast {cfg.fp8_qkv_cast}: use 0 (autograd concatenates the gradients) or 1 (the "
                         "cast kernel gathers them)")  # fmt: skip
+    if cfg.fp8_norm_cast not in (0, 1):
+        raise UserError(f"--fp8-norm-cast {cfg.fp8_norm_cast}: use 0 (the LayerNorms compiled by Inductor) or 1 (inside "
+                        "the casts)")  # fmt: skip
     if cfg.fp8_cache_weights not in (0, 1):
         raise UserError(f"--fp8-cache-weights {cfg.fp8_cache_weights}: use 0 (cast in every micro-step) or 1 (once a "
                         "step)")  # fmt: skip

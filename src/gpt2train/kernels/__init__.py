@@ -108,6 +108,15 @@ KERNELS: dict[str, KernelInfo] = {
             "tests/test_kernels_fp8_qkv.py",
         ),
         KernelInfo(
+            "fp8_ln_cast_transpose",
+            "gpt2train.kernels.fp8_layernorm.ln_cast_transpose_kernel",
+            "gpt2train.kernels.fp8_layernorm.ln_cast_transpose_reference",
+            "--fp8-norm-cast (opt-in; fp8_linear.input_operand): ln_1 and ln_2 computed inside the FP8 casts of "
+            "c_attn's and c_fc's inputs, with the statistics their backward takes",
+            True,
+            "tests/test_kernels_fp8_layernorm.py",
+        ),
+        KernelInfo(
             "linear_accumulate",
             "gpt2train.kernels.grad_accum.linear_accumulate",
             "torch.nn.functional.linear",

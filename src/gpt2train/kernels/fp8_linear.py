@@ -41,6 +41,7 @@ import torch.nn.functional as F
 
 from gpt2train.kernels import fp8_cast
 from gpt2train.kernels.fp8_cast import KERNEL_SOURCES, cast_then_transpose, cast_transpose, cast_transpose_reference
+from gpt2train.kernels.fp8_layernorm import layer_norm_backward, ln_cast_transpose_kernel
 
 E4M3 = torch.float8_e4m3fn
 E5M2 = torch.float8_e5m2
@@ -124,6 +125,31 @@ def delayed_scale(history: torch.Tensor, dtype: torch.dtype, first_amax: float,
     return fmax / amax, history[0], amax / fmax
 
 
+def input_operand(x2: torch.Tensor, cast_kernel: int, history: torch.Tensor | None,
+                  norm: tuple | None = None) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:  # fmt: skip
+    """A linear's input ``x2`` (M, K) as its FP8 matmuls take it: ((e4m3, e4m3 transposed, dequantization scale),
+    what the LayerNorm's backward needs). ``norm`` (``--fp8-norm-cast``): the LayerNorm before the linear, (weight,
+    bias or None, eps); ``x2`` is then its input, normalized in the cast's own pass (kernels/fp8_layernorm.py, delayed
+    scaling only) and saved with the statistics for :func:`input_gradient`. Without it, :func:`quantize_transposed`."""
+    if norm is None:
+        return quantize_transposed(x2, E4M3, kernel=cast_kernel, history=history, first_amax=FIRST_AMAX_X), ()
+    weight, bias, eps = norm
+    scale, record, inverse = delayed_scale(history, E4M3, FIRST_AMAX_X)
+    q, qt, _, mean, rstd = ln_cast_transpose_kernel(x2.detach(), None, weight.detach(),
+                                                    None if bias is None else bias.detach(), eps, scale, E4M3, record)  # fmt: skip
+    return (q, qt, inverse), (x2, weight, mean, rstd)
+
+
+def input_gradient(dx: torch.Tensor, norm_saved: tuple, norm_bias: bool) -> tuple[torch.Tensor | None, ...]:
+    """(the gradient of the function's input, its LayerNorm's weight's and bias's or Nones) from the linear's input
+    gradient ``dx`` (M, K): through the LayerNorm's backward where :func:`input_operand` normalized (``norm_saved``)."""
+    if not norm_saved:
+        return dx, None, None
+    x2, weight, mean, rstd = norm_saved
+    dx, dweight, dbias = layer_norm_backward(dx, x2, weight, mean, rstd)
+    return dx, dweight, dbias if norm_bias else None
+
+
 def scaled_mm(a: torch.Tensor, b: torch.Tensor, scale_a: torch.Tensor, scale_b: torch.Tensor, out_dtype: torch.dtype,
               use_fast_accum: bool = False, bias: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
     """``torch._scaled_mm(a, b, ...)``, ``a @ b`` of FP8 matrices times their dequantization scales, plus ``bias``
@@ -184,15 +210,17 @@ class _FP8Linear(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, out_dtype: torch.dtype,
                 backward_fast_accum: bool, weight_grad_bf16: bool, cast_kernel: int, grad_dtype: torch.dtype,
                 x_history: torch.Tensor | None, grad_history: torch.Tensor | None, wq: torch.Tensor | None,
-                wqt: torch.Tensor | None, sw: torch.Tensor | None):  # fmt: skip
+                wqt: torch.Tensor | None, sw: torch.Tensor | None, norm_weight: torch.Tensor | None,
+                norm_bias: torch.Tensor | None, norm_eps: float | None):  # fmt: skip
         x2 = x.reshape(-1, x.shape[-1])
         # each operand K-major for every matmul it enters: x (M, K) here, x.T (K, M) for dW; W (N, K) here,
         # W.T (K, N) for dx. Only the backward's copies are kept (as many bytes as the forward's)
-        xq, xqt, sx = quantize_transposed(x2, E4M3, kernel=cast_kernel, history=x_history, first_amax=FIRST_AMAX_X)
+        norm = None if norm_eps is None else (norm_weight, norm_bias, norm_eps)
+        (xq, xqt, sx), norm_saved = input_operand(x2, cast_kernel, x_history, norm)
         wq, wqt, sw = weight_operand(weight, (wq, wqt, sw), cast_kernel)
         y = forward_matmul(xq, sx, wq, sw, bias, out_dtype)
-        ctx.save_for_backward(xqt, sx, wqt, sw, grad_history)
-        ctx.has_bias = bias is not None
+        ctx.save_for_backward(xqt, sx, wqt, sw, grad_history, *norm_saved)
+        ctx.has_bias, ctx.norm_bias = bias is not None, norm_bias is not None
         ctx.weight_dtype = weight.dtype
         ctx.x_dtype = x.dtype
         ctx.fast_accum, ctx.weight_grad_bf16, ctx.cast_kernel = backward_fast_accum, weight_grad_bf16, cast_kernel
@@ -201,7 +229,7 @@ class _FP8Linear(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dy: torch.Tensor):
-        xqt, sx, wqt, sw, grad_history = ctx.saved_tensors
+        xqt, sx, wqt, sw, grad_history, *norm_saved = ctx.saved_tensors
         dy2 = dy.reshape(-1, dy.shape[-1]).contiguous()  # _scaled_mm's first operand must be row-major
         # with a bias, its gradient (dy's column sums) from the cast's pass over dy where the kernel runs
         gq, gqt, sg, *db = quantize_transposed(dy2, ctx.grad_dtype, transpose=not ctx.weight_grad_bf16,
@@ -211,23 +239,36 @@ class _FP8Linear(torch.autograd.Function):
         if ctx.weight_grad_bf16:  # dW = dy.T @ x in dy's dtype; e4m3 values are exact in bf16, the scale after
             dw = (dy2.t() @ xqt.t().to(dy2.dtype)).float().mul_(sx).to(ctx.weight_dtype)
         db = db[0].to(ctx.weight_dtype) if ctx.has_bias else None
-        return dx.reshape(*dy.shape[:-1], dx.shape[-1]).to(ctx.x_dtype), dw, db, *[None] * 10
+        dx, dnorm_weight, dnorm_bias = input_gradient(dx, norm_saved, ctx.norm_bias)
+        return (
+            dx.reshape(*dy.shape[:-1], dx.shape[-1]).to(ctx.x_dtype),
+            dw,
+            db,
+            *[None] * 10,
+            dnorm_weight,
+            dnorm_bias,
+            None,
+        )
 
 
 def fp8_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, *,
                backward_fast_accum: bool = False, weight_grad_bf16: bool = False, cast_kernel: int = 0,
                grad_dtype: torch.dtype = E4M3, histories: tuple[torch.Tensor, torch.Tensor] | None = None,
-               weight_copies: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:  # fmt: skip
+               weight_copies: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+               norm: tuple | None = None) -> torch.Tensor:  # fmt: skip
     """``F.linear(x, weight, bias)`` with its matmuls in FP8 (see the module docstring, also for the two
     backward options; ``cast_kernel``: :func:`quantize_transposed`'s; ``grad_dtype``: the output gradient's float8
     format, E4M3 or E5M2; ``histories``: delayed scaling of x and
     of the output gradient, two :func:`amax_history` states; ``weight_copies``: ``weight``'s
     :func:`quantize_transposed` made beforehand, as ``--fp8-cache-weights`` makes it once a step instead of once a
-    micro-step); the plain ``F.linear`` without gradients or where the shapes do not suit ``_scaled_mm``."""
+    micro-step; ``norm``: :func:`input_operand`'s, ``F.linear(layer_norm(x), ...)`` with the norm inside the cast,
+    which needs ``histories``); the plain ``F.linear`` without gradients or where the shapes do not suit
+    ``_scaled_mm`` (where the caller normalizes: ``norm`` is then not applied)."""
     if not fp8_runs(x, weight.shape[0]):
         return F.linear(x, weight, bias)
     return _FP8Linear.apply(x, weight, bias, _out_dtype(x), backward_fast_accum, weight_grad_bf16, cast_kernel,
-                            grad_dtype, *(histories or (None, None)), *(weight_copies or (None, None, None)))  # fmt: skip
+                            grad_dtype, *(histories or (None, None)), *(weight_copies or (None, None, None)),
+                            *(norm or (None, None, None)))  # fmt: skip
 
 
 def fp8_linear_reference(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:

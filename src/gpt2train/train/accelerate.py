@@ -8,6 +8,8 @@ model.py is the reference; :func:`accelerate` turns its modules into faster ones
   :class:`GeluFusedMLP` (-ge: GELU in cuBLASLt's matmul epilogues, kernels/gelu_mlp.py) or :class:`FP8GeluMLP`
   (FP8 linears with GELU inside their casts, kernels/fp8_fused.py);
 - blocks into :class:`RecomputedBlock` (-r 2: the norms recomputed, -r 3: each sublayer recomputed whole);
+- the LayerNorms into :class:`NormInCast` where the FP8 linear after them computes them in its input cast
+  (kernels/fp8_layernorm.py);
 - ``GPT.classifier_loss`` into the chunked classifier (kernels/fused_classifier.py), its matmuls in FP8 or bf16;
 - and then compiles each block, or the whole model.
 
@@ -51,6 +53,7 @@ class FastPaths:
     fp8_cache_weights: bool = False  # ours: the weights' FP8 copies cast once a step (cast_weight_copies), kept
     fp8_gelu_cast: bool = False  # ours, delayed, with the cast kernel: GELU MLPs' GELU inside their casts (FP8GeluMLP)
     fp8_qkv_cast: bool = False  # likewise: q, k and v's gradients gathered inside c_attn's cast (FP8QKVAttention)
+    fp8_norm_cast: bool = False  # likewise: ln_1, ln_2 computed inside c_attn's and c_fc's input casts (NormInCast)
     fp8_grad: str = "e4m3"  # ours: the output gradients' float8 format (--fp8-grad)
     accumulate_grads: bool = False  # the blocks' matmuls add their weight gradients into .grad (kernels/grad_accum.py)
     fused_classifier: bool = False
@@ -76,6 +79,7 @@ class FastLinear(nn.Linear):
     cache_weights = False  # with the buffers of WEIGHT_COPIES (accelerate registers them)
     grad_dtype = GRAD_FORMATS["e4m3"]
     accumulate_grad = False
+    norm: tuple = ()  # (the NormInCast before it,) when its input cast computes that LayerNorm (--fp8-norm-cast)
 
     def fp8_histories(self) -> tuple[torch.Tensor, torch.Tensor] | None:
         """x's and dy's delayed-scaling states (FP8_HISTORIES), or None with dynamic scaling."""
@@ -90,7 +94,7 @@ class FastLinear(nn.Linear):
             return fp8_linear(x, self.weight, self.bias, backward_fast_accum=self.fp8 == 2,
                               weight_grad_bf16=self.weight_grad_bf16, cast_kernel=self.cast_kernel,
                               grad_dtype=self.grad_dtype, histories=self.fp8_histories(),
-                              weight_copies=self.fp8_weight_copies())  # fmt: skip
+                              weight_copies=self.fp8_weight_copies(), norm=_norm_params(self.norm))  # fmt: skip
         grads = accumulating(self)
         if grads is not None:
             return linear_accumulate(x, self.weight, self.bias, *grads)
@@ -132,13 +136,16 @@ class FP8GeluMLP(MLP):
     kernel, run as one function that computes GELU and its backward inside the FP8 casts (kernels/fp8_fused.py); it
     keeps what -r 1 keeps (GELU's input, and c_proj's own e4m3 copy of its input)."""
 
+    norm: tuple = ()  # as FastLinear's: ln_2 computed in c_fc's input cast
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         fc, proj = self.c_fc, self.c_proj
         if not fp8_runs(x, fc.weight.shape[0], proj.weight.shape[0]):
             return super().forward(x)
         return fp8_gelu_mlp(x, fc, proj, backward_fast_accum=fc.fp8 == 2, grad_dtype=fc.grad_dtype,
                             histories=fc.fp8_histories() + proj.fp8_histories(),
-                            weight_copies=fc.fp8_weight_copies() + proj.fp8_weight_copies())  # fmt: skip
+                            weight_copies=fc.fp8_weight_copies() + proj.fp8_weight_copies(),
+                            norm=_norm_params(self.norm))  # fmt: skip
 
 
 class FP8QKVAttention(CausalSelfAttention):
@@ -152,6 +159,23 @@ class FP8QKVAttention(CausalSelfAttention):
         layer = self.c_attn
         return fp8_qkv(x, layer, self.n_head, backward_fast_accum=layer.fp8 == 2, grad_dtype=layer.grad_dtype,
                        histories=layer.fp8_histories(), weight_copies=layer.fp8_weight_copies())  # fmt: skip
+
+
+class NormInCast(nn.LayerNorm):
+    """``--fp8-norm-cast``: a LayerNorm that the FP8 linear after it (c_attn, or the MLP's c_fc) computes inside its
+    input cast (kernels/fp8_layernorm.py), so its bf16 output is never written: where that linear runs FP8
+    (``fp8_runs`` at its output ``widths``) this passes ``x`` through for it to normalize; elsewhere (evaluation,
+    sampling: the linear's plain path) it normalizes itself."""
+
+    widths: tuple[int, ...] = ()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x if fp8_runs(x, *self.widths) else super().forward(x)
+
+
+def _norm_params(norm: tuple) -> tuple | None:
+    """fp8_linear's ``norm`` argument from a layer's ``norm`` attribute: the NormInCast's (weight, bias, eps)."""
+    return (norm[0].weight, norm[0].bias, norm[0].eps) if norm else None
 
 
 class RecomputedBlock(Block):
@@ -227,6 +251,16 @@ def accelerate(model: GPT, paths: FastPaths) -> torch.nn.Module:
             _become(mlp, MLP)
         gather_qkv = paths.fp8_qkv_cast and "attn.c_attn" in fp8_linears and fused_casts_run
         _become(block.attn, FP8QKVAttention if gather_qkv else CausalSelfAttention)
+        # the LayerNorms inside the casts of the FP8 linears after them (not with -r 2, which recomputes them)
+        norms_in_casts = paths.fp8_norm_cast and fused_casts_run and recompute < 2
+        in_cast = {"ln_1": norms_in_casts and "attn.c_attn" in fp8_linears and not gather_qkv,
+                   "ln_2": norms_in_casts and isinstance(mlp, FP8GeluMLP)}  # fmt: skip
+        c = cfg.n_embd
+        for name, widths in (("ln_1", (3 * c,)), ("ln_2", (4 * c, c))):
+            if isinstance(getattr(block, name), nn.LayerNorm):
+                _become(getattr(block, name), NormInCast if in_cast[name] else nn.LayerNorm, widths=widths)
+        if isinstance(mlp, FP8GeluMLP):
+            mlp.norm = (block.ln_2,) if in_cast["ln_2"] else ()
         accumulate = bool(paths.accumulate_grads) and recompute < 3 and not torchao_fp8
         for name, layer in _linears(block):
             ours_fp8 = int(paths.fp8) if name in fp8_linears and not torchao_fp8 else 0
@@ -235,8 +269,8 @@ def accelerate(model: GPT, paths: FastPaths) -> torch.nn.Module:
             if ours_fp8 or accumulate:
                 _become(layer, FastLinear, fp8=ours_fp8, accumulate_grad=accumulate,
                         weight_grad_bf16="weight-grads" in fp8_keep, cast_kernel=paths.fp8_cast_kernel,
-                        delayed_scaling=delayed, grad_dtype=GRAD_FORMATS[paths.fp8_grad],
-                        cache_weights=cached)  # fmt: skip
+                        delayed_scaling=delayed, grad_dtype=GRAD_FORMATS[paths.fp8_grad], cache_weights=cached,
+                        norm=(block.ln_1,) if name == "attn.c_attn" and in_cast["ln_1"] and ours_fp8 else ())  # fmt: skip
             else:
                 _become(layer, nn.Linear)
             device, (n, k) = layer.weight.device, layer.weight.shape

@@ -189,7 +189,7 @@ def fast_paths(rc: ResolvedConfig) -> FastPaths:
                      fp8_cast_kernel=int(rc.fp8_cast_kernel),
                      fp8_delayed=rc.fp8_scaling == "delayed", fp8_grad=rc.fp8_grad,
                      fp8_cache_weights=bool(rc.fp8_cache_weights), fp8_gelu_cast=bool(rc.fp8_gelu_cast),
-                     fp8_qkv_cast=bool(rc.fp8_qkv_cast),
+                     fp8_qkv_cast=bool(rc.fp8_qkv_cast), fp8_norm_cast=bool(rc.fp8_norm_cast),
                      accumulate_grads=bool(rc.accumulate_in_matmul),
                      fused_classifier=bool(rc.fused_classifier), classifier_chunk=rc.classifier_chunk,
                      fp8_classifier=rc.fp8_classifier,

@@ -379,7 +379,7 @@ EXACTNESS_KEYS = ("lr", "warmup_steps", "final_lr_frac", "weight_decay", "lr_sch
                   "master_weights", "bf16_params", "dtype", "shuffle", "optimizer", "recipe", "muon_lr",
                   "muon_momentum", "head_lr", "embed_lr", "deterministic", "fp8", "fp8_impl", "fp8_bf16",
                   "fp8_cast_kernel", "fp8_scaling", "fp8_grad", "fp8_classifier", "fp8_gelu_cast",
-                  "fp8_qkv_cast")  # fmt: skip
+                  "fp8_qkv_cast", "fp8_norm_cast")  # fmt: skip
 # what a checkpoint that does not record a setting ran with, where that is not today's default, and the setting
 # without which it changes nothing (the gradients' format matters only with FP8 on, then or now)
 _DEFAULT_BEFORE = {
