@@ -43,7 +43,7 @@ def test_norms_in_casts_train_as_unfused(autocast):
     """A tiny GPT with --fp8-norm-cast 1 against 0 (GELU inside the casts, two micro-steps of delayed scaling): the
     same loss and gradients bit for bit (on the CPU the op runs its reference, the unfused arithmetic), but the
     LayerNorms' own weight gradients, the same amax records of the normalized inputs; ln_1 and ln_2 become
-    NormInCast and the layers after them carry them."""
+    NormInCast, the layers after them carry them, and the block sums the residual stream inside ln_2's pass."""
     on = {"fp8_gelu_cast": True}
     run0, run1 = tiny_fp8_runs([(on, False), ({**on, "fp8_norm_cast": True}, False)], autocast)
     (loss0, grads0, bufs0, model0), (loss1, grads1, bufs1, model1) = run0, run1
@@ -61,6 +61,7 @@ def test_norms_in_casts_train_as_unfused(autocast):
     assert names == {"NormInCast,NormInCast"} and {type(model0.transformer.h[0].ln_1).__name__} == {"LayerNorm"}
     block = model1.transformer.h[0]
     assert block.attn.c_attn.norm[0] is block.ln_1 and block.mlp.norm[0] is block.ln_2
+    assert type(block).__name__ == "NormsInCastsBlock" and type(model0.transformer.h[0]).__name__ == "Block"
     assert not block.attn.c_proj.norm and not model0.transformer.h[0].mlp.norm
 
 

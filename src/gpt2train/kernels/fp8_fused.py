@@ -51,16 +51,18 @@ from gpt2train.kernels.fp8_linear import (
 
 class _FP8GeluMLP(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: torch.Tensor, w_fc: torch.Tensor, b_fc: torch.Tensor | None, w_proj: torch.Tensor,
+    def forward(ctx, x: torch.Tensor, residual: torch.Tensor | None, w_fc: torch.Tensor, b_fc: torch.Tensor | None,
+                w_proj: torch.Tensor,
                 b_proj: torch.Tensor | None, out_dtype: torch.dtype, backward_fast_accum: bool,
                 grad_dtype: torch.dtype, fc_x_history: torch.Tensor, fc_grad_history: torch.Tensor,
                 proj_x_history: torch.Tensor, proj_grad_history: torch.Tensor, norm_weight: torch.Tensor | None,
                 norm_bias: torch.Tensor | None, norm_eps: float | None, *weight_copies):  # fmt: skip
         x2 = x.reshape(-1, x.shape[-1])
         # as fp8_linear: each operand K-major for every matmul it enters, the backward's copies kept; x normalized
-        # in its cast's pass with --fp8-norm-cast
+        # in its cast's pass with --fp8-norm-cast (x + residual, the sum written in the same pass)
         norm = None if norm_eps is None else (norm_weight, norm_bias, norm_eps)
-        (xq, xqt, sx), norm_saved = input_operand(x2, 1, fc_x_history, norm)
+        r2 = None if residual is None else residual.reshape(x2.shape)
+        (xq, xqt, sx), norm_saved = input_operand(x2, 1, fc_x_history, norm, r2)
         wq_fc, wqt_fc, sw_fc = weight_operand(w_fc, weight_copies[:3], 1)
         h = forward_matmul(xq, sx, wq_fc, sw_fc, None, out_dtype)  # its bias is added in GELU's pass
         # c_proj's input: GELU of h + b_fc, cast in both layouts in one pass (its amax recorded as c_proj's input's)
@@ -74,10 +76,11 @@ class _FP8GeluMLP(torch.autograd.Function):
         ctx.has_proj_bias, ctx.norm_bias = b_proj is not None, norm_bias is not None
         ctx.weight_dtype, ctx.x_dtype = w_fc.dtype, x.dtype
         ctx.fast_accum, ctx.grad_dtype = backward_fast_accum, grad_dtype
-        return y.reshape(*x.shape[:-1], w_proj.shape[0])
+        y = y.reshape(*x.shape[:-1], w_proj.shape[0])
+        return y if residual is None else (y, norm_saved[0].view(x.shape))
 
     @staticmethod
-    def backward(ctx, dy: torch.Tensor):
+    def backward(ctx, dy: torch.Tensor, *d_sum):
         xqt, sx, wqt_fc, sw_fc, h, b_fc, aqt, sa, wqt_proj, sw_proj, fc_grad_history, proj_grad_history, *norm_saved = (
             ctx.saved_tensors
         )
@@ -96,20 +99,24 @@ class _FP8GeluMLP(torch.autograd.Function):
         db_fc = db_fc.to(ctx.weight_dtype) if b_fc is not None else None
         dx, dnorm_weight, dnorm_bias = input_gradient(dx, norm_saved, ctx.norm_bias)
         dx = dx.reshape(*dy.shape[:-1], dx.shape[-1]).to(ctx.x_dtype)
-        return dx, dw_fc, db_fc, dw_proj, db_proj, *[None] * 7, dnorm_weight, dnorm_bias, *[None] * 7
+        if d_sum:  # x + residual was an output too (the residual stream): both addends take its whole gradient
+            dx = dx if d_sum[0] is None else dx + d_sum[0]
+            return dx, dx, dw_fc, db_fc, dw_proj, db_proj, *[None] * 7, dnorm_weight, dnorm_bias, *[None] * 7
+        return dx, None, dw_fc, db_fc, dw_proj, db_proj, *[None] * 7, dnorm_weight, dnorm_bias, *[None] * 7
 
 
 def fp8_gelu_mlp(x: torch.Tensor, c_fc: torch.nn.Linear, c_proj: torch.nn.Linear, *, backward_fast_accum: bool = False,
                  grad_dtype: torch.dtype = E4M3, histories: tuple[torch.Tensor, ...],
-                 weight_copies: tuple[torch.Tensor | None, ...] = (None,) * 6,
-                 norm: tuple | None = None) -> torch.Tensor:  # fmt: skip
+                 weight_copies: tuple[torch.Tensor | None, ...] = (None,) * 6, norm: tuple | None = None,
+                 residual: torch.Tensor | None = None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """``c_proj(gelu(c_fc(x)))`` (GELU tanh) with both linears' matmuls in FP8 as ``fp8_linear`` makes them with
     delayed scaling, GELU computed inside the casts (module docstring). ``histories``: c_fc's input and output
     gradient's :func:`~gpt2train.kernels.fp8_linear.amax_history` states, then c_proj's; ``weight_copies``: c_fc's
     (fp8, fp8 transposed, scale), then c_proj's, or Nones (cast here); ``norm``: the LayerNorm before c_fc,
-    (weight, bias, eps), computed inside c_fc's input cast (``x`` is its input: ``fp8_linear.input_operand``). Only
-    where ``fp8_runs(x, 4C, C)``."""
-    return _FP8GeluMLP.apply(x, c_fc.weight, c_fc.bias, c_proj.weight, c_proj.bias, _out_dtype(x), backward_fast_accum,
+    (weight, bias, eps), computed inside c_fc's input cast (``x`` is its input: ``fp8_linear.input_operand``);
+    ``residual``: with ``norm``, the LayerNorm's input is ``x + residual``, summed in the same pass, and the result is
+    (the MLP's output, that sum). Only where ``fp8_runs(x, 4C, C)``."""
+    return _FP8GeluMLP.apply(x, residual, c_fc.weight, c_fc.bias, c_proj.weight, c_proj.bias, _out_dtype(x), backward_fast_accum,
                              grad_dtype, *histories, *(norm or (None, None, None)), *weight_copies)  # fmt: skip
 
 

@@ -125,19 +125,22 @@ def delayed_scale(history: torch.Tensor, dtype: torch.dtype, first_amax: float,
     return fmax / amax, history[0], amax / fmax
 
 
-def input_operand(x2: torch.Tensor, cast_kernel: int, history: torch.Tensor | None,
-                  norm: tuple | None = None) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:  # fmt: skip
+def input_operand(x2: torch.Tensor, cast_kernel: int, history: torch.Tensor | None, norm: tuple | None = None,
+                  residual: torch.Tensor | None = None) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:  # fmt: skip
     """A linear's input ``x2`` (M, K) as its FP8 matmuls take it: ((e4m3, e4m3 transposed, dequantization scale),
     what the LayerNorm's backward needs). ``norm`` (``--fp8-norm-cast``): the LayerNorm before the linear, (weight,
     bias or None, eps); ``x2`` is then its input, normalized in the cast's own pass (kernels/fp8_layernorm.py, delayed
-    scaling only) and saved with the statistics for :func:`input_gradient`. Without it, :func:`quantize_transposed`."""
+    scaling only) and saved with the statistics for :func:`input_gradient`; with ``residual`` (M, K) the LayerNorm's
+    input is ``x2 + residual``, summed in the same pass, and the second element starts with that sum (the new
+    residual stream). Without ``norm``, :func:`quantize_transposed`."""
     if norm is None:
         return quantize_transposed(x2, E4M3, kernel=cast_kernel, history=history, first_amax=FIRST_AMAX_X), ()
     weight, bias, eps = norm
     scale, record, inverse = delayed_scale(history, E4M3, FIRST_AMAX_X)
-    q, qt, _, mean, rstd = ln_cast_transpose_kernel(x2.detach(), None, weight.detach(),
-                                                    None if bias is None else bias.detach(), eps, scale, E4M3, record)  # fmt: skip
-    return (q, qt, inverse), (x2, weight, mean, rstd)
+    q, qt, s, mean, rstd = ln_cast_transpose_kernel(x2.detach(), None if residual is None else residual.detach(),
+                                                    weight.detach(), None if bias is None else bias.detach(), eps,
+                                                    scale, E4M3, record)  # fmt: skip
+    return (q, qt, inverse), (x2 if residual is None else s, weight, mean, rstd)
 
 
 def input_gradient(dx: torch.Tensor, norm_saved: tuple, norm_bias: bool) -> tuple[torch.Tensor | None, ...]:

@@ -9,7 +9,7 @@ model.py is the reference; :func:`accelerate` turns its modules into faster ones
   (FP8 linears with GELU inside their casts, kernels/fp8_fused.py);
 - blocks into :class:`RecomputedBlock` (-r 2: the norms recomputed, -r 3: each sublayer recomputed whole);
 - the LayerNorms into :class:`NormInCast` where the FP8 linear after them computes them in its input cast
-  (kernels/fp8_layernorm.py);
+  (kernels/fp8_layernorm.py), and blocks into :class:`NormsInCastsBlock` for the residual add before ln_2;
 - ``GPT.classifier_loss`` into the chunked classifier (kernels/fused_classifier.py), its matmuls in FP8 or bf16;
 - and then compiles each block, or the whole model.
 
@@ -138,14 +138,16 @@ class FP8GeluMLP(MLP):
 
     norm: tuple = ()  # as FastLinear's: ln_2 computed in c_fc's input cast
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        """The MLP of ``x``; with ``residual`` (NormsInCastsBlock: FP8 running, ``norm`` set) its input is ln_2 of
+        ``x + residual`` and the result is (the MLP's output, that sum)."""
         fc, proj = self.c_fc, self.c_proj
         if not fp8_runs(x, fc.weight.shape[0], proj.weight.shape[0]):
             return super().forward(x)
         return fp8_gelu_mlp(x, fc, proj, backward_fast_accum=fc.fp8 == 2, grad_dtype=fc.grad_dtype,
                             histories=fc.fp8_histories() + proj.fp8_histories(),
                             weight_copies=fc.fp8_weight_copies() + proj.fp8_weight_copies(),
-                            norm=_norm_params(self.norm))  # fmt: skip
+                            norm=_norm_params(self.norm), residual=residual)  # fmt: skip
 
 
 class FP8QKVAttention(CausalSelfAttention):
@@ -171,6 +173,19 @@ class NormInCast(nn.LayerNorm):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x if fp8_runs(x, *self.widths) else super().forward(x)
+
+
+class NormsInCastsBlock(Block):
+    """``--fp8-norm-cast``: the residual add before ln_2 goes inside ln_2's pass too (kernels/fp8_layernorm.py). Where
+    the MLP runs FP8 (an FP8GeluMLP with ln_2 in its input cast) it takes the block's input and attention's output
+    and returns its own output with their sum, the residual stream, which is then read once instead of twice; elsewhere
+    (evaluation, sampling) the plain block."""
+
+    def forward(self, x: torch.Tensor, rope: tuple | None = None, kv_cache=None) -> torch.Tensor:
+        if not fp8_runs(x, *self.ln_2.widths):
+            return super().forward(x, rope, kv_cache)
+        y, stream = self.mlp(x, residual=self.attn(self.ln_1(x), rope, kv_cache))  # stream: x + attention's output
+        return stream + y
 
 
 def _norm_params(norm: tuple) -> tuple | None:
@@ -261,6 +276,8 @@ def accelerate(model: GPT, paths: FastPaths) -> torch.nn.Module:
                 _become(getattr(block, name), NormInCast if in_cast[name] else nn.LayerNorm, widths=widths)
         if isinstance(mlp, FP8GeluMLP):
             mlp.norm = (block.ln_2,) if in_cast["ln_2"] else ()
+        if in_cast["ln_2"]:  # and the residual add before it
+            _become(block, NormsInCastsBlock)
         accumulate = bool(paths.accumulate_grads) and recompute < 3 and not torchao_fp8
         for name, layer in _linears(block):
             ours_fp8 = int(paths.fp8) if name in fp8_linears and not torchao_fp8 else 0
