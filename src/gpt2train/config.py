@@ -465,8 +465,9 @@ class TrainConfig:
         0,
         "--fp8-norm-cast",
         help="with --fp8 (ours), delayed scaling and the cast kernel: 1 computes ln_1 and ln_2 inside the FP8 casts of "
-        "c_attn's and c_fc's inputs (kernels/fp8_layernorm.py: the LayerNorm's output is never written in bf16), "
-        "where 0 lets Inductor compute it and the cast kernel read it again",
+        "c_attn's and c_fc's inputs, ln_2 with the residual add before it (kernels/fp8_layernorm.py: the LayerNorm's "
+        "output is never written in bf16), where 0 lets Inductor compute them and the cast kernel read them again (no "
+        "faster on an H200: d12 842.7-843.9 against 833.7-834.9 ms/step, d48 level; BENCHMARKS.md)",
     )
     fp8_classifier: int = setting(
         -1,
