@@ -150,3 +150,25 @@ def assert_trains_bit_for_bit(run0, run1, bias: str) -> None:
     histories = [n for n in bufs0 if "history" in n]
     assert len(histories) == 16 and all(torch.equal(bufs0[n], bufs1[n]) for n in histories)
     assert all(bufs1[n][:2].gt(0).all() for n in histories)
+
+
+def assert_compiles_for_hopper(script: str) -> None:
+    """Run ``script`` (which compiles Triton kernels for sm_90 and prints "compiled") in a process without
+    TRITON_INTERPRET, with the ptxas Triton ships, no GPU needed; skip where Triton or its ptxas is missing."""
+    import os
+    import subprocess
+    import sys
+
+    import pytest
+
+    from gpt2train.kernels._triton import triton_available
+
+    if not triton_available():
+        pytest.skip("no triton")
+    import triton
+
+    if not os.path.exists(os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas")):
+        pytest.skip("this triton ships no ptxas")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0 and "compiled" in out.stdout, out.stderr[-2000:]

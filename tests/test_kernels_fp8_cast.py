@@ -16,6 +16,7 @@ if not torch.cuda.is_available():
 from gpt2train.kernels import fp8_cast  # noqa: E402
 from gpt2train.kernels._triton import interpreting, triton_available  # noqa: E402
 from gpt2train.kernels.fp8_linear import E4M3, E5M2, quantize, quantize_transposed  # noqa: E402
+from tests.helpers import assert_compiles_for_hopper  # noqa: E402
 
 
 def _matrix(rows, cols, seed, dtype=torch.bfloat16):
@@ -322,16 +323,4 @@ def test_kernel_compiles_for_hopper():
     the q, k, v gradients' gather) compiles for sm_90 down to a cubin
     with the ptxas Triton ships, no GPU needed (in a process without TRITON_INTERPRET); the gather pass casts each
     of its two layouts from the input's tiles, never converting an FP8 tile between layouts."""
-    import subprocess
-    import sys
-
-    if not triton_available():
-        pytest.skip("no triton")
-    import triton
-
-    if not os.path.exists(os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas")):
-        pytest.skip("this triton ships no ptxas")
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    out = subprocess.run([sys.executable, "-c", _COMPILE_FOR_HOPPER], capture_output=True, text=True, env=env,
-                         timeout=300)  # fmt: skip
-    assert out.returncode == 0 and "compiled" in out.stdout, out.stderr[-2000:]
+    assert_compiles_for_hopper(_COMPILE_FOR_HOPPER)

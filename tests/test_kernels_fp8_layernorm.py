@@ -18,6 +18,7 @@ if not torch.cuda.is_available():
 from gpt2train.kernels import fp8_cast, fp8_layernorm  # noqa: E402
 from gpt2train.kernels._triton import interpreting, triton_available  # noqa: E402
 from gpt2train.kernels.fp8_linear import E4M3, E5M2  # noqa: E402
+from tests.helpers import assert_compiles_for_hopper  # noqa: E402
 
 EPS = 1e-5  # nn.LayerNorm's
 FMAX = torch.finfo(E4M3).max  # the clamp, applied to the interpreter tests' fp32 outputs
@@ -230,19 +231,7 @@ def test_kernel_compiles_for_hopper():
     """The interpreter runs the kernel as Python; Triton's compiler is stricter. Both passes the trainer would
     launch (ln_1's, no residual; ln_2's, with the residual add) compile for sm_90 down to a cubin with the ptxas
     Triton ships, no GPU needed (in a process without TRITON_INTERPRET)."""
-    import subprocess
-    import sys
-
-    if not triton_available():
-        pytest.skip("no triton")
-    import triton
-
-    if not os.path.exists(os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas")):
-        pytest.skip("this triton ships no ptxas")
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    out = subprocess.run([sys.executable, "-c", _COMPILE_FOR_HOPPER], capture_output=True, text=True, env=env,
-                         timeout=300)  # fmt: skip
-    assert out.returncode == 0 and "compiled" in out.stdout, out.stderr[-2000:]
+    assert_compiles_for_hopper(_COMPILE_FOR_HOPPER)
 
 
 @pytest.mark.parametrize("source", [torch.bfloat16, torch.float32])
