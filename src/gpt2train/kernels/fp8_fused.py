@@ -52,8 +52,7 @@ from gpt2train.kernels.fp8_linear import (
 class _FP8GeluMLP(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, residual: torch.Tensor | None, w_fc: torch.Tensor, b_fc: torch.Tensor | None,
-                w_proj: torch.Tensor,
-                b_proj: torch.Tensor | None, out_dtype: torch.dtype, backward_fast_accum: bool,
+                w_proj: torch.Tensor, b_proj: torch.Tensor | None, out_dtype: torch.dtype, backward_fast_accum: bool,
                 grad_dtype: torch.dtype, fc_x_history: torch.Tensor, fc_grad_history: torch.Tensor,
                 proj_x_history: torch.Tensor, proj_grad_history: torch.Tensor, norm_weight: torch.Tensor | None,
                 norm_bias: torch.Tensor | None, norm_eps: float | None, *weight_copies):  # fmt: skip
@@ -116,8 +115,9 @@ def fp8_gelu_mlp(x: torch.Tensor, c_fc: torch.nn.Linear, c_proj: torch.nn.Linear
     (weight, bias, eps), computed inside c_fc's input cast (``x`` is its input: ``fp8_linear.input_operand``);
     ``residual``: with ``norm``, the LayerNorm's input is ``x + residual``, summed in the same pass, and the result is
     (the MLP's output, that sum). Only where ``fp8_runs(x, 4C, C)``."""
-    return _FP8GeluMLP.apply(x, residual, c_fc.weight, c_fc.bias, c_proj.weight, c_proj.bias, _out_dtype(x), backward_fast_accum,
-                             grad_dtype, *histories, *(norm or (None, None, None)), *weight_copies)  # fmt: skip
+    return _FP8GeluMLP.apply(x, residual, c_fc.weight, c_fc.bias, c_proj.weight, c_proj.bias, _out_dtype(x),
+                             backward_fast_accum, grad_dtype, *histories, *(norm or (None, None, None)),
+                             *weight_copies)  # fmt: skip
 
 
 class _FP8QKV(torch.autograd.Function):

@@ -126,7 +126,8 @@ def delayed_scale(history: torch.Tensor, dtype: torch.dtype, first_amax: float,
 
 
 def input_operand(x2: torch.Tensor, cast_kernel: int, history: torch.Tensor | None, norm: tuple | None = None,
-                  residual: torch.Tensor | None = None) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:  # fmt: skip
+                  residual: torch.Tensor | None = None,
+                  ) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:  # fmt: skip
     """A linear's input ``x2`` (M, K) as its FP8 matmuls take it: ((e4m3, e4m3 transposed, dequantization scale),
     what the LayerNorm's backward needs). ``norm`` (``--fp8-norm-cast``): the LayerNorm before the linear, (weight,
     bias or None, eps); ``x2`` is then its input, normalized in the cast's own pass (kernels/fp8_layernorm.py, delayed
@@ -243,15 +244,8 @@ class _FP8Linear(torch.autograd.Function):
             dw = (dy2.t() @ xqt.t().to(dy2.dtype)).float().mul_(sx).to(ctx.weight_dtype)
         db = db[0].to(ctx.weight_dtype) if ctx.has_bias else None
         dx, dnorm_weight, dnorm_bias = input_gradient(dx, norm_saved, ctx.norm_bias)
-        return (
-            dx.reshape(*dy.shape[:-1], dx.shape[-1]).to(ctx.x_dtype),
-            dw,
-            db,
-            *[None] * 10,
-            dnorm_weight,
-            dnorm_bias,
-            None,
-        )
+        dx = dx.reshape(*dy.shape[:-1], dx.shape[-1]).to(ctx.x_dtype)
+        return dx, dw, db, *[None] * 10, dnorm_weight, dnorm_bias, None
 
 
 def fp8_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, *,

@@ -270,6 +270,7 @@ def accelerate(model: GPT, paths: FastPaths) -> torch.nn.Module:
         norms_in_casts = paths.fp8_norm_cast and fused_casts_run and recompute < 2
         in_cast = {"ln_1": norms_in_casts and "attn.c_attn" in fp8_linears and not gather_qkv,
                    "ln_2": norms_in_casts and isinstance(mlp, FP8GeluMLP)}  # fmt: skip
+        in_cast = {name: on and isinstance(getattr(block, name), nn.LayerNorm) for name, on in in_cast.items()}
         c = cfg.n_embd
         for name, widths in (("ln_1", (3 * c,)), ("ln_2", (4 * c, c))):
             if isinstance(getattr(block, name), nn.LayerNorm):
@@ -287,7 +288,7 @@ def accelerate(model: GPT, paths: FastPaths) -> torch.nn.Module:
                 _become(layer, FastLinear, fp8=ours_fp8, accumulate_grad=accumulate,
                         weight_grad_bf16="weight-grads" in fp8_keep, cast_kernel=paths.fp8_cast_kernel,
                         delayed_scaling=delayed, grad_dtype=GRAD_FORMATS[paths.fp8_grad], cache_weights=cached,
-                        norm=(block.ln_1,) if name == "attn.c_attn" and in_cast["ln_1"] and ours_fp8 else ())  # fmt: skip
+                        norm=(block.ln_1,) if name == "attn.c_attn" and in_cast["ln_1"] else ())  # fmt: skip
             else:
                 _become(layer, nn.Linear)
             device, (n, k) = layer.weight.device, layer.weight.shape
