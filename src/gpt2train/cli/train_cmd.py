@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import sys
 from pathlib import Path
 
 from gpt2train.config import TrainConfig
@@ -116,7 +117,15 @@ def run(args) -> int:
     os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
     # compiled kernels kept beside our other caches (not in /tmp), so a second start skips compilation
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir() / "inductor"))
-    return train(config_from_args(args))
+    code = train(config_from_args(args))
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # the run's files are closed and its process group destroyed; the interpreter's own teardown can still
+        # abort a process in torch's gloo threads ("terminate called without an active exception", a finished run
+        # exiting -6 under load in a fresh-clone CI run), so a process of several leaves without it
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":
