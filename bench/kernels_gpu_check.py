@@ -222,9 +222,12 @@ def classifier_case(args, dev, case, rows, c, vp, v, dtype_name):
         chunked_classifier_loss, chunk_rows=args.chunk_rows, impl="torch", softcap=cap
     )
     fp8 = dtype_name != "fp32" and fp8_supported(dev)
-    if fp8:  # --fp8-classifier: the three matmuls in FP8, within FP8's error of the reference
+    if fp8:  # --fp8-classifier 1 and 3: the three matmuls in FP8, within FP8's error of the reference
         variants[f"chunked rows={args.chunk_rows} fp8"] = functools.partial(
-            chunked_classifier_loss, chunk_rows=args.chunk_rows, softcap=cap, fp8=True
+            chunked_classifier_loss, chunk_rows=args.chunk_rows, softcap=cap, fp8=1
+        )
+        variants[f"chunked rows={args.chunk_rows} fp8 stochastic"] = functools.partial(
+            chunked_classifier_loss, chunk_rows=args.chunk_rows, softcap=cap, fp8=3
         )
     for name, fn in variants.items():
         out = classifier_step(fn, x, w, t, v, dtype_name, dev)
@@ -233,7 +236,7 @@ def classifier_case(args, dev, case, rows, c, vp, v, dtype_name):
             err_dx=rel_err(out[1], ref[1]),
             err_dw=rel_err(out[2], ref[2]),
         )
-        tol = TOL_FP8 if name.endswith("fp8") else TOL[dtype_name]
+        tol = TOL_FP8 if " fp8" in name else TOL[dtype_name]
         ok = all(e <= tol for e in errs.values()) if name != "plain" else None
         del out
         step = lambda fn=fn: classifier_step(fn, x, w, t, v, dtype_name, dev)
@@ -267,6 +270,24 @@ def fp8_gradient_bits(dev, case, rows, vp, v, softcap):
     ok = (wrong < 1e-3 and transposed) if triton else None  # off CUDA both came from the reference
     record("classifier", case, "fp8 gradient kernel vs reference, bits", ok=ok,
            wrong_share=wrong, transpose_exact=transposed)  # fmt: skip
+    # --fp8-classifier 3: each value on one of the two e5m2 neighbours of the fp32 gradient (from 2^-14 up, where the
+    # cut is exact), both layouts alike, and over draws the fp32 gradient on average
+    _, exact = fused_classifier._chunk_loss_and_dlogits(logits.float(), t, v, scale, softcap)
+    exact = exact.float().clamp(-rq.float().abs().max(), rq.float().abs().max())
+    draws = [fused_classifier._chunk_loss_and_fp8_grads(logits.clone(), t, v, scale, softcap, triton,
+                                                        torch.tensor([seed], device=dev))[1:] for seed in range(8)]  # fmt: skip
+    cut = (exact.abs().view(torch.int32) & -(1 << 21)).view(torch.float32)
+    up = ((exact.abs().view(torch.int32) & -(1 << 21)) + (1 << 21)).view(torch.float32)
+    normal = exact.abs() >= 2.0**-14
+    first = draws[0][0].float().abs()
+    on = bool((((first == cut) | (first == up)) | ~normal).all())
+    transposed = all(bool(torch.equal(b.view(torch.uint8), a.t().contiguous().view(torch.uint8))) for a, b in draws)
+    big = exact.abs() > 1.0
+    mean = torch.stack([a.float() for a, _ in draws]).double().mean(0)
+    bias = ((mean - exact.double())[big].norm() / exact.double()[big].norm()).item()
+    spread = ((draws[0][0].double() - exact.double())[big].norm() / exact.double()[big].norm()).item()
+    record("classifier", case, "fp8 stochastic gradient: neighbours, unbiased", ok=on and transposed and
+           bias < spread / 2, mean_rel_err=bias, one_draw_rel_err=spread)  # fmt: skip
 
 
 def compile_classifier(args, dev, case, x, w, t, v, dtype_name, ref):

@@ -161,3 +161,92 @@ def test_fp8_logits_through_the_cast_kernel_match_the_torch_path():
     # within bf16's rounding of the gradient (0.6%) of the PyTorch path; the bf16 logits' gradients are 5-6% away
     for a, o in zip(got[1:], tor[1:]):
         assert a.dtype == torch.bfloat16 and ((a.double() - o.double()).norm() / o.double().norm()).item() < 2e-2
+
+
+def _e5m2_neighbours(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two e5m2 values around fp32 ``v`` (normal range): its bits cut below e5m2's 2 mantissa bits, and the next
+    value away from zero."""
+    low = (v.view(torch.int32) & -(1 << 21)).view(torch.float32)
+    high = ((v.view(torch.int32) & -(1 << 21)) + (1 << 21)).view(torch.float32)
+    return low, high
+
+
+def test_stochastic_rounding_is_to_a_neighbour_and_unbiased():
+    """--fp8-classifier 3's rounding (stochastic_round_e5m2, the reference): each value goes to one of its two e5m2
+    neighbours, exact values stay, and over many draws the mean is the value (unbiased), of either sign."""
+    from gpt2train.kernels.fused_classifier import stochastic_round_e5m2
+
+    g = torch.Generator().manual_seed(0)
+    v = torch.tensor([0.3, -0.3, 1.0, -0.7, 1234.5, 0.11])
+    draws = 20000
+    noise = torch.randint(0, 1 << 21, (draws, v.numel()), generator=g, dtype=torch.int32)
+    r = stochastic_round_e5m2(v.expand(draws, -1).contiguous(), noise)
+    low, high = _e5m2_neighbours(v.abs())
+    low, high = low * v.sign(), high * v.sign()
+    assert bool(((r == low) | (r == high)).all())
+    assert torch.equal(r[:, 2], torch.full((draws,), 1.0))  # exact in e5m2: unchanged
+    torch.testing.assert_close(r.double().mean(0), v.double(), rtol=5e-3, atol=0)
+    assert torch.equal(r.to(torch.float8_e5m2).float(), r)  # representable: the cast is exact
+
+
+def test_fp8_gradient_kernel_rounds_stochastically():
+    """ce_grad_fp8_kernel with a seed: every value of the gradient on one of the two e5m2 neighbours of the
+    to-nearest kernel's fp32 value, the same in both layouts, the same for the same seed and not for another, and
+    on average over seeds the unrounded value."""
+    from gpt2train.kernels import fused_classifier as fc
+
+    g = torch.Generator().manual_seed(4)
+    n, vp, v = 64, 128, 100
+    logits = torch.randn(n, vp, generator=g) * 3
+    t = torch.randint(0, v, (n,), generator=g)
+    scale = torch.full((n,), 3000.0)
+    lse = torch.full((n,), float("nan"))
+    fc._chunk_loss_and_dlogits_triton(logits.clone(), t, v, None, 0.0, lse=lse)
+    exact, exact_t = torch.empty(n, vp), torch.empty(vp, n)
+    fc._launch_fp8_grad(logits, lse, t, scale, v, 0.0, exact, exact_t)
+
+    def rounded(seed):
+        q, qt = torch.empty(n, vp), torch.empty(vp, n)
+        fc._launch_fp8_grad(logits, lse, t, scale, v, 0.0, q, qt, torch.tensor([seed]))
+        assert torch.equal(qt, q.t())
+        return q
+
+    q1, q1b, q2 = rounded(11), rounded(11), rounded(12)
+    normal = exact.abs() >= 2.0**-14  # e5m2's subnormals round to nearest after the cut
+    low, high = _e5m2_neighbours(exact.abs())
+    on = (q1.abs() == low) | (q1.abs() == high)
+    assert bool(on[normal].all()) and torch.equal(q1.sign()[normal], exact.sign()[normal])
+    assert torch.equal(q1, q1b) and not torch.equal(q1, q2)
+    mean = torch.stack([rounded(s) for s in range(64)]).double().mean(0)
+    big = exact.abs() > 1.0
+    rel = ((mean - exact.double())[big].norm() / exact.double()[big].norm()).item()
+    spread = ((q1.double() - exact.double())[big].norm() / exact.double()[big].norm()).item()
+    assert rel < spread / 4, (rel, spread)  # the draws' errors cancel: unbiased
+
+
+_FP8_GRAD_COMPILE = """
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from gpt2train.kernels import fused_classifier as fc
+
+fn = fc._ce_kernel(False)[1]
+names = ["logits_ptr", "stride_row", "lse_ptr", "targets_ptr", "row_scale_ptr", "seed_ptr", "g_ptr", "gt_ptr", "n",
+         "V", "Vp", "softcap", "fmax"]
+types = ["*bf16", "i32", "*fp32", "*i64", "*fp32", "*i64", "*fp8e5", "*fp8e5", "i32", "i32", "i32", "fp32", "fp32"]
+for stochastic in (False, True):
+    consts = dict(HAS_CAP=False, STOCHASTIC=stochastic, BLOCK_M=fc.FP8_TILE_M, BLOCK_N=fc.FP8_TILE_N)
+    sig = dict(zip(names, types), **{k: "constexpr" for k in consts})
+    src = ASTSource(fn=fn, signature=sig, constexprs={(list(sig).index(k),): v for k, v in consts.items()})
+    kernel = triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": fc.FP8_WARPS})
+    assert "cubin" in kernel.asm, consts
+print("compiled")
+"""
+
+
+def test_fp8_gradient_kernel_compiles_for_hopper():
+    """ce_grad_fp8_kernel, rounding to nearest and stochastically (--fp8-classifier 1 and 3), compiles for sm_90 down
+    to a cubin (no GPU needed)."""
+    from tests.helpers import assert_compiles_for_hopper
+
+    assert_compiles_for_hopper(_FP8_GRAD_COMPILE)

@@ -475,8 +475,10 @@ class TrainConfig:
         help="the fused classifier's matmuls in FP8 (needs a GPU with FP8 matmuls, or the CPU, emulated); 2: the "
         "logits' from e4m3 copies of x and W, the gradient's two in bf16 (d12's step 1.02x as fast on an H200, d48's "
         "up to 1.01x; the 200-step loss check held in two sittings beside bf16 blocks and two beside FP8 ones); 1: "
-        "all three, the gradient in e5m2 at a fixed scale (beside bf16 blocks 1.05x, beside FP8 blocks 22.5-24.5 ms "
-        "off d12's step; the loss check held in two sittings of three, failed once, +0.0125; docs/fast-paths.md); 0: "
+        "all three, the gradient in e5m2 at a fixed scale (beside bf16 blocks 1.05x, beside FP8 blocks 22.5-30.4 ms "
+        "off d12's step; the loss check held in two sittings of four, failed twice, +0.0125 and +0.0106; "
+        "docs/fast-paths.md); 3: as 1 with that gradient rounded to e5m2 stochastically (unbiased; not yet run on a "
+        "GPU); 0: "
         "bf16; -1: 2 in one process on a Hopper GPU with the fused classifier (d12's and d48's default), a resumed "
         "run its checkpoint's, else 0. The evaluation loss always comes from bf16 logits",
     )
@@ -821,7 +823,7 @@ def auto_fp8_classifier(env: Environment, fused_classifier: bool) -> int:
     bf16 blocks (d12) and FP8 ones (d48; each pair held the loss check in two sittings). Else 0."""
     if not (fused_classifier and env.fp8_supported):
         return 0
-    if (saved := _resumed_setting(env, "fp8_classifier", (0, 1, 2), 0)) is not None:
+    if (saved := _resumed_setting(env, "fp8_classifier", (0, 1, 2, 3), 0)) is not None:
         return saved
     return fp8_classifier_rule(_hopper(env), env.world_size)
 
@@ -948,9 +950,9 @@ def _check_flags(cfg: TrainConfig, env: Environment, lv: dict) -> None:
     if cfg.fp8_cast_kernel not in (-1, 0, 1, 2):
         raise UserError(f"--fp8-cast-kernel {cfg.fp8_cast_kernel}: use 0 (Inductor's casts), 1 (the Triton kernel), "
                         "2 (Inductor's casts, the kernel's transposes) or -1 (1 with --fp8 on CUDA)")  # fmt: skip
-    if cfg.fp8_classifier not in (-1, 0, 1, 2):
-        raise UserError(f"--fp8-classifier {cfg.fp8_classifier}: use 0 (bf16), 1 (FP8), 2 (FP8 logits only) or -1 "
-                        "(auto)")  # fmt: skip
+    if cfg.fp8_classifier not in (-1, 0, 1, 2, 3):
+        raise UserError(f"--fp8-classifier {cfg.fp8_classifier}: use 0 (bf16), 1 (FP8), 2 (FP8 logits only), 3 (FP8, "
+                        "the gradient rounded stochastically) or -1 (auto)")  # fmt: skip
     if cfg.fp8_scaling not in FP8_SCALINGS:
         raise UserError(f"--fp8-scaling {cfg.fp8_scaling!r}: use dynamic (each tensor's own amax), delayed (the "
                         "previous micro-steps') or auto")  # fmt: skip

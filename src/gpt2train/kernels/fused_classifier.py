@@ -20,7 +20,9 @@ the shard readers refuse such tokens before training (formats/shards.py check_to
 With ``fp8`` (``--fp8-classifier 1``) the three matmuls of each chunk run in FP8 (:func:`_fp8_chunks`): the
 logits from e4m3 copies of x and W, and the gradient of the logits, written in e5m2 at a fixed scale as it is and
 transposed by one Triton pass (``ce_grad_fp8_kernel``), for dx and dW. Its reference is the same chunk's PyTorch
-gradient cast in PyTorch (:func:`_chunk_loss_and_fp8_grads`).
+gradient cast in PyTorch (:func:`_chunk_loss_and_fp8_grads`). ``--fp8-classifier 3`` rounds that gradient to e5m2
+stochastically (:func:`stochastic_round_e5m2`) instead of to nearest: rounding to nearest is biased the same way for
+every token whose gradient takes the same value, stochastic rounding is unbiased at the cost of noise.
 
 Under ``torch.autocast`` the matmuls run in the autocast dtype (like ``F.linear`` would) and the
 returned gradients are cast back to the dtypes of x and W. The function is plain tensor code with
@@ -186,6 +188,7 @@ def _ce_kernel(interpret: bool):
         lse_ptr,  # (n,) fp32: each row's log-sum-exp (ce_grad_kernel's WRITE_LSE)
         targets_ptr,  # (n,) int64, -1 = ignore
         row_scale_ptr,  # (n,) fp32: the gradient's scale per row (1/N, or 0 for ignored rows) times the FP8 scale
+        seed_ptr,  # (1,) int64: the stochastic rounding's seed (STOCHASTIC)
         g_ptr,  # (n, Vp) float8 out: d(loss)/d(logits), scaled
         gt_ptr,  # (Vp, n) float8 out: the same, transposed
         n,
@@ -194,6 +197,7 @@ def _ce_kernel(interpret: bool):
         softcap,
         fmax,
         HAS_CAP: tl.constexpr,
+        STOCHASTIC: tl.constexpr,
         BLOCK_M: tl.constexpr,
         BLOCK_N: tl.constexpr,
     ):
@@ -216,6 +220,11 @@ def _ce_kernel(interpret: bool):
         g = (p - tl.where(hit, 1.0, 0.0)) * scale[:, None]
         if HAS_CAP:
             g = g * (1.0 - t * t)
+        if STOCHASTIC:  # to one of e5m2's two neighbours, the upper with the probability of its nearness: random
+            # bits added below the 2 mantissa bits e5m2 keeps, then cut (sign and magnitude: both signs alike)
+            noise = tl.randint(tl.load(seed_ptr), (rows[:, None] * Vp + cols[None, :]).to(tl.int32))
+            bits = g.to(tl.uint32, bitcast=True) + (noise & 0x1FFFFF).to(tl.uint32)
+            g = (bits & 0xFFE00000).to(tl.float32, bitcast=True)
         q = tl.clamp(g, -fmax, fmax).to(g_ptr.dtype.element_ty)
         tl.store(g_ptr + rows[:, None] * Vp + cols[None, :], q, mask=mask)
         tl.store(gt_ptr + cols[None, :] * n + rows[:, None], q, mask=mask)
@@ -270,6 +279,15 @@ FP8_TILE_M, FP8_TILE_N, FP8_WARPS = 64, 64, 4  # ce_grad_fp8_kernel's tile: rows
 FP8_GRAD = torch.float8_e5m2
 
 
+def stochastic_round_e5m2(g: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """fp32 ``g`` rounded to one of its two neighbours in e5m2 (the 2 mantissa bits it keeps), the upper with the
+    probability of its nearness, by ``noise`` (int32, as g's shape): its low 21 bits added below the bits kept, then
+    cut; still fp32 (exact in e5m2 from 2^-14 up). ``--fp8-classifier 3``'s rounding of the logits' gradient, the
+    reference of ce_grad_fp8_kernel's STOCHASTIC."""
+    bits = g.float().view(torch.int32) + (noise & 0x1FFFFF)
+    return (bits & -(1 << 21)).view(torch.float32)
+
+
 def _chunk_loss_and_fp8_grads(
     logits: torch.Tensor,
     targets: torch.Tensor,
@@ -277,36 +295,47 @@ def _chunk_loss_and_fp8_grads(
     row_scale: torch.Tensor,
     softcap: float,
     triton: bool,
+    seed: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Summed cross-entropy of one chunk, and d(loss)/d(logits) times ``row_scale`` cast to FP8_GRAD (clamped to its
-    range) both as it is (n, Vp) and transposed (Vp, n). ``triton``: the loss pass of ce_grad_kernel, then one pass
+    range) both as it is (n, Vp) and transposed (Vp, n); with ``seed`` (a (1,) int64 tensor) rounded stochastically
+    (:func:`stochastic_round_e5m2`) instead of to nearest. ``triton``: the loss pass of ce_grad_kernel, then one pass
     of ce_grad_fp8_kernel writing both float8 copies; else :func:`_chunk_loss_and_dlogits`'s gradient in fp32 cast
-    and transposed in PyTorch: the reference."""
+    and transposed in PyTorch: the reference (its noise drawn by torch from ``seed``, not the kernel's)."""
     fmax = torch.finfo(FP8_GRAD).max
     if not triton:
         # from fp32 logits (the copy it would make of bf16 ones anyway), so the gradient is rounded once, as the kernel's
         loss_sum, g = _chunk_loss_and_dlogits(logits.float(), targets, vocab_size, row_scale, softcap)
-        q = g.float().clamp(-fmax, fmax).to(FP8_GRAD)
+        g = g.float()
+        if seed is not None:
+            gen = torch.Generator(device=g.device).manual_seed(int(seed.item()))
+            g = stochastic_round_e5m2(g, torch.randint(0, 1 << 21, g.shape, generator=gen, device=g.device,
+                                                       dtype=torch.int32))  # fmt: skip
+        q = g.clamp(-fmax, fmax).to(FP8_GRAD)
         return loss_sum, q, q.t().contiguous()
     n, vp = logits.shape
     lse = torch.empty(n, dtype=torch.float32, device=logits.device)
     loss_sum, _ = _chunk_loss_and_dlogits_triton(logits, targets, vocab_size, None, softcap, lse=lse)
     g = torch.empty((n, vp), dtype=FP8_GRAD, device=logits.device)
     gt = torch.empty((vp, n), dtype=FP8_GRAD, device=logits.device)
-    _launch_fp8_grad(logits, lse, targets, row_scale, vocab_size, softcap, g, gt)
+    _launch_fp8_grad(logits, lse, targets, row_scale, vocab_size, softcap, g, gt, seed)
     return loss_sum, g, gt
 
 
 def _launch_fp8_grad(logits: torch.Tensor, lse: torch.Tensor, targets: torch.Tensor, row_scale: torch.Tensor,
-                     vocab_size: int, softcap: float, g: torch.Tensor, gt: torch.Tensor) -> None:  # fmt: skip
+                     vocab_size: int, softcap: float, g: torch.Tensor, gt: torch.Tensor,
+                     seed: torch.Tensor | None = None) -> None:  # fmt: skip
     """ce_grad_fp8_kernel over ``logits`` (n, Vp) into ``g`` (n, Vp) and ``gt`` (Vp, n), clamped to FP8_GRAD's
-    range and cast to their dtype (fp32 ones in tests: Triton's interpreter rounds to float8 otherwise than a GPU)."""
+    range and cast to their dtype (fp32 ones in tests: Triton's interpreter rounds to float8 otherwise than a GPU);
+    with ``seed`` ((1,) int64) rounded stochastically, the noise Triton's from the seed and each element's place."""
     n, vp = logits.shape
     grid = ((n + FP8_TILE_M - 1) // FP8_TILE_M, (vp + FP8_TILE_N - 1) // FP8_TILE_N)
     kwargs = {} if interpreting() else {"num_warps": FP8_WARPS}
-    _ce_kernel(interpreting())[1][grid](logits, logits.stride(0), lse, targets.contiguous(), row_scale, g, gt, n,
-                                        vocab_size, vp, float(softcap), torch.finfo(FP8_GRAD).max,
-                                        HAS_CAP=bool(softcap), BLOCK_M=FP8_TILE_M, BLOCK_N=FP8_TILE_N, **kwargs)  # fmt: skip
+    _ce_kernel(interpreting())[1][grid](logits, logits.stride(0), lse, targets.contiguous(), row_scale,
+                                        row_scale if seed is None else seed, g, gt, n, vocab_size, vp,
+                                        float(softcap), torch.finfo(FP8_GRAD).max, HAS_CAP=bool(softcap),
+                                        STOCHASTIC=seed is not None, BLOCK_M=FP8_TILE_M, BLOCK_N=FP8_TILE_N,
+                                        **kwargs)  # fmt: skip
 
 
 def _fp8_fits(n_rows: int, chunk_rows: int, width: int, padded_vocab: int) -> bool:
@@ -346,7 +375,7 @@ class ChunkedClassifierLoss(torch.autograd.Function):
             dx = torch.empty(x2.shape, dtype=x.dtype, device=x.device) if need_dx else None
             dw = torch.zeros(weight.shape, dtype=torch.float32, device=x.device) if need_dw else None
             fits = _fp8_fits(x2.shape[0], chunk_rows, x2.shape[1], weight.shape[0])
-            chunks = (_fp8_chunks if fp8 == 1 and fits
+            chunks = (functools.partial(_fp8_chunks, stochastic=fp8 == 3) if fp8 in (1, 3) and fits
                       else functools.partial(_chunks, fp8_logits=fp8 == 2 and fits))  # fmt: skip
             loss_sum = chunks(xc_all, w, t2, vocab_size, chunk_rows, softcap, row_scale_all, inv_n, triton, dx, dw)
         ctx.x_shape = x_shape
@@ -408,11 +437,13 @@ def _e4m3_logits(xq: torch.Tensor, sx: torch.Tensor, wq: torch.Tensor, sw: torch
 
 def _fp8_chunks(x: torch.Tensor, w: torch.Tensor, targets: torch.Tensor, vocab_size: int, chunk_rows: int,
                 softcap: float, row_scale: torch.Tensor, inv_n: torch.Tensor, triton: bool, dx: torch.Tensor | None,
-                dw: torch.Tensor | None) -> torch.Tensor:  # fmt: skip
+                dw: torch.Tensor | None, stochastic: bool = False) -> torch.Tensor:  # fmt: skip
     """:func:`_chunks` with the three matmuls in FP8 (``--fp8-classifier``): the logits from e4m3
     copies of x and W scaled by their own largest values (as kernels/fp8_linear.py's), the gradient d(loss)/d(logits)
-    in FP8_GRAD at a fixed scale, dx = g @ W and dW = g.T @ x accumulating exactly (no fast accumulation). Fills
-    ``dx`` (if given) and adds into ``dw`` (if given); returns the summed loss."""
+    in FP8_GRAD at a fixed scale (``stochastic``, ``--fp8-classifier 3``: rounded stochastically, each chunk's seed
+    drawn from torch's generator on x's device, which checkpoints keep), dx = g @ W and dW = g.T @ x accumulating
+    exactly (no fast accumulation). Fills ``dx`` (if given) and adds into ``dw`` (if given); returns the summed
+    loss."""
     from gpt2train.kernels.fp8_linear import E4M3, quantize_transposed
 
     wq, wqt, sw = quantize_transposed(w, E4M3, kernel=triton)
@@ -425,8 +456,9 @@ def _fp8_chunks(x: torch.Tensor, w: torch.Tensor, targets: torch.Tensor, vocab_s
     for start in range(0, x.shape[0], chunk_rows):
         end = min(start + chunk_rows, x.shape[0])
         logits = _e4m3_logits(xq[start:end], sx, wq, sw, w.dtype)
+        seed = torch.randint(0, 1 << 31, (1,), device=x.device) if stochastic else None
         chunk_sum, g, gt = _chunk_loss_and_fp8_grads(logits, targets[start:end], vocab_size, g_scale[start:end],
-                                                     softcap, triton)  # fmt: skip
+                                                     softcap, triton, seed)  # fmt: skip
         del logits
         loss_sum = loss_sum + chunk_sum
         if dx is not None:  # W (Vp, C) column-major is W.T (C, Vp) row-major
@@ -460,8 +492,9 @@ def chunked_classifier_loss(
     ``"triton"`` (one fused kernel; CUDA, or CPU under TRITON_INTERPRET=1) or ``"auto"`` (Triton
     on CUDA when installed, except while torch.compile traces, where inductor fuses the ops).
     ``softcap`` > 0 soft-caps the logits first, as :func:`plain_classifier_loss` does. ``fp8`` (with gradients,
-    where every dimension is a multiple of 16): 1, the three matmuls in FP8 (:func:`_fp8_chunks`); 2, the logits'
-    only; the loss without gradients is always computed from bf16 logits.
+    where every dimension is a multiple of 16): 1, the three matmuls in FP8 (:func:`_fp8_chunks`); 3, the same with
+    the logits' gradient rounded stochastically; 2, the logits' only; the loss without gradients is always computed
+    from bf16 logits.
     """
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be positive, got {chunk_rows}")

@@ -58,7 +58,8 @@ class FastPaths:
     accumulate_grads: bool = False  # the blocks' matmuls add their weight gradients into .grad (kernels/grad_accum.py)
     fused_classifier: bool = False
     classifier_chunk: int = 16384  # rows of logits at once; 0: all rows
-    fp8_classifier: int = 0  # the fused classifier's matmuls in FP8: 1 all three, 2 the logits' (--fp8-classifier)
+    fp8_classifier: int = 0  # the fused classifier's matmuls in FP8: 1 all three (3: the gradient rounded
+    # stochastically), 2 the logits' (--fp8-classifier)
     compile: bool = False
     compile_scope: str = "blocks"  # blocks: each block compiled (one shared graph); model: the whole model
     compile_mode: str = "default"
