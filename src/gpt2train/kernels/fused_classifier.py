@@ -221,9 +221,16 @@ def _ce_kernel(interpret: bool):
         if HAS_CAP:
             g = g * (1.0 - t * t)
         if STOCHASTIC:  # to one of e5m2's two neighbours, the upper with the probability of its nearness: random
-            # bits added below the 2 mantissa bits e5m2 keeps, then cut (sign and magnitude: both signs alike)
-            noise = tl.randint(tl.load(seed_ptr), (rows[:, None] * Vp + cols[None, :]).to(tl.int32))
-            bits = g.to(tl.uint32, bitcast=True) + (noise & 0x1FFFFF).to(tl.uint32)
+            # bits added below the 2 mantissa bits e5m2 keeps, then cut (sign and magnitude: both signs alike). The
+            # bits hash the element's place with the seed (a 32-bit integer hash, 7 operations, where Philox's tens
+            # of operations an element would not hide under this pass's memory traffic)
+            h = (rows[:, None] * Vp + cols[None, :]).to(tl.uint32) + tl.load(seed_ptr).to(tl.uint32) * 0x9E3779B9
+            h = h ^ (h >> 16)
+            h = h * 0x7FEB352D
+            h = h ^ (h >> 15)
+            h = h * 0x846CA68B
+            h = h ^ (h >> 16)
+            bits = g.to(tl.uint32, bitcast=True) + (h & 0x1FFFFF)
             g = (bits & 0xFFE00000).to(tl.float32, bitcast=True)
         q = tl.clamp(g, -fmax, fmax).to(g_ptr.dtype.element_ty)
         tl.store(g_ptr + rows[:, None] * Vp + cols[None, :], q, mask=mask)
@@ -327,7 +334,7 @@ def _launch_fp8_grad(logits: torch.Tensor, lse: torch.Tensor, targets: torch.Ten
                      seed: torch.Tensor | None = None) -> None:  # fmt: skip
     """ce_grad_fp8_kernel over ``logits`` (n, Vp) into ``g`` (n, Vp) and ``gt`` (Vp, n), clamped to FP8_GRAD's
     range and cast to their dtype (fp32 ones in tests: Triton's interpreter rounds to float8 otherwise than a GPU);
-    with ``seed`` ((1,) int64) rounded stochastically, the noise Triton's from the seed and each element's place."""
+    with ``seed`` ((1,) int64) rounded stochastically, the noise hashed from the seed and each element's place."""
     n, vp = logits.shape
     grid = ((n + FP8_TILE_M - 1) // FP8_TILE_M, (vp + FP8_TILE_N - 1) // FP8_TILE_N)
     kwargs = {} if interpreting() else {"num_warps": FP8_WARPS}
