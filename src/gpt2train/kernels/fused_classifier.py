@@ -308,16 +308,15 @@ def _chunk_loss_and_fp8_grads(
     range) both as it is (n, Vp) and transposed (Vp, n); with ``seed`` (a (1,) int64 tensor) rounded stochastically
     (:func:`stochastic_round_e5m2`) instead of to nearest. ``triton``: the loss pass of ce_grad_kernel, then one pass
     of ce_grad_fp8_kernel writing both float8 copies; else :func:`_chunk_loss_and_dlogits`'s gradient in fp32 cast
-    and transposed in PyTorch: the reference (its noise drawn by torch from ``seed``, not the kernel's)."""
+    and transposed in PyTorch: the reference (its noise drawn from torch's generator on the gradient's device, not
+    from ``seed``: no host sync)."""
     fmax = torch.finfo(FP8_GRAD).max
     if not triton:
         # from fp32 logits (the copy it would make of bf16 ones anyway), so the gradient is rounded once, as the kernel's
         loss_sum, g = _chunk_loss_and_dlogits(logits.float(), targets, vocab_size, row_scale, softcap)
         g = g.float()
         if seed is not None:
-            gen = torch.Generator(device=g.device).manual_seed(int(seed.item()))
-            g = stochastic_round_e5m2(g, torch.randint(0, 1 << 21, g.shape, generator=gen, device=g.device,
-                                                       dtype=torch.int32))  # fmt: skip
+            g = stochastic_round_e5m2(g, torch.randint(0, 1 << 21, g.shape, device=g.device, dtype=torch.int32))
         q = g.clamp(-fmax, fmax).to(FP8_GRAD)
         return loss_sum, q, q.t().contiguous()
     n, vp = logits.shape

@@ -269,9 +269,9 @@ def accelerate(model: GPT, paths: FastPaths) -> torch.nn.Module:
         _become(block.attn, FP8QKVAttention if gather_qkv else CausalSelfAttention)
         # the LayerNorms inside the casts of the FP8 linears after them (not with -r 2, which recomputes them)
         norms_in_casts = paths.fp8_norm_cast and fused_casts_run and recompute < 2
-        in_cast = {"ln_1": norms_in_casts and "attn.c_attn" in fp8_linears and not gather_qkv,
-                   "ln_2": norms_in_casts and isinstance(mlp, FP8GeluMLP)}  # fmt: skip
-        in_cast = {name: on and isinstance(getattr(block, name), nn.LayerNorm) for name, on in in_cast.items()}
+        in_cast = {name: norms_in_casts and consumer_fused and isinstance(getattr(block, name), nn.LayerNorm)
+                   for name, consumer_fused in (("ln_1", "attn.c_attn" in fp8_linears and not gather_qkv),
+                                                ("ln_2", isinstance(mlp, FP8GeluMLP)))}  # fmt: skip
         c = cfg.n_embd
         for name, widths in (("ln_1", (3 * c,)), ("ln_2", (4 * c, c))):
             if isinstance(getattr(block, name), nn.LayerNorm):
