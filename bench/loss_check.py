@@ -8,6 +8,7 @@ lever (they follow, so override, the check's own).
     python -m bench loss-check --runs 2 --baseline -- --fp8 2   # the bf16 fast path first, then the lever, the verdict
     python -m bench loss-check --runs 2 --baseline-from $OUT/fp8.json -- --fp8 1   # the same sitting's bf16 runs again
     python -m bench loss-check --runs 2 --baseline -- --fp8 -1 --fp8-classifier -1   # the default path's check
+    python -m bench loss-check --recipe modern --runs 2 --baseline -- --fp8 1   # a lever on the modern recipe
 """
 
 from __future__ import annotations
@@ -20,11 +21,14 @@ import time
 from dataclasses import asdict
 
 from bench import throughput
+from bench.time_to_loss import MODERN
 
 # -e d12 -b 32 -t 1024 -d 131072 -x 200 -v 25 -m 20 -l 0.0006 -u 50 -q 0.0 -c 0.1 -k cosine, less what run_one sets
 CHECK = {"model": "d12", "B": 32, "T": 1024, "total_batch": 131_072, "steps": 200}
 CHECK_FLAGS = ["-v", "25", "-m", "20", "-l", "0.0006", "-u", "50", "-q", "0.0", "-c", "0.1", "-k", "cosine"]
 MAX_RISE = 0.01  # how far a lever's mean may rise over the bf16 fast path's
+# --recipe modern: both paths train the modern recipe on its own schedule (time-to-loss's), the check's length and batch
+RECIPE_FLAGS = {"classic": [], "modern": MODERN}
 # the bf16 fast path, the baseline: the fast path with every FP8 setting off (at d12 the output layer's is on by default)
 BF16_FLAGS = ["--fp8", "0", "--fp8-classifier", "0"]
 
@@ -35,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--plain", action="store_true", help="the plain PyTorch path (--plain) instead of the fast path")
     p.add_argument("-r", "--recompute", type=int, default=1, help="-r of the runs (the trainer's default: 1)")
     p.add_argument("--gpu", type=int, default=0)
+    p.add_argument("--recipe", choices=tuple(RECIPE_FLAGS), default="classic",
+                   help="the recipe both the lever and the baseline train (modern: its schedule too)")  # fmt: skip
     p.add_argument("--baseline", action="store_true",
                    help="run the bf16 fast path (--fp8 0 --fp8-classifier 0) --runs times first, in the same "
                    f"sitting, and say whether the lever holds the check (its mean at most +{MAX_RISE} over that "
@@ -58,11 +64,12 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--baseline compares a lever (train flags after --) with the bf16 fast path")
     if args.baseline and args.baseline_from:
         p.error("--baseline runs the fast path, --baseline-from reads its runs: give one")
+    recipe = RECIPE_FLAGS[args.recipe]
     if args.baseline_from:
-        baseline = _baseline_runs(args.baseline_from, p)
+        baseline = _baseline_runs(args.baseline_from, args.recipe, p)
     else:
-        baseline = _runs(run_args, "fast", BF16_FLAGS, args.runs, "baseline") if args.baseline else None
-    results = _runs(run_args, path, extra, args.runs, "loss_check")
+        baseline = _runs(run_args, "fast", [*recipe, *BF16_FLAGS], args.runs, "baseline") if args.baseline else None
+    results = _runs(run_args, path, [*recipe, *extra], args.runs, "loss_check")
     base = _report("fast", BF16_FLAGS, baseline) if baseline is not None else None  # in the order they ran
     mean = _report(path, extra, results)
     verdict = None
@@ -72,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{' '.join(extra)}: {rise:+.4f} over the bf16 fast path's mean in this sitting: {verdict} "
               f"(at most +{MAX_RISE})")  # fmt: skip
     if args.out:
-        data = {"date": time.strftime("%Y-%m-%d"), "path": path, "flags": extra, "mean_val_loss": mean,
+        data = {"date": time.strftime("%Y-%m-%d"), "path": path, "recipe": args.recipe, "flags": extra,
+                "mean_val_loss": mean,
                 "runs": [asdict(r) for r in results]}  # fmt: skip
         if baseline is not None:
             data.update(baseline_mean_val_loss=base, baseline_runs=[asdict(r) for r in baseline],
@@ -83,14 +91,17 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if complete else 1
 
 
-def _baseline_runs(path: str, p: argparse.ArgumentParser) -> list:
-    """The bf16 fast path's runs in an earlier loss-check's JSON: its baseline, or its own runs if it checked that
-    path alone (with BF16_FLAGS)."""
+def _baseline_runs(path: str, recipe: str, p: argparse.ArgumentParser) -> list:
+    """The bf16 fast path's runs of ``recipe`` in an earlier loss-check's JSON: its baseline, or its own runs if it
+    checked that path alone (with BF16_FLAGS)."""
     try:
         with open(path) as f:
             data = json.load(f)
     except (OSError, ValueError) as e:
         p.error(f"--baseline-from {path}: cannot read it ({e}); give the --out of an earlier loss-check")
+    if data.get("recipe", "classic") != recipe:
+        p.error(f"--baseline-from {path}: its runs trained the {data.get('recipe')} recipe; give --recipe "
+                f"{data.get('recipe')} or a check of the {recipe} one")  # fmt: skip
     if "baseline_runs" in data:
         runs = data["baseline_runs"]
     elif data.get("path") == "fast" and data.get("flags") == BF16_FLAGS:

@@ -48,9 +48,14 @@ LEVERS = {
 }
 
 
+# speed levers that change numerics, on the modern recipe: the classic one takes each where it is its default
+SPEED = {"fp8": ["--fp8", "1"]}
+
+
 def variants(minus: bool, only: list[str] | None) -> list[tuple[str, list[str]]]:
     """(name, train flags) in the order they run: classic first (it sets the target)."""
     out = [("classic", CLASSIC), ("modern", MODERN)]
+    out += [(f"modern+{k}", MODERN + flags) for k, flags in SPEED.items()]
     out += [(f"classic+{k}", CLASSIC + on) for k, (on, _) in LEVERS.items()]
     if minus:
         out += [(f"modern-{k}", MODERN + off) for k, (_, off) in LEVERS.items()]

@@ -164,6 +164,26 @@ def test_loss_check_baseline_from_reuses_the_sittings_fast_path_runs(tmp_path, c
         loss_check.main(["--runs", "1", "--baseline", "--baseline-from", str(first), "--", "--fp8", "1"])
 
 
+def test_loss_check_recipe_modern_trains_both_paths_on_the_modern_recipe(tmp_path, capsys, monkeypatch):
+    """--recipe modern: the baseline and the lever both train the modern recipe on its schedule, after the check's
+    flags (so that they override its classic lr schedule) and before the lever's; a baseline of the other recipe is
+    refused."""
+    calls = _fake_runs(monkeypatch)
+    out = tmp_path / "modern.json"
+    assert (
+        loss_check.main(["--recipe", "modern", "--runs", "1", "--baseline", "--out", str(out), "--", "--fp8", "1"]) == 0
+    )
+    (_, _, _, base), (_, _, _, lever) = calls
+    for extra in (base, lever):
+        k = extra.index("--recipe")
+        assert extra[k + 1] == "modern" and extra.index("-k") < k < extra.index("wsd")  # the check's cosine overridden
+    assert base[-4:] == loss_check.BF16_FLAGS and lever[-2:] == ["--fp8", "1"]
+    assert json.loads(out.read_text())["recipe"] == "modern"
+    with pytest.raises(SystemExit):
+        loss_check.main(["--runs", "1", "--baseline-from", str(out), "--", "--fp8", "1"])
+    assert "trained the modern recipe" in capsys.readouterr().err
+
+
 def test_launcher_runs_through_capped_or_torchrun():
     assert throughput.launcher()[1:] == ["-m", "gpt2train"]
     capped = throughput.launcher(cap_mib=80300)

@@ -38,4 +38,5 @@ def test_variant_list():
     bench = _load()
     names = [n for n, _ in bench.variants(minus=True, only=None)]
     assert names[:2] == ["classic", "modern"] and "classic+muon" in names and "modern-rotary" in names
-    assert len(names) == 2 + 2 * len(bench.LEVERS)
+    assert len(names) == 2 + len(bench.SPEED) + 2 * len(bench.LEVERS)
+    assert dict(bench.variants(minus=False, only=None))["modern+fp8"] == bench.MODERN + ["--fp8", "1"]
