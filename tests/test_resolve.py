@@ -66,17 +66,20 @@ HOPPER = dataclasses.replace(CUDA, gpu_memory=140 * 2**30, gpu_capability=(9, 0)
 
 
 def test_fp8_auto_where_it_was_measured_faster_at_the_same_loss():
-    """--fp8 -1 (the default): our FP8 linears for a wide classic model in one process on a Hopper card at -r 0 or 1;
+    """--fp8 -1 (the default): our FP8 linears for a wide model of one recipe in one process on a Hopper card at -r 0 or 1;
     bf16 elsewhere, a resumed run as its checkpoint, and an explicit --fp8 as given."""
     d48 = resolve(TrainConfig(model="d48", batch_size=16), HOPPER)
     assert d48.fp8 == 1 and d48.fp8_cast_kernel == 1 and d48.gelu_fusion == 0
     assert any(n.startswith("--fp8 -1: FP8 matmuls") for n in d48.notes), d48.notes
     assert resolve(TrainConfig(model="d36", recompute=0), HOPPER).fp8 == 1
     assert resolve(TrainConfig(model="d12"), HOPPER).fp8 == 1  # 768 channels: FP8_AUTO_MIN_WIDTH
+    # the modern recipe whole (Muon, its architecture) too; a mix of the recipes' levers stays bf16 (below)
+    assert resolve(TrainConfig(model="d12", recipe="modern"), HOPPER).fp8 == 1
     for fields, env in (({"model": "d6"}, HOPPER), ({"model": "d48", "recompute": 2}, HOPPER),
                         ({"model": "d48", "batch_size": 40, "recompute": 2, "recompute_whole": -1}, HOPPER),
                         ({"model": "d48", "fp8": 0}, HOPPER), ({"model": "d48", "plain": True}, HOPPER),
-                        ({"model": "d48", "recipe": "modern"}, HOPPER),
+                        ({"model": "d48", "recipe": "modern", "optimizer": "adamw"}, HOPPER),
+                        ({"model": "d48", "optimizer": "muon"}, HOPPER), ({"model": "d48", "mlp": "relu2"}, HOPPER),
                         ({"model": "d48", "fp8_impl": "torchao-tensorwise"}, HOPPER),
                         ({"model": "d48"}, dataclasses.replace(HOPPER, world_size=2)),
                         ({"model": "d48"}, dataclasses.replace(HOPPER, gpu_capability=(8, 9))),

@@ -29,6 +29,7 @@ import re
 from gpt2train.config import ModelConfig, bf16_params_rule, fp8_classifier_rule, fp8_rule, preset
 from gpt2train.errors import UserError
 from gpt2train.hardware import GPU, GPUS
+from gpt2train.recipe import RECIPES, apply_architecture
 
 MIB = 1024**2
 GIB = 1024**3
@@ -40,13 +41,13 @@ DEFAULT_MFU = 0.47  # llm.c's measured MFU on the seed run (8xH100, d48, B=16, Z
 DEFAULT_PRICE = 3.5  # $/GPU-hour: the seed's $672 / (8 GPUs * 24 h)
 DEFAULT_SEQ_LEN = 1024
 # The modern recipe (--recipe modern) against the classic one, measured by bench/time_to_loss.py on one H100
-# (2026-11-28, GPT-2 124M, B=32, 131,072 tokens per step; BENCHMARKS.md): it reached the classic recipe's
-# 100-step val loss in 10 steps (the tokens' ratio), at 312 ms per step against 265 (the step-time ratio: Muon
-# and the untied head cost time). Measured over 13M tokens only: gains this early in training tend to shrink
+# (GPT-2 124M, B=32, 131,072 tokens per step; BENCHMARKS.md): it reached the classic recipe's 100-step val loss in
+# 10 steps (the tokens' ratio; 2026-11-28 and again 2026-12-04), its step 1.12x the classic one's with each recipe's
+# default fast path (FP8 blocks in both; 264.8 against 236.8 ms on an H200, and 927.6 against 825.0 at B=64,
+# 2026-12-04: Muon, the untied head and its fp32 parameters cost time). Measured over 13M tokens only: gains this early in training tend to shrink
 # over a full run, so treat plans made with it as optimistic.
 MODERN_TOKEN_RATIO = 0.10
-MODERN_STEP_TIME_RATIO = 1.18
-RECIPES = ("classic", "modern")
+MODERN_STEP_TIME_RATIO = 1.12
 
 
 _SUFFIX = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9, "T": 10**12}
@@ -509,7 +510,8 @@ def make_plan(
     def fp8_at(r: int, whole: int = 0) -> dict:
         """The trainer's FP8 settings on its fast path at -r ``r``: --fp8 as asked or by its rule (-1), and
         --fp8-classifier -1's FP8 logits (their e4m3 copies of x and W)."""
-        rule = fp8_rule(card.hopper, gpus, cfg, "adamw" if recipe == "classic" else "muon", "bf16", r, whole)
+        model = apply_architecture(cfg, RECIPES[recipe])  # the rule asks whether the model is one recipe's whole
+        rule = fp8_rule(card.hopper, gpus, model, RECIPES[recipe]["optimizer"], "bf16", r, whole)
         linears = asked if asked != -1 else int(rule and layout != "llmc")
         classifier = fp8_classifier_rule(card.hopper, gpus) if layout != "llmc" else 0
         return {"fp8_linears": "all" if linears else "none", "fp8_classifier": classifier}

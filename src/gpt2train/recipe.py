@@ -57,6 +57,15 @@ def levers(cfg: TrainConfig) -> dict:
     return out
 
 
+def recipe_of(mcfg: ModelConfig, optimizer: str) -> str | None:
+    """The recipe whose every architecture lever ``mcfg`` has and whose optimizer is ``optimizer`` (None: a mix,
+    which no speed rule was measured on)."""
+    for name, recipe in RECIPES.items():
+        if optimizer == recipe["optimizer"] and all(getattr(mcfg, k) == recipe[k] for k in ARCH_LEVERS):
+            return name
+    return None
+
+
 def architecture(lv: dict) -> dict:
     """The architecture levers of ``lv`` (:func:`levers`) that differ from classic GPT-2 (empty: the classic model)."""
     classic = RECIPES["classic"]

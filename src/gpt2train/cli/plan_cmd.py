@@ -69,7 +69,7 @@ def register(sub) -> None:
     p.add_argument(
         "--recipe",
         default="classic",
-        choices=plan.RECIPES,
+        choices=tuple(plan.RECIPES),
         help=f"modern: plan for {plan.MODERN_TOKEN_RATIO} x --tokens (the tokens the modern recipe needs for "
         f"the classic recipe's loss) at {plan.MODERN_STEP_TIME_RATIO} x the time per token (measured by "
         "bench/time_to_loss.py over a short run: optimistic for long ones)",
