@@ -11,7 +11,7 @@ import torch
 from gpt2train.config import ModelConfig
 from gpt2train.model import GPT, apply_rotary, build_model, rotary_tables
 from gpt2train.train.muon import NS_COEFFICIENTS, MuonAdamW, muon_param_groups, newton_schulz
-from gpt2train.train.optim import set_lr
+from gpt2train.train.optim import persistent_grads_, set_lr
 from tests.helpers import progress_losses, resume_copy, run_cli, tiny_train_args
 
 SHAPE = dict(n_layer=2, n_head=4, n_embd=64, max_seq_len=64)
@@ -161,6 +161,32 @@ def test_relu2_mlp():
     h = x @ mlp.c_fc.weight.T + mlp.c_fc.bias
     expected = (torch.clamp(h, min=0) ** 2) @ mlp.c_proj.weight.T + mlp.c_proj.bias
     assert torch.allclose(mlp(x), expected, atol=1e-6)
+
+
+def test_persistent_grads_take_each_micro_step_in_place():
+    """Under CUDA graphs the loop gives every parameter a .grad before the first backward and zeroes it in place
+    after the step: each micro-step's gradient is then added into that same tensor (autograd would otherwise keep
+    the first one in the graph's memory, which the next replay overwrites), summing to the same gradients."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(**SHAPE, **MODERN))
+    x = torch.randint(0, 64, (2, 8))
+    for _ in range(2):
+        model(x, x).backward()
+    reference = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad(set_to_none=True)
+    persistent_grads_(model)
+    storage = {n: p.grad.data_ptr() for n, p in model.named_parameters()}
+    assert all(p.grad is not None and not p.grad.any() for p in model.parameters())
+    for _ in range(2):
+        model(x, x).backward()
+        assert {n: p.grad.data_ptr() for n, p in model.named_parameters()} == storage
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, reference[n], msg=n)
+    optimizer = MuonAdamW(muon_param_groups(model, 6e-4, 0.0, 0.02, 6e-4, 6e-4))
+    optimizer.zero_grad(set_to_none=False)
+    persistent_grads_(model)  # nothing to add: every .grad is there, zeroed in place
+    assert {n: p.grad.data_ptr() for n, p in model.named_parameters()} == storage
+    assert not any(p.grad.any() for p in model.parameters())
 
 
 def test_all_levers_classic_is_gpt():

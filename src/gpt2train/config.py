@@ -528,8 +528,7 @@ class TrainConfig:
         "default",
         "--compile-mode",
         help="torch.compile mode: default | max-autotune-no-cudagraphs (slower first start) | reduce-overhead (CUDA "
-        "graphs, more memory: no faster in bf16, 5% faster with --fp8 1 --fp8-scaling delayed at d48, BENCHMARKS.md)"
-        " | max-autotune",
+        "graphs, more memory: 0.5-2.3% off d12's default step on an H200, none at d48, BENCHMARKS.md) | max-autotune",
     )
     attention: str = setting(
         "auto", "--attention", help="SDPA backend on CUDA: auto | flash | cudnn | efficient | math"
@@ -847,8 +846,9 @@ def fp8_classifier_rule(hopper: bool, world_size: int) -> int:
 def fp8_rule(hopper: bool, world_size: int, mcfg: ModelConfig, optimizer: str, dtype: str, recompute: int,
              recompute_whole: int) -> int:  # fmt: skip
     """auto_fp8's rule for a new run on the fast path with FP8 matmuls (``gpt2train plan`` applies it too). The
-    modern recipe's FP8 blocks held its loss check (-0.0029 and ... against its bf16 path) and took its d12 step from
-    1008.1 to 927.6 ms on an H200 (BENCHMARKS.md, issue 21's sixteenth session); a mix of the two is not measured."""
+    modern recipe's FP8 blocks held its loss check in two sittings (-0.0029, -0.0012 against its bf16 path) and took
+    its d12 step from 1008.1 to 927.6 ms on an H200 (BENCHMARKS.md, issue 21's sixteenth session); a mix of the two
+    recipes' levers is not measured."""
     from gpt2train.recipe import recipe_of
 
     return int(hopper and world_size == 1 and recipe_of(mcfg, optimizer) is not None

@@ -30,7 +30,7 @@ from gpt2train.train.accelerate import cast_weight_copies
 from gpt2train.train.checkpoint import rollback, write_checkpoint
 from gpt2train.train.guards import clip_grad_norm_fp32_
 from gpt2train.train.lock import RunDir
-from gpt2train.train.optim import set_lr
+from gpt2train.train.optim import persistent_grads_, set_lr
 from gpt2train.train.schedule import learning_rate
 from gpt2train.train.signals import CheckpointRequest, StopRequest
 
@@ -159,6 +159,8 @@ def train_step(run: build.Run, rc: ResolvedConfig, step: int) -> dict:
     inject_nan = run.faults("nan_loss", step)
     loss_sum = torch.zeros((), device=run.device)
     cast_weight_copies(run.weight_copy_layers)  # --fp8-cache-weights: the FP8 weights once a step, not a micro-step
+    if run.cuda_graphs:  # each micro-step's gradients added in place (optim.persistent_grads_)
+        persistent_grads_(run.raw_model)
     for micro, (x, y) in enumerate(batches):
         x = x.to(run.device, non_blocking=True)
         y = y.to(run.device, non_blocking=True)
@@ -217,7 +219,7 @@ def train_step(run: build.Run, rc: ResolvedConfig, step: int) -> dict:
                 "resume with -y 1 from the last checkpoint, perhaps with a lower -l, --on-max-skips rollback, "
                 "or a higher --max-skips (0: never stop)"
             )
-    run.optimizer.zero_grad(set_to_none=True)
+    run.optimizer.zero_grad(set_to_none=not run.cuda_graphs)
     return {"loss": loss, "norm": norm, "lr": lr, "zloss": zloss, "zgrad": zgrad, "skipped": skip is not None,
             "rollback": rollback_now}  # fmt: skip
 

@@ -74,6 +74,18 @@ def flatten_parameters_(params: list[torch.Tensor], numel: int | None = None) ->
     return param_flat, grad_flat
 
 
+@torch.no_grad()
+def persistent_grads_(model: nn.Module) -> None:
+    """Give every trainable parameter without a ``.grad`` a zeroed one, for the loop to zero in place after each step.
+    Under CUDA graphs (``--compile-mode reduce-overhead``) autograd must add each micro-step's gradient into a
+    ``.grad`` that already exists: a parameter without one would keep the first micro-step's gradient in the graph's
+    own memory, which the next micro-step's replay overwrites (the modern recipe's d12 run failed so on an H200,
+    2026-12-04; pytorch/pytorch#169545). The flat layout's ``.grad`` views (flatten_parameters_) already persist."""
+    for p in model.parameters():
+        if p.requires_grad and p.grad is None:
+            p.grad = torch.zeros_like(p)
+
+
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     """Every group at ``lr``, times the group's ``lr_scale`` where it has one (Muon's groups, train/muon.py)."""
     for group in optimizer.param_groups:
