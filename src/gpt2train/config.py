@@ -477,9 +477,8 @@ class TrainConfig:
         "up to 1.01x; the 200-step loss check held in two sittings beside bf16 blocks and two beside FP8 ones); 1: "
         "all three, the gradient in e5m2 at a fixed scale (beside bf16 blocks 1.05x, beside FP8 blocks 22.5-30.4 ms "
         "off d12's step; the loss check held in two sittings of four, failed twice, +0.0125 and +0.0106; "
-        "docs/fast-paths.md); 3: as 1 with that gradient rounded to e5m2 stochastically (unbiased; not yet run on a "
-        "GPU); 0: "
-        "bf16; -1: 2 in one process on a Hopper GPU with the fused classifier (d12's and d48's default), a resumed "
+        "docs/fast-paths.md); 3: as 1 with that gradient rounded to e5m2 stochastically (unbiased; 7 ms off d12's "
+        "step, failed its first loss check, +0.0153); 0: bf16; -1: 2 in one process on a Hopper GPU with the fused classifier (d12's and d48's default), a resumed "
         "run its checkpoint's, else 0. The evaluation loss always comes from bf16 logits",
     )
     accumulate_in_matmul: int = setting(
