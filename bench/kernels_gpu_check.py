@@ -17,9 +17,10 @@ For each piece, on random inputs:
   fp8_cast     the one-pass FP8 cast with its transpose (kernels/fp8_cast.py) vs its reference, bit for bit, for
                e4m3 and e5m2 at the blocks' shapes, and its amax record (--fp8-scaling delayed); ms and GB/s of
                the kernel at a few tile sizes, of the reference eager and compiled.
-  fp8_gelu     the cast kernel's GELU passes (--fp8-gelu-cast, kernels/fp8_fused.py) vs gelu_cast_transpose_reference:
-               bytes off and by how much, the amax record, the bias gradient's sums; ms of each pass against the
-               unfused pair (GELU or its backward with the bias sum compiled by Inductor, then the cast kernel).
+  fp8_gelu     the cast kernel's activation passes, GELU's and ReLU²'s (--fp8-gelu-cast, kernels/fp8_fused.py) vs
+               activation_cast_transpose_reference: bytes off and by how much, the amax record, the bias gradient's
+               sums; ms of each pass against the unfused pair (the activation or its backward with the bias sum
+               compiled by Inductor, then the cast kernel).
   fp8_qkv      the cast kernel's gather of q, k and v's gradients (--fp8-qkv-cast, kernels/fp8_fused.py) vs
                qkv_grad_cast_transpose_reference, bit for bit, with the bias gradient's sums; ms against the unfused
                pair (the concatenation and bias sum compiled by Inductor, then the cast kernel).
@@ -862,26 +863,27 @@ def fp8_cast_bits(dev, case, rows, cols, dtype, source):
 
 
 def check_fp8_gelu(args, dev):
-    """The cast kernel's GELU passes against their reference at the MLP's widest shape (c_fc's output), e4m3: the
-    kernel's GELU is the sigmoid form of torch's tanh one, so a few bytes may differ by a rounding step; then the
-    time of each pass against the unfused pair it replaces."""
+    """The cast kernel's activation passes (GELU's, and ReLU²'s for the modern recipe) against their reference at the
+    MLP's widest shape (c_fc's output), e4m3: the kernel's GELU is the sigmoid form of torch's tanh one, so a few
+    bytes may differ by a rounding step; then the time of each pass against the unfused pair it replaces."""
     shapes = {"small": (1000, 336)} if args.small else {"d12 h": (65536, 3072), "d48 h": (16384, 6400)}
-    for name, (rows, cols) in shapes.items():
-        for backward in (False, True):
-            case = f"{name} {rows}x{cols} {'backward' if backward else 'forward'}"
-            with guarded("fp8_gelu", case):
-                fp8_gelu_case(args, dev, case, rows, cols, backward)
+    for activation in fp8_cast.ACT_PASSES:
+        for name, (rows, cols) in shapes.items():
+            for backward in (False, True):
+                case = f"{activation} {name} {rows}x{cols} {'backward' if backward else 'forward'}"
+                with guarded("fp8_gelu", case):
+                    fp8_gelu_case(args, dev, case, rows, cols, backward, activation)
 
 
-def fp8_gelu_case(args, dev, case, rows, cols, backward):
+def fp8_gelu_case(args, dev, case, rows, cols, backward, activation):
     gen = torch.Generator().manual_seed(rows + cols)
     h = (torch.randn(rows, cols, generator=gen) * 2).to(dev, torch.bfloat16)
     g = (torch.randn(rows, cols, generator=gen) * 1e-3).to(dev, torch.bfloat16) if backward else None
     bias = (torch.randn(cols, generator=gen) * 0.3).to(dev, torch.bfloat16)
     dtype, scale = torch.float8_e4m3fn, torch.tensor(40.0 if not backward else 4e4, device=dev)
     amax, ref_amax = torch.zeros((), device=dev), torch.zeros((), device=dev)
-    got = fp8_cast.gelu_cast_transpose_kernel(h, bias, g, scale, dtype, amax)
-    ref = fp8_cast.gelu_cast_transpose_reference(h, bias, g, scale, dtype, ref_amax)
+    got = fp8_cast.activation_cast_transpose_kernel(h, bias, g, scale, dtype, amax, activation)
+    ref = fp8_cast.activation_cast_transpose_reference(h, bias, g, scale, dtype, ref_amax, activation)
     wrong = [int((a.view(torch.uint8) != b.view(torch.uint8)).sum()) for a, b in zip(got[:2], ref[:2])]
     off = ((got[0].float() - ref[0].float()).abs() / ref[0].float().abs().clamp(min=2**-6)).max().item()
     sums_err = ((got[2] - ref[2]).norm() / ref[2].norm()).item() if backward else 0.0
@@ -895,22 +897,22 @@ def fp8_gelu_case(args, dev, case, rows, cols, backward):
         return
     from gpt2train.kernels.fp8_cast import cast_transpose_kernel
 
-    def unfused_forward(h, bias):
-        return torch.nn.functional.gelu(h + bias, approximate="tanh")
+    def unfused(h, bias, g):  # the reference's arithmetic before its cast, for Inductor to fuse
+        x = h + bias
+        if activation == "relu2":
+            dh = torch.where(x > 0, g * (2 * x), 0.0) if g is not None else torch.relu(x).square()
+        elif g is not None:
+            dh = torch.ops.aten.gelu_backward(g, x, approximate="tanh")
+        else:
+            dh = torch.nn.functional.gelu(x, approximate="tanh")
+        return dh, (dh.sum(0) if g is not None else None)
 
-    def unfused_backward(h, bias, g):
-        dh = torch.ops.aten.gelu_backward(g, h + bias, approximate="tanh")
-        return dh, dh.sum(0)
-
-    if backward:
-        compiled = torch.compile(unfused_backward)
-        variants = [("unfused: Inductor's GELU backward and bias sum, then the cast",
-                     lambda: cast_transpose_kernel(compiled(h, bias, g)[0], scale, dtype, True, amax))]  # fmt: skip
-    else:
-        compiled = torch.compile(unfused_forward)
-        variants = [("unfused: Inductor's GELU, then the cast",
-                     lambda: cast_transpose_kernel(compiled(h, bias), scale, dtype, True, amax))]  # fmt: skip
-    variants.append(("fused pass", lambda: fp8_cast.gelu_cast_transpose_kernel(h, bias, g, scale, dtype, amax)))
+    compiled = torch.compile(unfused)
+    what = "backward and bias sum" if backward else "forward"
+    variants = [(f"unfused: Inductor's {activation} {what}, then the cast",
+                 lambda: cast_transpose_kernel(compiled(h, bias, g)[0], scale, dtype, True, amax)),
+                ("fused pass", lambda: fp8_cast.activation_cast_transpose_kernel(h, bias, g, scale, dtype, amax,
+                                                                                 activation))]  # fmt: skip
     gbytes = rows * cols * (4 + 2 * backward) / 1e9  # the fused pass: h (and g) read, both FP8 layouts written
     for variant, fn in variants:
         ms = time_ms(fn, dev, args.reps)

@@ -107,15 +107,16 @@ def write_hellaswag(path, n: int, seed: int = 0):
     return path
 
 
-def tiny_fp8_runs(variants, autocast: bool = True, steps: int = 2) -> list:
-    """For each (FastPaths fields, compiled): a tiny GPT (the same seed and batch) accelerated with them (our FP8
-    linears, delayed scaling and the cast kernel, plus the fields), blocks compiled with aot_eager if ``compiled``,
-    trained ``steps`` micro-steps (bf16 autocast on the CPU if ``autocast``): (loss, grads, buffers, model) each."""
+def tiny_fp8_runs(variants, autocast: bool = True, steps: int = 2, levers: dict | None = None) -> list:
+    """For each (FastPaths fields, compiled): a tiny GPT (the same seed and batch; ``levers``: its architecture's,
+    ModelConfig fields) accelerated with them (our FP8 linears, delayed scaling and the cast kernel, plus the fields),
+    blocks compiled with aot_eager if ``compiled``, trained ``steps`` micro-steps (bf16 autocast on the CPU if
+    ``autocast``): (loss, grads, buffers, model) each."""
     from gpt2train.config import ModelConfig
     from gpt2train.model import build_model
     from gpt2train.train.accelerate import FastPaths, accelerate, cast_weight_copies, weight_copy_layers
 
-    cfg = ModelConfig(n_layer=2, n_head=4, n_embd=64, vocab_size=256, max_seq_len=32)
+    cfg = ModelConfig(n_layer=2, n_head=4, n_embd=64, vocab_size=256, max_seq_len=32, **(levers or {}))
     idx = torch.randint(0, 256, (2, 32), generator=torch.Generator().manual_seed(0))
     results = []
     try:
@@ -136,14 +137,14 @@ def tiny_fp8_runs(variants, autocast: bool = True, steps: int = 2) -> list:
     return results
 
 
-def assert_trains_bit_for_bit(run0, run1, bias: str) -> None:
+def assert_trains_bit_for_bit(run0, run1, bias: str | None) -> None:
     """Two tiny_fp8_runs results with the same loss, gradients and amax histories (both micro-steps recorded), bit
-    for bit, but the gradient of the parameter named ``...bias``: a fused pass sums it in fp32 before rounding once,
-    where fp8_linear sums the bf16 gradient."""
+    for bit, but the gradient of the parameter named ``...bias`` (None: none): a fused pass sums it in fp32 before
+    rounding once, where fp8_linear sums the bf16 gradient."""
     (loss0, grads0, bufs0, _), (loss1, grads1, bufs1, _) = run0, run1
     assert torch.equal(loss0, loss1)
     for n, g in grads0.items():
-        if n.endswith(bias):
+        if bias is not None and n.endswith(bias):
             torch.testing.assert_close(grads1[n], g, rtol=1e-2, atol=1e-5)
         else:
             assert torch.equal(grads1[n], g), n

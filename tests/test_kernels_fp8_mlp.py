@@ -1,7 +1,7 @@
-"""GELU inside the FP8 casts (--fp8-gelu-cast; kernels/fp8_fused.py and the cast kernel's GELU passes): the Triton
-kernel's passes on the CPU under TRITON_INTERPRET=1 against gelu_cast_transpose_reference, the reference against
-the unfused arithmetic, and a tiny GPT whose MLPs run fused against the same GPT unfused (FastLinear, GELU, FastLinear),
-eager and compiled."""
+"""The MLP's activation inside the FP8 casts (--fp8-gelu-cast; kernels/fp8_fused.py and the cast kernel's activation
+passes, GELU's and ReLU²'s): the Triton kernel's passes on the CPU under TRITON_INTERPRET=1 against
+activation_cast_transpose_reference, the reference against the unfused arithmetic, and a tiny GPT whose MLPs run fused
+against the same GPT unfused (FastLinear, the activation, FastLinear), eager and compiled."""
 
 from __future__ import annotations
 
@@ -33,11 +33,13 @@ def _pair(rows, cols, seed):
 @pytest.mark.parametrize("backward", [False, True])
 @pytest.mark.parametrize("with_bias", [True, False])
 @pytest.mark.parametrize("programs", [None, 2])
-def test_kernel_gelu_passes_are_the_reference(rows, cols, block_m, block_n, backward, with_bias, programs):
-    """The kernel's GELU passes: what it casts, in both layouts, is GELU of h + bias (forward) or g times GELU's
-    derivative there (backward), as the reference computes them with torch's tanh GELU, up to the bf16 rounding
-    both apply (the kernel's sigmoid form differs from tanh in the last bits; the interpreter rounds to bf16
-    otherwise than the GPU). Edge tiles' masked elements add nothing to the amax record or the column sums, which
+@pytest.mark.parametrize("activation", ["gelu", "relu2"])
+def test_kernel_activation_passes_are_the_reference(rows, cols, block_m, block_n, backward, with_bias, programs,
+                                                    activation):  # fmt: skip
+    """The kernel's activation passes: what it casts, in both layouts, is the activation of h + bias (forward) or g
+    times its derivative there (backward), as torch computes them (GELU: its tanh form; ReLU²: relu(h)², 2 relu(h)),
+    up to the bf16 rounding both apply (the kernel's sigmoid form differs from tanh in the last bits; the
+    interpreter rounds to bf16 otherwise than the GPU). Edge tiles' masked elements add nothing to the amax record or the column sums, which
     (backward) are the bias gradient's, one row of sums per BLOCK_M rows. Written as fp32 (before any FP8 rounding;
     bench/kernels_gpu_check.py --checks fp8_cast compares the FP8 bits on a GPU)."""
     if not (triton_available() and interpreting()):
@@ -48,11 +50,13 @@ def test_kernel_gelu_passes_are_the_reference(rows, cols, block_m, block_n, back
     q, qt = torch.full((rows, cols), float("nan")), torch.full((cols, rows), float("nan"))
     sums = torch.full((-(-rows // block_m), cols), float("nan")) if backward else None
     fp8_cast._launch(h, scale, q, qt, amax, block_m=block_m, block_n=block_n, programs=programs,
-                     act=fp8_cast.GELU_BACKWARD if backward else fp8_cast.GELU_FORWARD, bias=bias,
+                     act=fp8_cast.ACT_PASSES[activation][backward], bias=bias,
                      g=g if backward else None, sums=sums)  # fmt: skip
     hb = h.float() if bias is None else (h + bias).float()  # the bias added in bf16, as the kernel rounds it
 
     def want_at(hb):
+        if activation == "relu2":
+            return torch.where(hb > 0, g.float() * 2 * hb, 0.0) if backward else F.relu(hb).square()
         return (
             torch.ops.aten.gelu_backward(g.float(), hb, approximate="tanh")
             if backward
@@ -66,7 +70,7 @@ def test_kernel_gelu_passes_are_the_reference(rows, cols, block_m, block_n, back
     bound = bound + want.abs() * 2**-7 + 1e-5  # torch's tanh saturates to 0 in the far tail, the sigmoid not quite
     assert ((q - want * scale).abs() <= bound * scale).all()
     assert torch.equal(qt, q.t())
-    torch.testing.assert_close(amax, want.abs().max(), rtol=1e-2, atol=0)
+    assert amax == (q / scale).abs().max()  # the largest of what was cast (the scale, 0.5, divides exactly)
     if backward:
         # each row of sums is its BLOCK_M rows' column sums of what was cast (before the scale)
         blocks = torch.nn.functional.pad(q / scale, (0, 0, 0, sums.shape[0] * block_m - rows))
@@ -82,21 +86,43 @@ def test_reference_is_the_unfused_arithmetic(dtype, source):
     h, g, bias = (t.to(source) for t in _pair(33, 48, seed=2))
     scale = torch.tensor(4.0)
     amax = torch.tensor(0.0)
-    q, qt, sums = fp8_cast.gelu_cast_transpose_reference(h, bias, None, scale, dtype, amax)
+    q, qt, sums = fp8_cast.activation_cast_transpose_reference(h, bias, None, scale, dtype, amax)
     a = F.gelu(h + bias, approximate="tanh").to(torch.bfloat16)
     wq, wqt = fp8_cast.cast_transpose_reference(a, scale, dtype)
     assert sums is None and torch.equal(q.view(torch.uint8), wq.view(torch.uint8))
     assert torch.equal(qt.view(torch.uint8), wqt.view(torch.uint8)) and amax == a.float().abs().max()
-    q, qt, sums = fp8_cast.gelu_cast_transpose_reference(h, bias, g, scale, dtype)
+    q, qt, sums = fp8_cast.activation_cast_transpose_reference(h, bias, g, scale, dtype)
     dh = torch.ops.aten.gelu_backward(g, h + bias, approximate="tanh")
     wq, wqt = fp8_cast.cast_transpose_reference(dh.to(torch.bfloat16), scale, dtype)
     assert torch.equal(q.view(torch.uint8), wq.view(torch.uint8))
     assert torch.equal(qt.view(torch.uint8), wqt.view(torch.uint8))
     assert sums.dtype == torch.float32 and torch.equal(sums, dh.float().sum(0))
     # the op: the reference off CUDA, an empty tensor for the forward's sums
-    q2, _, sums2 = fp8_cast.gelu_cast_transpose_kernel(h, bias, None, scale, dtype, None)
-    q3, _, sums3 = fp8_cast.gelu_cast_transpose_kernel(h, bias, g, scale, dtype, None)
+    q2, _, sums2 = fp8_cast.activation_cast_transpose_kernel(h, bias, None, scale, dtype, None, "gelu")
+    q3, _, sums3 = fp8_cast.activation_cast_transpose_kernel(h, bias, g, scale, dtype, None, "gelu")
     assert sums2.numel() == 0 and torch.equal(sums3, sums) and torch.equal(q3.view(torch.uint8), q.view(torch.uint8))
+
+
+@pytest.mark.parametrize("source", [torch.bfloat16, torch.float32])
+def test_relu2_reference_is_autograds_arithmetic(source):
+    """ReLU²'s reference casts what the unfused MLP computes: relu(h + bias)² forward, and backward the gradient
+    autograd gives relu(x).square() (g times 2h, one rounding in h's dtype, where h > 0, else +0), so the bytes
+    match; an unknown activation is refused."""
+    h, g, bias = (t.to(source) for t in _pair(33, 48, seed=3))
+    scale = torch.tensor(4.0)
+    q, qt, sums = fp8_cast.activation_cast_transpose_reference(h, bias, None, scale, E4M3, None, "relu2")
+    a = F.relu(h + bias).square()
+    assert sums is None and torch.equal(q.view(torch.uint8), fp8_cast.cast_transpose_reference(
+        a.to(torch.bfloat16), scale, E4M3)[0].view(torch.uint8))  # fmt: skip
+    x = (h + bias).detach().requires_grad_()
+    F.relu(x).square().backward(g)
+    q, qt, sums = fp8_cast.activation_cast_transpose_reference(h, bias, g, scale, E5M2, None, "relu2")
+    wq, wqt = fp8_cast.cast_transpose_reference(x.grad.to(torch.bfloat16), scale, E5M2)
+    assert torch.equal(q.view(torch.uint8), wq.view(torch.uint8)) and torch.equal(qt.view(torch.uint8),
+                                                                                   wqt.view(torch.uint8))  # fmt: skip
+    assert torch.equal(sums, x.grad.float().sum(0))
+    with pytest.raises(ValueError, match="activation 'silu'"):
+        fp8_cast.activation_cast_transpose_reference(h, bias, g, scale, E5M2, None, "silu")
 
 
 @pytest.mark.parametrize("autocast", [True, False])
@@ -107,8 +133,23 @@ def test_fused_mlp_trains_as_the_unfused_one(autocast):
     are the fused class only with the flag."""
     run0, run1 = tiny_fp8_runs([({"fp8_gelu_cast": False}, False), ({"fp8_gelu_cast": True}, False)], autocast)
     mlps0, mlps1 = ([type(b.mlp).__name__ for b in m.transformer.h] for m in (run0[3], run1[3]))
-    assert mlps0 == ["MLP", "MLP"] and mlps1 == ["FP8GeluMLP", "FP8GeluMLP"]
+    assert mlps0 == ["MLP", "MLP"] and mlps1 == ["ActivationInCastMLP", "ActivationInCastMLP"]
     assert_trains_bit_for_bit(run0, run1, "mlp.c_fc.bias")
+
+
+@pytest.mark.parametrize("autocast", [True, False])
+def test_fused_relu2_mlp_trains_as_the_unfused_one(autocast):
+    """As GELU's, for the modern recipe's model (ReLU², RMSNorm without biases, rotary, ...; its projections not
+    zero-initialised, so that every gradient and amax record is nonzero): the same loss, gradients and amax
+    histories bit for bit with --fp8-gelu-cast 1 as with 0."""
+    from tests.test_modern import MODERN
+
+    off, on = ({"fp8_gelu_cast": flag} for flag in (False, True))
+    levers = {**MODERN, "zero_init_proj": False}
+    run0, run1 = tiny_fp8_runs([(off, False), (on, False)], autocast, levers=levers)
+    assert [type(b.mlp).__name__ for b in run1[3].transformer.h] == ["ActivationInCastMLP"] * 2
+    assert run1[3].config.mlp == "relu2" and run1[3].transformer.h[0].mlp.c_fc.bias is None
+    assert_trains_bit_for_bit(run0, run1, None)
 
 
 def test_fused_mlp_compiled_and_with_cached_weights():
@@ -134,11 +175,12 @@ def test_fused_mlp_only_where_it_can_run():
 
     cfg = ModelConfig(n_layer=2, n_head=4, n_embd=64, vocab_size=256, max_seq_len=32)
     on = dict(fp8=1, fp8_cast_kernel=1, fp8_delayed=True, fp8_gelu_cast=True)
-    for fields, want in (({}, ["FP8GeluMLP"] * 2), ({"fp8_bf16": ("mlp.c_proj",)}, ["MLP"] * 2),
+    fused = "ActivationInCastMLP"
+    for fields, want in (({}, [fused] * 2), ({"fp8_bf16": ("mlp.c_proj",)}, ["MLP"] * 2),
                          ({"fp8_delayed": False}, ["MLP"] * 2), ({"fp8_cast_kernel": 0}, ["MLP"] * 2),
-                         ({"fp8_bf16": ("weight-grads",)}, ["MLP"] * 2), ({"fp8_bf16": ("first",)}, ["MLP", "FP8GeluMLP"]),
-                         ({"recompute": 1}, ["FP8GeluMLP"] * 2), ({"recompute": 2, "recompute_whole": 1},
-                                                                  ["RecomputedMLP", "FP8GeluMLP"])):  # fmt: skip
+                         ({"fp8_bf16": ("weight-grads",)}, ["MLP"] * 2), ({"fp8_bf16": ("first",)}, ["MLP", fused]),
+                         ({"recompute": 1}, [fused] * 2), ({"recompute": 2, "recompute_whole": 1},
+                                                           ["RecomputedMLP", fused])):  # fmt: skip
         model = build_model(cfg, seed=5)
         accelerate(model, FastPaths(**{**on, **fields}))
         assert [type(b.mlp).__name__ for b in model.transformer.h] == want, fields

@@ -319,8 +319,8 @@ def test_fp8_bf16_is_resolved_to_the_linears_names():
 def test_fp8_gelu_cast_auto_where_it_can_run():
     """--fp8-gelu-cast -1 (the default): 1 wherever our FP8 linears run with delayed scaling and the cast kernel
     (d12 and d48 on one Hopper GPU); 0 without FP8, with dynamic scaling (several processes), Inductor's casts,
-    torchao's FP8 or a relu2 MLP; a resumed run keeps its checkpoint's (0 where it recorded none); 1 where it cannot
-    run is a one-line error."""
+    torchao's FP8 or a relu2 MLP (the modern recipe: asked for with 1, not measured); a resumed run keeps its
+    checkpoint's (0 where it recorded none); 1 where it cannot run is a one-line error."""
     assert resolve(TrainConfig(model="d12"), HOPPER).fp8_gelu_cast == 1
     assert resolve(TrainConfig(model="d48", batch_size=16), HOPPER).fp8_gelu_cast == 1
     for fields, env in (({"fp8": 0}, HOPPER), ({"fp8_scaling": "dynamic"}, HOPPER), ({"fp8_cast_kernel": 0}, HOPPER),
@@ -334,9 +334,13 @@ def test_fp8_gelu_cast_auto_where_it_can_run():
     assert resolve(TrainConfig(model="d12", fp8_gelu_cast=0), HOPPER).fp8_gelu_cast == 0
     for fields in ({"fp8": 0}, {"fp8_scaling": "dynamic"}, {"fp8_cast_kernel": 2}, {"fp8_bf16": "weight-grads"}):
         with pytest.raises(
-            UserError, match="--fp8-gelu-cast 1 computes a GELU MLP's GELU inside our FP8 linears' casts: add --fp8 1"
+            UserError,
+            match="--fp8-gelu-cast 1 computes the MLP's activation inside our FP8 linears' casts: add --fp8 1",
         ):
             resolve(TrainConfig(model="d12", fp8_gelu_cast=1, **fields), HOPPER)
+    # ReLU² inside the casts: asked for only (not measured), on the modern recipe as on a classic model with it
+    assert resolve(TrainConfig(model="d12", recipe="modern", fp8_gelu_cast=1), HOPPER).fp8_gelu_cast == 1
+    assert resolve(TrainConfig(model="d12", mlp="relu2", fp8=1, fp8_gelu_cast=1), HOPPER).fp8_gelu_cast == 1
     with pytest.raises(UserError, match="--fp8-gelu-cast 2: use 0"):
         resolve(TrainConfig(model="d12", fp8_gelu_cast=2), HOPPER)
 

@@ -448,11 +448,12 @@ class TrainConfig:
     fp8_gelu_cast: int = setting(
         -1,
         "--fp8-gelu-cast",
-        help="with --fp8 (ours), delayed scaling and the cast kernel: 1 computes the MLP's GELU inside the FP8 casts "
-        "around it (c_fc's output straight to c_proj's e4m3 input; in backward, GELU's derivative and c_fc's bias "
-        "gradient inside the cast of c_fc's output gradient; kernels/fp8_fused.py; d12's step 3.5-3.7% faster on an "
-        "H200, the loss check held in two sittings), 0: GELU and its backward compiled by Inductor between the "
-        "casts; -1: 1 where it can run (a resumed run: its checkpoint's), else 0",
+        help="with --fp8 (ours), delayed scaling and the cast kernel: 1 computes the MLP's activation (GELU, or ReLU² "
+        "under --mlp relu2) inside the FP8 casts around it (c_fc's output straight to c_proj's e4m3 input; in "
+        "backward, its derivative and c_fc's bias gradient inside the cast of c_fc's output gradient; "
+        "kernels/fp8_fused.py; GELU's: d12's step 3.5-3.7% faster on an H200, the loss check held in two sittings; "
+        "ReLU²'s: not yet run on a GPU), 0: the activation and its backward compiled by Inductor between the casts; "
+        "-1: 1 for a GELU MLP where it can run (a resumed run: its checkpoint's), else 0",
     )
     fp8_qkv_cast: int = setting(
         0,
@@ -478,8 +479,9 @@ class TrainConfig:
         "all three, the gradient in e5m2 at a fixed scale (beside bf16 blocks 1.05x, beside FP8 blocks 22.5-30.4 ms "
         "off d12's step; the loss check held in two sittings of four, failed twice, +0.0125 and +0.0106; "
         "docs/fast-paths.md); 3: as 1 with that gradient rounded to e5m2 stochastically (unbiased; 7 ms off d12's "
-        "step, failed its first loss check, +0.0153); 0: bf16; -1: 2 in one process on a Hopper GPU with the fused classifier (d12's and d48's default), a resumed "
-        "run its checkpoint's, else 0. The evaluation loss always comes from bf16 logits",
+        "step, failed its first loss check, +0.0153); 0: bf16; -1: 2 in one process on a Hopper GPU with the fused "
+        "classifier (d12's and d48's default), a resumed run its checkpoint's, else 0. The evaluation loss always "
+        "comes from bf16 logits",
     )
     accumulate_in_matmul: int = setting(
         -1,
@@ -738,8 +740,8 @@ def resolve(cfg: TrainConfig, env: Environment) -> ResolvedConfig:
     fp8_gelu_cast = cfg.fp8_gelu_cast
     if fp8_gelu_cast == -1:
         fp8_gelu_cast = auto_fp8_gelu_cast(env, fused_casts_run and mcfg.mlp == "gelu")
-    elif fp8_gelu_cast and not (fused_casts_run and mcfg.mlp == "gelu"):
-        raise UserError(f"--fp8-gelu-cast 1 computes a GELU MLP's GELU inside our FP8 linears' casts: {needs}")
+    elif fp8_gelu_cast and not fused_casts_run:
+        raise UserError(f"--fp8-gelu-cast 1 computes the MLP's activation inside our FP8 linears' casts: {needs}")
     if cfg.fp8_qkv_cast and not fused_casts_run:
         raise UserError(f"--fp8-qkv-cast 1 gathers q, k and v's gradients inside our FP8 linears' cast: {needs}")
     if cfg.fp8_norm_cast and not (fused_casts_run and mcfg.norm == "layernorm"):

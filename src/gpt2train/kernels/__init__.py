@@ -90,11 +90,12 @@ KERNELS: dict[str, KernelInfo] = {
             "tests/test_kernels_fp8_cast.py",
         ),
         KernelInfo(
-            "fp8_gelu_cast_transpose",
-            "gpt2train.kernels.fp8_cast.gelu_cast_transpose_kernel",
-            "gpt2train.kernels.fp8_cast.gelu_cast_transpose_reference",
-            "--fp8-gelu-cast (on with our FP8's delayed scaling and cast kernel; kernels/fp8_fused.py): GELU of c_fc's "
-            "output cast into c_proj's FP8 input, its backward into c_fc's FP8 output gradient with the bias gradient",
+            "fp8_activation_cast_transpose",
+            "gpt2train.kernels.fp8_cast.activation_cast_transpose_kernel",
+            "gpt2train.kernels.fp8_cast.activation_cast_transpose_reference",
+            "--fp8-gelu-cast (on with our FP8's delayed scaling and cast kernel; kernels/fp8_fused.py): GELU (or "
+            "ReLU²) of c_fc's output cast into c_proj's FP8 input, its backward into c_fc's FP8 output gradient with "
+            "the bias gradient",
             True,
             "tests/test_kernels_fp8_mlp.py",
         ),

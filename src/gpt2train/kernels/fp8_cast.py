@@ -24,10 +24,11 @@ Pieces:
   the gradient again (c_attn's and the c_proj layers' bias gradients, 12.7 ms of d12's step on an H200: BENCHMARKS.md,
   issue 21's thirteenth session).
 
-* :func:`gelu_cast_transpose_kernel` -- the custom op ``gpt2train::fp8_gelu_cast_transpose`` (``--fp8-gelu-cast``,
-  kernels/fp8_fused.py): the same kernel's GELU passes, which cast GELU of ``h + bias`` (c_fc's output into c_proj's
-  FP8 input), or a gradient times GELU's derivative there with the bias gradient's column sums (c_fc's FP8 output
-  gradient), computed in the pass itself; :func:`gelu_cast_transpose_reference` is the same in plain PyTorch.
+* :func:`activation_cast_transpose_kernel` -- the custom op ``gpt2train::fp8_activation_cast_transpose``
+  (``--fp8-gelu-cast``, kernels/fp8_fused.py): the same kernel's activation passes, which cast GELU (or ReLU²) of
+  ``h + bias`` (c_fc's output into c_proj's FP8 input), or a gradient times the activation's derivative there with
+  the bias gradient's column sums (c_fc's FP8 output gradient), computed in the pass itself;
+  :func:`activation_cast_transpose_reference` is the same in plain PyTorch.
 
 Either can also record the largest ``|t|`` into an fp32 scalar (``amax``) as it casts: delayed scaling
 (``--fp8-scaling delayed``) takes its next scale from these records, so no pass over ``t`` precedes the cast.
@@ -52,7 +53,9 @@ BLOCK_M, BLOCK_N, WARPS, STAGES, WAVES = 64, 128, 4, 2, 4
 # (triton 3.6, shapes in multiples of 16; transposed by tl.trans or by the store's addresses alike), from bf16 none:
 # fp8_linear rounds fp32 operands to bf16 before the kernel
 KERNEL_SOURCES = (torch.bfloat16,)
-GELU_FORWARD, GELU_BACKWARD = 1, 2  # the kernel's ACT: what it computes from its input before the cast (0: nothing)
+# the kernel's ACT: what it computes from its input before the cast (0: nothing), by MLP activation (model.ACTIVATIONS)
+# and direction: (the activation of h, a gradient times its derivative at h)
+ACT_PASSES = {"gelu": (1, 2), "relu2": (3, 4)}
 # the passes that compute before they cast (GELU's, the gather of q, k and v's gradients): tiles, warps and programs
 # per SM (0: one program per tile). For GELU's the fastest of ten launches on an H200, 2.0-2.3 TB/s where the cast's
 # own ran them at 1.0-1.9 (BENCHMARKS.md, issue 21's eleventh session); then, of 26 variants, 12 programs per SM
@@ -117,14 +120,19 @@ def _kernel(interpret: bool):
                 if BIAS:  # h = x + bias, rounded to bf16 as the unfused path's bias add rounds it
                     b = tl.load(bias_ptr + cols, mask=cols < N, other=0.0).to(tl.bfloat16).to(tl.float32)
                     x = (x + b[None, :]).to(tl.bfloat16).to(tl.float32)
-                if ACT != 0:  # GELU (tanh) of h, or its backward: gelu(h) = h * sigmoid(2u), u = k (h + c h^3)
+                if ACT == 1 or ACT == 2:  # GELU (tanh) of h or its backward: gelu(h) = h sigmoid(2u), u = k (h + ch^3)
                     s = tl.sigmoid(1.5957691216057308 * (x + 0.044715 * x * x * x))
                     if ACT == 1:
                         x = x * s
                     else:  # g * gelu'(h), gelu'(h) = s + h s (1 - s) 2k (1 + 3c h^2)
                         g = tl.load(g_ptr + rows[:, None] * N + cols[None, :], mask=mask, other=0.0).to(tl.float32)
                         x = g * (s + x * s * (1.0 - s) * 1.5957691216057308 * (1.0 + 0.134145 * x * x))
-                    # rounded to bf16 as the unfused path writes it; masked elements 0 (gelu(bias) is not)
+                elif ACT == 3:  # ReLU² of h
+                    x = tl.maximum(x, 0.0) * tl.maximum(x, 0.0)
+                elif ACT == 4:  # g * 2h where h > 0, else +0 (as autograd's ReLU backward masks it)
+                    g = tl.load(g_ptr + rows[:, None] * N + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+                    x = tl.where(x > 0.0, g * (2.0 * x), 0.0)
+                if ACT != 0:  # rounded to bf16 as the unfused path writes it; masked elements 0 (gelu(bias) is not)
                     x = tl.where(mask, x.to(tl.bfloat16).to(tl.float32), 0.0)
                 if SUMS:  # a bias gradient's share of this tile: its column sums, a row per row of tiles
                     tl.store(sums_ptr + (tile // tiles_n) * N + cols, tl.sum(x, axis=0), mask=cols < N)
@@ -157,8 +165,8 @@ def _launch(t: torch.Tensor, scale: torch.Tensor | None, q: torch.Tensor | None,
             gather: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:  # fmt: skip
     """The kernel over ``t`` (M, N), contiguous, into ``q`` (M, N) and ``qt`` (N, M) (or only ``q``); ``amax``, an
     fp32 scalar, raised to the largest ``|t|`` if given. Without ``scale`` and ``q``, ``t`` is already cast (as
-    uint8 bytes) and only ``qt`` is written: its transpose. ``act`` (GELU_FORWARD, GELU_BACKWARD): what is cast is
-    GELU of ``h = t + bias`` (``bias`` (N,) or None), or ``g`` (M, N) times GELU's derivative at ``h``. ``sums``
+    uint8 bytes) and only ``qt`` is written: its transpose. ``act`` (a pair of ACT_PASSES): what is cast is the
+    activation of ``h = t + bias`` (``bias`` (N,) or None), or ``g`` (M, N) times its derivative at ``h``. ``sums``
     (cdiv(M, block_m), N) fp32, if given, receives the column sums of what is cast over each block_m rows.
     ``gather`` (k's and v's gradients): ``t`` is q's, (B, heads, T, head_dim) as attention returns it, and the
     matrix cast is (B*T, 3C) q|k|v's gradient, gathered in the pass (``block_n`` must divide head_dim).
@@ -287,16 +295,22 @@ def _column_sums(m: int, n: int, device: torch.device, block_m: int = FUSED_BLOC
     return torch.empty((-(-m // block_m), n), dtype=torch.float32, device=device)
 
 
-def gelu_cast_transpose_reference(h: torch.Tensor, bias: torch.Tensor | None, g: torch.Tensor | None,
-                                  scale: torch.Tensor, dtype: torch.dtype, amax: torch.Tensor | None = None,
-                                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:  # fmt: skip
-    """What ``--fp8``'s MLP casts around GELU (``--fp8-gelu-cast``), as the unfused path computes it: with ``g``
-    None, GELU (tanh) of ``h + bias`` (c_proj's input); else ``g`` times GELU's derivative there (c_fc's output
-    gradient). Either in ``h``'s dtype, then rounded to bf16 and cast as :func:`cast_transpose_reference` (``amax``
-    too). Returns (q, q transposed, the gradient's column sums in fp32, c_fc's bias gradient; None without ``g``)."""
+def activation_cast_transpose_reference(h: torch.Tensor, bias: torch.Tensor | None, g: torch.Tensor | None,
+                                        scale: torch.Tensor, dtype: torch.dtype, amax: torch.Tensor | None = None,
+                                        activation: str = "gelu",
+                                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:  # fmt: skip
+    """What ``--fp8``'s MLP casts around its activation (``--fp8-gelu-cast``), as the unfused path computes it: with
+    ``g`` None, the activation (``gelu``: GELU (tanh); ``relu2``: relu(x)²) of ``h + bias`` (c_proj's input); else
+    ``g`` times its derivative there (c_fc's output gradient). Either in ``h``'s dtype, then rounded to bf16 and cast
+    as :func:`cast_transpose_reference` (``amax`` too). Returns (q, q transposed, the gradient's column sums in fp32,
+    c_fc's bias gradient; None without ``g``)."""
+    if activation not in ACT_PASSES:
+        raise ValueError(f"activation {activation!r}: use one of {', '.join(ACT_PASSES)}")
     if bias is not None:
         h = h + bias.to(h.dtype)
-    if g is None:
+    if activation == "relu2":  # as autograd differentiates relu(h).square(): g * 2h (one rounding) where h > 0, else +0
+        t = F.relu(h).square() if g is None else torch.where(h > 0, g.to(h.dtype) * (2 * h), 0.0)
+    elif g is None:
         t = F.gelu(h, approximate="tanh")
     else:
         t = torch.ops.aten.gelu_backward(g.to(h.dtype), h, approximate="tanh")
@@ -304,28 +318,28 @@ def gelu_cast_transpose_reference(h: torch.Tensor, bias: torch.Tensor | None, g:
     return q, qt, (None if g is None else t.float().sum(0))
 
 
-@op("gpt2train::fp8_gelu_cast_transpose", mutates_args=("amax",))
-def gelu_cast_transpose_kernel(h: torch.Tensor, bias: torch.Tensor | None, g: torch.Tensor | None,
-                               scale: torch.Tensor, dtype: torch.dtype, amax: torch.Tensor | None,
-                               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
-    """:func:`gelu_cast_transpose_reference`'s (q, qt, column sums or an empty tensor), in one pass of the Triton
-    kernel on CUDA for a bf16 ``h`` (GELU computed in fp32 from its sigmoid form, the reference's tanh up to
+@op("gpt2train::fp8_activation_cast_transpose", mutates_args=("amax",))
+def activation_cast_transpose_kernel(h: torch.Tensor, bias: torch.Tensor | None, g: torch.Tensor | None,
+                                     scale: torch.Tensor, dtype: torch.dtype, amax: torch.Tensor | None,
+                                     activation: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    """:func:`activation_cast_transpose_reference`'s (q, qt, column sums or an empty tensor), in one pass of the
+    Triton kernel on CUDA for a bf16 ``h`` (in fp32; GELU from its sigmoid form, the reference's tanh up to
     rounding)."""
     if not (h.is_cuda and triton_available() and h.dtype in KERNEL_SOURCES):
-        q, qt, sums = gelu_cast_transpose_reference(h, bias, g, scale, dtype, amax)
+        q, qt, sums = activation_cast_transpose_reference(h, bias, g, scale, dtype, amax, activation)
         return q, qt, (h.new_empty(0, dtype=torch.float32) if sums is None else sums)
     h = h.contiguous()
     m, n = h.shape
     q = torch.empty((m, n), dtype=dtype, device=h.device)
     qt = torch.empty((n, m), dtype=dtype, device=h.device)
     sums = None if g is None else _column_sums(m, n, h.device)
-    _launch(h, scale, q, qt, amax, *_fused_launch(h.device, m, n), act=GELU_FORWARD if g is None else GELU_BACKWARD,
+    _launch(h, scale, q, qt, amax, *_fused_launch(h.device, m, n), act=ACT_PASSES[activation][g is not None],
             bias=bias, g=None if g is None else g.contiguous(), sums=sums)  # fmt: skip
     return q, qt, (h.new_empty(0, dtype=torch.float32) if sums is None else sums.sum(0))
 
 
-@torch.library.register_fake(gelu_cast_transpose_kernel)
-def _(h, bias, g, scale, dtype, amax):
+@torch.library.register_fake(activation_cast_transpose_kernel)
+def _(h, bias, g, scale, dtype, amax, activation):
     m, n = h.shape
     return (
         h.new_empty((m, n), dtype=dtype),

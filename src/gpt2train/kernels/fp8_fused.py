@@ -1,12 +1,13 @@
-"""``--fp8``'s linears fused with their neighbours: GELU inside the MLP's FP8 casts (``--fp8-gelu-cast``), and
+"""``--fp8``'s linears fused with their neighbours: the MLP's activation (GELU, or ReLU²) inside its FP8 casts
+(``--fp8-gelu-cast``), and
 q, k and v's gradients gathered inside c_attn's (``--fp8-qkv-cast``).
 
-**The MLP.** Unfused, the MLP ``c_proj(gelu(c_fc(x)))`` with both linears in FP8 (kernels/fp8_linear.py) passes over
+**The MLP** (GELU's figures; ReLU²'s passes are the same bytes). Unfused, the MLP ``c_proj(gelu(c_fc(x)))`` with both linears in FP8 (kernels/fp8_linear.py) passes over
 its widest tensors (4C a token) more often than the arithmetic needs. Forward: c_fc's matmul writes h, a fused
 kernel reads it to add the bias and write GELU's output in bf16, and the cast kernel reads that to write c_proj's
 e4m3 input in both layouts. Backward: c_proj's input-gradient matmul writes GELU's output gradient, a fused kernel
 reads it and h to write c_fc's output gradient dh in bf16, the bias gradient reads dh, and the cast kernel reads it
-again for c_fc's gradient matmuls. Here the cast kernel (kernels/fp8_cast.py, its GELU passes) does each side in one
+again for c_fc's gradient matmuls. Here the cast kernel (kernels/fp8_cast.py, its activation passes) does each side in one
 pass: from h (before the bias) straight to the e4m3 copies of GELU's output; from h and the output gradient straight
 to dh's FP8 copies and the bias gradient's column sums: by our count 10 bytes an element of h between the matmuls,
 against 20-22 unfused.
@@ -21,10 +22,10 @@ bias gradient's column sums, so the concatenation is never written.
 
 Pieces:
 
-* :func:`fp8_gelu_mlp` and :func:`fp8_qkv` -- the autograd functions (where ``fp8_linear.fp8_runs``); their matmuls,
+* :func:`fp8_mlp` and :func:`fp8_qkv` -- the autograd functions (where ``fp8_linear.fp8_runs``); their matmuls,
   scales and casts are ``fp8_linear``'s (the same operands, histories and formats), with delayed scaling only (a
   dynamic scale would need a pass over the tensor before its cast, which is what this removes).
-* The references are the unfused modules themselves: the MLP ``c_proj(gelu(c_fc(x)))`` and
+* The references are the unfused modules themselves: the MLP ``c_proj(act(c_fc(x)))`` and
   ``CausalSelfAttention.qkv`` over ``fp8_linear`` (``--fp8-gelu-cast 0``, ``--fp8-qkv-cast 0``);
   tests/test_kernels_fp8_mlp.py and tests/test_kernels_fp8_qkv.py compare each pair.
 """
@@ -33,7 +34,7 @@ from __future__ import annotations
 
 import torch
 
-from gpt2train.kernels.fp8_cast import gelu_cast_transpose_kernel, qkv_grad_cast_transpose_kernel
+from gpt2train.kernels.fp8_cast import activation_cast_transpose_kernel, qkv_grad_cast_transpose_kernel
 from gpt2train.kernels.fp8_linear import (
     E4M3,
     FIRST_AMAX_GRAD,
@@ -49,13 +50,14 @@ from gpt2train.kernels.fp8_linear import (
 )
 
 
-class _FP8GeluMLP(torch.autograd.Function):
+class _FP8MLP(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, residual: torch.Tensor | None, w_fc: torch.Tensor, b_fc: torch.Tensor | None,
-                w_proj: torch.Tensor, b_proj: torch.Tensor | None, out_dtype: torch.dtype, backward_fast_accum: bool,
-                grad_dtype: torch.dtype, fc_x_history: torch.Tensor, fc_grad_history: torch.Tensor,
-                proj_x_history: torch.Tensor, proj_grad_history: torch.Tensor, norm_weight: torch.Tensor | None,
-                norm_bias: torch.Tensor | None, norm_eps: float | None, *weight_copies):  # fmt: skip
+                w_proj: torch.Tensor, b_proj: torch.Tensor | None, activation: str, out_dtype: torch.dtype,
+                backward_fast_accum: bool, grad_dtype: torch.dtype, fc_x_history: torch.Tensor,
+                fc_grad_history: torch.Tensor, proj_x_history: torch.Tensor, proj_grad_history: torch.Tensor,
+                norm_weight: torch.Tensor | None, norm_bias: torch.Tensor | None, norm_eps: float | None,
+                *weight_copies):  # fmt: skip
         x2 = x.reshape(-1, x.shape[-1])
         # as fp8_linear: each operand K-major for every matmul it enters, the backward's copies kept; x normalized
         # in its cast's pass with --fp8-norm-cast (x + residual, the sum written in the same pass)
@@ -64,17 +66,18 @@ class _FP8GeluMLP(torch.autograd.Function):
         (xq, xqt, sx), norm_saved = input_operand(x2, 1, fc_x_history, norm, r2)
         wq_fc, wqt_fc, sw_fc = weight_operand(w_fc, weight_copies[:3], 1)
         h = forward_matmul(xq, sx, wq_fc, sw_fc, None, out_dtype)  # its bias is added in GELU's pass
-        # c_proj's input: GELU of h + b_fc, cast in both layouts in one pass (its amax recorded as c_proj's input's)
+        # c_proj's input: the activation of h + b_fc, cast in both layouts in one pass (its amax recorded as c_proj's
+        # input's)
         scale, record, sa = delayed_scale(proj_x_history, E4M3, FIRST_AMAX_X)
-        aq, aqt, _ = gelu_cast_transpose_kernel(h, b_fc, None, scale, E4M3, record)
+        aq, aqt, _ = activation_cast_transpose_kernel(h, b_fc, None, scale, E4M3, record, activation)
         wq_proj, wqt_proj, sw_proj = weight_operand(w_proj, weight_copies[3:], 1)
         y = forward_matmul(aq, sa, wq_proj, sw_proj, b_proj, out_dtype)
-        # h is kept before its bias (GELU's backward adds it again): the one bf16 tensor saved, as unfused
+        # h is kept before its bias (the activation's backward adds it again): the one bf16 tensor saved, as unfused
         ctx.save_for_backward(xqt, sx, wqt_fc, sw_fc, h, b_fc, aqt, sa, wqt_proj, sw_proj, fc_grad_history,
                               proj_grad_history, *norm_saved)  # fmt: skip
         ctx.has_proj_bias, ctx.norm_bias = b_proj is not None, norm_bias is not None
         ctx.weight_dtype, ctx.x_dtype = w_fc.dtype, x.dtype
-        ctx.fast_accum, ctx.grad_dtype = backward_fast_accum, grad_dtype
+        ctx.fast_accum, ctx.grad_dtype, ctx.activation = backward_fast_accum, grad_dtype, activation
         y = y.reshape(*x.shape[:-1], w_proj.shape[0])
         return y if residual is None else (y, norm_saved[0].view(x.shape))
 
@@ -87,37 +90,39 @@ class _FP8GeluMLP(torch.autograd.Function):
         gq, gqt, sg, *db_proj = quantize_transposed(dy2, ctx.grad_dtype, kernel=1, history=proj_grad_history,
                                                     first_amax=FIRST_AMAX_GRAD,
                                                     column_sums=ctx.has_proj_bias)  # fmt: skip
-        # c_proj: the gradient of GELU's output, its weight's and bias's (dy's column sums, from the cast's pass)
+        # c_proj: the gradient of the activation's output, its weight's and bias's (dy's column sums, from the cast's
+        # pass)
         da, dw_proj = backward_matmuls(gq, gqt, sg, aqt, sa, wqt_proj, sw_proj, dy.dtype, ctx.weight_dtype,
                                        ctx.fast_accum)  # fmt: skip
         db_proj = db_proj[0].to(ctx.weight_dtype) if ctx.has_proj_bias else None
-        # c_fc's output gradient, GELU's derivative times da, cast in both layouts with its column sums in one pass
+        # c_fc's output gradient, the activation's derivative times da, cast in both layouts with its column sums in
+        # one pass
         scale, record, sh = delayed_scale(fc_grad_history, ctx.grad_dtype, FIRST_AMAX_GRAD)
-        hq, hqt, db_fc = gelu_cast_transpose_kernel(h, b_fc, da, scale, ctx.grad_dtype, record)
+        hq, hqt, db_fc = activation_cast_transpose_kernel(h, b_fc, da, scale, ctx.grad_dtype, record, ctx.activation)
         dx, dw_fc = backward_matmuls(hq, hqt, sh, xqt, sx, wqt_fc, sw_fc, dy.dtype, ctx.weight_dtype, ctx.fast_accum)
         db_fc = db_fc.to(ctx.weight_dtype) if b_fc is not None else None
         dx, dnorm_weight, dnorm_bias = input_gradient(dx, norm_saved, ctx.norm_bias)
         dx = dx.reshape(*dy.shape[:-1], dx.shape[-1]).to(ctx.x_dtype)
         if d_sum:  # x + residual was an output too (the residual stream): both addends take its whole gradient
             dx = dx if d_sum[0] is None else dx + d_sum[0]
-            return dx, dx, dw_fc, db_fc, dw_proj, db_proj, *[None] * 7, dnorm_weight, dnorm_bias, *[None] * 7
-        return dx, None, dw_fc, db_fc, dw_proj, db_proj, *[None] * 7, dnorm_weight, dnorm_bias, *[None] * 7
+            return dx, dx, dw_fc, db_fc, dw_proj, db_proj, *[None] * 8, dnorm_weight, dnorm_bias, *[None] * 7
+        return dx, None, dw_fc, db_fc, dw_proj, db_proj, *[None] * 8, dnorm_weight, dnorm_bias, *[None] * 7
 
 
-def fp8_gelu_mlp(x: torch.Tensor, c_fc: torch.nn.Linear, c_proj: torch.nn.Linear, *, backward_fast_accum: bool = False,
-                 grad_dtype: torch.dtype = E4M3, histories: tuple[torch.Tensor, ...],
-                 weight_copies: tuple[torch.Tensor | None, ...] = (None,) * 6, norm: tuple | None = None,
-                 residual: torch.Tensor | None = None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
-    """``c_proj(gelu(c_fc(x)))`` (GELU tanh) with both linears' matmuls in FP8 as ``fp8_linear`` makes them with
-    delayed scaling, GELU computed inside the casts (module docstring). ``histories``: c_fc's input and output
+def fp8_mlp(x: torch.Tensor, c_fc: torch.nn.Linear, c_proj: torch.nn.Linear, activation: str, *,
+            backward_fast_accum: bool = False, grad_dtype: torch.dtype = E4M3, histories: tuple[torch.Tensor, ...],
+            weight_copies: tuple[torch.Tensor | None, ...] = (None,) * 6, norm: tuple | None = None,
+            residual: torch.Tensor | None = None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """``c_proj(act(c_fc(x)))`` (``activation``: ``gelu``, GELU tanh, or ``relu2``) with both linears' matmuls in FP8
+    as ``fp8_linear`` makes them with delayed scaling, the activation computed inside the casts (module docstring). ``histories``: c_fc's input and output
     gradient's :func:`~gpt2train.kernels.fp8_linear.amax_history` states, then c_proj's; ``weight_copies``: c_fc's
     (fp8, fp8 transposed, scale), then c_proj's, or Nones (cast here); ``norm``: the LayerNorm before c_fc,
     (weight, bias, eps), computed inside c_fc's input cast (``x`` is its input: ``fp8_linear.input_operand``);
     ``residual``: with ``norm``, the LayerNorm's input is ``x + residual``, summed in the same pass, and the result is
     (the MLP's output, that sum). Only where ``fp8_runs(x, 4C, C)``."""
-    return _FP8GeluMLP.apply(x, residual, c_fc.weight, c_fc.bias, c_proj.weight, c_proj.bias, _out_dtype(x),
-                             backward_fast_accum, grad_dtype, *histories, *(norm or (None, None, None)),
-                             *weight_copies)  # fmt: skip
+    return _FP8MLP.apply(x, residual, c_fc.weight, c_fc.bias, c_proj.weight, c_proj.bias, activation, _out_dtype(x),
+                         backward_fast_accum, grad_dtype, *histories, *(norm or (None, None, None)),
+                         *weight_copies)  # fmt: skip
 
 
 class _FP8QKV(torch.autograd.Function):

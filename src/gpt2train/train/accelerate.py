@@ -5,8 +5,8 @@ model.py is the reference; :func:`accelerate` turns its modules into faster ones
 - the blocks' linear layers into :class:`FastLinear` (FP8 matmuls, or weight gradients added into ``.grad`` by
   the matmul: kernels/fp8_linear.py, kernels/grad_accum.py);
 - the MLPs into :class:`RecomputedMLP` (-r 1 and up: only the activation's input is kept),
-  :class:`GeluFusedMLP` (-ge: GELU in cuBLASLt's matmul epilogues, kernels/gelu_mlp.py) or :class:`FP8GeluMLP`
-  (FP8 linears with GELU inside their casts, kernels/fp8_fused.py);
+  :class:`GeluFusedMLP` (-ge: GELU in cuBLASLt's matmul epilogues, kernels/gelu_mlp.py) or
+  :class:`ActivationInCastMLP` (FP8 linears with GELU or ReLU² inside their casts, kernels/fp8_fused.py);
 - blocks into :class:`RecomputedBlock` (-r 2: the norms recomputed, -r 3: each sublayer recomputed whole);
 - the LayerNorms into :class:`NormInCast` where the FP8 linear after them computes them in its input cast
   (kernels/fp8_layernorm.py), and blocks into :class:`NormsInCastsBlock` for the residual add before ln_2;
@@ -29,12 +29,12 @@ import torch.nn as nn
 from torch.utils.checkpoint import checkpoint
 
 from gpt2train.config import FP8_LINEARS, fp8_bf16_parts
-from gpt2train.kernels.fp8_fused import fp8_gelu_mlp, fp8_qkv
+from gpt2train.kernels.fp8_fused import fp8_mlp, fp8_qkv
 from gpt2train.kernels.fp8_linear import E4M3, GRAD_FORMATS, amax_history, fp8_linear, fp8_runs, quantize_transposed
 from gpt2train.kernels.gelu_linear import gelu_linear
 from gpt2train.kernels.gelu_mlp import gelu_mlp
 from gpt2train.kernels.grad_accum import accumulating, linear_accumulate
-from gpt2train.model import GPT, MLP, Block, CausalSelfAttention, gelu
+from gpt2train.model import ACTIVATIONS, GPT, MLP, Block, CausalSelfAttention, gelu
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class FastPaths:
     # it (cast by Inductor in their producers), 0 all by Inductor
     fp8_delayed: bool = False  # ours: inputs and output gradients scaled by their previous micro-steps' amax
     fp8_cache_weights: bool = False  # ours: the weights' FP8 copies cast once a step (cast_weight_copies), kept
-    fp8_gelu_cast: bool = False  # ours, delayed, with the cast kernel: GELU MLPs' GELU inside their casts (FP8GeluMLP)
+    fp8_gelu_cast: bool = False  # ours, delayed, with the cast kernel: the MLP's GELU or ReLU² inside its casts
     fp8_qkv_cast: bool = False  # likewise: q, k and v's gradients gathered inside c_attn's cast (FP8QKVAttention)
     fp8_norm_cast: bool = False  # likewise: ln_1, ln_2 computed inside c_attn's and c_fc's input casts (NormInCast)
     fp8_grad: str = "e4m3"  # ours: the output gradients' float8 format (--fp8-grad)
@@ -132,10 +132,11 @@ class GeluFusedMLP(MLP):
                         grads)  # fmt: skip
 
 
-class FP8GeluMLP(MLP):
+class ActivationInCastMLP(MLP):
     """``--fp8-gelu-cast``: c_fc and c_proj, both :class:`FastLinear` in FP8 with delayed scaling and the cast
-    kernel, run as one function that computes GELU and its backward inside the FP8 casts (kernels/fp8_fused.py); it
-    keeps what -r 1 keeps (GELU's input, and c_proj's own e4m3 copy of its input)."""
+    kernel, run as one function that computes the activation (GELU or ReLU²) and its backward inside the FP8 casts
+    (kernels/fp8_fused.py); it keeps what -r 1 keeps (the activation's input, and c_proj's own e4m3 copy of its
+    input)."""
 
     norm: tuple = ()  # as FastLinear's: ln_2 computed in c_fc's input cast
 
@@ -145,10 +146,13 @@ class FP8GeluMLP(MLP):
         fc, proj = self.c_fc, self.c_proj
         if not fp8_runs(x, fc.weight.shape[0], proj.weight.shape[0]):
             return super().forward(x)
-        return fp8_gelu_mlp(x, fc, proj, backward_fast_accum=fc.fp8 == 2, grad_dtype=fc.grad_dtype,
-                            histories=fc.fp8_histories() + proj.fp8_histories(),
-                            weight_copies=fc.fp8_weight_copies() + proj.fp8_weight_copies(),
-                            norm=_norm_params(self.norm), residual=residual)  # fmt: skip
+        return fp8_mlp(x, fc, proj, _ACTIVATION_NAMES[self.activation], backward_fast_accum=fc.fp8 == 2,
+                       grad_dtype=fc.grad_dtype, histories=fc.fp8_histories() + proj.fp8_histories(),
+                       weight_copies=fc.fp8_weight_copies() + proj.fp8_weight_copies(), norm=_norm_params(self.norm),
+                       residual=residual)  # fmt: skip
+
+
+_ACTIVATION_NAMES = {fn: name for name, fn in ACTIVATIONS.items()}  # the MLP's activation as the cast kernel names it
 
 
 class FP8QKVAttention(CausalSelfAttention):
@@ -178,9 +182,9 @@ class NormInCast(nn.LayerNorm):
 
 class NormsInCastsBlock(Block):
     """``--fp8-norm-cast``: the residual add before ln_2 goes inside ln_2's pass too (kernels/fp8_layernorm.py). Where
-    the MLP runs FP8 (an FP8GeluMLP with ln_2 in its input cast) it takes the block's input and attention's output
-    and returns its own output with their sum, the residual stream, which is then read once instead of twice; elsewhere
-    (evaluation, sampling) the plain block."""
+    the MLP runs FP8 (an ActivationInCastMLP with ln_2 in its input cast) it takes the block's input and attention's
+    output and returns its own output with their sum, the residual stream, which is then read once instead of twice;
+    elsewhere (evaluation, sampling) the plain block."""
 
     def forward(self, x: torch.Tensor, rope: tuple | None = None, kv_cache=None) -> torch.Tensor:
         if not fp8_runs(x, *self.ln_2.widths):
@@ -252,13 +256,13 @@ def accelerate(model: GPT, paths: FastPaths) -> torch.nn.Module:
         fp8_linears = _fp8_linears(paths.fp8, fp8_keep, i, len(model.transformer.h)) if recompute < 3 else set()
         torchao_fp8 = bool(fp8_linears) and paths.fp8_impl != "ours"
         mlp = block.mlp
-        # GELU (and q, k, v's gradients) inside the casts want our FP8 with the scales known before the cast
+        # the activation (and q, k, v's gradients) inside the casts want our FP8 with the scales known before the cast
         # (delayed), the cast kernel, and FP8 weight gradients (--fp8-bf16 weight-grads needs dy in bf16)
         fused_casts_run = (not torchao_fp8 and paths.fp8_delayed and paths.fp8_cast_kernel == 1
                            and "weight-grads" not in fp8_keep)  # fmt: skip
-        gelu_in_casts = paths.fp8_gelu_cast and {"mlp.c_fc", "mlp.c_proj"} <= fp8_linears and fused_casts_run
-        if gelu_in_casts and mlp.activation is gelu:
-            _become(mlp, FP8GeluMLP)
+        act_in_casts = paths.fp8_gelu_cast and {"mlp.c_fc", "mlp.c_proj"} <= fp8_linears and fused_casts_run
+        if act_in_casts:
+            _become(mlp, ActivationInCastMLP)
         elif recompute >= 1:  # -r keeps its own GELU path, whatever -ge says
             _become(mlp, RecomputedMLP, use_gelu_linear=mlp.activation is gelu and not paths.fp8)
         elif fuse_gelu:
@@ -271,12 +275,12 @@ def accelerate(model: GPT, paths: FastPaths) -> torch.nn.Module:
         norms_in_casts = paths.fp8_norm_cast and fused_casts_run and recompute < 2
         in_cast = {name: norms_in_casts and consumer_fused and isinstance(getattr(block, name), nn.LayerNorm)
                    for name, consumer_fused in (("ln_1", "attn.c_attn" in fp8_linears and not gather_qkv),
-                                                ("ln_2", isinstance(mlp, FP8GeluMLP)))}  # fmt: skip
+                                                ("ln_2", isinstance(mlp, ActivationInCastMLP)))}  # fmt: skip
         c = cfg.n_embd
         for name, widths in (("ln_1", (3 * c,)), ("ln_2", (4 * c, c))):
             if isinstance(getattr(block, name), nn.LayerNorm):
                 _become(getattr(block, name), NormInCast if in_cast[name] else nn.LayerNorm, widths=widths)
-        if isinstance(mlp, FP8GeluMLP):
+        if isinstance(mlp, ActivationInCastMLP):
             mlp.norm = (block.ln_2,) if in_cast["ln_2"] else ()
         if in_cast["ln_2"]:  # and the residual add before it
             _become(block, NormsInCastsBlock)
