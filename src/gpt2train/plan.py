@@ -40,12 +40,12 @@ DEFAULT_LAYOUT = "gpt2train"
 DEFAULT_MFU = 0.47  # llm.c's measured MFU on the seed run (8xH100, d48, B=16, ZeRO-1)
 DEFAULT_PRICE = 3.5  # $/GPU-hour: the seed's $672 / (8 GPUs * 24 h)
 DEFAULT_SEQ_LEN = 1024
-# The modern recipe (--recipe modern) against the classic one, measured by bench/time_to_loss.py on one H100
-# (GPT-2 124M, B=32, 131,072 tokens per step; BENCHMARKS.md): it reached the classic recipe's 100-step val loss in
-# 10 steps (the tokens' ratio; 2026-11-28 and again 2026-12-04), its step 1.12x the classic one's with each recipe's
-# default fast path (FP8 blocks in both; 264.8 against 236.8 ms on an H200, and 927.6 against 825.0 at B=64,
-# 2026-12-04: Muon, the untied head and its fp32 parameters cost time). Measured over 13M tokens only: gains this early in training tend to shrink
-# over a full run, so treat plans made with it as optimistic.
+# The modern recipe (--recipe modern) against the classic one, measured by bench/time_to_loss.py (GPT-2 124M, B=32,
+# 131,072 tokens per step; BENCHMARKS.md): it reached the classic recipe's 100-step val loss in 10 steps (the
+# tokens' ratio; on an H100 2026-11-28, on an H200 2026-12-04), its step 1.12x the classic one's with each recipe's
+# default fast path (FP8 blocks in both; 264.8 against 236.8 ms on an H200, and 928.8 against 829.1 at B=64,
+# 2026-12-04: Muon, the untied head and its fp32 parameters cost time). Measured over 13M tokens only: gains this
+# early in training tend to shrink over a full run, so treat plans made with it as optimistic.
 MODERN_TOKEN_RATIO = 0.10
 MODERN_STEP_TIME_RATIO = 1.12
 
