@@ -394,8 +394,8 @@ class TrainConfig:
         help="1: the blocks' linear layers in FP8 with per-tensor scaling (CUDA capability 8.9+, or the CPU, emulated;"
         " docs/fast-paths.md); 2: the gradient matmuls in FP8's fast accumulation too (faster, fails the loss check);"
         " 0: bf16; -1: 1 where it was measured faster at the same loss (one process on the fast path of a Hopper "
-        f"GPU, a classic model of {FP8_AUTO_MIN_WIDTH}+ channels such as d12 and d48, AdamW, -r 0 or 1), a resumed "
-        "run its checkpoint's, else 0",
+        f"GPU, a model of {FP8_AUTO_MIN_WIDTH}+ channels such as d12 and d48 trained by one recipe whole, classic "
+        "(AdamW) or modern (Muon), -r 0 or 1), a resumed run its checkpoint's, else 0",
     )
     fp8_impl: str = setting(
         "ours",

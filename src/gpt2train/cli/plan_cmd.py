@@ -55,7 +55,7 @@ def register(sub) -> None:
     p.add_argument("--fp8", type=int, default=-1, choices=[-1, 0, 1, 2],
                    help="as the trainer's --fp8: 1 or 2, every block linear in FP8 (their saved e4m3 copies in the "
                    "estimate); 0: bf16 matmuls; -1 (default): as the trainer, 1 for one Hopper GPU (h100, h200) and "
-                   f"a classic model of {FP8_AUTO_MIN_WIDTH:,}+ channels at -r 0 or 1")  # fmt: skip
+                   f"a model of {FP8_AUTO_MIN_WIDTH:,}+ channels (either --recipe) at -r 0 or 1")  # fmt: skip
     p.add_argument("-w", "--master-weights", type=int, default=1, choices=[0, 1], help="fp32 master (1)")
     p.add_argument("-bp", "--bf16-params", type=int, default=-1, choices=[-1, 0, 1],
                    help="1: bf16 parameters, the fp32 master copy in the optimizer (llm.c's -w 1 layout); "
