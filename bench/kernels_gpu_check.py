@@ -898,13 +898,7 @@ def fp8_gelu_case(args, dev, case, rows, cols, backward, activation):
     from gpt2train.kernels.fp8_cast import cast_transpose_kernel
 
     def unfused(h, bias, g):  # the reference's arithmetic before its cast, for Inductor to fuse
-        x = h + bias
-        if activation == "relu2":
-            dh = torch.where(x > 0, g * (2 * x), 0.0) if g is not None else torch.relu(x).square()
-        elif g is not None:
-            dh = torch.ops.aten.gelu_backward(g, x, approximate="tanh")
-        else:
-            dh = torch.nn.functional.gelu(x, approximate="tanh")
+        dh = fp8_cast.activation_before_cast(h + bias, g, activation)
         return dh, (dh.sum(0) if g is not None else None)
 
     compiled = torch.compile(unfused)

@@ -39,9 +39,9 @@ def test_kernel_activation_passes_are_the_reference(rows, cols, block_m, block_n
     """The kernel's activation passes: what it casts, in both layouts, is the activation of h + bias (forward) or g
     times its derivative there (backward), as torch computes them (GELU: its tanh form; ReLU²: relu(h)², 2 relu(h)),
     up to the bf16 rounding both apply (the kernel's sigmoid form differs from tanh in the last bits; the
-    interpreter rounds to bf16 otherwise than the GPU). Edge tiles' masked elements add nothing to the amax record or the column sums, which
-    (backward) are the bias gradient's, one row of sums per BLOCK_M rows. Written as fp32 (before any FP8 rounding;
-    bench/kernels_gpu_check.py --checks fp8_cast compares the FP8 bits on a GPU)."""
+    interpreter rounds to bf16 otherwise than the GPU). Edge tiles' masked elements add nothing to the amax record
+    or the column sums, which (backward) are the bias gradient's, one row of sums per BLOCK_M rows. Written as fp32
+    (before any FP8 rounding; bench/kernels_gpu_check.py --checks fp8_cast compares the FP8 bits on a GPU)."""
     if not (triton_available() and interpreting()):
         pytest.skip("needs Triton's CPU interpreter (TRITON_INTERPRET=1 before triton is imported) or a GPU")
     h, g, bias = _pair(rows, cols, seed=rows + cols)

@@ -295,6 +295,18 @@ def _column_sums(m: int, n: int, device: torch.device, block_m: int = FUSED_BLOC
     return torch.empty((-(-m // block_m), n), dtype=torch.float32, device=device)
 
 
+def activation_before_cast(h: torch.Tensor, g: torch.Tensor | None, activation: str) -> torch.Tensor:
+    """The unfused MLP's arithmetic before the cast, in ``h``'s dtype: the activation of ``h`` (``gelu``: GELU
+    (tanh); ``relu2``: relu(h)²), or with ``g`` the gradient times its derivative at ``h``."""
+    if activation not in ACT_PASSES:
+        raise ValueError(f"activation {activation!r}: use one of {', '.join(ACT_PASSES)}")
+    if activation == "relu2":  # as autograd differentiates relu(h).square(): g * 2h (one rounding) where h > 0, else +0
+        return F.relu(h).square() if g is None else torch.where(h > 0, g.to(h.dtype) * (2 * h), 0.0)
+    if g is None:
+        return F.gelu(h, approximate="tanh")
+    return torch.ops.aten.gelu_backward(g.to(h.dtype), h, approximate="tanh")
+
+
 def activation_cast_transpose_reference(h: torch.Tensor, bias: torch.Tensor | None, g: torch.Tensor | None,
                                         scale: torch.Tensor, dtype: torch.dtype, amax: torch.Tensor | None = None,
                                         activation: str = "gelu",
@@ -304,16 +316,9 @@ def activation_cast_transpose_reference(h: torch.Tensor, bias: torch.Tensor | No
     ``g`` times its derivative there (c_fc's output gradient). Either in ``h``'s dtype, then rounded to bf16 and cast
     as :func:`cast_transpose_reference` (``amax`` too). Returns (q, q transposed, the gradient's column sums in fp32,
     c_fc's bias gradient; None without ``g``)."""
-    if activation not in ACT_PASSES:
-        raise ValueError(f"activation {activation!r}: use one of {', '.join(ACT_PASSES)}")
     if bias is not None:
         h = h + bias.to(h.dtype)
-    if activation == "relu2":  # as autograd differentiates relu(h).square(): g * 2h (one rounding) where h > 0, else +0
-        t = F.relu(h).square() if g is None else torch.where(h > 0, g.to(h.dtype) * (2 * h), 0.0)
-    elif g is None:
-        t = F.gelu(h, approximate="tanh")
-    else:
-        t = torch.ops.aten.gelu_backward(g.to(h.dtype), h, approximate="tanh")
+    t = activation_before_cast(h, g, activation)
     q, qt = cast_transpose_reference(t.to(torch.bfloat16), scale, dtype, True, amax)
     return q, qt, (None if g is None else t.float().sum(0))
 
