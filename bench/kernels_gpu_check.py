@@ -223,13 +223,11 @@ def classifier_case(args, dev, case, rows, c, vp, v, dtype_name):
         chunked_classifier_loss, chunk_rows=args.chunk_rows, impl="torch", softcap=cap
     )
     fp8 = dtype_name != "fp32" and fp8_supported(dev)
-    if fp8:  # --fp8-classifier 1 and 3: the three matmuls in FP8, within FP8's error of the reference
-        variants[f"chunked rows={args.chunk_rows} fp8"] = functools.partial(
-            chunked_classifier_loss, chunk_rows=args.chunk_rows, softcap=cap, fp8=1
-        )
-        variants[f"chunked rows={args.chunk_rows} fp8 stochastic"] = functools.partial(
-            chunked_classifier_loss, chunk_rows=args.chunk_rows, softcap=cap, fp8=3
-        )
+    if fp8:  # --fp8-classifier 1, 3 and 4: the three matmuls in FP8, within FP8's error of the reference
+        for mode, label in ((1, "fp8"), (3, "fp8 stochastic"), (4, "fp8 exact target")):
+            variants[f"chunked rows={args.chunk_rows} {label}"] = functools.partial(
+                chunked_classifier_loss, chunk_rows=args.chunk_rows, softcap=cap, fp8=mode
+            )
     for name, fn in variants.items():
         out = classifier_step(fn, x, w, t, v, dtype_name, dev)
         errs = dict(
@@ -264,13 +262,17 @@ def fp8_gradient_bits(dev, case, rows, vp, v, softcap):
     t[::101] = -1
     scale = (t != -1).float() * torch.finfo(fused_classifier.FP8_GRAD).max
     triton = dev.type == "cuda" and triton_available()
-    _, q, qt = fused_classifier._chunk_loss_and_fp8_grads(logits.clone(), t, v, scale, softcap, triton)
+    for onehot, label in ((True, ""), (False, ", the target's term apart (--fp8-classifier 4)")):
+        _, q, qt = fused_classifier._chunk_loss_and_fp8_grads(logits.clone(), t, v, scale, softcap, triton,
+                                                              onehot=onehot)  # fmt: skip
+        _, rq, _ = fused_classifier._chunk_loss_and_fp8_grads(logits.float(), t, v, scale, softcap, False,
+                                                              onehot=onehot)  # fmt: skip
+        wrong = (q.view(torch.uint8) != rq.view(torch.uint8)).float().mean().item()
+        transposed = bool(torch.equal(qt.view(torch.uint8), q.t().contiguous().view(torch.uint8)))
+        ok = (wrong < 1e-3 and transposed) if triton else None  # off CUDA both came from the reference
+        record("classifier", case, "fp8 gradient kernel vs reference, bits" + label, ok=ok,
+               wrong_share=wrong, transpose_exact=transposed)  # fmt: skip
     _, rq, _ = fused_classifier._chunk_loss_and_fp8_grads(logits.float(), t, v, scale, softcap, False)
-    wrong = (q.view(torch.uint8) != rq.view(torch.uint8)).float().mean().item()
-    transposed = bool(torch.equal(qt.view(torch.uint8), q.t().contiguous().view(torch.uint8)))
-    ok = (wrong < 1e-3 and transposed) if triton else None  # off CUDA both came from the reference
-    record("classifier", case, "fp8 gradient kernel vs reference, bits", ok=ok,
-           wrong_share=wrong, transpose_exact=transposed)  # fmt: skip
     # --fp8-classifier 3: each value on one of the two e5m2 neighbours of the fp32 gradient (from 2^-14 up, where the
     # cut is exact), both layouts alike, and over draws the fp32 gradient on average
     _, exact = fused_classifier._chunk_loss_and_dlogits(logits.float(), t, v, scale, softcap)

@@ -479,7 +479,8 @@ class TrainConfig:
         "all three, the gradient in e5m2 at a fixed scale (beside bf16 blocks 1.05x, beside FP8 blocks 22.5-30.4 ms "
         "off d12's step; the loss check held in two sittings of four, failed twice, +0.0125 and +0.0106; "
         "docs/fast-paths.md); 3: as 1 with that gradient rounded to e5m2 stochastically (unbiased; 7 ms off d12's "
-        "step, failed its first loss check, +0.0153); 0: bf16; -1: 2 in one process on a Hopper GPU with the fused "
+        "step, failed its first loss check, +0.0153); 4: as 1 with each row's target term (the gradient's largest "
+        "entry, which e5m2 rounds by up to 12%) kept out of the float8 gradient and added exactly; 0: bf16; -1: 2 in one process on a Hopper GPU with the fused "
         "classifier (d12's and d48's default), a resumed run its checkpoint's, else 0. The evaluation loss always "
         "comes from bf16 logits",
     )
@@ -823,7 +824,7 @@ def auto_fp8_classifier(env: Environment, fused_classifier: bool) -> int:
     bf16 blocks (d12) and FP8 ones (d48; each pair held the loss check in two sittings). Else 0."""
     if not (fused_classifier and env.fp8_supported):
         return 0
-    if (saved := _resumed_setting(env, "fp8_classifier", (0, 1, 2, 3), 0)) is not None:
+    if (saved := _resumed_setting(env, "fp8_classifier", FP8_CLASSIFIER_MODES, 0)) is not None:
         return saved
     return fp8_classifier_rule(_hopper(env), env.world_size)
 
@@ -870,6 +871,10 @@ def auto_accumulate_in_matmul(bf16_params: int, master_weights: int, recompute: 
 FP8_IMPLS = ("ours", "torchao-tensorwise", "torchao-rowwise")
 FP8_GRAD_FORMATS = ("e4m3", "e5m2")  # --fp8-grad's choices (kernels/fp8_linear.py's GRAD_FORMATS)
 FP8_SCALINGS = ("auto", "dynamic", "delayed")
+# --fp8-classifier's modes: 0 bf16, 2 the logits' matmul in FP8; 1, 3 and 4 the gradient's two as well
+# (kernels/fused_classifier.py: its gradient rounded to nearest, stochastically, to nearest without the target's term)
+FP8_CLASSIFIER_MODES = (0, 1, 2, 3, 4)
+FP8_CLASSIFIER_GRAD_MODES = (1, 3, 4)
 FP8_LINEARS = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")  # a block's linears, by their names in it
 _FP8_BF16_WORDS = {"attn": FP8_LINEARS[:2], "mlp": FP8_LINEARS[2:], **{n: (n,) for n in FP8_LINEARS},
                    "first": ("first",), "last": ("last",), "weight-grads": ("weight-grads",)}  # fmt: skip
@@ -956,9 +961,9 @@ def _check_flags(cfg: TrainConfig, env: Environment, lv: dict) -> None:
     if cfg.fp8_cast_kernel not in (-1, 0, 1, 2):
         raise UserError(f"--fp8-cast-kernel {cfg.fp8_cast_kernel}: use 0 (Inductor's casts), 1 (the Triton kernel), "
                         "2 (Inductor's casts, the kernel's transposes) or -1 (1 with --fp8 on CUDA)")  # fmt: skip
-    if cfg.fp8_classifier not in (-1, 0, 1, 2, 3):
+    if cfg.fp8_classifier not in (-1, *FP8_CLASSIFIER_MODES):
         raise UserError(f"--fp8-classifier {cfg.fp8_classifier}: use 0 (bf16), 1 (FP8), 2 (FP8 logits only), 3 (FP8, "
-                        "the gradient rounded stochastically) or -1 (auto)")  # fmt: skip
+                        "the gradient rounded stochastically), 4 (FP8, the target's term exact) or -1 (auto)")  # fmt: skip
     if cfg.fp8_scaling not in FP8_SCALINGS:
         raise UserError(f"--fp8-scaling {cfg.fp8_scaling!r}: use dynamic (each tensor's own amax), delayed (the "
                         "previous micro-steps') or auto")  # fmt: skip

@@ -26,7 +26,14 @@ from __future__ import annotations
 import math
 import re
 
-from gpt2train.config import ModelConfig, bf16_params_rule, fp8_classifier_rule, fp8_rule, preset
+from gpt2train.config import (
+    FP8_CLASSIFIER_GRAD_MODES,
+    ModelConfig,
+    bf16_params_rule,
+    fp8_classifier_rule,
+    fp8_rule,
+    preset,
+)
 from gpt2train.errors import UserError
 from gpt2train.hardware import GPU, GPUS
 from gpt2train.recipe import RECIPES, apply_architecture
@@ -301,7 +308,7 @@ def _estimate_gpt2train(
       with FP8 linears below -r 3), +2 with several GPUs; with ``recompute_whole`` N, N of the L layers take -r 3's
       coefficient.
     - ``classifier``: the chunked classifier's transient memory; the logits are never held whole. With
-      ``fp8_classifier`` (--fp8-classifier 1, 2 or 3) also the e4m3 copies of its input and weight (1 byte each), and
+      ``fp8_classifier`` (--fp8-classifier 1 to 4) also the e4m3 copies of its input and weight (1 byte each), and
       with 1 a chunk's float8 gradient in two layouts.
     - ``overhead``: a fitted 128 MiB of workspaces.
 
@@ -344,7 +351,8 @@ def _estimate_gpt2train(
         coeff *= 2  # unmeasured: every saved tensor in fp32 instead of bf16
     if ddp:  # kept for -z 1 too until measured without DDP
         coeff += _DDP_ACT_BYTES
-    logit_bytes = (2 if dtype == "bf16" else 4) + (_FP8_CLASSIFIER_LOGIT_BYTES if fp8_classifier in (1, 3) else 0)
+    fp8_grad_bytes = _FP8_CLASSIFIER_LOGIT_BYTES if fp8_classifier in FP8_CLASSIFIER_GRAD_MODES else 0
+    logit_bytes = (2 if dtype == "bf16" else 4) + fp8_grad_bytes
     fp8_copies = (tokens + cfg.padded_vocab_size) * C if fp8_classifier else 0  # e4m3 x and W, a byte each
     chunk = min(_CLASSIFIER_CHUNK_ROWS, tokens)
     parts = {

@@ -37,6 +37,7 @@ import functools
 import torch
 import torch.nn.functional as F
 
+from gpt2train.config import FP8_CLASSIFIER_GRAD_MODES
 from gpt2train.kernels._triton import interpreting, triton_available
 from gpt2train.kernels.fp8_linear import scaled_mm
 
@@ -198,11 +199,13 @@ def _ce_kernel(interpret: bool):
         fmax,
         HAS_CAP: tl.constexpr,
         STOCHASTIC: tl.constexpr,
+        ONEHOT: tl.constexpr,
         BLOCK_M: tl.constexpr,
         BLOCK_N: tl.constexpr,
     ):
-        # one tile of (softmax - onehot) * scale, cast to float8 and written both ways: the gradient matmuls take
-        # their FP8 operands K-major only, so dx = g @ W wants g and dW = g.T @ x wants g's transpose
+        # one tile of (softmax - onehot) * scale (without ONEHOT: softmax * scale, the target's -1 left to the caller),
+        # cast to float8 and written both ways: the gradient matmuls take their FP8 operands K-major only, so
+        # dx = g @ W wants g and dW = g.T @ x wants g's transpose
         rows = tl.program_id(0).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
         cols = tl.program_id(1).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
         row_ok = rows < n
@@ -216,8 +219,10 @@ def _ce_kernel(interpret: bool):
         in_vocab = (target >= 0) & (target < V)
         scale = tl.load(row_scale_ptr + rows, mask=row_ok, other=0.0)
         p = tl.where(cols[None, :] < V, tl.exp(x - lse[:, None]), 0.0)
-        hit = (cols[None, :] == target[:, None]) & in_vocab[:, None]
-        g = (p - tl.where(hit, 1.0, 0.0)) * scale[:, None]
+        if ONEHOT:
+            hit = (cols[None, :] == target[:, None]) & in_vocab[:, None]
+            p = p - tl.where(hit, 1.0, 0.0)
+        g = p * scale[:, None]
         if HAS_CAP:
             g = g * (1.0 - t * t)
         if STOCHASTIC:  # to one of e5m2's two neighbours, the upper with the probability of its nearness: random
@@ -303,18 +308,25 @@ def _chunk_loss_and_fp8_grads(
     softcap: float,
     triton: bool,
     seed: torch.Tensor | None = None,
+    onehot: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Summed cross-entropy of one chunk, and d(loss)/d(logits) times ``row_scale`` cast to FP8_GRAD (clamped to its
     range) both as it is (n, Vp) and transposed (Vp, n); with ``seed`` (a (1,) int64 tensor) rounded stochastically
-    (:func:`stochastic_round_e5m2`) instead of to nearest. ``triton``: the loss pass of ce_grad_kernel, then one pass
+    (:func:`stochastic_round_e5m2`) instead of to nearest; without ``onehot`` the gradient less its target term
+    (:func:`_target_term`), softmax * row_scale. ``triton``: the loss pass of ce_grad_kernel, then one pass
     of ce_grad_fp8_kernel writing both float8 copies; else :func:`_chunk_loss_and_dlogits`'s gradient in fp32 cast
     and transposed in PyTorch: the reference (its noise drawn from torch's generator on the gradient's device, not
     from ``seed``: no host sync)."""
     fmax = torch.finfo(FP8_GRAD).max
     if not triton:
-        # from fp32 logits (the copy it would make of bf16 ones anyway), so the gradient is rounded once, as the kernel's
-        loss_sum, g = _chunk_loss_and_dlogits(logits.float(), targets, vocab_size, row_scale, softcap)
+        # from an fp32 copy (the gradient is written into it; the logits stay for the target's term), so the gradient
+        # is rounded once, as the kernel's
+        loss_sum, g = _chunk_loss_and_dlogits(logits.to(torch.float32, copy=True), targets, vocab_size, row_scale,
+                                              softcap)  # fmt: skip
         g = g.float()
+        if not onehot:
+            safe, coef = _target_term(logits, targets, vocab_size, row_scale, softcap)
+            g.scatter_add_(1, safe.unsqueeze(1), -coef.unsqueeze(1))
         if seed is not None:
             g = stochastic_round_e5m2(g, torch.randint(0, 1 << 21, g.shape, device=g.device, dtype=torch.int32))
         q = g.clamp(-fmax, fmax).to(FP8_GRAD)
@@ -324,24 +336,40 @@ def _chunk_loss_and_fp8_grads(
     loss_sum, _ = _chunk_loss_and_dlogits_triton(logits, targets, vocab_size, None, softcap, lse=lse)
     g = torch.empty((n, vp), dtype=FP8_GRAD, device=logits.device)
     gt = torch.empty((vp, n), dtype=FP8_GRAD, device=logits.device)
-    _launch_fp8_grad(logits, lse, targets, row_scale, vocab_size, softcap, g, gt, seed)
+    _launch_fp8_grad(logits, lse, targets, row_scale, vocab_size, softcap, g, gt, seed, onehot)
     return loss_sum, g, gt
+
+
+def _target_term(logits: torch.Tensor, targets: torch.Tensor, vocab_size: int, row_scale: torch.Tensor,
+                 softcap: float) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """The one-hot part of d(loss)/d(logits) times ``row_scale``: each row's target made safe to index (0 where it
+    is -1 or out of the vocabulary) and the gradient at that column, -row_scale (times the soft-cap's derivative
+    there), 0 for a row without a target. --fp8-classifier 4 keeps it out of the float8 gradient: it is the row's
+    largest entry, and e5m2's 2 mantissa bits would round it by up to 12%."""
+    in_vocab = (targets >= 0) & (targets < vocab_size)
+    safe = torch.where(in_vocab, targets, torch.zeros_like(targets))
+    coef = -(row_scale * in_vocab)
+    if softcap:
+        t = torch.tanh(logits.gather(1, safe.unsqueeze(1)).squeeze(1).float() / softcap)
+        coef = coef * (1.0 - t * t)
+    return safe, coef
 
 
 def _launch_fp8_grad(logits: torch.Tensor, lse: torch.Tensor, targets: torch.Tensor, row_scale: torch.Tensor,
                      vocab_size: int, softcap: float, g: torch.Tensor, gt: torch.Tensor,
-                     seed: torch.Tensor | None = None) -> None:  # fmt: skip
+                     seed: torch.Tensor | None = None, onehot: bool = True) -> None:  # fmt: skip
     """ce_grad_fp8_kernel over ``logits`` (n, Vp) into ``g`` (n, Vp) and ``gt`` (Vp, n), clamped to FP8_GRAD's
     range and cast to their dtype (fp32 ones in tests: Triton's interpreter rounds to float8 otherwise than a GPU);
-    with ``seed`` ((1,) int64) rounded stochastically, the noise hashed from the seed and each element's place."""
+    with ``seed`` ((1,) int64) rounded stochastically, the noise hashed from the seed and each element's place;
+    without ``onehot`` the softmax only (the target term left to the caller)."""
     n, vp = logits.shape
     grid = ((n + FP8_TILE_M - 1) // FP8_TILE_M, (vp + FP8_TILE_N - 1) // FP8_TILE_N)
     kwargs = {} if interpreting() else {"num_warps": FP8_WARPS}
     _ce_kernel(interpreting())[1][grid](logits, logits.stride(0), lse, targets.contiguous(), row_scale,
                                         row_scale if seed is None else seed, g, gt, n, vocab_size, vp,
                                         float(softcap), torch.finfo(FP8_GRAD).max, HAS_CAP=bool(softcap),
-                                        STOCHASTIC=seed is not None, BLOCK_M=FP8_TILE_M, BLOCK_N=FP8_TILE_N,
-                                        **kwargs)  # fmt: skip
+                                        STOCHASTIC=seed is not None, ONEHOT=onehot, BLOCK_M=FP8_TILE_M,
+                                        BLOCK_N=FP8_TILE_N, **kwargs)  # fmt: skip
 
 
 def _fp8_fits(n_rows: int, chunk_rows: int, width: int, padded_vocab: int) -> bool:
@@ -381,7 +409,8 @@ class ChunkedClassifierLoss(torch.autograd.Function):
             dx = torch.empty(x2.shape, dtype=x.dtype, device=x.device) if need_dx else None
             dw = torch.zeros(weight.shape, dtype=torch.float32, device=x.device) if need_dw else None
             fits = _fp8_fits(x2.shape[0], chunk_rows, x2.shape[1], weight.shape[0])
-            chunks = (functools.partial(_fp8_chunks, stochastic=fp8 == 3) if fp8 in (1, 3) and fits
+            chunks = (functools.partial(_fp8_chunks, stochastic=fp8 == 3, exact_target=fp8 == 4)
+                      if fp8 in FP8_CLASSIFIER_GRAD_MODES and fits
                       else functools.partial(_chunks, fp8_logits=fp8 == 2 and fits))  # fmt: skip
             loss_sum = chunks(xc_all, w, t2, vocab_size, chunk_rows, softcap, row_scale_all, inv_n, triton, dx, dw)
         ctx.x_shape = x_shape
@@ -443,12 +472,14 @@ def _e4m3_logits(xq: torch.Tensor, sx: torch.Tensor, wq: torch.Tensor, sw: torch
 
 def _fp8_chunks(x: torch.Tensor, w: torch.Tensor, targets: torch.Tensor, vocab_size: int, chunk_rows: int,
                 softcap: float, row_scale: torch.Tensor, inv_n: torch.Tensor, triton: bool, dx: torch.Tensor | None,
-                dw: torch.Tensor | None, stochastic: bool = False) -> torch.Tensor:  # fmt: skip
+                dw: torch.Tensor | None, stochastic: bool = False, exact_target: bool = False) -> torch.Tensor:  # fmt: skip
     """:func:`_chunks` with the three matmuls in FP8 (``--fp8-classifier``): the logits from e4m3
     copies of x and W scaled by their own largest values (as kernels/fp8_linear.py's), the gradient d(loss)/d(logits)
     in FP8_GRAD at a fixed scale (``stochastic``, ``--fp8-classifier 3``: rounded stochastically, each chunk's seed
     drawn from torch's generator on x's device, which checkpoints keep), dx = g @ W and dW = g.T @ x accumulating
-    exactly (no fast accumulation). Fills ``dx`` (if given) and adds into ``dw`` (if given); returns the summed
+    exactly (no fast accumulation). ``exact_target`` (``--fp8-classifier 4``): the float8 gradient is the softmax
+    only, and each row's target term (:func:`_target_term`) is added in fp32 from the bf16 row of W (into dx) and
+    of x (into dW's target row). Fills ``dx`` (if given) and adds into ``dw`` (if given); returns the summed
     loss."""
     from gpt2train.kernels.fp8_linear import E4M3, quantize_transposed
 
@@ -464,14 +495,23 @@ def _fp8_chunks(x: torch.Tensor, w: torch.Tensor, targets: torch.Tensor, vocab_s
         logits = _e4m3_logits(xq[start:end], sx, wq, sw, w.dtype)
         seed = torch.randint(0, 1 << 31, (1,), device=x.device) if stochastic else None
         chunk_sum, g, gt = _chunk_loss_and_fp8_grads(logits, targets[start:end], vocab_size, g_scale[start:end],
-                                                     softcap, triton, seed)  # fmt: skip
+                                                     softcap, triton, seed, onehot=not exact_target)  # fmt: skip
+        if exact_target:
+            target, coef = _target_term(logits, targets[start:end], vocab_size, row_scale[start:end], softcap)
+            coef = coef.unsqueeze(1)
         del logits
         loss_sum = loss_sum + chunk_sum
         if dx is not None:  # W (Vp, C) column-major is W.T (C, Vp) row-major
-            dx[start:end] = scaled_mm(g, wqt.t(), g_dequant, sw, dx.dtype)
+            if exact_target:
+                dxc = scaled_mm(g, wqt.t(), g_dequant, sw, torch.float32)
+                dx[start:end] = dxc.addcmul_(w.index_select(0, target), coef)
+            else:
+                dx[start:end] = scaled_mm(g, wqt.t(), g_dequant, sw, dx.dtype)
         if dw is not None:  # x's rows (n, C) column-major: their transpose (C, n) row-major
             xt = xq[start:end].t().contiguous()
             dw.add_(scaled_mm(gt, xt.t(), g_dequant, sx, torch.float32))
+            if exact_target:  # sorted by target, then summed: deterministic, unlike index_add_'s atomics
+                dw.index_put_((target,), x[start:end].float() * coef, accumulate=True)
         del g, gt  # before the next chunk's logits: a chunk holds its bf16 logits and two float8 copies at most
     return loss_sum
 

@@ -59,7 +59,7 @@ class FastPaths:
     fused_classifier: bool = False
     classifier_chunk: int = 16384  # rows of logits at once; 0: all rows
     fp8_classifier: int = 0  # the fused classifier's matmuls in FP8: 1 all three (3: the gradient rounded
-    # stochastically), 2 the logits' (--fp8-classifier)
+    # stochastically, 4: without its target's term), 2 the logits' (--fp8-classifier)
     compile: bool = False
     compile_scope: str = "blocks"  # blocks: each block compiled (one shared graph); model: the whole model
     compile_mode: str = "default"
