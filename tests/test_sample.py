@@ -113,3 +113,30 @@ def test_cached_forward_equals_full_forward_with_the_modern_levers():
         start += n
         torch.testing.assert_close(last, full[:, start - 1], rtol=1e-4, atol=1e-4)
     assert cache.length == 20
+
+
+def test_generation_runs_the_compiled_blocks_eagerly(monkeypatch):
+    """Under the trainer's compiled blocks, generation runs eagerly: each block reads its own place in the KV cache,
+    so their shared graph would recompile once per layer (past 8 layers dynamo gives up with a warning). Nothing is
+    compiled while generating, and the tokens are the plain model's."""
+    import functools
+
+    from gpt2train.train.accelerate import FastPaths, accelerate
+
+    compiles = []
+
+    def count(gm, example_inputs):
+        compiles.append(gm)
+        return gm.forward
+
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend=count))
+    cfg = ModelConfig(n_layer=10, n_head=2, n_embd=32, vocab_size=64, max_seq_len=16)
+    plain, fast = build_model(cfg, seed=5), build_model(cfg, seed=5)
+    accelerate(fast, FastPaths(compile=True))
+    torch._dynamo.reset()
+    fast(torch.zeros(1, 4, dtype=torch.long))  # the blocks' compiled forward, as a training step calls them
+    assert len(compiles) == 1  # one graph for the ten blocks
+    want = generate(plain, [1, 2], 6, temperature=0)
+    assert generate(fast, [1, 2], 6, temperature=0) == want and len(compiles) == 1
+    fast(torch.zeros(1, 4, dtype=torch.long))
+    assert len(compiles) == 1  # the compiled blocks serve training again afterwards

@@ -90,23 +90,26 @@ def generate(
     if use_cache:
         cache = KVCache(m.config, 1, device, autocast_dtype or m.transformer.wte.weight.dtype)
     pending = seq[-T:]  # tokens not yet fed to the cache
+    # eager even where the trainer compiled the blocks: with a cache each block reads its own place in it (an int),
+    # so their one shared graph would recompile per layer (and hit dynamo's limit past 8 layers, with a warning)
     try:
-        for _ in range(max_new_tokens):
-            with autocast(device, autocast_dtype):
-                if cache is not None and cache.length + len(pending) <= T:
-                    logits = cached_forward(m, torch.tensor([pending], device=device), cache)
-                else:
-                    cache = None  # the context is full: recompute the last T tokens from here on
-                    window = torch.tensor([seq[-T:]], device=device)
-                    logits = m.logits(m.hidden_states(window)[:, -1])  # the last position only
-            tok = int(sample_next(logits, temperature, top_k, top_p, generator)[0])
-            seq.append(tok)
-            new.append(tok)
-            pending = [tok]
-            if on_token is not None:
-                on_token(tok)
-            if stop_token is not None and tok == stop_token:
-                break
+        with torch.compiler.set_stance("force_eager"):
+            for _ in range(max_new_tokens):
+                with autocast(device, autocast_dtype):
+                    if cache is not None and cache.length + len(pending) <= T:
+                        logits = cached_forward(m, torch.tensor([pending], device=device), cache)
+                    else:
+                        cache = None  # the context is full: recompute the last T tokens from here on
+                        window = torch.tensor([seq[-T:]], device=device)
+                        logits = m.logits(m.hidden_states(window)[:, -1])  # the last position only
+                tok = int(sample_next(logits, temperature, top_k, top_p, generator)[0])
+                seq.append(tok)
+                new.append(tok)
+                pending = [tok]
+                if on_token is not None:
+                    on_token(tok)
+                if stop_token is not None and tok == stop_token:
+                    break
     finally:
         m.train(was_training)
     return new
