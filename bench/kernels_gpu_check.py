@@ -262,23 +262,29 @@ def fp8_gradient_bits(dev, case, rows, vp, v, softcap):
     t[::101] = -1
     scale = (t != -1).float() * torch.finfo(fused_classifier.FP8_GRAD).max
     triton = dev.type == "cuda" and triton_available()
-    for onehot, label in ((True, ""), (False, ", the target's term apart (--fp8-classifier 4)")):
-        _, q, qt = fused_classifier._chunk_loss_and_fp8_grads(logits.clone(), t, v, scale, softcap, triton,
-                                                              onehot=onehot)  # fmt: skip
-        _, rq, _ = fused_classifier._chunk_loss_and_fp8_grads(logits.float(), t, v, scale, softcap, False,
-                                                              onehot=onehot)  # fmt: skip
+    for onehot, rows, label in (
+        (True, False, ""),
+        (False, False, ", the target's term apart"),
+        (False, True, ", the target's term apart, rows in e4m3 (--fp8-classifier 4)"),
+    ):
+        _, q, qt, _ = fused_classifier._chunk_loss_and_fp8_grads(logits.clone(), t, v, scale, softcap, triton,
+                                                                 onehot=onehot, row_scaled=rows)  # fmt: skip
+        _, rq, _, _ = fused_classifier._chunk_loss_and_fp8_grads(logits.float(), t, v, scale, softcap, False,
+                                                                 onehot=onehot, row_scaled=rows)  # fmt: skip
         wrong = (q.view(torch.uint8) != rq.view(torch.uint8)).float().mean().item()
-        transposed = bool(torch.equal(qt.view(torch.uint8), q.t().contiguous().view(torch.uint8)))
+        if not rows:  # with rows in e4m3 the transposed copy is the e5m2 softmax's, the variant before
+            row_major = q
+        transposed = bool(torch.equal(qt.view(torch.uint8), row_major.t().contiguous().view(torch.uint8)))
         ok = (wrong < 1e-3 and transposed) if triton else None  # off CUDA both came from the reference
         record("classifier", case, "fp8 gradient kernel vs reference, bits" + label, ok=ok,
                wrong_share=wrong, transpose_exact=transposed)  # fmt: skip
-    _, rq, _ = fused_classifier._chunk_loss_and_fp8_grads(logits.float(), t, v, scale, softcap, False)
+    _, rq, _, _ = fused_classifier._chunk_loss_and_fp8_grads(logits.float(), t, v, scale, softcap, False)
     # --fp8-classifier 3: each value on one of the two e5m2 neighbours of the fp32 gradient (from 2^-14 up, where the
     # cut is exact), both layouts alike, and over draws the fp32 gradient on average
     _, exact = fused_classifier._chunk_loss_and_dlogits(logits.float(), t, v, scale, softcap)
     exact = exact.float().clamp(-rq.float().abs().max(), rq.float().abs().max())
     draws = [fused_classifier._chunk_loss_and_fp8_grads(logits.clone(), t, v, scale, softcap, triton,
-                                                        torch.tensor([seed], device=dev))[1:] for seed in range(8)]  # fmt: skip
+                                                        torch.tensor([seed], device=dev))[1:3] for seed in range(8)]  # fmt: skip
     cut = (exact.abs().view(torch.int32) & -(1 << 21)).view(torch.float32)
     up = ((exact.abs().view(torch.int32) & -(1 << 21)) + (1 << 21)).view(torch.float32)
     normal = exact.abs() >= 2.0**-14

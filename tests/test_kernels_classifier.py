@@ -196,10 +196,11 @@ def test_fp8_under_autocast_and_with_softcap(mode):
 
 @pytest.mark.parametrize("softcap", [0.0, 3.0])
 def test_fp8_exact_target_term_is_closer_to_the_reference(softcap):
-    """--fp8-classifier 4 takes each row's target term (the gradient's largest entry) out of the e5m2 gradient and
+    """--fp8-classifier 4 takes each row's target term (the gradient's largest entry) out of the float8 gradient and
     adds it exactly. Mode 1 rounds -(1 - p) at the target with e5m2's 2 mantissa bits: to -1 for every p under 1/16,
-    the same way each step (a bias). The gradient of the logits as mode 4 gives it is much nearer the exact one, and
-    dx and dW (beside the e4m3 rounding of x and W they share) no further from the reference than mode 1's."""
+    the same way each step (a bias). The gradient of the logits as mode 4 gives it is nearer the exact one (for dW in
+    e5m2, for dx nearer still in e4m3 scaled row by row), and dx and dW (beside the e4m3 rounding of x and W they
+    share) nearer the reference than mode 1's."""
     from gpt2train.kernels import fused_classifier as fc
 
     g = torch.Generator().manual_seed(21)
@@ -210,12 +211,20 @@ def test_fp8_exact_target_term_is_closer_to_the_reference(softcap):
     gmax = torch.finfo(fc.FP8_GRAD).max
     scale = (t != -1).float() * gmax
     _, exact = fc._chunk_loss_and_dlogits(logits.clone(), t, V, scale / gmax, softcap)
-    _, q1, _ = fc._chunk_loss_and_fp8_grads(logits, t, V, scale, softcap, triton=False)
-    _, q4, q4t = fc._chunk_loss_and_fp8_grads(logits, t, V, scale, softcap, triton=False, onehot=False)
+    _, q1, _, _ = fc._chunk_loss_and_fp8_grads(logits, t, V, scale, softcap, triton=False)
+    _, q4, q4t, _ = fc._chunk_loss_and_fp8_grads(logits, t, V, scale, softcap, triton=False, onehot=False)
     assert torch.equal(q4t, q4.t()) and bool((q4.float() >= 0).all())  # the softmax alone: never negative
     safe, coef = fc._target_term(logits, t, V, scale / gmax, softcap)
     mode4 = (q4.float() / gmax).scatter_add(1, safe.unsqueeze(1), coef.unsqueeze(1))
     assert _rel_err(mode4, exact) < 0.8 * _rel_err(q1.float() / gmax, exact)
+    # dx's copy: in e4m3 (a mantissa bit more than e5m2), each row scaled by its own largest probability
+    _, r4, r4t, amax = fc._chunk_loss_and_fp8_grads(logits, t, V, scale, softcap, triton=False, onehot=False,
+                                                    row_scaled=True)  # fmt: skip
+    assert r4.dtype == fc.FP8_ROWS and torch.equal(r4t, q4t)
+    rows4 = (r4.float() * (amax / torch.finfo(fc.FP8_ROWS).max).unsqueeze(1)).scatter_add(
+        1, safe.unsqueeze(1), coef.unsqueeze(1)
+    )
+    assert _rel_err(rows4, exact) < 0.7 * _rel_err(mode4, exact)
     rows = torch.nonzero(t != -1).squeeze(1)
     at = lambda m: m[rows, t[rows]].double()  # noqa: E731
     p = at(exact) - at(torch.zeros_like(exact).scatter_add(1, safe.unsqueeze(1), coef.unsqueeze(1)))  # the softmax

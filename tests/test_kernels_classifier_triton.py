@@ -134,24 +134,38 @@ def test_fp8_gradient_kernel_matches_torch(softcap):
     t[::7] = -1
     t[1] = v - 1  # the last real column
     scale = (t != -1).float() * 1000.0
-    lse = torch.full((n,), float("nan"))
-    loss_k, _ = fc._chunk_loss_and_dlogits_triton(logits.clone(), t, v, None, softcap, lse=lse)
+    stats = torch.full((2, n), float("nan"))
+    loss_k, _ = fc._chunk_loss_and_dlogits_triton(logits.clone(), t, v, None, softcap, row_stats=stats)
     q, qt = torch.full((n, vp), float("nan")), torch.full((vp, n), float("nan"))
-    fc._launch_fp8_grad(logits, lse, t, scale, v, softcap, q, qt)
+    fc._launch_fp8_grad(logits, stats, t, scale, v, softcap, q, qt)
     loss_r, ref = fc._chunk_loss_and_dlogits(logits.clone(), t, v, scale, softcap)
     torch.testing.assert_close(loss_k, loss_r, rtol=1e-5, atol=1e-4)
     torch.testing.assert_close(q, ref, rtol=1e-4, atol=1e-5)  # the soft-cap: tanh written otherwise
     assert torch.equal(qt, q.t())
     assert torch.count_nonzero(q[:, v:]) == 0 and torch.count_nonzero(q[::7]) == 0
     fmax = torch.finfo(fc.FP8_GRAD).max
-    fc._launch_fp8_grad(logits, lse, t, scale * 1e3, v, softcap, q, qt)  # past e5m2's range: clamped
+    fc._launch_fp8_grad(logits, stats, t, scale * 1e3, v, softcap, q, qt)  # past e5m2's range: clamped
     assert q.abs().max().item() == fmax and torch.equal(qt, q.t())
     # --fp8-classifier 4: the softmax alone, the target's term (_target_term) left to the caller
-    fc._launch_fp8_grad(logits, lse, t, scale, v, softcap, q, qt, onehot=False)
+    fc._launch_fp8_grad(logits, stats, t, scale, v, softcap, q, qt, onehot=False)
     assert torch.equal(qt, q.t()) and bool((q >= 0).all())
     safe, coef = fc._target_term(logits, t, v, scale, softcap)  # with it added back: the whole gradient again
     torch.testing.assert_close(q.scatter_add(1, safe.unsqueeze(1), coef.unsqueeze(1)), ref, rtol=1e-4, atol=1e-5)
     assert torch.count_nonzero(q[::7]) == 0 and torch.count_nonzero(coef[::7]) == 0  # ignored rows: nothing
+    # --fp8-classifier 4's copy for dx: the same softmax, each row scaled so that its largest probability,
+    # exp(max - lse) from the loss pass, becomes e4m3's largest value; the transposed copy as without it
+    rows, rows_t = torch.full((n, vp), float("nan")), torch.full((vp, n), float("nan"))
+    fc._launch_fp8_grad(logits, stats, t, scale, v, softcap, rows, rows_t, onehot=False, row_scaled=True)
+    assert torch.equal(rows_t, qt)
+    lse, row_max = fc._row_stats(logits, v, softcap)
+    torch.testing.assert_close(stats, torch.stack([lse, row_max]), rtol=1e-5, atol=1e-5)
+    rmax = torch.finfo(fc.FP8_ROWS).max
+    valid = t != -1
+    want = q[valid] / scale[valid, None] * (rmax / torch.exp(row_max - lse))[valid, None]
+    torch.testing.assert_close(rows[valid], want, rtol=1e-4, atol=1e-4)
+    assert torch.count_nonzero(rows[~valid]) == 0 and bool((rows <= rmax).all())
+    if not softcap:  # each valid row reaches the top of e4m3's range (under the cap, times 1 - tanh^2 there)
+        torch.testing.assert_close(rows[valid].amax(1), torch.full((int(valid.sum()),), rmax), rtol=1e-5, atol=0)
 
 
 @pytest.mark.parametrize("mode", [2, 4])
@@ -209,14 +223,14 @@ def test_fp8_gradient_kernel_rounds_stochastically():
     logits = torch.randn(n, vp, generator=g) * 3
     t = torch.randint(0, v, (n,), generator=g)
     scale = torch.full((n,), 3000.0)
-    lse = torch.full((n,), float("nan"))
-    fc._chunk_loss_and_dlogits_triton(logits.clone(), t, v, None, 0.0, lse=lse)
+    stats = torch.full((2, n), float("nan"))
+    fc._chunk_loss_and_dlogits_triton(logits.clone(), t, v, None, 0.0, row_stats=stats)
     exact, exact_t = torch.empty(n, vp), torch.empty(vp, n)
-    fc._launch_fp8_grad(logits, lse, t, scale, v, 0.0, exact, exact_t)
+    fc._launch_fp8_grad(logits, stats, t, scale, v, 0.0, exact, exact_t)
 
     def rounded(seed):
         q, qt = torch.empty(n, vp), torch.empty(vp, n)
-        fc._launch_fp8_grad(logits, lse, t, scale, v, 0.0, q, qt, torch.tensor([seed]))
+        fc._launch_fp8_grad(logits, stats, t, scale, v, 0.0, q, qt, torch.tensor([seed]))
         assert torch.equal(qt, q.t())
         return q
 
@@ -240,11 +254,13 @@ from triton.compiler import ASTSource
 from gpt2train.kernels import fused_classifier as fc
 
 fn = fc._ce_kernel(False)[1]
-names = ["logits_ptr", "stride_row", "lse_ptr", "targets_ptr", "row_scale_ptr", "seed_ptr", "g_ptr", "gt_ptr", "n",
-         "V", "Vp", "softcap", "fmax"]
-types = ["*bf16", "i32", "*fp32", "*i64", "*fp32", "*i64", "*fp8e5", "*fp8e5", "i32", "i32", "i32", "fp32", "fp32"]
-for stochastic, onehot in ((False, True), (True, True), (False, False)):
-    consts = dict(HAS_CAP=False, STOCHASTIC=stochastic, ONEHOT=onehot, BLOCK_M=fc.FP8_TILE_M, BLOCK_N=fc.FP8_TILE_N)
+names = ["logits_ptr", "stride_row", "lse_ptr", "max_ptr", "targets_ptr", "row_scale_ptr", "seed_ptr", "g_ptr",
+         "gt_ptr", "n", "V", "Vp", "softcap", "fmax", "row_fmax"]
+for stochastic, onehot, row_scaled in ((False, True, False), (True, True, False), (False, False, True)):
+    types = ["*bf16", "i32", "*fp32", "*fp32", "*i64", "*fp32", "*i64", "*fp8e4nv" if row_scaled else "*fp8e5",
+             "*fp8e5", "i32", "i32", "i32", "fp32", "fp32", "fp32"]
+    consts = dict(HAS_CAP=False, STOCHASTIC=stochastic, ONEHOT=onehot, ROW_SCALED=row_scaled, BLOCK_M=fc.FP8_TILE_M,
+                  BLOCK_N=fc.FP8_TILE_N)
     sig = dict(zip(names, types), **{k: "constexpr" for k in consts})
     src = ASTSource(fn=fn, signature=sig, constexprs={(list(sig).index(k),): v for k, v in consts.items()})
     kernel = triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": fc.FP8_WARPS})
@@ -254,8 +270,8 @@ print("compiled")
 
 
 def test_fp8_gradient_kernel_compiles_for_hopper():
-    """ce_grad_fp8_kernel, rounding to nearest and stochastically, with and without the target's term
-    (--fp8-classifier 1, 3 and 4), compiles for sm_90 down to a cubin (no GPU needed)."""
+    """ce_grad_fp8_kernel, rounding to nearest and stochastically, and without the target's term with its rows in
+    e4m3 (--fp8-classifier 1, 3 and 4), compiles for sm_90 down to a cubin (no GPU needed)."""
     from tests.helpers import assert_compiles_for_hopper
 
     assert_compiles_for_hopper(_FP8_GRAD_COMPILE)

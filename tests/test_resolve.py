@@ -169,7 +169,7 @@ def test_fp8_cache_weights_is_one_process_and_planned():
         ({"fp8": 1, "fp8_grad": "e4m2"}, "--fp8-grad 'e4m2': use e4m3 or e5m2"),
         ({"fp8": 1, "recompute": 3}, "--fp8 1 -r 3: every block is recomputed whole, and those keep bf16 linears"),
         ({"fp8_grad": "e5m2"}, "--fp8-grad e5m2 is the gradients' format in our FP8 linears: add --fp8 1"),
-        ({"fp8_classifier": 4}, "--fp8-classifier 4: use 0 (bf16), 1 (FP8), 2 (FP8 logits only), 3 (FP8, the gradient"),
+        ({"fp8_classifier": 5}, "--fp8-classifier 5: use 0 (bf16), 1 (FP8), 2 (FP8 logits only), 3 (FP8, the gradient"),
         ({"fp8_classifier": 1}, "--fp8-classifier 1: cpu has no FP8 matmuls (needs CUDA capability 8.9+"),
         ({"fp8": 0, "fp8_classifier": 1, "plain": True}, "--fp8-classifier 1: its matmuls are the fused classifier's"),
         ({"fp8": 0, "fp8_classifier": 1, "fused_classifier": 0}, "which is off here: add --fused-classifier 1"),

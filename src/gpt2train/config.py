@@ -480,7 +480,8 @@ class TrainConfig:
         "off d12's step; the loss check held in two sittings of four, failed twice, +0.0125 and +0.0106; "
         "docs/fast-paths.md); 3: as 1 with that gradient rounded to e5m2 stochastically (unbiased; 7 ms off d12's "
         "step, failed its first loss check, +0.0153); 4: as 1 with each row's target term (the gradient's largest "
-        "entry, which e5m2 rounds by up to 12%) kept out of the float8 gradient and added exactly; 0: bf16; -1: 2 in one process on a Hopper GPU with the fused "
+        "entry) kept out of the float8 gradient and added exactly, and dx's copy of it in e4m3 scaled row by row; "
+        "0: bf16; -1: 2 in one process on a Hopper GPU with the fused "
         "classifier (d12's and d48's default), a resumed run its checkpoint's, else 0. The evaluation loss always "
         "comes from bf16 logits",
     )

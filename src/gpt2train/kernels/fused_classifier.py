@@ -23,6 +23,9 @@ transposed by one Triton pass (``ce_grad_fp8_kernel``), for dx and dW. Its refer
 gradient cast in PyTorch (:func:`_chunk_loss_and_fp8_grads`). ``--fp8-classifier 3`` rounds that gradient to e5m2
 stochastically (:func:`stochastic_round_e5m2`) instead of to nearest: rounding to nearest is biased the same way for
 every token whose gradient takes the same value, stochastic rounding is unbiased at the cost of noise.
+``--fp8-classifier 4`` keeps each row's target term (-1/N, the row's largest entry) out of the float8 gradient and
+adds it exactly (:func:`_target_term`), and writes dx's copy in e4m3 with each row scaled by its own largest
+probability (``ROW_SCALED``); dW's stays e5m2 at the fixed scale.
 
 Under ``torch.autocast`` the matmuls run in the autocast dtype (like ``F.linear`` would) and the
 returned gradients are cast back to the dtypes of x and W. The function is plain tensor code with
@@ -135,6 +138,7 @@ def _ce_kernel(interpret: bool):
         softcap,  # > 0 when HAS_CAP: logits become softcap * tanh(logits / softcap), tanh(u) written as
         # 1 - 2 / (exp(2u) + 1): exact limits at +-inf and no libdevice, so the CPU interpreter runs it too
         lse_ptr,  # (n,) fp32 out when WRITE_LSE: each row's log-sum-exp (for ce_grad_fp8_kernel)
+        max_ptr,  # (n,) fp32 out when WRITE_LSE: each row's largest (capped) logit
         HAS_GRAD: tl.constexpr,
         HAS_CAP: tl.constexpr,
         WRITE_LSE: tl.constexpr,
@@ -167,6 +171,7 @@ def _ce_kernel(interpret: bool):
         tl.store(loss_ptr + row, tl.where(in_vocab, lse - x_t, tl.where(valid, float("nan"), 0.0)))
         if WRITE_LSE:
             tl.store(lse_ptr + row, lse)
+            tl.store(max_ptr + row, m)
         if HAS_GRAD:
             # pass 2: (softmax - onehot) * scale, written in place; padded columns get 0
             scale = tl.load(row_scale_ptr + row)
@@ -187,25 +192,29 @@ def _ce_kernel(interpret: bool):
         logits_ptr,  # (n, Vp), bf16 or fp32, rows contiguous
         stride_row,
         lse_ptr,  # (n,) fp32: each row's log-sum-exp (ce_grad_kernel's WRITE_LSE)
+        max_ptr,  # (n,) fp32: each row's largest logit (ce_grad_kernel's WRITE_LSE; read with ROW_SCALED)
         targets_ptr,  # (n,) int64, -1 = ignore
         row_scale_ptr,  # (n,) fp32: the gradient's scale per row (1/N, or 0 for ignored rows) times the FP8 scale
         seed_ptr,  # (1,) int64: the stochastic rounding's seed (STOCHASTIC)
-        g_ptr,  # (n, Vp) float8 out: d(loss)/d(logits), scaled
-        gt_ptr,  # (Vp, n) float8 out: the same, transposed
+        g_ptr,  # (n, Vp) float8 out: d(loss)/d(logits), scaled (ROW_SCALED: each row by its own largest value)
+        gt_ptr,  # (Vp, n) float8 out: the same, transposed (always at row_scale)
         n,
         V,
         Vp,
         softcap,
-        fmax,
+        fmax,  # gt's float8 format's largest value
+        row_fmax,  # g's (ROW_SCALED)
         HAS_CAP: tl.constexpr,
         STOCHASTIC: tl.constexpr,
         ONEHOT: tl.constexpr,
+        ROW_SCALED: tl.constexpr,
         BLOCK_M: tl.constexpr,
         BLOCK_N: tl.constexpr,
     ):
         # one tile of (softmax - onehot) * scale (without ONEHOT: softmax * scale, the target's -1 left to the caller),
         # cast to float8 and written both ways: the gradient matmuls take their FP8 operands K-major only, so
-        # dx = g @ W wants g and dW = g.T @ x wants g's transpose
+        # dx = g @ W wants g and dW = g.T @ x wants g's transpose. ROW_SCALED (without ONEHOT): g's rows each scaled
+        # so that its largest probability, exp(max - lse), becomes row_fmax
         rows = tl.program_id(0).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
         cols = tl.program_id(1).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
         row_ok = rows < n
@@ -237,9 +246,15 @@ def _ce_kernel(interpret: bool):
             h = h ^ (h >> 16)
             bits = g.to(tl.uint32, bitcast=True) + (h & 0x1FFFFF)
             g = (bits & 0xFFE00000).to(tl.float32, bitcast=True)
-        q = tl.clamp(g, -fmax, fmax).to(g_ptr.dtype.element_ty)
-        tl.store(g_ptr + rows[:, None] * Vp + cols[None, :], q, mask=mask)
+        q = tl.clamp(g, -fmax, fmax).to(gt_ptr.dtype.element_ty)
         tl.store(gt_ptr + cols[None, :] * n + rows[:, None], q, mask=mask)
+        if ROW_SCALED:
+            row_max = tl.load(max_ptr + rows, mask=row_ok, other=0.0)
+            gr = p * tl.where(scale != 0.0, row_fmax * tl.exp(lse - row_max), 0.0)[:, None]
+            if HAS_CAP:
+                gr = gr * (1.0 - t * t)
+            q = tl.clamp(gr, -row_fmax, row_fmax).to(g_ptr.dtype.element_ty)
+        tl.store(g_ptr + rows[:, None] * Vp + cols[None, :], q, mask=mask)
 
     return ce_grad_kernel, ce_grad_fp8_kernel
 
@@ -255,11 +270,11 @@ def _chunk_loss_and_dlogits_triton(
     vocab_size: int,
     row_scale: torch.Tensor | None,
     softcap: float = 0.0,
-    lse: torch.Tensor | None = None,
+    row_stats: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Same contract as :func:`_chunk_loss_and_dlogits`, as one Triton kernel: two passes over
-    the logits in their own dtype (fp32 math in registers), the gradient written in place. ``lse``, an (n,) fp32
-    buffer, receives each row's log-sum-exp if given."""
+    the logits in their own dtype (fp32 math in registers), the gradient written in place. ``row_stats``, a (2, n)
+    fp32 buffer, receives each row's log-sum-exp and its largest (capped) logit if given."""
     n, vp = logits.shape
     if logits.stride(1) != 1:
         raise ValueError("logits rows must be contiguous")
@@ -275,10 +290,11 @@ def _chunk_loss_and_dlogits_triton(
         vocab_size,
         vp,
         float(softcap),
-        loss_rows if lse is None else lse,  # unused without WRITE_LSE
+        loss_rows if row_stats is None else row_stats[0],  # unused without WRITE_LSE
+        loss_rows if row_stats is None else row_stats[1],
         HAS_GRAD=has_grad,
         HAS_CAP=bool(softcap),
-        WRITE_LSE=lse is not None,
+        WRITE_LSE=row_stats is not None,
         BLOCK=min(CE_BLOCK, 1 << (vp - 1).bit_length()),
         **kwargs,
     )
@@ -289,6 +305,9 @@ FP8_TILE_M, FP8_TILE_N, FP8_WARPS = 64, 64, 4  # ce_grad_fp8_kernel's tile: rows
 # the gradient's float8 format: its scale is fixed (|softmax - onehot| <= 1), and e5m2's range keeps probabilities
 # down to 1e-9 where e4m3's would drop those below 4e-6 (most of a 50,257-token row)
 FP8_GRAD = torch.float8_e5m2
+# --fp8-classifier 4's gradient for dx: the softmax in e4m3 (3 mantissa bits to e5m2's 2), each row scaled by its own
+# largest probability, which keeps a row's small probabilities above e4m3's smallest values
+FP8_ROWS = torch.float8_e4m3fn
 
 
 def stochastic_round_e5m2(g: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -309,15 +328,21 @@ def _chunk_loss_and_fp8_grads(
     triton: bool,
     seed: torch.Tensor | None = None,
     onehot: bool = True,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    row_scaled: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Summed cross-entropy of one chunk, and d(loss)/d(logits) times ``row_scale`` cast to FP8_GRAD (clamped to its
     range) both as it is (n, Vp) and transposed (Vp, n); with ``seed`` (a (1,) int64 tensor) rounded stochastically
     (:func:`stochastic_round_e5m2`) instead of to nearest; without ``onehot`` the gradient less its target term
-    (:func:`_target_term`), softmax * row_scale. ``triton``: the loss pass of ce_grad_kernel, then one pass
+    (:func:`_target_term`), softmax * row_scale. ``row_scaled`` (without ``onehot``): the (n, Vp) copy in FP8_ROWS
+    instead, each row scaled so that its largest probability becomes FP8_ROWS' largest value; the fourth value is
+    then those probabilities (n,), else None. ``triton``: the loss pass of ce_grad_kernel, then one pass
     of ce_grad_fp8_kernel writing both float8 copies; else :func:`_chunk_loss_and_dlogits`'s gradient in fp32 cast
     and transposed in PyTorch: the reference (its noise drawn from torch's generator on the gradient's device, not
     from ``seed``: no host sync)."""
+    if row_scaled and (onehot or seed is not None):
+        raise ValueError("row_scaled takes the softmax alone (onehot=False), rounded to nearest")
     fmax = torch.finfo(FP8_GRAD).max
+    n, vp = logits.shape
     if not triton:
         # from an fp32 copy (the gradient is written into it; the logits stay for the target's term), so the gradient
         # is rounded once, as the kernel's
@@ -330,14 +355,28 @@ def _chunk_loss_and_fp8_grads(
         if seed is not None:
             g = stochastic_round_e5m2(g, torch.randint(0, 1 << 21, g.shape, device=g.device, dtype=torch.int32))
         q = g.clamp(-fmax, fmax).to(FP8_GRAD)
-        return loss_sum, q, q.t().contiguous()
-    n, vp = logits.shape
-    lse = torch.empty(n, dtype=torch.float32, device=logits.device)
-    loss_sum, _ = _chunk_loss_and_dlogits_triton(logits, targets, vocab_size, None, softcap, lse=lse)
-    g = torch.empty((n, vp), dtype=FP8_GRAD, device=logits.device)
+        if not row_scaled:
+            return loss_sum, q, q.t().contiguous(), None
+        lse, row_max = _row_stats(logits, vocab_size, softcap)
+        rmax = torch.finfo(FP8_ROWS).max
+        factor = torch.where(row_scale != 0, rmax * torch.exp(lse - row_max) / row_scale, 0.0)  # g / row_scale = p
+        rows = (g * factor.unsqueeze(1)).clamp(-rmax, rmax).to(FP8_ROWS)
+        return loss_sum, rows, q.t().contiguous(), torch.exp(row_max - lse)
+    stats = torch.empty((2, n), dtype=torch.float32, device=logits.device)
+    loss_sum, _ = _chunk_loss_and_dlogits_triton(logits, targets, vocab_size, None, softcap, row_stats=stats)
+    g = torch.empty((n, vp), dtype=FP8_ROWS if row_scaled else FP8_GRAD, device=logits.device)
     gt = torch.empty((vp, n), dtype=FP8_GRAD, device=logits.device)
-    _launch_fp8_grad(logits, lse, targets, row_scale, vocab_size, softcap, g, gt, seed, onehot)
-    return loss_sum, g, gt
+    _launch_fp8_grad(logits, stats, targets, row_scale, vocab_size, softcap, g, gt, seed, onehot, row_scaled)
+    return loss_sum, g, gt, (torch.exp(stats[1] - stats[0]) if row_scaled else None)
+
+
+def _row_stats(logits: torch.Tensor, vocab_size: int, softcap: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's log-sum-exp and largest logit over the real vocabulary (soft-capped first), in fp32: the reference
+    of ce_grad_kernel's WRITE_LSE."""
+    lf = logits[:, :vocab_size].float()
+    if softcap:
+        lf = softcap * torch.tanh(lf / softcap)
+    return torch.logsumexp(lf, dim=1), lf.amax(dim=1)
 
 
 def _target_term(logits: torch.Tensor, targets: torch.Tensor, vocab_size: int, row_scale: torch.Tensor,
@@ -355,21 +394,24 @@ def _target_term(logits: torch.Tensor, targets: torch.Tensor, vocab_size: int, r
     return safe, coef
 
 
-def _launch_fp8_grad(logits: torch.Tensor, lse: torch.Tensor, targets: torch.Tensor, row_scale: torch.Tensor,
+def _launch_fp8_grad(logits: torch.Tensor, row_stats: torch.Tensor, targets: torch.Tensor, row_scale: torch.Tensor,
                      vocab_size: int, softcap: float, g: torch.Tensor, gt: torch.Tensor,
-                     seed: torch.Tensor | None = None, onehot: bool = True) -> None:  # fmt: skip
+                     seed: torch.Tensor | None = None, onehot: bool = True,
+                     row_scaled: bool = False) -> None:  # fmt: skip
     """ce_grad_fp8_kernel over ``logits`` (n, Vp) into ``g`` (n, Vp) and ``gt`` (Vp, n), clamped to FP8_GRAD's
     range and cast to their dtype (fp32 ones in tests: Triton's interpreter rounds to float8 otherwise than a GPU);
-    with ``seed`` ((1,) int64) rounded stochastically, the noise hashed from the seed and each element's place;
-    without ``onehot`` the softmax only (the target term left to the caller)."""
+    ``row_stats`` (2, n): each row's log-sum-exp and largest logit (ce_grad_kernel's). With ``seed`` ((1,) int64)
+    rounded stochastically, the noise hashed from the seed and each element's place; without ``onehot`` the softmax
+    only (the target term left to the caller); ``row_scaled``: g's rows each scaled to FP8_ROWS' range."""
     n, vp = logits.shape
     grid = ((n + FP8_TILE_M - 1) // FP8_TILE_M, (vp + FP8_TILE_N - 1) // FP8_TILE_N)
     kwargs = {} if interpreting() else {"num_warps": FP8_WARPS}
-    _ce_kernel(interpreting())[1][grid](logits, logits.stride(0), lse, targets.contiguous(), row_scale,
-                                        row_scale if seed is None else seed, g, gt, n, vocab_size, vp,
-                                        float(softcap), torch.finfo(FP8_GRAD).max, HAS_CAP=bool(softcap),
-                                        STOCHASTIC=seed is not None, ONEHOT=onehot, BLOCK_M=FP8_TILE_M,
-                                        BLOCK_N=FP8_TILE_N, **kwargs)  # fmt: skip
+    _ce_kernel(interpreting())[1][grid](logits, logits.stride(0), row_stats[0], row_stats[1], targets.contiguous(),
+                                        row_scale, row_scale if seed is None else seed, g, gt, n, vocab_size, vp,
+                                        float(softcap), torch.finfo(FP8_GRAD).max, torch.finfo(FP8_ROWS).max,
+                                        HAS_CAP=bool(softcap), STOCHASTIC=seed is not None, ONEHOT=onehot,
+                                        ROW_SCALED=row_scaled, BLOCK_M=FP8_TILE_M, BLOCK_N=FP8_TILE_N,
+                                        **kwargs)  # fmt: skip
 
 
 def _fp8_fits(n_rows: int, chunk_rows: int, width: int, padded_vocab: int) -> bool:
@@ -409,7 +451,7 @@ class ChunkedClassifierLoss(torch.autograd.Function):
             dx = torch.empty(x2.shape, dtype=x.dtype, device=x.device) if need_dx else None
             dw = torch.zeros(weight.shape, dtype=torch.float32, device=x.device) if need_dw else None
             fits = _fp8_fits(x2.shape[0], chunk_rows, x2.shape[1], weight.shape[0])
-            chunks = (functools.partial(_fp8_chunks, stochastic=fp8 == 3, exact_target=fp8 == 4)
+            chunks = (functools.partial(_fp8_chunks, stochastic=fp8 == 3, row_scaled=fp8 == 4)
                       if fp8 in FP8_CLASSIFIER_GRAD_MODES and fits
                       else functools.partial(_chunks, fp8_logits=fp8 == 2 and fits))  # fmt: skip
             loss_sum = chunks(xc_all, w, t2, vocab_size, chunk_rows, softcap, row_scale_all, inv_n, triton, dx, dw)
@@ -472,15 +514,16 @@ def _e4m3_logits(xq: torch.Tensor, sx: torch.Tensor, wq: torch.Tensor, sw: torch
 
 def _fp8_chunks(x: torch.Tensor, w: torch.Tensor, targets: torch.Tensor, vocab_size: int, chunk_rows: int,
                 softcap: float, row_scale: torch.Tensor, inv_n: torch.Tensor, triton: bool, dx: torch.Tensor | None,
-                dw: torch.Tensor | None, stochastic: bool = False, exact_target: bool = False) -> torch.Tensor:  # fmt: skip
+                dw: torch.Tensor | None, stochastic: bool = False,
+                row_scaled: bool = False) -> torch.Tensor:  # fmt: skip
     """:func:`_chunks` with the three matmuls in FP8 (``--fp8-classifier``): the logits from e4m3
     copies of x and W scaled by their own largest values (as kernels/fp8_linear.py's), the gradient d(loss)/d(logits)
     in FP8_GRAD at a fixed scale (``stochastic``, ``--fp8-classifier 3``: rounded stochastically, each chunk's seed
     drawn from torch's generator on x's device, which checkpoints keep), dx = g @ W and dW = g.T @ x accumulating
-    exactly (no fast accumulation). ``exact_target`` (``--fp8-classifier 4``): the float8 gradient is the softmax
-    only, and each row's target term (:func:`_target_term`) is added in fp32 from the bf16 row of W (into dx) and
-    of x (into dW's target row). Fills ``dx`` (if given) and adds into ``dw`` (if given); returns the summed
-    loss."""
+    exactly (no fast accumulation). ``row_scaled`` (``--fp8-classifier 4``): the float8 gradient is the softmax
+    only, for dx in FP8_ROWS scaled row by row (cuBLAS's row-wise scaling), and each row's target term
+    (:func:`_target_term`) is added in fp32 from the bf16 row of W (into dx) and of x (into dW's target row). Fills
+    ``dx`` (if given) and adds into ``dw`` (if given); returns the summed loss."""
     from gpt2train.kernels.fp8_linear import E4M3, quantize_transposed
 
     wq, wqt, sw = quantize_transposed(w, E4M3, kernel=triton)
@@ -494,23 +537,26 @@ def _fp8_chunks(x: torch.Tensor, w: torch.Tensor, targets: torch.Tensor, vocab_s
         end = min(start + chunk_rows, x.shape[0])
         logits = _e4m3_logits(xq[start:end], sx, wq, sw, w.dtype)
         seed = torch.randint(0, 1 << 31, (1,), device=x.device) if stochastic else None
-        chunk_sum, g, gt = _chunk_loss_and_fp8_grads(logits, targets[start:end], vocab_size, g_scale[start:end],
-                                                     softcap, triton, seed, onehot=not exact_target)  # fmt: skip
-        if exact_target:
+        chunk_sum, g, gt, row_amax = _chunk_loss_and_fp8_grads(
+            logits, targets[start:end], vocab_size, g_scale[start:end], softcap, triton, seed,
+            onehot=not row_scaled, row_scaled=row_scaled)  # fmt: skip
+        if row_scaled:
             target, coef = _target_term(logits, targets[start:end], vocab_size, row_scale[start:end], softcap)
             coef = coef.unsqueeze(1)
         del logits
         loss_sum = loss_sum + chunk_sum
         if dx is not None:  # W (Vp, C) column-major is W.T (C, Vp) row-major
-            if exact_target:
-                dxc = scaled_mm(g, wqt.t(), g_dequant, sw, torch.float32)
-                dx[start:end] = dxc.addcmul_(w.index_select(0, target), coef)
+            if row_scaled:  # row-wise scales want both operands' so, and a bf16 output
+                rows_dequant = (row_amax * (inv_n / torch.finfo(FP8_ROWS).max)).unsqueeze(1)
+                dxc = scaled_mm(g, wqt.t(), rows_dequant, sw.reshape(1, 1).expand(1, w.shape[1]).contiguous(),
+                                torch.bfloat16)  # fmt: skip
+                dx[start:end] = dxc.float().addcmul_(w.index_select(0, target), coef)
             else:
                 dx[start:end] = scaled_mm(g, wqt.t(), g_dequant, sw, dx.dtype)
         if dw is not None:  # x's rows (n, C) column-major: their transpose (C, n) row-major
             xt = xq[start:end].t().contiguous()
             dw.add_(scaled_mm(gt, xt.t(), g_dequant, sx, torch.float32))
-            if exact_target:  # sorted by target, then summed: deterministic, unlike index_add_'s atomics
+            if row_scaled:  # sorted by target, then summed: deterministic, unlike index_add_'s atomics
                 dw.index_put_((target,), x[start:end].float() * coef, accumulate=True)
         del g, gt  # before the next chunk's logits: a chunk holds its bf16 logits and two float8 copies at most
     return loss_sum
