@@ -24,7 +24,7 @@ gradient cast in PyTorch (:func:`_chunk_loss_and_fp8_grads`). ``--fp8-classifier
 stochastically (:func:`stochastic_round_e5m2`) instead of to nearest: rounding to nearest is biased the same way for
 every token whose gradient takes the same value, stochastic rounding is unbiased at the cost of noise.
 ``--fp8-classifier 4`` keeps each row's target term (-1/N, the row's largest entry) out of the float8 gradient and
-adds it exactly (:func:`_target_term`), and writes dx's copy in e4m3 with each row scaled by its own largest
+adds it exactly (:func:`_target_term`, times the same e4m3 copies of W and x), and writes dx's copy in e4m3 with each row scaled by its own largest
 probability (``ROW_SCALED``); dW's stays e5m2 at the fixed scale.
 
 Under ``torch.autocast`` the matmuls run in the autocast dtype (like ``F.linear`` would) and the
@@ -522,8 +522,10 @@ def _fp8_chunks(x: torch.Tensor, w: torch.Tensor, targets: torch.Tensor, vocab_s
     drawn from torch's generator on x's device, which checkpoints keep), dx = g @ W and dW = g.T @ x accumulating
     exactly (no fast accumulation). ``row_scaled`` (``--fp8-classifier 4``): the float8 gradient is the softmax
     only, for dx in FP8_ROWS scaled row by row (cuBLAS's row-wise scaling), and each row's target term
-    (:func:`_target_term`) is added in fp32 from the bf16 row of W (into dx) and of x (into dW's target row). Fills
-    ``dx`` (if given) and adds into ``dw`` (if given); returns the summed loss."""
+    (:func:`_target_term`) is added in fp32 from the e4m3 row of W (into dx) and of x (into dW's target row): the
+    operands the float8 part multiplies, so that a frequent token's two near-opposite parts of dW share x's rounding
+    (with bf16 x, 5.4156 against bf16's 5.3962 in the loss check). Fills ``dx`` (if given) and adds into ``dw`` (if
+    given); returns the summed loss."""
     from gpt2train.kernels.fp8_linear import E4M3, quantize_transposed
 
     wq, wqt, sw = quantize_transposed(w, E4M3, kernel=triton)
@@ -550,14 +552,14 @@ def _fp8_chunks(x: torch.Tensor, w: torch.Tensor, targets: torch.Tensor, vocab_s
                 rows_dequant = (row_amax * (inv_n / torch.finfo(FP8_ROWS).max)).unsqueeze(1)
                 dxc = scaled_mm(g, wqt.t(), rows_dequant, sw.reshape(1, 1).expand(1, w.shape[1]).contiguous(),
                                 torch.bfloat16)  # fmt: skip
-                dx[start:end] = dxc.float().addcmul_(w.index_select(0, target), coef)
+                dx[start:end] = dxc.float().addcmul_(wq.index_select(0, target).float(), coef * sw)
             else:
                 dx[start:end] = scaled_mm(g, wqt.t(), g_dequant, sw, dx.dtype)
         if dw is not None:  # x's rows (n, C) column-major: their transpose (C, n) row-major
             xt = xq[start:end].t().contiguous()
             dw.add_(scaled_mm(gt, xt.t(), g_dequant, sx, torch.float32))
             if row_scaled:  # sorted by target, then summed: deterministic, unlike index_add_'s atomics
-                dw.index_put_((target,), x[start:end].float() * coef, accumulate=True)
+                dw.index_put_((target,), xq[start:end].float() * (coef * sx), accumulate=True)
         del g, gt  # before the next chunk's logits: a chunk holds its bf16 logits and two float8 copies at most
     return loss_sum
 
