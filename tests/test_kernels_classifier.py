@@ -319,3 +319,21 @@ def test_fp8_logits_only_keeps_the_gradient_matmuls_unquantized():
     g = xl.grad
     torch.testing.assert_close(got[1].reshape(-1, C), g @ w.detach(), rtol=1e-3, atol=1e-6)
     torch.testing.assert_close(got[2], g.t() @ x2, rtol=1e-3, atol=1e-6)
+
+
+def test_fp8_exact_target_term_shares_the_float8_operands():
+    """--fp8-classifier 4 adds each row's target term times the same e4m3 copy of x as the float8 softmax part: with
+    every row of x the same vector, every row of dW is a multiple of that vector's e4m3 copy (rank 1). From x as it
+    is, a frequent token's two near-opposite parts would not share x's rounding (it failed the loss check so)."""
+    from gpt2train.kernels.fp8_linear import E4M3, quantize
+
+    g = torch.Generator().manual_seed(23)
+    x = torch.randn(1, C, generator=g).expand(64, C).contiguous().requires_grad_()
+    w = (torch.randn(VP, C, generator=g) * 0.5).requires_grad_()
+    t = torch.randint(0, V, (64,), generator=g)
+    _, _, dw = _run(chunked_classifier_loss, x, w, t, chunk_rows=32, impl="torch", fp8=4)
+    xq, sx = quantize(x.detach(), E4M3)
+    direction = (xq[0].float() * sx).double()
+    residual = dw.double() - torch.outer(dw.double() @ direction / direction.dot(direction), direction)
+    assert residual.norm() < 1e-6 * dw.double().norm()
+    assert torch.count_nonzero(dw[torch.unique(t)].abs().sum(1)) == len(torch.unique(t))

@@ -480,8 +480,9 @@ class TrainConfig:
         "off d12's step; the loss check held in two sittings of four, failed twice, +0.0125 and +0.0106; "
         "docs/fast-paths.md); 3: as 1 with that gradient rounded to e5m2 stochastically (unbiased; 7 ms off d12's "
         "step, failed its first loss check, +0.0153); 4: as 1 with each row's target term (the gradient's largest "
-        "entry) kept out of the float8 gradient and added exactly, and dx's copy of it in e4m3 scaled row by row; "
-        "0: bf16; -1: 2 in one process on a Hopper GPU with the fused "
+        "entry) kept out of the float8 gradient and added exactly, and dx's copy of it in e4m3 scaled row by row (11-17 "
+        "ms off d12's step; its first two versions failed the loss check, +0.0180 and +0.0194, the third is not yet "
+        "checked); 0: bf16; -1: 2 in one process on a Hopper GPU with the fused "
         "classifier (d12's and d48's default), a resumed run its checkpoint's, else 0. The evaluation loss always "
         "comes from bf16 logits",
     )
@@ -873,7 +874,8 @@ FP8_IMPLS = ("ours", "torchao-tensorwise", "torchao-rowwise")
 FP8_GRAD_FORMATS = ("e4m3", "e5m2")  # --fp8-grad's choices (kernels/fp8_linear.py's GRAD_FORMATS)
 FP8_SCALINGS = ("auto", "dynamic", "delayed")
 # --fp8-classifier's modes: 0 bf16, 2 the logits' matmul in FP8; 1, 3 and 4 the gradient's two as well
-# (kernels/fused_classifier.py: its gradient rounded to nearest, stochastically, to nearest without the target's term)
+# (kernels/fused_classifier.py: its gradient rounded to nearest; stochastically; without the target's term, which is
+# added apart, and dx's copy in e4m3 row by row)
 FP8_CLASSIFIER_MODES = (0, 1, 2, 3, 4)
 FP8_CLASSIFIER_GRAD_MODES = (1, 3, 4)
 FP8_LINEARS = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")  # a block's linears, by their names in it

@@ -309,7 +309,7 @@ def _estimate_gpt2train(
       coefficient.
     - ``classifier``: the chunked classifier's transient memory; the logits are never held whole. With
       ``fp8_classifier`` (--fp8-classifier 1 to 4) also the e4m3 copies of its input and weight (1 byte each), and
-      with 1 a chunk's float8 gradient in two layouts.
+      with 1, 3 or 4 a chunk's float8 gradient in two layouts.
     - ``overhead``: a fitted 128 MiB of workspaces.
 
     Our trainer supports ZeRO stages 0 and 1 only.

@@ -24,8 +24,8 @@ gradient cast in PyTorch (:func:`_chunk_loss_and_fp8_grads`). ``--fp8-classifier
 stochastically (:func:`stochastic_round_e5m2`) instead of to nearest: rounding to nearest is biased the same way for
 every token whose gradient takes the same value, stochastic rounding is unbiased at the cost of noise.
 ``--fp8-classifier 4`` keeps each row's target term (-1/N, the row's largest entry) out of the float8 gradient and
-adds it exactly (:func:`_target_term`, times the same e4m3 copies of W and x), and writes dx's copy in e4m3 with each row scaled by its own largest
-probability (``ROW_SCALED``); dW's stays e5m2 at the fixed scale.
+adds it exactly (:func:`_target_term`, times the same e4m3 copies of W and x), and writes dx's copy in e4m3 with
+each row scaled by its own largest probability (``ROW_SCALED``); dW's stays e5m2 at the fixed scale.
 
 Under ``torch.autocast`` the matmuls run in the autocast dtype (like ``F.linear`` would) and the
 returned gradients are cast back to the dtypes of x and W. The function is plain tensor code with
