@@ -1,16 +1,15 @@
 """``--fp8``'s linears fused with their neighbours: the MLP's activation (GELU, or ReLU²) inside its FP8 casts
-(``--fp8-gelu-cast``), and
-q, k and v's gradients gathered inside c_attn's (``--fp8-qkv-cast``).
+(``--fp8-gelu-cast``), and q, k and v's gradients gathered inside c_attn's (``--fp8-qkv-cast``).
 
-**The MLP** (GELU's figures; ReLU²'s passes are the same bytes). Unfused, the MLP ``c_proj(gelu(c_fc(x)))`` with both linears in FP8 (kernels/fp8_linear.py) passes over
-its widest tensors (4C a token) more often than the arithmetic needs. Forward: c_fc's matmul writes h, a fused
-kernel reads it to add the bias and write GELU's output in bf16, and the cast kernel reads that to write c_proj's
-e4m3 input in both layouts. Backward: c_proj's input-gradient matmul writes GELU's output gradient, a fused kernel
-reads it and h to write c_fc's output gradient dh in bf16, the bias gradient reads dh, and the cast kernel reads it
-again for c_fc's gradient matmuls. Here the cast kernel (kernels/fp8_cast.py, its activation passes) does each side in one
-pass: from h (before the bias) straight to the e4m3 copies of GELU's output; from h and the output gradient straight
-to dh's FP8 copies and the bias gradient's column sums: by our count 10 bytes an element of h between the matmuls,
-against 20-22 unfused.
+**The MLP** (GELU's figures; ReLU²'s passes are the same bytes). Unfused, the MLP ``c_proj(gelu(c_fc(x)))`` with
+both linears in FP8 (kernels/fp8_linear.py) passes over its widest tensors (4C a token) more often than the
+arithmetic needs. Forward: c_fc's matmul writes h, a fused kernel reads it to add the bias and write GELU's output
+in bf16, and the cast kernel reads that to write c_proj's e4m3 input in both layouts. Backward: c_proj's
+input-gradient matmul writes GELU's output gradient, a fused kernel reads it and h to write c_fc's output gradient
+dh in bf16, the bias gradient reads dh, and the cast kernel reads it again for c_fc's gradient matmuls. Here the
+cast kernel (kernels/fp8_cast.py, its activation passes) does each side in one pass: from h (before the bias)
+straight to the e4m3 copies of GELU's output; from h and the output gradient straight to dh's FP8 copies and the
+bias gradient's column sums: by our count 10 bytes an element of h between the matmuls, against 20-22 unfused.
 
 **q, k and v.** Unfused, c_attn's output (B, T, 3C) is split into q, k and v views for attention, and attention's
 backward returns their gradients as three tensors that autograd concatenates back into (B, T, 3C) (a copy, 13.2 ms
@@ -114,8 +113,8 @@ def fp8_mlp(x: torch.Tensor, c_fc: torch.nn.Linear, c_proj: torch.nn.Linear, act
             weight_copies: tuple[torch.Tensor | None, ...] = (None,) * 6, norm: tuple | None = None,
             residual: torch.Tensor | None = None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """``c_proj(act(c_fc(x)))`` (``activation``: ``gelu``, GELU tanh, or ``relu2``) with both linears' matmuls in FP8
-    as ``fp8_linear`` makes them with delayed scaling, the activation computed inside the casts (module docstring). ``histories``: c_fc's input and output
-    gradient's :func:`~gpt2train.kernels.fp8_linear.amax_history` states, then c_proj's; ``weight_copies``: c_fc's
+    as ``fp8_linear`` makes them with delayed scaling, the activation computed inside the casts (module docstring).
+    ``histories``: c_fc's input and output gradient's :func:`~gpt2train.kernels.fp8_linear.amax_history` states, then c_proj's; ``weight_copies``: c_fc's
     (fp8, fp8 transposed, scale), then c_proj's, or Nones (cast here); ``norm``: the LayerNorm before c_fc,
     (weight, bias, eps), computed inside c_fc's input cast (``x`` is its input: ``fp8_linear.input_operand``);
     ``residual``: with ``norm``, the LayerNorm's input is ``x + residual``, summed in the same pass, and the result is

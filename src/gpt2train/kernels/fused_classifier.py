@@ -534,6 +534,9 @@ def _fp8_chunks(x: torch.Tensor, w: torch.Tensor, targets: torch.Tensor, vocab_s
     # the gradient of a valid row is (softmax - onehot) / N: stored as (softmax - onehot) * gmax, dequantized by N*gmax
     g_scale = row_scale * (gmax / inv_n)
     g_dequant = inv_n / gmax
+    if row_scaled:  # dx's matmul with row-wise scales wants W's as a row too, and the rows' in e4m3 units
+        sw_row = sw.reshape(1, 1).expand(1, w.shape[1]).contiguous()
+        rows_unit = inv_n / torch.finfo(FP8_ROWS).max
     loss_sum = torch.zeros((), dtype=torch.float32, device=x.device)
     for start in range(0, x.shape[0], chunk_rows):
         end = min(start + chunk_rows, x.shape[0])
@@ -549,9 +552,7 @@ def _fp8_chunks(x: torch.Tensor, w: torch.Tensor, targets: torch.Tensor, vocab_s
         loss_sum = loss_sum + chunk_sum
         if dx is not None:  # W (Vp, C) column-major is W.T (C, Vp) row-major
             if row_scaled:  # row-wise scales want both operands' so, and a bf16 output
-                rows_dequant = (row_amax * (inv_n / torch.finfo(FP8_ROWS).max)).unsqueeze(1)
-                dxc = scaled_mm(g, wqt.t(), rows_dequant, sw.reshape(1, 1).expand(1, w.shape[1]).contiguous(),
-                                torch.bfloat16)  # fmt: skip
+                dxc = scaled_mm(g, wqt.t(), (row_amax * rows_unit).unsqueeze(1), sw_row, torch.bfloat16)
                 dx[start:end] = dxc.float().addcmul_(wq.index_select(0, target).float(), coef * sw)
             else:
                 dx[start:end] = scaled_mm(g, wqt.t(), g_dequant, sw, dx.dtype)
