@@ -223,20 +223,24 @@ def test_fp8_classifier_needs_the_fused_classifier_and_fp8_matmuls():
         resolve(TrainConfig(fp8_classifier=1), cpu_fp8)
 
 
-def test_fp8_classifier_auto_is_the_fp8_logits_in_one_process_on_hopper_and_planned():
-    """--fp8-classifier -1 (the default): 2 (the FP8 logits; beside bf16 blocks and beside FP8 ones each held the
-    loss check in two sittings) where the fused classifier runs in one process on a Hopper GPU (d12's default with
-    bf16 blocks, d48's with FP8 ones); 0 elsewhere, a resumed run its checkpoint's, an explicit value as given. 1 (it
-    failed the loss check in one of two sittings) is asked for only. The memory planner counts the e4m3 copies of x and W (both), and 1's chunk of float8 gradient in
-    two layouts (2 bytes per logit more)."""
+def test_fp8_classifier_auto_in_one_process_on_hopper_follows_the_blocks_and_is_planned():
+    """--fp8-classifier -1 (the default), where the fused classifier runs in one process on a Hopper GPU: beside FP8
+    blocks 4 (all three matmuls, the target's term apart: d12's and d48's default), beside bf16 blocks 2 (the FP8
+    logits, which held the loss check in two sittings there); 0 elsewhere, a resumed run its checkpoint's, an
+    explicit value as given. The memory planner counts the e4m3 copies of x and W (both), and the grad modes' chunk
+    of float8 gradient in two layouts (2 bytes per logit more)."""
     from gpt2train.plan import estimate_memory
     from gpt2train.train import memory
 
     d12 = resolve(TrainConfig(model="d12"), HOPPER)
-    assert d12.fp8_classifier == 2 and any(n.startswith("--fp8-classifier -1: the output layer's") for n in d12.notes)
+    assert d12.fp8 == 1 and d12.fp8_classifier == 4
+    assert any(n.startswith("--fp8-classifier -1: the output layer's matmuls, its gradient's") for n in d12.notes)
+    bf16_blocks = resolve(TrainConfig(model="d12", fp8=0), HOPPER)
+    assert bf16_blocks.fp8_classifier == 2
+    assert any(n.startswith("--fp8-classifier -1: the output layer's logits' matmul") for n in bf16_blocks.notes)
     assert resolve(TrainConfig(model="d48", batch_size=16, fp8=0), HOPPER).fp8_classifier == 2
     d48 = resolve(TrainConfig(model="d48", batch_size=16), HOPPER)
-    assert d48.fp8 == 1 and d48.fp8_classifier == 2  # beside FP8 blocks
+    assert d48.fp8 == 1 and d48.fp8_classifier == 4  # beside FP8 blocks
     assert resolve(TrainConfig(model="d12", fp8=1, fp8_classifier=2), HOPPER).fp8_classifier == 2
     assert resolve(TrainConfig(model="d12", fp8_classifier=0), HOPPER).fp8_classifier == 0
     for fields, env in (({}, CUDA), ({}, dataclasses.replace(HOPPER, world_size=2)), ({"plain": True}, HOPPER),
@@ -247,7 +251,7 @@ def test_fp8_classifier_auto_is_the_fp8_logits_in_one_process_on_hopper_and_plan
     assert resolve(TrainConfig(model="d12"), resumed).fp8_classifier == 1
     rc = resolve(TrainConfig(model="d12", fp8_classifier=1), HOPPER)
     assert memory.settings(rc, 1)["fp8_classifier"] == 1
-    assert memory.settings(resolve(TrainConfig(model="d12"), HOPPER), 1)["fp8_classifier"] == 2
+    assert memory.settings(resolve(TrainConfig(model="d12"), HOPPER), 1)["fp8_classifier"] == 4
     assert memory.settings(resolve(TrainConfig(model="d12", fp8_classifier=0), HOPPER), 1)["fp8_classifier"] == 0
     d12 = rc.model_config
     bf16, logits, all3 = (estimate_memory(d12, 64, 1024, fp8_classifier=m)["classifier"] for m in (0, 2, 1))

@@ -480,11 +480,11 @@ class TrainConfig:
         "off d12's step; the loss check held in two sittings of four, failed twice, +0.0125 and +0.0106; "
         "docs/fast-paths.md); 3: as 1 with that gradient rounded to e5m2 stochastically (unbiased; 7 ms off d12's "
         "step, failed its first loss check, +0.0153); 4: as 1 with each row's target term (the gradient's largest "
-        "entry) kept out of the float8 gradient and added exactly, and dx's copy of it in e4m3 scaled row by row (11-17 "
-        "ms off d12's step; its first two versions failed the loss check, +0.0180 and +0.0194, the third is not yet "
-        "checked); 0: bf16; -1: 2 in one process on a Hopper GPU with the fused "
-        "classifier (d12's and d48's default), a resumed run its checkpoint's, else 0. The evaluation loss always "
-        "comes from bf16 logits",
+        "entry) kept out of the float8 gradient and added exactly, and dx's copy of it in e4m3 scaled row by row (11-20 "
+        "ms off d12's step, 30 off d48's; its first two versions failed the loss check, +0.0180 and +0.0194, the "
+        "third held it twice, -0.0002 and +0.0086); 0: bf16; -1: in one process on a Hopper GPU with the fused "
+        "classifier, 4 beside FP8 blocks (d12's and d48's default) and 2 beside bf16 ones; a resumed run its "
+        "checkpoint's; else 0. The evaluation loss always comes from bf16 logits",
     )
     accumulate_in_matmul: int = setting(
         -1,
@@ -532,7 +532,8 @@ class TrainConfig:
         "default",
         "--compile-mode",
         help="torch.compile mode: default | max-autotune-no-cudagraphs (slower first start) | reduce-overhead (CUDA "
-        "graphs, more memory: 0.5-2.3% off d12's default step on an H200, none at d48, BENCHMARKS.md) | max-autotune",
+        "graphs, more memory: 4-20 ms off d12's step on an H200 and 1.4-1.9 s onto its warm start, none at d48, "
+        "BENCHMARKS.md) | max-autotune",
     )
     attention: str = setting(
         "auto", "--attention", help="SDPA backend on CUDA: auto | flash | cudnn | efficient | math"
@@ -693,10 +694,12 @@ def resolve(cfg: TrainConfig, env: Environment) -> ResolvedConfig:
     fused_classifier = int(cfg.fused_classifier == 1 or (cfg.fused_classifier == -1 and fast))
     fp8_classifier = cfg.fp8_classifier
     if fp8_classifier == -1:
-        fp8_classifier = auto_fp8_classifier(env, bool(fused_classifier))
+        fp8_classifier = auto_fp8_classifier(env, bool(fused_classifier), bool(fp8))
         if fp8_classifier and env.resume_config is None:
-            notes.append("--fp8-classifier -1: the output layer's logits from FP8 matmuls (1.02x the step at d12 on an"
-                         " H200, up to 1.01x at d48, at the same loss; BENCHMARKS.md); --fp8-classifier 0 for bf16")  # fmt: skip
+            what = ("matmuls, its gradient's too" if fp8_classifier in FP8_CLASSIFIER_GRAD_MODES
+                    else "logits' matmul")  # fmt: skip
+            notes.append(f"--fp8-classifier -1: the output layer's {what} in FP8 (--fp8-classifier {fp8_classifier}; "
+                         "faster at the same loss on an H200, BENCHMARKS.md); --fp8-classifier 0 for bf16")  # fmt: skip
     elif fp8_classifier and not (fused_classifier and env.fp8_supported):
         why = (f"{env.device} has no FP8 matmuls (needs CUDA capability 8.9+, e.g. an H100)" if not env.fp8_supported
                else "its matmuls are the fused classifier's, which is off here: add --fused-classifier 1")  # fmt: skip
@@ -820,15 +823,14 @@ def auto_fp8_scaling(env: Environment, ours: bool) -> str:
     return "delayed" if ours and env.world_size == 1 else "dynamic"
 
 
-def auto_fp8_classifier(env: Environment, fused_classifier: bool) -> int:
+def auto_fp8_classifier(env: Environment, fused_classifier: bool, fp8_blocks: bool) -> int:
     """``--fp8-classifier -1``: where the fused classifier runs on FP8 matmuls, a resumed run keeps its checkpoint's
-    and a new one takes 2, the logits' matmul in FP8, where it was measured: one process on a Hopper GPU, beside
-    bf16 blocks (d12) and FP8 ones (d48; each pair held the loss check in two sittings). Else 0."""
+    and a new one takes :func:`fp8_classifier_rule`'s. Else 0."""
     if not (fused_classifier and env.fp8_supported):
         return 0
     if (saved := _resumed_setting(env, "fp8_classifier", FP8_CLASSIFIER_MODES, 0)) is not None:
         return saved
-    return fp8_classifier_rule(_hopper(env), env.world_size)
+    return fp8_classifier_rule(_hopper(env), env.world_size, fp8_blocks)
 
 
 def auto_fp8_gelu_cast(env: Environment, runs: bool) -> int:
@@ -841,10 +843,15 @@ def auto_fp8_gelu_cast(env: Environment, runs: bool) -> int:
     return 1
 
 
-def fp8_classifier_rule(hopper: bool, world_size: int) -> int:
+def fp8_classifier_rule(hopper: bool, world_size: int, fp8_blocks: bool) -> int:
     """auto_fp8_classifier's rule for a new run whose fused classifier runs on FP8 matmuls (``gpt2train plan``
-    applies it too)."""
-    return 2 if hopper and world_size == 1 else 0
+    applies it too), in one process on a Hopper GPU, where each was measured: beside FP8 blocks 4, all three matmuls
+    with the target's term apart (on an H200 d12's step 16-20 ms faster than with 2, d48's 30 ms; the loss check held
+    in two sittings, -0.0002 and +0.0086: BENCHMARKS.md, issue 21's eighteenth session); beside bf16 blocks 2, the
+    logits' matmul alone (held in two sittings there). Else 0."""
+    if not (hopper and world_size == 1):
+        return 0
+    return 4 if fp8_blocks else 2
 
 
 def fp8_rule(hopper: bool, world_size: int, mcfg: ModelConfig, optimizer: str, dtype: str, recompute: int,

@@ -521,7 +521,7 @@ def make_plan(
         model = apply_architecture(cfg, RECIPES[recipe])  # the rule asks whether the model is one recipe's whole
         rule = fp8_rule(card.hopper, gpus, model, RECIPES[recipe]["optimizer"], "bf16", r, whole)
         linears = asked if asked != -1 else int(rule and layout != "llmc")
-        classifier = fp8_classifier_rule(card.hopper, gpus) if layout != "llmc" else 0
+        classifier = fp8_classifier_rule(card.hopper, gpus, bool(linears)) if layout != "llmc" else 0
         return {"fp8_linears": "all" if linears else "none", "fp8_classifier": classifier}
 
     decided = fp8_at(recompute, recompute_whole)
