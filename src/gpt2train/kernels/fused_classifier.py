@@ -538,6 +538,7 @@ def _fp8_chunks(x: torch.Tensor, w: torch.Tensor, targets: torch.Tensor, vocab_s
         sw_row = sw.reshape(1, 1).expand(1, w.shape[1]).contiguous()
         rows_unit = inv_n / torch.finfo(FP8_ROWS).max
     loss_sum = torch.zeros((), dtype=torch.float32, device=x.device)
+    targets_dw, coefs_dw = [], []  # row_scaled: each chunk's target rows and terms, added into dW after the chunks
     for start in range(0, x.shape[0], chunk_rows):
         end = min(start + chunk_rows, x.shape[0])
         logits = _e4m3_logits(xq[start:end], sx, wq, sw, w.dtype)
@@ -559,9 +560,15 @@ def _fp8_chunks(x: torch.Tensor, w: torch.Tensor, targets: torch.Tensor, vocab_s
         if dw is not None:  # x's rows (n, C) column-major: their transpose (C, n) row-major
             xt = xq[start:end].t().contiguous()
             dw.add_(scaled_mm(gt, xt.t(), g_dequant, sx, torch.float32))
-            if row_scaled:  # sorted by target, then summed: deterministic, unlike index_add_'s atomics
-                dw.index_put_((target,), xq[start:end].float() * (coef * sx), accumulate=True)
+            if row_scaled:
+                targets_dw.append(target)
+                coefs_dw.append(coef)
         del g, gt  # before the next chunk's logits: a chunk holds its bf16 logits and two float8 copies at most
+    if targets_dw:  # each row's e4m3 x times its term, summed by target as an embedding's backward sums its rows:
+        # deterministic (sorted, then summed by segment), and on an H200 a third of index_put_'s time, which took
+        # 20.9 ms of d12's step chunk by chunk (BENCHMARKS.md, issue 21's eighteenth session)
+        terms = xq.float().mul_(torch.cat(coefs_dw) * sx)
+        dw.add_(torch.ops.aten.embedding_dense_backward(terms, torch.cat(targets_dw), dw.shape[0], -1, False))
     return loss_sum
 
 
