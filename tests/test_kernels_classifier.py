@@ -337,3 +337,17 @@ def test_fp8_exact_target_term_shares_the_float8_operands():
     residual = dw.double() - torch.outer(dw.double() @ direction / direction.dot(direction), direction)
     assert residual.norm() < 1e-6 * dw.double().norm()
     assert torch.count_nonzero(dw[torch.unique(t)].abs().sum(1)) == len(torch.unique(t))
+
+
+def test_fp8_exact_target_terms_are_summed_over_every_chunk():
+    """--fp8-classifier 4 collects each chunk's target terms and sums them into dW once, after the chunks (by an
+    embedding's backward): dW is the same whatever the chunking (to fp32's order of summation), ignored rows (-1)
+    adding nothing. Keeping one chunk's terms only, or adding an ignored row's x at its placeholder index 0, would
+    change it."""
+    x, w, t = _inputs((4, 16), torch.float32, seed=31, ignore_frac=0.2)
+    t.view(-1)[:8] = -1  # the first chunk of 16 rows half ignored
+    runs = [_run(chunked_classifier_loss, x, w, t, chunk_rows=rows, impl="torch", fp8=4) for rows in (16, 32, 64)]
+    for loss, dx, dw in runs[1:]:
+        torch.testing.assert_close(loss, runs[0][0], rtol=1e-6, atol=0)
+        torch.testing.assert_close(dx, runs[0][1], rtol=1e-6, atol=1e-9)
+        torch.testing.assert_close(dw, runs[0][2], rtol=1e-5, atol=1e-8)
