@@ -1,3 +1,0 @@
-# issue 21, eighteenth session, call 3 (the machine of call 2, warm): d12 trained under CUDA graphs with
-# validation, HellaSwag, sampling and checkpoints between steps
-I="$PWD/.carry/corpus/corpus_train_*.bin"; J="$PWD/.carry/corpus/corpus_val_*.bin"; export PYTHONPYCACHEPREFIX=/tmp/pyc PYTHONUNBUFFERED=1; timeout 300 env PYTHONPATH=$PWD/src python3 -m gpt2train train -i "$I" -j "$J" -o $OUT/run_graphs -e d12 -b 16 -t 1024 -d 65536 -x 24 -v 8 -m 4 -s 12 -g 32 -h 1 --hellaswag-file $PWD/.carry/hellaswag_val.jsonl -n 12 --compile-mode reduce-overhead --fp8-classifier 4 --no-tensorboard > $OUT/graphs_run.txt 2>&1
