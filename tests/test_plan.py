@@ -246,7 +246,8 @@ def test_plan_layout_cli(cli_main, capsys):
     # (bf16 blocks on a Hopper card: the trainer's FP8 logits, whose e4m3 copy of x takes -r 3's B=258 to 256)
     assert "  by -r       -r 0: B=22 | -r 1: B=29 | -r 2: B=35 | -r 3: B=256" in capsys.readouterr().out
     # --fp8 -1 (the default) decides as the trainer at each -r: FP8 at -r 0 and 1 (which then recomputes nothing
-    # FP8 keeps, so the same B), bf16 blocks from -r 2; the FP8 logits at each
+    # FP8 keeps, so the same B), bf16 blocks from -r 2; the output layer's FP8 mode by the blocks' at each (4 beside
+    # FP8 ones, 2 beside bf16 ones)
     assert cli_main(["plan", "-e", "d48", "--tokens", "1B", "--gpu", "h100"]) == 0
     out = capsys.readouterr().out
     assert "-w 1 --bf16-params 1 --fp8 1 (gpt2train layout)" in out and "fp8_weights" in out, out

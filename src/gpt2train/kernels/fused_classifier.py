@@ -565,8 +565,8 @@ def _fp8_chunks(x: torch.Tensor, w: torch.Tensor, targets: torch.Tensor, vocab_s
                 coefs_dw.append(coef)
         del g, gt  # before the next chunk's logits: a chunk holds its bf16 logits and two float8 copies at most
     if targets_dw:  # each row's e4m3 x times its term, summed by target as an embedding's backward sums its rows:
-        # deterministic (sorted, then summed by segment), and on an H200 a third of index_put_'s time, which took
-        # 20.9 ms of d12's step chunk by chunk (BENCHMARKS.md, issue 21's eighteenth session)
+        # deterministic (sorted, then summed by segment), where index_put_ chunk by chunk took 20.9 ms of d12's step
+        # on an H200 (BENCHMARKS.md, issue 21's eighteenth session)
         terms = xq.float().mul_(torch.cat(coefs_dw) * sx)
         dw.add_(torch.ops.aten.embedding_dense_backward(terms, torch.cat(targets_dw), dw.shape[0], -1, False))
     return loss_sum
