@@ -225,8 +225,8 @@ def test_fp8_classifier_needs_the_fused_classifier_and_fp8_matmuls():
 
 def test_fp8_classifier_auto_in_one_process_on_hopper_follows_the_blocks_and_is_planned():
     """--fp8-classifier -1 (the default), where the fused classifier runs in one process on a Hopper GPU: beside FP8
-    blocks 4 (all three matmuls, the target's term apart: d12's and d48's default), beside bf16 blocks 2 (the FP8
-    logits, which held the loss check in two sittings there); 0 elsewhere, a resumed run its checkpoint's, an
+    blocks with logits not soft-capped 4 (all three matmuls, the target's term apart: d12's and d48's default), else
+    2 (the FP8 logits, which held the loss check beside bf16 blocks and in the modern recipe's); 0 elsewhere, a resumed run its checkpoint's, an
     explicit value as given. The memory planner counts the e4m3 copies of x and W (both), and the grad modes' chunk
     of float8 gradient in two layouts (2 bytes per logit more)."""
     from gpt2train.plan import estimate_memory
@@ -239,6 +239,9 @@ def test_fp8_classifier_auto_in_one_process_on_hopper_follows_the_blocks_and_is_
     assert bf16_blocks.fp8_classifier == 2
     assert any(n.startswith("--fp8-classifier -1: the output layer's logits' matmul") for n in bf16_blocks.notes)
     assert resolve(TrainConfig(model="d48", batch_size=16, fp8=0), HOPPER).fp8_classifier == 2
+    modern = resolve(TrainConfig(model="d12", recipe="modern"), HOPPER)  # its soft-capped logits: 4 is not checked
+    assert modern.fp8 == 1 and modern.logit_softcap > 0 and modern.fp8_classifier == 2
+    assert resolve(TrainConfig(model="d12", logit_softcap=30.0), HOPPER).fp8_classifier == 2
     d48 = resolve(TrainConfig(model="d48", batch_size=16), HOPPER)
     assert d48.fp8 == 1 and d48.fp8_classifier == 4  # beside FP8 blocks
     assert resolve(TrainConfig(model="d12", fp8=1, fp8_classifier=2), HOPPER).fp8_classifier == 2

@@ -480,11 +480,12 @@ class TrainConfig:
         "off d12's step; the loss check held in two sittings of four, failed twice, +0.0125 and +0.0106; "
         "docs/fast-paths.md); 3: as 1 with that gradient rounded to e5m2 stochastically (unbiased; 7 ms off d12's "
         "step, failed its first loss check, +0.0153); 4: as 1 with each row's target term (the gradient's largest "
-        "entry) kept out of the float8 gradient and added exactly, and dx's copy of it in e4m3 scaled row by row (11-20 "
+        "entry) kept out of the float8 gradient and added exactly, and dx's copy of it in e4m3 scaled row by row (26 "
         "ms off d12's step, 30 off d48's; its first two versions failed the loss check, +0.0180 and +0.0194, the "
         "third held it twice, -0.0002 and +0.0086); 0: bf16; -1: in one process on a Hopper GPU with the fused "
-        "classifier, 4 beside FP8 blocks (d12's and d48's default) and 2 beside bf16 ones; a resumed run its "
-        "checkpoint's; else 0. The evaluation loss always comes from bf16 logits",
+        "classifier, 4 beside FP8 blocks without a logit soft-cap (d12's and d48's default) and 2 elsewhere (bf16 "
+        "blocks, the modern recipe); a resumed run its checkpoint's; else 0. The evaluation loss always comes from "
+        "bf16 logits",
     )
     accumulate_in_matmul: int = setting(
         -1,
@@ -694,7 +695,7 @@ def resolve(cfg: TrainConfig, env: Environment) -> ResolvedConfig:
     fused_classifier = int(cfg.fused_classifier == 1 or (cfg.fused_classifier == -1 and fast))
     fp8_classifier = cfg.fp8_classifier
     if fp8_classifier == -1:
-        fp8_classifier = auto_fp8_classifier(env, bool(fused_classifier), bool(fp8))
+        fp8_classifier = auto_fp8_classifier(env, bool(fused_classifier), bool(fp8), mcfg.logit_softcap)
         if fp8_classifier and env.resume_config is None:
             what = ("matmuls, its gradient's too" if fp8_classifier in FP8_CLASSIFIER_GRAD_MODES
                     else "logits' matmul")  # fmt: skip
@@ -823,14 +824,14 @@ def auto_fp8_scaling(env: Environment, ours: bool) -> str:
     return "delayed" if ours and env.world_size == 1 else "dynamic"
 
 
-def auto_fp8_classifier(env: Environment, fused_classifier: bool, fp8_blocks: bool) -> int:
+def auto_fp8_classifier(env: Environment, fused_classifier: bool, fp8_blocks: bool, softcap: float) -> int:
     """``--fp8-classifier -1``: where the fused classifier runs on FP8 matmuls, a resumed run keeps its checkpoint's
     and a new one takes :func:`fp8_classifier_rule`'s. Else 0."""
     if not (fused_classifier and env.fp8_supported):
         return 0
     if (saved := _resumed_setting(env, "fp8_classifier", FP8_CLASSIFIER_MODES, 0)) is not None:
         return saved
-    return fp8_classifier_rule(_hopper(env), env.world_size, fp8_blocks)
+    return fp8_classifier_rule(_hopper(env), env.world_size, fp8_blocks, softcap)
 
 
 def auto_fp8_gelu_cast(env: Environment, runs: bool) -> int:
@@ -843,15 +844,16 @@ def auto_fp8_gelu_cast(env: Environment, runs: bool) -> int:
     return 1
 
 
-def fp8_classifier_rule(hopper: bool, world_size: int, fp8_blocks: bool) -> int:
+def fp8_classifier_rule(hopper: bool, world_size: int, fp8_blocks: bool, softcap: float = 0.0) -> int:
     """auto_fp8_classifier's rule for a new run whose fused classifier runs on FP8 matmuls (``gpt2train plan``
-    applies it too), in one process on a Hopper GPU, where each was measured: beside FP8 blocks 4, all three matmuls
-    with the target's term apart (on an H200 d12's step 16-20 ms faster than with 2, d48's 30 ms; the loss check held
-    in two sittings, -0.0002 and +0.0086: BENCHMARKS.md, issue 21's eighteenth session); beside bf16 blocks 2, the
-    logits' matmul alone (held in two sittings there). Else 0."""
+    applies it too), in one process on a Hopper GPU, where each was measured: beside FP8 blocks, logits without a
+    soft-cap (the classic recipe), 4, all three matmuls with the target's term apart (on an H200 d12's step 26 ms
+    faster than with 2, d48's 30 ms; the loss check held in two sittings, -0.0002 and +0.0086: BENCHMARKS.md, issue
+    21's eighteenth session); else 2, the logits' matmul alone (held in two sittings beside bf16 blocks, and in the
+    modern recipe's own checks). Else 0."""
     if not (hopper and world_size == 1):
         return 0
-    return 4 if fp8_blocks else 2
+    return 4 if fp8_blocks and not softcap else 2
 
 
 def fp8_rule(hopper: bool, world_size: int, mcfg: ModelConfig, optimizer: str, dtype: str, recompute: int,

@@ -517,12 +517,14 @@ def make_plan(
 
     def fp8_at(r: int, whole: int = 0) -> dict:
         """The trainer's FP8 settings on its fast path at -r ``r``: --fp8 as asked or by its rule (-1), and
-        --fp8-classifier -1's mode by the blocks' (4 beside FP8 ones: the e4m3 copies of x and W and a chunk's float8
-        gradient; 2 beside bf16 ones: the copies only)."""
+        --fp8-classifier -1's mode (4 beside FP8 blocks without a soft-cap: the e4m3 copies of x and W and a chunk's
+        float8 gradient; else 2: the copies only)."""
         model = apply_architecture(cfg, RECIPES[recipe])  # the rule asks whether the model is one recipe's whole
         rule = fp8_rule(card.hopper, gpus, model, RECIPES[recipe]["optimizer"], "bf16", r, whole)
         linears = asked if asked != -1 else int(rule and layout != "llmc")
-        classifier = fp8_classifier_rule(card.hopper, gpus, bool(linears)) if layout != "llmc" else 0
+        classifier = (
+            0 if layout == "llmc" else fp8_classifier_rule(card.hopper, gpus, bool(linears), model.logit_softcap)
+        )
         return {"fp8_linears": "all" if linears else "none", "fp8_classifier": classifier}
 
     decided = fp8_at(recompute, recompute_whole)

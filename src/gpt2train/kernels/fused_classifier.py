@@ -566,7 +566,8 @@ def _fp8_chunks(x: torch.Tensor, w: torch.Tensor, targets: torch.Tensor, vocab_s
         del g, gt  # before the next chunk's logits: a chunk holds its bf16 logits and two float8 copies at most
     if targets_dw:  # each row's e4m3 x times its term, summed by target as an embedding's backward sums its rows:
         # deterministic (sorted, then summed by segment), where index_put_ chunk by chunk took 20.9 ms of d12's step
-        # on an H200 (BENCHMARKS.md, issue 21's eighteenth session)
+        # on an H200 (BENCHMARKS.md, issue 21's eighteenth session). Its two fp32 buffers (x's shape, W's) come after
+        # the chunks' are freed, and are smaller than a chunk's logits and float8 copies, which the planner counts
         terms = xq.float().mul_(torch.cat(coefs_dw) * sx)
         dw.add_(torch.ops.aten.embedding_dense_backward(terms, torch.cat(targets_dw), dw.shape[0], -1, False))
     return loss_sum
