@@ -844,7 +844,7 @@ def auto_fp8_gelu_cast(env: Environment, runs: bool) -> int:
     return 1
 
 
-def fp8_classifier_rule(hopper: bool, world_size: int, fp8_blocks: bool, softcap: float = 0.0) -> int:
+def fp8_classifier_rule(hopper: bool, world_size: int, fp8_blocks: bool, softcap: float) -> int:
     """auto_fp8_classifier's rule for a new run whose fused classifier runs on FP8 matmuls (``gpt2train plan``
     applies it too), in one process on a Hopper GPU, where each was measured: beside FP8 blocks, logits without a
     soft-cap (the classic recipe), 4, all three matmuls with the target's term apart (on an H200 d12's step 26 ms
