@@ -98,6 +98,11 @@ def _kernel(interpret: bool):
             largest = 0.0
         else:
             largest = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+        if SUMS:  # the launch gives each program one column block (programs a multiple of tiles_n): its tiles' sum,
+            # element by element, reduced to column sums once at the end. Reduced tile by tile (across warps), the
+            # sums cost d12's GELU backward pass 0.630 ms against 0.528, the gather 0.526 against 0.361 on an H200
+            # (BENCHMARKS.md, issue 21's nineteenth session)
+            total = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
         for tile in tl.range(tl.program_id(0), tl.cdiv(M, BLOCK_M) * tiles_n, tl.num_programs(0), num_stages=STAGES):
             rows = (tile // tiles_n).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
             cols = (tile % tiles_n).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -134,8 +139,8 @@ def _kernel(interpret: bool):
                     x = tl.where(x > 0.0, g * (2.0 * x), 0.0)
                 if ACT != 0:  # rounded to bf16 as the unfused path writes it; masked elements 0 (gelu(bias) is not)
                     x = tl.where(mask, x.to(tl.bfloat16).to(tl.float32), 0.0)
-                if SUMS:  # a bias gradient's share of this tile: its column sums, a row per row of tiles
-                    tl.store(sums_ptr + (tile // tiles_n) * N + cols, tl.sum(x, axis=0), mask=cols < N)
+                if SUMS:  # masked elements are 0
+                    total += x
                 if AMAX and TILE_AMAX:  # masked elements are 0
                     largest = tl.maximum(largest, tl.max(tl.abs(x)))
                 elif AMAX:
@@ -149,6 +154,9 @@ def _kernel(interpret: bool):
                 tl.store(qt_ptr + cols[None, :] * M + rows[:, None], q, mask=mask)
         if AMAX:  # the largest |x| so far, for the next call's scale (delayed scaling): one atomic per program
             tl.atomic_max(amax_ptr, largest if TILE_AMAX else tl.max(largest))
+        if SUMS:  # a bias gradient's share from this program's column block: a row of sums per tiles_n programs
+            cols = (tl.program_id(0) % tiles_n).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
+            tl.store(sums_ptr + (tl.program_id(0) // tiles_n) * N + cols, tl.sum(total, axis=0), mask=cols < N)
 
     return fp8_cast_transpose_kernel
 
@@ -161,13 +169,13 @@ def _sm_count(device: torch.device) -> int:
 def _launch(t: torch.Tensor, scale: torch.Tensor | None, q: torch.Tensor | None, qt: torch.Tensor | None,
             amax: torch.Tensor | None = None, block_m: int = BLOCK_M, block_n: int = BLOCK_N,
             warps: int = WARPS, programs: int | None = None, act: int = 0, bias: torch.Tensor | None = None,
-            g: torch.Tensor | None = None, sums: torch.Tensor | None = None,
-            gather: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:  # fmt: skip
+            g: torch.Tensor | None = None, sums: bool = False,
+            gather: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor | None:  # fmt: skip
     """The kernel over ``t`` (M, N), contiguous, into ``q`` (M, N) and ``qt`` (N, M) (or only ``q``); ``amax``, an
     fp32 scalar, raised to the largest ``|t|`` if given. Without ``scale`` and ``q``, ``t`` is already cast (as
     uint8 bytes) and only ``qt`` is written: its transpose. ``act`` (a pair of ACT_PASSES): what is cast is the
-    activation of ``h = t + bias`` (``bias`` (N,) or None), or ``g`` (M, N) times its derivative at ``h``. ``sums``
-    (cdiv(M, block_m), N) fp32, if given, receives the column sums of what is cast over each block_m rows.
+    activation of ``h = t + bias`` (``bias`` (N,) or None), or ``g`` (M, N) times its derivative at ``h``. ``sums``: also
+    the column sums of what is cast, (N,) in fp32, returned (else None).
     ``gather`` (k's and v's gradients): ``t`` is q's, (B, heads, T, head_dim) as attention returns it, and the
     matrix cast is (B*T, 3C) q|k|v's gradient, gathered in the pass (``block_n`` must divide head_dim).
     ``programs``: how many loop over the tiles (WAVES per SM on CUDA by default, one per tile elsewhere)."""
@@ -180,20 +188,27 @@ def _launch(t: torch.Tensor, scale: torch.Tensor | None, q: torch.Tensor | None,
         if head_dim % block_n:
             raise ValueError(f"the gather pass needs block_n ({block_n}) to divide head_dim ({head_dim})")
         dims = (seq, heads * head_dim, head_dim, t.stride(0), t.stride(1), t.stride(2))
-    tiles = ((m + block_m - 1) // block_m) * ((n + block_n - 1) // block_n)
+    tiles_n = (n + block_n - 1) // block_n
+    tiles = ((m + block_m - 1) // block_m) * tiles_n
     if programs is None:
         programs = _sm_count(t.device) * WAVES if t.is_cuda else tiles
+    programs = max(1, min(tiles, programs))
+    row_sums = None  # with sums: a row of column sums per tiles_n programs, summed after
+    if sums:  # programs a multiple of tiles_n: each one's tiles are then in one column block (the kernel's SUMS)
+        programs = max(1, programs // tiles_n) * tiles_n
+        row_sums = torch.empty((programs // tiles_n, n), dtype=torch.float32, device=t.device)
     interpret = interpreting()  # read once: this runs 2,312 times a d48 step
     kwargs = {} if interpret else {"num_warps": warps}
     cast, write_t = q is not None, qt is not None
     fmax = torch.finfo(q.dtype).max if cast else 0.0
     # a pointer a pass does not touch (q without CAST, qt without WRITE_T, amax without AMAX...) is another tensor's
-    _kernel(interpret)[(max(1, min(tiles, programs)),)](
+    _kernel(interpret)[(programs,)](
         t, t if scale is None else scale, q if cast else qt, qt if write_t else q, t if amax is None else amax,
-        t if bias is None else bias, t if g is None else g, t if sums is None else sums, *gather, m, n, fmax, *dims,
-        CAST=cast, WRITE_T=write_t, AMAX=amax is not None, ACT=act, BIAS=bias is not None, GATHER=dims[0] > 0,
-        SUMS=sums is not None, BLOCK_M=block_m, BLOCK_N=block_n, STAGES=STAGES, TILE_AMAX=act != 0 or dims[0] > 0,
-        **kwargs)  # fmt: skip
+        t if bias is None else bias, t if g is None else g, t if row_sums is None else row_sums, *gather, m, n, fmax,
+        *dims, CAST=cast, WRITE_T=write_t, AMAX=amax is not None, ACT=act, BIAS=bias is not None,
+        GATHER=dims[0] > 0, SUMS=sums, BLOCK_M=block_m, BLOCK_N=block_n, STAGES=STAGES,
+        TILE_AMAX=act != 0 or dims[0] > 0, **kwargs)  # fmt: skip
+    return None if row_sums is None else row_sums.sum(0)
 
 
 @op("gpt2train::fp8_cast_transpose", mutates_args=("amax",))
@@ -253,9 +268,7 @@ def grad_cast_transpose_kernel(g: torch.Tensor, scale: torch.Tensor, dtype: torc
     m, n = g.shape
     q = torch.empty((m, n), dtype=dtype, device=g.device)
     qt = torch.empty((n, m), dtype=dtype, device=g.device)
-    sums = _column_sums(m, n, g.device, BLOCK_M)
-    _launch(g, scale, q, qt, amax, sums=sums)
-    return q, qt, sums.sum(0)
+    return q, qt, _launch(g, scale, q, qt, amax, sums=True)
 
 
 @torch.library.register_fake(grad_cast_transpose_kernel)
@@ -288,11 +301,6 @@ def _fused_launch(device: torch.device, m: int, n: int) -> tuple[int, int, int, 
     """(block_m, block_n, warps, programs) of a pass that computes before it casts, over an (m, n) matrix."""
     tiles = -(-m // FUSED_BLOCK_M) * -(-n // FUSED_BLOCK_N)
     return FUSED_BLOCK_M, FUSED_BLOCK_N, FUSED_WARPS, _sm_count(device) * FUSED_WAVES if FUSED_WAVES else tiles
-
-
-def _column_sums(m: int, n: int, device: torch.device, block_m: int = FUSED_BLOCK_M) -> torch.Tensor:
-    """The buffer a pass writes its tiles' column sums into: a row per ``block_m`` rows, summed after."""
-    return torch.empty((-(-m // block_m), n), dtype=torch.float32, device=device)
 
 
 def activation_before_cast(h: torch.Tensor, g: torch.Tensor | None, activation: str) -> torch.Tensor:
@@ -337,10 +345,9 @@ def activation_cast_transpose_kernel(h: torch.Tensor, bias: torch.Tensor | None,
     m, n = h.shape
     q = torch.empty((m, n), dtype=dtype, device=h.device)
     qt = torch.empty((n, m), dtype=dtype, device=h.device)
-    sums = None if g is None else _column_sums(m, n, h.device)
-    _launch(h, scale, q, qt, amax, *_fused_launch(h.device, m, n), act=ACT_PASSES[activation][g is not None],
-            bias=bias, g=None if g is None else g.contiguous(), sums=sums)  # fmt: skip
-    return q, qt, (h.new_empty(0, dtype=torch.float32) if sums is None else sums.sum(0))
+    sums = _launch(h, scale, q, qt, amax, *_fused_launch(h.device, m, n), act=ACT_PASSES[activation][g is not None],
+                   bias=bias, g=None if g is None else g.contiguous(), sums=g is not None)  # fmt: skip
+    return q, qt, (h.new_empty(0, dtype=torch.float32) if sums is None else sums)
 
 
 @torch.library.register_fake(activation_cast_transpose_kernel)
@@ -380,9 +387,7 @@ def qkv_grad_cast_transpose_kernel(dq: torch.Tensor, dk: torch.Tensor, dv: torch
     block_m, _, warps, programs = _fused_launch(dq.device, m, n)
     q = torch.empty((m, n), dtype=dtype, device=dq.device)
     qt = torch.empty((n, m), dtype=dtype, device=dq.device)
-    sums = _column_sums(m, n, dq.device)
-    _launch(dq, scale, q, qt, amax, block_m, block_n, warps, programs, sums=sums, gather=(dk, dv))
-    return q, qt, sums.sum(0)
+    return q, qt, _launch(dq, scale, q, qt, amax, block_m, block_n, warps, programs, sums=True, gather=(dk, dv))
 
 
 @torch.library.register_fake(qkv_grad_cast_transpose_kernel)
