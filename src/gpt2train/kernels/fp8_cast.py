@@ -49,6 +49,10 @@ from gpt2train.kernels._triton import interpreting, triton_available
 # the next tile's load in flight (STAGES). Against one 64x64 tile per program: 3.3-3.4 TB/s instead of 3.0-3.1 on an
 # H200's d12 and d48 activations (BENCHMARKS.md, issue 21's tenth session), and one amax atomic per program
 BLOCK_M, BLOCK_N, WARPS, STAGES, WAVES = 64, 128, 4, 2, 4
+# with an output gradient's column sums (an accumulator per program as large as a tile): 8 programs per SM. The two
+# launches for sums (this and FUSED_SUMS_WARPS below) took d12's step to 768.0/765.6 ms from 771.7/775.9 (H200,
+# BENCHMARKS.md, issue 21's nineteenth session; the passes alone, timed apart, varied by up to 2x between sweeps)
+SUMS_WAVES = 8
 # from fp32 (a LayerNorm's output under autocast) a quarter of the transposed copy's bytes came out wrong on an H200
 # (triton 3.6, shapes in multiples of 16; transposed by tl.trans or by the store's addresses alike), from bf16 none:
 # fp8_linear rounds fp32 operands to bf16 before the kernel
@@ -61,8 +65,10 @@ ACT_PASSES = {"gelu": (1, 2), "relu2": (3, 4)}
 # own ran them at 1.0-1.9 (BENCHMARKS.md, issue 21's eleventh session); then, of 26 variants, 12 programs per SM
 # with the amax reduced per tile (fewer registers than the plain cast's running max per element): d12's forward
 # and backward passes 0.352 and 0.574 ms against 0.378 and 0.613, d48's 0.200 and 0.301 against 0.214 and 0.345
-# (fifteenth session). The gather's is not measured
+# (fifteenth session). The gather's is not measured. The backward pass, with its sums accumulator (nineteenth
+# session), in 8 warps (SUMS_WAVES above says what it gained)
 FUSED_BLOCK_M, FUSED_BLOCK_N, FUSED_WARPS, FUSED_WAVES = 64, 64, 4, 12
+FUSED_SUMS_WARPS = 8
 
 
 def cast_transpose_reference(t: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype, transpose: bool = True,
@@ -268,7 +274,7 @@ def grad_cast_transpose_kernel(g: torch.Tensor, scale: torch.Tensor, dtype: torc
     m, n = g.shape
     q = torch.empty((m, n), dtype=dtype, device=g.device)
     qt = torch.empty((n, m), dtype=dtype, device=g.device)
-    return q, qt, _launch(g, scale, q, qt, amax, sums=True)
+    return q, qt, _launch(g, scale, q, qt, amax, programs=_sm_count(g.device) * SUMS_WAVES, sums=True)
 
 
 @torch.library.register_fake(grad_cast_transpose_kernel)
@@ -297,10 +303,10 @@ def cast_then_transpose(t: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype
     return q, (transpose_kernel(q) if transpose else None)
 
 
-def _fused_launch(device: torch.device, m: int, n: int) -> tuple[int, int, int, int]:
+def _fused_launch(device: torch.device, m: int, n: int, warps: int = FUSED_WARPS) -> tuple[int, int, int, int]:
     """(block_m, block_n, warps, programs) of a pass that computes before it casts, over an (m, n) matrix."""
     tiles = -(-m // FUSED_BLOCK_M) * -(-n // FUSED_BLOCK_N)
-    return FUSED_BLOCK_M, FUSED_BLOCK_N, FUSED_WARPS, _sm_count(device) * FUSED_WAVES if FUSED_WAVES else tiles
+    return FUSED_BLOCK_M, FUSED_BLOCK_N, warps, _sm_count(device) * FUSED_WAVES if FUSED_WAVES else tiles
 
 
 def activation_before_cast(h: torch.Tensor, g: torch.Tensor | None, activation: str) -> torch.Tensor:
@@ -345,8 +351,9 @@ def activation_cast_transpose_kernel(h: torch.Tensor, bias: torch.Tensor | None,
     m, n = h.shape
     q = torch.empty((m, n), dtype=dtype, device=h.device)
     qt = torch.empty((n, m), dtype=dtype, device=h.device)
-    sums = _launch(h, scale, q, qt, amax, *_fused_launch(h.device, m, n), act=ACT_PASSES[activation][g is not None],
-                   bias=bias, g=None if g is None else g.contiguous(), sums=g is not None)  # fmt: skip
+    launch = _fused_launch(h.device, m, n, FUSED_WARPS if g is None else FUSED_SUMS_WARPS)
+    sums = _launch(h, scale, q, qt, amax, *launch, act=ACT_PASSES[activation][g is not None], bias=bias,
+                   g=None if g is None else g.contiguous(), sums=g is not None)  # fmt: skip
     return q, qt, (h.new_empty(0, dtype=torch.float32) if sums is None else sums)
 
 
