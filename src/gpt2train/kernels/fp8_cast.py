@@ -184,7 +184,8 @@ def _launch(t: torch.Tensor, scale: torch.Tensor | None, q: torch.Tensor | None,
     the column sums of what is cast, (N,) in fp32, returned (else None).
     ``gather`` (k's and v's gradients): ``t`` is q's, (B, heads, T, head_dim) as attention returns it, and the
     matrix cast is (B*T, 3C) q|k|v's gradient, gathered in the pass (``block_n`` must divide head_dim).
-    ``programs``: how many loop over the tiles (WAVES per SM on CUDA by default, one per tile elsewhere)."""
+    ``programs``: how many loop over the tiles (WAVES per SM on CUDA by default, one per tile elsewhere; with
+    ``sums``, rounded down to whole column blocks, at least one)."""
     if gather is None:
         m, n = t.shape
         dims, gather = (0,) * 6, (t, t)  # the gathered tensors' T, width, head_dim and strides
