@@ -156,8 +156,8 @@ def test_model_with_the_cast_kernel_compiled_equals_eager(delayed):
 @pytest.mark.parametrize("programs", [None, 2, 5])
 def test_kernel_cast_pass_sums_the_columns(rows, cols, block_m, block_n, programs):
     """A linear's output gradient (grad_cast_transpose_kernel): the cast pass also sums its columns (edge tiles'
-    masked elements add 0), with as many programs as asked or more (a multiple of the column blocks), and casts
-    both layouts as without them."""
+    masked elements add 0) with the programs asked for rounded to whole column blocks (up from 2, down from 5), and
+    casts both layouts as without them."""
     if not (triton_available() and interpreting()):
         pytest.skip("needs Triton's CPU interpreter (TRITON_INTERPRET=1 before triton is imported) or a GPU")
     t, scale = _matrix(rows, cols, seed=rows + 1), torch.tensor(0.75)
