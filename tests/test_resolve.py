@@ -227,8 +227,8 @@ def test_fp8_classifier_auto_in_one_process_on_hopper_follows_the_blocks_and_is_
     """--fp8-classifier -1 (the default), where the fused classifier runs in one process on a Hopper GPU: beside FP8
     blocks with logits not soft-capped 4 (all three matmuls, the target's term apart: d12's and d48's default), else
     2 (the FP8 logits, which held the loss check beside bf16 blocks and in the modern recipe's); 0 elsewhere, a
-    resumed run its checkpoint's, an explicit value as given. The memory planner counts the e4m3 copies of x and W (both), and the grad modes' chunk
-    of float8 gradient in two layouts (2 bytes per logit more)."""
+    resumed run its checkpoint's, an explicit value as given. The memory planner counts the e4m3 copies of x and W
+    (both), and the grad modes' chunk of float8 gradient in two layouts (2 bytes per logit more)."""
     from gpt2train.plan import estimate_memory
     from gpt2train.train import memory
 
